@@ -1,0 +1,181 @@
+"""One error tree for the whole product, shared by the server, the client and the CLI.
+
+::
+
+    OrchestratorError                     base; carries an HTTP status and a stable code
+    ├── PermanentError                    never retried: the input or the user's code is wrong
+    │   ├── ValidationError          400  a field is malformed; names the field and the fix
+    │   ├── AuthenticationError      401  missing or wrong API key
+    │   ├── PermissionDeniedError    403  authenticated, but not allowed
+    │   ├── NotFoundError            404  no such resource
+    │   ├── ConflictError            409  same name, different spec; wrong state for the call
+    │   ├── PayloadTooLargeError     413  request body over the limit
+    │   ├── LimitExceededError       429  a quota or a queue is full
+    │   ├── IntegrityError           500  a stored object failed its integrity check
+    │   ├── ModelError               4xx/5xx  the model's own code raised while serving
+    │   └── JobFailedError           ---  a training job ended Failed (client side)
+    └── TemporaryError                    retry after ``retry_after`` seconds
+        ├── UnavailableError         503  nothing ready to serve yet, a service unreachable
+        ├── BackendError             503  the backend failed for a reason that may pass
+        └── DeadlineExceededError    504  the request took longer than its limit
+
+Third-party errors are wrapped at the boundary with the cause chained (``raise X(...) from e``).
+The REST API renders any of these as ``{"code": ..., "message": ..., "field": ...}`` with the
+class's HTTP status; the client maps that body back onto the same class (``from_payload``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OrchestratorError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "InternalError"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            payload["field"] = self.field
+        return payload
+
+    @staticmethod
+    def from_payload(status_code: int, payload: dict[str, Any]) -> OrchestratorError:
+        """Rebuild the error a server sent (used by the client)."""
+        code = str(payload.get("code", ""))
+        message = str(payload.get("message", f"HTTP {status_code}"))
+        field = payload.get("field")
+        cls = _BY_CODE.get(code)
+        if cls is None:
+            cls = _BY_STATUS.get(status_code, OrchestratorError)
+        err = cls(message, field=field if isinstance(field, str) else None)
+        if isinstance(err, TemporaryError) and "retry_after" in payload:
+            err.retry_after = float(payload["retry_after"])
+        if isinstance(err, ModelError):
+            err.http_status = status_code
+        return err
+
+
+class PermanentError(OrchestratorError):
+    """Retrying will not help: fix the input or the code first."""
+
+
+class TemporaryError(OrchestratorError):
+    """May succeed later; ``retry_after`` is a hint in seconds."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after: float = 1.0
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = super().to_payload()
+        payload["retry_after"] = self.retry_after
+        return payload
+
+
+class ValidationError(PermanentError):
+    status_code = 400
+    code = "ValidationException"
+
+
+class AuthenticationError(PermanentError):
+    status_code = 401
+    code = "UnauthorizedException"
+
+
+class PermissionDeniedError(PermanentError):
+    status_code = 403
+    code = "AccessDeniedException"
+
+
+class NotFoundError(PermanentError):
+    status_code = 404
+    code = "ResourceNotFound"
+
+
+class ConflictError(PermanentError):
+    status_code = 409
+    code = "ResourceInUse"
+
+
+class PayloadTooLargeError(PermanentError):
+    status_code = 413
+    code = "PayloadTooLarge"
+
+
+class LimitExceededError(PermanentError):
+    status_code = 429
+    code = "ResourceLimitExceeded"
+
+
+class IntegrityError(PermanentError):
+    status_code = 500
+    code = "IntegrityCheckFailed"
+
+
+class ModelError(PermanentError):
+    """The model's code raised; ``http_status`` is what the endpoint answered (4xx or 5xx)."""
+
+    status_code = 424
+    code = "ModelError"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, http_status: int = 500
+    ) -> None:
+        super().__init__(message, field=field)
+        self.http_status = http_status
+
+
+class JobFailedError(PermanentError):
+    """A training job ended Failed; the message is its FailureReason."""
+
+    status_code = 400
+    code = "JobFailed"
+
+
+class UnavailableError(TemporaryError):
+    status_code = 503
+    code = "ServiceUnavailable"
+
+
+class BackendError(TemporaryError):
+    status_code = 503
+    code = "BackendError"
+
+
+class DeadlineExceededError(TemporaryError):
+    status_code = 504
+    code = "DeadlineExceeded"
+
+
+_ALL: tuple[type[OrchestratorError], ...] = (
+    ValidationError,
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    ConflictError,
+    PayloadTooLargeError,
+    LimitExceededError,
+    IntegrityError,
+    ModelError,
+    JobFailedError,
+    UnavailableError,
+    BackendError,
+    DeadlineExceededError,
+)
+_BY_CODE: dict[str, type[OrchestratorError]] = {c.code: c for c in _ALL}
+_BY_STATUS: dict[int, type[OrchestratorError]] = {}
+for _cls in _ALL:
+    _BY_STATUS.setdefault(_cls.status_code, _cls)

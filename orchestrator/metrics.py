@@ -1,0 +1,109 @@
+"""Every Prometheus collector of the product, defined once, with typed ``record_*`` helpers.
+
+Call sites use the helpers, never the collectors, so names and label sets stay consistent.
+The control plane and each inference server expose these on ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+# --- control plane -------------------------------------------------------------------------
+TRAINING_JOBS = Gauge(
+    "orch_training_jobs", "Training jobs by primary status.", ["status"], registry=REGISTRY
+)
+ENDPOINTS = Gauge("orch_endpoints", "Endpoints by status.", ["status"], registry=REGISTRY)
+RECONCILE_SECONDS = Histogram(
+    "orch_reconcile_seconds",
+    "Time for one reconcile pass of one resource (observe, plan, act, persist).",
+    ["kind"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = Counter(
+    "orch_reconcile_errors_total", "Reconcile passes that raised.", ["kind", "kind_of_error"],
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "orch_api_requests_total", "Control-plane API requests.", ["method", "route", "status"],
+    registry=REGISTRY,
+)
+
+# --- endpoints (router on the control plane, and each inference server) ---------------------
+INVOCATIONS = Counter(
+    "orch_invocations_total", "Endpoint invocations.", ["endpoint", "variant"], registry=REGISTRY
+)
+INVOCATION_ERRORS = Counter(
+    "orch_invocation_errors_total",
+    "Endpoint invocations that failed, by class (4XX or 5XX).",
+    ["endpoint", "variant", "error_class"],
+    registry=REGISTRY,
+)
+MODEL_LATENCY = Histogram(
+    "orch_model_latency_seconds",
+    "Time the model took to answer (input_fn + predict_fn + output_fn).",
+    ["endpoint", "variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+OVERHEAD_LATENCY = Histogram(
+    "orch_overhead_latency_seconds",
+    "Time added on top of the model (routing, protocol).",
+    ["endpoint", "variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def record_training_job_counts(counts: dict[str, int]) -> None:
+    for status, n in counts.items():
+        TRAINING_JOBS.labels(status=status).set(n)
+
+
+def record_endpoint_counts(counts: dict[str, int]) -> None:
+    for status, n in counts.items():
+        ENDPOINTS.labels(status=status).set(n)
+
+
+def record_reconcile(kind: str, seconds: float) -> None:
+    RECONCILE_SECONDS.labels(kind=kind).observe(seconds)
+
+
+def record_reconcile_error(kind: str, error: BaseException) -> None:
+    RECONCILE_ERRORS.labels(kind=kind, kind_of_error=type(error).__name__).inc()
+
+
+def record_api_request(method: str, route: str, status: int) -> None:
+    API_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+
+
+def record_invocation(
+    endpoint: str,
+    variant: str,
+    *,
+    status: int,
+    model_seconds: float | None,
+    overhead_seconds: float | None,
+) -> None:
+    """One request answered by an endpoint (router) or by a model server."""
+    INVOCATIONS.labels(endpoint=endpoint, variant=variant).inc()
+    if 400 <= status < 500:
+        INVOCATION_ERRORS.labels(endpoint=endpoint, variant=variant, error_class="4XX").inc()
+    elif status >= 500:
+        INVOCATION_ERRORS.labels(endpoint=endpoint, variant=variant, error_class="5XX").inc()
+    if model_seconds is not None:
+        MODEL_LATENCY.labels(endpoint=endpoint, variant=variant).observe(model_seconds)
+    if overhead_seconds is not None:
+        OVERHEAD_LATENCY.labels(endpoint=endpoint, variant=variant).observe(overhead_seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The registry in Prometheus text format, with its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,120 @@
+"""Typed settings, read once from the environment (prefix ``ORCH_``).
+
+Nothing else in the package reads ``os.environ`` for configuration: components receive the
+``Settings`` object (or the group they need) from whoever built them. Nested groups use a
+double underscore, e.g. ``ORCH_OBJECTS__URL=s3://bucket``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    # The XDG base-directory variables are the one place we look outside ORCH_*.
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / fallback
+
+
+def default_home() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "orchestrator"
+
+
+def default_config_dir() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "orchestrator"
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8686, ge=0, le=65535)
+    # Lists: default and maximum page size.
+    default_page_size: int = Field(default=50, ge=1, le=1000)
+
+
+class ObjectStoreSettings(BaseModel):
+    # ``file://`` (default: ``<home>/objects``) or ``s3://`` (any S3-compatible service).
+    url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    default_bucket: str = "orchestrator"
+    chunk_size: int = Field(default=4 << 20, ge=64 << 10, le=64 << 20)
+
+
+class ControllerSettings(BaseModel):
+    # Level-triggered resync period; creates and stops wake the loop at once.
+    resync_seconds: float = Field(default=1.0, gt=0)
+    # SIGTERM, then SIGKILL after this grace (SageMaker gives training 120 s).
+    stop_grace_seconds: float = Field(default=30.0, ge=0)
+    # An endpoint replica must answer GET /ping within this after it starts.
+    replica_startup_timeout_seconds: float = Field(default=120.0, gt=0)
+    # A replica that dies this many times in a row while starting fails the endpoint.
+    replica_max_start_failures: int = Field(default=3, ge=1)
+    # Simultaneous InProgress training jobs (a quota; 0 = unlimited).
+    max_concurrent_training_jobs: int = Field(default=8, ge=0)
+
+
+class ServingSettings(BaseModel):
+    max_payload_bytes: int = Field(default=6 * 1024 * 1024, ge=1)
+    invocation_timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Every knob of the product. Build once (``get_settings()``) and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORCH_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default_factory=default_home)
+    config_dir: Path = Field(default_factory=default_config_dir)
+    database_url: str | None = None
+    backend: Literal["process", "fake"] = "process"
+    # Client side: where the control plane is and the key to use.
+    endpoint_url: str = "http://127.0.0.1:8686"
+    api_key: SecretStr | None = None
+    # ``file://`` channel URIs read host paths directly; turn off on shared servers.
+    allow_file_uris: bool = True
+    region: str = "local"
+    account_id: str = "000000000000"
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    objects: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'state.db'}"
+
+    @property
+    def resolved_object_store_url(self) -> str:
+        return self.objects.url or (self.home / "objects").as_uri()
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.home / "keys" / "keyring.json"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.config_dir / "credentials.json"
+
+    @property
+    def work_dir(self) -> Path:
+        """Per-resource roots (the ``/opt/ml`` of each job and replica)."""
+        return self.home / "work"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()
