@@ -1,0 +1,101 @@
+"""``model.tar.gz`` packing and a safe extractor for archives we did not write ourselves.
+
+``safe_extract`` checks every member before anything is written (absolute names, ``..``,
+links that leave the target, device and FIFO members) and then extracts with tarfile's
+``data`` filter as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+from pathlib import Path, PurePosixPath
+
+from orchestrator.errors import NotFoundError, ValidationError
+
+
+def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Owner names and ids of the packing machine mean nothing where the archive lands.
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def pack_dir(src: Path, dest: Path) -> None:
+    """Write ``dest`` as a tar.gz of ``src``'s contents: relative names, sorted order."""
+    src = Path(src)
+    if not src.is_dir():
+        raise ValidationError(f"cannot pack {src}: not a directory", field="path")
+    entries: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        base = Path(dirpath)
+        entries.extend(base / name for name in sorted([*dirnames, *filenames]))
+    entries.sort(key=lambda p: p.relative_to(src).as_posix())
+    # gzip's header carries a timestamp; 0 keeps equal inputs byte-identical.
+    with (
+        open(dest, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in entries:
+            tar.add(path, arcname=path.relative_to(src).as_posix(), recursive=False, filter=_reset)
+
+
+def _refuse(archive: Path, member: tarfile.TarInfo, why: str) -> ValidationError:
+    return ValidationError(
+        f"archive {archive} member {member.name!r} {why}; refusing to extract", field="archive"
+    )
+
+
+def _inside(rel: PurePosixPath) -> bool:
+    """True if a relative path, resolved lexically, stays inside the root."""
+    depth = 0
+    for part in rel.parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif part not in ("", "."):
+            depth += 1
+    return True
+
+
+def _check(archive: Path, member: tarfile.TarInfo) -> None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in name.parts[0]:
+        raise _refuse(archive, member, "has an absolute path")
+    if ".." in name.parts:
+        raise _refuse(archive, member, "escapes the target with '..'")
+    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        raise _refuse(archive, member, "is a device or FIFO")
+    if member.issym():
+        link = PurePosixPath(member.linkname)
+        if link.is_absolute() or not _inside(name.parent / link):
+            raise _refuse(archive, member, f"is a symlink to {member.linkname!r} outside")
+    if member.islnk():
+        link = PurePosixPath(member.linkname)
+        if link.is_absolute() or not _inside(link):
+            raise _refuse(archive, member, f"is a hard link to {member.linkname!r} outside")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise _refuse(archive, member, "has an unsupported type")
+
+
+def safe_extract(archive: Path, target: Path) -> list[Path]:
+    """Extract ``archive`` (tar, tar.gz) into ``target``; returns the extracted paths, sorted."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, mode="r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                _check(Path(archive), member)
+            tar.extractall(target, members=members, filter="data")
+    except FileNotFoundError as e:
+        raise NotFoundError(f"archive {archive} does not exist", field="archive") from e
+    except tarfile.FilterError as e:
+        raise ValidationError(f"archive {archive} was refused: {e}", field="archive") from e
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ValidationError(f"archive {archive} is unreadable: {e}", field="archive") from e
+    return sorted(target / m.name for m in members)

@@ -1,0 +1,279 @@
+"""The encrypted object format: a streaming, chunked AES-256-GCM envelope.
+
+::
+
+    header   MAGIC "ORCENV" | format u8 | json length u32 | json (key_id, wrapped_key,
+             nonce_prefix, chunk_size, version, alg)
+    records  chunk 0 .. n-1: AES-GCM(plaintext chunk) = chunk_size + 16 bytes, the last shorter
+    trailer  record n:       AES-GCM(plaintext length u64 | SHA-256 of the plaintext) = 56 bytes
+
+Every object gets a fresh 256-bit data key, wrapped by a ``KeyProvider`` with the object's
+name and version as associated data. Record ``i`` uses nonce ``prefix(8) | i (u32)`` and
+associated data ``context | i (u64) | final (u8)`` where ``context = SHA-256(name | header)``:
+so the header, the name, the version, the order of records and the end of the stream are all
+authenticated. Only the trailer has ``final = 1``; a stream cut anywhere lacks it. The
+SHA-256 in the trailer is checked on every read as a second, independent end-to-end check.
+
+``decrypt_stream`` writes plaintext to ``dst`` as records authenticate; the caller must drop
+``dst`` if it raises (the stores decrypt into a temp file or buffer for that reason).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from orchestrator.errors import IntegrityError, NotFoundError, ValidationError
+from orchestrator.objects import _pipeline
+from orchestrator.objects.keys import KeyProvider
+
+MAGIC = b"ORCENV"
+FORMAT_VERSION = 1
+ALG = "AES-256-GCM"
+TAG_BYTES = 16
+TRAILER_PLAIN = struct.Struct(">Q32s")
+TRAILER_BYTES = TRAILER_PLAIN.size + TAG_BYTES
+DEFAULT_CHUNK_SIZE = 4 << 20
+MIN_CHUNK_SIZE = 64 << 10
+MAX_CHUNK_SIZE = 64 << 20
+_PREFIX = struct.Struct(">6sBI")
+_MAX_HEADER_JSON = 64 << 10
+_MAX_RECORDS = 1 << 32  # the nonce counter is 32 bits
+
+
+@dataclass(frozen=True)
+class EnvelopeInfo:
+    name: str
+    version: str
+    key_id: str
+    size: int  # plaintext bytes
+    sha256: str  # hex digest of the plaintext
+    chunk_size: int
+    header_size: int
+    encrypted_size: int
+
+
+@dataclass(frozen=True)
+class _Header:
+    raw: bytes
+    key_id: str
+    wrapped_key: bytes
+    nonce_prefix: bytes
+    chunk_size: int
+    version: str
+
+
+class Sealer:
+    """The per-object cipher state: data key, nonces and associated data for record ``i``."""
+
+    def __init__(self, data_key: bytes, header: _Header, name: str) -> None:
+        self._aes = AESGCM(data_key)
+        self._prefix = header.nonce_prefix
+        self._context = hashlib.sha256(name.encode() + b"\x00" + header.raw).digest()
+
+    def _nonce_aad(self, index: int, final: bool) -> tuple[bytes, bytes]:
+        if index >= _MAX_RECORDS:
+            raise ValidationError("object too large for one envelope (2**32 chunks)")
+        return self._prefix + index.to_bytes(4, "big"), self._context + struct.pack(
+            ">QB", index, final
+        )
+
+    def seal(self, index: int, data: bytes, *, final: bool = False) -> bytes:
+        nonce, aad = self._nonce_aad(index, final)
+        return self._aes.encrypt(nonce, data, aad)
+
+    def open(self, index: int, data: bytes, *, final: bool = False) -> bytes:
+        nonce, aad = self._nonce_aad(index, final)
+        return self._aes.decrypt(nonce, data, aad)
+
+    # The *_into forms reuse the caller's buffers: no allocation per 4 MiB record.
+    def seal_into(self, index: int, data: memoryview, out: memoryview) -> None:
+        nonce, aad = self._nonce_aad(index, False)
+        self._aes.encrypt_into(nonce, data, aad, out)
+
+    def open_into(self, index: int, data: memoryview, out: memoryview) -> None:
+        # ``out`` may hold unauthenticated bytes if this raises; callers then drop it.
+        nonce, aad = self._nonce_aad(index, False)
+        self._aes.decrypt_into(nonce, data, aad, out)
+
+
+def key_aad(name: str, version: str) -> bytes:
+    return b"orchestrator-data-key-v1\x00" + name.encode() + b"\x00" + version.encode()
+
+
+def integrity_error(name: str, why: str) -> IntegrityError:
+    return IntegrityError(f"object {name} failed its integrity check: {why}")
+
+
+def overhead_bytes(size: int, chunk_size: int, header_size: int) -> int:
+    """Encrypted size minus plaintext size, for an object of ``size`` bytes."""
+    return header_size + TAG_BYTES * -(-size // chunk_size) + TRAILER_BYTES
+
+
+def _encode_header(
+    key_id: str, wrapped: bytes, nonce_prefix: bytes, chunk_size: int, version: str
+) -> _Header:
+    doc = {
+        "alg": ALG,
+        "chunk_size": chunk_size,
+        "key_id": key_id,
+        "nonce_prefix": base64.b64encode(nonce_prefix).decode(),
+        "version": version,
+        "wrapped_key": base64.b64encode(wrapped).decode(),
+    }
+    body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    raw = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+    return _Header(raw, key_id, wrapped, nonce_prefix, chunk_size, version)
+
+
+def _read_header(src: BinaryIO, name: str) -> _Header:
+    prefix = _pipeline.read_full(src, _PREFIX.size)
+    if len(prefix) < _PREFIX.size:
+        raise integrity_error(name, "it is shorter than an envelope header")
+    magic, fmt, length = _PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise integrity_error(name, "it does not start with the envelope magic")
+    if fmt != FORMAT_VERSION or length > _MAX_HEADER_JSON:
+        raise integrity_error(name, f"unknown envelope format {fmt} or header length {length}")
+    body = _pipeline.read_full(src, length)
+    try:
+        doc = json.loads(body)
+        header = _Header(
+            raw=prefix + body,
+            key_id=str(doc["key_id"]),
+            wrapped_key=base64.b64decode(doc["wrapped_key"], validate=True),
+            nonce_prefix=base64.b64decode(doc["nonce_prefix"], validate=True),
+            chunk_size=int(doc["chunk_size"]),
+            version=str(doc["version"]),
+        )
+        ok = doc["alg"] == ALG and len(header.nonce_prefix) == 8
+    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        raise integrity_error(name, f"its header is unreadable ({e})") from e
+    if not ok or not MIN_CHUNK_SIZE <= header.chunk_size <= MAX_CHUNK_SIZE:
+        raise integrity_error(name, "its header has unexpected values")
+    return header
+
+
+def _open_key(header: _Header, name: str, provider: KeyProvider) -> bytes:
+    try:
+        return provider.unwrap(header.key_id, header.wrapped_key, key_aad(name, header.version))
+    except IntegrityError as e:
+        raise integrity_error(name, f"its data key does not unwrap ({e.message})") from e
+    except NotFoundError as e:
+        # A flipped header byte also lands here, so say both possibilities.
+        raise integrity_error(
+            name, f"its header names a master key that cannot be found: {e.message}"
+        ) from e
+
+
+def check_chunk_size(chunk_size: int) -> None:
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValidationError(
+            f"chunk_size {chunk_size} is outside {MIN_CHUNK_SIZE}..{MAX_CHUNK_SIZE} bytes",
+            field="chunk_size",
+        )
+
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    name: str,
+    version: str,
+    provider: KeyProvider,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> EnvelopeInfo:
+    """Encrypt all of ``src`` into ``dst`` as one envelope bound to ``name`` and ``version``."""
+    check_chunk_size(chunk_size)
+    data_key = AESGCM.generate_key(bit_length=256)
+    key_id, wrapped = provider.wrap(data_key, key_aad(name, version))
+    header = _encode_header(key_id, wrapped, os.urandom(8), chunk_size, version)
+    sealer = Sealer(data_key, header, name)
+    dst.write(header.raw)
+    count, size, digest = _pipeline.encrypt_records(src, dst, sealer, chunk_size)
+    dst.write(sealer.seal(count, TRAILER_PLAIN.pack(size, digest), final=True))
+    encrypted = len(header.raw) + size + count * TAG_BYTES + TRAILER_BYTES
+    return EnvelopeInfo(
+        name, version, key_id, size, digest.hex(), chunk_size, len(header.raw), encrypted
+    )
+
+
+def decrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    name: str,
+    provider: KeyProvider,
+    expected_version: str | None = None,
+) -> EnvelopeInfo:
+    """Decrypt and verify; raises IntegrityError on any mismatch (then discard ``dst``)."""
+    header = _read_header(src, name)
+    if expected_version is not None and header.version != expected_version:
+        raise integrity_error(
+            name, f"it holds version {header.version!r}, expected {expected_version!r}"
+        )
+    sealer = Sealer(_open_key(header, name, provider), header, name)
+    try:
+        count, size, digest, trailer = _pipeline.decrypt_records(
+            src, dst, sealer, header.chunk_size + TAG_BYTES, TRAILER_BYTES
+        )
+        want_size, want_digest = TRAILER_PLAIN.unpack(sealer.open(count, trailer, final=True))
+    except InvalidTag as e:
+        raise integrity_error(name, "a record failed authentication") from e
+    except _pipeline.BadRecordError as e:
+        raise integrity_error(name, str(e)) from e
+    if want_size != size:
+        raise integrity_error(name, f"it decrypted to {size} bytes, its trailer says {want_size}")
+    if want_digest != digest:
+        raise integrity_error(name, "the SHA-256 of its plaintext does not match its trailer")
+    encrypted = len(header.raw) + size + count * TAG_BYTES + TRAILER_BYTES
+    return EnvelopeInfo(
+        name,
+        header.version,
+        header.key_id,
+        size,
+        digest.hex(),
+        header.chunk_size,
+        len(header.raw),
+        encrypted,
+    )
+
+
+def read_info(src: BinaryIO, *, name: str, provider: KeyProvider, total: int) -> EnvelopeInfo:
+    """Header and trailer only (seeks; ``total`` = encrypted size): for ``head()``."""
+    header = _read_header(src, name)
+    sealer = Sealer(_open_key(header, name, provider), header, name)
+    body = total - len(header.raw) - TRAILER_BYTES
+    record = header.chunk_size + TAG_BYTES
+    full, rest = divmod(body, record)
+    if body < 0 or 0 < rest <= TAG_BYTES:
+        raise integrity_error(name, f"its length {total} does not fit the envelope layout")
+    count = full + (1 if rest else 0)
+    src.seek(total - TRAILER_BYTES)
+    try:
+        size, digest = TRAILER_PLAIN.unpack(
+            sealer.open(count, _pipeline.read_full(src, TRAILER_BYTES), final=True)
+        )
+    except InvalidTag as e:
+        raise integrity_error(name, "its trailer failed authentication") from e
+    if size != body - count * TAG_BYTES:
+        raise integrity_error(name, f"its trailer length {size} does not match the layout")
+    return EnvelopeInfo(
+        name,
+        header.version,
+        header.key_id,
+        size,
+        digest.hex(),
+        header.chunk_size,
+        len(header.raw),
+        total,
+    )

@@ -1,0 +1,273 @@
+"""The object store: a small protocol, a local-directory driver and the factory.
+
+Objects are always named ``s3://bucket/key``; the file driver keeps one encrypted envelope per
+object at ``<root>/<bucket>/<key>``. A write goes to a temp file in the same directory, is
+fsynced, then renamed over the old version, and the directory is fsynced: a crash leaves the
+old version or the new one, never a mix. Temp files carry a reserved name that ``list()``
+skips and that keys may not use. ``head()`` reads only the header and the trailer.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from orchestrator.errors import ConflictError, NotFoundError, ValidationError
+from orchestrator.objects import envelope
+from orchestrator.objects.keys import KeyProvider
+from orchestrator.objects.uri import check_bucket, join_uri, parse_object_uri, parse_prefix_uri
+
+TEMP_PREFIX = ".orch-tmp-"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    size: int  # plaintext bytes
+    version: str
+    sha256: str  # hex digest of the plaintext
+    key_id: str
+    last_modified: datetime
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    def put_file(self, uri: str, path: Path) -> ObjectInfo: ...
+    def put_bytes(self, uri: str, data: bytes) -> ObjectInfo: ...
+    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo: ...
+    def get_file(self, uri: str, path: Path) -> ObjectInfo: ...
+    def get_bytes(self, uri: str) -> bytes: ...
+    def head(self, uri: str) -> ObjectInfo: ...
+    def exists(self, uri: str) -> bool: ...
+    def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
+    def delete(self, uri: str) -> None: ...
+    def download_prefix(self, prefix_uri: str, dest: Path) -> builtins.list[Path]: ...
+
+
+def new_version() -> str:
+    """Time-ordered and unique: nanoseconds then 32 random bits, as hex."""
+    return f"{time.time_ns():016x}{secrets.token_hex(4)}"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Yield a temp file next to ``path``; on success fsync it, rename it over, fsync the dir."""
+    tmp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+class StoreBase:
+    """What every driver derives from its ``put_stream``/``get_file``/``head``/``list``."""
+
+    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo:
+        raise NotImplementedError
+
+    def get_file(self, uri: str, path: Path) -> ObjectInfo:
+        raise NotImplementedError
+
+    def head(self, uri: str) -> ObjectInfo:
+        raise NotImplementedError
+
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
+        raise NotImplementedError
+
+    def put_file(self, uri: str, path: Path) -> ObjectInfo:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below, after the error mapping
+        except FileNotFoundError as e:
+            raise NotFoundError(f"cannot upload {path} to {uri}: no such file") from e
+        with f:
+            return self.put_stream(uri, f)
+
+    def put_bytes(self, uri: str, data: bytes) -> ObjectInfo:
+        return self.put_stream(uri, io.BytesIO(data))
+
+    def exists(self, uri: str) -> bool:
+        try:
+            self.head(uri)
+        except NotFoundError:
+            return False
+        return True
+
+    def download_prefix(self, prefix_uri: str, dest: Path) -> builtins.list[Path]:
+        """SageMaker channel semantics: one object to ``dest/<basename>``, or a whole tree."""
+        bucket, prefix = parse_prefix_uri(prefix_uri)
+        if prefix and not prefix.endswith("/"):
+            single = join_uri(bucket, prefix)
+            if self.exists(single):
+                target = dest / prefix.rsplit("/", 1)[-1]
+                self.get_file(single, target)
+                return [target]
+            prefix += "/"
+        found = self.list(join_uri(bucket, prefix))
+        if not found:
+            raise NotFoundError(f"no objects under {prefix_uri}", field="uri")
+        paths = []
+        for info in found:
+            target = dest / parse_object_uri(info.uri)[1][len(prefix) :]
+            self.get_file(info.uri, target)
+            paths.append(target)
+        return paths
+
+
+class FileObjectStore(StoreBase):
+    """Objects as encrypted files under a local directory."""
+
+    def __init__(
+        self,
+        root: Path,
+        provider: KeyProvider,
+        *,
+        chunk_size: int = envelope.DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        envelope.check_chunk_size(chunk_size)
+        self.root = Path(root)
+        self.provider = provider
+        self.chunk_size = chunk_size
+
+    def _path(self, uri: str) -> Path:
+        bucket, key = parse_object_uri(uri)
+        if any(part.startswith(TEMP_PREFIX) for part in key.split("/")):
+            raise ValidationError(
+                f"invalid object URI {uri!r}: names starting {TEMP_PREFIX!r} are reserved",
+                field="uri",
+            )
+        return self.root / bucket / key
+
+    def _info(self, uri: str, env: envelope.EnvelopeInfo, mtime: float) -> ObjectInfo:
+        when = datetime.fromtimestamp(mtime, tz=UTC)
+        return ObjectInfo(uri, env.size, env.version, env.sha256, env.key_id, when)
+
+    def _open(self, uri: str) -> BinaryIO:
+        path = self._path(uri)
+        try:
+            return open(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+            raise NotFoundError(f"object {uri} does not exist", field="uri") from e
+
+    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo:
+        path = self._path(uri)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path) as f:
+                env = envelope.encrypt_stream(
+                    stream,
+                    f,
+                    name=uri,
+                    version=new_version(),
+                    provider=self.provider,
+                    chunk_size=self.chunk_size,
+                )
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
+            raise ConflictError(
+                f"cannot write {uri}: a key on its path is both an object and a prefix here",
+                field="uri",
+            ) from e
+        return self._info(uri, env, path.stat().st_mtime)
+
+    def get_file(self, uri: str, path: Path) -> ObjectInfo:
+        with self._open(uri) as src:
+            mtime = os.fstat(src.fileno()).st_mtime
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path) as dst:
+                env = envelope.decrypt_stream(src, dst, name=uri, provider=self.provider)
+        return self._info(uri, env, mtime)
+
+    def get_bytes(self, uri: str) -> bytes:
+        buf = io.BytesIO()
+        with self._open(uri) as src:
+            envelope.decrypt_stream(src, buf, name=uri, provider=self.provider)
+        return buf.getvalue()
+
+    def head(self, uri: str) -> ObjectInfo:
+        with self._open(uri) as src:
+            st = os.fstat(src.fileno())
+            env = envelope.read_info(src, name=uri, provider=self.provider, total=st.st_size)
+        return self._info(uri, env, st.st_mtime)
+
+    def exists(self, uri: str) -> bool:
+        return self._path(uri).is_file()
+
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
+        bucket, prefix = parse_prefix_uri(prefix_uri)
+        base = self.root / bucket
+        # Walk only below the prefix's directory part.
+        start = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
+        found = []
+        for dirpath, _dirs, files in os.walk(start):
+            rel = Path(dirpath).relative_to(base).as_posix()
+            for name in files:
+                key = name if rel == "." else f"{rel}/{name}"
+                if not name.startswith(TEMP_PREFIX) and key.startswith(prefix):
+                    found.append(key)
+        return [self.head(join_uri(bucket, key)) for key in sorted(found)]
+
+    def delete(self, uri: str) -> None:
+        path = self._path(uri)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+            raise NotFoundError(f"object {uri} does not exist", field="uri") from e
+        fsync_dir(path.parent)
+
+
+def open_object_store(
+    url: str,
+    provider: KeyProvider,
+    *,
+    s3_endpoint_url: str | None = None,
+    s3_region: str = "us-east-1",
+    chunk_size: int = envelope.DEFAULT_CHUNK_SIZE,
+) -> ObjectStore:
+    """``file:///abs/dir`` or ``s3://backing-bucket[/prefix]`` (setting ORCH_OBJECTS__URL)."""
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path:
+        path = Path(unquote(parts.path))
+        if path.is_absolute() and not parts.query and not parts.fragment:
+            return FileObjectStore(path, provider, chunk_size=chunk_size)
+    if parts.scheme == "s3" and parts.netloc and not parts.query and not parts.fragment:
+        check_bucket(parts.netloc, uri=url, form="s3://backing-bucket[/prefix]")
+        from orchestrator.objects.s3 import S3ObjectStore
+
+        return S3ObjectStore(
+            parts.netloc,
+            parts.path.strip("/"),
+            provider,
+            endpoint_url=s3_endpoint_url,
+            region=s3_region,
+            chunk_size=chunk_size,
+        )
+    raise ValidationError(
+        f"object store URL {url!r} is not supported (setting ORCH_OBJECTS__URL); use "
+        "file:///absolute/dir or s3://backing-bucket[/prefix]",
+        field="ORCH_OBJECTS__URL",
+    )
