@@ -33,10 +33,10 @@ def pack_dir(src: Path, dest: Path) -> None:
         base = Path(dirpath)
         entries.extend(base / name for name in sorted([*dirnames, *filenames]))
     entries.sort(key=lambda p: p.relative_to(src).as_posix())
-    # gzip's header carries a timestamp; 0 keeps equal inputs byte-identical.
+    # gzip's header carries a timestamp and a file name; blank both for byte-identical output.
     with (
         open(dest, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in entries:
