@@ -73,9 +73,7 @@ class TemporaryError(OrchestratorError):
     status_code = 503
     code = "ServiceUnavailable"
 
-    def __init__(
-        self, message: str, *, field: str | None = None, retry_after: float = 1.0
-    ) -> None:
+    def __init__(self, message: str, *, field: str | None = None, retry_after: float = 1.0) -> None:
         super().__init__(message, field=field)
         self.retry_after = retry_after
 
@@ -131,9 +129,7 @@ class ModelError(PermanentError):
     status_code = 424
     code = "ModelError"
 
-    def __init__(
-        self, message: str, *, field: str | None = None, http_status: int = 500
-    ) -> None:
+    def __init__(self, message: str, *, field: str | None = None, http_status: int = 500) -> None:
         super().__init__(message, field=field)
         self.http_status = http_status
 

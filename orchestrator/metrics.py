@@ -12,7 +12,22 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 
 # --- control plane -------------------------------------------------------------------------
@@ -28,11 +43,15 @@ RECONCILE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 RECONCILE_ERRORS = Counter(
-    "orch_reconcile_errors_total", "Reconcile passes that raised.", ["kind", "kind_of_error"],
+    "orch_reconcile_errors_total",
+    "Reconcile passes that raised.",
+    ["kind", "kind_of_error"],
     registry=REGISTRY,
 )
 API_REQUESTS = Counter(
-    "orch_api_requests_total", "Control-plane API requests.", ["method", "route", "status"],
+    "orch_api_requests_total",
+    "Control-plane API requests.",
+    ["method", "route", "status"],
     registry=REGISTRY,
 )
 

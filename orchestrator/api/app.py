@@ -1,0 +1,111 @@
+"""The control plane's HTTP app: REST API, invocation router, health and metrics.
+
+``build_control_plane`` wires settings, store, object store, backend and controller together;
+``create_app`` puts FastAPI in front of it. Tests pass a fake backend and clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+
+from orchestrator import __version__, metrics
+from orchestrator.api import handlers
+from orchestrator.api.deps import allowed
+from orchestrator.api.router import Router
+from orchestrator.api.routes import endpoints, models, objects, training
+from orchestrator.api.service import ControlPlane
+from orchestrator.backends.base import Backend
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.runtime import Controller
+from orchestrator.objects import LocalKeyring, open_object_store
+from orchestrator.settings import Settings
+from orchestrator.store import StateStore
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "process":
+        from orchestrator.backends.process import ProcessBackend
+
+        return ProcessBackend(settings)
+    from orchestrator.backends.fake import FakeBackend
+
+    return FakeBackend()
+
+
+def build_control_plane(
+    settings: Settings, *, backend: Backend | None = None, clock: Clock | None = None
+) -> ControlPlane:
+    clock = clock or SystemClock()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = StateStore(settings.resolved_database_url)
+    objects_store = open_object_store(
+        settings.resolved_object_store_url,
+        LocalKeyring(settings.keyring_path),
+        s3_endpoint_url=settings.objects.s3_endpoint_url,
+        s3_region=settings.objects.s3_region,
+        chunk_size=settings.objects.chunk_size,
+    )
+    backend = backend or make_backend(settings)
+    controller = Controller(store, backend, settings, clock=clock)
+    return ControlPlane(
+        settings=settings,
+        store=store,
+        backend=backend,
+        objects=objects_store,
+        controller=controller,
+        clock=clock,
+    )
+
+
+def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.router = Router(
+            plane.controller.routes,
+            timeout_seconds=plane.settings.serving.invocation_timeout_seconds,
+        )
+        if run_controller:
+            plane.controller.start()
+        try:
+            yield
+        finally:
+            if run_controller:
+                plane.controller.stop()
+            await app.state.router.aclose()
+
+    app = FastAPI(
+        title="Orchestrator",
+        version=__version__,
+        description="Training jobs, models, endpoint configs and endpoints, shaped after "
+        "SageMaker's API. Every route but /healthz needs an API key (Bearer).",
+        lifespan=lifespan,
+    )
+    app.state.plane = plane
+    handlers.install(app)
+    for module in (training, models, endpoints, objects):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.record_api_request(request.method, path, response.status_code)
+        return response
+
+    @app.get("/healthz", tags=["Health"])
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": __version__, "time": time.time()}
+
+    @app.get("/metrics", tags=["Health"], dependencies=[Depends(allowed("metrics:read"))])
+    def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return app

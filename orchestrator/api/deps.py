@@ -1,0 +1,39 @@
+"""FastAPI dependencies: the control plane object and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator.api.auth import Principal, authenticate, authorize
+from orchestrator.api.service import ControlPlane
+
+
+def plane(request: Request) -> ControlPlane:
+    cp: ControlPlane = request.app.state.plane
+    return cp
+
+
+def presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth and auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def principal_of(request: Request) -> Principal:
+    cp = plane(request)
+    return await run_in_threadpool(authenticate, cp.store, presented_key(request))
+
+
+def allowed(action: str) -> Callable[[Request], object]:
+    """A dependency that authenticates, then checks ``action`` against the principal's role."""
+
+    async def check(request: Request) -> Principal:
+        principal = await principal_of(request)
+        authorize(principal, action)
+        return principal
+
+    return check

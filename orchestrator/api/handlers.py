@@ -1,0 +1,69 @@
+"""The one place errors become HTTP responses: ``{"code", "message", "field"}`` + status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator.errors import OrchestratorError, TemporaryError, ValidationError
+from orchestrator.resources.validation import field_path
+
+log = logging.getLogger("orchestrator.api")
+
+
+def render(error: OrchestratorError) -> JSONResponse:
+    headers = {}
+    if isinstance(error, TemporaryError):
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return JSONResponse(error.to_payload(), status_code=error.status_code, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OrchestratorError)
+    async def _ours(_request: Request, exc: OrchestratorError) -> JSONResponse:
+        return render(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts: list[str] = []
+        first: str | None = None
+        for err in exc.errors():
+            loc = [p for p in err.get("loc", ()) if p not in ("body",)]
+            where = loc[0] if loc and loc[0] in ("query", "path", "header") else None
+            path = field_path(loc[1:] if where else loc) or "(body)"
+            first = first or path
+            kind = err.get("type", "")
+            if path == "(body)" and kind in {"model_attributes_type", "dict_type"}:
+                msg = "the body must be a JSON object sent with Content-Type: application/json"
+            elif kind == "json_invalid":
+                msg = f"the body is not valid JSON: {err.get('ctx', {}).get('error', '')}"
+            elif kind == "extra_forbidden":
+                msg = "unknown field; check its spelling against the API reference"
+            elif kind == "missing":
+                msg = "required field is missing"
+            else:
+                msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+                if kind == "literal_error" and err.get("ctx", {}).get("expected"):
+                    msg = f"must be one of {err['ctx']['expected']}"
+                got = err.get("input")
+                if isinstance(got, str | int | float | bool) and kind != "json_invalid":
+                    msg += f" (got {got!r})"
+            parts.append(f"{path}: {msg}")
+        return render(ValidationError("; ".join(parts), field=first))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
+        return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            {"code": "InternalError", "message": f"internal error: {type(exc).__name__}"},
+            status_code=500,
+        )

@@ -1,0 +1,1 @@
+"""REST routes, one module per resource kind; all under ``/api/v1``."""

@@ -1,0 +1,111 @@
+"""``/api/v1/models`` and ``/api/v1/endpoint-configs``: create, describe, list, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from orchestrator.api.deps import allowed, plane
+from orchestrator.api.routes.common import created, list_query
+from orchestrator.api.service import ControlPlane, ListQuery
+from orchestrator.resources.endpoints import (
+    CreateEndpointConfigRequest,
+    CreateEndpointConfigResponse,
+    DescribeEndpointConfigResponse,
+    ListEndpointConfigsResponse,
+)
+from orchestrator.resources.models import (
+    CreateModelRequest,
+    CreateModelResponse,
+    DescribeModelResponse,
+    ListModelsResponse,
+)
+
+router = APIRouter(prefix="/api/v1")
+Plane = Annotated[ControlPlane, Depends(plane)]
+
+
+@router.post(
+    "/models",
+    tags=["Model"],
+    response_model=CreateModelResponse,
+    status_code=201,
+    dependencies=[Depends(allowed("model:create"))],
+)
+def create_model(body: CreateModelRequest, cp: Plane) -> JSONResponse:
+    arn, was_created = cp.create_model(body)
+    return created({"ModelArn": arn}, was_created)
+
+
+@router.get(
+    "/models",
+    tags=["Model"],
+    response_model=ListModelsResponse,
+    dependencies=[Depends(allowed("model:list"))],
+)
+def list_models(cp: Plane, q: Annotated[ListQuery, Depends(list_query)]) -> ListModelsResponse:
+    items, token = cp.list_models(q)
+    return ListModelsResponse(Models=items, NextToken=token)
+
+
+@router.get(
+    "/models/{name}",
+    tags=["Model"],
+    response_model=DescribeModelResponse,
+    dependencies=[Depends(allowed("model:describe"))],
+)
+def describe_model(name: str, cp: Plane) -> DescribeModelResponse:
+    return cp.describe_model(name)
+
+
+@router.delete("/models/{name}", tags=["Model"], dependencies=[Depends(allowed("model:delete"))])
+def delete_model(name: str, cp: Plane) -> dict[str, str]:
+    cp.delete_model(name)
+    return {"ModelName": name}
+
+
+@router.post(
+    "/endpoint-configs",
+    tags=["EndpointConfig"],
+    response_model=CreateEndpointConfigResponse,
+    status_code=201,
+    dependencies=[Depends(allowed("endpoint-config:create"))],
+)
+def create_endpoint_config(body: CreateEndpointConfigRequest, cp: Plane) -> JSONResponse:
+    arn, was_created = cp.create_endpoint_config(body)
+    return created({"EndpointConfigArn": arn}, was_created)
+
+
+@router.get(
+    "/endpoint-configs",
+    tags=["EndpointConfig"],
+    response_model=ListEndpointConfigsResponse,
+    dependencies=[Depends(allowed("endpoint-config:list"))],
+)
+def list_endpoint_configs(
+    cp: Plane, q: Annotated[ListQuery, Depends(list_query)]
+) -> ListEndpointConfigsResponse:
+    items, token = cp.list_endpoint_configs(q)
+    return ListEndpointConfigsResponse(EndpointConfigs=items, NextToken=token)
+
+
+@router.get(
+    "/endpoint-configs/{name}",
+    tags=["EndpointConfig"],
+    response_model=DescribeEndpointConfigResponse,
+    dependencies=[Depends(allowed("endpoint-config:describe"))],
+)
+def describe_endpoint_config(name: str, cp: Plane) -> DescribeEndpointConfigResponse:
+    return cp.describe_endpoint_config(name)
+
+
+@router.delete(
+    "/endpoint-configs/{name}",
+    tags=["EndpointConfig"],
+    dependencies=[Depends(allowed("endpoint-config:delete"))],
+)
+def delete_endpoint_config(name: str, cp: Plane) -> dict[str, str]:
+    cp.delete_endpoint_config(name)
+    return {"EndpointConfigName": name}

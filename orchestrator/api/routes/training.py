@@ -1,0 +1,85 @@
+"""``/api/v1/training-jobs``: CreateTrainingJob, Describe, List, Stop, Delete, logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+
+from orchestrator.api.deps import allowed, plane
+from orchestrator.api.routes.common import created, list_query
+from orchestrator.api.service import ControlPlane, ListQuery
+from orchestrator.resources.training import (
+    CreateTrainingJobRequest,
+    CreateTrainingJobResponse,
+    DescribeTrainingJobResponse,
+    ListTrainingJobsResponse,
+)
+
+router = APIRouter(prefix="/api/v1/training-jobs", tags=["TrainingJob"])
+Plane = Annotated[ControlPlane, Depends(plane)]
+
+
+@router.post(
+    "",
+    response_model=CreateTrainingJobResponse,
+    status_code=201,
+    dependencies=[Depends(allowed("training-job:create"))],
+    responses={200: {"description": "Same name and spec: the existing job"}, 409: {}},
+)
+def create_training_job(body: CreateTrainingJobRequest, cp: Plane) -> JSONResponse:
+    arn, was_created = cp.create_training_job(body)
+    return created({"TrainingJobArn": arn}, was_created)
+
+
+@router.get(
+    "",
+    response_model=ListTrainingJobsResponse,
+    dependencies=[Depends(allowed("training-job:list"))],
+)
+def list_training_jobs(
+    cp: Plane, q: Annotated[ListQuery, Depends(list_query)]
+) -> ListTrainingJobsResponse:
+    items, token = cp.list_training_jobs(q)
+    return ListTrainingJobsResponse(TrainingJobSummaries=items, NextToken=token)
+
+
+@router.get(
+    "/{name}",
+    response_model=DescribeTrainingJobResponse,
+    dependencies=[Depends(allowed("training-job:describe"))],
+)
+def describe_training_job(name: str, cp: Plane) -> DescribeTrainingJobResponse:
+    return cp.describe_training_job(name)
+
+
+@router.post("/{name}/stop", status_code=202, dependencies=[Depends(allowed("training-job:stop"))])
+def stop_training_job(name: str, cp: Plane) -> dict[str, str]:
+    cp.stop_training_job(name)
+    return {"TrainingJobName": name, "TrainingJobStatus": "Stopping"}
+
+
+@router.delete("/{name}", status_code=202, dependencies=[Depends(allowed("training-job:delete"))])
+def delete_training_job(name: str, cp: Plane) -> dict[str, str]:
+    cp.delete_training_job(name)
+    return {"TrainingJobName": name}
+
+
+@router.get(
+    "/{name}/logs",
+    dependencies=[Depends(allowed("training-job:logs"))],
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def training_job_logs(
+    name: str,
+    cp: Plane,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=4 << 20)] = 1 << 20,
+) -> Response:
+    data, nxt, active = cp.training_job_logs(name, offset, limit)
+    return Response(
+        content=data,
+        media_type="text/plain; charset=utf-8",
+        headers={"X-Next-Offset": str(nxt), "X-More": "true" if active else "false"},
+    )

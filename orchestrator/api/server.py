@@ -1,0 +1,69 @@
+"""Run the control plane: first-run admin key, the controller, and uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from orchestrator.api.app import build_control_plane, create_app
+from orchestrator.api.auth import ensure_admin_key
+from orchestrator.settings import Settings
+
+
+def serve(
+    settings: Settings,
+    *,
+    ready_file: Path | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM. Writes the bound URL to ``ready_file`` once listening."""
+    say = announce or (lambda msg: print(msg, file=sys.stderr))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    plane = build_control_plane(settings)
+    host, port = settings.server.host, settings.server.port
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    url = f"http://{host}:{bound_port}"
+    key = ensure_admin_key(
+        plane.store, settings.credentials_path, endpoint_url=url, now=plane.clock.now()
+    )
+    if key is not None:
+        say(f"created an admin API key; saved to {settings.credentials_path} (mode 0600)")
+    app = create_app(plane)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+    )
+    server = uvicorn.Server(config)
+    if ready_file is not None:
+        _write_when_started(server, ready_file, url)
+    say(
+        f"orchestrator control plane on {url} (backend: {plane.backend.name}, "
+        f"state: {settings.resolved_database_url.split('@')[-1]})"
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        plane.backend.close()
+        plane.store.close()
+
+
+def _write_when_started(server: uvicorn.Server, ready_file: Path, url: str) -> None:
+    import threading
+    import time
+
+    def wait() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.02)
+        if server.started:
+            tmp = ready_file.with_suffix(".tmp")
+            tmp.write_text(url)
+            tmp.replace(ready_file)
+
+    threading.Thread(target=wait, daemon=True).start()

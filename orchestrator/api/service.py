@@ -1,0 +1,358 @@
+"""The control plane's operations, independent of HTTP: what each REST route calls.
+
+Creates validate, check references and quotas, store the spec with an initial status, and
+wake the controller; describes merge spec and status; stops and deletes record desired state
+for the controller to carry out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from orchestrator.backends.base import Backend
+from orchestrator.clock import Clock
+from orchestrator.controller.runtime import Controller
+from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
+from orchestrator.objects import ObjectStore
+from orchestrator.resources.common import make_arn
+from orchestrator.resources.endpoints import (
+    CreateEndpointConfigRequest,
+    CreateEndpointRequest,
+    DescribeEndpointConfigResponse,
+    DescribeEndpointResponse,
+    EndpointConfigSummary,
+    EndpointState,
+    EndpointStatus,
+    EndpointSummary,
+)
+from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, KINDS, MODEL, TRAINING_JOB
+from orchestrator.resources.models import CreateModelRequest, DescribeModelResponse, ModelSummary
+from orchestrator.resources.training import (
+    TERMINAL_TRAINING_STATUSES,
+    CreateTrainingJobRequest,
+    DescribeTrainingJobResponse,
+    TrainingJobState,
+    TrainingJobStatus,
+    TrainingJobSummary,
+)
+from orchestrator.settings import Settings
+from orchestrator.store import Record, StateStore
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class ListQuery(BaseModel):
+    MaxResults: int | None = None
+    NextToken: str | None = None
+    NameContains: str | None = None
+    StatusEquals: str | None = None
+    CreationTimeAfter: datetime | None = None
+    CreationTimeBefore: datetime | None = None
+    SortOrder: str = "Descending"
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        backend: Backend,
+        objects: ObjectStore,
+        controller: Controller,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.backend = backend
+        self.objects = objects
+        self.controller = controller
+        self.clock = clock
+
+    def arn(self, kind: str, name: str) -> str:
+        s = self.settings
+        return make_arn(s.region, s.account_id, KINDS[kind].arn_slug, name)
+
+    # --- shared ----------------------------------------------------------------------------
+    def _check_uri(self, uri: str, field: str, *, prefix: bool) -> None:
+        """A referenced object must exist now: fail the call, not the job ten seconds later."""
+        if uri.startswith("file://"):
+            if not self.settings.allow_file_uris:
+                raise ValidationError(
+                    f"{field}: file:// URIs are disabled on this server (ORCH_ALLOW_FILE_URIS); "
+                    "upload the data with `orch objects put` and use its s3:// URI",
+                    field=field,
+                )
+            if not Path(uri[len("file://") :]).exists():
+                raise ValidationError(f"{field}: {uri} does not exist on the server", field=field)
+            return
+        found = bool(self.objects.list(uri)) if prefix else self.objects.exists(uri)
+        if not found:
+            raise ValidationError(
+                f"{field}: no object at {uri}; upload it first (orch objects put, or the "
+                "client's upload) or fix the URI",
+                field=field,
+            )
+
+    def _list(self, kind: str, q: ListQuery, summarize: Any) -> tuple[list[Any], str | None]:
+        page = q.MaxResults or self.settings.server.default_page_size
+        if not 1 <= page <= 100:
+            raise ValidationError("MaxResults must be between 1 and 100", field="MaxResults")
+        if q.SortOrder not in {"Ascending", "Descending"}:
+            raise ValidationError(
+                "SortOrder must be 'Ascending' or 'Descending'", field="SortOrder"
+            )
+        records, token = self.store.list(
+            kind,
+            limit=page,
+            next_token=q.NextToken,
+            name_contains=q.NameContains,
+            phase=q.StatusEquals,
+            created_after=q.CreationTimeAfter,
+            created_before=q.CreationTimeBefore,
+            ascending=q.SortOrder == "Ascending",
+        )
+        return [summarize(r) for r in records], token
+
+    # --- training jobs -----------------------------------------------------------------------
+    def create_training_job(self, req: CreateTrainingJobRequest) -> tuple[str, bool]:
+        existing = self.store.find(TRAINING_JOB.name, req.TrainingJobName)
+        if existing is None:
+            for i, c in enumerate(req.InputDataConfig):
+                self._check_uri(
+                    c.DataSource.S3DataSource.S3Uri,
+                    f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri",
+                    prefix=True,
+                )
+            quota = self.settings.controller.max_concurrent_training_jobs
+            if quota:
+                counts = self.store.count_by_phase(TRAINING_JOB.name)
+                running = counts.get("InProgress", 0) + counts.get("Stopping", 0)
+                if running >= quota:
+                    raise LimitExceededError(
+                        f"{running} training jobs are in progress and the limit is {quota} "
+                        "(ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS); wait for one to end"
+                    )
+        status = TrainingJobState().model_dump(mode="json")
+        _, created = self.store.create(
+            TRAINING_JOB.name,
+            req.TrainingJobName,
+            req.model_dump(mode="json", exclude_unset=False),
+            status,
+            phase=TrainingJobStatus.IN_PROGRESS.value,
+            active=True,
+            now=self.clock.now(),
+        )
+        if created:
+            self.controller.wake()
+        return self.arn(TRAINING_JOB.name, req.TrainingJobName), created
+
+    def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
+        r = self.store.get(TRAINING_JOB.name, name)
+        return DescribeTrainingJobResponse.model_validate(
+            {
+                **r.spec,
+                **r.status,
+                "TrainingJobArn": self.arn(TRAINING_JOB.name, name),
+                "CreationTime": r.created_at,
+                "LastModifiedTime": r.updated_at,
+            }
+        )
+
+    def list_training_jobs(self, q: ListQuery) -> tuple[list[TrainingJobSummary], str | None]:
+        def summarize(r: Record) -> TrainingJobSummary:
+            st = TrainingJobState.model_validate(r.status)
+            return TrainingJobSummary(
+                TrainingJobName=r.name,
+                TrainingJobArn=self.arn(TRAINING_JOB.name, r.name),
+                CreationTime=r.created_at,
+                TrainingEndTime=st.TrainingEndTime,
+                LastModifiedTime=r.updated_at,
+                TrainingJobStatus=st.TrainingJobStatus,
+                SecondaryStatus=st.SecondaryStatus,
+            )
+
+        if q.StatusEquals is not None and q.StatusEquals not in {
+            s.value for s in TrainingJobStatus
+        }:
+            raise ValidationError(
+                f"StatusEquals must be one of {[s.value for s in TrainingJobStatus]}",
+                field="StatusEquals",
+            )
+        return self._list(TRAINING_JOB.name, q, summarize)
+
+    def stop_training_job(self, name: str) -> None:
+        r = self.store.get(TRAINING_JOB.name, name)
+        if r.phase in {TrainingJobStatus.COMPLETED.value, TrainingJobStatus.FAILED.value}:
+            raise ConflictError(
+                f"TrainingJob {name!r} has already ended ({r.phase}); nothing to stop"
+            )
+        self.store.set_flag(TRAINING_JOB.name, name, "stop_requested", self.clock.now())
+        self.controller.wake()
+
+    def delete_training_job(self, name: str) -> None:
+        r = self.store.get(TRAINING_JOB.name, name)
+        if r.phase not in {s.value for s in TERMINAL_TRAINING_STATUSES}:
+            raise ConflictError(
+                f"TrainingJob {name!r} is {r.phase}; stop it first (orch jobs stop {name})"
+            )
+        self.store.set_flag(TRAINING_JOB.name, name, "delete_requested", self.clock.now())
+        self.controller.wake()
+
+    def training_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int, bool]:
+        r = self.store.get(TRAINING_JOB.name, name)
+        if offset < 0 or not 1 <= limit <= 4 << 20:
+            raise ValidationError("offset must be >= 0 and limit in 1..4194304", field="offset")
+        data, nxt = self.backend.read_job_logs(name, offset, limit)
+        return data, nxt, r.active
+
+    # --- models ------------------------------------------------------------------------------
+    def create_model(self, req: CreateModelRequest) -> tuple[str, bool]:
+        if self.store.find(MODEL.name, req.ModelName) is None:
+            field = "PrimaryContainer" if req.PrimaryContainer is not None else "Containers"
+            for i, c in enumerate(req.serving_containers):
+                where = field if field == "PrimaryContainer" else f"Containers[{i}]"
+                if c.ModelDataUrl:
+                    self._check_uri(c.ModelDataUrl, f"{where}.ModelDataUrl", prefix=False)
+        _, created = self.store.create(
+            MODEL.name,
+            req.ModelName,
+            req.model_dump(mode="json"),
+            {},
+            phase="Ready",
+            active=False,
+            now=self.clock.now(),
+        )
+        return self.arn(MODEL.name, req.ModelName), created
+
+    def describe_model(self, name: str) -> DescribeModelResponse:
+        r = self.store.get(MODEL.name, name)
+        return DescribeModelResponse.model_validate(
+            {**r.spec, "ModelArn": self.arn(MODEL.name, name), "CreationTime": r.created_at}
+        )
+
+    def list_models(self, q: ListQuery) -> tuple[list[ModelSummary], str | None]:
+        return self._list(
+            MODEL.name,
+            q,
+            lambda r: ModelSummary(
+                ModelName=r.name, ModelArn=self.arn(MODEL.name, r.name), CreationTime=r.created_at
+            ),
+        )
+
+    def delete_model(self, name: str) -> None:
+        self.store.delete(MODEL.name, name)
+
+    # --- endpoint configs --------------------------------------------------------------------
+    def create_endpoint_config(self, req: CreateEndpointConfigRequest) -> tuple[str, bool]:
+        if self.store.find(ENDPOINT_CONFIG.name, req.EndpointConfigName) is None:
+            for i, v in enumerate(req.ProductionVariants):
+                if self.store.find(MODEL.name, v.ModelName) is None:
+                    raise ValidationError(
+                        f"ProductionVariants[{i}].ModelName: Model {v.ModelName!r} does not "
+                        "exist; create it first",
+                        field=f"ProductionVariants[{i}].ModelName",
+                    )
+        _, created = self.store.create(
+            ENDPOINT_CONFIG.name,
+            req.EndpointConfigName,
+            req.model_dump(mode="json"),
+            {},
+            phase="Ready",
+            active=False,
+            now=self.clock.now(),
+        )
+        return self.arn(ENDPOINT_CONFIG.name, req.EndpointConfigName), created
+
+    def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigResponse:
+        r = self.store.get(ENDPOINT_CONFIG.name, name)
+        return DescribeEndpointConfigResponse.model_validate(
+            {
+                **r.spec,
+                "EndpointConfigArn": self.arn(ENDPOINT_CONFIG.name, name),
+                "CreationTime": r.created_at,
+            }
+        )
+
+    def list_endpoint_configs(self, q: ListQuery) -> tuple[list[EndpointConfigSummary], str | None]:
+        return self._list(
+            ENDPOINT_CONFIG.name,
+            q,
+            lambda r: EndpointConfigSummary(
+                EndpointConfigName=r.name,
+                EndpointConfigArn=self.arn(ENDPOINT_CONFIG.name, r.name),
+                CreationTime=r.created_at,
+            ),
+        )
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self.store.delete(ENDPOINT_CONFIG.name, name)
+
+    # --- endpoints ---------------------------------------------------------------------------
+    def create_endpoint(self, req: CreateEndpointRequest) -> tuple[str, bool]:
+        new = self.store.find(ENDPOINT.name, req.EndpointName) is None
+        if new and self.store.find(ENDPOINT_CONFIG.name, req.EndpointConfigName) is None:
+            raise ValidationError(
+                f"EndpointConfigName: EndpointConfig {req.EndpointConfigName!r} does not "
+                "exist; create it first",
+                field="EndpointConfigName",
+            )
+        _, created = self.store.create(
+            ENDPOINT.name,
+            req.EndpointName,
+            req.model_dump(mode="json"),
+            EndpointState().model_dump(mode="json"),
+            phase=EndpointStatus.CREATING.value,
+            active=True,
+            now=self.clock.now(),
+        )
+        if created:
+            self.controller.wake()
+        return self.arn(ENDPOINT.name, req.EndpointName), created
+
+    def describe_endpoint(self, name: str) -> DescribeEndpointResponse:
+        r = self.store.get(ENDPOINT.name, name)
+        return DescribeEndpointResponse.model_validate(
+            {
+                **r.spec,
+                **r.status,
+                "EndpointArn": self.arn(ENDPOINT.name, name),
+                "CreationTime": r.created_at,
+                "LastModifiedTime": r.updated_at,
+            }
+        )
+
+    def list_endpoints(self, q: ListQuery) -> tuple[list[EndpointSummary], str | None]:
+        if q.StatusEquals is not None and q.StatusEquals not in {s.value for s in EndpointStatus}:
+            raise ValidationError(
+                f"StatusEquals must be one of {[s.value for s in EndpointStatus]}",
+                field="StatusEquals",
+            )
+        return self._list(
+            ENDPOINT.name,
+            q,
+            lambda r: EndpointSummary(
+                EndpointName=r.name,
+                EndpointArn=self.arn(ENDPOINT.name, r.name),
+                CreationTime=r.created_at,
+                LastModifiedTime=r.updated_at,
+                EndpointStatus=EndpointStatus(r.phase),
+            ),
+        )
+
+    def delete_endpoint(self, name: str) -> None:
+        self.store.get(ENDPOINT.name, name)
+        self.store.set_flag(ENDPOINT.name, name, "delete_requested", self.clock.now())
+        self.controller.routes.withdraw(name)
+        self.controller.wake()
+
+    def endpoint_exists(self, name: str) -> bool:
+        try:
+            self.store.get(ENDPOINT.name, name)
+        except NotFoundError:
+            return False
+        return True

@@ -1,0 +1,165 @@
+"""An in-memory backend for tests (ours and users'): nothing runs; the test says what happens.
+
+Launches are recorded and appear as running attempts; the test then moves them along with
+``set_phase``, ``complete``, ``fail``, ``crash`` or ``lose``. Replicas become ready at once
+unless ``auto_ready`` is off. Every call is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from orchestrator.controller.plan.types import (
+    JobLaunch,
+    ObservedJob,
+    ObservedReplica,
+    ReplicaLaunch,
+)
+from orchestrator.resources.training import SecondaryStatus
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, *, auto_ready: bool = True, honour_sigterm: bool = True) -> None:
+        self.auto_ready = auto_ready
+        self.honour_sigterm = honour_sigterm
+        self.jobs: dict[str, ObservedJob] = {}
+        self.launches: list[JobLaunch] = []
+        self.stops: list[tuple[str, bool]] = []
+        self.cleaned: list[str] = []
+        self.logs: dict[str, bytearray] = {}
+        self.replicas: dict[str, dict[str, ObservedReplica]] = {}
+        self.replica_launches: list[ReplicaLaunch] = []
+        self.removed_replicas: list[tuple[str, str]] = []
+        self._lock = threading.RLock()
+
+    # --- TrainingBackend ---------------------------------------------------------------------
+    def launch_job(self, launch: JobLaunch) -> None:
+        with self._lock:
+            current = self.jobs.get(launch.name)
+            if current is not None and current.attempt >= launch.attempt:
+                return
+            self.launches.append(launch)
+            self.jobs[launch.name] = ObservedJob(
+                name=launch.name, attempt=launch.attempt, state="running", started_at=_now()
+            )
+
+    def observe_job(self, name: str) -> ObservedJob | None:
+        with self._lock:
+            return self.jobs.get(name)
+
+    def stop_job(self, name: str, *, force: bool) -> None:
+        with self._lock:
+            self.stops.append((name, force))
+            job = self.jobs.get(name)
+            if job is None or job.state != "running":
+                return
+            if force:
+                self.jobs[name] = replace(job, state="exited", exit_code=-9, ended_at=_now())
+            elif self.honour_sigterm:
+                self.jobs[name] = replace(
+                    job, state="exited", outcome="stopped", exit_code=143, ended_at=_now()
+                )
+
+    def cleanup_job(self, name: str) -> None:
+        with self._lock:
+            self.cleaned.append(name)
+            self.jobs.pop(name, None)
+
+    def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        with self._lock:
+            data = bytes(self.logs.get(name, b"")[offset : offset + limit])
+        return data, offset + len(data)
+
+    # --- test controls for jobs ------------------------------------------------------------
+    def write_log(self, name: str, text: str) -> None:
+        with self._lock:
+            self.logs.setdefault(name, bytearray()).extend(text.encode())
+
+    def set_phase(self, name: str, phase: SecondaryStatus, message: str = "") -> None:
+        with self._lock:
+            self.jobs[name] = replace(self.jobs[name], phase=phase, phase_message=message)
+
+    def complete(
+        self, name: str, *, artifact: str = "", metrics: dict[str, float] | None = None
+    ) -> None:
+        with self._lock:
+            self.jobs[name] = replace(
+                self.jobs[name],
+                state="exited",
+                outcome="completed",
+                exit_code=0,
+                ended_at=_now(),
+                model_artifact=artifact or None,
+                metrics=metrics or {},
+            )
+
+    def fail(self, name: str, reason: str, *, exit_code: int = 1) -> None:
+        with self._lock:
+            self.jobs[name] = replace(
+                self.jobs[name],
+                state="exited",
+                outcome="failed",
+                exit_code=exit_code,
+                failure_reason=reason,
+                ended_at=_now(),
+            )
+
+    def crash(self, name: str) -> None:
+        """The job's supervisor died without a result (e.g. SIGKILL)."""
+        with self._lock:
+            self.jobs[name] = replace(self.jobs[name], state="exited", exit_code=-9, outcome=None)
+
+    def lose(self, name: str) -> None:
+        """The backend forgets the job (a host that was wiped)."""
+        with self._lock:
+            self.jobs.pop(name, None)
+
+    # --- EndpointBackend ---------------------------------------------------------------------
+    def launch_replica(self, launch: ReplicaLaunch) -> None:
+        with self._lock:
+            replicas = self.replicas.setdefault(launch.endpoint, {})
+            if launch.replica_id in replicas:
+                return
+            self.replica_launches.append(launch)
+            replicas[launch.replica_id] = ObservedReplica(
+                endpoint=launch.endpoint,
+                variant=launch.variant,
+                slot=launch.slot,
+                replica_id=launch.replica_id,
+                state="ready" if self.auto_ready else "starting",
+                url=f"http://fake-replica/{launch.endpoint}/{launch.replica_id}",
+                started_at=_now(),
+                generation=launch.generation,
+            )
+
+    def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:
+        with self._lock:
+            return list(self.replicas.get(endpoint, {}).values())
+
+    def list_endpoints(self) -> list[str]:
+        with self._lock:
+            return sorted(e for e, r in self.replicas.items() if r)
+
+    def remove_replica(self, endpoint: str, replica_id: str) -> None:
+        with self._lock:
+            if self.replicas.get(endpoint, {}).pop(replica_id, None) is not None:
+                self.removed_replicas.append((endpoint, replica_id))
+
+    # --- test controls for replicas --------------------------------------------------------
+    def set_replica_state(
+        self, endpoint: str, replica_id: str, state: str, message: str = ""
+    ) -> None:
+        with self._lock:
+            r = self.replicas[endpoint][replica_id]
+            self.replicas[endpoint][replica_id] = replace(r, state=state, message=message)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,184 @@
+"""Training jobs on the process backend: one supervisor process per attempt, in its own root.
+
+Layout under ``<work>/training-jobs/<name>/attempt-<n>/``: ``job.json`` (what to run),
+``supervisor.pid``, ``progress.json`` and ``result.json`` (written by the supervisor),
+``supervisor.log`` (its own errors) and ``ml/`` (the job's ``/opt/ml``). The user's output goes
+to ``<logs>/training-jobs/<name>.log``, all attempts appended.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.backends.process import procs
+from orchestrator.controller.plan.types import JobLaunch, ObservedJob
+from orchestrator.resources.training import SecondaryStatus
+from orchestrator.settings import Settings
+from orchestrator.training.files import (
+    JOB_FILE,
+    PID_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    JobFile,
+    Progress,
+    Result,
+    read_json,
+    write_atomic,
+    write_model,
+)
+
+_ATTEMPT = re.compile(r"^attempt-(\d+)$")
+# A launch that left a directory but no pid file this long ago did not happen.
+LAUNCH_GRACE_SECONDS = 10.0
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def tail_of(path: Path, lines: int = 10, max_bytes: int = 8192) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(line for line in text.splitlines()[-lines:] if line.strip())
+
+
+class ProcessJobs:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jobs_dir = settings.work_dir / "training-jobs"
+        self.logs_dir = settings.logs_dir / "training-jobs"
+
+    def _job_dir(self, name: str) -> Path:
+        return self.jobs_dir / name
+
+    def job_log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def _latest_attempt(self, name: str) -> tuple[int, Path] | None:
+        best: tuple[int, Path] | None = None
+        try:
+            entries = list(self._job_dir(name).iterdir())
+        except FileNotFoundError:
+            return None
+        for d in entries:
+            m = _ATTEMPT.match(d.name)
+            if m and (d / JOB_FILE).exists():
+                n = int(m.group(1))
+                if best is None or n > best[0]:
+                    best = (n, d)
+        return best
+
+    def launch_job(self, launch: JobLaunch) -> None:
+        root = self._job_dir(launch.name) / f"attempt-{launch.attempt}"
+        if (root / PID_FILE).exists():
+            return  # launched already (idempotent)
+        if root.exists():
+            shutil.rmtree(root)  # a launch interrupted before its process started
+        root.mkdir(parents=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        job = JobFile(
+            name=launch.name,
+            attempt=launch.attempt,
+            spec=launch.spec,
+            output_uri=launch.output_uri,
+            ml_root=str(root / "ml"),
+            log_path=str(self.job_log_path(launch.name)),
+            object_store_url=s.resolved_object_store_url,
+            s3_endpoint_url=s.objects.s3_endpoint_url,
+            s3_region=s.objects.s3_region,
+            chunk_size=s.objects.chunk_size,
+            keyring_path=str(s.keyring_path),
+            allow_file_uris=s.allow_file_uris,
+        )
+        write_model(root / JOB_FILE, job)
+        pid = procs.spawn(
+            [sys.executable, "-m", "orchestrator.training.runner", str(root)],
+            cwd=root,
+            log=root / "supervisor.log",
+        )
+        write_atomic(root / PID_FILE, pid.to_json())
+
+    def observe_job(self, name: str) -> ObservedJob | None:
+        latest = self._latest_attempt(name)
+        if latest is None:
+            return None
+        attempt, root = latest
+        result_doc = read_json(root / RESULT_FILE)
+        if result_doc is not None:
+            r = Result.model_validate(result_doc)
+            return ObservedJob(
+                name=name,
+                attempt=attempt,
+                state="exited",
+                phase=None,
+                started_at=_dt(r.started_at),
+                ended_at=_dt(r.ended_at),
+                exit_code=r.exit_code,
+                outcome=r.outcome,
+                failure_reason=r.failure_reason,
+                model_artifact=r.model_artifact,
+                metrics=r.metrics,
+            )
+        progress_doc = read_json(root / PROGRESS_FILE)
+        progress = Progress.model_validate(progress_doc) if progress_doc else None
+        pid = procs.ProcessId.from_file(root / PID_FILE)
+        if pid is None:
+            age = time.time() - (root / JOB_FILE).stat().st_mtime
+            if age < LAUNCH_GRACE_SECONDS:
+                return ObservedJob(name=name, attempt=attempt, state="running")
+            return None
+        if procs.alive(pid):
+            return ObservedJob(
+                name=name,
+                attempt=attempt,
+                state="running",
+                phase=SecondaryStatus(progress.phase) if progress else None,
+                phase_message=progress.message if progress else "",
+                started_at=_dt(progress.started_at) if progress else None,
+                metrics=progress.metrics if progress else {},
+            )
+        tail = tail_of(root / "supervisor.log")
+        return ObservedJob(
+            name=name,
+            attempt=attempt,
+            state="exited",
+            started_at=_dt(progress.started_at) if progress else None,
+            exit_code=procs.exit_code(pid.pid),
+            outcome=None,
+            failure_reason=tail or None,
+            metrics=progress.metrics if progress else {},
+        )
+
+    def stop_job(self, name: str, *, force: bool) -> None:
+        latest = self._latest_attempt(name)
+        if latest is None:
+            return
+        pid = procs.ProcessId.from_file(latest[1] / PID_FILE)
+        if pid is not None:
+            procs.signal_group(pid, signal.SIGKILL if force else signal.SIGTERM)
+
+    def cleanup_job(self, name: str) -> None:
+        self.stop_job(name, force=True)
+        shutil.rmtree(self._job_dir(name), ignore_errors=True)
+
+    def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        try:
+            with open(self.job_log_path(name), "rb") as f:
+                f.seek(offset)
+                data = f.read(limit)
+        except FileNotFoundError:
+            return b"", offset
+        return data, offset + len(data)

@@ -1,0 +1,102 @@
+"""Processes we started, found again after a restart: pid plus kernel start time as identity.
+
+A pid alone can be reused by an unrelated process after ours exits; the start time (field 22 of
+``/proc/PID/stat``) tells them apart. Children of this process are reaped so they do not linger
+as zombies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+_exited: dict[int, int] = {}
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    pid: int
+    start_ticks: int
+
+    def to_json(self) -> str:
+        return json.dumps({"pid": self.pid, "start_ticks": self.start_ticks})
+
+    @staticmethod
+    def from_file(path: Path) -> ProcessId | None:
+        try:
+            data = json.loads(path.read_text())
+            return ProcessId(int(data["pid"]), int(data["start_ticks"]))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+
+def start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # exited, not yet reaped
+        return None
+    return int(fields[19])
+
+
+def spawn(argv: list[str], *, cwd: Path, log: Path, env: dict[str, str] | None = None) -> ProcessId:
+    """Start ``argv`` in a new session (it survives us), output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    _children[proc.pid] = proc
+    ticks = start_ticks(proc.pid)
+    return ProcessId(proc.pid, ticks if ticks is not None else -1)
+
+
+def reap() -> None:
+    for pid, proc in list(_children.items()):
+        code = proc.poll()
+        if code is not None:
+            _exited[pid] = code
+            del _children[pid]
+
+
+def exit_code(pid: int) -> int | None:
+    """The exit status, when the process was our child and has exited."""
+    reap()
+    return _exited.get(pid)
+
+
+def write_own_pid(path: Path) -> None:
+    """Called by a supervisor at its start, so a launcher killed mid-launch leaves a trace."""
+    from orchestrator.training.files import write_atomic
+
+    ticks = start_ticks(os.getpid())
+    write_atomic(path, ProcessId(os.getpid(), ticks if ticks is not None else -1).to_json())
+
+
+def alive(pid_id: ProcessId) -> bool:
+    reap()
+    ticks = start_ticks(pid_id.pid)
+    return ticks is not None and (pid_id.start_ticks in (-1, ticks))
+
+
+def signal_group(pid_id: ProcessId, sig: signal.Signals) -> None:
+    """Signal the whole process group (the supervisor and the code it runs)."""
+    if not alive(pid_id):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid_id.pid, sig)

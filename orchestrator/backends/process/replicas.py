@@ -1,0 +1,181 @@
+"""Endpoint replicas on the process backend: one inference-server process per replica.
+
+Layout under ``<work>/endpoints/<endpoint>/<replica-id>/``: ``replica.json``, ``replica.pid``,
+``port`` (written by the server once it listens), ``terminating`` (when asked to go), and
+``model/`` + ``code/``. Each replica logs to ``<logs>/endpoints/<endpoint>/<replica-id>.log``.
+Removal is level-triggered: SIGTERM now, SIGKILL once the grace has passed, scratch deleted
+once the process is gone; every observation moves that along.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+
+from orchestrator.backends.process import procs
+from orchestrator.backends.process.jobs import tail_of
+from orchestrator.controller.plan.types import ObservedReplica, ReplicaLaunch
+from orchestrator.resources.models import ContainerDefinition
+from orchestrator.settings import Settings
+from orchestrator.training.files import read_json, write_atomic, write_model
+
+REPLICA_FILE = "replica.json"
+PID_FILE = "replica.pid"
+PORT_FILE = "port"
+TERMINATING_FILE = "terminating"
+PING_TIMEOUT = 0.5
+
+
+class ReplicaFile(BaseModel):
+    endpoint: str
+    variant: str
+    slot: int
+    replica_id: str
+    generation: int
+    container: ContainerDefinition
+    root: str
+    object_store_url: str
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    chunk_size: int = 4 << 20
+    keyring_path: str
+    allow_file_uris: bool = True
+    grace_seconds: float = 30.0
+
+
+class ProcessReplicas:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.endpoints_dir = settings.work_dir / "endpoints"
+        self.logs_dir = settings.logs_dir / "endpoints"
+        self._http = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
+
+    def _root(self, endpoint: str, replica_id: str) -> Path:
+        return self.endpoints_dir / endpoint / replica_id
+
+    def replica_log_path(self, endpoint: str, replica_id: str) -> Path:
+        return self.logs_dir / endpoint / f"{replica_id}.log"
+
+    def launch_replica(self, launch: ReplicaLaunch) -> None:
+        root = self._root(launch.endpoint, launch.replica_id)
+        if (root / PID_FILE).exists():
+            return
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        s = self.settings
+        doc = ReplicaFile(
+            endpoint=launch.endpoint,
+            variant=launch.variant,
+            slot=launch.slot,
+            replica_id=launch.replica_id,
+            generation=launch.generation,
+            container=launch.model.serving_containers[0],
+            root=str(root),
+            object_store_url=s.resolved_object_store_url,
+            s3_endpoint_url=s.objects.s3_endpoint_url,
+            s3_region=s.objects.s3_region,
+            chunk_size=s.objects.chunk_size,
+            keyring_path=str(s.keyring_path),
+            allow_file_uris=s.allow_file_uris,
+            grace_seconds=s.controller.stop_grace_seconds,
+        )
+        write_model(root / REPLICA_FILE, doc)
+        pid = procs.spawn(
+            [sys.executable, "-m", "orchestrator.backends.process.replica_main", str(root)],
+            cwd=root,
+            log=self.replica_log_path(launch.endpoint, launch.replica_id),
+        )
+        write_atomic(root / PID_FILE, pid.to_json())
+
+    def list_endpoints(self) -> list[str]:
+        try:
+            return sorted(d.name for d in self.endpoints_dir.iterdir() if d.is_dir())
+        except FileNotFoundError:
+            return []
+
+    def _ping(self, url: str) -> bool:
+        try:
+            return self._http.get(f"{url}/ping").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:
+        out: list[ObservedReplica] = []
+        try:
+            roots = sorted(d for d in (self.endpoints_dir / endpoint).iterdir() if d.is_dir())
+        except FileNotFoundError:
+            return out
+        for root in roots:
+            doc = read_json(root / REPLICA_FILE)
+            if doc is None:
+                if time.time() - root.stat().st_mtime > 10:
+                    shutil.rmtree(root, ignore_errors=True)  # a launch that never happened
+                continue
+            r = ReplicaFile.model_validate(doc)
+            pid = procs.ProcessId.from_file(root / PID_FILE)
+            if (root / TERMINATING_FILE).exists():
+                self._drive_termination(root, pid, r.grace_seconds)
+                continue
+            started = datetime.fromtimestamp((root / REPLICA_FILE).stat().st_mtime, tz=UTC)
+            base = {
+                "endpoint": endpoint,
+                "variant": r.variant,
+                "slot": r.slot,
+                "replica_id": r.replica_id,
+                "started_at": started,
+                "generation": r.generation,
+            }
+            if pid is None or not procs.alive(pid):
+                code = procs.exit_code(pid.pid) if pid else None
+                tail = tail_of(self.replica_log_path(endpoint, r.replica_id), lines=8)
+                message = f"exit code {code}" if code is not None else "process gone"
+                out.append(ObservedReplica(state="dead", message=f"{message}: {tail}", **base))  # type: ignore[arg-type]
+                continue
+            port_text = (
+                (root / PORT_FILE).read_text().strip() if (root / PORT_FILE).exists() else ""
+            )
+            url = f"http://127.0.0.1:{port_text}" if port_text.isdigit() else None
+            ready = url is not None and self._ping(url)
+            out.append(
+                ObservedReplica(state="ready" if ready else "starting", url=url, **base)  # type: ignore[arg-type]
+            )
+        return out
+
+    def remove_replica(self, endpoint: str, replica_id: str) -> None:
+        root = self._root(endpoint, replica_id)
+        if not root.exists():
+            return
+        marker = root / TERMINATING_FILE
+        if not marker.exists():
+            write_atomic(marker, str(time.time()))
+            pid = procs.ProcessId.from_file(root / PID_FILE)
+            if pid is not None:
+                procs.signal_group(pid, signal.SIGTERM)
+        doc = read_json(root / REPLICA_FILE)
+        grace = float(doc.get("grace_seconds", 30.0)) if doc else 0.0
+        self._drive_termination(root, procs.ProcessId.from_file(root / PID_FILE), grace)
+
+    def _drive_termination(self, root: Path, pid: procs.ProcessId | None, grace: float) -> None:
+        if pid is not None and procs.alive(pid):
+            try:
+                since = float((root / TERMINATING_FILE).read_text())
+            except (FileNotFoundError, ValueError):
+                since = 0.0
+            if time.time() - since >= grace:
+                procs.signal_group(pid, signal.SIGKILL)
+            return
+        shutil.rmtree(root, ignore_errors=True)
+        parent = root.parent
+        if parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+
+    def close(self) -> None:
+        self._http.close()

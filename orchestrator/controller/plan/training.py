@@ -1,0 +1,325 @@
+"""Planning for training jobs: ``plan_training_job(desired, observed, now) -> Plan``. Pure.
+
+The backend reports what one attempt is doing (``ObservedJob``); this function decides what to
+do next and what the status is. Nothing here performs I/O, so every transition is tested as a
+table of (status, observation, now) -> (actions, new status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orchestrator.controller.plan.types import (
+    Action,
+    CleanupJob,
+    DeleteRecord,
+    JobLaunch,
+    LaunchJob,
+    ObservedJob,
+    Plan,
+    StopJob,
+)
+from orchestrator.resources.common import set_condition
+from orchestrator.resources.training import (
+    TERMINAL_TRAINING_STATUSES,
+    CreateTrainingJobRequest,
+    MetricData,
+    ModelArtifacts,
+    SecondaryStatus,
+    SecondaryStatusTransition,
+    TrainingJobState,
+    TrainingJobStatus,
+)
+
+FAILURE_REASON_LIMIT = 1024
+RUNNING_RESYNC = 1.0
+
+
+@dataclass(frozen=True)
+class DesiredJob:
+    name: str
+    spec: CreateTrainingJobRequest
+    status: TrainingJobState
+    created_at: datetime
+    stop_requested: bool = False
+    delete_requested: bool = False
+    output_uri: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingPolicy:
+    stop_grace_seconds: float = 30.0
+
+
+def _secondary(
+    st: TrainingJobState, new: SecondaryStatus, now: datetime, message: str = ""
+) -> TrainingJobState:
+    """Move the secondary status, closing the open transition (no-op if unchanged)."""
+    if st.SecondaryStatus == new and st.SecondaryStatusTransitions:
+        return st
+    transitions = list(st.SecondaryStatusTransitions)
+    if transitions and transitions[-1].EndTime is None:
+        transitions[-1] = transitions[-1].model_copy(update={"EndTime": now})
+    transitions.append(SecondaryStatusTransition(Status=new, StartTime=now, StatusMessage=message))
+    return st.model_copy(update={"SecondaryStatus": new, "SecondaryStatusTransitions": transitions})
+
+
+def _finish(
+    st: TrainingJobState,
+    status: TrainingJobStatus,
+    secondary: SecondaryStatus,
+    now: datetime,
+    *,
+    message: str,
+    failure: str | None = None,
+    observed: ObservedJob | None = None,
+) -> TrainingJobState:
+    st = _secondary(st, secondary, now, message)
+    transitions = list(st.SecondaryStatusTransitions)
+    transitions[-1] = transitions[-1].model_copy(update={"EndTime": now})
+    end = observed.ended_at if observed and observed.ended_at else now
+    start = st.TrainingStartTime
+    seconds = max(0, int((end - start).total_seconds())) if start else 0
+    update: dict[str, object] = {
+        "TrainingJobStatus": status,
+        "SecondaryStatusTransitions": transitions,
+        "TrainingEndTime": end,
+        "TrainingTimeInSeconds": seconds,
+        "BillableTimeInSeconds": seconds,
+        "FailureReason": failure[:FAILURE_REASON_LIMIT] if failure else None,
+    }
+    if observed is not None:
+        if observed.metrics:
+            update["FinalMetricDataList"] = [
+                MetricData(MetricName=k, Value=v, Timestamp=end)
+                for k, v in sorted(observed.metrics.items())
+            ]
+        if observed.model_artifact:
+            update["ModelArtifacts"] = ModelArtifacts(S3ModelArtifacts=observed.model_artifact)
+    st = st.model_copy(update=update)
+    conditions = set_condition(
+        st.Conditions, "Running", "False", reason=status, message=message, now=now
+    )
+    conditions = set_condition(
+        conditions,
+        "Succeeded",
+        "True" if status == TrainingJobStatus.COMPLETED else "False",
+        reason=status,
+        message=failure or message,
+        now=now,
+    )
+    return st.model_copy(update={"Conditions": conditions})
+
+
+def _plan(st: TrainingJobState, actions: list[Action], requeue: float | None) -> Plan:
+    terminal = st.TrainingJobStatus in TERMINAL_TRAINING_STATUSES
+    return Plan(
+        actions=tuple(actions),
+        status=st.model_dump(mode="json"),
+        phase=st.TrainingJobStatus.value,
+        active=not terminal,
+        requeue_after=None if terminal else requeue,
+    )
+
+
+def _launch(desired: DesiredJob, st: TrainingJobState, now: datetime, attempt: int) -> Plan:
+    message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
+    secondary = SecondaryStatus.STARTING if attempt == 1 else SecondaryStatus.RESTARTING
+    st = _secondary(st, secondary, now, message).model_copy(update={"Attempt": attempt})
+    st = st.model_copy(
+        update={
+            "Conditions": set_condition(
+                st.Conditions, "Running", "True", reason=secondary, message=message, now=now
+            )
+        }
+    )
+    launch = JobLaunch(desired.name, attempt, desired.spec, desired.output_uri)
+    return _plan(st, [LaunchJob(launch)], RUNNING_RESYNC)
+
+
+def _retry_allowed(desired: DesiredJob) -> bool:
+    strategy = desired.spec.RetryStrategy
+    return strategy is not None and desired.status.Attempt < strategy.MaximumRetryAttempts
+
+
+def plan_training_job(
+    desired: DesiredJob,
+    observed: ObservedJob | None,
+    now: datetime,
+    policy: TrainingPolicy | None = None,
+) -> Plan:
+    policy = policy or TrainingPolicy()
+    st = desired.status
+
+    if st.TrainingJobStatus in TERMINAL_TRAINING_STATUSES:
+        if desired.delete_requested:
+            return _plan(
+                st, [CleanupJob(desired.name), DeleteRecord("TrainingJob", desired.name)], None
+            )
+        return _plan(st, [], None)
+
+    # The backend's attempt is the truth: a launch that happened before a crash is adopted.
+    if observed is not None and observed.attempt > st.Attempt:
+        st = st.model_copy(update={"Attempt": observed.attempt})
+
+    if observed is None:
+        if st.Attempt == 0:
+            if desired.stop_requested:
+                return _plan(
+                    _finish(
+                        st,
+                        TrainingJobStatus.STOPPED,
+                        SecondaryStatus.STOPPED,
+                        now,
+                        message="Stopped before it started",
+                    ),
+                    [],
+                    None,
+                )
+            return _launch(desired, st, now, 1)
+        # Launched and recorded, but the backend knows nothing of it any more.
+        reason = (
+            f"InternalServerError: attempt {st.Attempt} of the job vanished from the backend "
+            "(its process and its working directory are gone; was the host restarted?)"
+        )
+        if desired.stop_requested or st.TrainingJobStatus == TrainingJobStatus.STOPPING:
+            return _plan(
+                _finish(
+                    st, TrainingJobStatus.STOPPED, SecondaryStatus.STOPPED, now, message=reason
+                ),
+                [],
+                None,
+            )
+        if _retry_allowed(desired):
+            return _launch(desired, st, now, st.Attempt + 1)
+        return _plan(
+            _finish(
+                st,
+                TrainingJobStatus.FAILED,
+                SecondaryStatus.FAILED,
+                now,
+                message="Job failed",
+                failure=reason,
+            ),
+            [],
+            None,
+        )
+
+    if observed.started_at and st.TrainingStartTime is None:
+        st = st.model_copy(update={"TrainingStartTime": observed.started_at})
+
+    if observed.state == "running":
+        return _plan_running(desired, st, observed, now, policy)
+    return _plan_exited(desired, st, observed, now)
+
+
+def _plan_running(
+    desired: DesiredJob,
+    st: TrainingJobState,
+    observed: ObservedJob,
+    now: datetime,
+    policy: TrainingPolicy,
+) -> Plan:
+    stopping = st.TrainingJobStatus == TrainingJobStatus.STOPPING
+    if stopping and st.StoppingSince is not None:
+        waited = (now - st.StoppingSince).total_seconds()
+        if waited >= policy.stop_grace_seconds:
+            return _plan(st, [StopJob(desired.name, force=True)], RUNNING_RESYNC)
+        return _plan(st, [], min(RUNNING_RESYNC, policy.stop_grace_seconds - waited))
+
+    limit = desired.spec.StoppingCondition.MaxRuntimeInSeconds
+    started = st.TrainingStartTime or desired.created_at
+    deadline = started + timedelta(seconds=limit)
+    reason: str | None = None
+    secondary = SecondaryStatus.STOPPING
+    if desired.stop_requested:
+        reason = "Stopped by request (StopTrainingJob)"
+    elif now >= deadline:
+        reason = (
+            f"MaxRuntimeExceeded: the job ran longer than "
+            f"StoppingCondition.MaxRuntimeInSeconds={limit}"
+        )
+        secondary = SecondaryStatus.MAX_RUNTIME_EXCEEDED
+    if reason is not None:
+        st = _secondary(st, secondary, now, reason).model_copy(
+            update={
+                "TrainingJobStatus": TrainingJobStatus.STOPPING,
+                "StoppingSince": now,
+                "StopReason": reason,
+            }
+        )
+        return _plan(st, [StopJob(desired.name, force=False)], RUNNING_RESYNC)
+
+    if observed.phase is not None and observed.phase != st.SecondaryStatus:
+        st = _secondary(st, observed.phase, now, observed.phase_message)
+    until_deadline = max(0.05, (deadline - now).total_seconds())
+    return _plan(st, [], min(RUNNING_RESYNC, until_deadline))
+
+
+def _plan_exited(
+    desired: DesiredJob, st: TrainingJobState, observed: ObservedJob, now: datetime
+) -> Plan:
+    we_stopped = st.TrainingJobStatus == TrainingJobStatus.STOPPING or desired.stop_requested
+    if observed.outcome == "completed" and not we_stopped:
+        return _plan(
+            _finish(
+                st,
+                TrainingJobStatus.COMPLETED,
+                SecondaryStatus.COMPLETED,
+                now,
+                message="Training job completed",
+                observed=observed,
+            ),
+            [],
+            None,
+        )
+    if we_stopped or observed.outcome == "stopped":
+        secondary = (
+            SecondaryStatus.MAX_RUNTIME_EXCEEDED
+            if st.SecondaryStatus == SecondaryStatus.MAX_RUNTIME_EXCEEDED
+            else SecondaryStatus.STOPPED
+        )
+        message = st.StopReason or "Training job stopped"
+        return _plan(
+            _finish(
+                st, TrainingJobStatus.STOPPED, secondary, now, message=message, observed=observed
+            ),
+            [],
+            None,
+        )
+    if observed.outcome is None:
+        # The job's supervisor died without writing its result: not the user's fault.
+        reason = (
+            f"InternalServerError: the job's supervisor process exited unexpectedly "
+            f"(exit code {observed.exit_code}) before reporting a result"
+        )
+        if _retry_allowed(desired):
+            return _launch(desired, st, now, st.Attempt + 1)
+        return _plan(
+            _finish(
+                st,
+                TrainingJobStatus.FAILED,
+                SecondaryStatus.FAILED,
+                now,
+                message="Job failed",
+                failure=reason,
+                observed=observed,
+            ),
+            [],
+            None,
+        )
+    reason = observed.failure_reason or f"AlgorithmError: exit code {observed.exit_code}"
+    return _plan(
+        _finish(
+            st,
+            TrainingJobStatus.FAILED,
+            SecondaryStatus.FAILED,
+            now,
+            message="Job failed",
+            failure=reason,
+            observed=observed,
+        ),
+        [],
+        None,
+    )

@@ -1,0 +1,131 @@
+"""What the planners read (observations) and what they return (actions and a plan).
+
+These are plain frozen dataclasses so that planning stays pure: backends fill the
+observations, the runtime carries out the actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from orchestrator.resources.models import CreateModelRequest
+from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
+
+JobOutcome = Literal["completed", "failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """One attempt of a training job as the backend sees it right now."""
+
+    name: str
+    attempt: int
+    state: Literal["running", "exited"]
+    phase: SecondaryStatus | None = None  # the last phase the job reported
+    phase_message: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    # What the job's own supervisor concluded; None when it died without saying (killed).
+    outcome: JobOutcome | None = None
+    failure_reason: str | None = None
+    model_artifact: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """Everything a backend needs to start one attempt of a training job."""
+
+    name: str
+    attempt: int
+    spec: CreateTrainingJobRequest
+    output_uri: str  # where model.tar.gz goes
+
+
+@dataclass(frozen=True)
+class ObservedReplica:
+    endpoint: str
+    variant: str
+    slot: int
+    replica_id: str
+    state: Literal["starting", "ready", "dead"]
+    url: str | None = None
+    started_at: datetime | None = None
+    message: str = ""  # for dead replicas: why (exit code and the last log lines)
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    endpoint: str
+    variant: str
+    slot: int
+    replica_id: str
+    model_name: str
+    model: CreateModelRequest
+    instance_type: str
+    generation: int
+
+
+# --- actions -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LaunchJob:
+    launch: JobLaunch
+
+
+@dataclass(frozen=True)
+class StopJob:
+    name: str
+    force: bool  # False: SIGTERM (graceful); True: SIGKILL after the grace period
+
+
+@dataclass(frozen=True)
+class CleanupJob:
+    name: str
+
+
+@dataclass(frozen=True)
+class LaunchReplica:
+    launch: ReplicaLaunch
+
+
+@dataclass(frozen=True)
+class StopReplica:
+    endpoint: str
+    replica_id: str
+    force: bool
+
+
+@dataclass(frozen=True)
+class RemoveReplica:
+    """Stop if needed and delete the replica's scratch (a dead or surplus replica)."""
+
+    endpoint: str
+    replica_id: str
+
+
+@dataclass(frozen=True)
+class DeleteRecord:
+    kind: str
+    name: str
+
+
+Action = (
+    LaunchJob | StopJob | CleanupJob | LaunchReplica | StopReplica | RemoveReplica | DeleteRecord
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The outcome of one pure planning step."""
+
+    actions: tuple[Action, ...]
+    status: dict[str, Any]  # the new status document (the resource's *State model, dumped)
+    phase: str  # primary status, indexed by the store
+    active: bool  # still needs reconciling
+    requeue_after: float | None = None
+    # Routing for endpoints: variant -> (weight, ready replica URLs).
+    routes: dict[str, tuple[float, tuple[str, ...]]] | None = None

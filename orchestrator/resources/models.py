@@ -1,0 +1,80 @@
+"""Model: a container definition (image or script, artifact, environment) to serve from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from orchestrator.resources.common import (
+    EnvironmentMap,
+    Output,
+    ResourceName,
+    Spec,
+    StorageUri,
+    TagList,
+)
+
+# Script-mode serving: the program inside the model's code directory (SageMaker's names).
+PROGRAM_ENV = "SAGEMAKER_PROGRAM"
+SUBMIT_DIR_ENV = "SAGEMAKER_SUBMIT_DIRECTORY"
+
+
+class ContainerDefinition(Spec):
+    ContainerHostname: Annotated[str, StringConstraints(max_length=63)] | None = None
+    Image: Annotated[str, StringConstraints(max_length=255)] | None = None
+    Mode: Literal["SingleModel"] = "SingleModel"
+    ModelDataUrl: StorageUri | None = None
+    Environment: EnvironmentMap = {}
+
+
+_ContainerDefinition = ContainerDefinition
+
+
+class CreateModelRequest(Spec):
+    ModelName: ResourceName
+    PrimaryContainer: _ContainerDefinition | None = None
+    Containers: Annotated[list[ContainerDefinition], Field(min_length=1, max_length=15)] | None = (
+        None
+    )
+    ExecutionRoleArn: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    Tags: TagList = []
+    EnableNetworkIsolation: bool = False
+
+    @model_validator(mode="after")
+    def _one_container_form(self) -> Self:
+        if (self.PrimaryContainer is None) == (self.Containers is None):
+            raise ValueError("set exactly one of PrimaryContainer or Containers")
+        return self
+
+    @property
+    def serving_containers(self) -> list[ContainerDefinition]:
+        if self.PrimaryContainer is not None:
+            return [self.PrimaryContainer]
+        return list(self.Containers or [])
+
+
+class ModelState(Output):
+    """Models have no lifecycle of their own; kept for symmetry with the other kinds."""
+
+
+class DescribeModelResponse(CreateModelRequest):
+    model_config = Output.model_config
+    ModelArn: str
+    CreationTime: datetime
+
+
+class ModelSummary(Output):
+    ModelName: str
+    ModelArn: str
+    CreationTime: datetime
+
+
+class ListModelsResponse(Output):
+    Models: list[ModelSummary]
+    NextToken: str | None = None
+
+
+class CreateModelResponse(Output):
+    ModelArn: str

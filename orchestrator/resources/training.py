@@ -1,0 +1,291 @@
+"""TrainingJob: the spec (CreateTrainingJob), its status, and the Describe/List shapes.
+
+Fields are named after their shapes (``ShuffleConfig: ShuffleConfig``) as in SageMaker; where
+such a field has a default, its annotation goes through an ``_Alias`` so that the class
+attribute (the default) does not shadow the type when annotations are evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from orchestrator.resources.common import (
+    Condition,
+    EnvironmentMap,
+    Output,
+    ResourceName,
+    S3Uri,
+    Spec,
+    StorageUri,
+    TagList,
+)
+from orchestrator.resources.instances import INSTANCE_TYPES
+
+# Hyperparameters that select a script-mode entry point (the SageMaker training toolkit's names).
+PROGRAM_HYPERPARAMETER = "sagemaker_program"
+SUBMIT_DIR_HYPERPARAMETER = "sagemaker_submit_directory"
+
+
+class TrainingJobStatus(StrEnum):
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+_TrainingJobStatus = TrainingJobStatus
+
+
+TERMINAL_TRAINING_STATUSES = frozenset(
+    {TrainingJobStatus.COMPLETED, TrainingJobStatus.FAILED, TrainingJobStatus.STOPPED}
+)
+
+
+class SecondaryStatus(StrEnum):
+    STARTING = "Starting"
+    PENDING = "Pending"
+    DOWNLOADING = "Downloading"
+    TRAINING = "Training"
+    UPLOADING = "Uploading"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    INTERRUPTED = "Interrupted"
+    RESTARTING = "Restarting"
+
+
+_SecondaryStatus = SecondaryStatus
+
+
+class MetricDefinition(Spec):
+    Name: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^.+$")]
+    Regex: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+    @field_validator("Regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            pattern = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from e
+        if pattern.groups < 1:
+            raise ValueError(
+                "needs one capture group holding the metric's value, e.g. 'loss=(\\S+)'"
+            )
+        return v
+
+
+class AlgorithmSpecification(Spec):
+    TrainingImage: Annotated[str, StringConstraints(max_length=255)] | None = None
+    AlgorithmName: Annotated[str, StringConstraints(max_length=170)] | None = None
+    TrainingInputMode: Literal["File", "FastFile"] = "File"
+    MetricDefinitions: Annotated[list[MetricDefinition], Field(max_length=40)] = []
+    EnableSageMakerMetricsTimeSeries: bool = False
+    ContainerEntrypoint: Annotated[list[str], Field(min_length=1, max_length=10)] | None = None
+    ContainerArguments: Annotated[list[str], Field(min_length=1, max_length=100)] | None = None
+
+
+class S3DataSource(Spec):
+    S3DataType: Literal["S3Prefix"] = "S3Prefix"
+    S3Uri: StorageUri
+    S3DataDistributionType: Literal["FullyReplicated", "ShardedByS3Key"] = "FullyReplicated"
+
+
+class DataSource(Spec):
+    S3DataSource: S3DataSource
+
+
+class ShuffleConfig(Spec):
+    Seed: int
+
+
+_ShuffleConfig = ShuffleConfig
+
+
+class Channel(Spec):
+    ChannelName: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\.\-_]+$", max_length=64)]
+    DataSource: DataSource
+    ContentType: Annotated[str, StringConstraints(max_length=256)] | None = None
+    CompressionType: Literal["None", "Gzip"] = "None"
+    RecordWrapperType: Literal["None", "RecordIO"] = "None"
+    InputMode: Literal["File", "FastFile"] | None = None
+    ShuffleConfig: _ShuffleConfig | None = None
+
+
+class OutputDataConfig(Spec):
+    S3OutputPath: S3Uri
+    KmsKeyId: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    CompressionType: Literal["GZIP", "NONE"] = "GZIP"
+
+
+_OutputDataConfig = OutputDataConfig
+
+
+class ResourceConfig(Spec):
+    InstanceType: str = "local"
+    InstanceCount: Annotated[int, Field(ge=1, le=100)] = 1
+    VolumeSizeInGB: Annotated[int, Field(ge=1, le=16384)] = 30
+    VolumeKmsKeyId: str | None = None
+    KeepAlivePeriodInSeconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+
+    @field_validator("InstanceType")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        if v not in INSTANCE_TYPES:
+            raise ValueError(
+                f"unknown instance type {v!r}; allowed: {', '.join(sorted(INSTANCE_TYPES))}"
+            )
+        return v
+
+
+_ResourceConfig = ResourceConfig
+
+
+class StoppingCondition(Spec):
+    MaxRuntimeInSeconds: Annotated[int, Field(ge=1, le=2419200)] = 86400
+    MaxWaitTimeInSeconds: Annotated[int, Field(ge=1)] | None = None
+    MaxPendingTimeInSeconds: Annotated[int, Field(ge=7200, le=2419200)] | None = None
+
+
+_StoppingCondition = StoppingCondition
+
+
+class CheckpointConfig(Spec):
+    S3Uri: S3Uri
+    LocalPath: str = "/opt/ml/checkpoints"
+
+
+_CheckpointConfig = CheckpointConfig
+
+
+class RetryStrategy(Spec):
+    MaximumRetryAttempts: Annotated[int, Field(ge=1, le=30)]
+
+
+_RetryStrategy = RetryStrategy
+
+
+HyperParameters = Annotated[
+    dict[
+        Annotated[str, StringConstraints(max_length=256)],
+        Annotated[str, StringConstraints(max_length=2500)],
+    ],
+    Field(max_length=100),
+]
+
+_HyperParameters = HyperParameters
+
+
+class CreateTrainingJobRequest(Spec):
+    """What a user asks for. Stored as the job's spec; the same shape as SageMaker's call."""
+
+    TrainingJobName: ResourceName
+    AlgorithmSpecification: AlgorithmSpecification
+    HyperParameters: _HyperParameters = {}
+    RoleArn: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    InputDataConfig: Annotated[list[Channel], Field(max_length=20)] = []
+    OutputDataConfig: _OutputDataConfig | None = None
+    ResourceConfig: _ResourceConfig = Field(default_factory=ResourceConfig)
+    StoppingCondition: _StoppingCondition = Field(default_factory=StoppingCondition)
+    Tags: TagList = []
+    EnableNetworkIsolation: bool = False
+    EnableInterContainerTrafficEncryption: bool = False
+    EnableManagedSpotTraining: bool = False
+    CheckpointConfig: _CheckpointConfig | None = None
+    Environment: EnvironmentMap = {}
+    RetryStrategy: _RetryStrategy | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        names = [c.ChannelName for c in self.InputDataConfig]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"InputDataConfig: channel names must be unique; repeated: {dupes}")
+        algo = self.AlgorithmSpecification
+        if not (
+            algo.TrainingImage
+            or algo.AlgorithmName
+            or algo.ContainerEntrypoint
+            or PROGRAM_HYPERPARAMETER in self.HyperParameters
+        ):
+            raise ValueError(
+                "nothing to run: set AlgorithmSpecification.TrainingImage, "
+                "AlgorithmSpecification.AlgorithmName, AlgorithmSpecification.ContainerEntrypoint, "
+                f"or the script-mode hyperparameters {PROGRAM_HYPERPARAMETER!r} and "
+                f"{SUBMIT_DIR_HYPERPARAMETER!r}"
+            )
+        return self
+
+
+class SecondaryStatusTransition(Output):
+    Status: SecondaryStatus
+    StartTime: datetime
+    EndTime: datetime | None = None
+    StatusMessage: str = ""
+
+
+class MetricData(Output):
+    MetricName: str
+    Value: float
+    Timestamp: datetime
+
+
+class ModelArtifacts(Output):
+    S3ModelArtifacts: str = ""
+
+
+_ModelArtifacts = ModelArtifacts
+
+
+class TrainingJobState(Output):
+    """What the control plane observed and decided; written only by the controller."""
+
+    TrainingJobStatus: _TrainingJobStatus = TrainingJobStatus.IN_PROGRESS
+    SecondaryStatus: _SecondaryStatus = SecondaryStatus.STARTING
+    FailureReason: str | None = None
+    SecondaryStatusTransitions: list[SecondaryStatusTransition] = []
+    TrainingStartTime: datetime | None = None
+    TrainingEndTime: datetime | None = None
+    TrainingTimeInSeconds: int | None = None
+    BillableTimeInSeconds: int | None = None
+    FinalMetricDataList: list[MetricData] = []
+    ModelArtifacts: _ModelArtifacts = Field(default_factory=ModelArtifacts)
+    Conditions: list[Condition] = []
+    # Bookkeeping of the controller (also shown: honest about retries and stops).
+    Attempt: int = 0
+    StoppingSince: datetime | None = None
+    StopReason: str | None = None
+
+
+class DescribeTrainingJobResponse(CreateTrainingJobRequest, TrainingJobState):
+    model_config = Output.model_config
+    TrainingJobArn: str
+    CreationTime: datetime
+    LastModifiedTime: datetime
+
+
+class TrainingJobSummary(Output):
+    TrainingJobName: str
+    TrainingJobArn: str
+    CreationTime: datetime
+    TrainingEndTime: datetime | None = None
+    LastModifiedTime: datetime
+    TrainingJobStatus: _TrainingJobStatus
+    SecondaryStatus: _SecondaryStatus | None = None
+
+
+class ListTrainingJobsResponse(Output):
+    TrainingJobSummaries: list[TrainingJobSummary]
+    NextToken: str | None = None
+
+
+class CreateTrainingJobResponse(Output):
+    TrainingJobArn: str

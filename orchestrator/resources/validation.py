@@ -1,0 +1,58 @@
+"""Turn pydantic's validation errors into one ``ValidationError`` naming the field and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import pydantic
+
+from orchestrator.errors import ValidationError
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """``("InputDataConfig", 0, "DataSource")`` -> ``InputDataConfig[0].DataSource``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(err: Any, model: type[pydantic.BaseModel]) -> str:
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid"))
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field; check its spelling against the API reference (fields are PascalCase)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind.startswith("literal_error") and "expected" in ctx:
+        return f"must be one of {ctx['expected']}"
+    if kind == "string_pattern_mismatch":
+        return f"does not match the required pattern {ctx.get('pattern')!r}"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    got = err.get("input")
+    if kind not in {"missing"} and not isinstance(got, dict | list) and got is not None:
+        return f"{msg} (got {got!r})"
+    return msg
+
+
+def parse_spec(model: type[M], data: Any) -> M:
+    """Validate ``data`` as ``model``; on failure raise one error listing every bad field."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        errors = e.errors()
+        parts = []
+        first_field: str | None = None
+        for err in errors:
+            path = field_path(err.get("loc", ()))
+            first_field = first_field or path or None
+            parts.append(f"{path or '(body)'}: {_describe(err, model)}")
+        raise ValidationError("; ".join(parts), field=first_field) from e

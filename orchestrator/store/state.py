@@ -1,0 +1,373 @@
+"""The state store: resources (spec + status documents) and API keys, over SQLAlchemy 2.
+
+SQLite (WAL) by default, PostgreSQL by URL. Writes of status use optimistic concurrency so two
+writers never silently overwrite each other; creates are idempotent by (kind, name, spec).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+import builtins
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.exc import OperationalError
+
+from orchestrator.errors import BackendError, ConflictError, NotFoundError, ValidationError
+from orchestrator.store.tables import api_keys, metadata, resources
+
+
+def canonical_hash(doc: dict[str, Any]) -> str:
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    name: str
+    uid: str
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    phase: str
+    active: bool
+    stop_requested: bool
+    delete_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: str
+    secret_hash: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked: bool
+
+
+def _normalize_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class StateStore:
+    def __init__(self, url: str) -> None:
+        url = _normalize_url(url)
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except Exception as e:  # bad URL, missing driver
+            raise ValidationError(
+                f"cannot use database URL {url.split('@')[-1]!r}: {e}; set ORCH_DATABASE_URL to "
+                "sqlite:///PATH or postgresql://USER@HOST/DB (pip install orchestrator[postgres])",
+                field="ORCH_DATABASE_URL",
+            ) from e
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as e:
+            raise BackendError(
+                f"state store at {url.split('@')[-1]} is unreachable: {e.orig}", retry_after=5
+            ) from e
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as e:
+            raise BackendError(f"state store error: {e.orig}", retry_after=1) from e
+
+    # --- resources -------------------------------------------------------------------------
+    def create(
+        self,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        status: dict[str, Any],
+        *,
+        phase: str,
+        active: bool,
+        now: datetime,
+    ) -> tuple[Record, bool]:
+        """Insert; returns (record, created). Same spec again returns the existing record."""
+        spec_hash = canonical_hash(spec)
+        row = {
+            "kind": kind,
+            "name": name,
+            "uid": str(uuid.uuid4()),
+            "spec": json.dumps(spec, default=str),
+            "spec_hash": spec_hash,
+            "status": json.dumps(status, default=str),
+            "phase": phase,
+            "active": active,
+            "stop_requested": False,
+            "delete_requested": False,
+            "created_at": _ts(now),
+            "updated_at": _ts(now),
+            "version": 1,
+        }
+        try:
+            with self._tx() as conn:
+                conn.execute(resources.insert().values(**row))
+            return self.get(kind, name), True
+        except SqlIntegrityError:
+            existing = self.get(kind, name)
+            if canonical_hash(existing.spec) == spec_hash and not existing.delete_requested:
+                return existing, False
+            raise ConflictError(
+                f"{kind} {name!r} already exists with a different spec; pick another name "
+                "or delete the existing one first",
+                field=None,
+            ) from None
+
+    def get(self, kind: str, name: str) -> Record:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(resources).where(resources.c.kind == kind, resources.c.name == name)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"{kind} {name!r} does not exist")
+        return _record(row._mapping)
+
+    def find(self, kind: str, name: str) -> Record | None:
+        try:
+            return self.get(kind, name)
+        except NotFoundError:
+            return None
+
+    def list(
+        self,
+        kind: str,
+        *,
+        limit: int,
+        next_token: str | None = None,
+        name_contains: str | None = None,
+        phase: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        ascending: bool = False,
+    ) -> tuple[builtins.list[Record], str | None]:
+        """One page, newest first by default; the token is an opaque keyset cursor."""
+        q = select(resources).where(resources.c.kind == kind)
+        if name_contains:
+            q = q.where(func.lower(resources.c.name).contains(name_contains.lower()))
+        if phase:
+            q = q.where(resources.c.phase == phase)
+        if created_after:
+            q = q.where(resources.c.created_at > _ts(created_after))
+        if created_before:
+            q = q.where(resources.c.created_at < _ts(created_before))
+        if next_token:
+            ts, last = _decode_token(next_token)
+            if ascending:
+                q = q.where(
+                    or_(
+                        resources.c.created_at > ts,
+                        and_(resources.c.created_at == ts, resources.c.name > last),
+                    )
+                )
+            else:
+                q = q.where(
+                    or_(
+                        resources.c.created_at < ts,
+                        and_(resources.c.created_at == ts, resources.c.name < last),
+                    )
+                )
+        if ascending:
+            q = q.order_by(resources.c.created_at.asc(), resources.c.name.asc())
+        else:
+            q = q.order_by(resources.c.created_at.desc(), resources.c.name.desc())
+        with self._tx() as conn:
+            rows = conn.execute(q.limit(limit + 1)).all()
+        records = [_record(r._mapping) for r in rows[:limit]]
+        token = None
+        if len(rows) > limit and records:
+            token = _encode_token(_ts(records[-1].created_at), records[-1].name)
+        return records, token
+
+    def list_active(self, kind: str) -> builtins.list[Record]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(resources).where(resources.c.kind == kind, resources.c.active.is_(True))
+            ).all()
+        return [_record(r._mapping) for r in rows]
+
+    def count_by_phase(self, kind: str) -> dict[str, int]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(resources.c.phase, func.count())
+                .where(resources.c.kind == kind)
+                .group_by(resources.c.phase)
+            ).all()
+        return {str(phase): int(n) for phase, n in rows}
+
+    def update_status(
+        self,
+        record: Record,
+        status: dict[str, Any],
+        *,
+        phase: str,
+        active: bool,
+        now: datetime,
+    ) -> Record:
+        """Write a new status if nobody wrote since ``record`` was read (else ConflictError)."""
+        with self._tx() as conn:
+            result = conn.execute(
+                resources.update()
+                .where(
+                    resources.c.kind == record.kind,
+                    resources.c.name == record.name,
+                    resources.c.version == record.version,
+                )
+                .values(
+                    status=json.dumps(status, default=str),
+                    phase=phase,
+                    active=active,
+                    updated_at=_ts(now),
+                    version=record.version + 1,
+                )
+            )
+        if result.rowcount != 1:
+            raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
+        return self.get(record.kind, record.name)
+
+    def set_flag(self, kind: str, name: str, flag: str, now: datetime) -> Record:
+        """Mark desired state: ``stop_requested`` or ``delete_requested`` (idempotent)."""
+        if flag not in {"stop_requested", "delete_requested"}:
+            raise ValueError(flag)
+        with self._tx() as conn:
+            result = conn.execute(
+                resources.update()
+                .where(resources.c.kind == kind, resources.c.name == name)
+                # A resource asked to stop or go needs the controller again.
+                .values(
+                    {
+                        flag: True,
+                        "active": True,
+                        "updated_at": _ts(now),
+                        "version": resources.c.version + 1,
+                    }
+                )
+            )
+        if result.rowcount != 1:
+            raise NotFoundError(f"{kind} {name!r} does not exist")
+        return self.get(kind, name)
+
+    def delete(self, kind: str, name: str) -> None:
+        with self._tx() as conn:
+            result = conn.execute(
+                resources.delete().where(resources.c.kind == kind, resources.c.name == name)
+            )
+        if result.rowcount != 1:
+            raise NotFoundError(f"{kind} {name!r} does not exist")
+
+    # --- API keys --------------------------------------------------------------------------
+    def add_api_key(
+        self, key_id: str, secret_hash: str, *, name: str, role: str, now: datetime
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                api_keys.insert().values(
+                    key_id=key_id,
+                    secret_hash=secret_hash,
+                    name=name,
+                    role=role,
+                    created_at=_ts(now),
+                    revoked=False,
+                )
+            )
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ApiKeyRecord(
+            key_id=m["key_id"],
+            secret_hash=m["secret_hash"],
+            name=m["name"],
+            role=m["role"],
+            created_at=_dt(m["created_at"]),
+            revoked=bool(m["revoked"]),
+        )
+
+    def count_api_keys(self) -> int:
+        with self._tx() as conn:
+            n = conn.execute(select(func.count()).select_from(api_keys)).scalar_one()
+        return int(n)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _record(m: Any) -> Record:
+    return Record(
+        kind=m["kind"],
+        name=m["name"],
+        uid=m["uid"],
+        spec=json.loads(m["spec"]),
+        status=json.loads(m["status"]),
+        phase=m["phase"],
+        active=bool(m["active"]),
+        stop_requested=bool(m["stop_requested"]),
+        delete_requested=bool(m["delete_requested"]),
+        created_at=_dt(m["created_at"]),
+        updated_at=_dt(m["updated_at"]),
+        version=int(m["version"]),
+    )
+
+
+def _encode_token(ts: float, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([ts, name]).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[float, str]:
+    try:
+        ts, name = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(ts), str(name)
+    except Exception as e:
+        raise ValidationError(
+            "NextToken is not one this server issued; pass the NextToken of the previous page "
+            "unchanged, or omit it for the first page",
+            field="NextToken",
+        ) from e

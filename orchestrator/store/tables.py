@@ -1,0 +1,51 @@
+"""The state store's schema (SQLAlchemy Core). Specs and statuses are JSON documents."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("kind", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("uid", String(36), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("spec_hash", String(64), nullable=False),
+    Column("status", Text, nullable=False),
+    # The primary status, copied out of the JSON so lists can filter and the controller can
+    # find what is not finished without reading every document.
+    Column("phase", String(32), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("delete_requested", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    # Optimistic concurrency: every write bumps it; a writer states the one it read.
+    Column("version", Integer, nullable=False),
+)
+Index("ix_resources_active", resources.c.kind, resources.c.active)
+Index("ix_resources_created", resources.c.kind, resources.c.created_at)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)

@@ -1,0 +1,176 @@
+"""The SageMaker training contract on a local directory: paths, config files, environment.
+
+A job's root plays the part of ``/opt/ml``: ``input/config/*.json``, ``input/data/<channel>/``,
+``model/``, ``output/failure``, ``output/data/``, ``checkpoints/``, ``code/``. The root's path
+is given to the user's process in ``ORCH_ML_ROOT`` (and each path in the ``SM_*`` variables the
+SageMaker training toolkit defines), so scripts written for SageMaker run unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.resources.instances import INSTANCE_TYPES
+from orchestrator.resources.training import (
+    PROGRAM_HYPERPARAMETER,
+    SUBMIT_DIR_HYPERPARAMETER,
+    CreateTrainingJobRequest,
+)
+
+ML_ROOT_ENV = "ORCH_ML_ROOT"
+HOST = "algo-1"
+
+
+@dataclass(frozen=True)
+class MlPaths:
+    root: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "input" / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "input" / "data"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.data_dir / channel
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.root / "output" / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.root / "output" / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.root / "code"
+
+    def make(self, channels: list[str]) -> None:
+        for d in (self.config_dir, self.model_dir, self.output_data_dir, self.checkpoint_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        for c in channels:
+            self.channel_dir(c).mkdir(parents=True, exist_ok=True)
+
+
+def decode_hyperparameter(value: str) -> Any:
+    """SageMaker's SDK JSON-encodes values ('"train.py"', '0.1'); plain strings pass through."""
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, ValueError):
+        return value
+
+
+def user_hyperparameters(spec: CreateTrainingJobRequest) -> dict[str, Any]:
+    return {
+        k: decode_hyperparameter(v)
+        for k, v in spec.HyperParameters.items()
+        if not k.startswith("sagemaker_")
+    }
+
+
+def write_config(paths: MlPaths, spec: CreateTrainingJobRequest) -> None:
+    mode = spec.AlgorithmSpecification.TrainingInputMode
+    files = {
+        "hyperparameters.json": dict(spec.HyperParameters),
+        "inputdataconfig.json": {
+            c.ChannelName: {
+                "ContentType": c.ContentType,
+                "TrainingInputMode": c.InputMode or mode,
+                "S3DistributionType": c.DataSource.S3DataSource.S3DataDistributionType,
+                "RecordWrapperType": c.RecordWrapperType,
+            }
+            for c in spec.InputDataConfig
+        },
+        "resourceconfig.json": {
+            "current_host": HOST,
+            "current_instance_type": spec.ResourceConfig.InstanceType,
+            "hosts": [HOST],
+            "network_interface_name": "lo",
+        },
+    }
+    for name, doc in files.items():
+        (paths.config_dir / name).write_text(json.dumps(doc, indent=2))
+
+
+def program_of(spec: CreateTrainingJobRequest) -> str | None:
+    raw = spec.HyperParameters.get(PROGRAM_HYPERPARAMETER)
+    return None if raw is None else str(decode_hyperparameter(raw))
+
+
+def submit_dir_of(spec: CreateTrainingJobRequest) -> str | None:
+    raw = spec.HyperParameters.get(SUBMIT_DIR_HYPERPARAMETER)
+    return None if raw is None else str(decode_hyperparameter(raw))
+
+
+def script_args(spec: CreateTrainingJobRequest) -> list[str]:
+    args: list[str] = []
+    for k, v in user_hyperparameters(spec).items():
+        args += [f"--{k}", v if isinstance(v, str) else json.dumps(v)]
+    return args
+
+
+def user_environment(
+    paths: MlPaths, spec: CreateTrainingJobRequest, base: dict[str, str]
+) -> dict[str, str]:
+    """The user process's environment: the host's, minus our secrets, plus the contract."""
+    env = {
+        k: v
+        for k, v in base.items()
+        if not k.startswith("ORCH_")
+        and k not in {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    }
+    itype = INSTANCE_TYPES[spec.ResourceConfig.InstanceType]
+    channels = [c.ChannelName for c in spec.InputDataConfig]
+    hps = user_hyperparameters(spec)
+    env.update(
+        {
+            ML_ROOT_ENV: str(paths.root),
+            "SM_MODEL_DIR": str(paths.model_dir),
+            "SM_INPUT_DIR": str(paths.root / "input"),
+            "SM_INPUT_CONFIG_DIR": str(paths.config_dir),
+            "SM_OUTPUT_DIR": str(paths.output_dir),
+            "SM_OUTPUT_DATA_DIR": str(paths.output_data_dir),
+            "SM_CHECKPOINT_DIR": str(paths.checkpoint_dir),
+            "SM_CHANNELS": json.dumps(channels),
+            "SM_HPS": json.dumps(hps),
+            "SM_USER_ARGS": json.dumps(script_args(spec)),
+            "SM_CURRENT_HOST": HOST,
+            "SM_HOSTS": json.dumps([HOST]),
+            "SM_NUM_CPUS": str(itype.vcpus or os.cpu_count() or 1),
+            "SM_NUM_GPUS": str(itype.gpus),
+            "SM_MODULE_DIR": str(paths.code_dir),
+            "SM_LOG_LEVEL": "20",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    for c in channels:
+        env[f"SM_CHANNEL_{c.upper().replace('-', '_').replace('.', '_')}"] = str(
+            paths.channel_dir(c)
+        )
+    for k, v in hps.items():
+        env[f"SM_HP_{k.upper().replace('-', '_')}"] = v if isinstance(v, str) else json.dumps(v)
+    program = program_of(spec)
+    if program:
+        env["SM_USER_ENTRY_POINT"] = program
+        env["SM_MODULE_NAME"] = program.removesuffix(".py")
+    env.update(spec.Environment)
+    return env

@@ -1,0 +1,83 @@
+"""The files a job's supervisor writes for the backend to read: job, pid, progress, result.
+
+All writes are atomic (temp file + rename) so a reader never sees half a document, and a
+supervisor killed at any line leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from orchestrator.resources.training import CreateTrainingJobRequest
+
+JOB_FILE = "job.json"
+PID_FILE = "supervisor.pid"
+PROGRESS_FILE = "progress.json"
+RESULT_FILE = "result.json"
+
+
+class JobFile(BaseModel):
+    """What the backend hands the supervisor (written before it starts)."""
+
+    name: str
+    attempt: int
+    spec: CreateTrainingJobRequest
+    output_uri: str
+    ml_root: str
+    log_path: str
+    object_store_url: str
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    chunk_size: int = 4 << 20
+    keyring_path: str
+    allow_file_uris: bool = True
+
+
+class Progress(BaseModel):
+    phase: str
+    message: str = ""
+    at: float
+    started_at: float
+    metrics: dict[str, float] = {}
+
+
+class Result(BaseModel):
+    outcome: Literal["completed", "failed", "stopped"]
+    exit_code: int | None
+    failure_reason: str | None = None
+    model_artifact: str | None = None
+    metrics: dict[str, float] = {}
+    started_at: float
+    ended_at: float
+
+
+def write_atomic(path: Path, data: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_model(path: Path, model: BaseModel) -> None:
+    write_atomic(path, model.model_dump_json())
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,372 @@
+"""The supervisor of one training-job attempt: download, run the user's code, upload.
+
+Started by the process backend as ``python -m orchestrator.training.runner ROOT`` in a session
+of its own, so it outlives a control plane that is killed: the control plane re-reads the
+progress and result files on restart. Sequence (SageMaker's secondary statuses):
+Downloading (channels, source, checkpoints) -> Training (the user's process, with resource
+limits, output to the job log) -> Uploading (model.tar.gz, output data, checkpoints) -> result.
+SIGTERM is passed to the user's process (the same process group gets it); whatever it saved to
+the model directory in the grace period is still uploaded, as SageMaker does.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from orchestrator.backends.process import procs
+from orchestrator.errors import OrchestratorError
+from orchestrator.objects import (
+    LocalKeyring,
+    ObjectStore,
+    open_object_store,
+    pack_dir,
+    safe_extract,
+)
+from orchestrator.resources.instances import INSTANCE_TYPES
+from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
+from orchestrator.training.contract import (
+    MlPaths,
+    program_of,
+    script_args,
+    submit_dir_of,
+    user_environment,
+    write_config,
+)
+from orchestrator.training.files import (
+    JOB_FILE,
+    PID_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    JobFile,
+    Progress,
+    Result,
+    write_model,
+)
+
+FAILURE_LIMIT = 1024
+TAIL_LINES = 12
+
+
+class JobError(Exception):
+    """A failure with a SageMaker-style reason ('ClientError: ...', 'AlgorithmError: ...')."""
+
+
+class Supervisor:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.job = JobFile.model_validate_json((root / JOB_FILE).read_text())
+        self.spec: CreateTrainingJobRequest = self.job.spec
+        self.paths = MlPaths(Path(self.job.ml_root))
+        self.started_at = time.time()
+        self.metrics: dict[str, float] = {}
+        self.stopping = False
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.log: IO[str] = open(self.job.log_path, "a", buffering=1)  # noqa: SIM115
+        self._store: ObjectStore | None = None
+        self._patterns = [
+            (m.Name, re.compile(m.Regex))
+            for m in self.spec.AlgorithmSpecification.MetricDefinitions
+        ]
+
+    # --- helpers ---------------------------------------------------------------------------
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            self._store = open_object_store(
+                self.job.object_store_url,
+                LocalKeyring(Path(self.job.keyring_path)),
+                s3_endpoint_url=self.job.s3_endpoint_url,
+                s3_region=self.job.s3_region,
+                chunk_size=self.job.chunk_size,
+            )
+        return self._store
+
+    def say(self, message: str) -> None:
+        self.log.write(f"[orchestrator] {message}\n")
+
+    def progress(self, phase: SecondaryStatus, message: str = "") -> None:
+        self.say(f"{phase.value}: {message}" if message else phase.value)
+        write_model(
+            self.root / PROGRESS_FILE,
+            Progress(
+                phase=phase.value,
+                message=message,
+                at=time.time(),
+                started_at=self.started_at,
+                metrics=self.metrics,
+            ),
+        )
+
+    def finish(self, result: Result) -> None:
+        write_model(self.root / RESULT_FILE, result)
+        self.say(
+            f"result: {result.outcome}"
+            + (f" ({result.failure_reason})" if result.failure_reason else "")
+        )
+
+    # --- steps -----------------------------------------------------------------------------
+    def fetch(self, uri: str, dest: Path, what: str) -> None:
+        """A channel or prefix into ``dest``: s3:// from the object store, file:// from the host."""
+        try:
+            if uri.startswith("file://"):
+                if not self.job.allow_file_uris:
+                    raise JobError(f"ClientError: {what}: file:// URIs are disabled on this server")
+                src = Path(uri[len("file://") :])
+                if src.is_dir():
+                    shutil.copytree(src, dest, dirs_exist_ok=True)
+                elif src.is_file():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dest / src.name)
+                else:
+                    raise JobError(f"ClientError: {what}: {uri} does not exist")
+            else:
+                self.store.download_prefix(uri, dest)
+        except OrchestratorError as e:
+            raise JobError(f"ClientError: {what}: data download failed: {e.message}") from e
+
+    def download(self) -> None:
+        self.progress(SecondaryStatus.DOWNLOADING, "Downloading input data")
+        self.paths.make([c.ChannelName for c in self.spec.InputDataConfig])
+        for c in self.spec.InputDataConfig:
+            self.fetch(
+                c.DataSource.S3DataSource.S3Uri,
+                self.paths.channel_dir(c.ChannelName),
+                f"channel {c.ChannelName!r}",
+            )
+        submit = submit_dir_of(self.spec)
+        if submit:
+            with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+                self.fetch(submit, Path(tmp), "source directory (sagemaker_submit_directory)")
+                archives = [p for p in Path(tmp).rglob("*") if p.is_file()]
+                for a in archives:
+                    if tarfile.is_tarfile(a):
+                        safe_extract(a, self.paths.code_dir)
+                    else:
+                        self.paths.code_dir.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(a, self.paths.code_dir / a.name)
+        ckpt = self.spec.CheckpointConfig
+        if ckpt is not None and self.store_has_prefix(ckpt.S3Uri):
+            self.fetch(ckpt.S3Uri, self.paths.checkpoint_dir, "checkpoints")
+        write_config(self.paths, self.spec)
+
+    def store_has_prefix(self, uri: str) -> bool:
+        try:
+            return bool(self.store.list(uri))
+        except OrchestratorError:
+            return False
+
+    def command(self) -> tuple[list[str], Path]:
+        algo = self.spec.AlgorithmSpecification
+        if algo.ContainerEntrypoint:
+            return [*algo.ContainerEntrypoint, *(algo.ContainerArguments or [])], self.paths.root
+        program = program_of(self.spec)
+        if program:
+            script = self.paths.code_dir / program
+            if not script.is_file():
+                present = (
+                    sorted(p.name for p in self.paths.code_dir.glob("*"))
+                    if self.paths.code_dir.exists()
+                    else []
+                )
+                raise JobError(
+                    f"ClientError: entry point {program!r} not found in the source directory "
+                    f"(sagemaker_submit_directory); it holds: {present or 'nothing'}"
+                )
+            return [sys.executable, str(script), *script_args(self.spec)], self.paths.code_dir
+        raise JobError(
+            "ClientError: the process backend runs script-mode jobs (sagemaker_program) and "
+            "AlgorithmSpecification.ContainerEntrypoint; container images "
+            f"({algo.TrainingImage or algo.AlgorithmName}) need the docker backend"
+        )
+
+    def limits(self) -> Callable[[], None]:
+        itype = INSTANCE_TYPES[self.spec.ResourceConfig.InstanceType]
+        cpu_seconds = self.spec.StoppingCondition.MaxRuntimeInSeconds * (
+            itype.vcpus or (os.cpu_count() or 1)
+        )
+        memory = itype.memory_mib * 1024 * 1024 if itype.memory_mib else None
+
+        def apply() -> None:  # runs in the child between fork and exec
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+            # RLIMIT_DATA (heap and private mappings), not RLIMIT_AS: GPU runtimes and
+            # thread arenas reserve far more address space than they use.
+            if memory is not None:
+                resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        return apply
+
+    def train(self) -> int:
+        argv, cwd = self.command()
+        self.progress(
+            SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
+        )
+        env = user_environment(self.paths, self.spec, dict(os.environ))
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=self.limits(),  # noqa: PLW1509 - single-threaded supervisor
+            text=True,
+            errors="replace",
+        )
+        assert proc.stdout is not None
+        last_progress = 0.0
+        for line in proc.stdout:
+            self.log.write(line)
+            stripped = line.rstrip("\n")
+            if stripped.strip():
+                self.tail.append(stripped)
+            for name, pattern in self._patterns:
+                m = pattern.search(stripped)
+                if m:
+                    with contextlib.suppress(ValueError):
+                        self.metrics[name] = float(m.group(1))
+            if self._patterns and time.time() - last_progress > 1.0:
+                last_progress = time.time()
+                self.progress_quiet()
+        return proc.wait()
+
+    def progress_quiet(self) -> None:
+        write_model(
+            self.root / PROGRESS_FILE,
+            Progress(
+                phase=SecondaryStatus.TRAINING.value,
+                message="Training in progress",
+                at=time.time(),
+                started_at=self.started_at,
+                metrics=self.metrics,
+            ),
+        )
+
+    def upload(self) -> str | None:
+        self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")
+        artifact: str | None = None
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            if self.paths.model_dir.exists():
+                archive = Path(tmp) / "model.tar.gz"
+                pack_dir(self.paths.model_dir, archive)
+                self.store.put_file(self.job.output_uri, archive)
+                artifact = self.job.output_uri
+            out = self.paths.output_data_dir
+            if out.exists() and any(out.iterdir()):
+                archive = Path(tmp) / "output.tar.gz"
+                pack_dir(out, archive)
+                self.store.put_file(
+                    self.job.output_uri.rsplit("/", 1)[0] + "/output.tar.gz", archive
+                )
+        ckpt = self.spec.CheckpointConfig
+        if ckpt is not None:
+            base = ckpt.S3Uri.rstrip("/")
+            for f in sorted(p for p in self.paths.checkpoint_dir.rglob("*") if p.is_file()):
+                self.store.put_file(f"{base}/{f.relative_to(self.paths.checkpoint_dir)}", f)
+        return artifact
+
+    def failure_reason(self, code: int) -> str:
+        written = ""
+        if self.paths.failure_file.is_file():
+            written = self.paths.failure_file.read_text(errors="replace").strip()
+        if written:
+            return f"AlgorithmError: {written}"[:FAILURE_LIMIT]
+        if code < 0:
+            sig = signal.Signals(-code).name
+            hint = {
+                "SIGXCPU": " (CPU-time limit of the instance type reached)",
+                "SIGKILL": " (killed; out of memory?)",
+                "SIGSEGV": " (crashed)",
+            }.get(sig, "")
+            head = f"AlgorithmError: the training process was killed by {sig}{hint}"
+        else:
+            head = f"AlgorithmError: ExecuteUserScriptError: exit code {code}"
+        tail = "\n".join(self.tail)
+        room = FAILURE_LIMIT - len(head) - 1
+        if tail and room > 20:
+            tail = tail[-room:]
+            return f"{head}\n{tail}"
+        return head[:FAILURE_LIMIT]
+
+    # --- the whole attempt -----------------------------------------------------------------
+    def run(self) -> None:
+        code: int | None = None
+        try:
+            self.download()
+            if self.stopping:
+                self.finish(self._failed(None, "stopped before training started"))
+                return
+            code = self.train()
+            artifact = self.upload() if (code == 0 or self.stopping) else None
+            if self.stopping:
+                outcome = "stopped"
+                reason = None
+            elif code == 0:
+                outcome, reason = "completed", None
+            else:
+                outcome, reason = "failed", self.failure_reason(code)
+            self.finish(
+                Result(
+                    outcome=outcome,
+                    exit_code=code,
+                    failure_reason=reason,
+                    model_artifact=artifact,
+                    metrics=self.metrics,
+                    started_at=self.started_at,
+                    ended_at=time.time(),
+                )
+            )
+        except JobError as e:
+            self.finish(self._failed(code, str(e)))
+        except OrchestratorError as e:
+            self.finish(self._failed(code, f"InternalServerError: {e.message}"))
+        except Exception as e:
+            self.finish(self._failed(code, f"InternalServerError: {type(e).__name__}: {e}"))
+
+    def _failed(self, code: int | None, reason: str) -> Result:
+        return Result(
+            outcome="stopped" if self.stopping else "failed",
+            exit_code=code,
+            failure_reason=None if self.stopping else reason[:FAILURE_LIMIT],
+            metrics=self.metrics,
+            started_at=self.started_at,
+            ended_at=time.time(),
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m orchestrator.training.runner ROOT", file=sys.stderr)
+        return 2
+    root = Path(args[0])
+    # The launcher writes this too; writing it here covers a launcher killed mid-launch.
+    procs.write_own_pid(root / PID_FILE)
+    supervisor = Supervisor(root)
+
+    def on_term(_signo: int, _frame: object) -> None:
+        # The user's process is in our process group and got the same signal.
+        supervisor.stopping = True
+        supervisor.say("stop requested: SIGTERM passed to the training process")
+
+    signal.signal(signal.SIGTERM, on_term)
+    supervisor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
