@@ -7,6 +7,7 @@ writers never silently overwrite each other; creates are idempotent by (kind, na
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 import uuid
@@ -15,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-import builtins
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select

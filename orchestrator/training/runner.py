@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from orchestrator.backends.process import procs
+from orchestrator import procs
 from orchestrator.errors import OrchestratorError
 from orchestrator.objects import (
     LocalKeyring,

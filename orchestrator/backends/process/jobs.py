@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.backends.process import procs
+from orchestrator import procs
 from orchestrator.controller.plan.types import JobLaunch, ObservedJob
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.settings import Settings

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from orchestrator.backends.process import procs
+from orchestrator import procs
 from orchestrator.backends.process.jobs import tail_of
 from orchestrator.controller.plan.types import ObservedReplica, ReplicaLaunch
 from orchestrator.resources.models import ContainerDefinition

@@ -1,0 +1,334 @@
+"""``Client``: every control-plane operation over HTTP (httpx), with typed responses.
+
+Errors come back as the product's own exceptions (``orchestrator.errors``), rebuilt from the
+server's ``{"code", "message", "field"}`` body. Pass ``transport=`` to talk to an app in-process
+(``httpx.ASGITransport``) or to a test double.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from orchestrator.client.connection import resolve
+from orchestrator.errors import (
+    DeadlineExceededError,
+    NotFoundError,
+    OrchestratorError,
+    UnavailableError,
+    ValidationError,
+)
+from orchestrator.objects.uri import parse_object_uri
+from orchestrator.resources.endpoints import (
+    DescribeEndpointConfigResponse,
+    DescribeEndpointResponse,
+    ListEndpointConfigsResponse,
+    ListEndpointsResponse,
+)
+from orchestrator.resources.models import DescribeModelResponse, ListModelsResponse
+from orchestrator.resources.training import (
+    TERMINAL_TRAINING_STATUSES,
+    DescribeTrainingJobResponse,
+    ListTrainingJobsResponse,
+    TrainingJobStatus,
+)
+
+M = TypeVar("M", bound=BaseModel)
+API = "/api/v1"
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    body: bytes
+    content_type: str
+    variant: str
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    text: str
+    next_offset: int
+    more: bool
+
+
+class Client:
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 70.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        conn = resolve(endpoint_url, api_key)
+        self.endpoint_url = conn.endpoint_url
+        headers = {"Authorization": f"Bearer {conn.api_key}"} if conn.api_key else {}
+        self._http = httpx.Client(
+            base_url=self.endpoint_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- transport ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as e:
+            raise DeadlineExceededError(f"{self.endpoint_url}{path}: timed out") from e
+        except httpx.TransportError as e:
+            raise UnavailableError(
+                f"cannot reach the control plane at {self.endpoint_url} ({e}); is `orch server` "
+                "running? (set ORCH_ENDPOINT_URL to point elsewhere)",
+                retry_after=2,
+            ) from e
+        if resp.status_code >= 400:
+            try:
+                payload = resp.json()
+            except ValueError:
+                payload = {"message": resp.text[:500] or f"HTTP {resp.status_code}"}
+            if not isinstance(payload, dict):
+                payload = {"message": str(payload)}
+            raise OrchestratorError.from_payload(resp.status_code, payload)
+        return resp
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        data = self.request(method, path, **kwargs).json()
+        return data if isinstance(data, dict) else {}
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(self._json("GET", path, params=clean))
+
+    @staticmethod
+    def _body(spec: BaseModel | dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(spec, BaseModel):
+            base = spec.model_dump(mode="json", exclude_none=True)
+        else:
+            base = dict(spec or {})
+        base.update({k: v for k, v in fields.items() if v is not None})
+        return base
+
+    # --- training jobs -----------------------------------------------------------------------
+    def create_training_job(
+        self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
+    ) -> str:
+        """CreateTrainingJob; returns the ARN. The same call repeated is a no-op."""
+        body = self._body(spec, fields)
+        return str(self._json("POST", f"{API}/training-jobs", json=body)["TrainingJobArn"])
+
+    def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
+        return self._get(DescribeTrainingJobResponse, f"{API}/training-jobs/{quote(name)}")
+
+    def list_training_jobs(self, **params: Any) -> ListTrainingJobsResponse:
+        return self._get(ListTrainingJobsResponse, f"{API}/training-jobs", **params)
+
+    def stop_training_job(self, name: str) -> None:
+        self.request("POST", f"{API}/training-jobs/{quote(name)}/stop")
+
+    def delete_training_job(self, name: str) -> None:
+        self.request("DELETE", f"{API}/training-jobs/{quote(name)}")
+
+    def training_job_logs(self, name: str, offset: int = 0) -> LogChunk:
+        resp = self.request(
+            "GET", f"{API}/training-jobs/{quote(name)}/logs", params={"offset": offset}
+        )
+        return LogChunk(
+            text=resp.content.decode(errors="replace"),
+            next_offset=int(resp.headers.get("x-next-offset", offset)),
+            more=resp.headers.get("x-more", "false") == "true",
+        )
+
+    def wait_for_training_job(
+        self,
+        name: str,
+        *,
+        poll: float = 0.5,
+        timeout: float | None = None,
+        on_log: Callable[[str], None] | None = None,
+        on_status: Callable[[DescribeTrainingJobResponse], None] | None = None,
+    ) -> DescribeTrainingJobResponse:
+        """Poll until the job ends; stream its log to ``on_log`` as it grows."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        offset = 0
+        while True:
+            job = self.describe_training_job(name)
+            if on_status is not None:
+                on_status(job)
+            if on_log is not None:
+                offset = self._drain_logs(name, offset, on_log)
+            if job.TrainingJobStatus in TERMINAL_TRAINING_STATUSES:
+                if on_log is not None:
+                    self._drain_logs(name, offset, on_log)
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"training job {name!r} still {job.TrainingJobStatus} after {timeout} s"
+                )
+            time.sleep(poll)
+
+    def _drain_logs(self, name: str, offset: int, on_log: Callable[[str], None]) -> int:
+        while True:
+            chunk = self.training_job_logs(name, offset)
+            if chunk.text:
+                on_log(chunk.text)
+            if chunk.next_offset == offset:
+                return offset
+            offset = chunk.next_offset
+
+    # --- models and endpoint configs ---------------------------------------------------------
+    def create_model(self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any) -> str:
+        return str(self._json("POST", f"{API}/models", json=self._body(spec, fields))["ModelArn"])
+
+    def describe_model(self, name: str) -> DescribeModelResponse:
+        return self._get(DescribeModelResponse, f"{API}/models/{quote(name)}")
+
+    def list_models(self, **params: Any) -> ListModelsResponse:
+        return self._get(ListModelsResponse, f"{API}/models", **params)
+
+    def delete_model(self, name: str) -> None:
+        self.request("DELETE", f"{API}/models/{quote(name)}")
+
+    def create_endpoint_config(
+        self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
+    ) -> str:
+        body = self._body(spec, fields)
+        return str(self._json("POST", f"{API}/endpoint-configs", json=body)["EndpointConfigArn"])
+
+    def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigResponse:
+        return self._get(DescribeEndpointConfigResponse, f"{API}/endpoint-configs/{quote(name)}")
+
+    def list_endpoint_configs(self, **params: Any) -> ListEndpointConfigsResponse:
+        return self._get(ListEndpointConfigsResponse, f"{API}/endpoint-configs", **params)
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self.request("DELETE", f"{API}/endpoint-configs/{quote(name)}")
+
+    # --- endpoints ---------------------------------------------------------------------------
+    def create_endpoint(self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any) -> str:
+        body = self._body(spec, fields)
+        return str(self._json("POST", f"{API}/endpoints", json=body)["EndpointArn"])
+
+    def describe_endpoint(self, name: str) -> DescribeEndpointResponse:
+        return self._get(DescribeEndpointResponse, f"{API}/endpoints/{quote(name)}")
+
+    def list_endpoints(self, **params: Any) -> ListEndpointsResponse:
+        return self._get(ListEndpointsResponse, f"{API}/endpoints", **params)
+
+    def delete_endpoint(self, name: str) -> None:
+        self.request("DELETE", f"{API}/endpoints/{quote(name)}")
+
+    def wait_for_endpoint(
+        self,
+        name: str,
+        *,
+        poll: float = 0.25,
+        timeout: float = 300.0,
+        on_status: Callable[[DescribeEndpointResponse], None] | None = None,
+    ) -> DescribeEndpointResponse:
+        """Until InService; a Failed endpoint raises with its FailureReason."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ep = self.describe_endpoint(name)
+            if on_status is not None:
+                on_status(ep)
+            if ep.EndpointStatus == "InService":
+                return ep
+            if ep.EndpointStatus == "Failed":
+                raise UnavailableError(f"endpoint {name!r} failed: {ep.FailureReason}")
+            if time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"endpoint {name!r} still {ep.EndpointStatus} after {timeout} s"
+                )
+            time.sleep(poll)
+
+    def wait_for_endpoint_deleted(self, name: str, *, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.describe_endpoint(name)
+            except NotFoundError:
+                return
+            time.sleep(0.2)
+        raise DeadlineExceededError(f"endpoint {name!r} still exists after {timeout} s")
+
+    def invoke_endpoint(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        target_variant: str | None = None,
+    ) -> InvokeResult:
+        headers = {"Content-Type": content_type, "Accept": accept}
+        if target_variant:
+            headers["X-Target-Variant"] = target_variant
+        resp = self.request(
+            "POST", f"/endpoints/{quote(name)}/invocations", content=body, headers=headers
+        )
+        return InvokeResult(
+            body=resp.content,
+            content_type=resp.headers.get("content-type", ""),
+            variant=resp.headers.get("x-invoked-production-variant", ""),
+        )
+
+    # --- objects -----------------------------------------------------------------------------
+    def _object_path(self, uri: str) -> str:
+        bucket, key = parse_object_uri(uri)
+        return f"{API}/objects/{quote(bucket)}/{quote(key)}"
+
+    def upload_file(self, path: Path, uri: str) -> dict[str, Any]:
+        if not path.is_file():
+            raise ValidationError(f"{path} is not a file", field="path")
+        with open(path, "rb") as f:
+            return self._json("PUT", self._object_path(uri), content=_chunks(f))
+
+    def upload_bytes(self, data: bytes, uri: str) -> dict[str, Any]:
+        return self._json("PUT", self._object_path(uri), content=data)
+
+    def upload_dir(self, directory: Path, prefix_uri: str) -> list[str]:
+        if not directory.is_dir():
+            raise ValidationError(f"{directory} is not a directory", field="directory")
+        uris = []
+        for p in sorted(x for x in directory.rglob("*") if x.is_file()):
+            uri = f"{prefix_uri.rstrip('/')}/{p.relative_to(directory).as_posix()}"
+            self.upload_file(p, uri)
+            uris.append(uri)
+        return uris
+
+    def download_bytes(self, uri: str) -> bytes:
+        return self.request("GET", self._object_path(uri)).content
+
+    def list_objects(self, prefix_uri: str) -> list[dict[str, Any]]:
+        items = self._json("GET", f"{API}/objects", params={"prefix": prefix_uri})["Objects"]
+        return list(items)
+
+    def delete_object(self, uri: str) -> None:
+        self.request("DELETE", self._object_path(uri))
+
+
+def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := f.read(size):
+        yield chunk
+
+
+def job_succeeded(job: DescribeTrainingJobResponse) -> bool:
+    return job.TrainingJobStatus == TrainingJobStatus.COMPLETED

@@ -1,0 +1,267 @@
+"""``Estimator`` and ``Predictor``: the SageMaker Python SDK's shape over ``Client``.
+
+``Estimator(entry_point="train.py", hyperparameters={...}).fit({"train": "file:///data"})``
+packs the script's directory, uploads it, runs the job in script mode, streams its log and
+returns when it ends (raising ``JobFailedError`` with the FailureReason if it did not
+complete). ``deploy()`` makes a Model, an EndpointConfig and an Endpoint and returns a
+``Predictor``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.client.client import Client
+from orchestrator.errors import JobFailedError, ValidationError
+from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV
+from orchestrator.resources.training import (
+    PROGRAM_HYPERPARAMETER,
+    SUBMIT_DIR_HYPERPARAMETER,
+    DescribeTrainingJobResponse,
+    TrainingJobStatus,
+)
+
+DEFAULT_BUCKET = "orchestrator"
+
+
+def unique_name(base: str) -> str:
+    """``base-YYYYmmdd-HHMMSS-mmm``, trimmed to SageMaker's 63 characters and pattern."""
+    stem = re.sub(r"[^a-zA-Z0-9-]+", "-", base).strip("-") or "job"
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+    return f"{stem[: 62 - len(stamp)]}-{stamp}"
+
+
+def _channel_uri(value: str) -> str:
+    if value.startswith(("s3://", "file://")):
+        return value
+    path = Path(value).expanduser().resolve()
+    if not path.exists():
+        raise ValidationError(f"input {value!r}: no such file or directory", field="inputs")
+    return path.as_uri()
+
+
+def pack_source(source_dir: Path) -> bytes:
+    """The source directory as sourcedir.tar.gz (SageMaker's name), in memory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for p in sorted(source_dir.rglob("*")):
+            rel = p.relative_to(source_dir)
+            if any(part in {"__pycache__", ".git"} for part in rel.parts) or p.is_symlink():
+                continue
+            if p.is_file():
+                tar.add(p, arcname=rel.as_posix(), recursive=False)
+    return buf.getvalue()
+
+
+class Estimator:
+    def __init__(
+        self,
+        entry_point: str,
+        *,
+        source_dir: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        instance_count: int = 1,
+        instance_type: str = "local",
+        max_run: int = 86400,
+        base_job_name: str | None = None,
+        metric_definitions: list[dict[str, str]] | None = None,
+        environment: Mapping[str, str] | None = None,
+        output_path: str | None = None,
+        checkpoint_s3_uri: str | None = None,
+        max_retry_attempts: int | None = None,
+        bucket: str = DEFAULT_BUCKET,
+        client: Client | None = None,
+    ) -> None:
+        src = Path(source_dir) if source_dir else Path(entry_point).parent
+        script = src / Path(entry_point).name if source_dir else Path(entry_point)
+        if not script.is_file():
+            raise ValidationError(
+                f"entry_point {entry_point!r} not found"
+                + (f" in source_dir {source_dir!r}" if source_dir else "")
+                + f" (looked for {script.resolve()})",
+                field="entry_point",
+            )
+        self.entry_point = script.name
+        self.source_dir = src.resolve()
+        self.hyperparameters = dict(hyperparameters or {})
+        self.instance_count = instance_count
+        self.instance_type = instance_type
+        self.max_run = max_run
+        self.base_job_name = base_job_name or Path(entry_point).stem
+        self.metric_definitions = metric_definitions or []
+        self.environment = dict(environment or {})
+        self.output_path = output_path
+        self.checkpoint_s3_uri = checkpoint_s3_uri
+        self.max_retry_attempts = max_retry_attempts
+        self.bucket = bucket
+        self.client = client or Client()
+        self.latest_training_job: str | None = None
+        self.source_uri: str | None = None
+        self._job: DescribeTrainingJobResponse | None = None
+
+    def training_job_spec(
+        self, job_name: str, inputs: Mapping[str, str], source_uri: str
+    ) -> dict[str, Any]:
+        hps = {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in self.hyperparameters.items()
+        }
+        hps[PROGRAM_HYPERPARAMETER] = self.entry_point
+        hps[SUBMIT_DIR_HYPERPARAMETER] = source_uri
+        spec: dict[str, Any] = {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": {
+                "TrainingInputMode": "File",
+                "MetricDefinitions": self.metric_definitions,
+            },
+            "HyperParameters": hps,
+            "InputDataConfig": [
+                {
+                    "ChannelName": name,
+                    "DataSource": {"S3DataSource": {"S3Uri": _channel_uri(uri)}},
+                }
+                for name, uri in inputs.items()
+            ],
+            "ResourceConfig": {
+                "InstanceType": self.instance_type,
+                "InstanceCount": self.instance_count,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_run},
+            "Environment": self.environment,
+        }
+        if self.output_path:
+            spec["OutputDataConfig"] = {"S3OutputPath": self.output_path}
+        if self.checkpoint_s3_uri:
+            spec["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri}
+        if self.max_retry_attempts:
+            spec["RetryStrategy"] = {"MaximumRetryAttempts": self.max_retry_attempts}
+        return spec
+
+    def fit(
+        self,
+        inputs: str | Mapping[str, str] | None = None,
+        *,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+        log_sink: Callable[[str], None] | None = None,
+    ) -> DescribeTrainingJobResponse | None:
+        channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs or {})
+        name = job_name or unique_name(self.base_job_name)
+        source_uri = f"s3://{self.bucket}/{name}/source/sourcedir.tar.gz"
+        spec = self.training_job_spec(name, channels, source_uri)  # validates inputs first
+        self.client.upload_bytes(pack_source(self.source_dir), source_uri)
+        self.source_uri = source_uri
+        self.client.create_training_job(spec)
+        self.latest_training_job = name
+        if not wait:
+            return None
+        sink = log_sink or (lambda text: print(text, end="", file=sys.stdout, flush=True))
+        job = self.client.wait_for_training_job(name, on_log=sink if logs else None)
+        self._job = job
+        if job.TrainingJobStatus != TrainingJobStatus.COMPLETED:
+            reason = job.FailureReason or job.StopReason or job.TrainingJobStatus
+            raise JobFailedError(f"training job {name} ended {job.TrainingJobStatus}: {reason}")
+        return job
+
+    @property
+    def model_data(self) -> str:
+        if self.latest_training_job is None:
+            raise ValidationError("no training job yet: call fit() first", field="model_data")
+        job = self._job or self.client.describe_training_job(self.latest_training_job)
+        if not job.ModelArtifacts.S3ModelArtifacts:
+            raise ValidationError(
+                f"training job {job.TrainingJobName} has no model artifact "
+                f"({job.TrainingJobStatus})",
+                field="model_data",
+            )
+        return job.ModelArtifacts.S3ModelArtifacts
+
+    def deploy(
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "local",
+        *,
+        endpoint_name: str | None = None,
+        public: bool = False,
+        wait: bool = True,
+    ) -> Predictor:
+        name = endpoint_name or unique_name(self.base_job_name)
+        env = {PROGRAM_ENV: self.entry_point}
+        if self.source_uri:
+            env[SUBMIT_DIR_ENV] = self.source_uri
+        self.client.create_model(
+            ModelName=name, PrimaryContainer={"ModelDataUrl": self.model_data, "Environment": env}
+        )
+        self.client.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InitialInstanceCount": initial_instance_count,
+                    "InstanceType": instance_type,
+                }
+            ],
+        )
+        self.client.create_endpoint(
+            EndpointName=name, EndpointConfigName=name, AuthMode="None" if public else "ApiKey"
+        )
+        if wait:
+            self.client.wait_for_endpoint(name)
+        return Predictor(name, client=self.client)
+
+
+class Predictor:
+    """Calls an endpoint; JSON in and out by default, CSV with ``content_type='text/csv'``."""
+
+    def __init__(
+        self,
+        endpoint_name: str,
+        *,
+        client: Client | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        self.endpoint_name = endpoint_name
+        self.client = client or Client()
+        self.content_type = content_type
+
+    def _serialize(self, data: Any) -> bytes:
+        if isinstance(data, bytes):
+            return data
+        if hasattr(data, "tolist"):
+            data = data.tolist()
+        if self.content_type == "text/csv":
+            rows = data if data and isinstance(data[0], list | tuple) else [data]
+            return "\n".join(",".join(str(v) for v in row) for row in rows).encode()
+        return json.dumps(data).encode()
+
+    def predict(self, data: Any, *, target_variant: str | None = None) -> Any:
+        result = self.client.invoke_endpoint(
+            self.endpoint_name,
+            self._serialize(data),
+            content_type=self.content_type,
+            target_variant=target_variant,
+        )
+        if "json" in result.content_type:
+            return json.loads(result.body)
+        return result.body
+
+    def delete_endpoint(self, *, delete_config: bool = True, delete_model: bool = True) -> None:
+        ep = self.client.describe_endpoint(self.endpoint_name)
+        cfg = self.client.describe_endpoint_config(ep.EndpointConfigName)
+        self.client.delete_endpoint(self.endpoint_name)
+        self.client.wait_for_endpoint_deleted(self.endpoint_name)
+        if delete_config:
+            self.client.delete_endpoint_config(cfg.EndpointConfigName)
+        if delete_model:
+            for v in cfg.ProductionVariants:
+                self.client.delete_model(v.ModelName)
