@@ -1,0 +1,216 @@
+"""plan_endpoint as a table: (status, replicas, now) -> (actions, new status, routes). No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+from core_builders import (
+    ENDPOINT,
+    NOW,
+    at,
+    config_spec,
+    desired_endpoint,
+    model_spec,
+    replica,
+)
+
+from orchestrator.controller.plan.endpoint import DesiredEndpoint, EndpointPolicy, plan_endpoint
+from orchestrator.controller.plan.types import (
+    Action,
+    DeleteRecord,
+    LaunchReplica,
+    ObservedReplica,
+    Plan,
+    RemoveReplica,
+)
+from orchestrator.resources.endpoints import EndpointState
+
+POLICY = EndpointPolicy(startup_timeout_seconds=120.0, max_start_failures=3)
+TWO = config_spec(("v1", "model-1", 2))
+IN_SERVICE = EndpointState(EndpointStatus="InService", ReplicaGeneration=2)
+
+
+def brief(action: Action) -> tuple[Any, ...]:
+    if isinstance(action, LaunchReplica):
+        return ("launch", action.launch.replica_id)
+    if isinstance(action, RemoveReplica):
+        return ("remove", action.replica_id)
+    if isinstance(action, DeleteRecord):
+        return ("delete", action.kind, action.name)
+    raise AssertionError(action)
+
+
+def step(
+    desired: DesiredEndpoint, observed: list[ObservedReplica], now: datetime = NOW
+) -> tuple[Plan, EndpointState]:
+    plan = plan_endpoint(desired, observed, now, POLICY)
+    return plan, EndpointState.model_validate(plan.status)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    desired: DesiredEndpoint
+    observed: list[ObservedReplica]
+    now: datetime
+    actions: list[tuple[Any, ...]]
+    phase: str
+    generation: int
+
+
+CASES = [
+    Case("new endpoint launches each slot", desired_endpoint(config=TWO), [], NOW,
+         [("launch", "v1-0-1"), ("launch", "v1-1-2")], "Creating", 2),
+    Case("all ready: in service", desired_endpoint(config=TWO),
+         [replica(0, 1), replica(1, 2)], NOW, [], "InService", 0),
+    Case("dead replica is replaced", desired_endpoint(status=IN_SERVICE),
+         [replica(0, 2, "dead", message="exit code 1")], NOW,
+         [("remove", "v1-0-2"), ("launch", "v1-0-3")], "InService", 3),
+    Case("starting within the timeout is left alone", desired_endpoint(status=IN_SERVICE),
+         [replica(0, 2, "starting")], at(120), [], "InService", 2),
+    Case("starting past the timeout is replaced", desired_endpoint(status=IN_SERVICE),
+         [replica(0, 2, "starting")], at(121), [("remove", "v1-0-2"), ("launch", "v1-0-3")],
+         "InService", 3),
+    Case("slot beyond the count is removed", desired_endpoint(status=IN_SERVICE),
+         [replica(0, 1), replica(1, 2)], NOW, [("remove", "v1-1-2")], "InService", 2),
+    Case("unknown variant is removed", desired_endpoint(status=IN_SERVICE),
+         [replica(0, 1), replica(0, 2, variant="old")], NOW, [("remove", "old-0-2")], "InService", 2),
+    Case("older generation of a slot is removed", desired_endpoint(status=IN_SERVICE),
+         [replica(0, 2), replica(0, 1)], NOW, [("remove", "v1-0-1")], "InService", 2),
+    Case("delete removes every replica first", desired_endpoint(delete=True),
+         [replica(0, 1), replica(1, 2)], NOW, [("remove", "v1-0-1"), ("remove", "v1-1-2")],
+         "Deleting", 0),
+    Case("delete with none left deletes the record", desired_endpoint(delete=True), [], NOW,
+         [("delete", "Endpoint", ENDPOINT)], "Deleting", 0),
+    Case("a failed endpoint removes leftovers", desired_endpoint(
+         status=EndpointState(EndpointStatus="Failed", FailureReason="x")),
+         [replica(0, 1)], NOW, [("remove", "v1-0-1")], "Failed", 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_plan_table(case: Case) -> None:
+    plan, st = step(case.desired, case.observed, case.now)
+    assert [brief(a) for a in plan.actions] == case.actions
+    assert plan.phase == case.phase == st.EndpointStatus
+    assert st.ReplicaGeneration == case.generation
+
+
+def test_new_launches_carry_model_and_unique_ids() -> None:
+    plan, st = step(desired_endpoint(config=TWO), [])
+    launches = [a.launch for a in plan.actions if isinstance(a, LaunchReplica)]
+    assert [(x.variant, x.slot, x.generation) for x in launches] == [("v1", 0, 1), ("v1", 1, 2)]
+    assert len({x.replica_id for x in launches}) == 2
+    assert all(x.model == model_spec() and x.model_name == "model-1" for x in launches)
+    assert plan.active is True
+    assert plan.requeue_after is not None
+    ready = {c.Type: (c.Status, c.Message) for c in st.Conditions}
+    assert ready == {"Ready": ("False", "Replicas starting")}
+
+
+def test_all_ready_publishes_routes_and_ready_condition() -> None:
+    config = config_spec(("a", "model-1", 2), ("b", "model-1", 1))
+    config.ProductionVariants[1].InitialVariantWeight = 3.0
+    observed = [replica(0, 1, variant="a"), replica(1, 2, variant="a"), replica(0, 3, variant="b")]
+    plan, st = step(
+        desired_endpoint(config=config, status=EndpointState(ReplicaGeneration=3)), observed
+    )
+    assert plan.routes == {
+        "a": (1.0, ("http://replica/a-0-1", "http://replica/a-1-2")),
+        "b": (3.0, ("http://replica/b-0-3",)),
+    }
+    assert st.EndpointStatus == "InService"
+    assert [(c.Type, c.Status, c.Reason) for c in st.Conditions] == [("Ready", "True", "InService")]
+    assert [(v.VariantName, v.CurrentInstanceCount, v.DesiredInstanceCount) for v in st.ProductionVariants] == [
+        ("a", 2, 2),
+        ("b", 1, 1),
+    ]  # fmt: skip
+
+
+def test_routes_leave_out_replicas_not_ready() -> None:
+    plan, st = step(desired_endpoint(config=TWO), [replica(0, 1), replica(1, 2, "starting")])
+    assert plan.routes == {"v1": (1.0, ("http://replica/v1-0-1",))}
+    assert st.EndpointStatus == "Creating"
+    assert st.ProductionVariants[0].CurrentInstanceCount == 1
+
+
+def test_start_failures_in_a_row_fail_with_the_replicas_message() -> None:
+    status = EndpointState(ReplicaGeneration=2, StartFailures=2)
+    dead = replica(0, 2, "dead", message="exit code 3: ImportError: no module named foo")
+    plan, st = step(desired_endpoint(status=status), [dead])
+    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-2")]  # no replacement
+    assert st.EndpointStatus == "Failed"
+    assert st.StartFailures == 3
+    assert st.FailureReason == (
+        "3 replicas failed in a row; last: replica v1-0-2 exited: "
+        "exit code 3: ImportError: no module named foo"
+    )
+    assert [(c.Type, c.Status, c.Reason) for c in st.Conditions] == [("Ready", "False", "Failed")]
+
+
+def test_start_failures_count_up_then_reset_when_ready() -> None:
+    _, st = step(desired_endpoint(), [replica(0, 1, "dead", message="boom")])
+    assert (st.StartFailures, st.EndpointStatus) == (1, "Creating")
+    _, st = step(desired_endpoint(status=st), [replica(0, 2)])
+    assert (st.StartFailures, st.EndpointStatus) == (0, "InService")
+
+
+def test_startup_timeout_counts_as_a_start_failure_with_its_own_message() -> None:
+    status = EndpointState(ReplicaGeneration=2, StartFailures=2)
+    _, st = step(desired_endpoint(status=status), [replica(0, 2, "starting")], at(121))
+    assert st.EndpointStatus == "Failed"
+    assert st.FailureReason is not None
+    assert "did not answer GET /ping within 120 s" in st.FailureReason
+
+
+def test_failure_reason_is_truncated() -> None:
+    status = EndpointState(ReplicaGeneration=2, StartFailures=2)
+    _, st = step(desired_endpoint(status=status), [replica(0, 2, "dead", message="x" * 3000)])
+    assert st.FailureReason is not None
+    assert len(st.FailureReason) == 1024
+
+
+@pytest.mark.parametrize(
+    ("config", "models", "needle"),
+    [
+        (None, None, "EndpointConfig 'cfg-1' does not exist"),
+        ("default", {}, "variant 'v1': Model 'model-1' does not exist"),
+        (
+            "default",
+            {
+                "model-1": model_spec(
+                    PrimaryContainer=None, Containers=[{"Image": "a"}, {"Image": "b"}]
+                )
+            },
+            "inference pipeline (2 containers)",
+        ),
+    ],
+    ids=["missing config", "missing model", "pipeline model"],
+)
+def test_broken_references_fail_naming_what_is_missing(
+    config: Any, models: Any, needle: str
+) -> None:
+    plan, st = step(desired_endpoint(config=config, models=models), [replica(0, 1)])
+    assert st.EndpointStatus == "Failed"
+    assert st.FailureReason is not None
+    assert needle in st.FailureReason
+    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-1")]
+    assert plan.active is True  # until the leftover is gone
+    plan, _ = step(desired_endpoint(config=config, models=models, status=st), [])
+    assert (plan.actions, plan.active) == ((), False)
+
+
+def test_in_service_stays_ready_while_a_replica_is_replaced() -> None:
+    _, st = step(desired_endpoint(config=TWO), [replica(0, 1), replica(1, 2)])
+    observed = [replica(0, 1), replica(1, 2, "dead")]
+    _, st = step(desired_endpoint(config=TWO, status=st), observed, at(5))
+    assert st.EndpointStatus == "InService"
+    ready = st.Conditions[0]
+    assert (ready.Status, ready.Message, ready.LastTransitionTime) == (
+        "True",
+        "Replacing replicas",
+        NOW,
+    )

@@ -1,0 +1,240 @@
+"""The state store on SQLite and on PostgreSQL (a database made for this run, dropped after).
+
+PostgreSQL comes from ORCH_TEST_POSTGRES_URL; without a server these cases skip, except in CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from core_builders import NOW, at
+from sqlalchemy import text
+
+from orchestrator.errors import ConflictError, NotFoundError, ValidationError
+from orchestrator.store import StateStore
+
+PG_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+KIND = "TrainingJob"
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh database on the server named by ORCH_TEST_POSTGRES_URL, dropped afterwards."""
+    try:
+        import psycopg
+    except ImportError:
+        _unavailable("psycopg is not installed (pip install orchestrator[postgres])")
+    parts = urlsplit(PG_URL)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    name = f"orch_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as e:
+        _unavailable(
+            f"no PostgreSQL server at {parts.hostname}:{parts.port or 5432} "
+            f"(ORCH_TEST_POSTGRES_URL={PG_URL!r}): {str(e).strip()}"
+        )
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    if request.param == "sqlite":
+        s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    else:
+        s = StateStore(request.getfixturevalue("pg_url"))
+        with s.engine.begin() as conn:  # one database per run; empty it per test
+            conn.execute(text("DELETE FROM resources"))
+            conn.execute(text("DELETE FROM api_keys"))
+    yield s
+    s.close()
+
+
+def add(store: StateStore, name: str, *, seconds: float = 0, phase: str = "InProgress") -> Any:
+    record, created = store.create(
+        KIND, name, {"TrainingJobName": name}, {"n": 1}, phase=phase, active=True, now=at(seconds)
+    )
+    assert created
+    return record
+
+
+def test_create_returns_the_record(store: StateStore) -> None:
+    r = add(store, "a")
+    assert (r.kind, r.name, r.spec, r.status, r.phase) == (
+        KIND,
+        "a",
+        {"TrainingJobName": "a"},
+        {"n": 1},
+        "InProgress",
+    )
+    assert (r.active, r.stop_requested, r.delete_requested, r.version) == (True, False, False, 1)
+    assert r.created_at == r.updated_at == NOW
+
+
+def test_create_is_idempotent_by_spec(store: StateStore) -> None:
+    first = add(store, "a")
+    again, created = store.create(
+        KIND, "a", {"TrainingJobName": "a"}, {}, phase="X", active=False, now=at(5)
+    )
+    assert (created, again) == (False, first)
+    with pytest.raises(ConflictError) as e:
+        store.create(KIND, "a", {"TrainingJobName": "b"}, {}, phase="X", active=True, now=NOW)
+    assert e.value.status_code == 409
+    assert "'a' already exists with a different spec" in e.value.message
+    # Another kind may use the same name.
+    store.create("Model", "a", {}, {}, phase="Ready", active=False, now=NOW)
+
+
+def test_same_spec_while_deleting_conflicts(store: StateStore) -> None:
+    add(store, "a")
+    store.set_flag(KIND, "a", "delete_requested", NOW)
+    with pytest.raises(ConflictError):
+        store.create(KIND, "a", {"TrainingJobName": "a"}, {}, phase="X", active=True, now=NOW)
+
+
+def test_get_missing_is_not_found(store: StateStore) -> None:
+    with pytest.raises(NotFoundError, match="TrainingJob 'nope' does not exist"):
+        store.get(KIND, "nope")
+    assert store.find(KIND, "nope") is None
+
+
+def pages(store: StateStore, ascending: bool, **filters: Any) -> list[list[str]]:
+    out: list[list[str]] = []
+    token: str | None = None
+    for _ in range(10):
+        records, token = store.list(KIND, limit=3, next_token=token, ascending=ascending, **filters)
+        out.append([r.name for r in records])
+        if token is None:
+            return out
+    raise AssertionError("pagination did not end")
+
+
+@pytest.mark.parametrize("ascending", [True, False], ids=["ascending", "descending"])
+def test_pagination_visits_each_record_once(store: StateStore, ascending: bool) -> None:
+    # Pairs share a creation time, so the name breaks ties in the cursor.
+    items = [(f"r{i}", float(i // 2)) for i in range(7)]
+    for name, seconds in random.Random(7).sample(items, len(items)):
+        add(store, name, seconds=seconds)
+    expected = [n for n, _ in sorted(items, key=lambda x: (x[1], x[0]), reverse=not ascending)]
+    got = pages(store, ascending)
+    assert [len(p) for p in got] == [3, 3, 1]
+    assert [n for p in got for n in p] == expected
+
+
+def test_filters(store: StateStore) -> None:
+    add(store, "alpha-1", seconds=0)
+    add(store, "Alpha-2", seconds=10, phase="Completed")
+    add(store, "beta", seconds=20)
+    store.create("Model", "alpha-m", {}, {}, phase="Ready", active=False, now=NOW)
+
+    def names(**filters: Any) -> list[str]:
+        return [r.name for r in store.list(KIND, limit=10, ascending=True, **filters)[0]]
+
+    assert names() == ["alpha-1", "Alpha-2", "beta"]
+    assert names(name_contains="ALPHA") == ["alpha-1", "Alpha-2"]
+    assert names(phase="Completed") == ["Alpha-2"]
+    assert names(created_after=at(0)) == ["Alpha-2", "beta"]
+    assert names(created_before=at(10)) == ["alpha-1"]
+    assert names(created_after=at(0), created_before=at(20), name_contains="a") == ["Alpha-2"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["not base64 at all!", base64.urlsafe_b64encode(b"{}").decode(), base64.urlsafe_b64encode(b'["x", "y"]').decode()],
+    ids=["garbage", "object", "bad timestamp"],
+)  # fmt: skip
+def test_bad_next_token_is_a_validation_error(store: StateStore, token: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        store.list(KIND, limit=3, next_token=token)
+    assert e.value.field == "NextToken"
+    assert e.value.status_code == 400
+
+
+def test_update_status_is_optimistic(store: StateStore) -> None:
+    r = add(store, "a")
+    updated = store.update_status(r, {"n": 2}, phase="Completed", active=False, now=at(3))
+    assert (updated.status, updated.phase, updated.active, updated.version) == (
+        {"n": 2},
+        "Completed",
+        False,
+        2,
+    )
+    assert (updated.created_at, updated.updated_at) == (NOW, at(3))
+    with pytest.raises(ConflictError, match="changed while being updated"):
+        store.update_status(r, {"n": 3}, phase="Failed", active=False, now=at(4))
+    assert store.get(KIND, "a").status == {"n": 2}
+
+
+def test_set_flag_makes_active_and_bumps_version(store: StateStore) -> None:
+    r = add(store, "a")
+    r = store.update_status(r, {}, phase="Completed", active=False, now=NOW)
+    assert store.list_active(KIND) == []
+    flagged = store.set_flag(KIND, "a", "stop_requested", at(1))
+    assert (flagged.stop_requested, flagged.active, flagged.version) == (True, True, 3)
+    assert [x.name for x in store.list_active(KIND)] == ["a"]
+    with pytest.raises(ConflictError):  # a writer that read before the flag loses
+        store.update_status(r, {}, phase="Completed", active=False, now=NOW)
+    with pytest.raises(ValueError, match="bogus"):
+        store.set_flag(KIND, "a", "bogus", NOW)
+    with pytest.raises(NotFoundError):
+        store.set_flag(KIND, "nope", "stop_requested", NOW)
+
+
+def test_delete(store: StateStore) -> None:
+    add(store, "a")
+    store.delete(KIND, "a")
+    assert store.find(KIND, "a") is None
+    with pytest.raises(NotFoundError):
+        store.delete(KIND, "a")
+
+
+def test_api_keys(store: StateStore) -> None:
+    assert store.count_api_keys() == 0
+    store.add_api_key("abc123", "f" * 64, name="admin", role="admin", now=NOW)
+    key = store.get_api_key("abc123")
+    assert key is not None
+    assert (key.key_id, key.secret_hash, key.name, key.role, key.created_at, key.revoked) == (
+        "abc123",
+        "f" * 64,
+        "admin",
+        "admin",
+        NOW,
+        False,
+    )
+    assert store.get_api_key("other") is None
+    assert store.count_api_keys() == 1
+
+
+def test_count_by_phase(store: StateStore) -> None:
+    add(store, "a")
+    add(store, "b")
+    add(store, "c", phase="Failed")
+    store.create("Model", "m", {}, {}, phase="Ready", active=False, now=NOW)
+    assert store.count_by_phase(KIND) == {"InProgress": 2, "Failed": 1}
+    assert store.count_by_phase("Endpoint") == {}
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    s = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with s.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        s.close()
