@@ -1,0 +1,67 @@
+"""``orch``: the command line over the client library (parses, calls ``Client``, prints).
+
+Global options live in a ``State`` on the click context; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli import endpoints, jobs, models, objects
+from orchestrator.cli.common import ErrorHandlingGroup, OutputFormat, State
+from orchestrator.cli.endpoints import deploy
+from orchestrator.cli.invoke import invoke
+from orchestrator.cli.server import server
+from orchestrator.cli.train import train
+
+app = typer.Typer(
+    name="orch",
+    cls=ErrorHandlingGroup,
+    help="Orchestrator: train and serve ML models on your own machines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="Control plane URL (else ORCH_ENDPOINT_URL or the credentials file)."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="API key (else ORCH_API_KEY or the credentials file).")
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="table, or json (the API's response).")
+    ] = OutputFormat.table,
+) -> None:
+    state = ctx.obj if isinstance(ctx.obj, State) else State()
+    if endpoint_url:
+        state.endpoint_url = endpoint_url
+    if api_key:
+        state.api_key = api_key
+    state.output = output
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+app.command(rich_help_panel="Control plane")(server)
+app.command(rich_help_panel="Training")(train)
+app.add_typer(jobs.app, name="jobs", rich_help_panel="Training")
+app.add_typer(models.models, name="models", rich_help_panel="Hosting")
+app.add_typer(models.configs, name="endpoint-configs", rich_help_panel="Hosting")
+app.add_typer(endpoints.app, name="endpoints", rich_help_panel="Hosting")
+app.command(rich_help_panel="Hosting")(deploy)
+app.command(rich_help_panel="Hosting")(invoke)
+app.add_typer(objects.app, name="objects", rich_help_panel="Objects")
+
+
+def main() -> None:
+    app(prog_name="orch")
+
+
+__all__ = ["app", "main"]

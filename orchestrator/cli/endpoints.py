@@ -1,0 +1,150 @@
+"""``orch endpoints`` (create, list, describe, delete) and ``orch deploy``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.common import client, console, done, emit, state, styled, when
+from orchestrator.cli.jobs import list_all
+from orchestrator.cli.models import container
+from orchestrator.client import Client
+from orchestrator.resources.endpoints import DescribeEndpointResponse, ListEndpointsResponse
+
+app = typer.Typer(help="Endpoints: models served over HTTP.")
+
+Name = Annotated[str, typer.Argument(help="Endpoint name.")]
+
+
+def _wait_in_service(ctx: typer.Context, api: Client, name: str) -> DescribeEndpointResponse:
+    if state(ctx).json:
+        return api.wait_for_endpoint(name)
+    with console.status(f"waiting for endpoint {name} to be InService"):
+        return api.wait_for_endpoint(name)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Name,
+    config: Annotated[str, typer.Option(help="The endpoint config to serve.")],
+    public: Annotated[bool, typer.Option(help="Invocations need no API key.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait until it is InService.")] = False,
+) -> None:
+    """Create an endpoint from an endpoint config."""
+    api = client(ctx)
+    arn = api.create_endpoint(
+        EndpointName=name, EndpointConfigName=config, AuthMode="None" if public else "ApiKey"
+    )
+    if wait:
+        ep = _wait_in_service(ctx, api, name)
+        emit(ctx, ep, lambda: console.print(_panel(ep)))
+    else:
+        done(ctx, {"EndpointArn": arn}, f"creating endpoint {name} ({arn})")
+
+
+@app.command("list")
+def list_endpoints(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only endpoints with this status.")] = None,
+    name_contains: Annotated[str | None, typer.Option(help="Only names containing this.")] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow NextToken to the end.")] = False,
+) -> None:
+    """List endpoints."""
+    resp: ListEndpointsResponse = list_all(
+        client(ctx).list_endpoints, all_pages, StatusEquals=status, NameContains=name_contains
+    )
+
+    def render() -> None:
+        table = Table("Name", "Status", "Created", "Modified")
+        for e in resp.Endpoints:
+            table.add_row(
+                e.EndpointName,
+                styled(e.EndpointStatus),
+                when(e.CreationTime),
+                when(e.LastModifiedTime),
+            )
+        console.print(table)
+
+    emit(ctx, resp, render)
+
+
+def _panel(ep: DescribeEndpointResponse) -> Panel:
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column()
+    info.add_row("Status", styled(ep.EndpointStatus))
+    if ep.FailureReason:
+        info.add_row("Failure reason", Text(ep.FailureReason, style="red"))
+    info.add_row("Config", ep.EndpointConfigName)
+    info.add_row("Auth", "public (no key)" if ep.AuthMode == "None" else "API key")
+    info.add_row("Created", when(ep.CreationTime))
+    info.add_row("Invoke", f"orch invoke {ep.EndpointName} --body FILE")
+    variants = Table("Variant", "Instances (current/desired)", "Weight (current/desired)")
+    for v in ep.ProductionVariants:
+        variants.add_row(
+            v.VariantName,
+            f"{v.CurrentInstanceCount}/{v.DesiredInstanceCount}",
+            f"{v.CurrentWeight:g}/{v.DesiredWeight:g}",
+        )
+    return Panel(Group(info, variants), title=f"[bold]{ep.EndpointName}[/bold]", expand=False)
+
+
+@app.command("describe")
+def describe(ctx: typer.Context, name: Name) -> None:
+    """Show an endpoint: status, variants and their replicas."""
+    ep = client(ctx).describe_endpoint(name)
+    emit(ctx, ep, lambda: console.print(_panel(ep)))
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Name,
+    wait: Annotated[bool, typer.Option(help="Wait until it is gone.")] = False,
+) -> None:
+    """Delete an endpoint (its config and model stay)."""
+    api = client(ctx)
+    api.delete_endpoint(name)
+    if wait:
+        api.wait_for_endpoint_deleted(name)
+    done(ctx, {"EndpointName": name}, f"{'deleted' if wait else 'deleting'} endpoint {name}")
+
+
+def deploy(
+    ctx: typer.Context,
+    *,
+    model_data: Annotated[str, typer.Argument(help="The model artifact, s3://... or file://...")],
+    name: Annotated[str, typer.Option(help="Name of the model, config and endpoint.")],
+    program: Annotated[str | None, typer.Option(help="Script that serves the model.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="URI of the script's sourcedir.tar.gz.")
+    ] = None,
+    instance_count: Annotated[int, typer.Option(help="Replicas.")] = 1,
+    instance_type: Annotated[str, typer.Option(help="Instance type.")] = "local",
+    public: Annotated[bool, typer.Option(help="Invocations need no API key.")] = False,
+) -> None:
+    """Serve a model artifact: create a model, an endpoint config and an endpoint; wait."""
+    api = client(ctx)
+    api.create_model(ModelName=name, PrimaryContainer=container(model_data, program, source, {}))
+    api.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InitialInstanceCount": instance_count,
+                "InstanceType": instance_type,
+            }
+        ],
+    )
+    api.create_endpoint(
+        EndpointName=name, EndpointConfigName=name, AuthMode="None" if public else "ApiKey"
+    )
+    ep = _wait_in_service(ctx, api, name)
+    emit(ctx, ep, lambda: console.print(_panel(ep)))

@@ -1,0 +1,160 @@
+"""``orch jobs``: list, describe, logs, stop, delete and wait for training jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli.common import client, console, done, emit, since, state, styled, when
+from orchestrator.cli.train import finish, watch
+from orchestrator.resources.training import (
+    DescribeTrainingJobResponse,
+    ListTrainingJobsResponse,
+    TrainingJobSummary,
+)
+
+app = typer.Typer(help="Training jobs: list, describe, logs, stop, delete, wait.")
+
+Name = Annotated[str, typer.Argument(help="Training job name.")]
+
+
+def list_all(fetch: Any, follow: bool, **params: Any) -> Any:
+    """Call a List operation; with ``follow``, follow NextToken and join the pages."""
+    page = fetch(**params)
+    first = page
+    while follow and page.NextToken:
+        page = fetch(**params, NextToken=page.NextToken)
+        for field in type(first).model_fields:
+            items = getattr(first, field)
+            if isinstance(items, list):
+                items.extend(getattr(page, field))
+    if follow:
+        first.NextToken = None
+    return first
+
+
+@app.command("list")
+def list_jobs(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    name_contains: Annotated[str | None, typer.Option(help="Only names containing this.")] = None,
+    max_results: Annotated[int | None, typer.Option("--max", help="Page size (1-100).")] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow NextToken to the end.")] = False,
+) -> None:
+    """List training jobs, newest first."""
+    resp: ListTrainingJobsResponse = list_all(
+        client(ctx).list_training_jobs,
+        all_pages,
+        StatusEquals=status,
+        NameContains=name_contains,
+        MaxResults=max_results,
+    )
+    emit(ctx, resp, lambda: _print_list(resp.TrainingJobSummaries, resp.NextToken))
+
+
+def _print_list(jobs: list[TrainingJobSummary], next_token: str | None) -> None:
+    table = Table("Name", "Status", "Secondary", "Created", "Duration")
+    for j in jobs:
+        table.add_row(
+            j.TrainingJobName,
+            styled(j.TrainingJobStatus),
+            j.SecondaryStatus or "-",
+            when(j.CreationTime),
+            since(j.CreationTime, j.TrainingEndTime),
+        )
+    console.print(table)
+    if next_token:
+        console.print("[dim]more jobs: use --all to list them all[/dim]")
+
+
+@app.command()
+def describe(ctx: typer.Context, name: Name) -> None:
+    """Show a training job: status, transitions, metrics, artifact, hyperparameters."""
+    job = client(ctx).describe_training_job(name)
+    emit(ctx, job, lambda: console.print(_panel(job)))
+
+
+def _panel(job: DescribeTrainingJobResponse) -> Panel:
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold")
+    info.add_column()
+    info.add_row("Status", f"{styled(job.TrainingJobStatus)} ({job.SecondaryStatus})")
+    if job.FailureReason:
+        info.add_row("Failure reason", Text(job.FailureReason, style="red"))
+    if job.StopReason:
+        info.add_row("Stop reason", Text(job.StopReason))
+    info.add_row("Created", when(job.CreationTime))
+    info.add_row(
+        "Instance", f"{job.ResourceConfig.InstanceCount} x {job.ResourceConfig.InstanceType}"
+    )
+    info.add_row("Model artifact", Text(job.ModelArtifacts.S3ModelArtifacts or "-"))
+    parts: list[Any] = [info]
+    if job.SecondaryStatusTransitions:
+        t = Table("Status", "Start", "End", "Message", title="Status transitions")
+        for tr in job.SecondaryStatusTransitions:
+            t.add_row(tr.Status, when(tr.StartTime), when(tr.EndTime), Text(tr.StatusMessage))
+        parts.append(t)
+    if job.FinalMetricDataList:
+        t = Table("Metric", "Value", "Time", title="Metrics")
+        for m in job.FinalMetricDataList:
+            t.add_row(m.MetricName, f"{m.Value:g}", when(m.Timestamp))
+        parts.append(t)
+    if job.HyperParameters:
+        t = Table("Hyperparameter", "Value", title="Hyperparameters")
+        for k, v in sorted(job.HyperParameters.items()):
+            t.add_row(Text(k), Text(v))
+        parts.append(t)
+    return Panel(Group(*parts), title=f"[bold]{job.TrainingJobName}[/bold]", expand=False)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: Name,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+) -> None:
+    """Print a training job's log."""
+    api = client(ctx)
+    offset = 0
+    while True:
+        chunk = api.training_job_logs(name, offset)
+        if chunk.text:
+            typer.echo(chunk.text, nl=False)
+        if chunk.next_offset != offset:
+            offset = chunk.next_offset
+            continue
+        if not (follow and chunk.more):
+            return
+        time.sleep(0.5)
+
+
+@app.command()
+def stop(ctx: typer.Context, name: Name) -> None:
+    """Stop a running training job (SIGTERM, then SIGKILL after the grace period)."""
+    client(ctx).stop_training_job(name)
+    done(ctx, {"TrainingJobName": name, "TrainingJobStatus": "Stopping"}, f"stopping {name}")
+
+
+@app.command()
+def delete(ctx: typer.Context, name: Name) -> None:
+    """Delete a training job's record (it must have ended)."""
+    client(ctx).delete_training_job(name)
+    done(ctx, {"TrainingJobName": name}, f"deleted {name}")
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    name: Name,
+    logs: Annotated[bool, typer.Option("--logs/--no-logs", help="Stream the log.")] = False,
+) -> None:
+    """Wait until a training job ends; exit 1 unless it completed."""
+    finish(ctx, watch(client(ctx), name, logs=logs, as_json=state(ctx).json))

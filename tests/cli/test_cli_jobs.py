@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from cli_harness import Cli
+
+
+def _start(cli: Cli, script: Path, name: str, *extra: str) -> None:
+    cli.ok("train", str(script), "--job-name", name, "--no-wait", *extra)
+    cli.run_pass()
+
+
+def test_help_lists_the_command_groups(cli: Cli) -> None:
+    out = cli.ok("--help").stdout
+    for group in ("server", "train", "jobs", "models", "endpoint-configs", "endpoints"):
+        assert group in out
+    for command in ("deploy", "invoke", "objects"):
+        assert command in out
+
+
+def test_train_no_wait_builds_the_spec(cli: Cli, script: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.csv").write_text("1,2\n")
+    cli.ok("objects", "put", str(data), "s3://bucket/test")
+    result = cli.ok(
+        "train", str(script), "--job-name", "job-1", "--no-wait",
+        "--hp", "C=0.5", "--hp", "kernel=rbf",
+        "--channel", f"train={data}", "--channel", "test=s3://bucket/test",
+        "--metric", "acc=acc=(\\S+)", "--max-run", "600",
+    )  # fmt: skip
+    assert "job-1" in result.stdout
+    job = cli.json("jobs", "describe", "job-1")
+    hps = job["HyperParameters"]
+    assert hps["C"] == "0.5"
+    assert hps["kernel"] == "rbf"
+    assert hps["sagemaker_program"] == "train.py"
+    assert hps["sagemaker_submit_directory"] == "s3://orchestrator/job-1/source/sourcedir.tar.gz"
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]
+    }
+    assert channels == {"train": data.resolve().as_uri(), "test": "s3://bucket/test"}
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": "acc", "Regex": "acc=(\\S+)"}
+    ]
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 600
+    listed = cli.json("objects", "ls", "s3://orchestrator/job-1/")["Objects"]
+    assert [o["Uri"] for o in listed] == ["s3://orchestrator/job-1/source/sourcedir.tar.gz"]
+    cli.run_pass()
+    assert [launch.name for launch in cli.backend.launches] == ["job-1"]
+
+
+def test_train_bad_hp_names_the_option(cli: Cli, script: Path) -> None:
+    result = cli("train", str(script), "--hp", "oops", "--no-wait")
+    assert result.exit_code == 2
+    assert "--hp" in result.output
+    assert "KEY=VALUE" in result.output
+
+
+def test_train_missing_script_is_a_clean_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("train", str(tmp_path / "nope.py"), "--no-wait")
+    assert result.exit_code == 1
+    assert "error:" in result.stderr
+    assert "field: entry_point" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_list_and_describe(cli: Cli, script: Path) -> None:
+    _start(cli, script, "job-a")
+    _start(cli, script, "job-b")
+    cli.backend.complete(
+        "job-a", artifact="s3://orchestrator/job-a/model.tar.gz", metrics={"acc": 0.9}
+    )
+    cli.run_pass()
+
+    table = cli.ok("jobs", "list").stdout
+    assert "job-a" in table and "job-b" in table
+    assert "Completed" in table and "InProgress" in table
+
+    listed = cli.json("jobs", "list", "--status", "Completed")
+    assert [j["TrainingJobName"] for j in listed["TrainingJobSummaries"]] == ["job-a"]
+    paged = cli.json("jobs", "list", "--max", "1", "--all")
+    assert sorted(j["TrainingJobName"] for j in paged["TrainingJobSummaries"]) == ["job-a", "job-b"]
+    assert paged["NextToken"] is None
+    one = cli.json("jobs", "list", "--max", "1")
+    assert len(one["TrainingJobSummaries"]) == 1 and one["NextToken"]
+
+    panel = cli.ok("jobs", "describe", "job-a").stdout
+    assert "s3://orchestrator/job-a/model.tar.gz" in panel
+    assert "acc" in panel and "0.9" in panel
+    assert "sagemaker_program" in panel
+    described = cli.json("jobs", "describe", "job-a")
+    assert described["TrainingJobStatus"] == "Completed"
+    assert described["FinalMetricDataList"][0]["MetricName"] == "acc"
+
+
+def test_logs(cli: Cli, script: Path) -> None:
+    _start(cli, script, "job-l")
+    cli.backend.write_log("job-l", "epoch 1\nepoch 2\n")
+    assert cli.ok("jobs", "logs", "job-l").stdout == "epoch 1\nepoch 2\n"
+    cli.backend.write_log("job-l", "done\n")
+    cli.backend.complete("job-l")
+    cli.run_pass()
+    assert cli.ok("jobs", "logs", "-f", "job-l").stdout == "epoch 1\nepoch 2\ndone\n"
+
+
+def test_stop_and_delete(cli: Cli, script: Path) -> None:
+    _start(cli, script, "job-s")
+    assert cli.json("jobs", "stop", "job-s") == {
+        "TrainingJobName": "job-s",
+        "TrainingJobStatus": "Stopping",
+    }
+    cli.run_pass()
+    cli.run_pass()
+    assert cli.json("jobs", "describe", "job-s")["TrainingJobStatus"] == "Stopped"
+    assert "deleted job-s" in cli.ok("jobs", "delete", "job-s").stdout
+    cli.run_pass()
+    result = cli("jobs", "describe", "job-s")
+    assert result.exit_code == 1
+    assert "error:" in result.stderr
+
+
+def test_wait_for_a_failed_job_exits_1_with_the_reason(cli: Cli, script: Path) -> None:
+    _start(cli, script, "job-f")
+    cli.backend.write_log("job-f", "boom\n")
+    cli.backend.fail("job-f", "ValueError: C must be positive")
+    cli.run_pass()
+    result = cli("jobs", "wait", "job-f")
+    assert result.exit_code == 1
+    assert "ValueError: C must be positive" in result.stderr
+    assert "Failed" in result.stdout
+
+    as_json = cli("-o", "json", "jobs", "wait", "job-f")
+    assert as_json.exit_code == 1
+
+
+def test_wait_for_a_completed_job(cli: Cli, script: Path) -> None:
+    _start(cli, script, "job-c")
+    cli.backend.complete(
+        "job-c", artifact="s3://orchestrator/job-c/model.tar.gz", metrics={"loss": 0.25}
+    )
+    cli.run_pass()
+    out = cli.ok("jobs", "wait", "job-c").stdout
+    assert "Completed" in out and "loss" in out and "0.25" in out
+
+
+def test_wrong_api_key_is_a_clean_401(cli: Cli) -> None:
+    result = cli("jobs", "list", api_key="orch_nope_nope")
+    assert result.exit_code == 1
+    assert "error:" in result.stderr
+    assert "API key" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def _finish_in_background(cli: Cli, name: str, *, fail: bool = False) -> threading.Thread:
+    """Play the controller: launch the job once it exists, log, then end it."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 20
+        while name not in cli.backend.jobs and time.monotonic() < deadline:
+            cli.run_pass()
+            time.sleep(0.05)
+        cli.backend.write_log(name, "epoch 1 loss=0.5\n")
+        time.sleep(0.3)
+        if fail:
+            cli.backend.fail(name, "RuntimeError: diverged")
+        else:
+            cli.backend.complete(
+                name, artifact=f"s3://orchestrator/{name}/model.tar.gz", metrics={"loss": 0.5}
+            )
+        cli.run_pass()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_train_waits_streams_the_log_and_summarizes(cli: Cli, script: Path) -> None:
+    thread = _finish_in_background(cli, "job-w")
+    result = cli("train", str(script), "--job-name", "job-w")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert "epoch 1 loss=0.5" in result.stdout
+    assert "Completed" in result.stdout
+    assert "s3://orchestrator/job-w/model.tar.gz" in result.stdout
+
+
+def test_train_json_prints_the_final_job_and_fails_with_exit_1(cli: Cli, script: Path) -> None:
+    thread = _finish_in_background(cli, "job-x", fail=True)
+    result = cli("-o", "json", "train", str(script), "--job-name", "job-x")
+    thread.join()
+    assert result.exit_code == 1
+    job = json.loads(result.stdout)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "RuntimeError: diverged"
+    assert "epoch 1 loss=0.5" in result.stderr
+    assert "RuntimeError: diverged" in result.stderr
