@@ -14,16 +14,19 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from orchestrator import __version__, metrics
 from orchestrator.api import handlers
-from orchestrator.api.deps import allowed
+from orchestrator.api.deps import allowed, principal_of
 from orchestrator.api.router import Router
 from orchestrator.api.routes import endpoints, models, objects, training
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.runtime import Controller
+from orchestrator.errors import OrchestratorError
 from orchestrator.objects import LocalKeyring, open_object_store
 from orchestrator.settings import Settings
 from orchestrator.store import StateStore
+
+PROTECTED_PREFIXES = ("/api/", "/metrics")
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -88,6 +91,19 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
     handlers.install(app)
     for module in (training, models, endpoints, objects):
         app.include_router(module.router)
+
+    @app.middleware("http")
+    async def authenticate_first(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Before FastAPI reads and parses a body: a caller without a valid key gets 401 and
+        # nothing of theirs is parsed. Invocations authenticate in their route (public ones).
+        if request.url.path.startswith(PROTECTED_PREFIXES):
+            try:
+                request.state.principal = await principal_of(request)
+            except OrchestratorError as e:
+                return handlers.render(e)
+        return await call_next(request)
 
     @app.middleware("http")
     async def count_requests(

@@ -32,7 +32,10 @@ def allowed(action: str) -> Callable[[Request], object]:
     """A dependency that authenticates, then checks ``action`` against the principal's role."""
 
     async def check(request: Request) -> Principal:
-        principal = await principal_of(request)
+        # Normally already authenticated by the app's middleware, before any body was read.
+        principal = getattr(request.state, "principal", None)
+        if not isinstance(principal, Principal):
+            principal = await principal_of(request)
         authorize(principal, action)
         return principal
 

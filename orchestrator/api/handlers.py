@@ -34,9 +34,11 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             loc = [p for p in err.get("loc", ()) if p not in ("body",)]
             where = loc[0] if loc and loc[0] in ("query", "path", "header") else None
-            path = field_path(loc[1:] if where else loc) or "(body)"
-            first = first or path
             kind = err.get("type", "")
+            path = field_path(loc[1:] if where else loc) or "(body)"
+            if kind == "json_invalid":
+                path = "(body)"  # its loc holds a character offset, not a field
+            first = first or path
             if path == "(body)" and kind in {"model_attributes_type", "dict_type"}:
                 msg = "the body must be a JSON object sent with Content-Type: application/json"
             elif kind == "json_invalid":

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock
 from orchestrator.controller.runtime import Controller
-from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
+from orchestrator.errors import ConflictError, LimitExceededError, ValidationError
 from orchestrator.objects import ObjectStore
 from orchestrator.resources.common import make_arn
 from orchestrator.resources.endpoints import (
@@ -350,9 +350,9 @@ class ControlPlane:
         self.controller.routes.withdraw(name)
         self.controller.wake()
 
-    def endpoint_exists(self, name: str) -> bool:
-        try:
-            self.store.get(ENDPOINT.name, name)
-        except NotFoundError:
-            return False
-        return True
+    def endpoint_status(self, name: str) -> tuple[str, str] | None:
+        """(EndpointStatus, FailureReason) or None when there is no such endpoint."""
+        record = self.store.find(ENDPOINT.name, name)
+        if record is None:
+            return None
+        return record.phase, str(record.status.get("FailureReason") or "")

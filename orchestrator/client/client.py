@@ -2,7 +2,8 @@
 
 Errors come back as the product's own exceptions (``orchestrator.errors``), rebuilt from the
 server's ``{"code", "message", "field"}`` body. Pass ``transport=`` to talk to an app in-process
-(``httpx.ASGITransport``) or to a test double.
+(e.g. ``TestClient(app)._transport``) or to a test double; ``orchestrator.testing`` serves
+an app on a local port for tests.
 """
 
 from __future__ import annotations

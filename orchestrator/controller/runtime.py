@@ -18,7 +18,12 @@ from orchestrator import metrics
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.endpoint import DesiredEndpoint, EndpointPolicy, plan_endpoint
-from orchestrator.controller.plan.training import DesiredJob, TrainingPolicy, plan_training_job
+from orchestrator.controller.plan.training import (
+    DesiredJob,
+    TrainingPolicy,
+    fail_training_job,
+    plan_training_job,
+)
 from orchestrator.controller.plan.types import (
     Action,
     CleanupJob,
@@ -31,7 +36,7 @@ from orchestrator.controller.plan.types import (
     StopReplica,
 )
 from orchestrator.controller.routing import EndpointRoute, RoutingTable, VariantRoute
-from orchestrator.errors import ConflictError, OrchestratorError, PermanentError
+from orchestrator.errors import ConflictError, PermanentError
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -40,9 +45,7 @@ from orchestrator.resources.endpoints import (
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
-    SecondaryStatus,
     TrainingJobState,
-    TrainingJobStatus,
 )
 from orchestrator.settings import Settings
 from orchestrator.store import Record, StateStore
@@ -102,20 +105,8 @@ class Controller:
             self._execute(plan.actions)
         except PermanentError as e:
             # The backend refused this job for good (e.g. it cannot run its kind of code).
-            plan = self._failed_job(desired.status, e)
+            plan = fail_training_job(desired.status, f"ClientError: {e.message}", self.clock.now())
         return self._persist(record, plan)
-
-    def _failed_job(self, status: TrainingJobState, error: OrchestratorError) -> Plan:
-        now = self.clock.now()
-        failed = status.model_copy(
-            update={
-                "TrainingJobStatus": TrainingJobStatus.FAILED,
-                "SecondaryStatus": SecondaryStatus.FAILED,
-                "FailureReason": f"ClientError: {error.message}"[:1024],
-                "TrainingEndTime": now,
-            }
-        )
-        return Plan((), failed.model_dump(mode="json"), TrainingJobStatus.FAILED.value, False)
 
     def reconcile_endpoint(self, record: Record) -> float | None:
         spec = CreateEndpointRequest.model_validate(record.spec)
@@ -136,7 +127,8 @@ class Controller:
         )
         observed = self.backend.observe_replicas(record.name)
         plan = plan_endpoint(desired, observed, self.clock.now(), self.endpoint_policy)
-        if plan.routes is not None and not record.delete_requested:
+        live = plan.phase not in {"Failed", "Deleting"}
+        if plan.routes is not None and live and not record.delete_requested:
             self.routes.publish(
                 EndpointRoute(
                     endpoint=record.name,

@@ -199,11 +199,6 @@ async def test_non_json_body_is_400_saying_json(api: Api) -> None:
     assert "JSON" in r.json()["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a JSON syntax error is reported with field '[<char offset>]' (api/handlers.py "
-    "_validation takes the json_invalid loc ('body', <offset>) for a field path)",
-)
 async def test_non_json_body_error_names_the_body_not_a_position(api: Api) -> None:
     r = await api.client.post(
         JOBS, content=b"{not json", headers={**api.auth, "Content-Type": "application/json"}
@@ -212,11 +207,6 @@ async def test_non_json_body_error_names_the_body_not_a_position(api: Api) -> No
     assert r.json()["message"].startswith("(body): the body is not valid JSON")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FastAPI parses the JSON body before the auth dependency runs, so a caller "
-    "without a key gets 400 for a malformed body instead of 401",
-)
 async def test_non_json_body_without_key_is_401(api: Api) -> None:
     r = await api.client.post(
         JOBS, content=b"{not json", headers={"Content-Type": "application/json"}

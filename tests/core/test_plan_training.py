@@ -239,11 +239,6 @@ def test_requeue_is_bounded_by_the_grace_left() -> None:
     assert plan.requeue_after == pytest.approx(0.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MaximumRetryAttempts counts attempts, not retries (SageMaker: 'number of times "
-    "to retry'); MaximumRetryAttempts=1 never retries (controller/plan/training.py _retry_allowed)",
-)
 def test_retry_attempts_of_one_allows_one_retry() -> None:
     spec = training_spec(RetryStrategy={"MaximumRetryAttempts": 1})
     plan, st = step(desired_job(spec=spec, status=LAUNCHED), exited(outcome=None), at(10))

@@ -15,6 +15,7 @@ from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.errors import (
     AuthenticationError,
+    ConflictError,
     NotFoundError,
     PayloadTooLargeError,
     UnavailableError,
@@ -107,10 +108,14 @@ async def invoke_endpoint(name: str, request: Request) -> Response:
         else:
             authorize(principal, "endpoint:invoke")
     if route is None:
-        exists = await run_in_threadpool(cp.endpoint_exists, name)
-        if not exists:
+        status = await run_in_threadpool(cp.endpoint_status, name)
+        if status is None:
             raise NotFoundError(f"Endpoint {name!r} does not exist")
-        raise UnavailableError(f"endpoint {name!r} is not in service yet", retry_after=1)
+        if status[0] == "Failed":
+            raise ConflictError(f"endpoint {name!r} is Failed: {status[1]}")
+        raise UnavailableError(
+            f"endpoint {name!r} is {status[0]}, not in service yet", retry_after=1
+        )
     body = await _read_limited(request, cp.settings.serving.max_payload_bytes)
     r: Router = request.app.state.router
     answer = await r.invoke(

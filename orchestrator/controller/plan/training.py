@@ -138,9 +138,26 @@ def _launch(desired: DesiredJob, st: TrainingJobState, now: datetime, attempt: i
     return _plan(st, [LaunchJob(launch)], RUNNING_RESYNC)
 
 
-def _retry_allowed(desired: DesiredJob) -> bool:
+def _retry_allowed(desired: DesiredJob, st: TrainingJobState) -> bool:
+    """MaximumRetryAttempts counts retries (SageMaker), so attempts may reach it plus one."""
     strategy = desired.spec.RetryStrategy
-    return strategy is not None and desired.status.Attempt < strategy.MaximumRetryAttempts
+    return strategy is not None and st.Attempt <= strategy.MaximumRetryAttempts
+
+
+def fail_training_job(status: TrainingJobState, reason: str, now: datetime) -> Plan:
+    """A job the backend refused for good (e.g. it cannot run this kind of code)."""
+    return _plan(
+        _finish(
+            status,
+            TrainingJobStatus.FAILED,
+            SecondaryStatus.FAILED,
+            now,
+            message="Job failed",
+            failure=reason,
+        ),
+        [],
+        None,
+    )
 
 
 def plan_training_job(
@@ -191,7 +208,7 @@ def plan_training_job(
                 [],
                 None,
             )
-        if _retry_allowed(desired):
+        if _retry_allowed(desired, st):
             return _launch(desired, st, now, st.Attempt + 1)
         return _plan(
             _finish(
@@ -294,7 +311,7 @@ def _plan_exited(
             f"InternalServerError: the job's supervisor process exited unexpectedly "
             f"(exit code {observed.exit_code}) before reporting a result"
         )
-        if _retry_allowed(desired):
+        if _retry_allowed(desired, st):
             return _launch(desired, st, now, st.Attempt + 1)
         return _plan(
             _finish(

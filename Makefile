@@ -1,0 +1,56 @@
+# Orchestrator: `make demo` runs the whole product end to end; `make test` runs every check.
+# Both set up what they need themselves (a virtualenv in .venv) on a fresh clone.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PY      = $(BIN)/python
+
+.PHONY: demo test lint typecheck contracts unit services bench clean help
+
+help:
+	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
+	@echo "make test   - set up, then ruff, mypy --strict, import contracts and pytest"
+	@echo "make bench  - run the benchmarks in benchmarks/ (figures: docs/benchmarks.md)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# One stamp per set of extras, remade when pyproject.toml changes.
+$(VENV)/.stamp-demo: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[sklearn]"
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.stamp-demo
+
+demo: $(VENV)/.stamp-demo
+	$(PY) -m orchestrator.demo
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check orchestrator tests benchmarks
+	$(BIN)/ruff format --check orchestrator tests benchmarks
+
+typecheck: $(VENV)/.stamp-dev
+	$(BIN)/mypy --strict orchestrator
+
+contracts: $(VENV)/.stamp-dev
+	$(BIN)/lint-imports
+
+services:
+	@bash .ci/services.sh
+
+unit: $(VENV)/.stamp-dev services
+	$(BIN)/pytest
+
+test: lint typecheck contracts unit
+
+bench: $(VENV)/.stamp-dev
+	$(PY) benchmarks/objectstore_throughput.py
+	$(PY) benchmarks/submit_latency.py
+	$(PY) benchmarks/endpoint_throughput.py
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,161 @@
+"""Helpers for tests, ours and users': the fake backend, a fake clock, builders, and a control
+plane served in-process.
+
+    from orchestrator.testing import FakeBackend, FakeClock, local_control_plane
+
+    with local_control_plane(tmp_path) as cp:           # fake backend, real API and store
+        cp.client.create_training_job(training_job_spec("job-1", program="train.py"))
+        cp.controller.run_pass()
+        cp.backend.complete("job-1", artifact="s3://orchestrator/job-1/model.tar.gz")
+        cp.controller.run_pass()
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from orchestrator.api.app import build_control_plane, create_app
+from orchestrator.api.auth import new_api_key
+from orchestrator.api.service import ControlPlane
+from orchestrator.backends.fake import FakeBackend
+from orchestrator.client import Client
+from orchestrator.controller.runtime import Controller
+from orchestrator.settings import Settings
+
+__all__ = [
+    "FakeBackend",
+    "FakeClock",
+    "LocalControlPlane",
+    "ServerThread",
+    "endpoint_config_spec",
+    "local_control_plane",
+    "model_spec",
+    "training_job_spec",
+]
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+
+def training_job_spec(
+    name: str,
+    *,
+    program: str = "train.py",
+    source: str = "s3://orchestrator/code/sourcedir.tar.gz",
+    channels: dict[str, str] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A script-mode CreateTrainingJob body; ``fields`` override top-level fields."""
+    spec: dict[str, Any] = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "HyperParameters": {"sagemaker_program": program, "sagemaker_submit_directory": source},
+        "InputDataConfig": [
+            {"ChannelName": c, "DataSource": {"S3DataSource": {"S3Uri": uri}}}
+            for c, uri in (channels or {}).items()
+        ],
+    }
+    spec.update(fields)
+    return spec
+
+
+def model_spec(name: str, model_data: str, **env: str) -> dict[str, Any]:
+    return {"ModelName": name, "PrimaryContainer": {"ModelDataUrl": model_data, "Environment": env}}
+
+
+def endpoint_config_spec(name: str, model: str, *, instances: int = 1) -> dict[str, Any]:
+    return {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": instances}
+        ],
+    }
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+@dataclass
+class LocalControlPlane:
+    plane: ControlPlane
+    client: Client
+    api_key: str
+    url: str
+
+    @property
+    def controller(self) -> Controller:
+        return self.plane.controller
+
+    @property
+    def backend(self) -> FakeBackend:
+        backend = self.plane.backend
+        assert isinstance(backend, FakeBackend)
+        return backend
+
+
+@contextmanager
+def local_control_plane(
+    root: Path, *, clock: FakeClock | None = None, **settings: Any
+) -> Iterator[LocalControlPlane]:
+    """A control plane on a fake backend, served in-process, with an admin client.
+
+    The controller does not run by itself: call ``controller.run_pass()`` to move things on.
+    """
+    s = Settings(home=root / "home", config_dir=root / "config", backend="fake", **settings)
+    plane = build_control_plane(s, backend=FakeBackend(), clock=clock)
+    key = new_api_key(plane.store, name="test", role="admin", now=plane.clock.now())
+    app = create_app(plane, run_controller=False)
+    with ServerThread(app) as server:
+        client = Client(server.url, key)
+        try:
+            yield LocalControlPlane(plane=plane, client=client, api_key=key, url=server.url)
+        finally:
+            client.close()
+            plane.store.close()
