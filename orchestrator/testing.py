@@ -98,7 +98,8 @@ class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
 
     def __init__(self, app: FastAPI) -> None:
-        self._sock = socket.socket()
+        # IPPROTO_TCP: see orchestrator.api.server (asyncio's TCP_NODELAY needs it).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")

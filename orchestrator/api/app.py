@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from orchestrator import __version__, metrics
 from orchestrator.api import handlers
+from orchestrator.api.auth import KeyCache
 from orchestrator.api.deps import allowed, principal_of
 from orchestrator.api.router import Router
 from orchestrator.api.routes import endpoints, models, objects, training
@@ -88,6 +89,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.plane = plane
+    app.state.key_cache = KeyCache()
     handlers.install(app)
     for module in (training, models, endpoints, objects):
         app.include_router(module.router)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.api.auth import Principal, authenticate, authorize
+from orchestrator.api.auth import KeyCache, Principal, authenticate, authorize
 from orchestrator.api.service import ControlPlane
 
 
@@ -25,7 +25,14 @@ def presented_key(request: Request) -> str | None:
 
 async def principal_of(request: Request) -> Principal:
     cp = plane(request)
-    return await run_in_threadpool(authenticate, cp.store, presented_key(request))
+    key = presented_key(request)
+    cache: KeyCache = request.app.state.key_cache
+    if key and (hit := cache.get(key)) is not None:
+        return hit
+    principal = await run_in_threadpool(authenticate, cp.store, key)
+    if key:
+        cache.put(key, principal)
+    return principal
 
 
 def allowed(action: str) -> Callable[[Request], object]:

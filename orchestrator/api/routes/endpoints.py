@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.api.auth import authenticate, authorize
-from orchestrator.api.deps import allowed, plane, presented_key
+from orchestrator.api.auth import authorize
+from orchestrator.api.deps import allowed, plane, presented_key, principal_of
 from orchestrator.api.router import INVOKED_VARIANT_HEADER, TARGET_VARIANT_HEADER, Router
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
@@ -101,7 +101,7 @@ async def invoke_endpoint(name: str, request: Request) -> Response:
         # Authenticate before saying anything about the endpoint: a caller without a valid
         # key gets the same 401 whether or not the endpoint exists.
         try:
-            principal = await run_in_threadpool(authenticate, cp.store, key)
+            principal = await principal_of(request)
         except AuthenticationError:
             if route is None or not route.public:
                 raise
