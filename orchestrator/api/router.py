@@ -1,8 +1,10 @@
 """Invocation routing: ``POST /endpoints/{name}/invocations`` to a ready replica.
 
 A variant is picked by weight among those with ready replicas (or the one named in
-``X-Target-Variant``), then a replica round-robin. A replica that refuses the connection is
-skipped for the next one; a request is never sent twice once a replica may have read it.
+``X-Target-Variant``), then a replica round-robin. When the connection to a replica fails
+before any response arrives (refused, reset, closed: a replica that just died), the request
+goes to the next replica of the variant; inference is expected to be free of side effects, as
+SageMaker expects of ``/invocations``. A timeout is never retried.
 """
 
 from __future__ import annotations
@@ -86,8 +88,13 @@ class Router:
         for url in urls:
             try:
                 resp = await self._client.post(f"{url}/invocations", content=body, headers=forward)
-            except httpx.ConnectError:
-                continue  # never reached the replica: safe to try the next one
+            except (
+                httpx.ConnectError,
+                httpx.ReadError,
+                httpx.WriteError,
+                httpx.RemoteProtocolError,
+            ):
+                continue  # the replica is gone: no response came, try the next one
             except httpx.TimeoutException as e:
                 self._record(route, variant, 504, started, None)
                 raise DeadlineExceededError(

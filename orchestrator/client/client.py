@@ -8,6 +8,7 @@ an app on a local port for tests.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -81,6 +82,11 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    def __del__(self) -> None:
+        # A Client dropped without close() (as in short scripts) still returns its sockets.
+        with contextlib.suppress(Exception):  # at interpreter shutdown there is nothing to do
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
