@@ -39,12 +39,19 @@ class JobFile(BaseModel):
     allow_file_uris: bool = True
 
 
+class PhaseEntry(BaseModel):
+    phase: str
+    at: float
+    message: str = ""
+
+
 class Progress(BaseModel):
     phase: str
     message: str = ""
     at: float
     started_at: float
     metrics: dict[str, float] = {}
+    history: list[PhaseEntry] = []
 
 
 class Result(BaseModel):

@@ -52,6 +52,7 @@ from orchestrator.training.files import (
     PROGRESS_FILE,
     RESULT_FILE,
     JobFile,
+    PhaseEntry,
     Progress,
     Result,
     write_model,
@@ -75,6 +76,7 @@ class Supervisor:
         self.metrics: dict[str, float] = {}
         self.stopping = False
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.history: list[PhaseEntry] = []
         self.log: IO[str] = open(self.job.log_path, "a", buffering=1)  # noqa: SIM115
         self._store: ObjectStore | None = None
         self._patterns = [
@@ -100,6 +102,10 @@ class Supervisor:
 
     def progress(self, phase: SecondaryStatus, message: str = "") -> None:
         self.say(f"{phase.value}: {message}" if message else phase.value)
+        self.history.append(PhaseEntry(phase=phase.value, at=time.time(), message=message))
+        self._write_progress(phase, message)
+
+    def _write_progress(self, phase: SecondaryStatus, message: str) -> None:
         write_model(
             self.root / PROGRESS_FILE,
             Progress(
@@ -108,6 +114,7 @@ class Supervisor:
                 at=time.time(),
                 started_at=self.started_at,
                 metrics=self.metrics,
+                history=self.history,
             ),
         )
 
@@ -245,16 +252,8 @@ class Supervisor:
         return proc.wait()
 
     def progress_quiet(self) -> None:
-        write_model(
-            self.root / PROGRESS_FILE,
-            Progress(
-                phase=SecondaryStatus.TRAINING.value,
-                message="Training in progress",
-                at=time.time(),
-                started_at=self.started_at,
-                metrics=self.metrics,
-            ),
-        )
+        """Fresh metrics for the control plane, without a new phase."""
+        self._write_progress(SecondaryStatus.TRAINING, "Training in progress")
 
     def upload(self) -> str | None:
         self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")

@@ -183,7 +183,8 @@ def test_completed_reports_artifacts_metrics_and_times() -> None:
         "Running": ("False", "Completed"),
         "Succeeded": ("True", "Completed"),
     }
-    assert st.SecondaryStatusTransitions[-1].EndTime == at(101)
+    # The last transition ends when the job itself ended, not when the controller noticed.
+    assert st.SecondaryStatusTransitions[-1].EndTime == at(100)
 
 
 def test_failure_reason_is_truncated_to_1024_characters() -> None:
@@ -244,3 +245,27 @@ def test_retry_attempts_of_one_allows_one_retry() -> None:
     plan, st = step(desired_job(spec=spec, status=LAUNCHED), exited(outcome=None), at(10))
     assert [brief(a) for a in plan.actions] == [("launch", 2)]
     assert st.Attempt == 2
+
+
+def test_phases_shorter_than_a_pass_are_recorded_at_the_jobs_own_times() -> None:
+    from orchestrator.controller.plan.types import PhaseMark
+
+    phases = (
+        PhaseMark(SecondaryStatus.DOWNLOADING, at(1), "Downloading input data"),
+        PhaseMark(SecondaryStatus.TRAINING, at(2), "Training"),
+        PhaseMark(SecondaryStatus.UPLOADING, at(40), "Uploading"),
+    )
+    observed = exited(outcome="completed", phases=phases, ended_at=at(41))
+    plan, st = step(desired_job(status=LAUNCHED), observed, at(60))
+    got = [(t.Status, t.StartTime, t.EndTime) for t in st.SecondaryStatusTransitions]
+    assert got == [
+        ("Downloading", at(1), at(2)),
+        ("Training", at(2), at(40)),
+        ("Uploading", at(40), at(41)),
+        ("Completed", at(41), at(41)),
+    ]
+    # Replaying the same observation again adds nothing.
+    again = plan_training_job(
+        desired_job(status=TrainingJobState.model_validate(plan.status)), observed, at(61)
+    )
+    assert again.status == plan.status

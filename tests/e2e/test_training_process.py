@@ -60,7 +60,7 @@ def test_script_job_runs_the_contract_and_uploads_an_encrypted_model(
         == "s3://orchestrator/training-jobs/ok-job/output/model.tar.gz"
     )
     statuses = [t.Status for t in job.SecondaryStatusTransitions]
-    assert statuses[0] == "Starting" and statuses[-1] == "Completed"
+    assert statuses == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
     assert all(t.EndTime is not None for t in job.SecondaryStatusTransitions)
     # The artifact is stored encrypted: the plaintext tarball's bytes are not on disk.
     stored = (

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator import procs
-from orchestrator.controller.plan.types import JobLaunch, ObservedJob
+from orchestrator.controller.plan.types import JobLaunch, ObservedJob, PhaseMark
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.settings import Settings
 from orchestrator.training.files import (
@@ -40,6 +40,14 @@ LAUNCH_GRACE_SECONDS = 10.0
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _phases(progress: Progress | None) -> tuple[PhaseMark, ...]:
+    if progress is None:
+        return ()
+    return tuple(
+        PhaseMark(SecondaryStatus(h.phase), _dt(h.at), h.message) for h in progress.history
+    )
 
 
 def tail_of(path: Path, lines: int = 10, max_bytes: int = 8192) -> str:
@@ -117,6 +125,9 @@ class ProcessJobs:
             return None
         attempt, root = latest
         result_doc = read_json(root / RESULT_FILE)
+        progress_doc = read_json(root / PROGRESS_FILE)
+        progress = Progress.model_validate(progress_doc) if progress_doc else None
+        phases = _phases(progress)
         if result_doc is not None:
             r = Result.model_validate(result_doc)
             return ObservedJob(
@@ -131,9 +142,8 @@ class ProcessJobs:
                 failure_reason=r.failure_reason,
                 model_artifact=r.model_artifact,
                 metrics=r.metrics,
+                phases=phases,
             )
-        progress_doc = read_json(root / PROGRESS_FILE)
-        progress = Progress.model_validate(progress_doc) if progress_doc else None
         pid = procs.ProcessId.from_file(root / PID_FILE)
         if pid is None:
             age = time.time() - (root / JOB_FILE).stat().st_mtime
@@ -149,6 +159,7 @@ class ProcessJobs:
                 phase_message=progress.message if progress else "",
                 started_at=_dt(progress.started_at) if progress else None,
                 metrics=progress.metrics if progress else {},
+                phases=phases,
             )
         tail = tail_of(root / "supervisor.log")
         return ObservedJob(

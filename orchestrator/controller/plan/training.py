@@ -65,6 +65,21 @@ def _secondary(
     return st.model_copy(update={"SecondaryStatus": new, "SecondaryStatusTransitions": transitions})
 
 
+def _replay(st: TrainingJobState, observed: ObservedJob, now: datetime) -> TrainingJobState:
+    """Record the phases the job reported since the last recorded transition, at their times."""
+    last = st.SecondaryStatusTransitions[-1].StartTime if st.SecondaryStatusTransitions else None
+    for mark in observed.phases:
+        if last is not None and mark.at <= last:
+            continue
+        if mark.phase != st.SecondaryStatus:
+            st = _secondary(st, mark.phase, mark.at, mark.message)
+            last = mark.at
+    if observed.phase is not None and observed.phase != st.SecondaryStatus and not observed.phases:
+        # A backend that reports only where the job is now: record it as seen now.
+        st = _secondary(st, observed.phase, now, observed.phase_message)
+    return st
+
+
 def _finish(
     st: TrainingJobState,
     status: TrainingJobStatus,
@@ -75,10 +90,15 @@ def _finish(
     failure: str | None = None,
     observed: ObservedJob | None = None,
 ) -> TrainingJobState:
-    st = _secondary(st, secondary, now, message)
-    transitions = list(st.SecondaryStatusTransitions)
-    transitions[-1] = transitions[-1].model_copy(update={"EndTime": now})
+    # The job's own end time, kept between the last recorded transition and now so that
+    # transitions stay in order whatever the two clocks say.
     end = observed.ended_at if observed and observed.ended_at else now
+    if st.SecondaryStatusTransitions:
+        end = max(end, st.SecondaryStatusTransitions[-1].StartTime)
+    end = min(end, now)
+    st = _secondary(st, secondary, end, message)
+    transitions = list(st.SecondaryStatusTransitions)
+    transitions[-1] = transitions[-1].model_copy(update={"EndTime": end})
     start = st.TrainingStartTime
     seconds = max(0, int((end - start).total_seconds())) if start else 0
     update: dict[str, object] = {
@@ -268,8 +288,7 @@ def _plan_running(
         )
         return _plan(st, [StopJob(desired.name, force=False)], RUNNING_RESYNC)
 
-    if observed.phase is not None and observed.phase != st.SecondaryStatus:
-        st = _secondary(st, observed.phase, now, observed.phase_message)
+    st = _replay(st, observed, now)
     until_deadline = max(0.05, (deadline - now).total_seconds())
     return _plan(st, [], min(RUNNING_RESYNC, until_deadline))
 
@@ -277,6 +296,8 @@ def _plan_running(
 def _plan_exited(
     desired: DesiredJob, st: TrainingJobState, observed: ObservedJob, now: datetime
 ) -> Plan:
+    if st.TrainingJobStatus != TrainingJobStatus.STOPPING:
+        st = _replay(st, observed, now)
     we_stopped = st.TrainingJobStatus == TrainingJobStatus.STOPPING or desired.stop_requested
     if observed.outcome == "completed" and not we_stopped:
         return _plan(

@@ -17,6 +17,15 @@ JobOutcome = Literal["completed", "failed", "stopped"]
 
 
 @dataclass(frozen=True)
+class PhaseMark:
+    """A phase the job entered, when, and what it said (from the job's own record)."""
+
+    phase: SecondaryStatus
+    at: datetime
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class ObservedJob:
     """One attempt of a training job as the backend sees it right now."""
 
@@ -33,6 +42,9 @@ class ObservedJob:
     failure_reason: str | None = None
     model_artifact: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # Every phase the attempt went through, oldest first, with the job's own timestamps, so
+    # that a phase shorter than one reconcile pass still shows in the transitions.
+    phases: tuple[PhaseMark, ...] = ()
 
 
 @dataclass(frozen=True)
