@@ -12,7 +12,6 @@ from rich.text import Text
 
 from orchestrator.cli.common import client, console, done, emit, state, styled, when
 from orchestrator.cli.jobs import list_all
-from orchestrator.cli.models import container
 from orchestrator.client import Client
 from orchestrator.resources.endpoints import DescribeEndpointResponse, ListEndpointsResponse
 
@@ -131,20 +130,14 @@ def deploy(
 ) -> None:
     """Serve a model artifact: create a model, an endpoint config and an endpoint; wait."""
     api = client(ctx)
-    api.create_model(ModelName=name, PrimaryContainer=container(model_data, program, source, {}))
-    api.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "InitialInstanceCount": instance_count,
-                "InstanceType": instance_type,
-            }
-        ],
-    )
-    api.create_endpoint(
-        EndpointName=name, EndpointConfigName=name, AuthMode="None" if public else "ApiKey"
+    api.deploy_model(
+        name,
+        model_data,
+        program=program,
+        source=source,
+        instance_count=instance_count,
+        instance_type=instance_type,
+        public=public,
     )
     ep = _wait_in_service(ctx, api, name)
     emit(ctx, ep, lambda: console.print(_panel(ep)))

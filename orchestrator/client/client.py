@@ -242,6 +242,42 @@ class Client:
     def delete_endpoint(self, name: str) -> None:
         self.request("DELETE", f"{API}/endpoints/{quote(name)}")
 
+    def deploy_model(
+        self,
+        name: str,
+        model_data: str,
+        *,
+        program: str | None = None,
+        source: str | None = None,
+        environment: dict[str, str] | None = None,
+        instance_count: int = 1,
+        instance_type: str = "local",
+        public: bool = False,
+    ) -> None:
+        """Model -> EndpointConfig -> Endpoint, all named ``name`` (SageMaker's Model.deploy)."""
+        env = dict(environment or {})
+        if program:
+            env["SAGEMAKER_PROGRAM"] = program
+        if source:
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = source
+        self.create_model(
+            ModelName=name, PrimaryContainer={"ModelDataUrl": model_data, "Environment": env}
+        )
+        self.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InitialInstanceCount": instance_count,
+                    "InstanceType": instance_type,
+                }
+            ],
+        )
+        self.create_endpoint(
+            EndpointName=name, EndpointConfigName=name, AuthMode="None" if public else "ApiKey"
+        )
+
     def wait_for_endpoint(
         self,
         name: str,

@@ -21,7 +21,6 @@ from typing import Any
 
 from orchestrator.client.client import Client
 from orchestrator.errors import JobFailedError, ValidationError
-from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV
 from orchestrator.resources.training import (
     PROGRAM_HYPERPARAMETER,
     SUBMIT_DIR_HYPERPARAMETER,
@@ -195,25 +194,14 @@ class Estimator:
         wait: bool = True,
     ) -> Predictor:
         name = endpoint_name or unique_name(self.base_job_name)
-        env = {PROGRAM_ENV: self.entry_point}
-        if self.source_uri:
-            env[SUBMIT_DIR_ENV] = self.source_uri
-        self.client.create_model(
-            ModelName=name, PrimaryContainer={"ModelDataUrl": self.model_data, "Environment": env}
-        )
-        self.client.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": name,
-                    "InitialInstanceCount": initial_instance_count,
-                    "InstanceType": instance_type,
-                }
-            ],
-        )
-        self.client.create_endpoint(
-            EndpointName=name, EndpointConfigName=name, AuthMode="None" if public else "ApiKey"
+        self.client.deploy_model(
+            name,
+            self.model_data,
+            program=self.entry_point,
+            source=self.source_uri,
+            instance_count=initial_instance_count,
+            instance_type=instance_type,
+            public=public,
         )
         if wait:
             self.client.wait_for_endpoint(name)
