@@ -251,3 +251,51 @@ def test_tampered_object_is_refused_without_plaintext(server: RunningServer) -> 
     with pytest.raises(IntegrityError, match="integrity") as info:
         c.download_bytes("s3://orchestrator/data/records.bin")
     assert b"patient" not in str(info.value).encode()
+
+
+def test_a_script_ignoring_sigterm_is_killed_after_the_grace(server: RunningServer) -> None:
+    c = server.client()
+    script = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('stubborn', flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    script_job(c, "stubborn", script)
+    deadline = time.monotonic() + 20
+    while "stubborn" not in c.training_job_logs("stubborn").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    started = time.monotonic()
+    c.stop_training_job("stubborn")
+    job = c.wait_for_training_job("stubborn", timeout=30, poll=0.1)
+    waited = time.monotonic() - started
+    assert job.TrainingJobStatus == "Stopped"
+    # ORCH_CONTROLLER__STOP_GRACE_SECONDS=2 in these tests: SIGKILL came after the grace.
+    assert 2.0 <= waited < 10.0
+    pid_file = (
+        server.root
+        / "home"
+        / "work"
+        / "training-jobs"
+        / "stubborn"
+        / "attempt-1"
+        / "supervisor.pid"
+    )
+    pid = json.loads(pid_file.read_text())["pid"]
+    assert (
+        not Path(f"/proc/{pid}").exists()
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+    )
+
+
+def test_first_run_saves_an_admin_key_readable_only_by_its_owner(server: RunningServer) -> None:
+    creds = server.root / "config" / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert (server.root / "config").stat().st_mode & 0o077 == 0
+    server.client().upload_bytes(b"x", "s3://orchestrator/any")  # the keyring is made on first use
+    keyring = server.root / "home" / "keys" / "keyring.json"
+    assert keyring.stat().st_mode & 0o777 == 0o600
+    # The key itself is not stored: only its hash is in the database.
+    db = (server.root / "home" / "state.db").read_bytes()
+    assert server.key.split("_", 2)[2].encode() not in db
