@@ -1,0 +1,1 @@
+"""Kubernetes: custom resources generated from the resource models, and the operator."""
