@@ -214,3 +214,19 @@ def test_in_service_stays_ready_while_a_replica_is_replaced() -> None:
         "Replacing replicas",
         NOW,
     )
+
+
+def test_a_terminating_replica_holds_no_slot_gets_no_traffic_and_delays_deletion() -> None:
+    from orchestrator.controller.plan.endpoint import plan_endpoint
+    from orchestrator.controller.plan.types import LaunchReplica, RemoveReplica
+
+    leaving = replica(0, 1, "terminating")
+    plan = plan_endpoint(desired_endpoint(), [leaving], NOW)
+    launches = [a for a in plan.actions if isinstance(a, LaunchReplica)]
+    assert len(launches) == 1 and launches[0].launch.slot == 0  # the slot is free
+    assert plan.routes == {"v1": (1.0, ())}
+    # Deleting: the record goes only once the last replica is really gone.
+    plan = plan_endpoint(desired_endpoint(delete=True), [leaving], NOW)
+    assert [type(a) for a in plan.actions] == [RemoveReplica]
+    plan = plan_endpoint(desired_endpoint(delete=True), [], NOW)
+    assert [a.kind for a in plan.actions] == ["Endpoint"]  # type: ignore[union-attr]

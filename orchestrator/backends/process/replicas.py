@@ -121,9 +121,6 @@ class ProcessReplicas:
                 continue
             r = ReplicaFile.model_validate(doc)
             pid = procs.ProcessId.from_file(root / PID_FILE)
-            if (root / TERMINATING_FILE).exists():
-                self._drive_termination(root, pid, r.grace_seconds)
-                continue
             started = datetime.fromtimestamp((root / REPLICA_FILE).stat().st_mtime, tz=UTC)
             base = {
                 "endpoint": endpoint,
@@ -133,6 +130,11 @@ class ProcessReplicas:
                 "started_at": started,
                 "generation": r.generation,
             }
+            if (root / TERMINATING_FILE).exists():
+                self._drive_termination(root, pid, r.grace_seconds)
+                if root.exists():
+                    out.append(ObservedReplica(state="terminating", **base))  # type: ignore[arg-type]
+                continue
             if pid is None or not procs.alive(pid):
                 code = procs.exit_code(pid.pid) if pid else None
                 tail = tail_of(self.replica_log_path(endpoint, r.replica_id), lines=8)

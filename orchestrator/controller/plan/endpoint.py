@@ -108,27 +108,28 @@ def plan_endpoint(
 ) -> Plan:
     policy = policy or EndpointPolicy()
     st = desired.status
+    # Replicas on their way out still count as present until they are gone, so an endpoint
+    # is deleted only once nothing of it runs; they take no slot and get no traffic.
+    leaving = [r for r in observed if r.state == "terminating"]
+    observed = [r for r in observed if r.state != "terminating"]
+    remove_all: list[Action] = [RemoveReplica(r.endpoint, r.replica_id) for r in observed + leaving]
 
     if desired.delete_requested:
         st = st.model_copy(update={"EndpointStatus": EndpointStatus.DELETING})
-        actions: list[Action] = [RemoveReplica(r.endpoint, r.replica_id) for r in observed]
-        if not observed:
-            actions.append(DeleteRecord("Endpoint", desired.name))
-        return _result(st, actions, active=True)
+        if not observed and not leaving:
+            return _result(st, [DeleteRecord("Endpoint", desired.name)], active=True)
+        return _result(st, remove_all, active=True)
 
     if st.EndpointStatus == EndpointStatus.FAILED:
-        removals: list[Action] = [RemoveReplica(r.endpoint, r.replica_id) for r in observed]
-        return _result(st, removals, active=bool(observed))
+        return _result(st, remove_all, active=bool(remove_all))
 
     problem = _config_problem(desired)
     if problem is not None:
         st = _fail(st, problem, now)
-        return _result(
-            st, [RemoveReplica(r.endpoint, r.replica_id) for r in observed], active=bool(observed)
-        )
+        return _result(st, remove_all, active=bool(remove_all))
     assert desired.config is not None
 
-    actions = []
+    actions: list[Action] = []
     by_slot: dict[tuple[str, int], list[ObservedReplica]] = {}
     for r in observed:
         by_slot.setdefault((r.variant, r.slot), []).append(r)

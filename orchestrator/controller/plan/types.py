@@ -63,7 +63,8 @@ class ObservedReplica:
     variant: str
     slot: int
     replica_id: str
-    state: Literal["starting", "ready", "dead"]
+    # terminating: asked to go and not gone yet (never routed to, holds no slot)
+    state: Literal["starting", "ready", "dead", "terminating"]
     url: str | None = None
     started_at: datetime | None = None
     message: str = ""  # for dead replicas: why (exit code and the last log lines)
