@@ -12,6 +12,7 @@ import uvicorn
 
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.api.auth import ensure_admin_key
+from orchestrator.errors import ValidationError
 from orchestrator.settings import Settings
 
 
@@ -24,7 +25,6 @@ def serve(
     """Serve until SIGINT/SIGTERM. Writes the bound URL to ``ready_file`` once listening."""
     say = announce or (lambda msg: print(msg, file=sys.stderr))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    plane = build_control_plane(settings)
     host, port = settings.server.host, settings.server.port
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
     # listening socket says TCP; with proto 0 every response with a body waited ~40 ms for
@@ -32,8 +32,17 @@ def serve(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ValidationError(
+            f"cannot listen on {host}:{port}: {e.strerror}; pick another with --port or "
+            "ORCH_SERVER__PORT (0 = any free port)",
+            field="ORCH_SERVER__PORT",
+        ) from e
     bound_port = sock.getsockname()[1]
+    plane = build_control_plane(settings)
     url = f"http://{host}:{bound_port}"
     key = ensure_admin_key(
         plane.store, settings.credentials_path, endpoint_url=url, now=plane.clock.now()
