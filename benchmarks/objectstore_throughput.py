@@ -9,7 +9,7 @@ Runs are interleaved (plain, encrypted, plain, encrypted, ...) after one warm-up
 destination is deleted before its timed run so no run pays for unlinking the previous one.
 The source is in the page cache for both sides. Reports the median of ``--runs``.
 
-    python benchmarks/objectstore_throughput.py [--size-mib 100] [--runs 7] [--dir .]
+    python benchmarks/objectstore_throughput.py [--size-mib 100] [--runs 7] [--dir TMPDIR]
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=100)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--chunk-mib", type=int, default=4)
-    parser.add_argument("--dir", type=Path, default=Path("."), help="where the temp dir goes")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()), help="where the scratch dir goes"
+    )
     args = parser.parse_args()
     size = args.size_mib << 20
 
