@@ -42,7 +42,10 @@ contracts: $(VENV)/.stamp-dev
 services:
 	@bash .ci/services.sh
 
-unit: $(VENV)/.stamp-dev services
+kube-tools:
+	@bash .ci/kube-tools.sh
+
+unit: $(VENV)/.stamp-dev services kube-tools
 	$(BIN)/pytest
 
 test: lint typecheck contracts unit
