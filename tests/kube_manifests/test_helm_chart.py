@@ -1,0 +1,206 @@
+"""The Helm chart: lint, render with default and GPU values, the restricted Pod Security
+profile on every pod, GPU placement reaching the operator, RBAC equal to manifests/rbac."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.kube_manifests.conftest import (
+    CHART,
+    GPU_VALUES,
+    MANIFESTS,
+    helm_template,
+    load_docs,
+    run_tool,
+)
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
+            out.append((doc["metadata"]["name"], doc["spec"]["template"]["spec"]))
+        elif doc["kind"] == "Pod":
+            out.append((doc["metadata"]["name"], doc["spec"]))
+    return out
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_helm_lint_passes_with_default_and_gpu_values(helm: str) -> None:
+    for args in ([], ["-f", str(GPU_VALUES)]):
+        proc = run_tool(helm, "lint", "--strict", str(CHART), *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "0 chart(s) failed" in proc.stdout
+
+
+def test_default_render_has_the_documented_objects(rendered_default: list[dict[str, Any]]) -> None:
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in rendered_default)
+    assert kinds == [
+        ("Deployment", "orch-orchestrator-api"),
+        ("Deployment", "orch-orchestrator-operator"),
+        ("Role", "orch-orchestrator-operator"),
+        ("Role", "orch-orchestrator-training"),
+        ("RoleBinding", "orch-orchestrator-operator"),
+        ("RoleBinding", "orch-orchestrator-training"),
+        ("Service", "orch-orchestrator-api"),
+        ("ServiceAccount", "orch-orchestrator"),
+        ("ServiceAccount", "orch-orchestrator-training"),
+    ]
+    assert not by_kind(rendered_default, "ClusterRole")
+    [operator] = [
+        d
+        for d in rendered_default
+        if d["metadata"]["name"].endswith("-operator") and d["kind"] == "Deployment"
+    ]
+    [api] = [
+        d
+        for d in rendered_default
+        if d["metadata"]["name"].endswith("-api") and d["kind"] == "Deployment"
+    ]
+    assert operator["spec"]["template"]["spec"]["containers"][0]["command"] == ["orch", "operator"]
+    assert api["spec"]["template"]["spec"]["containers"][0]["command"][:4] == [
+        "orch",
+        "server",
+        "--host",
+        "0.0.0.0",
+    ]
+    gpu_env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
+    assert json.loads(gpu_env["ORCH_KUBE__GPU_NODE_SELECTOR"]) == {}
+    assert gpu_env["ORCH_KUBE__GPU_RUNTIME_CLASS_NAME"] == ""
+    assert gpu_env["ORCH_KUBE__TRAINING_SERVICE_ACCOUNT"] == "orch-orchestrator-training"
+    assert gpu_env["ORCH_KUBE__CREDENTIALS_SECRET"] == "orchestrator-object-store"
+    assert gpu_env["ORCH_KUBE__KEYRING_SECRET"] == "orchestrator-keyring"
+    # The operator passes the Secrets' names on; it never reads them itself.
+    assert not any(isinstance(v, dict) and "secretKeyRef" in v for v in gpu_env.values())
+
+
+def test_helm_installs_the_generated_crds(helm: str) -> None:
+    docs = helm_template(helm, "--include-crds")
+    crds = {d["metadata"]["name"] for d in by_kind(docs, "CustomResourceDefinition")}
+    expected = {
+        d["metadata"]["name"] for p in (MANIFESTS / "crds").glob("*.yaml") for d in load_docs(p)
+    }
+    assert crds == expected and len(crds) == 4
+
+
+def test_gpu_values_reach_the_operator(rendered_gpu: list[dict[str, Any]]) -> None:
+    [operator] = [
+        d
+        for d in by_kind(rendered_gpu, "Deployment")
+        if d["metadata"]["name"].endswith("-operator")
+    ]
+    env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
+    assert json.loads(env["ORCH_KUBE__GPU_NODE_SELECTOR"]) == {"nvidia.com/gpu.present": "true"}
+    assert json.loads(env["ORCH_KUBE__GPU_TOLERATIONS"]) == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert env["ORCH_KUBE__GPU_RUNTIME_CLASS_NAME"] == "nvidia"
+
+
+def test_service_monitor_only_when_enabled_and_its_crd_exists(
+    helm: str, rendered_default: list[dict[str, Any]], rendered_gpu: list[dict[str, Any]]
+) -> None:
+    assert not by_kind(rendered_default, "ServiceMonitor")
+    [monitor] = by_kind(rendered_gpu, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    # Enabled, but the cluster has no ServiceMonitor API: nothing rendered, nothing fails.
+    assert not by_kind(
+        helm_template(helm, "--set", "serviceMonitor.enabled=true"), "ServiceMonitor"
+    )
+
+
+def test_every_pod_meets_the_restricted_profile(
+    rendered_default: list[dict[str, Any]], rendered_gpu: list[dict[str, Any]]
+) -> None:
+    specs = pod_specs(rendered_default) + pod_specs(rendered_gpu)
+    assert len(specs) == 4
+    for name, spec in specs:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", name
+        for volume in spec.get("volumes", []):
+            assert "hostPath" not in volume, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC")
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            where = f"{name}/{container['name']}"
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"] and "add" not in sc["capabilities"], where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc.get("privileged") is not True, where
+            assert "resources" in container and container["resources"]["limits"], where
+            # A read-only root: whatever is written goes to an emptyDir.
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            assert "emptyDir" in volumes[mounts["/var/lib/orchestrator"]], where
+            if container["name"] != "keyring":
+                assert "emptyDir" in volumes[mounts["/tmp"]], where
+
+
+def test_the_api_reads_secrets_by_reference_only(rendered_default: list[dict[str, Any]]) -> None:
+    [api] = [
+        d for d in by_kind(rendered_default, "Deployment") if d["metadata"]["name"].endswith("-api")
+    ]
+    spec = api["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    env = env_of(spec["containers"][0])
+    assert env["AWS_ACCESS_KEY_ID"] == {
+        "secretKeyRef": {"name": "orchestrator-object-store", "key": "AWS_ACCESS_KEY_ID"}
+    }
+    assert env["ORCH_OBJECTS__URL"] == "s3://orchestrator"
+    [keyring] = [v for v in spec["volumes"] if v["name"] == "master-key"]
+    assert keyring["secret"]["secretName"] == "orchestrator-keyring"
+    assert not by_kind(rendered_default, "Secret")
+
+
+def _rules(role: dict[str, Any]) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+    return sorted(
+        (tuple(sorted(r["apiGroups"])), tuple(sorted(r["resources"])), tuple(sorted(r["verbs"])))
+        for r in role["rules"]
+    )
+
+
+def _by_suffix(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """Objects of ``kind`` keyed by their role in the release ("operator", "training", ...)."""
+    return {d["metadata"]["name"].rsplit("-", 1)[-1]: d for d in docs if d["kind"] == kind}
+
+
+def test_chart_rbac_equals_manifests_rbac(rendered_default: list[dict[str, Any]]) -> None:
+    manifests = [d for p in sorted((MANIFESTS / "rbac").glob("*.yaml")) for d in load_docs(p)]
+    chart_roles = _by_suffix(rendered_default, "Role")
+    manifest_roles = _by_suffix(manifests, "Role")
+    assert sorted(chart_roles) == sorted(manifest_roles) == ["operator", "training"]
+    for key, role in chart_roles.items():
+        assert _rules(role) == _rules(manifest_roles[key]), key
+    assert not by_kind(manifests, "ClusterRole") and not by_kind(manifests, "ClusterRoleBinding")
+    accounts = {d["metadata"]["name"]: d for d in by_kind(rendered_default, "ServiceAccount")}
+    for key, binding in _by_suffix(rendered_default, "RoleBinding").items():
+        manifest_binding = _by_suffix(manifests, "RoleBinding")[key]
+        assert binding["roleRef"]["kind"] == manifest_binding["roleRef"]["kind"] == "Role"
+        assert binding["roleRef"]["name"] == chart_roles[key]["metadata"]["name"]
+        [subject] = binding["subjects"]
+        assert subject["kind"] == "ServiceAccount" and subject["name"] in accounts
+    training = accounts["orch-orchestrator-training"]
+    assert training["automountServiceAccountToken"] is False
+
+
+def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None:
+    roles = _by_suffix(rendered_default, "Role")
+    for role in roles.values():
+        for groups, resources, verbs in _rules(role):
+            assert "*" not in groups + resources + verbs
+            assert "secrets" not in resources
+            assert not {"escalate", "bind", "impersonate"} & set(verbs)
+    operator = {r: v for _, rs, v in _rules(roles["operator"]) for r in rs}
+    assert operator["pods"] == ("get", "list", "watch")
+    assert operator["pods/log"] == ("get",)
+    assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
