@@ -26,9 +26,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from orchestrator.kube.convert import API_GROUP, API_VERSION, FREE_FORM_MAPS, camel
+from orchestrator.resources.common import Condition
 from orchestrator.resources.endpoints import EndpointState
 from orchestrator.resources.instances import instance_type_names
 from orchestrator.resources.kinds import KINDS, Kind
@@ -217,7 +218,14 @@ def status_schema(kind: Kind) -> Schema:
     )
     out = structural(raw)
     out["description"] = "What the operator observed; written only through the status subresource."
-    out.setdefault("properties", {})["observedGeneration"] = {
+    props = out.setdefault("properties", {})
+    # Every kind reports conditions (a Model or EndpointConfig only "Valid"); the server prunes
+    # status fields its schema does not declare, so they must be here even without a state model.
+    if "conditions" not in props:
+        props["conditions"] = structural(
+            TypeAdapter(list[Condition]).json_schema(mode="validation")
+        )
+    props["observedGeneration"] = {
         "type": "integer",
         "description": "The metadata.generation of the spec this status describes.",
     }

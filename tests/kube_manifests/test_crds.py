@@ -176,6 +176,18 @@ def test_spec_is_the_create_request_without_its_name(crds: dict[str, dict[str, A
         assert set(spec["properties"]) == {f[:1].lower() + f[1:] for f in fields}
 
 
+def test_every_status_has_conditions_and_observed_generation(
+    crds: dict[str, dict[str, Any]],
+) -> None:
+    for kind, crd in crds.items():
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        status = schema["properties"]["status"]["properties"]
+        condition = status["conditions"]["items"]
+        assert condition["required"] == ["type", "status", "lastTransitionTime"], kind
+        assert condition["properties"]["status"]["enum"] == ["True", "False", "Unknown"], kind
+        assert status["observedGeneration"]["type"] == "integer", kind
+
+
 def test_free_form_maps_keep_string_values_and_nothing_else_is_free_form(
     crds: dict[str, dict[str, Any]],
 ) -> None:

@@ -270,6 +270,12 @@ def test_what_the_operator_writes_to_status_fits_the_schema(crd_schemas: dict[st
         doc["status"] = {**to_camel(state.model_dump(mode="json")), "observedGeneration": 3}
         assert schema_errors(crd_schemas[kind], doc) == []
         assert pruned_paths(crd_schemas[kind], doc) == []
+    # Kinds without a lifecycle report only conditions (e.g. Valid=False with the reason).
+    for name in ("model.yaml", "endpoint-config.yaml"):
+        doc = sample(name)
+        doc["status"] = {"conditions": [to_camel(condition.model_dump(mode="json"))]}
+        assert schema_errors(crd_schemas[doc["kind"]], doc) == []
+        assert pruned_paths(crd_schemas[doc["kind"]], doc) == []
 
 
 def test_a_full_spec_dumped_by_the_models_fits_the_schema(crd_schemas: dict[str, Any]) -> None:
