@@ -313,12 +313,17 @@ def _plan_exited(
             None,
         )
     if we_stopped or observed.outcome == "stopped":
+        # A backend that enforces the deadline itself (a Kubernetes Job's activeDeadlineSeconds)
+        # says so with its last phase.
+        deadline = observed.phase == SecondaryStatus.MAX_RUNTIME_EXCEEDED
         secondary = (
             SecondaryStatus.MAX_RUNTIME_EXCEEDED
-            if st.SecondaryStatus == SecondaryStatus.MAX_RUNTIME_EXCEEDED
+            if deadline or st.SecondaryStatus == SecondaryStatus.MAX_RUNTIME_EXCEEDED
             else SecondaryStatus.STOPPED
         )
-        message = st.StopReason or "Training job stopped"
+        message = (
+            st.StopReason or (observed.phase_message if deadline else "") or "Training job stopped"
+        )
         return _plan(
             _finish(
                 st, TrainingJobStatus.STOPPED, secondary, now, message=message, observed=observed
