@@ -1,0 +1,117 @@
+"""Pure pieces, without I/O: names, scaling, observation mapping and the planner's deadline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestrator.controller.plan.training import DesiredJob, plan_training_job
+from orchestrator.controller.plan.types import ObservedJob
+from orchestrator.errors import ValidationError
+from orchestrator.kube.objects import k8s_name, parse_scaling
+from orchestrator.kube.observe import job_observation, pod_problem
+from orchestrator.resources.training import (
+    CreateTrainingJobRequest,
+    SecondaryStatus,
+    TrainingJobState,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_names_are_dns_labels() -> None:
+    assert k8s_name("resnet", "1") == "resnet-1"
+    upper = k8s_name("web", "AllTraffic")
+    assert upper.startswith("web-alltraffic-") and upper != k8s_name("web", "alltraffic")
+    assert len(k8s_name("x" * 80, "1")) <= 63
+    assert k8s_name("9lives")[0].isalpha()
+
+
+def test_scaling_annotation() -> None:
+    assert parse_scaling(None).bounds(3) == (3, 3)
+    assert parse_scaling('{"minInstances": 1, "maxInstances": 4}').bounds(2) == (1, 4)
+    with pytest.raises(ValidationError, match=r"autoscaling\]\.minInstances: must not exceed"):
+        parse_scaling('{"minInstances": 5, "maxInstances": 4}')
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        parse_scaling("{")
+
+
+def test_the_planner_stops_a_job_the_backend_timed_out() -> None:
+    spec = CreateTrainingJobRequest.model_validate(
+        {"TrainingJobName": "j", "AlgorithmSpecification": {"TrainingImage": "i"}}
+    )
+    desired = DesiredJob("j", spec, TrainingJobState(Attempt=1), T0)
+    observed = ObservedJob(
+        "j",
+        1,
+        "exited",
+        outcome="stopped",
+        phase=SecondaryStatus.MAX_RUNTIME_EXCEEDED,
+        phase_message="MaxRuntimeExceeded: too long",
+        ended_at=T0 + timedelta(seconds=9),
+    )
+    plan = plan_training_job(desired, observed, T0 + timedelta(seconds=10))
+    assert (plan.status["TrainingJobStatus"], plan.status["SecondaryStatus"]) == (
+        "Stopped",
+        "MaxRuntimeExceeded",
+    )
+    running = {c["Type"]: c for c in plan.status["Conditions"]}["Running"]
+    assert running["Message"] == "MaxRuntimeExceeded: too long"
+
+
+def test_a_failed_download_is_a_client_error() -> None:
+    job = {
+        "metadata": {"labels": {"orchestrator.dev/attempt": "2"}},
+        "status": {
+            "conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]
+        },
+    }
+    pod = {
+        "metadata": {"name": "p", "creationTimestamp": "2024-05-01T12:00:00Z"},
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": "download",
+                    "state": {
+                        "terminated": {
+                            "exitCode": 2,
+                            "message": "ClientError: channel 'train': no objects",
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    seen = job_observation("j", job, [pod])
+    assert (seen.attempt, seen.state, seen.outcome) == (2, "exited", "failed")
+    assert seen.failure_reason == "ClientError: channel 'train': no objects"
+
+
+def test_an_oom_killed_container_says_so() -> None:
+    job = {"status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    pod = {
+        "metadata": {"name": "p"},
+        "status": {
+            "containerStatuses": [
+                {"name": "algo", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+            ]
+        },
+    }
+    reason = job_observation("j", job, [pod]).failure_reason
+    assert reason == "AlgorithmError: container algo exited with code 137 (out of memory)"
+
+
+def test_a_bad_image_is_a_pod_problem() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "serve",
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": "nope"}},
+                }
+            ]
+        },
+    }
+    assert pod_problem(pod) == "ImagePullBackOff: nope"
