@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Cluster
+from kube_harness import Cluster
 
 from orchestrator.kube.operator import Operator
 

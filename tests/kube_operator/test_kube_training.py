@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import NS, Cluster, stamp
+from kube_harness import NS, Cluster, stamp
 from kubernetes import client
 
 from orchestrator.kube.objects import KubeSettings

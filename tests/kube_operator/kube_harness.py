@@ -1,0 +1,203 @@
+"""kmock's Kubernetes API emulator over HTTP, the real client, and the cluster's part.
+
+The emulator runs no controllers: no pod appears for a Job and no status changes by itself, so
+the tests play the cluster (``Cluster``) by creating pods and patching Job, Pod and Deployment
+status through the same API, exactly where kubelet and the Job controller would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kmock
+from kubernetes import client
+
+from orchestrator.kube.convert import API_GROUP, API_VERSION
+
+NS = "ml"
+RESOURCES = {
+    "batch/v1/jobs": "Job",
+    "v1/pods": "Pod",
+    "v1/configmaps": "ConfigMap",
+    "v1/services": "Service",
+    "apps/v1/deployments": "Deployment",
+    "autoscaling/v2/horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "policy/v1/poddisruptionbudgets": "PodDisruptionBudget",
+    f"{API_GROUP}/{API_VERSION}/trainingjobs": "TrainingJob",
+    f"{API_GROUP}/{API_VERSION}/models": "Model",
+    f"{API_GROUP}/{API_VERSION}/endpointconfigs": "EndpointConfig",
+    f"{API_GROUP}/{API_VERSION}/endpoints": "Endpoint",
+}
+PLURAL = {
+    "TrainingJob": "trainingjobs",
+    "Model": "models",
+    "EndpointConfig": "endpointconfigs",
+    "Endpoint": "endpoints",
+}
+
+
+def stamp(seconds: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+class Emulator:
+    """kmock's KubernetesEmulator served from a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.km = kmock.KubernetesEmulator()
+        for key, kind in RESOURCES.items():
+            self.km.resources[key] = kmock.ResourceInfo(
+                kind=kind, namespaced=True, subresources={"status"}
+            )
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the API emulator did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with kmock.Server(self.km):
+            self._ready.set()
+            await self._stop.wait()
+
+    @property
+    def url(self) -> str:
+        return str(self.km.url).rstrip("/")
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._loop.close()
+
+
+class Cluster:
+    """The client side of the tests: custom resources in, the cluster's part played."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.hpa = client.AutoscalingV2Api(api)
+        self.policy = client.PolicyV1Api(api)
+
+    # custom resources
+    def create(self, kind: str, name: str, spec: Any, **meta: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": kind,
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": stamp(),
+                **meta,
+            },
+            "spec": spec,
+        }
+        self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, NS, PLURAL[kind], body)
+        return body
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        items = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, NS, PLURAL[kind])
+        found = [i for i in items["items"] if i["metadata"]["name"] == name]
+        return found[0] if found else None
+
+    def status(self, kind: str, name: str) -> dict[str, Any]:
+        obj = self.get(kind, name)
+        assert obj is not None
+        return dict(obj.get("status") or {})
+
+    def annotate(self, kind: str, name: str, annotations: dict[str, str]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            API_GROUP,
+            API_VERSION,
+            NS,
+            PLURAL[kind],
+            name,
+            {"metadata": {"annotations": annotations}},
+        )
+
+    def delete(self, kind: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, NS, PLURAL[kind], name)
+
+    # plain objects, as dicts
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        fn = {
+            "Job": self.batch.list_namespaced_job,
+            "Pod": self.core.list_namespaced_pod,
+            "ConfigMap": self.core.list_namespaced_config_map,
+            "Service": self.core.list_namespaced_service,
+            "Deployment": self.apps.list_namespaced_deployment,
+            "HorizontalPodAutoscaler": self.hpa.list_namespaced_horizontal_pod_autoscaler,
+            "PodDisruptionBudget": self.policy.list_namespaced_pod_disruption_budget,
+        }[kind]
+        import json
+
+        data = json.loads(fn(NS, _preload_content=False).data)
+        return list(data.get("items") or [])
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(i["metadata"]["name"] for i in self.items(kind))
+
+    def one(self, kind: str) -> dict[str, Any]:
+        items = self.items(kind)
+        assert len(items) == 1, [i["metadata"]["name"] for i in items]
+        return items[0]
+
+    # the cluster's part
+    def job_status(self, name: str, status: dict[str, Any]) -> None:
+        self.batch.patch_namespaced_job_status(
+            name, NS, {"status": status}, _content_type="application/merge-patch+json"
+        )
+
+    def pod(self, job: dict[str, Any], name: str, status: dict[str, Any], **meta: Any) -> None:
+        """Create the pod a Job or Deployment would (once), or move its status on (kubelet)."""
+        labels = job["spec"]["template"]["metadata"]["labels"]
+        for key in ("initContainerStatuses", "containerStatuses"):
+            for cs in status.get(key) or []:
+                for field, value in {
+                    "image": "x",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                }.items():
+                    cs.setdefault(field, value)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": NS,
+                "labels": labels,
+                "creationTimestamp": stamp(),
+                **meta,
+            },
+            "spec": job["spec"]["template"]["spec"],
+            "status": status,
+        }
+        existing = [p for p in self.items("Pod") if p["metadata"]["name"] == name]
+        if existing:
+            self.core.patch_namespaced_pod_status(
+                name, NS, {"status": status}, _content_type="application/merge-patch+json"
+            )
+        else:
+            self.core.create_namespaced_pod(NS, body)
+
+    def deployment_status(self, name: str, status: dict[str, Any]) -> None:
+        self.apps.patch_namespaced_deployment_status(
+            name, NS, {"status": status}, _content_type="application/merge-patch+json"
+        )
