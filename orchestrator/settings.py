@@ -64,6 +64,36 @@ class ServingSettings(BaseModel):
     invocation_timeout_seconds: float = Field(default=60.0, gt=0)
 
 
+class KubeSettings(BaseModel):
+    """The operator on Kubernetes (``ORCH_KUBE__*``): images, placement, secrets, and the
+    object store the pods use (defaults to ``ORCH_OBJECTS__*``)."""
+
+    namespace: str = "default"
+    training_image: str = "orchestrator/training:0.1.0"
+    serving_image: str = "orchestrator/serving:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    # Training pods: the upload step reads its own pod's status, so this account may get pods.
+    training_service_account: str = "orchestrator-training"
+    gpu_node_selector: dict[str, str] = Field(default_factory=dict)
+    gpu_tolerations: list[dict[str, str]] = Field(
+        default_factory=lambda: [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    )
+    # A RuntimeClass for GPU pods (e.g. "nvidia"), when the cluster needs one.
+    gpu_runtime_class_name: str | None = None
+    run_as_user: int = 1000
+    termination_grace_seconds: int = 120
+    object_store_url: str = "s3://orchestrator"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    chunk_size: int = 4 << 20
+    credentials_secret: str = "orchestrator-object-store"  # noqa: S105 - a name; AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY
+    keyring_secret: str = "orchestrator-keyring"  # noqa: S105 - a name; key keyring.json
+    serving_port: int = 8080
+    cluster_domain: str = "cluster.local"
+
+
 class Settings(BaseSettings):
     """Every knob of the product. Build once (``get_settings()``) and pass it down."""
 
@@ -87,6 +117,7 @@ class Settings(BaseSettings):
     objects: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    kube: KubeSettings = Field(default_factory=KubeSettings)
 
     @property
     def resolved_database_url(self) -> str:

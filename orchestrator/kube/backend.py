@@ -44,6 +44,7 @@ from orchestrator.kube.observe import (
     replica_observations,
 )
 from orchestrator.resources.endpoints import ProductionVariant
+from orchestrator.settings import KubeSettings
 
 PLURALS = {"TrainingJob": "trainingjobs", "Endpoint": "endpoints"}
 
@@ -74,7 +75,7 @@ class KubernetesBackend:
     name = "kubernetes"
 
     def __init__(
-        self, api: client.ApiClient, settings: o.KubeSettings, *, namespace: str | None = None
+        self, api: client.ApiClient, settings: KubeSettings, *, namespace: str | None = None
     ) -> None:
         self.api = api
         self.settings = settings

@@ -24,6 +24,7 @@ from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV, CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.resources.validation import parse_spec
+from orchestrator.settings import KubeSettings
 from orchestrator.training.contract import MlPaths, program_of, script_args, user_environment
 
 PREFIX = "orchestrator.dev"
@@ -45,35 +46,6 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 ML_ROOT = Path("/opt/ml")
 # Exit code of a step that found the user's input wrong (a missing channel): fail the Job.
 CLIENT_ERROR_EXIT = 2
-
-
-class KubeSettings(BaseModel):
-    """Everything cluster-specific: images, placement, secrets, the object store the pods use."""
-
-    model_config = ConfigDict(frozen=True)
-
-    namespace: str = "default"
-    training_image: str = "orchestrator/training:0.1.0"
-    serving_image: str = "orchestrator/serving:0.1.0"
-    image_pull_policy: str = "IfNotPresent"
-    # Training pods: the upload step reads its own pod's status, so this account may get pods.
-    training_service_account: str = "orchestrator-training"
-    gpu_node_selector: dict[str, str] = Field(default_factory=dict)
-    gpu_tolerations: list[dict[str, str]] = Field(
-        default_factory=lambda: [
-            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-        ]
-    )
-    run_as_user: int = 1000
-    termination_grace_seconds: int = 120
-    object_store_url: str = "s3://orchestrator"
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    chunk_size: int = 4 << 20
-    credentials_secret: str = "orchestrator-object-store"  # noqa: S105 - a name; AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY
-    keyring_secret: str = "orchestrator-keyring"  # noqa: S105 - a name; key keyring.json
-    serving_port: int = 8080
-    cluster_domain: str = "cluster.local"
 
 
 def k8s_name(*parts: str, limit: int = 63) -> str:
@@ -159,6 +131,8 @@ def gpu_placement(instance_type: str, s: KubeSettings) -> dict[str, Any]:
     out: dict[str, Any] = {"tolerations": [dict(t) for t in s.gpu_tolerations]}
     if s.gpu_node_selector:
         out["nodeSelector"] = dict(s.gpu_node_selector)
+    if s.gpu_runtime_class_name:
+        out["runtimeClassName"] = s.gpu_runtime_class_name
     return out
 
 
@@ -303,7 +277,11 @@ def training_job_manifest(
         "volumes": [
             {"name": "ml", "emptyDir": {"sizeLimit": f"{spec.ResourceConfig.VolumeSizeInGB}Gi"}},
             {"name": "step", "configMap": {"name": job_name(name, attempt)}},
-            {"name": "keyring", "secret": {"secretName": s.keyring_secret}},
+            {
+                "name": "keyring",
+                # 0440 + the pod's fsGroup: readable by the step containers' user only.
+                "secret": {"secretName": s.keyring_secret, "defaultMode": 0o440},
+            },
             {
                 "name": "kube-api",
                 "projected": {
@@ -537,7 +515,11 @@ def endpoint_variant_objects(
         "containers": [_serve_container(endpoint, variant, model, s)],
         "volumes": [
             {"name": "ml", "emptyDir": {}},
-            {"name": "keyring", "secret": {"secretName": s.keyring_secret}},
+            {
+                "name": "keyring",
+                # 0440 + the pod's fsGroup: readable by the step containers' user only.
+                "secret": {"secretName": s.keyring_secret, "defaultMode": 0o440},
+            },
         ],
         **gpu_placement(variant.InstanceType, s),
     }

@@ -23,8 +23,6 @@ from typing import Any, TypeVar
 
 import pydantic
 from kubernetes import client, watch
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator import metrics
 from orchestrator.clock import Clock, SystemClock
@@ -74,7 +72,7 @@ from orchestrator.resources.training import (
     TrainingJobStatus,
 )
 from orchestrator.resources.validation import field_path, parse_spec
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import KubeSettings, Settings, get_settings
 
 log = logging.getLogger("orchestrator.kube.operator")
 
@@ -151,7 +149,7 @@ class Operator:
     def __init__(
         self,
         api: client.ApiClient,
-        settings: o.KubeSettings,
+        settings: KubeSettings,
         *,
         namespace: str | None = None,
         clock: Clock | None = None,
@@ -505,16 +503,10 @@ class Operator:
                 self._stop.wait(5.0)
 
 
-class _Environment(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORCH_", env_nested_delimiter="__", extra="ignore")
-
-    kube: o.KubeSettings = Field(default_factory=o.KubeSettings)
-
-
-def load_kube_settings(settings: Settings) -> o.KubeSettings:
+def load_kube_settings(settings: Settings) -> KubeSettings:
     """``ORCH_KUBE__*`` (e.g. ``ORCH_KUBE__TRAINING_IMAGE``), read once; the object store the
     pods use defaults to the control plane's (``ORCH_OBJECTS__*``)."""
-    kube = _Environment().kube
+    kube = settings.kube
     objects = settings.objects
     inherited = {
         "object_store_url": objects.url,

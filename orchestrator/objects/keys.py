@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import secrets
 import stat
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from orchestrator.errors import IntegrityError, NotFoundError, ValidationError
 
 _NONCE_BYTES = 12
+log = logging.getLogger("orchestrator.objects")
 _KEY_BYTES = 32
 
 
@@ -119,7 +121,12 @@ class LocalKeyring:
             return
         if stat.S_IMODE(st.st_mode) & 0o077:
             # Group/other could read the keys: tighten rather than refuse, the friendlier fix.
-            os.chmod(self.path, 0o600)
+            try:
+                os.chmod(self.path, 0o600)
+            except OSError as e:
+                # A read-only mount (a Kubernetes Secret, mode 0440 for the pod's fsGroup):
+                # access is the platform's to manage, and the keys are still usable.
+                log.warning("keyring %s is readable by its group (%s); leaving it", self.path, e)
         self._active, self._keys = self._parse(self.path.read_bytes())
 
     def _parse(self, raw: bytes) -> tuple[str, dict[str, bytes]]:

@@ -201,6 +201,25 @@ def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None
             assert "secrets" not in resources
             assert not {"escalate", "bind", "impersonate"} & set(verbs)
     operator = {r: v for _, rs, v in _rules(roles["operator"]) for r in rs}
-    assert operator["pods"] == ("get", "list", "watch")
+    # Pods: observed, and deleted for a forced stop or a crash-looping replica; never created.
+    assert operator["pods"] == ("delete", "get", "list", "watch")
     assert operator["pods/log"] == ("get",)
     assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
+
+
+def test_every_operator_setting_the_chart_passes_is_one_the_operator_reads(
+    rendered_default: list[dict[str, Any]],
+) -> None:
+    from orchestrator.settings import KubeSettings, Settings
+
+    names: set[str] = set()
+    for doc in rendered_default:
+        if doc.get("kind") != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            names |= {e["name"] for e in container.get("env", [])}
+    kube = {n.removeprefix("ORCH_KUBE__").lower() for n in names if n.startswith("ORCH_KUBE__")}
+    assert kube, "the operator gets its settings from ORCH_KUBE__* variables"
+    assert kube <= set(KubeSettings.model_fields), kube - set(KubeSettings.model_fields)
+    top = {n.removeprefix("ORCH_").split("__")[0].lower() for n in names if n.startswith("ORCH_")}
+    assert top <= set(Settings.model_fields), top - set(Settings.model_fields)

@@ -37,6 +37,7 @@ def settings() -> KubeSettings:
         training_image="registry.example/orchestrator/training:1",
         serving_image="registry.example/orchestrator/serving:1",
         gpu_node_selector={"nvidia.com/gpu.present": "true"},
+        gpu_runtime_class_name="nvidia",
         object_store_url="s3://ml-bucket",
         s3_endpoint_url="http://minio.storage:9000",
     )

@@ -75,12 +75,13 @@ def test_one_deployment_per_variant_with_service_hpa_and_pdb(
         "s3://ml-bucket/out/resnet/output/model.tar.gz",
     ]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert "nodeSelector" not in pod
+    assert "nodeSelector" not in pod and "runtimeClassName" not in pod
     gpu = green["spec"]["template"]["spec"]
     assert gpu["containers"][0]["image"] == "registry.example/serve:1"
     assert gpu["containers"][0]["args"] == ["serve"]
     assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert gpu["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert gpu["runtimeClassName"] == "nvidia"
 
     services = by_name(cluster.items("Service"))
     assert services["web-green"]["spec"]["ports"] == [
