@@ -91,6 +91,9 @@ class KubeSettings(BaseModel):
     credentials_secret: str = "orchestrator-object-store"  # noqa: S105 - a name; AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY
     keyring_secret: str = "orchestrator-keyring"  # noqa: S105 - a name; key keyring.json
     serving_port: int = 8080
+    # The control-plane API on a cluster routes invocations by the Endpoint resources' status
+    # (the operator runs in another pod); needs get/list on endpoints.orchestrator.dev.
+    route_from_cluster: bool = False
     cluster_domain: str = "cluster.local"
 
 

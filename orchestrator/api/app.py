@@ -74,9 +74,17 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
         )
         if run_controller:
             plane.controller.start()
+        cluster = None
+        if plane.settings.kube.route_from_cluster:
+            from orchestrator.kube.routes import cluster_routes_from_environment
+
+            cluster = cluster_routes_from_environment(plane.settings.kube, plane.controller.routes)
+            cluster.start()
         try:
             yield
         finally:
+            if cluster is not None:
+                cluster.stop()
             if run_controller:
                 plane.controller.stop()
             await app.state.router.aclose()

@@ -46,12 +46,15 @@ def test_default_render_has_the_documented_objects(rendered_default: list[dict[s
     assert kinds == [
         ("Deployment", "orch-orchestrator-api"),
         ("Deployment", "orch-orchestrator-operator"),
+        ("Role", "orch-orchestrator-api"),
         ("Role", "orch-orchestrator-operator"),
         ("Role", "orch-orchestrator-training"),
+        ("RoleBinding", "orch-orchestrator-api"),
         ("RoleBinding", "orch-orchestrator-operator"),
         ("RoleBinding", "orch-orchestrator-training"),
         ("Service", "orch-orchestrator-api"),
         ("ServiceAccount", "orch-orchestrator"),
+        ("ServiceAccount", "orch-orchestrator-api"),
         ("ServiceAccount", "orch-orchestrator-training"),
     ]
     assert not by_kind(rendered_default, "ClusterRole")
@@ -151,8 +154,11 @@ def test_the_api_reads_secrets_by_reference_only(rendered_default: list[dict[str
         d for d in by_kind(rendered_default, "Deployment") if d["metadata"]["name"].endswith("-api")
     ]
     spec = api["spec"]["template"]["spec"]
-    assert spec["automountServiceAccountToken"] is False
+    # Its own account, whose Role only reads Endpoint resources (routing by their status).
+    assert spec["serviceAccountName"].endswith("-api")
+    assert spec["automountServiceAccountToken"] is True
     env = env_of(spec["containers"][0])
+    assert env["ORCH_KUBE__ROUTE_FROM_CLUSTER"] == "true"
     assert env["AWS_ACCESS_KEY_ID"] == {
         "secretKeyRef": {"name": "orchestrator-object-store", "key": "AWS_ACCESS_KEY_ID"}
     }
@@ -178,7 +184,7 @@ def test_chart_rbac_equals_manifests_rbac(rendered_default: list[dict[str, Any]]
     manifests = [d for p in sorted((MANIFESTS / "rbac").glob("*.yaml")) for d in load_docs(p)]
     chart_roles = _by_suffix(rendered_default, "Role")
     manifest_roles = _by_suffix(manifests, "Role")
-    assert sorted(chart_roles) == sorted(manifest_roles) == ["operator", "training"]
+    assert sorted(chart_roles) == sorted(manifest_roles) == ["api", "operator", "training"]
     for key, role in chart_roles.items():
         assert _rules(role) == _rules(manifest_roles[key]), key
     assert not by_kind(manifests, "ClusterRole") and not by_kind(manifests, "ClusterRoleBinding")
@@ -205,6 +211,9 @@ def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None
     assert operator["pods"] == ("delete", "get", "list", "watch")
     assert operator["pods/log"] == ("get",)
     assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
+    assert _rules(roles["api"]) == [
+        (("orchestrator.dev",), ("endpoints",), ("get", "list", "watch"))
+    ]
 
 
 def test_every_operator_setting_the_chart_passes_is_one_the_operator_reads(
