@@ -7,6 +7,7 @@ for the controller to carry out.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock
 from orchestrator.controller.runtime import Controller
-from orchestrator.errors import ConflictError, LimitExceededError, ValidationError
+from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
 from orchestrator.objects import ObjectStore
 from orchestrator.resources.common import make_arn
 from orchestrator.resources.endpoints import (
@@ -209,6 +210,25 @@ class ControlPlane:
             raise ValidationError("offset must be >= 0 and limit in 1..4194304", field="offset")
         data, nxt = self.backend.read_job_logs(name, offset, limit)
         return data, nxt, r.active
+
+    def training_job_evaluation(self, name: str) -> dict[str, Any]:
+        """The job's evaluation.json (written by built-in algorithms, or by any script)."""
+        job = self.describe_training_job(name)
+        artifact = job.ModelArtifacts.S3ModelArtifacts
+        missing = NotFoundError(
+            f"TrainingJob {name!r} has no evaluation: only jobs that write "
+            "model/evaluation.json (the built-in algorithms do) have one"
+        )
+        if not artifact:
+            raise missing
+        uri = artifact.rsplit("/", 1)[0] + "/evaluation.json"
+        if not self.objects.exists(uri):
+            raise missing
+        try:
+            doc = json.loads(self.objects.get_bytes(uri))
+        except json.JSONDecodeError as e:
+            raise ValidationError(f"{uri} is not valid JSON: {e}") from e
+        return doc if isinstance(doc, dict) else {"evaluation": doc}
 
     # --- models ------------------------------------------------------------------------------
     def create_model(self, req: CreateModelRequest) -> tuple[str, bool]:

@@ -153,6 +153,10 @@ class Client:
     def delete_training_job(self, name: str) -> None:
         self.request("DELETE", f"{API}/training-jobs/{quote(name)}")
 
+    def training_job_evaluation(self, name: str) -> dict[str, Any]:
+        """The job's evaluation.json (metrics, threshold, confusion matrix)."""
+        return self._json("GET", f"{API}/training-jobs/{quote(name)}/evaluation")
+
     def training_job_logs(self, name: str, offset: int = 0) -> LogChunk:
         resp = self.request(
             "GET", f"{API}/training-jobs/{quote(name)}/logs", params={"offset": offset}

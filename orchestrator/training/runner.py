@@ -265,18 +265,24 @@ class Supervisor:
                 self.store.put_file(self.job.output_uri, archive)
                 artifact = self.job.output_uri
             out = self.paths.output_data_dir
+            evaluation = self.paths.model_dir / "evaluation.json"
+            if evaluation.is_file():
+                # Also beside the artifact, so the API can show it without unpacking the model.
+                self.store.put_file(self._sibling("evaluation.json"), evaluation)
             if out.exists() and any(out.iterdir()):
                 archive = Path(tmp) / "output.tar.gz"
                 pack_dir(out, archive)
-                self.store.put_file(
-                    self.job.output_uri.rsplit("/", 1)[0] + "/output.tar.gz", archive
-                )
+                self.store.put_file(self._sibling("output.tar.gz"), archive)
         ckpt = self.spec.CheckpointConfig
         if ckpt is not None:
             base = ckpt.S3Uri.rstrip("/")
             for f in sorted(p for p in self.paths.checkpoint_dir.rglob("*") if p.is_file()):
                 self.store.put_file(f"{base}/{f.relative_to(self.paths.checkpoint_dir)}", f)
         return artifact
+
+    def _sibling(self, name: str) -> str:
+        """An object next to model.tar.gz (``.../output/<name>``)."""
+        return self.job.output_uri.rsplit("/", 1)[0] + "/" + name
 
     def failure_reason(self, code: int) -> str:
         written = ""

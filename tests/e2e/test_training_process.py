@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.client import Estimator
-from orchestrator.errors import IntegrityError, JobFailedError, ValidationError
+from orchestrator.errors import IntegrityError, JobFailedError, NotFoundError, ValidationError
 from tests.e2e.conftest import RunningServer, script_job, source_tarball
 
 pytestmark = pytest.mark.slow
@@ -299,3 +299,26 @@ def test_first_run_saves_an_admin_key_readable_only_by_its_owner(server: Running
     # The key itself is not stored: only its hash is in the database.
     db = (server.root / "home" / "state.db").read_bytes()
     assert server.key.split("_", 2)[2].encode() not in db
+
+
+def test_evaluation_written_by_a_job_is_served_beside_its_model(server: RunningServer) -> None:
+    c = server.client()
+    script = (
+        "import json, os\n"
+        "d = os.environ['SM_MODEL_DIR']\n"
+        "open(os.path.join(d, 'm.txt'), 'w').write('m')\n"
+        "json.dump({'accuracy': 0.9, 'confusion_matrix': [[5, 1], [0, 4]]},"
+        " open(os.path.join(d, 'evaluation.json'), 'w'))\n"
+    )
+    script_job(c, "evaluated", script)
+    script_job(c, "plain", "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'm'), 'w')\n")
+    assert (
+        c.wait_for_training_job("evaluated", timeout=30, poll=0.1).TrainingJobStatus == "Completed"
+    )
+    assert c.wait_for_training_job("plain", timeout=30, poll=0.1).TrainingJobStatus == "Completed"
+    assert c.training_job_evaluation("evaluated") == {
+        "accuracy": 0.9,
+        "confusion_matrix": [[5, 1], [0, 4]],
+    }
+    with pytest.raises(NotFoundError, match="has no evaluation"):
+        c.training_job_evaluation("plain")

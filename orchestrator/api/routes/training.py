@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
@@ -64,6 +64,15 @@ def stop_training_job(name: str, cp: Plane) -> dict[str, str]:
 def delete_training_job(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_training_job(name)
     return {"TrainingJobName": name}
+
+
+@router.get(
+    "/{name}/evaluation",
+    dependencies=[Depends(allowed("training-job:describe"))],
+    responses={404: {"description": "The job wrote no evaluation.json"}},
+)
+def training_job_evaluation(name: str, cp: Plane) -> dict[str, Any]:
+    return cp.training_job_evaluation(name)
 
 
 @router.get(

@@ -79,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
             del os.environ[k]
     os.environ.update(container.Environment)
     program = container.Environment.get(PROGRAM_ENV)
+    serving_code: Path | None = code_dir if code_dir.exists() else None
+    if program is None and (model_dir / "code" / "inference.py").is_file():
+        # SageMaker's convention: an artifact may carry its own code/inference.py (the
+        # built-in algorithms do); it serves unless the model names another program.
+        program, serving_code = "inference.py", model_dir / "code"
     from orchestrator.serving import serve
 
     serve(
         model_dir,
-        code_dir=code_dir if code_dir.exists() else None,
+        code_dir=serving_code,
         program=program,
         port=0,
         port_file=root / "port",
