@@ -1,0 +1,236 @@
+"""The built-in algorithms' training entry point: ``python -m orchestrator.algorithms.train``.
+
+It follows the SageMaker training contract under ``$ORCH_ML_ROOT`` (``/opt/ml`` when unset):
+hyperparameters from ``input/config/hyperparameters.json``, data from the ``train`` channel
+(required), ``validation`` and ``test`` (optional; ``validation_split`` / ``test_split`` of
+train stand in for them). The algorithm is the ``algorithm`` hyperparameter or
+``$ORCH_ALGORITHM``. Hyperparameters and data are checked before TensorFlow is imported; a
+bad one writes its reason to ``output/failure`` and exits 1. Metrics are printed as
+``name=value`` lines. ``model/`` receives the SavedModel, ``algorithm.json``,
+``evaluation.json``, ``test_features.npy`` (for the export check) and ``code/inference.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.algorithms import data as data_lib
+from orchestrator.algorithms import evaluation
+from orchestrator.algorithms.hyperparameters import (
+    ALGORITHMS,
+    EVALUATION_METRICS,
+    Hyperparameters,
+    parse_hyperparameters,
+)
+from orchestrator.errors import ValidationError
+from orchestrator.training.contract import ML_ROOT_ENV, MlPaths
+
+ALGORITHM_ENV = "ORCH_ALGORITHM"
+METADATA_FILE = "algorithm.json"
+EVALUATION_FILE = "evaluation.json"
+TEST_FEATURES_FILE = "test_features.npy"
+MAX_SAVED_TEST_ROWS = 10_000
+INFERENCE_SHIM = '''"""Serves a built-in algorithm's model (written by its training job)."""
+
+from orchestrator.algorithms.inference import input_fn, model_fn, output_fn, predict_fn
+
+__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]
+'''
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: data_lib.Dataset
+    validation: data_lib.Dataset | None
+    test: data_lib.Dataset | None
+    num_classes: int  # 0 for a regressor
+
+
+def read_hyperparameters(paths: MlPaths, env: Mapping[str, str]) -> Hyperparameters:
+    file = paths.config_dir / "hyperparameters.json"
+    raw: dict[str, Any] = json.loads(file.read_text()) if file.is_file() else {}
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{file} must hold a JSON object", field="HyperParameters")
+    algorithm = str(raw.get("algorithm", "")).strip('"') or env.get(ALGORITHM_ENV, "")
+    if not algorithm:
+        raise ValidationError(
+            "no algorithm given: set the algorithm hyperparameter to one of "
+            + ", ".join(ALGORITHMS),
+            field="algorithm",
+        )
+    return parse_hyperparameters(algorithm, raw)
+
+
+def load_splits(paths: MlPaths, hp: Hyperparameters) -> Splits:
+    """Load the channels, check them, then split train for what no channel gives."""
+    if not paths.channel_dir("train").is_dir():
+        raise data_lib.DataError("the train channel is required and was not given")
+    train = data_lib.load_channel(paths.channel_dir("train"), hp.label)
+    counts = [data_lib.check_labels(train, "train", hp.predictor_type, hp.num_classes)]
+    sets: dict[str, data_lib.Dataset | None] = {}
+    for name in ("test", "validation"):
+        directory = paths.channel_dir(name)
+        part = data_lib.load_channel(directory, hp.label) if directory.is_dir() else None
+        sets[name] = part
+        if part is None:
+            continue
+        if part.x.shape[1] != train.x.shape[1]:
+            raise data_lib.DataError(
+                f"the {name} data has {part.x.shape[1]} feature columns, train has "
+                f"{train.x.shape[1]}"
+            )
+        # a held-out set may hold a single class; only its label values are checked
+        counts.append(data_lib.check_label_values(part, name, hp.predictor_type, hp.num_classes))
+    stratify = hp.predictor_type != "regressor"
+    for offset, (name, fraction) in enumerate(
+        (("test", hp.test_split), ("validation", hp.validation_split))
+    ):
+        if sets[name] is None and fraction > 0:
+            train, held = data_lib.split(train, fraction, hp.seed + offset, stratify)
+            if len(held) == 0:
+                raise data_lib.DataError(
+                    f"{name}_split={fraction} of {len(train)} train rows leaves no {name} row; "
+                    f"give more rows or a {name} channel"
+                )
+            sets[name] = held
+    if len(train) < 2:
+        raise data_lib.DataError(f"too few rows to train on: {len(train)} (at least 2 needed)")
+    return Splits(train, sets["validation"], sets["test"], max(counts))
+
+
+def _emit(name: str, value: float) -> None:
+    text = str(value) if isinstance(value, int) else f"{value:.6g}"
+    print(f"{name}={text}", flush=True)
+
+
+def evaluate(
+    hp: Hyperparameters, y: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    if hp.predictor_type == "regressor":
+        return evaluation.regression_metrics(y, scores)
+    if hp.predictor_type == "binary_classifier":
+        return evaluation.binary_metrics(y, scores, threshold)
+    return evaluation.multiclass_metrics(y, scores)
+
+
+def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
+    """Train, evaluate and write the model directory; returns the evaluation document."""
+    from orchestrator.algorithms import model as model_lib  # TensorFlow: only now
+
+    started = time.perf_counter()
+    model_lib.seed_everything(hp.seed)
+    train, validation, test = splits.train, splits.validation, splits.test
+    network = model_lib.build(hp, train.x, splits.num_classes)
+    scaling = model_lib.label_scaling(hp, train.y)
+    epochs = model_lib.fit(
+        network,
+        hp,
+        scaling,
+        (train.x, train.y),
+        None if validation is None else (validation.x, validation.y),
+        emit=_emit,
+    )
+    module = model_lib.ServingModule(network, scaling, train.x.shape[1])
+    threshold = 0.5
+    if hp.predictor_type == "binary_classifier":
+        chooser = validation if validation is not None else train
+        threshold = evaluation.choose_threshold(
+            chooser.y,
+            model_lib.predict(module.serve, chooser.x),
+            hp.binary_classifier_model_selection_criteria,
+            hp.target_recall,
+            hp.target_precision,
+        )
+    document: dict[str, Any] = {
+        "algorithm": hp.algorithm,
+        "predictor_type": hp.predictor_type,
+        "epochs_trained": epochs,
+        "training_seconds": round(time.perf_counter() - started, 3),
+        "rows": {"train": len(train)},
+    }
+    if hp.predictor_type == "binary_classifier":
+        document["threshold"] = threshold
+        document["threshold_criterion"] = hp.binary_classifier_model_selection_criteria
+    for name, part in (("validation", validation), ("test", test)):
+        if part is None:
+            continue
+        metrics = evaluate(hp, part.y, model_lib.predict(module.serve, part.x), threshold)
+        document[name] = metrics
+        document["rows"][name] = len(part)
+        for metric in EVALUATION_METRICS[hp.predictor_type]:
+            _emit(f"{name}:{metric}", metrics[metric])
+    write_model(
+        paths.model_dir, hp, splits=splits, module=module, threshold=threshold, document=document
+    )
+    return document
+
+
+def write_model(
+    model_dir: Path,
+    hp: Hyperparameters,
+    *,
+    splits: Splits,
+    module: Any,
+    threshold: float,
+    document: dict[str, Any],
+) -> None:
+    from orchestrator.algorithms import model as model_lib
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model_lib.save(module, model_dir)
+    metadata = {
+        "format_version": 1,
+        "algorithm": hp.algorithm,
+        "predictor_type": hp.predictor_type,
+        "n_features": int(splits.train.x.shape[1]),
+        "feature_names": list(splits.train.feature_names),
+        "label": hp.label,
+        "label_name": splits.train.label_name,
+        "classes": list(range(splits.num_classes)),
+        "threshold": threshold,
+        "saved_model": model_lib.SAVED_MODEL_DIR,
+        "signature": model_lib.SIGNATURE,
+        "hyperparameters": asdict(hp),
+    }
+    (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    (model_dir / EVALUATION_FILE).write_text(json.dumps(document, indent=2))
+    check = next(p for p in (splits.test, splits.validation, splits.train) if p is not None)
+    np.save(model_dir / TEST_FEATURES_FILE, check.x[:MAX_SAVED_TEST_ROWS].astype(np.float32))
+    (model_dir / "code").mkdir(exist_ok=True)
+    (model_dir / "code" / "inference.py").write_text(INFERENCE_SHIM)
+
+
+def fail(paths: MlPaths, message: str) -> int:
+    print(message, file=sys.stderr, flush=True)
+    paths.failure_file.parent.mkdir(parents=True, exist_ok=True)
+    paths.failure_file.write_text(message)
+    return 1
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    paths = MlPaths(Path(env.get(ML_ROOT_ENV, "/opt/ml")))
+    try:
+        hp = read_hyperparameters(paths, env)
+        splits = load_splits(paths, hp)
+        run(paths, hp, splits)
+    except ValidationError as e:
+        return fail(paths, e.message)
+    except Exception as e:
+        traceback.print_exc()
+        return fail(paths, f"the built-in algorithm failed: {type(e).__name__}: {e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
