@@ -84,7 +84,7 @@ _MLP: dict[str, _Spec] = {
     "dropout": _Spec(float, 0.0, 0.0, 0.9),
 }
 SPECS: dict[str, dict[str, _Spec]] = {"linear-learner": _COMMON, "mlp": {**_COMMON, **_MLP}}
-DEFAULT_LEARNING_RATE: dict[str, float] = {"linear-learner": 0.01, "mlp": 0.003}
+DEFAULT_LEARNING_RATE: dict[str, float] = {"linear-learner": 0.05, "mlp": 0.003}
 
 
 @dataclass(frozen=True)
