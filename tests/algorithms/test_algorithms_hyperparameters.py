@@ -23,7 +23,7 @@ BINARY = {"predictor_type": "binary_classifier"}
 def test_defaults() -> None:
     hp = parse_hyperparameters("linear-learner", {"predictor_type": "regressor"})
     assert (hp.learning_rate, hp.epochs, hp.mini_batch_size, hp.optimizer) == (
-        0.01,
+        0.05,
         100,
         32,
         "adam",
