@@ -131,12 +131,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--check", type=Path, default=None, help="CSV/Parquet file or dir")
     parser.add_argument("--format", choices=["tflite"], default="tflite")
+    parser.add_argument(
+        "--json", action="store_true", help="print the report as one JSON line (for the API)"
+    )
     args = parser.parse_args(argv)
     try:
         report = export_tflite(args.model_dir, args.out, args.check)
     except (ValidationError, OSError) as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 1
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(report.path),
+                    "rows_checked": report.rows_checked,
+                    "max_abs_diff": report.max_abs_diff,
+                    "max_scaled_diff": report.max_scaled_diff,
+                    "size_bytes": report.size_bytes,
+                }
+            )
+        )
+        return 0
     print(
         f"wrote {report.path} ({report.size_bytes} bytes); checked {report.rows_checked} rows, "
         f"max_abs_diff={report.max_abs_diff:.3g} max_scaled_diff={report.max_scaled_diff:.3g}"

@@ -8,6 +8,9 @@ for the controller to carry out.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +20,14 @@ from pydantic import BaseModel
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock
 from orchestrator.controller.runtime import Controller
-from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
-from orchestrator.objects import ObjectStore
+from orchestrator.errors import (
+    ConflictError,
+    DeadlineExceededError,
+    LimitExceededError,
+    NotFoundError,
+    ValidationError,
+)
+from orchestrator.objects import ObjectStore, safe_extract
 from orchestrator.resources.common import make_arn
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
@@ -42,8 +51,10 @@ from orchestrator.resources.training import (
 )
 from orchestrator.settings import Settings
 from orchestrator.store import Record, StateStore
+from orchestrator.training.contract import builtin_algorithm, check_builtin_algorithm
 
 R = TypeVar("R", bound=BaseModel)
+TF_HINT = "pip install 'orchestrator[tensorflow]'"
 
 
 class ListQuery(BaseModel):
@@ -123,6 +134,7 @@ class ControlPlane:
     def create_training_job(self, req: CreateTrainingJobRequest) -> tuple[str, bool]:
         existing = self.store.find(TRAINING_JOB.name, req.TrainingJobName)
         if existing is None:
+            check_builtin_algorithm(req)
             for i, c in enumerate(req.InputDataConfig):
                 self._check_uri(
                     c.DataSource.S3DataSource.S3Uri,
@@ -229,6 +241,63 @@ class ControlPlane:
         except json.JSONDecodeError as e:
             raise ValidationError(f"{uri} is not valid JSON: {e}") from e
         return doc if isinstance(doc, dict) else {"evaluation": doc}
+
+    def export_training_job_model(self, name: str, fmt: str) -> dict[str, Any]:
+        """Convert a built-in algorithm's model for the edge (TFLite), checked against the
+        SavedModel on the job's test rows. TensorFlow runs in a child process, never here."""
+        job = self.describe_training_job(name)
+        if job.TrainingJobStatus != "Completed":
+            raise ConflictError(
+                f"TrainingJob {name!r} is {job.TrainingJobStatus}; export needs a completed job"
+            )
+        spec = CreateTrainingJobRequest.model_validate(self.store.get(TRAINING_JOB.name, name).spec)
+        if builtin_algorithm(spec) is None:
+            raise ValidationError(
+                f"TrainingJob {name!r} did not run a built-in algorithm; only their SavedModels "
+                "can be exported",
+                field="TrainingJobName",
+            )
+        artifact = job.ModelArtifacts.S3ModelArtifacts
+        uri = artifact.rsplit("/", 1)[0] + f"/model.{fmt}"
+        with tempfile.TemporaryDirectory(dir=self.settings.home, prefix=".export-") as tmp:
+            work = Path(tmp)
+            self.objects.get_file(artifact, work / "model.tar.gz")
+            safe_extract(work / "model.tar.gz", work / "model")
+            out = work / f"model.{fmt}"
+            command = [
+                sys.executable,
+                "-m",
+                "orchestrator.algorithms.export",
+                "--json",
+                "--model-dir",
+                str(work / "model"),
+                "--out",
+                str(out),
+                "--format",
+                fmt,
+            ]
+            try:
+                proc = subprocess.run(
+                    command, capture_output=True, text=True, timeout=600, check=False
+                )
+            except subprocess.TimeoutExpired as e:
+                raise DeadlineExceededError(f"export of {name!r} took over 600 s") from e
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                if "No module named 'tensorflow'" in proc.stderr:
+                    last = "the export needs TensorFlow on the server: " + TF_HINT
+                raise ValidationError(f"export of {name!r} failed: {last}", field="Format")
+            report = json.loads(proc.stdout.strip().splitlines()[-1])
+            self.objects.put_file(uri, out)
+        return {
+            "TrainingJobName": name,
+            "Format": fmt,
+            "ArtifactUri": uri,
+            "RowsChecked": report["rows_checked"],
+            "MaxAbsDifference": report["max_abs_diff"],
+            "MaxScaledDifference": report["max_scaled_diff"],
+            "SizeBytes": report["size_bytes"],
+        }
 
     # --- models ------------------------------------------------------------------------------
     def create_model(self, req: CreateModelRequest) -> tuple[str, bool]:

@@ -12,7 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli.common import client, console, done, emit, since, state, styled, when
+from orchestrator.cli.evaluation import render_evaluation
 from orchestrator.cli.train import finish, watch
+from orchestrator.errors import NotFoundError
 from orchestrator.resources.training import (
     DescribeTrainingJobResponse,
     ListTrainingJobsResponse,
@@ -76,11 +78,18 @@ def _print_list(jobs: list[TrainingJobSummary], next_token: str | None) -> None:
 @app.command()
 def describe(ctx: typer.Context, name: Name) -> None:
     """Show a training job: status, transitions, metrics, artifact, hyperparameters."""
-    job = client(ctx).describe_training_job(name)
-    emit(ctx, job, lambda: console.print(_panel(job)))
+    api = client(ctx)
+    job = api.describe_training_job(name)
+    evaluation: list[Any] = []
+    if not state(ctx).json and job.TrainingJobStatus == "Completed":
+        try:
+            evaluation = render_evaluation(api.training_job_evaluation(name))
+        except NotFoundError:
+            evaluation = []  # the job wrote no evaluation.json: nothing more to show
+    emit(ctx, job, lambda: console.print(_panel(job, evaluation)))
 
 
-def _panel(job: DescribeTrainingJobResponse) -> Panel:
+def _panel(job: DescribeTrainingJobResponse, evaluation: list[Any] | None = None) -> Panel:
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
@@ -105,12 +114,32 @@ def _panel(job: DescribeTrainingJobResponse) -> Panel:
         for m in job.FinalMetricDataList:
             t.add_row(m.MetricName, f"{m.Value:g}", when(m.Timestamp))
         parts.append(t)
+    parts.extend(evaluation or [])
     if job.HyperParameters:
         t = Table("Hyperparameter", "Value", title="Hyperparameters")
         for k, v in sorted(job.HyperParameters.items()):
             t.add_row(Text(k), Text(v))
         parts.append(t)
     return Panel(Group(*parts), title=f"[bold]{job.TrainingJobName}[/bold]", expand=False)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    name: Name,
+    format: Annotated[str, typer.Option("--format", help="Export format.")] = "tflite",
+) -> None:
+    """Export a built-in algorithm job's model for the edge, checked against the SavedModel."""
+    report = client(ctx).export_model(name, format=format)
+    if state(ctx).json:
+        console.print_json(data=report)
+        return
+    console.print(
+        f"exported [bold]{name}[/bold] as {report['Format']}: {report['ArtifactUri']} "
+        f"({report['SizeBytes']} bytes); {report['RowsChecked']} test rows agree with the "
+        f"SavedModel within {report['MaxScaledDifference']:.2g} "
+        f"(max abs {report['MaxAbsDifference']:.2g})"
+    )
 
 
 @app.command()

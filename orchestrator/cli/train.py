@@ -101,7 +101,13 @@ def finish(ctx: typer.Context, job: DescribeTrainingJobResponse) -> None:
 def train(
     ctx: typer.Context,
     *,
-    entry_point: Annotated[Path, typer.Argument(help="The training script, e.g. train.py.")],
+    entry_point: Annotated[
+        Path | None, typer.Argument(help="The training script, e.g. train.py.")
+    ] = None,
+    algorithm: Annotated[
+        str | None,
+        typer.Option(help="A built-in algorithm instead of a script: linear-learner or mlp."),
+    ] = None,
     source_dir: Annotated[
         Path | None,
         typer.Option(help="Directory packed as the job's code (default: the script's)."),
@@ -128,13 +134,14 @@ def train(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job to end.")] = True,
     logs: Annotated[bool, typer.Option("--logs/--no-logs", help="Stream the job's log.")] = True,
 ) -> None:
-    """Run a training script as a training job and wait for it (script mode)."""
+    """Run a training script (script mode) or a built-in algorithm as a job, and wait for it."""
     hyperparameters = parse_pairs(hp, "--hp")
     channels = parse_pairs(channel, "--channel")
     metrics = [{"Name": k, "Regex": v} for k, v in parse_pairs(metric, "--metric").items()]
     api = client(ctx)
     estimator = Estimator(
-        str(entry_point),
+        str(entry_point) if entry_point else None,
+        algorithm=algorithm,
         source_dir=str(source_dir) if source_dir else None,
         hyperparameters=hyperparameters,
         instance_type=instance_type,

@@ -153,6 +153,12 @@ class Client:
     def delete_training_job(self, name: str) -> None:
         self.request("DELETE", f"{API}/training-jobs/{quote(name)}")
 
+    def export_model(self, name: str, *, format: str = "tflite") -> dict[str, Any]:
+        """Export a built-in algorithm job's model (TFLite), checked against the SavedModel."""
+        return self._json(
+            "POST", f"{API}/training-jobs/{quote(name)}/export", json={"Format": format}
+        )
+
     def training_job_evaluation(self, name: str) -> dict[str, Any]:
         """The job's evaluation.json (metrics, threshold, confusion matrix)."""
         return self._json("GET", f"{API}/training-jobs/{quote(name)}/evaluation")

@@ -62,10 +62,13 @@ def pack_source(source_dir: Path) -> bytes:
 
 
 class Estimator:
+    """A training job in script mode (``entry_point``) or with a built-in ``algorithm``."""
+
     def __init__(
         self,
-        entry_point: str,
+        entry_point: str | None = None,
         *,
+        algorithm: str | None = None,
         source_dir: str | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
         instance_count: int = 1,
@@ -80,22 +83,34 @@ class Estimator:
         bucket: str = DEFAULT_BUCKET,
         client: Client | None = None,
     ) -> None:
-        src = Path(source_dir) if source_dir else Path(entry_point).parent
-        script = src / Path(entry_point).name if source_dir else Path(entry_point)
-        if not script.is_file():
+        if (entry_point is None) == (algorithm is None):
             raise ValidationError(
-                f"entry_point {entry_point!r} not found"
-                + (f" in source_dir {source_dir!r}" if source_dir else "")
-                + f" (looked for {script.resolve()})",
+                "give exactly one of entry_point (your script) or algorithm (a built-in, e.g. "
+                "'linear-learner')",
                 field="entry_point",
             )
-        self.entry_point = script.name
-        self.source_dir = src.resolve()
+        self.algorithm = algorithm
+        self.entry_point: str | None = None
+        self.source_dir: Path | None = None
+        if entry_point is not None:
+            src = Path(source_dir) if source_dir else Path(entry_point).parent
+            script = src / Path(entry_point).name if source_dir else Path(entry_point)
+            if not script.is_file():
+                raise ValidationError(
+                    f"entry_point {entry_point!r} not found"
+                    + (f" in source_dir {source_dir!r}" if source_dir else "")
+                    + f" (looked for {script.resolve()})",
+                    field="entry_point",
+                )
+            self.entry_point = script.name
+            self.source_dir = src.resolve()
         self.hyperparameters = dict(hyperparameters or {})
         self.instance_count = instance_count
         self.instance_type = instance_type
         self.max_run = max_run
-        self.base_job_name = base_job_name or Path(entry_point).stem
+        self.base_job_name = base_job_name or (
+            Path(entry_point).stem if entry_point else str(algorithm)
+        )
         self.metric_definitions = metric_definitions or []
         self.environment = dict(environment or {})
         self.output_path = output_path
@@ -108,19 +123,23 @@ class Estimator:
         self._job: DescribeTrainingJobResponse | None = None
 
     def training_job_spec(
-        self, job_name: str, inputs: Mapping[str, str], source_uri: str
+        self, job_name: str, inputs: Mapping[str, str], source_uri: str | None
     ) -> dict[str, Any]:
         hps = {
             k: v if isinstance(v, str) else json.dumps(v) for k, v in self.hyperparameters.items()
         }
-        hps[PROGRAM_HYPERPARAMETER] = self.entry_point
-        hps[SUBMIT_DIR_HYPERPARAMETER] = source_uri
+        algorithm: dict[str, Any] = {
+            "TrainingInputMode": "File",
+            "MetricDefinitions": self.metric_definitions,
+        }
+        if self.entry_point is not None:
+            hps[PROGRAM_HYPERPARAMETER] = self.entry_point
+            hps[SUBMIT_DIR_HYPERPARAMETER] = source_uri or ""
+        else:
+            algorithm["AlgorithmName"] = self.algorithm
         spec: dict[str, Any] = {
             "TrainingJobName": job_name,
-            "AlgorithmSpecification": {
-                "TrainingInputMode": "File",
-                "MetricDefinitions": self.metric_definitions,
-            },
+            "AlgorithmSpecification": algorithm,
             "HyperParameters": hps,
             "InputDataConfig": [
                 {
@@ -155,9 +174,12 @@ class Estimator:
     ) -> DescribeTrainingJobResponse | None:
         channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs or {})
         name = job_name or unique_name(self.base_job_name)
-        source_uri = f"s3://{self.bucket}/{name}/source/sourcedir.tar.gz"
+        source_uri = None
+        if self.source_dir is not None:
+            source_uri = f"s3://{self.bucket}/{name}/source/sourcedir.tar.gz"
         spec = self.training_job_spec(name, channels, source_uri)  # validates inputs first
-        self.client.upload_bytes(pack_source(self.source_dir), source_uri)
+        if self.source_dir is not None and source_uri is not None:
+            self.client.upload_bytes(pack_source(self.source_dir), source_uri)
         self.source_uri = source_uri
         self.client.create_training_job(spec)
         self.latest_training_job = name

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.algorithms.hyperparameters import ALGORITHMS, parse_hyperparameters
+from orchestrator.errors import ValidationError
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     PROGRAM_HYPERPARAMETER,
@@ -22,6 +24,8 @@ from orchestrator.resources.training import (
 )
 
 ML_ROOT_ENV = "ORCH_ML_ROOT"
+# Which built-in algorithm ``python -m orchestrator.algorithms.train`` runs.
+ALGORITHM_ENV = "ORCH_ALGORITHM"
 HOST = "algo-1"
 
 
@@ -85,6 +89,29 @@ def user_hyperparameters(spec: CreateTrainingJobRequest) -> dict[str, Any]:
         for k, v in spec.HyperParameters.items()
         if not k.startswith("sagemaker_")
     }
+
+
+def builtin_algorithm(spec: CreateTrainingJobRequest) -> str | None:
+    """The built-in algorithm a job runs: AlgorithmName naming one, with no image or entrypoint."""
+    algo = spec.AlgorithmSpecification
+    if not algo.AlgorithmName or algo.TrainingImage or algo.ContainerEntrypoint:
+        return None
+    return algo.AlgorithmName if algo.AlgorithmName in ALGORITHMS else None
+
+
+def check_builtin_algorithm(spec: CreateTrainingJobRequest) -> None:
+    """Fail fast (before any job exists) on an unknown built-in or a bad hyperparameter."""
+    algo = spec.AlgorithmSpecification
+    if not algo.AlgorithmName or algo.TrainingImage or algo.ContainerEntrypoint:
+        return
+    if algo.AlgorithmName not in ALGORITHMS:
+        raise ValidationError(
+            f"AlgorithmSpecification.AlgorithmName: {algo.AlgorithmName!r} is not a built-in "
+            f"algorithm; built in: {', '.join(ALGORITHMS)} (or set TrainingImage to run your "
+            "own container)",
+            field="AlgorithmSpecification.AlgorithmName",
+        )
+    parse_hyperparameters(algo.AlgorithmName, dict(spec.HyperParameters))
 
 
 def write_config(paths: MlPaths, spec: CreateTrainingJobRequest) -> None:

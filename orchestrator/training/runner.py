@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator import procs
+from orchestrator.algorithms.hyperparameters import ALGORITHMS, metric_definitions
 from orchestrator.errors import OrchestratorError
 from orchestrator.objects import (
     LocalKeyring,
@@ -39,7 +40,10 @@ from orchestrator.objects import (
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 from orchestrator.training.contract import (
+    ALGORITHM_ENV,
     MlPaths,
+    builtin_algorithm,
+    decode_hyperparameter,
     program_of,
     script_args,
     submit_dir_of,
@@ -59,6 +63,7 @@ from orchestrator.training.files import (
 )
 
 FAILURE_LIMIT = 1024
+
 TAIL_LINES = 12
 
 
@@ -79,10 +84,20 @@ class Supervisor:
         self.history: list[PhaseEntry] = []
         self.log: IO[str] = open(self.job.log_path, "a", buffering=1)  # noqa: SIM115
         self._store: ObjectStore | None = None
-        self._patterns = [
-            (m.Name, re.compile(m.Regex))
-            for m in self.spec.AlgorithmSpecification.MetricDefinitions
+        definitions = [
+            (m.Name, m.Regex) for m in self.spec.AlgorithmSpecification.MetricDefinitions
         ]
+        builtin = builtin_algorithm(self.spec)
+        if builtin is not None:
+            # A built-in algorithm's metrics are captured without the user naming them.
+            named = {name for name, _ in definitions}
+            predictor = decode_hyperparameter(self.spec.HyperParameters.get("predictor_type", ""))
+            definitions += [
+                (d["Name"], d["Regex"])
+                for d in metric_definitions(builtin, str(predictor) or None)
+                if d["Name"] not in named
+            ]
+        self._patterns = [(name, re.compile(regex)) for name, regex in definitions]
 
     # --- helpers ---------------------------------------------------------------------------
     @property
@@ -194,10 +209,14 @@ class Supervisor:
                     f"(sagemaker_submit_directory); it holds: {present or 'nothing'}"
                 )
             return [sys.executable, str(script), *script_args(self.spec)], self.paths.code_dir
+        builtin = builtin_algorithm(self.spec)
+        if builtin is not None:
+            return [sys.executable, "-m", "orchestrator.algorithms.train"], self.paths.root
         raise JobError(
-            "ClientError: the process backend runs script-mode jobs (sagemaker_program) and "
-            "AlgorithmSpecification.ContainerEntrypoint; container images "
-            f"({algo.TrainingImage or algo.AlgorithmName}) need the docker backend"
+            "ClientError: the process backend runs script-mode jobs (sagemaker_program), "
+            "AlgorithmSpecification.ContainerEntrypoint and the built-in algorithms "
+            f"({', '.join(ALGORITHMS)}); {algo.TrainingImage or algo.AlgorithmName!r} "
+            "needs a container backend"
         )
 
     def limits(self) -> Callable[[], None]:
@@ -223,6 +242,9 @@ class Supervisor:
             SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
         )
         env = user_environment(self.paths, self.spec, dict(os.environ))
+        builtin = builtin_algorithm(self.spec)
+        if builtin is not None:
+            env[ALGORITHM_ENV] = builtin
         proc = subprocess.Popen(
             argv,
             cwd=cwd,

@@ -198,3 +198,43 @@ def test_train_json_prints_the_final_job_and_fails_with_exit_1(cli: Cli, script:
     assert job["FailureReason"] == "RuntimeError: diverged"
     assert "epoch 1 loss=0.5" in result.stderr
     assert "RuntimeError: diverged" in result.stderr
+
+
+def test_describe_shows_the_evaluation_and_confusion_matrix(cli: Cli, script: Path) -> None:
+    _start(cli, script, "evaluated")
+    artifact = "s3://orchestrator/evaluated/output/model.tar.gz"
+    cli.backend.complete("evaluated", artifact=artifact)
+    cli.run_pass()
+    doc = {
+        "predictor_type": "multiclass_classifier",
+        "classes": [0, 1, 2],
+        "test": {
+            "accuracy": 0.9333,
+            "macro_f1": 0.93,
+            "per_class": [
+                {"label": c, "precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 10}
+                for c in range(3)
+            ],
+            "confusion_matrix": [[10, 0, 0], [0, 9, 1], [0, 1, 9]],
+        },
+    }
+    cli.plane.objects.put_bytes(
+        "s3://orchestrator/evaluated/output/evaluation.json", json.dumps(doc).encode()
+    )
+    out = cli.ok("jobs", "describe", "evaluated").stdout
+    assert "Evaluation (test)" in out and "0.9333" in out
+    assert "Confusion matrix" in out and "Per class" in out
+    # A job without an evaluation still describes cleanly.
+    _start(cli, script, "plain")
+    cli.backend.complete("plain", artifact="s3://orchestrator/plain/output/model.tar.gz")
+    cli.run_pass()
+    assert "Confusion matrix" not in cli.ok("jobs", "describe", "plain").stdout
+
+
+def test_export_of_a_script_job_is_refused_with_the_reason(cli: Cli, script: Path) -> None:
+    _start(cli, script, "scripted")
+    cli.backend.complete("scripted", artifact="s3://orchestrator/scripted/output/model.tar.gz")
+    cli.run_pass()
+    result = cli("jobs", "export", "scripted")
+    assert result.exit_code == 1
+    assert "did not run a built-in algorithm" in result.output

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from orchestrator.api.deps import allowed, plane
 from orchestrator.api.routes.common import created, list_query
@@ -64,6 +65,21 @@ def stop_training_job(name: str, cp: Plane) -> dict[str, str]:
 def delete_training_job(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_training_job(name)
     return {"TrainingJobName": name}
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Format: Literal["tflite"] = "tflite"
+
+
+@router.post(
+    "/{name}/export",
+    dependencies=[Depends(allowed("training-job:export"))],
+    responses={409: {"description": "The job has not completed"}},
+)
+def export_training_job_model(name: str, body: ExportRequest, cp: Plane) -> dict[str, Any]:
+    """The model for the edge (TFLite), checked against the SavedModel on the test rows."""
+    return cp.export_training_job_model(name, body.Format)
 
 
 @router.get(
