@@ -238,3 +238,41 @@ def test_export_of_a_script_job_is_refused_with_the_reason(cli: Cli, script: Pat
     result = cli("jobs", "export", "scripted")
     assert result.exit_code == 1
     assert "did not run a built-in algorithm" in result.output
+
+
+def test_train_with_a_built_in_algorithm_needs_no_script(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("1,0.5\n0,0.1\n")
+    cli.ok(
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--hp",
+        "predictor_type=binary_classifier",
+        "--channel",
+        f"train={data}",
+        "--job-name",
+        "builtin",
+        "--no-wait",
+    )
+    spec = cli.json("jobs", "describe", "builtin")
+    assert spec["AlgorithmSpecification"]["AlgorithmName"] == "linear-learner"
+    assert "sagemaker_program" not in spec["HyperParameters"]
+    # A bad hyperparameter is refused before any job exists, naming it.
+    result = cli(
+        "train",
+        "--algorithm",
+        "linear-learner",
+        "--hp",
+        "predictor_type=classifier",
+        "--channel",
+        f"train={data}",
+        "--job-name",
+        "nope",
+        "--no-wait",
+    )
+    assert result.exit_code == 1 and "predictor_type" in result.output
+    # Neither a script nor an algorithm: a clear error.
+    result = cli("train", "--job-name", "nothing", "--no-wait")
+    assert result.exit_code == 1 and "entry_point" in result.output
