@@ -94,9 +94,15 @@ def main() -> int:
         )
         job = estimator.fit({"train": train_dir.as_uri(), "test": test_dir.as_uri()})
         assert job is not None
+        took = (
+            (job.TrainingEndTime - job.TrainingStartTime).total_seconds()
+            if job.TrainingEndTime and job.TrainingStartTime
+            else float("nan")
+        )
+        metrics = ", ".join(f"{m.MetricName}={m.Value:.4f}" for m in job.FinalMetricDataList)
         print(
-            f"== job {job.TrainingJobName}: {job.TrainingJobStatus} in "
-            f"{job.TrainingTimeInSeconds} s; model at {job.ModelArtifacts.S3ModelArtifacts}"
+            f"== job {job.TrainingJobName}: {job.TrainingJobStatus} in {took:.1f} s "
+            f"({metrics}); model at {job.ModelArtifacts.S3ModelArtifacts}"
         )
         print("== deploying: Model -> EndpointConfig -> Endpoint")
         predictor = estimator.deploy(initial_instance_count=1)
