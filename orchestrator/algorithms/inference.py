@@ -15,7 +15,6 @@ Requests (``Content-Type``): ``application/json`` — a list of rows, one row, o
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from orchestrator.serving.codecs import (
     NotAcceptableError,
     UnsupportedMediaTypeError,
     accepted_types,
+    decode_csv,
     media_type,
 )
 
@@ -71,7 +71,7 @@ def input_fn(body: bytes, content_type: str) -> np.ndarray:
     if kind == JSON:
         rows = _json_rows(body)
     elif kind == CSV:
-        rows = _csv_rows(body)
+        rows = decode_csv(body)
     else:
         raise UnsupportedMediaTypeError(
             f"unsupported Content-Type {content_type!r}; this model reads {JSON} and {CSV}",
@@ -105,21 +105,6 @@ def _json_rows(body: bytes) -> Any:
     if not isinstance(document, list) or not document:
         raise ValidationError("the JSON body must be a non-empty list of rows", field="body")
     return [r["features"] if isinstance(r, dict) and "features" in r else r for r in document]
-
-
-def _csv_rows(body: bytes) -> Any:
-    try:
-        text = body.decode()
-    except UnicodeDecodeError as e:
-        raise ValidationError(f"the CSV body is not UTF-8: {e}", field="body") from e
-    if not text.strip():
-        raise ValidationError("the CSV body is empty", field="body")
-    try:
-        return np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
-    except ValueError as e:
-        raise ValidationError(
-            f"the CSV body must be numeric rows without a header: {e}", field="body"
-        ) from e
 
 
 def predict_fn(data: np.ndarray, model: AlgorithmModel) -> Prediction:

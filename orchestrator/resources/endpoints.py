@@ -6,29 +6,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from orchestrator.resources.common import Condition, Output, ResourceName, Spec, TagList
-from orchestrator.resources.instances import INSTANCE_TYPES
+from orchestrator.resources.instances import InstanceTypeName
 
 
 class ProductionVariant(Spec):
     VariantName: ResourceName
     ModelName: ResourceName
     InitialInstanceCount: Annotated[int, Field(ge=1, le=100)] = 1
-    InstanceType: str = "local"
+    InstanceType: InstanceTypeName = "local"
     InitialVariantWeight: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0
     ContainerStartupHealthCheckTimeoutInSeconds: Annotated[int, Field(ge=60, le=3600)] | None = None
     ModelDataDownloadTimeoutInSeconds: Annotated[int, Field(ge=60, le=3600)] | None = None
-
-    @field_validator("InstanceType")
-    @classmethod
-    def _known_type(cls, v: str) -> str:
-        if v not in INSTANCE_TYPES:
-            raise ValueError(
-                f"unknown instance type {v!r}; allowed: {', '.join(sorted(INSTANCE_TYPES))}"
-            )
-        return v
 
 
 class CreateEndpointConfigRequest(Spec):

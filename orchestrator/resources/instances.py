@@ -7,6 +7,9 @@ resource limits (CPU-time and memory), not a machine size. ``local`` means no li
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 
 @dataclass(frozen=True)
@@ -42,3 +45,15 @@ INSTANCE_TYPES: dict[str, InstanceType] = {t.name: t for t in _CATALOG}
 
 def instance_type_names() -> list[str]:
     return [t.name for t in _CATALOG]
+
+
+def check_instance_type(name: str) -> str:
+    if name not in INSTANCE_TYPES:
+        raise ValueError(
+            f"unknown instance type {name!r}; allowed: {', '.join(sorted(INSTANCE_TYPES))}"
+        )
+    return name
+
+
+# A ``ResourceConfig.InstanceType`` or ``ProductionVariant.InstanceType`` field.
+InstanceTypeName = Annotated[str, AfterValidator(check_instance_type)]

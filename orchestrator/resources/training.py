@@ -24,7 +24,7 @@ from orchestrator.resources.common import (
     StorageUri,
     TagList,
 )
-from orchestrator.resources.instances import INSTANCE_TYPES
+from orchestrator.resources.instances import InstanceTypeName
 
 # Hyperparameters that select a script-mode entry point (the SageMaker training toolkit's names).
 PROGRAM_HYPERPARAMETER = "sagemaker_program"
@@ -130,20 +130,11 @@ _OutputDataConfig = OutputDataConfig
 
 
 class ResourceConfig(Spec):
-    InstanceType: str = "local"
+    InstanceType: InstanceTypeName = "local"
     InstanceCount: Annotated[int, Field(ge=1, le=100)] = 1
     VolumeSizeInGB: Annotated[int, Field(ge=1, le=16384)] = 30
     VolumeKmsKeyId: str | None = None
     KeepAlivePeriodInSeconds: Annotated[int, Field(ge=0, le=3600)] | None = None
-
-    @field_validator("InstanceType")
-    @classmethod
-    def _known_type(cls, v: str) -> str:
-        if v not in INSTANCE_TYPES:
-            raise ValueError(
-                f"unknown instance type {v!r}; allowed: {', '.join(sorted(INSTANCE_TYPES))}"
-            )
-        return v
 
 
 _ResourceConfig = ResourceConfig

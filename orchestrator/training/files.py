@@ -14,12 +14,33 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
 from orchestrator.resources.training import CreateTrainingJobRequest
 
 JOB_FILE = "job.json"
 PID_FILE = "supervisor.pid"
 PROGRESS_FILE = "progress.json"
 RESULT_FILE = "result.json"
+
+
+class StoreAccess(BaseModel):
+    """How a child process (a job's supervisor, a replica) reaches the object store. It holds
+    no secret: the keyring is a path, readable only by the owner."""
+
+    object_store_url: str
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    chunk_size: int = 4 << 20
+    keyring_path: str
+
+    def open(self) -> ObjectStore:
+        return open_object_store(
+            self.object_store_url,
+            LocalKeyring(Path(self.keyring_path)),
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            chunk_size=self.chunk_size,
+        )
 
 
 class JobFile(BaseModel):
@@ -31,11 +52,7 @@ class JobFile(BaseModel):
     output_uri: str
     ml_root: str
     log_path: str
-    object_store_url: str
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    chunk_size: int = 4 << 20
-    keyring_path: str
+    store: StoreAccess
     allow_file_uris: bool = True
 
 

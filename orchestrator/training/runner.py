@@ -31,9 +31,7 @@ from orchestrator import procs
 from orchestrator.algorithms.hyperparameters import ALGORITHMS, metric_definitions
 from orchestrator.errors import OrchestratorError
 from orchestrator.objects import (
-    LocalKeyring,
     ObjectStore,
-    open_object_store,
     pack_dir,
     safe_extract,
 )
@@ -103,13 +101,7 @@ class Supervisor:
     @property
     def store(self) -> ObjectStore:
         if self._store is None:
-            self._store = open_object_store(
-                self.job.object_store_url,
-                LocalKeyring(Path(self.job.keyring_path)),
-                s3_endpoint_url=self.job.s3_endpoint_url,
-                s3_region=self.job.s3_region,
-                chunk_size=self.job.chunk_size,
-            )
+            self._store = self.job.store.open()
         return self._store
 
     def say(self, message: str) -> None:

@@ -28,6 +28,7 @@ from orchestrator.training.files import (
     JobFile,
     Progress,
     Result,
+    StoreAccess,
     read_json,
     write_atomic,
     write_model,
@@ -40,6 +41,17 @@ LAUNCH_GRACE_SECONDS = 10.0
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def store_access(s: Settings) -> StoreAccess:
+    """The object store as the control plane's settings name it, for a child process."""
+    return StoreAccess(
+        object_store_url=s.resolved_object_store_url,
+        s3_endpoint_url=s.objects.s3_endpoint_url,
+        s3_region=s.objects.s3_region,
+        chunk_size=s.objects.chunk_size,
+        keyring_path=str(s.keyring_path),
+    )
 
 
 def _phases(progress: Progress | None) -> tuple[PhaseMark, ...]:
@@ -104,11 +116,7 @@ class ProcessJobs:
             output_uri=launch.output_uri,
             ml_root=str(root / "ml"),
             log_path=str(self.job_log_path(launch.name)),
-            object_store_url=s.resolved_object_store_url,
-            s3_endpoint_url=s.objects.s3_endpoint_url,
-            s3_region=s.objects.s3_region,
-            chunk_size=s.objects.chunk_size,
-            keyring_path=str(s.keyring_path),
+            store=store_access(s),
             allow_file_uris=s.allow_file_uris,
         )
         write_model(root / JOB_FILE, job)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestrator.backends.process.replicas import REPLICA_FILE, ReplicaFile
 from orchestrator.errors import OrchestratorError
-from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store, safe_extract
+from orchestrator.objects import ObjectStore, safe_extract
 from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV
 from orchestrator.settings import get_settings
 
@@ -59,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, code_dir = root / "model", root / "code"
     model_dir.mkdir(exist_ok=True)
     try:
-        store = open_object_store(
-            r.object_store_url,
-            LocalKeyring(Path(r.keyring_path)),
-            s3_endpoint_url=r.s3_endpoint_url,
-            s3_region=r.s3_region,
-            chunk_size=r.chunk_size,
-        )
+        store = r.store.open()
         if container.ModelDataUrl:
             _fetch(container.ModelDataUrl, model_dir, store, r.allow_file_uris)
         submit = container.Environment.get(SUBMIT_DIR_ENV)

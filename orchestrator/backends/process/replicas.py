@@ -20,11 +20,11 @@ import httpx
 from pydantic import BaseModel
 
 from orchestrator import procs
-from orchestrator.backends.process.jobs import tail_of
+from orchestrator.backends.process.jobs import store_access, tail_of
 from orchestrator.controller.plan.types import ObservedReplica, ReplicaLaunch
 from orchestrator.resources.models import ContainerDefinition
 from orchestrator.settings import Settings
-from orchestrator.training.files import read_json, write_atomic, write_model
+from orchestrator.training.files import StoreAccess, read_json, write_atomic, write_model
 
 REPLICA_FILE = "replica.json"
 PID_FILE = "replica.pid"
@@ -41,11 +41,7 @@ class ReplicaFile(BaseModel):
     generation: int
     container: ContainerDefinition
     root: str
-    object_store_url: str
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    chunk_size: int = 4 << 20
-    keyring_path: str
+    store: StoreAccess
     allow_file_uris: bool = True
     grace_seconds: float = 30.0
 
@@ -79,11 +75,7 @@ class ProcessReplicas:
             generation=launch.generation,
             container=launch.model.serving_containers[0],
             root=str(root),
-            object_store_url=s.resolved_object_store_url,
-            s3_endpoint_url=s.objects.s3_endpoint_url,
-            s3_region=s.objects.s3_region,
-            chunk_size=s.objects.chunk_size,
-            keyring_path=str(s.keyring_path),
+            store=store_access(s),
             allow_file_uris=s.allow_file_uris,
             grace_seconds=s.controller.stop_grace_seconds,
         )
