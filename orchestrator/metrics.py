@@ -81,6 +81,30 @@ OVERHEAD_LATENCY = Histogram(
 )
 
 
+JOB_GPU_UTILIZATION = Gauge(
+    "orch_job_gpu_utilization_percent",
+    "GPU utilization of a device held by a running training job.",
+    ["job", "gpu"],
+    registry=REGISTRY,
+)
+JOB_GPU_MEMORY = Gauge(
+    "orch_job_gpu_memory_used_bytes",
+    "GPU memory in use on a device held by a running training job.",
+    ["job", "gpu"],
+    registry=REGISTRY,
+)
+
+
+def record_job_gpu_usage(samples: list[tuple[str, int, float, int]]) -> None:
+    """(job, device index, utilization %, memory bytes) for every held device; jobs that
+    ended drop out."""
+    JOB_GPU_UTILIZATION.clear()
+    JOB_GPU_MEMORY.clear()
+    for job, index, utilization, memory in samples:
+        JOB_GPU_UTILIZATION.labels(job=job, gpu=str(index)).set(utilization)
+        JOB_GPU_MEMORY.labels(job=job, gpu=str(index)).set(memory)
+
+
 def record_training_job_counts(counts: dict[str, int]) -> None:
     for status, n in counts.items():
         TRAINING_JOBS.labels(status=status).set(n)

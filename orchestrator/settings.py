@@ -64,6 +64,18 @@ class ServingSettings(BaseModel):
     invocation_timeout_seconds: float = Field(default=60.0, gt=0)
 
 
+class DockerSettings(BaseModel):
+    """The Docker backend (``ORCH_DOCKER__*``): the images jobs and replicas run in."""
+
+    training_image: str = "orchestrator/training:0.1.0"
+    algorithms_image: str = "orchestrator/algorithms:0.1.0"
+    serving_image: str = "orchestrator/serving:0.1.0"
+    # Containers never run as root: this user, and the job's scratch is made writable for it.
+    user: str = "1000:1000"
+    # Where published replica ports listen on the host.
+    publish_host: str = "127.0.0.1"
+
+
 class KubeSettings(BaseModel):
     """The operator on Kubernetes (``ORCH_KUBE__*``): images, placement, secrets, and the
     object store the pods use (defaults to ``ORCH_OBJECTS__*``)."""
@@ -113,6 +125,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # ``file://`` channel URIs read host paths directly; turn off on shared servers.
     allow_file_uris: bool = True
+    # The GPU device indexes jobs may be given (default: every device NVML reports); set it to
+    # keep some GPUs out of the orchestrator's hands.
+    gpu_devices: list[int] | None = None
     region: str = "local"
     account_id: str = "000000000000"
 
@@ -121,6 +136,7 @@ class Settings(BaseSettings):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
+    docker: DockerSettings = Field(default_factory=DockerSettings)
 
     @property
     def resolved_database_url(self) -> str:

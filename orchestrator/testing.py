@@ -31,11 +31,13 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.backends.fake import FakeBackend
 from orchestrator.client import Client
 from orchestrator.controller.runtime import Controller
+from orchestrator.gpus import Gpu, GpuInventory, GpuUsage
 from orchestrator.settings import Settings
 
 __all__ = [
     "FakeBackend",
     "FakeClock",
+    "FakeGpus",
     "LocalControlPlane",
     "ServerThread",
     "endpoint_config_spec",
@@ -43,6 +45,20 @@ __all__ = [
     "model_spec",
     "training_job_spec",
 ]
+
+
+class FakeGpus:
+    """A GPU inventory of ``count`` devices whose usage a test sets (``usage_of``)."""
+
+    def __init__(self, count: int) -> None:
+        self._devices = [Gpu(i, f"GPU-fake-{i}", "Fake GPU", 16 << 30) for i in range(count)]
+        self.usage_of: dict[int, tuple[float, int]] = {}
+
+    def devices(self) -> list[Gpu]:
+        return list(self._devices)
+
+    def usage(self) -> list[GpuUsage]:
+        return [GpuUsage(i, u, m) for i, (u, m) in sorted(self.usage_of.items())]
 
 
 class FakeClock:
@@ -143,14 +159,18 @@ class LocalControlPlane:
 
 @contextmanager
 def local_control_plane(
-    root: Path, *, clock: FakeClock | None = None, **settings: Any
+    root: Path,
+    *,
+    clock: FakeClock | None = None,
+    gpus: GpuInventory | None = None,
+    **settings: Any,
 ) -> Iterator[LocalControlPlane]:
     """A control plane on a fake backend, served in-process, with an admin client.
 
     The controller does not run by itself: call ``controller.run_pass()`` to move things on.
     """
     s = Settings(home=root / "home", config_dir=root / "config", backend="fake", **settings)
-    plane = build_control_plane(s, backend=FakeBackend(), clock=clock)
+    plane = build_control_plane(s, backend=FakeBackend(), clock=clock, gpus=gpus)
     key = new_api_key(plane.store, name="test", role="admin", now=plane.clock.now())
     app = create_app(plane, run_controller=False)
     with ServerThread(app) as server:

@@ -38,6 +38,7 @@ def test_testing_helpers_are_pinned() -> None:
     assert testing.__all__ == [
         "FakeBackend",
         "FakeClock",
+        "FakeGpus",
         "LocalControlPlane",
         "ServerThread",
         "endpoint_config_spec",

@@ -23,6 +23,7 @@ from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.runtime import Controller
 from orchestrator.errors import OrchestratorError
+from orchestrator.gpus import GpuInventory, inventory
 from orchestrator.objects import LocalKeyring, open_object_store
 from orchestrator.settings import Settings
 from orchestrator.store import StateStore
@@ -41,8 +42,13 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def build_control_plane(
-    settings: Settings, *, backend: Backend | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    backend: Backend | None = None,
+    clock: Clock | None = None,
+    gpus: GpuInventory | None = None,
 ) -> ControlPlane:
+    """``gpus``: the inventory to allocate from (default: detected, for the local backends)."""
     clock = clock or SystemClock()
     settings.home.mkdir(parents=True, exist_ok=True)
     store = StateStore(settings.resolved_database_url)
@@ -54,7 +60,9 @@ def build_control_plane(
         chunk_size=settings.objects.chunk_size,
     )
     backend = backend or make_backend(settings)
-    controller = Controller(store, backend, settings, clock=clock)
+    if gpus is None and backend.name in {"process", "docker"}:
+        gpus = inventory(settings.gpu_devices)
+    controller = Controller(store, backend, settings, clock=clock, gpus=gpus)
     return ControlPlane(
         settings=settings,
         store=store,

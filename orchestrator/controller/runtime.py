@@ -28,6 +28,7 @@ from orchestrator.controller.plan.types import (
     Action,
     CleanupJob,
     DeleteRecord,
+    GpuCapacity,
     LaunchJob,
     LaunchReplica,
     Plan,
@@ -37,6 +38,7 @@ from orchestrator.controller.plan.types import (
 )
 from orchestrator.controller.routing import EndpointRoute, RoutingTable, VariantRoute
 from orchestrator.errors import ConflictError, PermanentError
+from orchestrator.gpus import GpuInventory
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -71,12 +73,16 @@ class Controller:
         *,
         clock: Clock | None = None,
         routes: RoutingTable | None = None,
+        gpus: GpuInventory | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.clock = clock or SystemClock()
         self.routes = routes or RoutingTable()
+        # None: the backend places GPUs itself; otherwise the controller hands out devices.
+        self.gpus = gpus
+        self._gpu_indexes = [d.index for d in gpus.devices()] if gpus is not None else []
         self.training_policy = TrainingPolicy(settings.controller.stop_grace_seconds)
         self.endpoint_policy = EndpointPolicy(
             startup_timeout_seconds=settings.controller.replica_startup_timeout_seconds,
@@ -100,13 +106,33 @@ class Controller:
             output_uri=training_output_uri(spec, self.settings.objects.default_bucket),
         )
         observed = self.backend.observe_job(record.name)
-        plan = plan_training_job(desired, observed, self.clock.now(), self.training_policy)
+        plan = plan_training_job(
+            desired,
+            observed,
+            self.clock.now(),
+            self.training_policy,
+            capacity=self._gpu_capacity(record.name),
+        )
         try:
             self._execute(plan.actions)
         except PermanentError as e:
             # The backend refused this job for good (e.g. it cannot run its kind of code).
             plan = fail_training_job(desired.status, f"ClientError: {e.message}", self.clock.now())
         return self._persist(record, plan)
+
+    def _gpu_capacity(self, job: str) -> GpuCapacity | None:
+        """The host's GPUs less those every other active job holds (read from the store, so a
+        job planned earlier in the same pass is already counted)."""
+        if self.gpus is None:
+            return None
+        held: set[int] = set()
+        for other in self.store.list_active("TrainingJob"):
+            if other.name != job:
+                held.update(int(i) for i in other.status.get("AllocatedGpus") or [])
+        return GpuCapacity(
+            total=len(self._gpu_indexes),
+            free=tuple(i for i in self._gpu_indexes if i not in held),
+        )
 
     def reconcile_endpoint(self, record: Record) -> float | None:
         spec = CreateEndpointRequest.model_validate(record.spec)
@@ -229,6 +255,20 @@ class Controller:
         self._last_counts = now
         metrics.record_training_job_counts(self.store.count_by_phase("TrainingJob"))
         metrics.record_endpoint_counts(self.store.count_by_phase("Endpoint"))
+        if self.gpus is not None and self._gpu_indexes:
+            usage = {u.index: u for u in self.gpus.usage()}
+            holders = {
+                int(i): r.name
+                for r in self.store.list_active("TrainingJob")
+                for i in r.status.get("AllocatedGpus") or []
+            }
+            metrics.record_job_gpu_usage(
+                [
+                    (job, i, usage[i].utilization_percent, usage[i].memory_used_bytes)
+                    for i, job in holders.items()
+                    if i in usage
+                ]
+            )
 
     # --- background loop ---------------------------------------------------------------------
     def wake(self) -> None:

@@ -252,6 +252,8 @@ class TrainingJobState(Output):
     Conditions: list[Condition] = []
     # Bookkeeping of the controller (also shown: honest about retries and stops).
     Attempt: int = 0
+    # GPU device indexes held by the current attempt (released when the job ends).
+    AllocatedGpus: list[int] = []
     StoppingSince: datetime | None = None
     StopReason: str | None = None
 

@@ -54,6 +54,8 @@ class JobFile(BaseModel):
     log_path: str
     store: StoreAccess
     allow_file_uris: bool = True
+    # GPU device indexes the controller gave this attempt; None: not managed (leave the env).
+    gpus: list[int] | None = None
 
 
 class PhaseEntry(BaseModel):

@@ -65,6 +65,14 @@ FAILURE_LIMIT = 1024
 TAIL_LINES = 12
 
 
+def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
+    """Only the devices the controller gave the job are visible to it; a CPU job sees none."""
+    if gpus is None:
+        return {}
+    visible = ",".join(str(i) for i in gpus)
+    return {"CUDA_VISIBLE_DEVICES": visible, "SM_NUM_GPUS": str(len(gpus))}
+
+
 class JobError(Exception):
     """A failure with a SageMaker-style reason ('ClientError: ...', 'AlgorithmError: ...')."""
 
@@ -237,6 +245,7 @@ class Supervisor:
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
             env[ALGORITHM_ENV] = builtin
+        env.update(gpu_environment(self.job.gpus))
         proc = subprocess.Popen(
             argv,
             cwd=cwd,

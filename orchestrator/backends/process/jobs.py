@@ -118,6 +118,7 @@ class ProcessJobs:
             log_path=str(self.job_log_path(launch.name)),
             store=store_access(s),
             allow_file_uris=s.allow_file_uris,
+            gpus=None if launch.gpus is None else list(launch.gpus),
         )
         write_model(root / JOB_FILE, job)
         pid = procs.spawn(
@@ -132,6 +133,7 @@ class ProcessJobs:
         if latest is None:
             return None
         attempt, root = latest
+        gpus = tuple(int(i) for i in (read_json(root / JOB_FILE) or {}).get("gpus") or [])
         result_doc = read_json(root / RESULT_FILE)
         progress_doc = read_json(root / PROGRESS_FILE)
         progress = Progress.model_validate(progress_doc) if progress_doc else None
@@ -151,6 +153,7 @@ class ProcessJobs:
                 model_artifact=r.model_artifact,
                 metrics=r.metrics,
                 phases=phases,
+                gpus=gpus,
             )
         pid = procs.ProcessId.from_file(root / PID_FILE)
         if pid is None:
@@ -168,6 +171,7 @@ class ProcessJobs:
                 started_at=_dt(progress.started_at) if progress else None,
                 metrics=progress.metrics if progress else {},
                 phases=phases,
+                gpus=gpus,
             )
         tail = tail_of(root / "supervisor.log")
         return ObservedJob(

@@ -14,6 +14,7 @@ from orchestrator.controller.plan.types import (
     Action,
     CleanupJob,
     DeleteRecord,
+    GpuCapacity,
     JobLaunch,
     LaunchJob,
     ObservedJob,
@@ -21,6 +22,7 @@ from orchestrator.controller.plan.types import (
     StopJob,
 )
 from orchestrator.resources.common import set_condition
+from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
     CreateTrainingJobRequest,
@@ -143,10 +145,61 @@ def _plan(st: TrainingJobState, actions: list[Action], requeue: float | None) ->
     )
 
 
-def _launch(desired: DesiredJob, st: TrainingJobState, now: datetime, attempt: int) -> Plan:
+def gpus_needed(spec: CreateTrainingJobRequest) -> int:
+    rc = spec.ResourceConfig
+    return INSTANCE_TYPES[rc.InstanceType].gpus * rc.InstanceCount
+
+
+def _launch(
+    desired: DesiredJob,
+    st: TrainingJobState,
+    now: datetime,
+    attempt: int,
+    capacity: GpuCapacity | None = None,
+) -> Plan:
+    gpus: tuple[int, ...] | None = None
+    if capacity is not None:
+        needed = gpus_needed(desired.spec)
+        itype = desired.spec.ResourceConfig.InstanceType
+        if needed > capacity.total:
+            reason = (
+                f"CapacityError: {itype} needs {needed} GPU(s) and this host has "
+                f"{capacity.total}; pick an instance type with fewer GPUs, or a bigger host"
+            )
+            return _plan(
+                _finish(
+                    st,
+                    TrainingJobStatus.FAILED,
+                    SecondaryStatus.FAILED,
+                    now,
+                    message="Job failed",
+                    failure=reason,
+                ),
+                [],
+                None,
+            )
+        if needed > len(capacity.free):
+            message = f"Waiting for {needed} GPU(s): {len(capacity.free)} of {capacity.total} free"
+            st = _secondary(st, SecondaryStatus.PENDING, now, message)
+            st = st.model_copy(
+                update={
+                    "Conditions": set_condition(
+                        st.Conditions,
+                        "Running",
+                        "False",
+                        reason="Pending",
+                        message=message,
+                        now=now,
+                    )
+                }
+            )
+            return _plan(st, [], RUNNING_RESYNC)
+        gpus = capacity.free[:needed]
     message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
     secondary = SecondaryStatus.STARTING if attempt == 1 else SecondaryStatus.RESTARTING
-    st = _secondary(st, secondary, now, message).model_copy(update={"Attempt": attempt})
+    st = _secondary(st, secondary, now, message).model_copy(
+        update={"Attempt": attempt, "AllocatedGpus": list(gpus or ())}
+    )
     st = st.model_copy(
         update={
             "Conditions": set_condition(
@@ -154,7 +207,7 @@ def _launch(desired: DesiredJob, st: TrainingJobState, now: datetime, attempt: i
             )
         }
     )
-    launch = JobLaunch(desired.name, attempt, desired.spec, desired.output_uri)
+    launch = JobLaunch(desired.name, attempt, desired.spec, desired.output_uri, gpus)
     return _plan(st, [LaunchJob(launch)], RUNNING_RESYNC)
 
 
@@ -185,7 +238,9 @@ def plan_training_job(
     observed: ObservedJob | None,
     now: datetime,
     policy: TrainingPolicy | None = None,
+    capacity: GpuCapacity | None = None,
 ) -> Plan:
+    """``capacity``: the host's GPUs when the controller allocates them (None: it does not)."""
     policy = policy or TrainingPolicy()
     st = desired.status
 
@@ -198,7 +253,9 @@ def plan_training_job(
 
     # The backend's attempt is the truth: a launch that happened before a crash is adopted.
     if observed is not None and observed.attempt > st.Attempt:
-        st = st.model_copy(update={"Attempt": observed.attempt})
+        st = st.model_copy(
+            update={"Attempt": observed.attempt, "AllocatedGpus": list(observed.gpus)}
+        )
 
     if observed is None:
         if st.Attempt == 0:
@@ -214,7 +271,7 @@ def plan_training_job(
                     [],
                     None,
                 )
-            return _launch(desired, st, now, 1)
+            return _launch(desired, st, now, 1, capacity)
         # Launched and recorded, but the backend knows nothing of it any more.
         reason = (
             f"InternalServerError: attempt {st.Attempt} of the job vanished from the backend "
@@ -229,7 +286,7 @@ def plan_training_job(
                 None,
             )
         if _retry_allowed(desired, st):
-            return _launch(desired, st, now, st.Attempt + 1)
+            return _launch(desired, st, now, st.Attempt + 1, capacity)
         return _plan(
             _finish(
                 st,
@@ -248,7 +305,7 @@ def plan_training_job(
 
     if observed.state == "running":
         return _plan_running(desired, st, observed, now, policy)
-    return _plan_exited(desired, st, observed, now)
+    return _plan_exited(desired, st, observed, now, capacity)
 
 
 def _plan_running(
@@ -294,7 +351,11 @@ def _plan_running(
 
 
 def _plan_exited(
-    desired: DesiredJob, st: TrainingJobState, observed: ObservedJob, now: datetime
+    desired: DesiredJob,
+    st: TrainingJobState,
+    observed: ObservedJob,
+    now: datetime,
+    capacity: GpuCapacity | None = None,
 ) -> Plan:
     if st.TrainingJobStatus != TrainingJobStatus.STOPPING:
         st = _replay(st, observed, now)
@@ -338,7 +399,7 @@ def _plan_exited(
             f"(exit code {observed.exit_code}) before reporting a result"
         )
         if _retry_allowed(desired, st):
-            return _launch(desired, st, now, st.Attempt + 1)
+            return _launch(desired, st, now, st.Attempt + 1, capacity)
         return _plan(
             _finish(
                 st,

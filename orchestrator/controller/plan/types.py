@@ -45,6 +45,17 @@ class ObservedJob:
     # Every phase the attempt went through, oldest first, with the job's own timestamps, so
     # that a phase shorter than one reconcile pass still shows in the transitions.
     phases: tuple[PhaseMark, ...] = ()
+    # The GPUs the attempt was given (as launched), so an unrecorded launch is adopted whole.
+    gpus: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuCapacity:
+    """The host's GPUs as the controller accounts for them: all of them, and those no active
+    job holds. None (in the planners) means the backend places GPUs itself (Kubernetes)."""
+
+    total: int
+    free: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,8 @@ class JobLaunch:
     attempt: int
     spec: CreateTrainingJobRequest
     output_uri: str  # where model.tar.gz goes
+    # Device indexes this attempt may use; None when the backend places GPUs itself.
+    gpus: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
