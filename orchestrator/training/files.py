@@ -43,6 +43,29 @@ class StoreAccess(BaseModel):
         )
 
 
+class ContainerRun(BaseModel):
+    """How the user's code runs in a container (the Docker backend).
+
+    ``name`` is fixed per attempt (``orch-<job>-<attempt>``, plus ``-algo-<k>`` per host when
+    ``instance_count`` > 1), so a second start of the same attempt fails instead of running twice.
+    Labels name the resource and attempt; they never carry a secret.
+    """
+
+    image: str
+    user: str
+    name: str
+    network: str | None = None  # the attempt's bridge network
+    # No network at all (one host), or an internal network between the hosts only.
+    network_isolation: bool = False
+    instance_count: int = 1
+    nano_cpus: int | None = None
+    memory_bytes: int | None = None
+    gpu_count: int = 0
+    gpu_device_ids: list[str] | None = None
+    tmpfs_size: str = "1g"
+    labels: dict[str, str] = {}
+
+
 class JobFile(BaseModel):
     """What the backend hands the supervisor (written before it starts)."""
 
@@ -56,6 +79,8 @@ class JobFile(BaseModel):
     allow_file_uris: bool = True
     # GPU device indexes the controller gave this attempt; None: not managed (leave the env).
     gpus: list[int] | None = None
+    # Set by container backends (Docker): the user's code runs in a container, not a process.
+    container: ContainerRun | None = None
 
 
 class PhaseEntry(BaseModel):

@@ -104,6 +104,7 @@ class Supervisor:
                 if d["Name"] not in named
             ]
         self._patterns = [(name, re.compile(regex)) for name, regex in definitions]
+        self._last_progress = 0.0
 
     # --- helpers ---------------------------------------------------------------------------
     @property
@@ -258,21 +259,24 @@ class Supervisor:
             errors="replace",
         )
         assert proc.stdout is not None
-        last_progress = 0.0
         for line in proc.stdout:
-            self.log.write(line)
-            stripped = line.rstrip("\n")
-            if stripped.strip():
-                self.tail.append(stripped)
-            for name, pattern in self._patterns:
-                m = pattern.search(stripped)
-                if m:
-                    with contextlib.suppress(ValueError):
-                        self.metrics[name] = float(m.group(1))
-            if self._patterns and time.time() - last_progress > 1.0:
-                last_progress = time.time()
-                self.progress_quiet()
+            self.handle_line(line)
         return proc.wait()
+
+    def handle_line(self, line: str) -> None:
+        """One line of the user's output: into the job log, the failure tail and the metrics."""
+        self.log.write(line)
+        stripped = line.rstrip("\n")
+        if stripped.strip():
+            self.tail.append(stripped)
+        for name, pattern in self._patterns:
+            m = pattern.search(stripped)
+            if m:
+                with contextlib.suppress(ValueError):
+                    self.metrics[name] = float(m.group(1))
+        if self._patterns and time.time() - self._last_progress > 1.0:
+            self._last_progress = time.time()
+            self.progress_quiet()
 
     def progress_quiet(self) -> None:
         """Fresh metrics for the control plane, without a new phase."""
@@ -376,7 +380,7 @@ class Supervisor:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, supervisor_class: type[Supervisor] = Supervisor) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m orchestrator.training.runner ROOT", file=sys.stderr)
@@ -384,10 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args[0])
     # The launcher writes this too; writing it here covers a launcher killed mid-launch.
     procs.write_own_pid(root / PID_FILE)
-    supervisor = Supervisor(root)
+    supervisor = supervisor_class(root)
 
     def on_term(_signo: int, _frame: object) -> None:
-        # The user's process is in our process group and got the same signal.
+        # The user's process is in our process group and got the same signal (a container
+        # backend's supervisor passes it on itself: see its ``train``).
         supervisor.stopping = True
         supervisor.say("stop requested: SIGTERM passed to the training process")
 
