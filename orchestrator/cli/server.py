@@ -14,6 +14,7 @@ from orchestrator.settings import Settings
 
 class BackendChoice(StrEnum):
     process = "process"
+    docker = "docker"
     fake = "fake"
 
 

@@ -1,0 +1,163 @@
+"""Training jobs on Docker: the process backend's per-attempt supervisor, running the user's
+code in containers (``orchestrator.backends.docker.supervisor``).
+
+Observation reads the same pid, progress and result files as the process backend, so a
+restarted control plane adopts running attempts without touching their containers. What the
+process backend cannot reach, this adds: a forced stop kills the attempt's containers (the
+supervisor's process group does not include them), containers whose supervisor died without a
+result are removed as orphans, and cleanup removes the job's containers and networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+
+import docker
+from docker.errors import DockerException, NotFound
+from docker.models.containers import Container
+
+from orchestrator import procs
+from orchestrator.backends.docker import engine
+from orchestrator.backends.process.jobs import ProcessJobs, store_access
+from orchestrator.controller.plan.types import JobLaunch, ObservedJob
+from orchestrator.settings import Settings
+from orchestrator.training.contract import builtin_algorithm
+from orchestrator.training.files import (
+    JOB_FILE,
+    PID_FILE,
+    ContainerRun,
+    JobFile,
+    write_atomic,
+    write_model,
+)
+
+
+def job_container_run(settings: Settings, launch: JobLaunch, user: str) -> ContainerRun:
+    spec = launch.spec
+    algo = spec.AlgorithmSpecification
+    if algo.TrainingImage:
+        image = algo.TrainingImage
+    elif builtin_algorithm(spec) is not None:
+        image = settings.docker.algorithms_image
+    else:
+        image = settings.docker.training_image
+    nano, memory, gpus = engine.limits(spec.ResourceConfig.InstanceType)
+    name = f"orch-{launch.name}-{launch.attempt}"
+    return ContainerRun(
+        image=image,
+        user=user,
+        name=name,
+        network=name,
+        network_isolation=spec.EnableNetworkIsolation,
+        instance_count=spec.ResourceConfig.InstanceCount,
+        nano_cpus=nano,
+        memory_bytes=memory,
+        gpu_count=gpus,
+        # The devices the controller allocated to this attempt, when it manages GPUs.
+        gpu_device_ids=None if launch.gpus is None else [str(i) for i in launch.gpus],
+        labels={
+            engine.KIND: engine.KIND_JOB,
+            engine.RESOURCE: launch.name,
+            engine.ATTEMPT: str(launch.attempt),
+        },
+    )
+
+
+class DockerJobs(ProcessJobs):
+    def __init__(self, settings: Settings, client: docker.DockerClient) -> None:
+        super().__init__(settings)
+        self.client = client
+
+    def launch_job(self, launch: JobLaunch) -> None:
+        root = self._job_dir(launch.name) / f"attempt-{launch.attempt}"
+        if (root / PID_FILE).exists():
+            return  # launched already (idempotent)
+        if root.exists():
+            shutil.rmtree(root)  # a launch interrupted before its supervisor started
+        root.mkdir(parents=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        job = JobFile(
+            name=launch.name,
+            attempt=launch.attempt,
+            spec=launch.spec,
+            output_uri=launch.output_uri,
+            ml_root=str(root / "ml"),
+            log_path=str(self.job_log_path(launch.name)),
+            store=store_access(s),
+            allow_file_uris=s.allow_file_uris,
+            gpus=None if launch.gpus is None else list(launch.gpus),
+            container=job_container_run(s, launch, engine.container_user(s.docker.user)),
+        )
+        write_model(root / JOB_FILE, job)
+        pid = procs.spawn(
+            [sys.executable, "-m", "orchestrator.backends.docker.supervisor", str(root)],
+            cwd=root,
+            log=root / "supervisor.log",
+        )
+        write_atomic(root / PID_FILE, pid.to_json())
+
+    def _job_containers(
+        self, name: str | None = None, attempt: int | None = None
+    ) -> list[Container]:
+        try:
+            return list(
+                self.client.containers.list(
+                    all=True, filters=engine.label_filter(engine.KIND_JOB, name, attempt)
+                )
+            )
+        except DockerException:
+            return []
+
+    def _remove(self, name: str, attempt: int | None = None) -> None:
+        """The job's containers and networks (of one attempt, or all)."""
+        for c in self._job_containers(name, attempt):
+            with contextlib.suppress(NotFound, DockerException):
+                c.remove(force=True)
+        try:
+            networks = self.client.networks.list(
+                filters=engine.label_filter(engine.KIND_JOB, name, attempt)
+            )
+        except DockerException:
+            networks = []
+        for n in networks:
+            with contextlib.suppress(NotFound, DockerException):
+                n.remove()
+
+    def observe_job(self, name: str) -> ObservedJob | None:
+        observed = super().observe_job(name)
+        if observed is not None and observed.state == "exited":
+            # The supervisor is gone: whatever container it left is an orphan.
+            self._remove(name, observed.attempt)
+        return observed
+
+    def stop_job(self, name: str, *, force: bool) -> None:
+        super().stop_job(name, force=force)
+        if force:
+            for c in self._job_containers(name):
+                if c.status == "running":
+                    with contextlib.suppress(DockerException):
+                        c.kill()
+
+    def cleanup_job(self, name: str) -> None:
+        super().cleanup_job(name)
+        self._remove(name)
+
+    def sweep_orphan_jobs(self) -> list[str]:
+        """Remove job containers whose attempt has no live supervisor (after a restart)."""
+        removed: list[str] = []
+        for c in self._job_containers():
+            job = c.labels.get(engine.RESOURCE, "")
+            attempt = c.labels.get(engine.ATTEMPT, "")
+            root = self._job_dir(job) / f"attempt-{attempt}"
+            pid = procs.ProcessId.from_file(root / PID_FILE)
+            alive = pid is not None and procs.alive(pid)
+            if not alive:
+                try:
+                    c.remove(force=True)
+                    removed.append(c.name or "")
+                except DockerException:
+                    pass
+        return removed

@@ -1,0 +1,321 @@
+"""The supervisor of one training-job attempt on Docker: the host-side steps of the process
+backend's supervisor, with the Training step run in containers.
+
+``python -m orchestrator.backends.docker.supervisor ROOT``. Downloading and uploading happen on
+the host (the object store and its keys never enter a container); the attempt's ``ml/``
+directory is bind-mounted at ``/opt/ml``. With ``InstanceCount`` N > 1, N containers
+``algo-1`` … ``algo-N`` share a per-attempt bridge network (they resolve each other by those
+names) and the one ``/opt/ml`` (each sees its own ``resourceconfig.json``); the job completes
+when every host exits 0, and fails with the first failing host's reason otherwise.
+Container output streams into the job log line by line (metrics parsed as on the process
+backend). A SIGTERM to the supervisor is passed to the containers; the containers are removed
+once their logs and exit codes are read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import Mount
+
+from orchestrator.backends.docker import engine
+from orchestrator.resources.instances import INSTANCE_TYPES
+from orchestrator.resources.training import SecondaryStatus
+from orchestrator.training.contract import (
+    ALGORITHM_ENV,
+    MlPaths,
+    builtin_algorithm,
+    program_of,
+    script_args,
+    user_environment,
+)
+from orchestrator.training.files import ContainerRun
+from orchestrator.training.runner import JobError, Supervisor, main
+
+ML = Path("/opt/ml")
+HOSTS_DIR = "hosts"  # per-host resourceconfig.json, beside ml/ (not visible to the user)
+
+
+def host_names(count: int) -> list[str]:
+    return [f"algo-{k}" for k in range(1, count + 1)]
+
+
+def container_name(run: ContainerRun, host: str) -> str:
+    return run.name if run.instance_count == 1 else f"{run.name}-{host}"
+
+
+def create_kwargs(
+    run: ContainerRun,
+    *,
+    host: str,
+    ml_root: Path,
+    entrypoint: list[str] | None,
+    command: list[str],
+    environment: dict[str, str],
+    working_dir: str | None = None,
+    host_config: Path | None = None,
+) -> dict[str, Any]:
+    """Everything ``containers.create`` gets for one host of one attempt."""
+    mounts = [Mount(str(ML), str(ml_root), type="bind")]
+    if host_config is not None:
+        mounts.append(
+            Mount(
+                str(ML / "input" / "config" / "resourceconfig.json"),
+                str(host_config),
+                type="bind",
+                read_only=True,
+            )
+        )
+    kwargs: dict[str, Any] = {
+        "image": run.image,
+        "name": container_name(run, host),
+        "command": command,
+        "environment": environment,
+        "labels": {**run.labels, engine.HOST: host},
+        "mounts": mounts,
+        "hostname": host,
+        **engine.hardening(run.user, run.tmpfs_size),
+        **engine.resource_kwargs(
+            run.nano_cpus, run.memory_bytes, run.gpu_count, run.gpu_device_ids
+        ),
+    }
+    if entrypoint is not None:
+        kwargs["entrypoint"] = entrypoint
+    if working_dir is not None:
+        kwargs["working_dir"] = working_dir
+    if run.network_isolation and run.instance_count == 1:
+        kwargs["network_mode"] = "none"
+    else:
+        kwargs["network"] = run.network
+    return kwargs
+
+
+class DockerSupervisor(Supervisor):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        if self.job.container is None:
+            raise ValueError(f"{root}: job.json has no container section")
+        self.run_spec: ContainerRun = self.job.container
+        self._lock = threading.Lock()
+        self._oom = False
+
+    def handle_line(self, line: str) -> None:
+        with self._lock:  # one thread per host streams lines
+            super().handle_line(line)
+
+    def container_command(self) -> tuple[list[str] | None, list[str], str | None]:
+        """(entrypoint, command, working dir) in the container, after SageMaker's conventions."""
+        algo = self.spec.AlgorithmSpecification
+        if algo.ContainerEntrypoint:
+            return list(algo.ContainerEntrypoint), list(algo.ContainerArguments or []), None
+        program = program_of(self.spec)
+        if program:
+            self.command()  # checks the script is in the source directory
+            code = ML / "code"
+            return ["python"], [str(code / program), *script_args(self.spec)], str(code)
+        if builtin_algorithm(self.spec) is not None:
+            return ["python"], ["-m", "orchestrator.algorithms.train"], str(ML)
+        if algo.TrainingImage:
+            return None, list(algo.ContainerArguments or ["train"]), None
+        raise JobError(
+            "ClientError: nothing to run: set sagemaker_program, "
+            "AlgorithmSpecification.ContainerEntrypoint, TrainingImage or a built-in AlgorithmName"
+        )
+
+    def environment(self, host: str, hosts: list[str]) -> dict[str, str]:
+        # No host environment at all: the image supplies PATH and the like.
+        env = user_environment(MlPaths(ML), self.spec, {})
+        env.update({"SM_CURRENT_HOST": host, "SM_HOSTS": json.dumps(hosts), "HOME": "/tmp"})
+        builtin = builtin_algorithm(self.spec)
+        if builtin is not None:
+            env[ALGORITHM_ENV] = builtin
+        env.update(self.spec.Environment)
+        return env
+
+    def host_config(self, host: str, hosts: list[str]) -> Path:
+        path = self.root / HOSTS_DIR / host / "resourceconfig.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "current_host": host,
+            "current_instance_type": self.spec.ResourceConfig.InstanceType,
+            "hosts": hosts,
+            "network_interface_name": "lo" if self.run_spec.network_isolation else "eth0",
+        }
+        path.write_text(json.dumps(doc, indent=2))
+        path.chmod(0o644)
+        return path
+
+    def make_writable(self) -> None:
+        """The scratch belongs to the container's user (when we are root and it is numeric)."""
+        if os.geteuid() != 0:
+            return
+        uid_text, _, gid_text = self.run_spec.user.partition(":")
+        if not uid_text.isdigit():
+            return
+        uid, gid = int(uid_text), int(gid_text) if gid_text.isdigit() else int(uid_text)
+        for dirpath, dirnames, filenames in os.walk(self.paths.root):
+            os.chown(dirpath, uid, gid)
+            for n in dirnames + filenames:
+                os.chown(os.path.join(dirpath, n), uid, gid, follow_symlinks=False)
+
+    def _network(self, client: docker.DockerClient) -> None:
+        run = self.run_spec
+        if run.network is None or (run.network_isolation and run.instance_count == 1):
+            return
+        try:
+            client.networks.create(
+                run.network,
+                driver="bridge",
+                internal=run.network_isolation,
+                labels=run.labels,
+                check_duplicate=True,
+            )
+        except APIError as e:
+            if e.status_code != 409:
+                raise
+
+    def _start(self, client: docker.DockerClient, kwargs: dict[str, Any]) -> Container:
+        host = kwargs["hostname"]
+        network = kwargs.get("network")
+        if network is not None:
+            kwargs["networking_config"] = {
+                network: client.api.create_endpoint_config(aliases=[host])
+            }
+        try:
+            container = client.containers.create(**kwargs)
+        except ImageNotFound as e:
+            raise JobError(
+                f"ClientError: image {kwargs['image']!r} is not on this host "
+                "(build it with `make images` or docker load it)"
+            ) from e
+        except APIError as e:
+            if e.status_code != 409:
+                raise
+            # Our own container from this attempt (the fixed name): carry on with it.
+            container = client.containers.get(kwargs["name"])
+            if container.labels.get(engine.RESOURCE) != self.job.name:
+                raise JobError(
+                    f"InternalServerError: a container named {kwargs['name']!r} exists "
+                    "and is not this job's"
+                ) from e
+        if container.status == "created":
+            container.start()
+        return container
+
+    def _stream(self, container: Container, prefix: str) -> None:
+        pending = b""
+        try:
+            for chunk in container.logs(stream=True, follow=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self.handle_line(prefix + raw.decode(errors="replace") + "\n")
+        except DockerException as e:
+            self.say(f"log stream of {container.name} ended: {e}")
+        if pending:
+            self.handle_line(prefix + pending.decode(errors="replace") + "\n")
+
+    def train(self) -> int:
+        run = self.run_spec
+        entrypoint, command, workdir = self.container_command()
+        self.progress(
+            SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
+        )
+        hosts = host_names(run.instance_count)
+        configs = {h: self.host_config(h, hosts) for h in hosts}
+        self.make_writable()
+        client = docker.from_env()
+        containers: list[Container] = []
+        try:
+            self._network(client)
+            for host in hosts:
+                kwargs = create_kwargs(
+                    run,
+                    host=host,
+                    ml_root=self.paths.root,
+                    entrypoint=entrypoint,
+                    command=command,
+                    environment=self.environment(host, hosts),
+                    working_dir=workdir,
+                    host_config=configs[host],
+                )
+                containers.append(self._start(client, kwargs))
+            return self._wait(containers, multi=len(hosts) > 1)
+        except DockerException as e:
+            raise JobError(f"InternalServerError: Docker: {e}") from e
+        finally:
+            for c in containers:
+                try:
+                    c.remove(force=True)
+                except NotFound:
+                    pass
+                except DockerException as e:
+                    self.say(f"could not remove container {c.name}: {e}")
+            self._remove_network(client)
+            client.close()
+
+    def _wait(self, containers: list[Container], *, multi: bool) -> int:
+        streams = [
+            threading.Thread(
+                target=self._stream,
+                args=(c, f"[{c.labels.get(engine.HOST, '')}] " if multi else ""),
+                daemon=True,
+            )
+            for c in containers
+        ]
+        for t in streams:
+            t.start()
+        signalled = False
+        while any(t.is_alive() for t in streams):
+            if self.stopping and not signalled:
+                signalled = True
+                for c in containers:
+                    with contextlib.suppress(APIError):  # exited already
+                        c.kill(signal="SIGTERM")
+            for t in streams:
+                t.join(0.2)
+        codes = []
+        for c in containers:
+            codes.append(int(c.wait()["StatusCode"]))
+            c.reload()
+            self._oom = self._oom or bool(c.attrs.get("State", {}).get("OOMKilled"))
+        failed = [code for code in codes if code != 0]
+        code = failed[0] if failed else 0
+        # A container killed by a signal exits 128+n; report it as the process backend does.
+        if 128 < code <= 128 + 64:
+            return -(code - 128)
+        return code
+
+    def _remove_network(self, client: docker.DockerClient) -> None:
+        if self.run_spec.network is None:
+            return
+        try:
+            client.networks.get(self.run_spec.network).remove()
+        except NotFound:
+            pass
+        except DockerException as e:
+            self.say(f"could not remove network {self.run_spec.network}: {e}")
+
+    def failure_reason(self, code: int) -> str:
+        if self._oom and not self.paths.failure_file.is_file():
+            itype = INSTANCE_TYPES[self.spec.ResourceConfig.InstanceType]
+            return (
+                "AlgorithmError: the training container ran out of memory "
+                f"({itype.memory_mib} MiB on {itype.name})"
+            )
+        if code == -signal.SIGKILL:
+            return super().failure_reason(code).replace("the training process", "the container")
+        return super().failure_reason(code)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(supervisor_class=DockerSupervisor))
