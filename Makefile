@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 
-.PHONY: demo test lint typecheck contracts unit services bench clean help
+.PHONY: demo test lint typecheck contracts unit services bench clean help docker-setup images
 
 help:
 	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
@@ -44,6 +44,14 @@ services:
 
 kube-tools:
 	@bash .ci/kube-tools.sh
+
+# A Docker engine and the offline base image (installs and starts them when root).
+docker-setup:
+	@bash .ci/docker.sh
+
+# The training, algorithms, serving and controller images (docs/containers.md).
+images: $(VENV)/.stamp-dev docker-setup
+	@bash containers/build.sh
 
 unit: $(VENV)/.stamp-dev services kube-tools
 	$(BIN)/pytest
