@@ -9,7 +9,9 @@ on, and no Docker socket inside.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -23,9 +25,16 @@ KIND = "orchestrator.kind"
 RESOURCE = "orchestrator.resource"
 ATTEMPT = "orchestrator.attempt"
 HOST = "orchestrator.host"
+# Which control plane's work directory a container belongs to: several control planes may
+# share one engine, and each adopts and removes only its own containers.
+OWNER = "orchestrator.owner"
 KIND_JOB = "training-job"
 KIND_REPLICA = "replica"
 TMPFS_SIZE = "1g"
+
+
+def owner_of(work_dir: Path) -> str:
+    return hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:16]
 
 
 def connect() -> docker.DockerClient:
@@ -85,9 +94,9 @@ def resource_kwargs(
 
 
 def label_filter(
-    kind: str, resource: str | None = None, attempt: int | None = None
+    owner: str, kind: str, resource: str | None = None, attempt: int | None = None
 ) -> dict[str, list[str]]:
-    wanted = [f"{KIND}={kind}"]
+    wanted = [f"{OWNER}={owner}", f"{KIND}={kind}"]
     if resource is not None:
         wanted.append(f"{RESOURCE}={resource}")
     if attempt is not None:

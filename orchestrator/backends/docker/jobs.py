@@ -58,6 +58,7 @@ def job_container_run(settings: Settings, launch: JobLaunch, user: str) -> Conta
         # The devices the controller allocated to this attempt, when it manages GPUs.
         gpu_device_ids=None if launch.gpus is None else [str(i) for i in launch.gpus],
         labels={
+            engine.OWNER: engine.owner_of(settings.work_dir),
             engine.KIND: engine.KIND_JOB,
             engine.RESOURCE: launch.name,
             engine.ATTEMPT: str(launch.attempt),
@@ -69,6 +70,7 @@ class DockerJobs(ProcessJobs):
     def __init__(self, settings: Settings, client: docker.DockerClient) -> None:
         super().__init__(settings)
         self.client = client
+        self.owner = engine.owner_of(settings.work_dir)
 
     def launch_job(self, launch: JobLaunch) -> None:
         root = self._job_dir(launch.name) / f"attempt-{launch.attempt}"
@@ -105,7 +107,8 @@ class DockerJobs(ProcessJobs):
         try:
             return list(
                 self.client.containers.list(
-                    all=True, filters=engine.label_filter(engine.KIND_JOB, name, attempt)
+                    all=True,
+                    filters=engine.label_filter(self.owner, engine.KIND_JOB, name, attempt),
                 )
             )
         except DockerException:
@@ -118,7 +121,7 @@ class DockerJobs(ProcessJobs):
                 c.remove(force=True)
         try:
             networks = self.client.networks.list(
-                filters=engine.label_filter(engine.KIND_JOB, name, attempt)
+                filters=engine.label_filter(self.owner, engine.KIND_JOB, name, attempt)
             )
         except DockerException:
             networks = []

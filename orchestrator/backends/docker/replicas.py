@@ -59,6 +59,7 @@ class DockerReplicas:
     def __init__(self, settings: Settings, client: docker.DockerClient) -> None:
         self.settings = settings
         self.client = client
+        self.owner = engine.owner_of(settings.work_dir)
         self.endpoints_dir = settings.work_dir / "endpoints"
         self.replica_logs_dir = settings.logs_dir / "endpoints"
         self._http = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
@@ -73,7 +74,7 @@ class DockerReplicas:
         try:
             return list(
                 self.client.containers.list(
-                    all=True, filters=engine.label_filter(engine.KIND_REPLICA, endpoint)
+                    all=True, filters=engine.label_filter(self.owner, engine.KIND_REPLICA, endpoint)
                 )
             )
         except DockerException as e:
@@ -111,6 +112,7 @@ class DockerReplicas:
             "nano_cpus": nano,
             "memory_bytes": memory,
             "labels": {
+                engine.OWNER: self.owner,
                 engine.KIND: engine.KIND_REPLICA,
                 engine.RESOURCE: launch.endpoint,
                 VARIANT: launch.variant,

@@ -202,10 +202,10 @@ class DockerSupervisor(Supervisor):
                 raise
             # Our own container from this attempt (the fixed name): carry on with it.
             container = client.containers.get(kwargs["name"])
-            if container.labels.get(engine.RESOURCE) != self.job.name:
+            if any(container.labels.get(k) != v for k, v in self.run_spec.labels.items()):
                 raise JobError(
                     f"InternalServerError: a container named {kwargs['name']!r} exists "
-                    "and is not this job's"
+                    "and is not this attempt's (another control plane on this engine?)"
                 ) from e
         if container.status == "created":
             container.start()
