@@ -53,7 +53,7 @@ docker-setup:
 images: $(VENV)/.stamp-dev docker-setup
 	@bash containers/build.sh
 
-unit: $(VENV)/.stamp-dev services kube-tools
+unit: $(VENV)/.stamp-dev services kube-tools images
 	$(BIN)/pytest
 
 test: lint typecheck contracts unit

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     config_dir: Path = Field(default_factory=default_config_dir)
     database_url: str | None = None
-    backend: Literal["process", "fake"] = "process"
+    backend: Literal["process", "docker", "fake"] = "process"
     # Client side: where the control plane is and the key to use.
     endpoint_url: str = "http://127.0.0.1:8686"
     api_key: SecretStr | None = None

@@ -36,6 +36,10 @@ def make_backend(settings: Settings) -> Backend:
         from orchestrator.backends.process import ProcessBackend
 
         return ProcessBackend(settings)
+    if settings.backend == "docker":
+        from orchestrator.backends.docker import DockerBackend
+
+        return DockerBackend(settings)
     from orchestrator.backends.fake import FakeBackend
 
     return FakeBackend()

@@ -11,8 +11,7 @@ result are removed as orphans, and cleanup removes the job's containers and netw
 from __future__ import annotations
 
 import contextlib
-import shutil
-import sys
+from pathlib import Path
 
 import docker
 from docker.errors import DockerException, NotFound
@@ -20,17 +19,14 @@ from docker.models.containers import Container
 
 from orchestrator import procs
 from orchestrator.backends.docker import engine
-from orchestrator.backends.process.jobs import ProcessJobs, store_access
+from orchestrator.backends.process.jobs import ProcessJobs
 from orchestrator.controller.plan.types import JobLaunch, ObservedJob
 from orchestrator.settings import Settings
 from orchestrator.training.contract import builtin_algorithm
 from orchestrator.training.files import (
-    JOB_FILE,
     PID_FILE,
     ContainerRun,
     JobFile,
-    write_atomic,
-    write_model,
 )
 
 
@@ -72,34 +68,14 @@ class DockerJobs(ProcessJobs):
         self.client = client
         self.owner = engine.owner_of(settings.work_dir)
 
-    def launch_job(self, launch: JobLaunch) -> None:
-        root = self._job_dir(launch.name) / f"attempt-{launch.attempt}"
-        if (root / PID_FILE).exists():
-            return  # launched already (idempotent)
-        if root.exists():
-            shutil.rmtree(root)  # a launch interrupted before its supervisor started
-        root.mkdir(parents=True)
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        s = self.settings
-        job = JobFile(
-            name=launch.name,
-            attempt=launch.attempt,
-            spec=launch.spec,
-            output_uri=launch.output_uri,
-            ml_root=str(root / "ml"),
-            log_path=str(self.job_log_path(launch.name)),
-            store=store_access(s),
-            allow_file_uris=s.allow_file_uris,
-            gpus=None if launch.gpus is None else list(launch.gpus),
-            container=job_container_run(s, launch, engine.container_user(s.docker.user)),
+    supervisor_module = "orchestrator.backends.docker.supervisor"
+
+    def job_file(self, launch: JobLaunch, root: Path) -> JobFile:
+        job = super().job_file(launch, root)
+        container = job_container_run(
+            self.settings, launch, engine.container_user(self.settings.docker.user)
         )
-        write_model(root / JOB_FILE, job)
-        pid = procs.spawn(
-            [sys.executable, "-m", "orchestrator.backends.docker.supervisor", str(root)],
-            cwd=root,
-            log=root / "supervisor.log",
-        )
-        write_atomic(root / PID_FILE, pid.to_json())
+        return job.model_copy(update={"container": container})
 
     def _job_containers(
         self, name: str | None = None, attempt: int | None = None

@@ -100,16 +100,12 @@ class ProcessJobs:
                     best = (n, d)
         return best
 
-    def launch_job(self, launch: JobLaunch) -> None:
-        root = self._job_dir(launch.name) / f"attempt-{launch.attempt}"
-        if (root / PID_FILE).exists():
-            return  # launched already (idempotent)
-        if root.exists():
-            shutil.rmtree(root)  # a launch interrupted before its process started
-        root.mkdir(parents=True)
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+    # What a backend built on this one changes: the supervisor it starts and the job file.
+    supervisor_module = "orchestrator.training.runner"
+
+    def job_file(self, launch: JobLaunch, root: Path) -> JobFile:
         s = self.settings
-        job = JobFile(
+        return JobFile(
             name=launch.name,
             attempt=launch.attempt,
             spec=launch.spec,
@@ -120,9 +116,19 @@ class ProcessJobs:
             allow_file_uris=s.allow_file_uris,
             gpus=None if launch.gpus is None else list(launch.gpus),
         )
+
+    def launch_job(self, launch: JobLaunch) -> None:
+        root = self._job_dir(launch.name) / f"attempt-{launch.attempt}"
+        if (root / PID_FILE).exists():
+            return  # launched already (idempotent)
+        if root.exists():
+            shutil.rmtree(root)  # a launch interrupted before its process started
+        root.mkdir(parents=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        job = self.job_file(launch, root)
         write_model(root / JOB_FILE, job)
         pid = procs.spawn(
-            [sys.executable, "-m", "orchestrator.training.runner", str(root)],
+            [sys.executable, "-m", self.supervisor_module, str(root)],
             cwd=root,
             log=root / "supervisor.log",
         )

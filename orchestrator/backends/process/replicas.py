@@ -50,14 +50,14 @@ class ProcessReplicas:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.endpoints_dir = settings.work_dir / "endpoints"
-        self.logs_dir = settings.logs_dir / "endpoints"
+        self.replica_logs_dir = settings.logs_dir / "endpoints"
         self._http = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
 
     def _root(self, endpoint: str, replica_id: str) -> Path:
         return self.endpoints_dir / endpoint / replica_id
 
     def replica_log_path(self, endpoint: str, replica_id: str) -> Path:
-        return self.logs_dir / endpoint / f"{replica_id}.log"
+        return self.replica_logs_dir / endpoint / f"{replica_id}.log"
 
     def launch_replica(self, launch: ReplicaLaunch) -> None:
         root = self._root(launch.endpoint, launch.replica_id)
