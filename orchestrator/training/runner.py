@@ -238,6 +238,12 @@ class Supervisor:
         return apply
 
     def train(self) -> int:
+        count = self.spec.ResourceConfig.InstanceCount
+        if count > 1:
+            raise JobError(
+                f"ClientError: ResourceConfig.InstanceCount={count}: the process backend runs "
+                "one instance per job; use the docker or kubernetes backend for more"
+            )
         argv, cwd = self.command()
         self.progress(
             SecondaryStatus.TRAINING, "Training image download completed. Training in progress."

@@ -322,3 +322,19 @@ def test_evaluation_written_by_a_job_is_served_beside_its_model(server: RunningS
     }
     with pytest.raises(NotFoundError, match="has no evaluation"):
         c.training_job_evaluation("plain")
+
+
+def test_more_than_one_instance_is_refused_by_name_on_the_process_backend(
+    server: RunningServer,
+) -> None:
+    c = server.client()
+    script_job(
+        c,
+        "two-hosts",
+        "print('hi')\n",
+        ResourceConfig={"InstanceType": "local", "InstanceCount": 2},
+    )
+    job = c.wait_for_training_job("two-hosts", timeout=30, poll=0.1)
+    assert job.TrainingJobStatus == "Failed"
+    assert "ResourceConfig.InstanceCount=2" in (job.FailureReason or "")
+    assert "docker or kubernetes backend" in (job.FailureReason or "")
