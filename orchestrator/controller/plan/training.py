@@ -134,6 +134,25 @@ def _finish(
     return st.model_copy(update={"Conditions": conditions})
 
 
+def _failed(
+    st: TrainingJobState, now: datetime, reason: str, observed: ObservedJob | None = None
+) -> Plan:
+    """The job ends Failed with ``reason`` as its FailureReason."""
+    return _plan(
+        _finish(
+            st,
+            TrainingJobStatus.FAILED,
+            SecondaryStatus.FAILED,
+            now,
+            message="Job failed",
+            failure=reason,
+            observed=observed,
+        ),
+        [],
+        None,
+    )
+
+
 def _plan(st: TrainingJobState, actions: list[Action], requeue: float | None) -> Plan:
     terminal = st.TrainingJobStatus in TERMINAL_TRAINING_STATUSES
     return Plan(
@@ -166,18 +185,7 @@ def _launch(
                 f"CapacityError: {itype} needs {needed} GPU(s) and this host has "
                 f"{capacity.total}; pick an instance type with fewer GPUs, or a bigger host"
             )
-            return _plan(
-                _finish(
-                    st,
-                    TrainingJobStatus.FAILED,
-                    SecondaryStatus.FAILED,
-                    now,
-                    message="Job failed",
-                    failure=reason,
-                ),
-                [],
-                None,
-            )
+            return _failed(st, now, reason)
         if needed > len(capacity.free):
             message = f"Waiting for {needed} GPU(s): {len(capacity.free)} of {capacity.total} free"
             st = _secondary(st, SecondaryStatus.PENDING, now, message)
@@ -219,18 +227,7 @@ def _retry_allowed(desired: DesiredJob, st: TrainingJobState) -> bool:
 
 def fail_training_job(status: TrainingJobState, reason: str, now: datetime) -> Plan:
     """A job the backend refused for good (e.g. it cannot run this kind of code)."""
-    return _plan(
-        _finish(
-            status,
-            TrainingJobStatus.FAILED,
-            SecondaryStatus.FAILED,
-            now,
-            message="Job failed",
-            failure=reason,
-        ),
-        [],
-        None,
-    )
+    return _failed(status, now, reason)
 
 
 def plan_training_job(
@@ -287,18 +284,7 @@ def plan_training_job(
             )
         if _retry_allowed(desired, st):
             return _launch(desired, st, now, st.Attempt + 1, capacity)
-        return _plan(
-            _finish(
-                st,
-                TrainingJobStatus.FAILED,
-                SecondaryStatus.FAILED,
-                now,
-                message="Job failed",
-                failure=reason,
-            ),
-            [],
-            None,
-        )
+        return _failed(st, now, reason)
 
     if observed.started_at and st.TrainingStartTime is None:
         st = st.model_copy(update={"TrainingStartTime": observed.started_at})
@@ -400,30 +386,6 @@ def _plan_exited(
         )
         if _retry_allowed(desired, st):
             return _launch(desired, st, now, st.Attempt + 1, capacity)
-        return _plan(
-            _finish(
-                st,
-                TrainingJobStatus.FAILED,
-                SecondaryStatus.FAILED,
-                now,
-                message="Job failed",
-                failure=reason,
-                observed=observed,
-            ),
-            [],
-            None,
-        )
+        return _failed(st, now, reason, observed)
     reason = observed.failure_reason or f"AlgorithmError: exit code {observed.exit_code}"
-    return _plan(
-        _finish(
-            st,
-            TrainingJobStatus.FAILED,
-            SecondaryStatus.FAILED,
-            now,
-            message="Job failed",
-            failure=reason,
-            observed=observed,
-        ),
-        [],
-        None,
-    )
+    return _failed(st, now, reason, observed)
