@@ -129,3 +129,12 @@ def script_job(
     }
     spec.update(fields)
     client.create_training_job(spec)
+
+
+def wait_for_log(client: Client, job: str, text: str, timeout: float = 20.0) -> None:
+    """Until the job's log holds ``text`` (the script reached a known line)."""
+    deadline = time.monotonic() + timeout
+    while text not in client.training_job_logs(job).text:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{job!r} never logged {text!r}")
+        time.sleep(0.1)

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.client import Estimator
 from orchestrator.errors import IntegrityError, JobFailedError, NotFoundError, ValidationError
-from tests.e2e.conftest import RunningServer, script_job, source_tarball
+from tests.e2e.conftest import RunningServer, script_job, source_tarball, wait_for_log
 
 pytestmark = pytest.mark.slow
 
@@ -150,10 +150,7 @@ def test_stop_request_sigterms_the_script_and_keeps_what_it_saved(server: Runnin
         "time.sleep(3600)\n"
     )
     script_job(c, "stop-me", script)
-    deadline = time.monotonic() + 20
-    while "ready" not in c.training_job_logs("stop-me").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_log(c, "stop-me", "ready")
     c.stop_training_job("stop-me")
     job = c.wait_for_training_job("stop-me", timeout=30, poll=0.1)
     assert job.TrainingJobStatus == "Stopped"
@@ -183,10 +180,7 @@ def test_control_plane_killed_mid_job_finds_the_job_and_its_true_end(
         "print('finished', flush=True)\n"
     )
     script_job(c, "survivor", script)
-    deadline = time.monotonic() + 20
-    while "started" not in c.training_job_logs("survivor").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_log(c, "survivor", "started")
     server.kill()  # SIGKILL, mid-training
     time.sleep(4)  # the job finishes while nobody watches
     server.start()
@@ -203,10 +197,7 @@ def test_control_plane_killed_mid_job_finds_the_job_and_its_true_end(
 def test_job_killed_while_control_plane_is_down_is_reported_failed(server: RunningServer) -> None:
     c = server.client()
     script_job(c, "victim", "import time\nprint('started', flush=True)\ntime.sleep(3600)\n")
-    deadline = time.monotonic() + 20
-    while "started" not in c.training_job_logs("victim").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_log(c, "victim", "started")
     server.kill()
     pid_file = (
         server.root / "home" / "work" / "training-jobs" / "victim" / "attempt-1" / "supervisor.pid"
@@ -262,10 +253,7 @@ def test_a_script_ignoring_sigterm_is_killed_after_the_grace(server: RunningServ
         "time.sleep(3600)\n"
     )
     script_job(c, "stubborn", script)
-    deadline = time.monotonic() + 20
-    while "stubborn" not in c.training_job_logs("stubborn").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_log(c, "stubborn", "stubborn")
     started = time.monotonic()
     c.stop_training_job("stubborn")
     job = c.wait_for_training_job("stubborn", timeout=30, poll=0.1)
