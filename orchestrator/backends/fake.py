@@ -138,6 +138,8 @@ class FakeBackend:
                 url=f"http://fake-replica/{launch.endpoint}/{launch.replica_id}",
                 started_at=_now(),
                 generation=launch.generation,
+                config=launch.config,
+                ready_at=_now() if self.auto_ready else None,
             )
 
     def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:

@@ -9,12 +9,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from orchestrator.controller.plan.types import VariantRoute
 
-@dataclass(frozen=True)
-class VariantRoute:
-    name: str
-    weight: float
-    urls: tuple[str, ...]
+__all__ = ["EndpointRoute", "RoutingTable", "VariantRoute"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +22,7 @@ class EndpointRoute:
 
     @property
     def ready(self) -> bool:
-        return any(v.urls and v.weight > 0 for v in self.variants)
+        return any(v.urls and v.weight > 0 and not v.shadow for v in self.variants)
 
 
 class RoutingTable:

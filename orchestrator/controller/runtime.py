@@ -36,7 +36,7 @@ from orchestrator.controller.plan.types import (
     StopJob,
     StopReplica,
 )
-from orchestrator.controller.routing import EndpointRoute, RoutingTable, VariantRoute
+from orchestrator.controller.routing import EndpointRoute, RoutingTable
 from orchestrator.errors import ConflictError, PermanentError
 from orchestrator.gpus import GpuInventory
 from orchestrator.resources.endpoints import (
@@ -159,10 +159,7 @@ class Controller:
                 EndpointRoute(
                     endpoint=record.name,
                     public=spec.AuthMode == "None",
-                    variants=tuple(
-                        VariantRoute(name, weight, urls)
-                        for name, (weight, urls) in plan.routes.items()
-                    ),
+                    variants=plan.routes,
                 )
             )
         else:

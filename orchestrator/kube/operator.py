@@ -43,7 +43,7 @@ from orchestrator.controller.plan.types import (
     StopJob,
     StopReplica,
 )
-from orchestrator.controller.routing import EndpointRoute, RoutingTable, VariantRoute
+from orchestrator.controller.routing import EndpointRoute, RoutingTable
 from orchestrator.controller.runtime import training_output_uri
 from orchestrator.errors import OrchestratorError, PermanentError, ValidationError
 from orchestrator.kube import objects as o
@@ -383,8 +383,7 @@ class Operator:
 
     def _publish(self, name: str, spec: CreateEndpointRequest, plan: Plan, deleting: bool) -> None:
         if plan.routes is not None and plan.phase not in {"Failed", "Deleting"} and not deleting:
-            variants = tuple(VariantRoute(v, w, urls) for v, (w, urls) in plan.routes.items())
-            self.routes.publish(EndpointRoute(name, spec.AuthMode == "None", variants))
+            self.routes.publish(EndpointRoute(name, spec.AuthMode == "None", plan.routes))
         else:
             self.routes.withdraw(name)
 

@@ -1,4 +1,11 @@
-"""EndpointConfig and Endpoint: production variants, their status, and the Describe/List shapes."""
+"""EndpointConfig and Endpoint: production and shadow variants, autoscaling, blue/green updates,
+their status, and the Describe/List/Update shapes.
+
+SageMaker spreads these over three services (SageMaker's variants and deployment configs,
+Application Auto Scaling's target tracking, CloudWatch's alarms); here they are fields of the
+one EndpointConfig/Endpoint spec, so a manifest holds the whole serving setup. The extensions
+(``TargetTracking``, ``ScaleToZeroAfterIdleSeconds``, the alarms' own thresholds) say so.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,57 @@ from pydantic import Field, StringConstraints, model_validator
 from orchestrator.resources.common import Condition, Output, ResourceName, Spec, TagList
 from orchestrator.resources.instances import InstanceTypeName
 
+ScalingMetric = Literal[
+    "SageMakerVariantInvocationsPerInstance",
+    "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+]
+INVOCATIONS_PER_INSTANCE: ScalingMetric = "SageMakerVariantInvocationsPerInstance"
+CONCURRENT_REQUESTS: ScalingMetric = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+
+
+class TargetTrackingScalingPolicyConfiguration(Spec):
+    """Keep the metric near ``TargetValue`` per instance (Application Auto Scaling's shape).
+
+    ``SageMakerVariantInvocationsPerInstance``: invocations per instance per minute.
+    ``SageMakerVariantConcurrentRequestsPerModelHighResolution``: requests in flight per
+    instance. Cooldowns are seconds between two scale-outs (or two scale-ins) and after a
+    scale-out before any scale-in.
+    """
+
+    PredefinedMetricType: ScalingMetric = INVOCATIONS_PER_INSTANCE
+    TargetValue: Annotated[float, Field(gt=0.0, le=1e9)]
+    ScaleOutCooldown: Annotated[int, Field(ge=0, le=86400)] = 30
+    ScaleInCooldown: Annotated[int, Field(ge=0, le=86400)] = 300
+    DisableScaleIn: bool = False
+
+
+class ManagedInstanceScaling(Spec):
+    """Instance bounds of a variant (SageMaker's shape) and, as extensions, the target-tracking
+    policy and the idle time after which a variant with ``MinInstanceCount: 0`` scales to zero
+    (requests that arrive then are held while a replica starts, not refused)."""
+
+    Status: Literal["ENABLED", "DISABLED"] = "ENABLED"
+    MinInstanceCount: Annotated[int, Field(ge=0, le=100)] = 1
+    MaxInstanceCount: Annotated[int, Field(ge=1, le=100)]
+    TargetTracking: TargetTrackingScalingPolicyConfiguration | None = None
+    ScaleToZeroAfterIdleSeconds: Annotated[int, Field(ge=10, le=86400)] = 300
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.MinInstanceCount > self.MaxInstanceCount:
+            raise ValueError(
+                f"MinInstanceCount ({self.MinInstanceCount}) must not exceed "
+                f"MaxInstanceCount ({self.MaxInstanceCount})"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.Status == "ENABLED"
+
+
+_ManagedInstanceScaling = ManagedInstanceScaling
+
 
 class ProductionVariant(Spec):
     VariantName: ResourceName
@@ -20,23 +78,60 @@ class ProductionVariant(Spec):
     InitialVariantWeight: Annotated[float, Field(ge=0.0, le=1000.0)] = 1.0
     ContainerStartupHealthCheckTimeoutInSeconds: Annotated[int, Field(ge=60, le=3600)] | None = None
     ModelDataDownloadTimeoutInSeconds: Annotated[int, Field(ge=60, le=3600)] | None = None
+    ManagedInstanceScaling: _ManagedInstanceScaling | None = None
+
+    @model_validator(mode="after")
+    def _initial_within_bounds(self) -> Self:
+        s = self.ManagedInstanceScaling
+        if s is not None and s.enabled:
+            low = max(1, s.MinInstanceCount)
+            if not low <= self.InitialInstanceCount <= s.MaxInstanceCount:
+                raise ValueError(
+                    f"InitialInstanceCount ({self.InitialInstanceCount}) must lie within "
+                    f"ManagedInstanceScaling [{low}, {s.MaxInstanceCount}]"
+                )
+        return self
+
+    @property
+    def scaling(self) -> _ManagedInstanceScaling | None:
+        """The scaling settings when enabled, else None (a fixed instance count)."""
+        s = self.ManagedInstanceScaling
+        return s if s is not None and s.enabled else None
 
 
 class CreateEndpointConfigRequest(Spec):
     EndpointConfigName: ResourceName
     ProductionVariants: Annotated[list[ProductionVariant], Field(min_length=1, max_length=10)]
+    # A shadow variant gets a copy of a share of live traffic (its weight relative to the
+    # production variants' total, at most all of it); its answers are measured, never returned.
+    ShadowProductionVariants: Annotated[list[ProductionVariant], Field(max_length=1)] = []
     Tags: TagList = []
     KmsKeyId: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
     @model_validator(mode="after")
     def _variants_coherent(self) -> Self:
-        names = [v.VariantName for v in self.ProductionVariants]
+        names = [v.VariantName for v in self.ProductionVariants + self.ShadowProductionVariants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"ProductionVariants: variant names must be unique; repeated: {dupes}")
+            raise ValueError(
+                "ProductionVariants/ShadowProductionVariants: variant names must be unique; "
+                f"repeated: {dupes}"
+            )
         if sum(v.InitialVariantWeight for v in self.ProductionVariants) <= 0:
             raise ValueError("ProductionVariants: at least one InitialVariantWeight must be > 0")
         return self
+
+    @property
+    def all_variants(self) -> list[ProductionVariant]:
+        return self.ProductionVariants + self.ShadowProductionVariants
+
+    @property
+    def shadow_fraction(self) -> float:
+        """The share of live requests copied to the shadow variant (0 without one)."""
+        if not self.ShadowProductionVariants:
+            return 0.0
+        total = sum(v.InitialVariantWeight for v in self.ProductionVariants)
+        return min(1.0, self.ShadowProductionVariants[0].InitialVariantWeight / total)
 
 
 class DescribeEndpointConfigResponse(CreateEndpointConfigRequest):
@@ -60,6 +155,85 @@ class CreateEndpointConfigResponse(Output):
     EndpointConfigArn: str
 
 
+# --- deployments (blue/green) ---------------------------------------------------------------
+class CapacitySize(Spec):
+    Type: Literal["INSTANCE_COUNT", "CAPACITY_PERCENT"]
+    Value: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _percent(self) -> Self:
+        if self.Type == "CAPACITY_PERCENT" and self.Value > 100:
+            raise ValueError(f"Value: a CAPACITY_PERCENT is at most 100, not {self.Value}")
+        return self
+
+
+class TrafficRoutingConfig(Spec):
+    """How traffic moves to the new fleet: all at once, a canary share then the rest, or in
+    linear steps; ``WaitIntervalInSeconds`` is the bake time after each shift."""
+
+    Type: Literal["ALL_AT_ONCE", "CANARY", "LINEAR"] = "ALL_AT_ONCE"
+    WaitIntervalInSeconds: Annotated[int, Field(ge=0, le=3600)] = 0
+    CanarySize: CapacitySize | None = None
+    LinearStepSize: CapacitySize | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Self:
+        if self.Type == "CANARY" and self.CanarySize is None:
+            raise ValueError("CanarySize is required when Type is CANARY")
+        if self.Type == "LINEAR" and self.LinearStepSize is None:
+            raise ValueError("LinearStepSize is required when Type is LINEAR")
+        if self.Type != "CANARY" and self.CanarySize is not None:
+            raise ValueError(f"CanarySize applies to Type CANARY only, not {self.Type}")
+        if self.Type != "LINEAR" and self.LinearStepSize is not None:
+            raise ValueError(f"LinearStepSize applies to Type LINEAR only, not {self.Type}")
+        return self
+
+
+class BlueGreenUpdatePolicy(Spec):
+    TrafficRoutingConfiguration: TrafficRoutingConfig = TrafficRoutingConfig()
+    # Blue stays up (idle) this long after the shift completes, for a fast manual way back.
+    TerminationWaitInSeconds: Annotated[int, Field(ge=0, le=3600)] = 0
+    MaximumExecutionTimeoutInSeconds: Annotated[int, Field(ge=600, le=28800)] | None = None
+
+
+class RollbackAlarm(Spec):
+    """An alarm on the new fleet's traffic (an extension: SageMaker names CloudWatch alarms).
+
+    ``Invocation5XXErrorRate``: the share of its invocations answered 5xx (0..1).
+    ``ModelLatency`` / ``OverheadLatency``: the p99, in microseconds. Evaluated over the new
+    fleet's traffic since the current traffic step began, once ``MinInvocations`` were served.
+    """
+
+    AlarmName: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    MetricName: Literal["Invocation5XXErrorRate", "ModelLatency", "OverheadLatency"]
+    Threshold: Annotated[float, Field(ge=0.0)]
+    MinInvocations: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+
+
+class AutoRollbackConfig(Spec):
+    Alarms: Annotated[list[RollbackAlarm], Field(min_length=1, max_length=10)]
+
+
+DEFAULT_ROLLBACK_ALARMS = (
+    RollbackAlarm(AlarmName="default-5xx", MetricName="Invocation5XXErrorRate", Threshold=0.05),
+)
+
+
+_BlueGreenUpdatePolicy = BlueGreenUpdatePolicy
+
+
+class DeploymentConfig(Spec):
+    BlueGreenUpdatePolicy: _BlueGreenUpdatePolicy = Field(default_factory=_BlueGreenUpdatePolicy)
+    # Without one, a default alarm rolls back when over 5% of the new fleet's answers are 5xx.
+    AutoRollbackConfiguration: AutoRollbackConfig | None = None
+
+    @property
+    def alarms(self) -> tuple[RollbackAlarm, ...]:
+        if self.AutoRollbackConfiguration is None:
+            return DEFAULT_ROLLBACK_ALARMS
+        return tuple(self.AutoRollbackConfiguration.Alarms)
+
+
 class EndpointStatus(StrEnum):
     OUT_OF_SERVICE = "OutOfService"
     CREATING = "Creating"
@@ -74,9 +248,24 @@ class EndpointStatus(StrEnum):
 class CreateEndpointRequest(Spec):
     EndpointName: ResourceName
     EndpointConfigName: ResourceName
+    DeploymentConfig: _DeploymentConfig | None = None
     Tags: TagList = []
     # Orchestrator extension: invocations need an API key unless the endpoint is made public.
     AuthMode: Literal["ApiKey", "None"] = "ApiKey"
+
+
+_DeploymentConfig = DeploymentConfig
+
+
+class UpdateEndpointRequest(Spec):
+    """Move the endpoint to another EndpointConfig: a new fleet is started beside the old one
+    and traffic shifts to it as its ``DeploymentConfig`` says (default: all at once once the
+    new fleet is healthy), rolling back by itself when an alarm fires."""
+
+    EndpointConfigName: ResourceName
+    DeploymentConfig: _DeploymentConfig | None = None
+    # Keep the endpoint's current DeploymentConfig when this request carries none.
+    RetainDeploymentConfig: bool = False
 
 
 class ProductionVariantSummary(Output):
@@ -87,14 +276,62 @@ class ProductionVariantSummary(Output):
     DesiredInstanceCount: int
 
 
+class VariantScalingState(Output):
+    """The autoscaler's memory for one variant of the serving fleet."""
+
+    DesiredInstanceCount: int
+    LastScaleOutTime: datetime | None = None
+    LastScaleInTime: datetime | None = None
+    # When the variant last had traffic (or was created); scale to zero counts from here.
+    LastActiveTime: datetime | None = None
+
+
+DeploymentPhase = Literal[
+    "Provisioning",  # the new fleet is starting; no traffic yet
+    "Shifting",  # traffic is moving (TrafficPercent to the new fleet), baking between steps
+    "Terminating",  # all traffic on the new fleet; the old one waits TerminationWait, then goes
+    "RollingBack",  # an alarm fired or the new fleet failed: all traffic back on the old fleet
+]
+
+
+class DeploymentState(Output):
+    """A blue/green update in progress: the old fleet serves ``CurrentEndpointConfigName``,
+    the new one ``TargetEndpointConfigName``."""
+
+    TargetEndpointConfigName: str
+    Phase: DeploymentPhase = "Provisioning"
+    TrafficPercent: float = 0.0  # of production traffic on the new fleet
+    StartTime: datetime
+    StepStartTime: datetime | None = None  # when the current traffic step began
+    Message: str = ""
+
+
+class DeploymentOutcome(Output):
+    """How the last update ended. A rolled-back config is not tried again until another
+    UpdateEndpoint asks for it (which clears this)."""
+
+    TargetEndpointConfigName: str
+    Result: Literal["Succeeded", "RolledBack"]
+    EndTime: datetime
+    Message: str = ""
+
+
 _EndpointStatus = EndpointStatus
 
 
 class EndpointState(Output):
     EndpointStatus: _EndpointStatus = EndpointStatus.CREATING
     FailureReason: str | None = None
+    # The config the serving fleet runs (set once the endpoint is first planned); the spec's
+    # EndpointConfigName is the one asked for, which differs while an update is under way.
+    CurrentEndpointConfigName: str | None = None
     ProductionVariants: list[ProductionVariantSummary] = []
+    ShadowProductionVariants: list[ProductionVariantSummary] = []
     Conditions: list[Condition] = []
+    Deployment: DeploymentState | None = None
+    LastDeployment: DeploymentOutcome | None = None
+    # Autoscaling per variant of the serving fleet.
+    VariantScaling: dict[str, VariantScalingState] = {}
     # Bookkeeping of the controller: replica launches so far (names each new replica) and
     # replicas that died before serving, in a row.
     ReplicaGeneration: int = 0

@@ -265,6 +265,38 @@ class StateStore:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
         return self.get(record.kind, record.name)
 
+    def update_spec(
+        self,
+        record: Record,
+        spec: dict[str, Any],
+        *,
+        status: dict[str, Any],
+        now: datetime,
+    ) -> Record:
+        """Replace the desired state (and the status with it, e.g. to clear what the old spec
+        left) if nobody wrote since ``record`` was read (else ConflictError). The resource
+        needs the controller again."""
+        with self._tx() as conn:
+            result = conn.execute(
+                resources.update()
+                .where(
+                    resources.c.kind == record.kind,
+                    resources.c.name == record.name,
+                    resources.c.version == record.version,
+                )
+                .values(
+                    spec=json.dumps(spec, default=str),
+                    spec_hash=canonical_hash(spec),
+                    status=json.dumps(status, default=str),
+                    active=True,
+                    updated_at=_ts(now),
+                    version=record.version + 1,
+                )
+            )
+        if result.rowcount != 1:
+            raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
+        return self.get(record.kind, record.name)
+
     def set_flag(self, kind: str, name: str, flag: str, now: datetime) -> Record:
         """Mark desired state: ``stop_requested`` or ``delete_requested`` (idempotent)."""
         if flag not in {"stop_requested", "delete_requested"}:

@@ -40,10 +40,11 @@ from orchestrator.training.files import read_json, write_atomic, write_model
 LAUNCHER_PID = "launcher.pid"
 TERMINATING_FILE = "terminating"
 PING_TIMEOUT = 0.5
-VARIANT, SLOT, GENERATION, REPLICA = (
+VARIANT, SLOT, GENERATION, CONFIG, REPLICA = (
     "orchestrator.variant",
     "orchestrator.slot",
     "orchestrator.generation",
+    "orchestrator.config",
     "orchestrator.replica",
 )
 
@@ -95,6 +96,7 @@ class DockerReplicas:
             slot=launch.slot,
             replica_id=launch.replica_id,
             generation=launch.generation,
+            config=launch.config,
             container=container,
             root=str(root),
             store=store_access(s),
@@ -118,6 +120,7 @@ class DockerReplicas:
                 VARIANT: launch.variant,
                 SLOT: str(launch.slot),
                 GENERATION: str(launch.generation),
+                CONFIG: launch.config,
                 REPLICA: launch.replica_id,
             },
         }
@@ -165,10 +168,11 @@ class DockerReplicas:
         root = self._root(endpoint, rid)
         if c is not None:
             labels = c.labels
-            variant, slot, generation = (
+            variant, slot, generation, config = (
                 labels.get(VARIANT, ""),
                 int(labels.get(SLOT, "0")),
                 int(labels.get(GENERATION, "0")),
+                labels.get(CONFIG, ""),
             )
             started = _parse_time(str(c.attrs.get("Created", "")))
         else:
@@ -178,7 +182,7 @@ class DockerReplicas:
                     shutil.rmtree(root, ignore_errors=True)  # a launch that never happened
                 return None
             r = ReplicaFile.model_validate(doc)
-            variant, slot, generation = r.variant, r.slot, r.generation
+            variant, slot, generation, config = r.variant, r.slot, r.generation, r.config
             started = datetime.fromtimestamp((root / REPLICA_FILE).stat().st_mtime, tz=UTC)
         base: dict[str, Any] = {
             "endpoint": endpoint,
@@ -187,6 +191,7 @@ class DockerReplicas:
             "replica_id": rid,
             "started_at": started,
             "generation": generation,
+            "config": config,
         }
         if (root / TERMINATING_FILE).exists() or (c is not None and not root.exists()):
             if self._drive_termination(endpoint, rid, c):

@@ -39,6 +39,7 @@ class ReplicaFile(BaseModel):
     slot: int
     replica_id: str
     generation: int
+    config: str = ""
     container: ContainerDefinition
     root: str
     store: StoreAccess
@@ -73,6 +74,7 @@ class ProcessReplicas:
             slot=launch.slot,
             replica_id=launch.replica_id,
             generation=launch.generation,
+            config=launch.config,
             container=launch.model.serving_containers[0],
             root=str(root),
             store=store_access(s),
@@ -121,6 +123,7 @@ class ProcessReplicas:
                 "replica_id": r.replica_id,
                 "started_at": started,
                 "generation": r.generation,
+                "config": r.config,
             }
             if (root / TERMINATING_FILE).exists():
                 self._drive_termination(root, pid, r.grace_seconds)
@@ -138,8 +141,19 @@ class ProcessReplicas:
             )
             url = f"http://127.0.0.1:{port_text}" if port_text.isdigit() else None
             ready = url is not None and self._ping(url)
+            # The server writes the port file once the model is loaded and it listens.
+            ready_at = (
+                datetime.fromtimestamp((root / PORT_FILE).stat().st_mtime, tz=UTC)
+                if ready
+                else None
+            )
             out.append(
-                ObservedReplica(state="ready" if ready else "starting", url=url, **base)  # type: ignore[arg-type]
+                ObservedReplica(
+                    state="ready" if ready else "starting",
+                    url=url,
+                    ready_at=ready_at,
+                    **base,  # type: ignore[arg-type]
+                )
             )
         return out
 

@@ -18,6 +18,7 @@ from orchestrator.controller.plan.types import (
     Plan,
     RemoveReplica,
     ReplicaLaunch,
+    VariantRoute,
 )
 from orchestrator.resources.common import set_condition
 from orchestrator.resources.endpoints import (
@@ -58,7 +59,7 @@ def _result(
     actions: list[Action],
     *,
     active: bool,
-    routes: dict[str, tuple[float, tuple[str, ...]]] | None = None,
+    routes: list[VariantRoute] | None = None,
 ) -> Plan:
     return Plan(
         actions=tuple(actions),
@@ -66,7 +67,7 @@ def _result(
         phase=st.EndpointStatus.value,
         active=active,
         requeue_after=RESYNC if active else None,
-        routes=routes or {},
+        routes=tuple(routes or ()),
     )
 
 
@@ -146,7 +147,7 @@ def plan_endpoint(
     failures = st.StartFailures
     last_failure = ""
     summaries: list[ProductionVariantSummary] = []
-    routes: dict[str, tuple[float, tuple[str, ...]]] = {}
+    routes: list[VariantRoute] = []
     all_ready = True
     for v in desired.config.ProductionVariants:
         urls: list[str] = []
@@ -194,7 +195,7 @@ def plan_endpoint(
                         )
                     )
                 )
-        routes[v.VariantName] = (v.InitialVariantWeight, tuple(urls))
+        routes.append(VariantRoute(v.VariantName, v.InitialVariantWeight, tuple(urls)))
         summaries.append(
             ProductionVariantSummary(
                 VariantName=v.VariantName,

@@ -82,6 +82,11 @@ class ObservedReplica:
     started_at: datetime | None = None
     message: str = ""  # for dead replicas: why (exit code and the last log lines)
     generation: int = 0
+    # The EndpointConfig whose fleet the replica belongs to ("" from a backend that does not
+    # record it: taken as the endpoint's current config).
+    config: str = ""
+    # When it first answered GET /ping (ModelSetupTime = ready_at - started_at), if known.
+    ready_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,43 @@ class ReplicaLaunch:
     model: CreateModelRequest
     instance_type: str
     generation: int
+    config: str = ""  # the EndpointConfig whose fleet this replica joins
+
+
+@dataclass(frozen=True)
+class VariantLoad:
+    """Traffic of one variant of the serving fleet over the autoscaler's metric window."""
+
+    invocations_per_minute: float = 0.0  # all replicas together
+    concurrency: float = 0.0  # mean requests in flight, all replicas together
+    last_invocation_at: datetime | None = None
+    waiting: int = 0  # requests held right now for a replica (a variant scaled to zero)
+
+
+@dataclass(frozen=True)
+class FleetHealth:
+    """What the new fleet of a blue/green update served since its current traffic step."""
+
+    invocations: int = 0
+    errors_5xx: int = 0
+    model_latency_p99_us: float | None = None
+    overhead_latency_p99_us: float | None = None
+
+
+@dataclass(frozen=True)
+class VariantRoute:
+    """One variant of one fleet as the invocation router sees it."""
+
+    name: str
+    weight: float  # relative share of production traffic (the fleets' shares folded in)
+    urls: tuple[str, ...]  # ready replicas
+    config: str = ""  # the EndpointConfig of its fleet
+    shadow: bool = False  # gets copies (``weight`` is then the fraction copied), never answers
+    # No replica on purpose (scaled to zero): a request wakes it and waits instead of a 503.
+    scaled_to_zero: bool = False
+    # Part of the new fleet of an update in progress: a 5xx or a failed connection there is
+    # retried on the old fleet (and counts against the update's alarms).
+    trial: bool = False
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -153,5 +195,5 @@ class Plan:
     phase: str  # primary status, indexed by the store
     active: bool  # still needs reconciling
     requeue_after: float | None = None
-    # Routing for endpoints: variant -> (weight, ready replica URLs).
-    routes: dict[str, tuple[float, tuple[str, ...]]] | None = None
+    # Routing for endpoints (None: withdraw the endpoint's route).
+    routes: tuple[VariantRoute, ...] | None = None
