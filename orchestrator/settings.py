@@ -57,6 +57,12 @@ class ControllerSettings(BaseModel):
     replica_max_start_failures: int = Field(default=3, ge=1)
     # Simultaneous InProgress training jobs (a quota; 0 = unlimited).
     max_concurrent_training_jobs: int = Field(default=8, ge=0)
+    # The autoscaler reads each variant's traffic over this window (SageMaker's
+    # high-resolution metrics are 10 s).
+    autoscaling_window_seconds: float = Field(default=10.0, gt=0)
+    # Copies of live requests in flight to shadow variants at most; more are dropped (and
+    # counted), so a slow shadow never holds memory or sockets the live path needs.
+    shadow_max_in_flight: int = Field(default=64, ge=1)
 
 
 class ServingSettings(BaseModel):
