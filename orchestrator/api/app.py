@@ -83,6 +83,8 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
         app.state.router = Router(
             plane.controller.routes,
             timeout_seconds=plane.settings.serving.invocation_timeout_seconds,
+            shadow_max_in_flight=plane.settings.controller.shadow_max_in_flight,
+            clock=lambda: plane.clock.now().timestamp(),
         )
         if run_controller:
             plane.controller.start()

@@ -25,6 +25,7 @@ from orchestrator.errors import (
     DeadlineExceededError,
     LimitExceededError,
     NotFoundError,
+    UnavailableError,
     ValidationError,
 )
 from orchestrator.objects import ObjectStore, safe_extract
@@ -38,6 +39,7 @@ from orchestrator.resources.endpoints import (
     EndpointState,
     EndpointStatus,
     EndpointSummary,
+    UpdateEndpointRequest,
 )
 from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, KINDS, MODEL, TRAINING_JOB
 from orchestrator.resources.models import CreateModelRequest, DescribeModelResponse, ModelSummary
@@ -402,6 +404,85 @@ class ControlPlane:
         if created:
             self.controller.wake()
         return self.arn(ENDPOINT.name, req.EndpointName), created
+
+    def update_endpoint(self, name: str, req: UpdateEndpointRequest) -> str:
+        """Point the endpoint at another EndpointConfig: the controller starts a new fleet and
+        shifts traffic as the DeploymentConfig says, rolling back by itself on an alarm."""
+        config = self.store.find(ENDPOINT_CONFIG.name, req.EndpointConfigName)
+        if config is None:
+            raise ValidationError(
+                f"EndpointConfigName: EndpointConfig {req.EndpointConfigName!r} does not "
+                "exist; create it first",
+                field="EndpointConfigName",
+            )
+        for v in CreateEndpointConfigRequest.model_validate(config.spec).all_variants:
+            if self.store.find(MODEL.name, v.ModelName) is None:
+                raise ValidationError(
+                    f"EndpointConfigName: variant {v.VariantName!r} of "
+                    f"{req.EndpointConfigName!r} names Model {v.ModelName!r}, which does not "
+                    "exist; create it first",
+                    field="EndpointConfigName",
+                )
+        for _ in range(20):  # the controller writes the status often: re-read on a conflict
+            record = self.store.get(ENDPOINT.name, name)
+            spec = CreateEndpointRequest.model_validate(record.spec)
+            state = EndpointState.model_validate(record.status)
+            self._check_updatable(name, record, spec, state, req)
+            deployment = req.DeploymentConfig
+            if deployment is None and req.RetainDeploymentConfig:
+                deployment = spec.DeploymentConfig
+            new_spec = spec.model_copy(
+                update={
+                    "EndpointConfigName": req.EndpointConfigName,
+                    "DeploymentConfig": deployment,
+                }
+            )
+            # A new request may try again a config an earlier update rolled back from.
+            new_state = state.model_copy(update={"LastDeployment": None})
+            try:
+                self.store.update_spec(
+                    record,
+                    new_spec.model_dump(mode="json"),
+                    status=new_state.model_dump(mode="json"),
+                    now=self.clock.now(),
+                )
+            except ConflictError:
+                continue
+            self.controller.wake()
+            return self.arn(ENDPOINT.name, name)
+        raise UnavailableError(
+            f"endpoint {name!r} changed too often to be updated; retry", retry_after=1
+        )
+
+    @staticmethod
+    def _check_updatable(
+        name: str,
+        record: Record,
+        spec: CreateEndpointRequest,
+        state: EndpointState,
+        req: UpdateEndpointRequest,
+    ) -> None:
+        if record.delete_requested:
+            raise ConflictError(f"endpoint {name!r} is being deleted")
+        if record.phase == EndpointStatus.FAILED.value:
+            raise ConflictError(
+                f"endpoint {name!r} is Failed ({state.FailureReason}); delete and re-create it"
+            )
+        if state.Deployment is not None or spec.EndpointConfigName != (
+            state.CurrentEndpointConfigName or spec.EndpointConfigName
+        ):
+            raise ConflictError(
+                f"endpoint {name!r} is being updated to "
+                f"{spec.EndpointConfigName!r}; wait until the update ends (it is InService "
+                "again after it succeeds or rolls back)"
+            )
+        serving = state.CurrentEndpointConfigName or spec.EndpointConfigName
+        if req.EndpointConfigName == serving:
+            raise ValidationError(
+                f"EndpointConfigName: endpoint {name!r} already serves {serving!r}; name "
+                "another EndpointConfig (create a new one to change settings)",
+                field="EndpointConfigName",
+            )
 
     def describe_endpoint(self, name: str) -> DescribeEndpointResponse:
         r = self.store.get(ENDPOINT.name, name)

@@ -1,12 +1,16 @@
 """The routing table the controller publishes and the invocation router reads.
 
 Rebuilt from observation on every reconcile pass: only replicas that answered ``GET /ping``
-are in it, so a replica that stops answering drops out within one pass.
+are in it, so a replica that stops answering drops out within one pass. The table also carries
+demand the other way: requests held for a variant scaled to zero are counted here, and the
+controller is woken at once when the first one arrives, so it starts a replica without waiting
+for its next pass.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.controller.plan.types import VariantRoute
@@ -28,7 +32,9 @@ class EndpointRoute:
 class RoutingTable:
     def __init__(self) -> None:
         self._routes: dict[str, EndpointRoute] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        self.on_demand: Callable[[], None] | None = None  # the controller's wake()
 
     def publish(self, route: EndpointRoute) -> None:
         with self._lock:
@@ -41,3 +47,24 @@ class RoutingTable:
     def get(self, endpoint: str) -> EndpointRoute | None:
         with self._lock:
             return self._routes.get(endpoint)
+
+    # --- demand: requests held until a replica of their variant is ready -------------------
+    def hold(self, endpoint: str, variant: str) -> None:
+        with self._lock:
+            key = (endpoint, variant)
+            self._waiting[key] = self._waiting.get(key, 0) + 1
+        if self.on_demand is not None:
+            self.on_demand()
+
+    def release(self, endpoint: str, variant: str) -> None:
+        with self._lock:
+            key = (endpoint, variant)
+            left = self._waiting.get(key, 0) - 1
+            if left > 0:
+                self._waiting[key] = left
+            else:
+                self._waiting.pop(key, None)
+
+    def waiting(self, endpoint: str, variant: str) -> int:
+        with self._lock:
+            return self._waiting.get((endpoint, variant), 0)

@@ -80,6 +80,7 @@ class Controller:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.routes = routes or RoutingTable()
+        self.routes.on_demand = self.wake  # a request held for a scaled-to-zero variant
         # None: the backend places GPUs itself; otherwise the controller hands out devices.
         self.gpus = gpus
         self._gpu_indexes = [d.index for d in gpus.devices()] if gpus is not None else []

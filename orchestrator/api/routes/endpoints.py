@@ -25,6 +25,7 @@ from orchestrator.resources.endpoints import (
     CreateEndpointResponse,
     DescribeEndpointResponse,
     ListEndpointsResponse,
+    UpdateEndpointRequest,
 )
 
 router = APIRouter(tags=["Endpoint"])
@@ -61,6 +62,17 @@ def list_endpoints(
 )
 def describe_endpoint(name: str, cp: Plane) -> DescribeEndpointResponse:
     return cp.describe_endpoint(name)
+
+
+@router.patch(
+    "/api/v1/endpoints/{name}",
+    response_model=CreateEndpointResponse,
+    status_code=202,
+    dependencies=[Depends(allowed("endpoint:update"))],
+)
+def update_endpoint(name: str, body: UpdateEndpointRequest, cp: Plane) -> CreateEndpointResponse:
+    """UpdateEndpoint: move to another EndpointConfig by a blue/green deployment."""
+    return CreateEndpointResponse(EndpointArn=cp.update_endpoint(name, body))
 
 
 @router.delete(
