@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import ValidationError
 from orchestrator.kube.convert import API_GROUP, API_VERSION
-from orchestrator.resources.endpoints import ProductionVariant
+from orchestrator.resources.endpoints import INVOCATIONS_PER_INSTANCE, ProductionVariant
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV, CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
@@ -344,6 +344,7 @@ def training_job_manifest(
 ANNOTATION_AUTOSCALING = f"{PREFIX}/autoscaling"
 # A per-pod custom metric (served by a metrics adapter over the replicas' Prometheus counters).
 INVOCATIONS_METRIC = "orch_invocations_per_minute"
+CONCURRENCY_METRIC = "orch_concurrent_requests"
 
 
 class _ScalingAnnotation(BaseModel):
@@ -360,10 +361,46 @@ class ScalingPolicy(BaseModel):
     min_instances: int | None = None  # None: the variant's InitialInstanceCount
     max_instances: int | None = None
     target_invocations_per_instance: float | None = None
+    metric: str = INVOCATIONS_METRIC
+    scale_out_cooldown: int = 0
+    scale_in_cooldown: int = 300
+    disable_scale_in: bool = False
 
     def bounds(self, initial: int) -> tuple[int, int]:
         low = self.min_instances or initial
         return low, max(self.max_instances or initial, low)
+
+    def scale_up_policy(self) -> dict[str, Any]:
+        if not self.scale_out_cooldown:
+            return {}
+        return {
+            "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": self.scale_out_cooldown},
+                {"type": "Pods", "value": 4, "periodSeconds": self.scale_out_cooldown},
+            ],
+            "selectPolicy": "Max",
+        }
+
+
+def scaling_of(variant: ProductionVariant, annotation: ScalingPolicy | None) -> ScalingPolicy:
+    """The variant's ManagedInstanceScaling when enabled (it wins over the annotation), as an
+    HPA: the same target tracking as the local autoscaler (desired = ceil(total / target)).
+    A Kubernetes HPA cannot go below one pod (scale to zero needs an alpha feature gate), so
+    ``MinInstanceCount: 0`` keeps one pod here."""
+    m = variant.scaling
+    if m is None:
+        return annotation or ScalingPolicy()
+    t = m.TargetTracking
+    per_minute = t is not None and t.PredefinedMetricType == INVOCATIONS_PER_INSTANCE
+    return ScalingPolicy(
+        min_instances=max(1, m.MinInstanceCount),
+        max_instances=m.MaxInstanceCount,
+        target_invocations_per_instance=t.TargetValue if t is not None else None,
+        metric=INVOCATIONS_METRIC if per_minute or t is None else CONCURRENCY_METRIC,
+        scale_out_cooldown=t.ScaleOutCooldown if t is not None else 0,
+        scale_in_cooldown=t.ScaleInCooldown if t is not None else 300,
+        disable_scale_in=t.DisableScaleIn if t is not None else False,
+    )
 
 
 def parse_scaling(raw: str | None) -> ScalingPolicy:
@@ -497,7 +534,8 @@ def endpoint_variant_objects(
     s = settings
     name = variant_object_name(endpoint, variant.VariantName)
     labels = variant_labels(endpoint, variant.VariantName)
-    low, high = (scaling or ScalingPolicy()).bounds(variant.InitialInstanceCount)
+    scaling = scaling_of(variant, scaling)
+    low, high = scaling.bounds(variant.InitialInstanceCount)
     selector = {"matchLabels": labels}
     names = {ANNOTATION_ENDPOINT_NAME: endpoint, ANNOTATION_VARIANT_NAME: variant.VariantName}
 
@@ -550,12 +588,12 @@ def endpoint_variant_objects(
             "ports": [{"name": "http", "port": s.serving_port, "targetPort": "http"}],
         },
     }
-    target = (scaling or ScalingPolicy()).target_invocations_per_instance
+    target = scaling.target_invocations_per_instance
     metric: dict[str, Any] = (
         {
             "type": "Pods",
             "pods": {
-                "metric": {"name": INVOCATIONS_METRIC},
+                "metric": {"name": scaling.metric},
                 "target": {"type": "AverageValue", "averageValue": f"{target:g}"},
             },
         }
@@ -577,6 +615,15 @@ def endpoint_variant_objects(
             "minReplicas": low,
             "maxReplicas": high,
             "metrics": [metric],
+            # The same cooldowns as the local autoscaler: a scale-out waits ScaleOutCooldown
+            # after the last, a scale-in follows the highest recommendation of ScaleInCooldown.
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 0, **scaling.scale_up_policy()},
+                "scaleDown": {
+                    "stabilizationWindowSeconds": scaling.scale_in_cooldown,
+                    **({"selectPolicy": "Disabled"} if scaling.disable_scale_in else {}),
+                },
+            },
         },
     }
     pdb = {

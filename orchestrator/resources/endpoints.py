@@ -279,6 +279,7 @@ class ProductionVariantSummary(Output):
 class VariantScalingState(Output):
     """The autoscaler's memory for one variant of the serving fleet."""
 
+    VariantName: str
     DesiredInstanceCount: int
     LastScaleOutTime: datetime | None = None
     LastScaleInTime: datetime | None = None
@@ -330,8 +331,12 @@ class EndpointState(Output):
     Conditions: list[Condition] = []
     Deployment: DeploymentState | None = None
     LastDeployment: DeploymentOutcome | None = None
-    # Autoscaling per variant of the serving fleet.
-    VariantScaling: dict[str, VariantScalingState] = {}
+    # Autoscaling per variant of the serving fleet (a list, not a map keyed by variant name,
+    # so that it keeps its shape in a Kubernetes status: see ``scaling_of``).
+    VariantScaling: list[VariantScalingState] = []
+
+    def scaling_of(self, variant: str) -> VariantScalingState | None:
+        return next((s for s in self.VariantScaling if s.VariantName == variant), None)
     # Bookkeeping of the controller: replica launches so far (names each new replica) and
     # replicas that died before serving, in a row.
     ReplicaGeneration: int = 0

@@ -115,3 +115,46 @@ def test_a_bad_image_is_a_pod_problem() -> None:
         },
     }
     assert pod_problem(pod) == "ImagePullBackOff: nope"
+
+
+def test_managed_instance_scaling_becomes_the_hpa() -> None:
+    from orchestrator.kube.objects import CONCURRENCY_METRIC, endpoint_variant_objects
+    from orchestrator.resources.endpoints import ProductionVariant
+    from orchestrator.resources.models import CreateModelRequest
+    from orchestrator.settings import KubeSettings
+
+    variant = ProductionVariant.model_validate(
+        {
+            "VariantName": "v1",
+            "ModelName": "m",
+            "InitialInstanceCount": 2,
+            "ManagedInstanceScaling": {
+                "MinInstanceCount": 0,
+                "MaxInstanceCount": 5,
+                "TargetTracking": {
+                    "PredefinedMetricType": (
+                        "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+                    ),
+                    "TargetValue": 4,
+                    "ScaleOutCooldown": 15,
+                    "ScaleInCooldown": 120,
+                },
+            },
+        }
+    )
+    model = CreateModelRequest.model_validate(
+        {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://b/model.tar.gz"}}
+    )
+    objects = endpoint_variant_objects(
+        "web", "default", variant, model, owner=None, settings=KubeSettings()
+    )
+    hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")["spec"]
+    # A HorizontalPodAutoscaler cannot go below one pod: MinInstanceCount 0 keeps one.
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 5)
+    pods = hpa["metrics"][0]["pods"]
+    assert pods["metric"]["name"] == CONCURRENCY_METRIC
+    assert pods["target"] == {"type": "AverageValue", "averageValue": "4"}
+    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 120
+    assert {p["periodSeconds"] for p in hpa["behavior"]["scaleUp"]["policies"]} == {15}
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
