@@ -25,6 +25,7 @@ from orchestrator.controller.plan.types import (
     ObservedReplica,
     Plan,
     RemoveReplica,
+    VariantRoute,
 )
 from orchestrator.resources.endpoints import EndpointState
 
@@ -118,10 +119,10 @@ def test_all_ready_publishes_routes_and_ready_condition() -> None:
     plan, st = step(
         desired_endpoint(config=config, status=EndpointState(ReplicaGeneration=3)), observed
     )
-    assert plan.routes == {
-        "a": (1.0, ("http://replica/a-0-1", "http://replica/a-1-2")),
-        "b": (3.0, ("http://replica/b-0-3",)),
-    }
+    assert plan.routes == (
+        VariantRoute("a", 0.25, ("http://replica/a-0-1", "http://replica/a-1-2"), "cfg-1"),
+        VariantRoute("b", 0.75, ("http://replica/b-0-3",), "cfg-1"),
+    )
     assert st.EndpointStatus == "InService"
     assert [(c.Type, c.Status, c.Reason) for c in st.Conditions] == [("Ready", "True", "InService")]
     assert [(v.VariantName, v.CurrentInstanceCount, v.DesiredInstanceCount) for v in st.ProductionVariants] == [
@@ -132,7 +133,7 @@ def test_all_ready_publishes_routes_and_ready_condition() -> None:
 
 def test_routes_leave_out_replicas_not_ready() -> None:
     plan, st = step(desired_endpoint(config=TWO), [replica(0, 1), replica(1, 2, "starting")])
-    assert plan.routes == {"v1": (1.0, ("http://replica/v1-0-1",))}
+    assert plan.routes == (VariantRoute("v1", 1.0, ("http://replica/v1-0-1",), "cfg-1"),)
     assert st.EndpointStatus == "Creating"
     assert st.ProductionVariants[0].CurrentInstanceCount == 1
 
@@ -178,17 +179,8 @@ def test_failure_reason_is_truncated() -> None:
     [
         (None, None, "EndpointConfig 'cfg-1' does not exist"),
         ("default", {}, "variant 'v1': Model 'model-1' does not exist"),
-        (
-            "default",
-            {
-                "model-1": model_spec(
-                    PrimaryContainer=None, Containers=[{"Image": "a"}, {"Image": "b"}]
-                )
-            },
-            "inference pipeline (2 containers)",
-        ),
     ],
-    ids=["missing config", "missing model", "pipeline model"],
+    ids=["missing config", "missing model"],
 )
 def test_broken_references_fail_naming_what_is_missing(
     config: Any, models: Any, needle: str
@@ -224,7 +216,7 @@ def test_a_terminating_replica_holds_no_slot_gets_no_traffic_and_delays_deletion
     plan = plan_endpoint(desired_endpoint(), [leaving], NOW)
     launches = [a for a in plan.actions if isinstance(a, LaunchReplica)]
     assert len(launches) == 1 and launches[0].launch.slot == 0  # the slot is free
-    assert plan.routes == {"v1": (1.0, ())}
+    assert plan.routes == (VariantRoute("v1", 1.0, (), "cfg-1"),)
     # Deleting: the record goes only once the last replica is really gone.
     plan = plan_endpoint(desired_endpoint(delete=True), [leaving], NOW)
     assert [type(a) for a in plan.actions] == [RemoveReplica]

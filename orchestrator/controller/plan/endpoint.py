@@ -1,8 +1,16 @@
-"""Planning for endpoints: keep every production variant at its replica count. Pure.
+"""Planning for endpoints: fleets of replicas, autoscaling, blue/green updates, routes. Pure.
 
-Each variant has ``InitialInstanceCount`` slots; each slot holds at most one replica. Dead or
-stuck replicas are removed and replaced under a new name; too many start failures in a row fail
-the endpoint with the last replica's own message. The plan also yields the routing table.
+A fleet is the replicas of one EndpointConfig. The serving fleet runs
+``CurrentEndpointConfigName`` (the spec's config on the first pass); while an update is in
+progress (``deployment.py``) a second fleet runs the target config beside it, and replicas of
+any other config are removed. Each (config, variant) has slots; each slot holds at most one
+replica. Dead or stuck replicas are replaced under a new name; too many start failures in a
+row fail the endpoint (serving fleet) or roll the update back (target fleet). The serving
+fleet's production variants are autoscaled (``autoscaling.py``) except during an update; shadow
+variants keep their initial count. The plan also yields the routes.
+
+A caller that gives no ``current_config`` while the spec names another config (the Kubernetes
+operator) gets the spec's config served in place, without an update.
 """
 
 from __future__ import annotations
@@ -10,23 +18,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.controller.plan import deployment as dep
+from orchestrator.controller.plan.autoscaling import autoscale, initial_scaling
 from orchestrator.controller.plan.types import (
     Action,
     DeleteRecord,
+    FleetHealth,
     LaunchReplica,
     ObservedReplica,
     Plan,
     RemoveReplica,
     ReplicaLaunch,
+    VariantLoad,
     VariantRoute,
 )
 from orchestrator.resources.common import set_condition
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
+    DeploymentConfig,
+    DeploymentOutcome,
+    DeploymentState,
     EndpointState,
     EndpointStatus,
     ProductionVariantSummary,
+    VariantScalingState,
 )
 from orchestrator.resources.models import CreateModelRequest
 
@@ -39,9 +55,13 @@ class DesiredEndpoint:
     name: str
     spec: CreateEndpointRequest
     status: EndpointState
-    config: CreateEndpointConfigRequest | None
-    models: dict[str, CreateModelRequest] = field(default_factory=dict)
+    config: CreateEndpointConfigRequest | None  # the config the spec names
+    models: dict[str, CreateModelRequest] = field(default_factory=dict)  # of both configs
     delete_requested: bool = False
+    # The serving fleet's config when it is not the spec's (an update asked for another).
+    current_config: CreateEndpointConfigRequest | None = None
+    load: dict[str, VariantLoad] = field(default_factory=dict)  # serving fleet, by variant
+    target_health: FleetHealth | None = None  # the new fleet's traffic since its step began
 
 
 @dataclass(frozen=True)
@@ -55,11 +75,7 @@ def replica_id(variant: str, slot: int, generation: int) -> str:
 
 
 def _result(
-    st: EndpointState,
-    actions: list[Action],
-    *,
-    active: bool,
-    routes: list[VariantRoute] | None = None,
+    st: EndpointState, actions: list[Action], *, active: bool, routes: list[VariantRoute] | None
 ) -> Plan:
     return Plan(
         actions=tuple(actions),
@@ -83,22 +99,158 @@ def _fail(st: EndpointState, reason: str, now: datetime) -> EndpointState:
     )
 
 
-def _config_problem(desired: DesiredEndpoint) -> str | None:
-    if desired.config is None:
+def _config_problem(
+    name: str, config: CreateEndpointConfigRequest | None, models: dict[str, CreateModelRequest]
+) -> str | None:
+    if config is None:
         return (
-            f"EndpointConfig {desired.spec.EndpointConfigName!r} does not exist; create it, "
+            f"EndpointConfig {name!r} does not exist; create it, "
             "then delete and re-create the endpoint"
         )
-    for v in desired.config.ProductionVariants:
-        model = desired.models.get(v.ModelName)
-        if model is None:
+    for v in config.all_variants:
+        if v.ModelName not in models:
             return f"variant {v.VariantName!r}: Model {v.ModelName!r} does not exist"
-        if len(model.serving_containers) > 1:
-            return (
-                f"variant {v.VariantName!r}: Model {v.ModelName!r} is an inference pipeline "
-                f"({len(model.serving_containers)} containers); this version serves one container"
-            )
     return None
+
+
+def _remove(replicas: list[ObservedReplica]) -> list[Action]:
+    return [RemoveReplica(r.endpoint, r.replica_id) for r in replicas]
+
+
+@dataclass
+class _Fleet:
+    """One fleet's pass: its actions, ready URLs per variant, start failures in a row."""
+
+    config: CreateEndpointConfigRequest
+    counts: dict[str, int]
+    actions: list[Action] = field(default_factory=list)
+    urls: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ready: bool = True
+    failures: int = 0
+    last_failure: str = ""
+
+
+def _plan_fleet(
+    desired: DesiredEndpoint,
+    fleet: _Fleet,
+    replicas: list[ObservedReplica],
+    generation: int,
+    *,
+    policy: EndpointPolicy,
+    now: datetime,
+) -> int:
+    """Keep each variant of ``fleet`` at its slot count; returns the new generation counter."""
+    by_slot: dict[tuple[str, int], list[ObservedReplica]] = {}
+    for r in replicas:
+        by_slot.setdefault((r.variant, r.slot), []).append(r)
+    wanted = {(v, k) for v, n in fleet.counts.items() for k in range(n)}
+    for key, stray in by_slot.items():
+        if key not in wanted:
+            fleet.actions.extend(_remove(stray))
+    name = fleet.config.EndpointConfigName
+    for v in fleet.config.all_variants:
+        urls: list[str] = []
+        for k in range(fleet.counts[v.VariantName]):
+            mine = sorted(by_slot.get((v.VariantName, k), []), key=lambda r: r.generation)
+            # Newest wins; older leftovers of the same slot go.
+            fleet.actions.extend(_remove(mine[:-1]))
+            current = mine[-1] if mine else None
+            failure = ""
+            if current is not None and current.state == "dead":
+                failure = f"replica {current.replica_id} exited: {current.message}"
+            elif (
+                current is not None
+                and current.state == "starting"
+                and current.started_at
+                and (now - current.started_at).total_seconds() > policy.startup_timeout_seconds
+            ):
+                failure = (
+                    f"replica {current.replica_id} did not answer GET /ping within "
+                    f"{policy.startup_timeout_seconds:g} s"
+                )
+            if current is not None and failure:
+                fleet.actions.extend(_remove([current]))
+                fleet.failures += 1
+                fleet.last_failure = failure
+            if current is not None and current.state == "ready":
+                urls.append(current.url or "")
+            else:
+                fleet.ready = False
+            if (current is None or failure) and fleet.failures < policy.max_start_failures:
+                generation += 1
+                launch = ReplicaLaunch(
+                    endpoint=desired.name,
+                    variant=v.VariantName,
+                    slot=k,
+                    replica_id=replica_id(v.VariantName, k, generation),
+                    model_name=v.ModelName,
+                    model=desired.models[v.ModelName],
+                    instance_type=v.InstanceType,
+                    generation=generation,
+                    config=name,
+                )
+                fleet.actions.append(LaunchReplica(launch))
+        fleet.urls[v.VariantName] = tuple(urls)
+    return generation
+
+
+def _failure_text(fleet: _Fleet) -> str:
+    if fleet.last_failure:
+        return f"{fleet.failures} replicas failed in a row; last: {fleet.last_failure}"
+    return f"{fleet.failures} replicas failed in a row"
+
+
+def _routes(
+    fleet: _Fleet, share: float, *, trial: bool, shadow: bool
+) -> tuple[list[VariantRoute], list[ProductionVariantSummary], list[ProductionVariantSummary]]:
+    """Routes and status summaries of one fleet getting ``share`` of production traffic."""
+    cfg = fleet.config
+    total = sum(v.InitialVariantWeight for v in cfg.ProductionVariants)
+    routes: list[VariantRoute] = []
+    prod: list[ProductionVariantSummary] = []
+    shadows: list[ProductionVariantSummary] = []
+    for v in cfg.all_variants:
+        is_shadow = v in cfg.ShadowProductionVariants
+        weight = cfg.shadow_fraction if is_shadow else v.InitialVariantWeight / total * share
+        count = fleet.counts[v.VariantName]
+        urls = fleet.urls.get(v.VariantName, ())
+        if (not is_shadow and share > 0) or (is_shadow and shadow):
+            routes.append(
+                VariantRoute(
+                    name=v.VariantName,
+                    weight=weight,
+                    urls=urls,
+                    config=cfg.EndpointConfigName,
+                    shadow=is_shadow,
+                    scaled_to_zero=count == 0,
+                    trial=trial and not is_shadow,
+                )
+            )
+        summary = ProductionVariantSummary(
+            VariantName=v.VariantName,
+            CurrentWeight=weight if (share > 0 or is_shadow) else 0.0,
+            DesiredWeight=v.InitialVariantWeight,
+            CurrentInstanceCount=len(urls),
+            DesiredInstanceCount=count,
+        )
+        (shadows if is_shadow else prod).append(summary)
+    return routes, prod, shadows
+
+
+def _scaling(
+    desired: DesiredEndpoint,
+    cfg: CreateEndpointConfigRequest,
+    st: EndpointState,
+    now: datetime,
+    *,
+    frozen: bool,
+) -> list[VariantScalingState]:
+    return [
+        autoscale(
+            v, st.scaling_of(v.VariantName), desired.load.get(v.VariantName), now, frozen=frozen
+        )
+        for v in cfg.ProductionVariants
+    ]
 
 
 def plan_endpoint(
@@ -113,118 +265,198 @@ def plan_endpoint(
     # is deleted only once nothing of it runs; they take no slot and get no traffic.
     leaving = [r for r in observed if r.state == "terminating"]
     observed = [r for r in observed if r.state != "terminating"]
-    remove_all: list[Action] = [RemoveReplica(r.endpoint, r.replica_id) for r in observed + leaving]
+    remove_all = _remove(observed + leaving)
 
-    if desired.delete_requested:
+    if desired.delete_requested:  # both fleets go
         st = st.model_copy(update={"EndpointStatus": EndpointStatus.DELETING})
         if not observed and not leaving:
-            return _result(st, [DeleteRecord("Endpoint", desired.name)], active=True)
-        return _result(st, remove_all, active=True)
-
+            return _result(st, [DeleteRecord("Endpoint", desired.name)], active=True, routes=None)
+        return _result(st, remove_all, active=True, routes=None)
     if st.EndpointStatus == EndpointStatus.FAILED:
-        return _result(st, remove_all, active=bool(remove_all))
+        return _result(st, remove_all, active=bool(remove_all), routes=None)
 
-    problem = _config_problem(desired)
+    wanted_name = desired.spec.EndpointConfigName
+    current_name = st.CurrentEndpointConfigName or wanted_name
+    serving_cfg = desired.current_config
+    if current_name == wanted_name or serving_cfg is None:
+        current_name, serving_cfg = wanted_name, desired.config
+    problem = _config_problem(current_name, serving_cfg, desired.models)
     if problem is not None:
         st = _fail(st, problem, now)
-        return _result(st, remove_all, active=bool(remove_all))
-    assert desired.config is not None
+        return _result(st, remove_all, active=bool(remove_all), routes=None)
+    assert serving_cfg is not None
+    st = st.model_copy(update={"CurrentEndpointConfigName": current_name})
+    return _plan_fleets(desired, st, serving_cfg, (observed, leaving), now=now, policy=policy)
 
-    actions: list[Action] = []
-    by_slot: dict[tuple[str, int], list[ObservedReplica]] = {}
-    for r in observed:
-        by_slot.setdefault((r.variant, r.slot), []).append(r)
-    wanted = {
-        (v.VariantName, k)
-        for v in desired.config.ProductionVariants
-        for k in range(v.InitialInstanceCount)
-    }
-    for key, replicas in by_slot.items():
-        if key not in wanted:
-            actions.extend(RemoveReplica(r.endpoint, r.replica_id) for r in replicas)
 
-    generation = st.ReplicaGeneration
-    failures = st.StartFailures
-    last_failure = ""
-    summaries: list[ProductionVariantSummary] = []
-    routes: list[VariantRoute] = []
-    all_ready = True
-    for v in desired.config.ProductionVariants:
-        urls: list[str] = []
-        for k in range(v.InitialInstanceCount):
-            replicas = sorted(by_slot.get((v.VariantName, k), []), key=lambda r: r.generation)
-            # Newest wins; older leftovers of the same slot go.
-            actions.extend(RemoveReplica(r.endpoint, r.replica_id) for r in replicas[:-1])
-            current = replicas[-1] if replicas else None
-            replace = current is None
-            if current is not None and current.state == "dead":
-                actions.append(RemoveReplica(current.endpoint, current.replica_id))
-                failures += 1
-                last_failure = f"replica {current.replica_id} exited: {current.message}"
-                replace = True
-            elif (
-                current is not None
-                and current.state == "starting"
-                and current.started_at
-                and (now - current.started_at).total_seconds() > policy.startup_timeout_seconds
-            ):
-                actions.append(RemoveReplica(current.endpoint, current.replica_id))
-                failures += 1
-                last_failure = (
-                    f"replica {current.replica_id} did not answer GET /ping within "
-                    f"{policy.startup_timeout_seconds:g} s"
-                )
-                replace = True
-            if current is not None and current.state == "ready":
-                urls.append(current.url or "")
-            else:
-                all_ready = False
-            if replace and failures < policy.max_start_failures:
-                generation += 1
-                actions.append(
-                    LaunchReplica(
-                        ReplicaLaunch(
-                            endpoint=desired.name,
-                            variant=v.VariantName,
-                            slot=k,
-                            replica_id=replica_id(v.VariantName, k, generation),
-                            model_name=v.ModelName,
-                            model=desired.models[v.ModelName],
-                            instance_type=v.InstanceType,
-                            generation=generation,
-                        )
-                    )
-                )
-        routes.append(VariantRoute(v.VariantName, v.InitialVariantWeight, tuple(urls)))
-        summaries.append(
-            ProductionVariantSummary(
-                VariantName=v.VariantName,
-                CurrentWeight=v.InitialVariantWeight,
-                DesiredWeight=v.InitialVariantWeight,
-                CurrentInstanceCount=len(urls),
-                DesiredInstanceCount=v.InitialInstanceCount,
+def _begin_or_supersede(
+    desired: DesiredEndpoint, st: EndpointState, current: str, now: datetime
+) -> EndpointState:
+    """Start an update when the spec names another config; abandon one it no longer names."""
+    wanted = desired.spec.EndpointConfigName
+    d, last = st.Deployment, st.LastDeployment
+    if d is not None and d.Phase != "RollingBack":
+        problem = None
+        if d.TargetEndpointConfigName != wanted:
+            problem = f"the endpoint now asks for EndpointConfig {wanted!r}"
+        else:
+            problem = _config_problem(wanted, desired.config, desired.models)
+        if problem is not None:
+            d = dep.roll_back(
+                d, f"update to {d.TargetEndpointConfigName!r} abandoned: {problem}", now
             )
+    if d is None and dep.should_start(wanted, current, None, last):
+        problem = _config_problem(wanted, desired.config, desired.models)
+        if problem is None:
+            return st.model_copy(update={"Deployment": dep.start(wanted, now), "StartFailures": 0})
+        last = DeploymentOutcome(
+            TargetEndpointConfigName=wanted,
+            Result="RolledBack",
+            EndTime=now,
+            Message=f"update refused: {problem}",
         )
+        return _ended(st, last, now)
+    return st.model_copy(update={"Deployment": d})
 
-    st = st.model_copy(update={"ReplicaGeneration": generation, "ProductionVariants": summaries})
-    if failures >= policy.max_start_failures:
-        reason = (
-            f"{failures} replicas failed in a row; last: {last_failure}"
-            if last_failure
-            else f"{failures} replicas failed in a row"
+
+def _ended(st: EndpointState, outcome: DeploymentOutcome, now: datetime) -> EndpointState:
+    ok = outcome.Result == "Succeeded"
+    conditions = set_condition(
+        st.Conditions,
+        "Updated",
+        "True" if ok else "False",
+        reason=outcome.Result,
+        message=outcome.Message,
+        now=now,
+    )
+    return st.model_copy(
+        update={
+            "Deployment": None,
+            "LastDeployment": outcome,
+            "Conditions": conditions,
+            "StartFailures": 0,
+        }
+    )
+
+
+def _plan_fleets(
+    desired: DesiredEndpoint,
+    st: EndpointState,
+    serving_cfg: CreateEndpointConfigRequest,
+    replicas: tuple[list[ObservedReplica], list[ObservedReplica]],
+    *,
+    now: datetime,
+    policy: EndpointPolicy,
+) -> Plan:
+    observed, leaving = replicas
+    current = serving_cfg.EndpointConfigName
+    st = _begin_or_supersede(desired, st, current, now)
+    d = st.Deployment
+    target = d.TargetEndpointConfigName if d is not None else None
+    mine = {r.replica_id: r.config or current for r in observed + leaving}
+    serving = [r for r in observed if mine[r.replica_id] == current]
+    trial = [r for r in observed if mine[r.replica_id] == target]
+    actions = _remove([r for r in observed if mine[r.replica_id] not in (current, target)])
+    generation = st.ReplicaGeneration
+
+    tf: _Fleet | None = None
+    if d is not None:
+        report = dep.TargetFleet(
+            present=len(trial) + sum(mine[r.replica_id] == target for r in leaving),
+            health=desired.target_health,
         )
-        st = _fail(st.model_copy(update={"StartFailures": failures}), reason, now)
+        if d.Phase != "RollingBack" and desired.config is not None:
+            cfg = desired.config
+            tf = _Fleet(cfg, {v.VariantName: v.InitialInstanceCount for v in cfg.all_variants})
+            tf.failures = st.StartFailures
+            generation = _plan_fleet(desired, tf, trial, generation, policy=policy, now=now)
+            report = dep.TargetFleet(
+                ready=tf.ready,
+                failure=_failure_text(tf) if tf.failures >= policy.max_start_failures else None,
+                present=report.present,
+                production_instances=sum(v.InitialInstanceCount for v in cfg.ProductionVariants),
+                health=desired.target_health,
+            )
+        deployment_config = desired.spec.DeploymentConfig or DeploymentConfig()
+        moved = dep.advance(d, deployment_config, report, now)
+        if isinstance(moved, DeploymentState):
+            if moved.Phase == "RollingBack":
+                tf = None  # its launches are dropped and all of it goes
+                actions.extend(_remove(trial))
+            st = st.model_copy(
+                update={"Deployment": moved, "StartFailures": tf.failures if tf else 0}
+            )
+        elif moved.Result == "Succeeded" and tf is not None:
+            # The new fleet is now the serving one; the old one goes.
+            actions.extend(_remove(serving))
+            scaling = [initial_scaling(v, now) for v in tf.config.ProductionVariants]
+            st = _ended(st, moved, now).model_copy(
+                update={
+                    "CurrentEndpointConfigName": tf.config.EndpointConfigName,
+                    "VariantScaling": scaling,
+                    "StartFailures": tf.failures,
+                }
+            )
+            serving_cfg, serving, tf = tf.config, trial, None
+        else:
+            st = _ended(st, moved, now)
+            tf = None
+        d = st.Deployment
+
+    # Autoscaling is frozen during an update: the step sizes were worked out from the fleets'
+    # sizes, and a rollback must find the old fleet as it left it.
+    scaling = _scaling(desired, serving_cfg, st, now, frozen=d is not None)
+    counts = {v.VariantName: v.InitialInstanceCount for v in serving_cfg.ShadowProductionVariants}
+    counts.update({s.VariantName: s.DesiredInstanceCount for s in scaling})
+    sf = _Fleet(serving_cfg, counts)
+    # During an update the old fleet has proven it starts; its replacements are not counted.
+    sf.failures = st.StartFailures if d is None else 0
+    generation = _plan_fleet(desired, sf, serving, generation, policy=policy, now=now)
+    actions = sf.actions + (tf.actions if tf else []) + actions
+
+    old_share, new_share = dep.traffic_shares(d)
+    routes, prod, shadows = _routes(sf, old_share, trial=False, shadow=True)
+    if tf is not None and new_share > 0:
+        routes += _routes(
+            tf, new_share, trial=d is not None and d.Phase == "Shifting", shadow=False
+        )[0]
+    st = st.model_copy(
+        update={
+            "ReplicaGeneration": generation,
+            "VariantScaling": scaling,
+            "ProductionVariants": prod,
+            "ShadowProductionVariants": shadows,
+        }
+    )
+    if d is None and sf.failures >= policy.max_start_failures:
+        st = _fail(st.model_copy(update={"StartFailures": sf.failures}), _failure_text(sf), now)
         return _result(
             st,
-            actions
-            + [RemoveReplica(r.endpoint, r.replica_id) for r in observed if r.state != "dead"],
+            actions + _remove([r for r in observed if r.state != "dead"]),
             active=True,
+            routes=routes,
         )
-    if all_ready:
-        failures = 0
-        if st.EndpointStatus != EndpointStatus.IN_SERVICE:
-            st = st.model_copy(update={"EndpointStatus": EndpointStatus.IN_SERVICE})
+    return _result(_with_status(st, sf, now), actions, active=True, routes=routes)
+
+
+def _with_status(st: EndpointState, sf: _Fleet, now: datetime) -> EndpointState:
+    d = st.Deployment
+    if d is not None:
+        status = (
+            EndpointStatus.ROLLING_BACK if d.Phase == "RollingBack" else EndpointStatus.UPDATING
+        )
         conditions = set_condition(
+            st.Conditions, "Updated", "False", reason=d.Phase, message=d.Message, now=now
+        )
+        st = st.model_copy(update={"Conditions": conditions})
+    elif sf.ready or st.EndpointStatus != EndpointStatus.CREATING:
+        status = EndpointStatus.IN_SERVICE
+    else:
+        status = st.EndpointStatus
+    # Without an update the counter is the serving fleet's; during one, the new fleet's.
+    failures = st.StartFailures if d is not None else (0 if sf.ready else sf.failures)
+    if sf.ready:
+        ready = set_condition(
             st.Conditions,
             "Ready",
             "True",
@@ -233,18 +465,17 @@ def plan_endpoint(
             now=now,
         )
     else:
-        waiting = (
-            "Replicas starting"
-            if st.EndpointStatus == EndpointStatus.CREATING
-            else ("Replacing replicas")
+        starting = (
+            st.EndpointStatus == EndpointStatus.CREATING and status == EndpointStatus.CREATING
         )
-        conditions = set_condition(
+        ready = set_condition(
             st.Conditions,
             "Ready",
-            "True" if st.EndpointStatus == EndpointStatus.IN_SERVICE else "False",
-            reason=st.EndpointStatus.value,
-            message=waiting,
+            "False" if starting else "True",
+            reason=status.value,
+            message="Replicas starting" if starting else "Replacing replicas",
             now=now,
         )
-    st = st.model_copy(update={"StartFailures": failures, "Conditions": conditions})
-    return _result(st, actions, active=True, routes=routes)
+    return st.model_copy(
+        update={"EndpointStatus": status, "StartFailures": failures, "Conditions": ready}
+    )
