@@ -59,7 +59,7 @@ def target_count(
     """The HPA formula, unclamped; ``current`` when the metric is within the tolerance band."""
     if current > 0:
         ratio = total / current / policy.TargetValue
-        if abs(ratio - 1.0) <= TOLERANCE:
+        if abs(ratio - 1.0) <= TOLERANCE + 1e-9:  # 44 / 4 / 10 is 1.1, not 1.1000000000000001
             return current
     # A float error must not add a replica: 30.000000001 / 10 is 3, not 4.
     return math.ceil(round(total / policy.TargetValue, 9))
