@@ -81,6 +81,39 @@ OVERHEAD_LATENCY = Histogram(
 )
 
 
+MODEL_SETUP_TIME = Histogram(
+    "orch_model_setup_seconds",
+    "Time from starting a replica to its first successful /ping (ModelSetupTime).",
+    ["endpoint", "variant"],
+    buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0),
+    registry=REGISTRY,
+)
+CONCURRENT_REQUESTS = Gauge(
+    "orch_concurrent_requests",
+    "Requests in flight through the invocation router, per variant.",
+    ["endpoint", "variant"],
+    registry=REGISTRY,
+)
+ENDPOINT_INSTANCES = Gauge(
+    "orch_endpoint_instances",
+    "Ready instances (replicas) of an endpoint variant.",
+    ["endpoint", "variant"],
+    registry=REGISTRY,
+)
+REPLICA_CPU = Gauge(
+    "orch_replica_cpu_percent",
+    "CPU of one endpoint replica between two controller passes (100 = one core busy).",
+    ["endpoint", "variant", "replica"],
+    registry=REGISTRY,
+)
+REPLICA_MEMORY = Gauge(
+    "orch_replica_memory_bytes",
+    "Resident memory of one endpoint replica.",
+    ["endpoint", "variant", "replica"],
+    registry=REGISTRY,
+)
+
+
 JOB_GPU_UTILIZATION = Gauge(
     "orch_job_gpu_utilization_percent",
     "GPU utilization of a device held by a running training job.",
@@ -145,6 +178,36 @@ def record_invocation(
         MODEL_LATENCY.labels(endpoint=endpoint, variant=variant).observe(model_seconds)
     if overhead_seconds is not None:
         OVERHEAD_LATENCY.labels(endpoint=endpoint, variant=variant).observe(overhead_seconds)
+
+
+def record_model_setup_time(endpoint: str, variant: str, seconds: float) -> None:
+    """A replica of the variant answered its first /ping ``seconds`` after it started."""
+    MODEL_SETUP_TIME.labels(endpoint=endpoint, variant=variant).observe(seconds)
+
+
+def record_request_started(endpoint: str, variant: str) -> None:
+    CONCURRENT_REQUESTS.labels(endpoint=endpoint, variant=variant).inc()
+
+
+def record_request_finished(endpoint: str, variant: str) -> None:
+    CONCURRENT_REQUESTS.labels(endpoint=endpoint, variant=variant).dec()
+
+
+def record_instance_counts(counts: dict[tuple[str, str], int]) -> None:
+    """Ready instances for every (endpoint, variant) there is; deleted ones drop out."""
+    ENDPOINT_INSTANCES.clear()
+    for (endpoint, variant), n in counts.items():
+        ENDPOINT_INSTANCES.labels(endpoint=endpoint, variant=variant).set(n)
+
+
+def record_replica_usage(samples: list[tuple[str, str, str, float, int]]) -> None:
+    """(endpoint, variant, replica id, CPU %, memory bytes) for every replica sampled this
+    pass; replicas that went away drop out."""
+    REPLICA_CPU.clear()
+    REPLICA_MEMORY.clear()
+    for endpoint, variant, replica, cpu, memory in samples:
+        REPLICA_CPU.labels(endpoint=endpoint, variant=variant, replica=replica).set(cpu)
+        REPLICA_MEMORY.labels(endpoint=endpoint, variant=variant, replica=replica).set(memory)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -17,7 +17,7 @@ from orchestrator.api import handlers
 from orchestrator.api.auth import KeyCache
 from orchestrator.api.deps import allowed, principal_of
 from orchestrator.api.router import Router
-from orchestrator.api.routes import endpoints, models, objects, training
+from orchestrator.api.routes import endpoints, models, monitoring, objects, training
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
@@ -115,6 +115,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
     handlers.install(app)
     for module in (training, models, endpoints, objects):
         app.include_router(module.router)
+    app.include_router(monitoring.router)
 
     @app.middleware("http")
     async def authenticate_first(

@@ -1,7 +1,8 @@
-"""``orch endpoints`` (create, list, describe, delete) and ``orch deploy``."""
+"""``orch endpoints`` (create, list, describe, delete, metrics) and ``orch deploy``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -113,6 +114,87 @@ def delete(
     if wait:
         api.wait_for_endpoint_deleted(name)
     done(ctx, {"EndpointName": name}, f"{'deleted' if wait else 'deleting'} endpoint {name}")
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "Microseconds":
+        return f"{value / 1000:,.2f} ms" if value >= 1000 else f"{value:,.0f} us"
+    if unit == "Percent":
+        return f"{value:.1f} %"
+    return f"{value:,.6g}"
+
+
+@app.command("metrics")
+def endpoint_metrics(
+    ctx: typer.Context,
+    name: Name,
+    *,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Invocations, Invocation4XXErrors, Invocation5XXErrors, "
+            "InvocationsPerInstance, ModelLatency, OverheadLatency, ConcurrentRequests, "
+            "ModelSetupTime, CPUUtilization or MemoryUtilization.",
+        ),
+    ] = "Invocations",
+    period: Annotated[int, typer.Option(help="Seconds per datapoint.")] = 60,
+    stat: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stat",
+            "-s",
+            help="Sum, Average, Minimum, Maximum, SampleCount, p50, p99... "
+            "(repeat for several; default Sum).",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="ISO 8601 time (default: an hour before --end).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="ISO 8601 time (default: now).")] = None,
+    variant: Annotated[str | None, typer.Option(help="Only this variant.")] = None,
+) -> None:
+    """An endpoint's metric by period (CloudWatch's GetMetricStatistics)."""
+    stats = stat or ["Sum"]
+    resp = client(ctx).endpoint_metrics(
+        name,
+        metric,
+        period=period,
+        statistics=stats,
+        start=_when_option(start, "--start"),
+        end=_when_option(end, "--end"),
+        variant=variant,
+    )
+
+    def render() -> None:
+        if not resp.Datapoints:
+            console.print(f"no datapoints for {resp.Label} of {name} in that window", markup=False)
+            return
+        unit = resp.Datapoints[0].Unit
+        table = Table("Time", *stats, title=f"{name} {resp.Label} ({unit}, {period} s)")
+        for p in resp.Datapoints:
+            extended = p.ExtendedStatistics or {}
+            cells = [_number(getattr(p, s, None) if s[0] != "p" else extended.get(s), unit)
+                     for s in stats]  # fmt: skip
+            table.add_row(when(p.Timestamp), *cells)
+        console.print(table)
+
+    emit(ctx, resp, render)
+
+
+def _when_option(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T12:00:00Z)", param_hint=option
+        ) from None
+    return t if t.tzinfo is not None else t.astimezone()
 
 
 def deploy(

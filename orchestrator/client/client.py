@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from orchestrator.errors import (
     UnavailableError,
     ValidationError,
 )
+from orchestrator.monitoring.shapes import MetricStatistics
 from orchestrator.objects.uri import parse_object_uri
 from orchestrator.resources.endpoints import (
     DescribeEndpointConfigResponse,
@@ -342,6 +344,31 @@ class Client:
             content_type=resp.headers.get("content-type", ""),
             variant=resp.headers.get("x-invoked-production-variant", ""),
         )
+
+    def endpoint_metrics(
+        self,
+        name: str,
+        metric: str,
+        *,
+        period: int = 60,
+        statistics: Sequence[str] = ("Sum",),
+        start: datetime | None = None,
+        end: datetime | None = None,
+        variant: str | None = None,
+    ) -> MetricStatistics:
+        """An endpoint's metric by period, CloudWatch-style (GetMetricStatistics): e.g.
+        ``endpoint_metrics("ep", "ModelLatency", statistics=["Average", "p99"])``. Default
+        window: the last hour. Percentiles come back in each datapoint's
+        ``ExtendedStatistics``."""
+        params: dict[str, Any] = {
+            "MetricName": metric,
+            "Period": period,
+            "Statistics": list(statistics),
+            "StartTime": start.isoformat() if start is not None else None,
+            "EndTime": end.isoformat() if end is not None else None,
+            "VariantName": variant,
+        }
+        return self._get(MetricStatistics, f"{API}/endpoints/{quote(name)}/metrics", **params)
 
     # --- objects -----------------------------------------------------------------------------
     def _object_path(self, uri: str) -> str:

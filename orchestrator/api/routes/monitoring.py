@@ -1,0 +1,103 @@
+"""``GET /api/v1/endpoints/{name}/metrics``: an endpoint's metrics, CloudWatch-style.
+
+Parameters are GetMetricStatistics': ``MetricName``, ``Statistics`` (repeated; Sum, Average,
+Minimum, Maximum, SampleCount or pNN), ``Period`` (seconds), ``StartTime`` and ``EndTime``
+(ISO 8601 or epoch seconds; default the last hour), and ours, ``VariantName``. The answer is
+``{"Label", "Datapoints": [...]}``. The series live in ``app.state.series`` (a
+``SeriesStore`` the control plane's router and controller record into).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from orchestrator.api.deps import allowed, plane
+from orchestrator.api.service import ControlPlane
+from orchestrator.errors import NotFoundError, UnavailableError, ValidationError
+from orchestrator.monitoring.series import SeriesStore
+from orchestrator.monitoring.shapes import METRICS, MetricStatistics
+
+router = APIRouter(tags=["Endpoint"])
+Plane = Annotated[ControlPlane, Depends(plane)]
+DEFAULT_SPAN = timedelta(hours=1)
+
+
+def _series(request: Request) -> SeriesStore:
+    store = getattr(request.app.state, "series", None)
+    if not isinstance(store, SeriesStore):
+        raise UnavailableError("this control plane does not record endpoint metrics")
+    return store
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        t = datetime.fromtimestamp(float(text), UTC)
+    except ValueError:
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                f"{field}: {value!r} is not a time; use ISO 8601 (2026-01-01T12:00:00Z) or "
+                "epoch seconds",
+                field=field,
+            ) from None
+    except (OverflowError, OSError):
+        raise ValidationError(f"{field}: {value!r} is out of range", field=field) from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _period(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 60
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError(
+            f"Period: {value!r} is not a whole number of seconds (e.g. Period=60)",
+            field="Period",
+        ) from None
+
+
+@router.get(
+    "/api/v1/endpoints/{name}/metrics",
+    response_model=MetricStatistics,
+    response_model_exclude_none=True,
+    dependencies=[Depends(allowed("endpoint:describe"))],
+)
+def endpoint_metrics(
+    name: str,
+    request: Request,
+    cp: Plane,
+    *,
+    metric_name: Annotated[str | None, Query(alias="MetricName")] = None,
+    statistics: Annotated[list[str] | None, Query(alias="Statistics")] = None,
+    period: Annotated[str | None, Query(alias="Period")] = None,
+    start_time: Annotated[str | None, Query(alias="StartTime")] = None,
+    end_time: Annotated[str | None, Query(alias="EndTime")] = None,
+    variant_name: Annotated[str | None, Query(alias="VariantName")] = None,
+) -> MetricStatistics:
+    """GetMetricStatistics for one endpoint (all variants, or ``VariantName``)."""
+    if not metric_name:
+        raise ValidationError(
+            f"MetricName: required; use one of {', '.join(METRICS)}", field="MetricName"
+        )
+    series = _series(request)
+    if cp.endpoint_status(name) is None:
+        raise NotFoundError(f"Endpoint {name!r} does not exist")
+    end = _time(end_time, "EndTime") or series.clock.now()
+    start = _time(start_time, "StartTime") or end - DEFAULT_SPAN
+    return series.query(
+        name,
+        metric_name,
+        variant=variant_name or None,
+        start=start,
+        end=end,
+        period=_period(period),
+        statistics=statistics or ["Sum"],
+    )

@@ -1,0 +1,518 @@
+"""Endpoint metrics as time series: recorded per request, kept in memory, queried by period.
+
+The invocation router records every request (``record_invocation``, ``request_started``,
+``request_finished``) and the controller records what it sees each pass (instances, model
+setup time, replica CPU and memory). Everything lands in one-second buckets per
+(endpoint, variant, config): counts, a ``Stat`` per latency (count, sum, min, max and a
+mergeable log histogram, see ``sketch``) and the area under the in-flight curve. Buckets older
+than the retention (3 h by default) are dropped, and a bucket's size does not depend on the
+request rate, so memory is bounded by endpoints x variants x retention.
+
+Queries answer like CloudWatch's ``GetMetricStatistics``; the planners read ``variant_load``
+(autoscaling) and ``fleet_health`` (blue/green alarms). Times are epoch seconds on the hot
+path (``at``) and datetimes where the planners and the API use them; both come from the same
+clock as ``time.time()``. One lock guards the store: recording is a few dict operations.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.plan.types import FleetHealth, VariantLoad
+from orchestrator.monitoring.shapes import (
+    Datapoint,
+    MetricInfo,
+    MetricStatistics,
+    check_statistics,
+    metric_info,
+    percentile_of,
+    periods,
+)
+from orchestrator.monitoring.sketch import Stat, merged
+
+DEFAULT_RETENTION_SECONDS = 3 * 3600
+_SWEEP_EVERY_SECONDS = 60
+
+
+class _Bucket:
+    """One second of one series."""
+
+    __slots__ = ("area", "count", "cpu", "e4", "e5", "memory", "model", "overhead", "peak", "setup")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.e4 = 0
+        self.e5 = 0
+        self.model: Stat | None = None
+        self.overhead: Stat | None = None
+        self.area = 0.0  # request-seconds in flight during this second
+        self.peak = 0  # most requests in flight at once during this second
+        self.setup: Stat | None = None
+        self.cpu: Stat | None = None
+        self.memory: Stat | None = None
+
+
+class _Series:
+    __slots__ = ("buckets", "inflight", "inflight_since", "last_invocation", "newest")
+
+    def __init__(self) -> None:
+        # Insertion order is time order but for stragglers, which ``evict`` tolerates.
+        self.buckets: dict[int, _Bucket] = {}
+        self.newest = -1
+        self.inflight = 0
+        self.inflight_since = 0.0
+        self.last_invocation: float | None = None
+
+    def bucket(self, second: int, retention: int) -> _Bucket | None:
+        b = self.buckets.get(second)
+        if b is None:
+            if second <= self.newest - retention:
+                return None  # older than what we keep
+            b = self.buckets[second] = _Bucket()
+            if second > self.newest:
+                self.newest = second
+                self.evict(second - retention)
+        return b
+
+    def evict(self, cutoff: int) -> None:
+        old = []
+        for s in self.buckets:
+            if s > cutoff:
+                break
+            old.append(s)
+        for s in old:
+            del self.buckets[s]
+
+    def advance(self, at: float, retention: int) -> None:
+        """Adds the area under the in-flight level from the last change up to ``at``."""
+        t = self.inflight_since
+        if at <= t:
+            return
+        n = self.inflight
+        if n > 0:
+            t = max(t, at - retention)
+            while t < at:
+                second = math.floor(t)
+                stop = min(second + 1.0, at)
+                b = self.bucket(second, retention)
+                if b is not None:
+                    b.area += n * (stop - t)
+                    b.peak = max(b.peak, n)
+                t = stop
+        self.inflight_since = at
+
+
+SeriesKey = tuple[str, str, str]  # endpoint, variant, config
+
+
+class SeriesStore:
+    """Thread-safe, bounded, in-memory endpoint metrics. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+        memory_total_bytes: int | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.retention = int(retention_seconds)
+        self.memory_total_bytes = memory_total_bytes or _host_memory_bytes()
+        self._lock = threading.Lock()
+        self._series: dict[SeriesKey, _Series] = {}
+        # Per variant (config ""): setup time, CPU, memory; and instance counts over time.
+        self._variants: dict[SeriesKey, _Series] = {}
+        self._instances: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        self._next_sweep = 0
+
+    # --- recording (hot path) ------------------------------------------------------------------
+    def _get(self, table: dict[SeriesKey, _Series], key: SeriesKey, second: int) -> _Series:
+        if second >= self._next_sweep:
+            self._sweep(second)
+        s = table.get(key)
+        if s is None:
+            s = table[key] = _Series()
+            s.inflight_since = float(second)
+        return s
+
+    def record_invocation(
+        self,
+        endpoint: str,
+        variant: str,
+        config: str,
+        *,
+        status: int,
+        model_us: float | None,
+        overhead_us: float | None,
+        at: float,
+    ) -> None:
+        """One request answered (or failed) with HTTP ``status``; latencies in microseconds."""
+        second = int(at)
+        with self._lock:
+            s = self._get(self._series, (endpoint, variant, config), second)
+            b = s.bucket(second, self.retention)
+            if b is None:
+                return
+            b.count += 1
+            if status >= 500:
+                b.e5 += 1
+            elif status >= 400:
+                b.e4 += 1
+            if model_us is not None:
+                if b.model is None:
+                    b.model = Stat()
+                b.model.add(model_us)
+            if overhead_us is not None:
+                if b.overhead is None:
+                    b.overhead = Stat()
+                b.overhead.add(overhead_us)
+            if s.last_invocation is None or at > s.last_invocation:
+                s.last_invocation = at
+
+    def request_started(self, endpoint: str, variant: str, config: str, at: float) -> None:
+        with self._lock:
+            s = self._get(self._series, (endpoint, variant, config), int(at))
+            s.advance(at, self.retention)
+            s.inflight += 1
+            b = s.bucket(int(at), self.retention)
+            if b is not None and s.inflight > b.peak:
+                b.peak = s.inflight
+
+    def request_finished(self, endpoint: str, variant: str, config: str, at: float) -> None:
+        with self._lock:
+            s = self._get(self._series, (endpoint, variant, config), int(at))
+            s.advance(at, self.retention)
+            s.inflight = max(0, s.inflight - 1)
+
+    # --- recording (controller, once per pass) ---------------------------------------------------
+    def record_instances(self, endpoint: str, variant: str, count: int, at: float) -> None:
+        """The variant's ready instances (all fleets); only changes are kept."""
+        with self._lock:
+            points = self._instances.setdefault((endpoint, variant), [])
+            if not points or points[-1][1] != count:
+                points.append((at, count))
+
+    def record_model_setup_time(
+        self, endpoint: str, variant: str, seconds: float, at: float
+    ) -> None:
+        """A replica became ready ``seconds`` after it was started (kept in microseconds)."""
+        self._variant_sample(endpoint, variant, at, "setup", seconds * 1e6)
+
+    def record_replica_usage(
+        self,
+        endpoint: str,
+        variant: str,
+        replica_id: str,
+        *,
+        cpu_percent: float,
+        memory_bytes: int,
+        at: float,
+    ) -> None:
+        """One replica's CPU (100 = one core busy) and resident memory; samples of every
+        replica of a variant go into the same statistics, so Average is over replicas."""
+        del replica_id  # per-replica values are in Prometheus; the series are per variant
+        memory_percent = 100.0 * memory_bytes / self.memory_total_bytes
+        self._variant_sample(endpoint, variant, at, "cpu", cpu_percent)
+        self._variant_sample(endpoint, variant, at, "memory", memory_percent)
+
+    def _variant_sample(
+        self, endpoint: str, variant: str, at: float, which: str, value: float
+    ) -> None:
+        second = int(at)
+        with self._lock:
+            b = self._get(self._variants, (endpoint, variant, ""), second).bucket(
+                second, self.retention
+            )
+            if b is None:
+                return
+            stat: Stat | None = getattr(b, which)
+            if stat is None:
+                stat = Stat()
+                setattr(b, which, stat)
+            stat.add(value)
+
+    def forget(self, endpoint: str) -> None:
+        """Drop everything about a deleted endpoint."""
+        with self._lock:
+            for table in (self._series, self._variants):
+                for key in [k for k in table if k[0] == endpoint]:
+                    del table[key]
+            for ikey in [k for k in self._instances if k[0] == endpoint]:
+                del self._instances[ikey]
+
+    def _sweep(self, second: int) -> None:
+        """Every minute: evict old buckets of every series, drop empty idle series."""
+        self._next_sweep = second + _SWEEP_EVERY_SECONDS
+        cutoff = second - self.retention
+        for table in (self._series, self._variants):
+            for key, s in list(table.items()):
+                s.evict(cutoff)
+                if not s.buckets and s.inflight == 0 and s.newest < second:
+                    del table[key]
+        for points in self._instances.values():
+            # Keep the last change before the cutoff: it is the count at the cutoff.
+            keep = next((i for i, (t, _) in enumerate(points) if t > cutoff), len(points))
+            del points[: max(0, keep - 1)]
+
+    # --- what the planners read ------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def variant_load(
+        self, endpoint: str, variant: str, config: str, window_seconds: float, now: datetime
+    ) -> VariantLoad:
+        """Traffic of one variant of one fleet over the last ``window_seconds`` (the router
+        fills ``waiting``)."""
+        t = now.timestamp()
+        lo, hi = math.floor(t - window_seconds) + 1, math.floor(t)
+        with self._lock:
+            s = self._series.get((endpoint, variant, config))
+            if s is None:
+                return VariantLoad()
+            s.advance(t, self.retention)
+            count = 0
+            area = 0.0
+            for second, b in s.buckets.items():
+                if lo <= second <= hi:
+                    count += b.count
+                    area += b.area
+            last = s.last_invocation
+        return VariantLoad(
+            invocations_per_minute=count * 60.0 / window_seconds,
+            concurrency=area / window_seconds,
+            last_invocation_at=datetime.fromtimestamp(last, UTC) if last is not None else None,
+        )
+
+    def fleet_health(
+        self, endpoint: str, config: str, since: datetime, now: datetime
+    ) -> FleetHealth:
+        """What every variant of the fleet of ``config`` served from ``since`` to ``now``
+        (whole seconds: the second holding ``since`` counts)."""
+        lo, hi = math.floor(since.timestamp()), math.floor(now.timestamp())
+        invocations = errors = 0
+        model: list[Stat | None] = []
+        overhead: list[Stat | None] = []
+        with self._lock:
+            for (ep, _variant, cfg), s in self._series.items():
+                if ep != endpoint or cfg != config:
+                    continue
+                for second, b in s.buckets.items():
+                    if lo <= second <= hi:
+                        invocations += b.count
+                        errors += b.e5
+                        model.append(b.model)
+                        overhead.append(b.overhead)
+            m, o = merged(model), merged(overhead)
+        return FleetHealth(
+            invocations=invocations,
+            errors_5xx=errors,
+            model_latency_p99_us=m.percentile(99),
+            overhead_latency_p99_us=o.percentile(99),
+        )
+
+    # --- queries ---------------------------------------------------------------------------------
+    def query(
+        self,
+        endpoint: str,
+        metric: str,
+        *,
+        variant: str | None = None,
+        start: datetime,
+        end: datetime,
+        period: int,
+        statistics: Sequence[str],
+    ) -> MetricStatistics:
+        """CloudWatch's GetMetricStatistics over this endpoint's series (every variant and
+        fleet, or one variant). Errors name the parameter (MetricName, Statistics, Period,
+        StartTime) and say the fix."""
+        info = metric_info(metric)
+        stats = check_statistics(info, list(statistics))
+        first, count = periods(period, start, end)
+        lo, hi = start.timestamp(), end.timestamp()
+        floor_lo = math.floor(lo)
+
+        def index(second: int) -> int | None:
+            if second < floor_lo or second >= hi:  # the second holding StartTime counts
+                return None
+            i = (second - first) // period
+            return i if 0 <= i < count else None
+
+        now = self._now()
+        with self._lock:
+            table = self._variants if info.name in _PER_VARIANT else self._series
+            chosen = [
+                s
+                for (ep, v, _cfg), s in table.items()
+                if ep == endpoint and (variant is None or v == variant)
+            ]
+            if info.kind == "level":
+                for s in chosen:
+                    s.advance(now, self.retention)
+            buckets: list[list[_Bucket]] = [[] for _ in range(count)]
+            # level metrics: per second, [area, peak] summed over the chosen series
+            seconds: list[dict[int, list[float]]] = [{} for _ in range(count)]
+            for s in chosen:
+                for second, b in s.buckets.items():
+                    i = index(second)
+                    if i is not None:
+                        buckets[i].append(b)
+                        if info.kind == "level":
+                            acc = seconds[i].setdefault(second, [0.0, 0.0])
+                            acc[0] += b.area
+                            acc[1] += b.peak
+            instances = (
+                self._mean_instances(endpoint, variant, first, period, count=count, now=now)
+                if info.kind == "ratio"
+                else []
+            )
+            points = []
+            for i in range(count):
+                at = first + i * period
+                if info.kind == "level":
+                    span = min(at + period, math.ceil(now), math.ceil(hi)) - max(at, floor_lo)
+                    values = _level_values(seconds[i], max(1, span))
+                else:
+                    values = _values(info, buckets[i], instances[i] if instances else None)
+                if values is not None:
+                    points.append(_datapoint(info, at, values, stats))
+        return MetricStatistics(Label=info.name, Datapoints=points)
+
+    def _mean_instances(
+        self, endpoint: str, variant: str | None, first: int, period: int, *, count: int, now: float
+    ) -> list[float | None]:
+        """Time-weighted mean instance count of each period (summed over variants)."""
+        out: list[float | None] = [None] * count
+        for (ep, v), points in self._instances.items():
+            if ep != endpoint or (variant is not None and v != variant):
+                continue
+            for i in range(count):
+                a = first + i * period
+                b = min(a + period, now)
+                mean = _step_mean(points, a, b)
+                if mean is not None:
+                    out[i] = (out[i] or 0.0) + mean
+        return out
+
+
+_PER_VARIANT = {"ModelSetupTime", "CPUUtilization", "MemoryUtilization"}
+_STAT_FIELD = {
+    "ModelLatency": "model",
+    "OverheadLatency": "overhead",
+    "ModelSetupTime": "setup",
+    "CPUUtilization": "cpu",
+    "MemoryUtilization": "memory",
+}
+
+
+class _Values:
+    """One period's basics, plus a way to read percentiles."""
+
+    def __init__(
+        self,
+        samples: float,
+        total: float,
+        *,
+        minimum: float,
+        maximum: float,
+        stat: Stat | None = None,
+        levels: list[float] | None = None,
+    ) -> None:
+        self.samples, self.total, self.minimum, self.maximum = samples, total, minimum, maximum
+        self.stat = stat
+        self.levels = levels
+
+    def percentile(self, q: float) -> float | None:
+        if self.stat is not None:
+            return self.stat.percentile(q)
+        if self.levels:
+            ordered = sorted(self.levels)
+            return ordered[max(1, math.ceil(q / 100.0 * len(ordered))) - 1]
+        return None
+
+
+def _values(info: MetricInfo, buckets: list[_Bucket], instances: float | None) -> _Values | None:
+    if info.kind == "samples":
+        field = _STAT_FIELD[info.name]
+        stat = merged(getattr(b, field) for b in buckets)
+        if stat.count == 0:
+            return None
+        return _Values(
+            stat.count, stat.total, minimum=stat.minimum, maximum=stat.maximum, stat=stat
+        )
+    n = sum(b.count for b in buckets)
+    if n == 0:
+        return None
+    if info.kind == "ratio":
+        if not instances:
+            return None  # no instance count known for the period, or none ran
+        return _Values(1, n / instances, minimum=n / instances, maximum=n / instances)
+    if info.name == "Invocations":
+        return _Values(n, n, minimum=1.0, maximum=1.0)
+    errors = sum(b.e4 if info.name == "Invocation4XXErrors" else b.e5 for b in buckets)
+    return _Values(n, errors, minimum=0.0 if errors < n else 1.0, maximum=1.0 if errors else 0.0)
+
+
+def _level_values(seconds: dict[int, list[float]], span: int) -> _Values | None:
+    """Requests in flight over a period: the samples are the per-second means (seconds without
+    a bucket are 0); Maximum is the most requests in flight at once in any second (summed over
+    the series, so over variants it is an upper bound)."""
+    if not any(area or peak for area, peak in seconds.values()):
+        return None
+    levels = [area for area, _ in seconds.values()]
+    levels += [0.0] * max(0, span - len(levels))
+    peak = max(peak for _, peak in seconds.values())
+    return _Values(
+        len(levels), sum(levels), minimum=min(levels), maximum=max(peak, *levels), levels=levels
+    )
+
+
+def _datapoint(info: MetricInfo, at: int, v: _Values, stats: Iterable[str]) -> Datapoint:
+    point = Datapoint(Timestamp=datetime.fromtimestamp(at, UTC), Unit=info.unit)
+    extended: dict[str, float] = {}
+    for s in stats:
+        if s == "SampleCount":
+            point.SampleCount = float(v.samples)
+        elif s == "Sum":
+            point.Sum = float(v.total)
+        elif s == "Average":
+            point.Average = v.total / v.samples if v.samples else 0.0
+        elif s == "Minimum":
+            point.Minimum = float(v.minimum)
+        elif s == "Maximum":
+            point.Maximum = float(v.maximum)
+        else:
+            q = percentile_of(s)
+            value = v.percentile(q) if q is not None else None
+            if value is not None:
+                extended[s] = float(value)
+    if extended:
+        point.ExtendedStatistics = extended
+    return point
+
+
+def _step_mean(points: list[tuple[float, int]], a: float, b: float) -> float | None:
+    """Time-weighted mean over [a, b) of a step function given by its changes (t, value);
+    None when nothing is known by ``b``."""
+    if b <= a or not points or points[0][0] >= b:
+        return None
+    area = 0.0
+    known_from = max(a, points[0][0])
+    for i, (t, value) in enumerate(points):
+        nxt = points[i + 1][0] if i + 1 < len(points) else b
+        lo, hi = max(t, a), min(nxt, b)
+        if hi > lo:
+            area += value * (hi - lo)
+    return area / (b - known_from) if b > known_from else float(points[-1][1])
+
+
+def _host_memory_bytes() -> int:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: percentages of 16 GiB
+        return 16 << 30
