@@ -8,11 +8,12 @@ double underscore, e.g. ``ORCH_OBJECTS__URL=s3://bucket``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,8 +67,35 @@ class ControllerSettings(BaseModel):
 
 
 class ServingSettings(BaseModel):
+    """One inference replica (``ORCH_SERVING__*``); a model's container may override any of
+    these for its own replicas with the same names in its Environment (see ``overridden``)."""
+
     max_payload_bytes: int = Field(default=6 * 1024 * 1024, ge=1)
+    # Per request, time queued included: past it the client gets 504 and the work is dropped.
     invocation_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Model calls at once (worker threads); more requests wait in the queue.
+    max_concurrency: int = Field(default=1, ge=1, le=256)
+    # Requests waiting for a worker; one more is answered 429 with Retry-After at once.
+    max_queue: int = Field(default=128, ge=0, le=100_000)
+    retry_after_seconds: float = Field(default=1.0, gt=0)
+
+    def overridden(self, environment: Mapping[str, str]) -> ServingSettings:
+        """These settings with ``ORCH_SERVING__<FIELD>`` entries of a container's Environment
+        applied; a bad value raises ``ValueError`` naming the variable and the fix."""
+        updates: dict[str, object] = {}
+        for name in type(self).model_fields:
+            key = f"ORCH_SERVING__{name.upper()}"
+            if key in environment:
+                updates[name] = environment[key]
+        if not updates:
+            return self
+        try:
+            return type(self).model_validate({**self.model_dump(), **updates})
+        except ValidationError as e:
+            problems = "; ".join(
+                f"ORCH_SERVING__{str(err['loc'][0]).upper()}: {err['msg']}" for err in e.errors()
+            )
+            raise ValueError(f"Environment: {problems}") from e
 
 
 class DockerSettings(BaseModel):

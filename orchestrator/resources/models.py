@@ -21,12 +21,26 @@ PROGRAM_ENV = "SAGEMAKER_PROGRAM"
 SUBMIT_DIR_ENV = "SAGEMAKER_SUBMIT_DIRECTORY"
 
 
+class AdaptiveBatching(Spec):
+    """Extension: concurrent requests to the model are predicted in one call."""
+
+    # A batch leaves at MaxBatchSize requests, MaxBatchDelayMilliseconds after its first
+    # request, or at once when no other model call is in flight (a lone client never waits).
+
+    MaxBatchSize: Annotated[int, Field(ge=2, le=1024)]
+    MaxBatchDelayMilliseconds: Annotated[float, Field(ge=0, le=1000)] = 0.0
+
+
+_AdaptiveBatching = AdaptiveBatching
+
+
 class ContainerDefinition(Spec):
     ContainerHostname: Annotated[str, StringConstraints(max_length=63)] | None = None
     Image: Annotated[str, StringConstraints(max_length=255)] | None = None
     Mode: Literal["SingleModel"] = "SingleModel"
     ModelDataUrl: StorageUri | None = None
     Environment: EnvironmentMap = {}
+    AdaptiveBatching: _AdaptiveBatching | None = None
 
 
 _ContainerDefinition = ContainerDefinition
@@ -46,6 +60,12 @@ class CreateModelRequest(Spec):
     def _one_container_form(self) -> Self:
         if (self.PrimaryContainer is None) == (self.Containers is None):
             raise ValueError("set exactly one of PrimaryContainer or Containers")
+        for index, container in enumerate(self.Containers or []):
+            if index > 0 and container.AdaptiveBatching is not None:
+                raise ValueError(
+                    f"Containers[{index}].AdaptiveBatching: a pipeline batches the requests "
+                    "it receives, so set AdaptiveBatching on Containers[0] only"
+                )
         return self
 
     @property

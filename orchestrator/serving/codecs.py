@@ -3,16 +3,17 @@
 Requests: ``application/json`` (a list of rows, one row, or ``{"instances": [...]}`` /
 ``{"inputs": [...]}``), ``text/csv`` (numeric, no header) and ``application/x-npy``
 (``numpy.save`` output, no pickles). Responses: ``application/json`` as
-``{"predictions": [...]}``.
+``{"predictions": [...]}`` (the default), ``text/csv`` (one row per line) and
+``application/x-npy``, whichever the Accept header prefers.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 from orchestrator.errors import ValidationError
 
@@ -21,7 +22,9 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 
 DECODABLE: tuple[str, ...] = (JSON, CSV, NPY)
-ENCODABLE: tuple[str, ...] = (JSON,)
+ENCODABLE: tuple[str, ...] = (JSON, CSV, NPY)
+
+_ANY = ("*/*", "application/*")
 
 
 class UnsupportedMediaTypeError(ValidationError):
@@ -43,6 +46,8 @@ def media_type(header: str) -> str:
 
 def accepted_types(accept: str) -> list[str]:
     """The media types of an Accept header, most preferred first (stable for equal ``q``)."""
+    if accept in ("*/*", JSON):  # the common cases, without parsing
+        return [accept]
     ranked: list[tuple[float, int, str]] = []
     for index, part in enumerate(accept.split(",")):
         kind, *params = (p.strip() for p in part.split(";"))
@@ -63,8 +68,8 @@ def accepted_types(accept: str) -> list[str]:
 
 def decode(body: bytes, content_type: str) -> Any:
     """Turn a request body into the model's input (a numpy array)."""
-    kind = media_type(content_type) or JSON
-    if kind == JSON:
+    kind = media_type(content_type) if content_type else JSON
+    if kind == JSON or not kind:
         return _decode_json(body)
     if kind == CSV:
         return decode_csv(body)
@@ -80,8 +85,12 @@ def decode(body: bytes, content_type: str) -> Any:
 def encode(prediction: Any, accept: str) -> tuple[bytes, str]:
     """Turn the model's output into a response body and its content type."""
     for kind in accepted_types(accept):
-        if kind in (JSON, "application/*", "*/*"):
-            return _encode_json(prediction), JSON
+        if kind == JSON or kind in _ANY:
+            return encode_json({"predictions": prediction}), JSON
+        if kind in (CSV, "text/*"):
+            return _encode_csv(prediction), CSV
+        if kind == NPY:
+            return _encode_npy(prediction), NPY
     raise NotAcceptableError(
         f"cannot answer Accept {accept!r}; the default output_fn writes {', '.join(ENCODABLE)}",
         field="Accept",
@@ -101,17 +110,53 @@ def to_builtin(value: Any) -> Any:
     return value
 
 
-def _encode_json(prediction: Any) -> bytes:
+def _default(value: Any) -> Any:
+    # orjson writes contiguous arrays of native types itself; everything else comes here.
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def encode_json(document: Any) -> bytes:
+    """``document`` as JSON; numpy arrays and scalars are written as lists and numbers."""
     try:
-        return json.dumps({"predictions": to_builtin(prediction)}).encode()
-    except (TypeError, ValueError) as e:
+        return orjson.dumps(document, option=_JSON_OPTIONS, default=_default)
+    except (TypeError, orjson.JSONEncodeError) as e:
         raise TypeError(f"the prediction cannot be written as JSON: {e}") from e
+
+
+def _encode_csv(prediction: Any) -> bytes:
+    array = np.asarray(prediction)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim > 2:
+        raise TypeError(f"a prediction of shape {array.shape} cannot be written as CSV rows")
+    out = io.StringIO()
+    for row in array.tolist():
+        values = row if isinstance(row, list) else [row]
+        out.write(",".join(str(v) for v in values))
+        out.write("\n")
+    return out.getvalue().encode()
+
+
+def _encode_npy(prediction: Any) -> bytes:
+    array = np.asarray(prediction)
+    if array.dtype.hasobject:
+        raise TypeError("a prediction of Python objects cannot be written as .npy")
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _decode_json(body: bytes) -> Any:
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
         raise ValidationError(f"the body is not valid JSON: {e}", field="body") from e
     if isinstance(document, dict):
         key = next((k for k in ("instances", "inputs") if k in document), None)

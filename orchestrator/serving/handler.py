@@ -116,12 +116,16 @@ class ModelHandler:
     def invoke(self, body: bytes, content_type: str, accept: str) -> InvokeResult:
         """Serve one request; raises ``OrchestratorError`` (``ModelError`` for user code)."""
         started = time.perf_counter()
-        data = self._decode(body, content_type)
-        prediction = self._predict(data)
-        out_body, out_type = self._encode(prediction, accept)
+        data = self.decode(body, content_type)
+        prediction = self.predict(data)
+        out_body, out_type = self.encode(prediction, accept)
         return InvokeResult(out_body, out_type, time.perf_counter() - started)
 
-    def _decode(self, body: bytes, content_type: str) -> Any:
+    # The three stages apart, so a batcher can decode requests one by one, predict them
+    # together and encode them one by one again.
+
+    def decode(self, body: bytes, content_type: str) -> Any:
+        """The request body as the model's input (``input_fn``)."""
         if self._input_fn is None:
             return default_input_fn(body, content_type)
         try:
@@ -131,7 +135,9 @@ class ModelHandler:
         except Exception as e:
             raise ModelError(f"input_fn {_describe(e)}", http_status=400) from e
 
-    def _predict(self, data: Any) -> Any:
+    def predict(self, data: Any, cancelled: Callable[[], bool] | None = None) -> Any:
+        """The model's prediction for ``data`` (``predict_fn``); ``cancelled`` is for
+        multi-step servables (a pipeline) and unused here."""
         try:
             if self._predict_fn is None:
                 return default_predict_fn(data, self.model)
@@ -144,7 +150,8 @@ class ModelHandler:
         except Exception as e:
             raise ModelError(f"predict_fn {_describe(e)}", http_status=500) from e
 
-    def _encode(self, prediction: Any, accept: str) -> tuple[bytes, str]:
+    def encode(self, prediction: Any, accept: str) -> tuple[bytes, str]:
+        """The prediction as a response body and its content type (``output_fn``)."""
         if self._output_fn is None:
             try:
                 return default_output_fn(prediction, accept)

@@ -1,57 +1,81 @@
-"""Run one replica: load the model, bind, announce the port, serve until SIGTERM.
+"""Run one replica: load the model(s), bind, announce the port, serve until SIGTERM.
 
 The model loads before the socket is bound, so ``GET /ping`` answering means the model is
 ready. The port is written to ``port_file`` (temp file, then rename) once uvicorn listens,
-which lets a supervisor start replicas on ``port=0``. SIGTERM (or SIGINT) stops accepting,
-lets in-flight requests finish for up to ``grace_seconds``, and returns normally.
+which lets a supervisor start replicas on ``port=0``. SIGTERM (or SIGINT) turns ``/ping`` and
+``/v2/health/ready`` to 503, stops accepting, lets in-flight requests finish for up to
+``grace_seconds``, and returns normally. uvicorn runs on uvloop with the httptools parser
+(the project depends on both; uvicorn's ``auto`` picks them).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
-from orchestrator.serving.app import build_app
-from orchestrator.serving.handler import ModelHandler
+from orchestrator.serving.app import ServingApp, build_app
+from orchestrator.serving.batching import BatchingConfig
+from orchestrator.serving.pipeline import ModelSource, load_servable
 from orchestrator.settings import ServingSettings
+
+# uvicorn notices a shutdown request on a 0.1 s tick and pauses 0.1 s before draining; keep
+# that out of the grace so the process is gone within it.
+_SHUTDOWN_SLACK_SECONDS = 0.3
 
 
 def serve(
-    model_dir: Path,
+    model_dir: Path | None = None,
     *,
-    code_dir: Path | None,
-    program: str | None,
+    code_dir: Path | None = None,
+    program: str | None = None,
+    pipeline: Sequence[ModelSource] = (),
     host: str = "127.0.0.1",
     port: int = 0,
     port_file: Path | None = None,
     settings: ServingSettings,
     endpoint: str = "",
     variant: str = "",
+    model_name: str = "model",
+    batching: BatchingConfig | None = None,
     grace_seconds: float = 30.0,
 ) -> None:
-    """Serve the model in ``model_dir`` until a shutdown signal; raises if it fails to load."""
-    handler = ModelHandler.load(model_dir, code_dir=code_dir, program=program)
-    app = build_app(handler, settings=settings, endpoint=endpoint, variant=variant)
+    """Serve the model in ``model_dir`` (or the ``pipeline`` of several) until a shutdown
+    signal; raises if a model fails to load."""
+    if pipeline and model_dir is not None:
+        raise ValueError("pass model_dir or pipeline, not both")
+    sources = list(pipeline) or [ModelSource(model_dir or Path("."), code_dir, program)]
+    servable = load_servable(sources)
+    app = build_app(
+        servable,
+        settings=settings,
+        endpoint=endpoint,
+        variant=variant,
+        model_name=model_name,
+        batching=batching,
+    )
     sock = bind(host, port)
     config = uvicorn.Config(
         app,
+        loop="auto",  # uvloop
+        http="auto",  # httptools
         log_level="warning",
         access_log=False,
+        server_header=False,
         lifespan="off",
-        # uvicorn counts the grace in whole seconds.
-        timeout_graceful_shutdown=math.ceil(grace_seconds),
+        timeout_graceful_shutdown=max(0.0, grace_seconds - _SHUTDOWN_SLACK_SECONDS),  # type: ignore[arg-type]
     )
-    server = _Server(config, port_file=port_file)
+    server = _Server(config, app=app, port_file=port_file)
     with sock, _signals_end_quietly():
         server.run(sockets=[sock])
+    app.dispatcher.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -76,14 +100,19 @@ def write_port_file(path: Path, port: int) -> None:
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, port_file: Path | None) -> None:
+    def __init__(self, config: uvicorn.Config, *, app: ServingApp, port_file: Path | None) -> None:
         super().__init__(config)
+        self._app = app
         self._port_file = port_file
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self._port_file is not None and self.started and sockets:
             write_port_file(self._port_file, sockets[0].getsockname()[1])
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.drain()  # health checks answer 503 from now on
+        super().handle_exit(sig, frame)
 
 
 @contextlib.contextmanager

@@ -77,5 +77,8 @@ async def _app_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = build_app(handler, settings=settings or ServingSettings(), **labels)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
-        yield client
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
+            yield client
+    finally:
+        app.dispatcher.close()

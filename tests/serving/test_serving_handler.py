@@ -31,12 +31,19 @@ def test_public_api_is_pinned() -> None:
     import orchestrator.serving as serving
 
     assert sorted(serving.__all__) == [
+        "BatchingConfig",
+        "Dispatcher",
         "InvokeResult",
         "MODEL_LATENCY_HEADER",
         "ModelHandler",
+        "ModelSource",
         "NotAcceptableError",
+        "Pipeline",
+        "ServingApp",
+        "Step",
         "UnsupportedMediaTypeError",
         "build_app",
+        "load_servable",
         "serve",
     ]
 
@@ -143,8 +150,10 @@ def test_unsupported_content_type_names_allowed(model_dir: Path) -> None:
 
 
 def test_unacceptable_accept_names_allowed(model_dir: Path) -> None:
-    with pytest.raises(NotAcceptableError, match="writes application/json"):
-        ModelHandler.load(model_dir).invoke(b"[[1, 2, 3, 4]]", "application/json", "text/csv")
+    with pytest.raises(
+        NotAcceptableError, match="writes application/json, text/csv, application/x-npy"
+    ):
+        ModelHandler.load(model_dir).invoke(b"[[1, 2, 3, 4]]", "application/json", "image/png")
 
 
 @pytest.mark.parametrize(
