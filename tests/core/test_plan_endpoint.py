@@ -222,3 +222,90 @@ def test_a_terminating_replica_holds_no_slot_gets_no_traffic_and_delays_deletion
     assert [type(a) for a in plan.actions] == [RemoveReplica]
     plan = plan_endpoint(desired_endpoint(delete=True), [], NOW)
     assert [a.kind for a in plan.actions] == ["Endpoint"]  # type: ignore[union-attr]
+
+
+# --- fleets and routes -------------------------------------------------------------------------
+def _cfg(doc: dict[str, Any]) -> Any:
+    from orchestrator.resources.endpoints import CreateEndpointConfigRequest
+
+    return CreateEndpointConfigRequest.model_validate({"EndpointConfigName": "cfg-1", **doc})
+
+
+def test_first_plan_records_the_serving_config_and_launches_carry_it() -> None:
+    plan, st = step(desired_endpoint(), [])
+    assert st.CurrentEndpointConfigName == "cfg-1"
+    launches = [a.launch for a in plan.actions if isinstance(a, LaunchReplica)]
+    assert [x.config for x in launches] == ["cfg-1"]
+
+
+def test_replicas_of_a_config_of_neither_fleet_are_removed() -> None:
+    status = EndpointState(CurrentEndpointConfigName="cfg-1", ReplicaGeneration=3)
+    from dataclasses import replace
+
+    stray = replace(replica(0, 3), config="cfg-old", replica_id="v1-0-3")
+    unmarked = replica(0, 2)  # config "": the serving fleet's
+    plan, st = step(desired_endpoint(status=status), [unmarked, stray])
+    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-3")]
+    assert st.EndpointStatus == "InService"
+
+
+def test_an_inference_pipeline_is_served() -> None:
+    pipeline = model_spec(PrimaryContainer=None, Containers=[{"Image": "a"}, {"Image": "b"}])
+    plan, st = step(desired_endpoint(models={"model-1": pipeline}), [])
+    launches = [a.launch for a in plan.actions if isinstance(a, LaunchReplica)]
+    assert len(launches) == 1 and len(launches[0].model.serving_containers) == 2
+    assert st.EndpointStatus == "Creating"
+
+
+def test_a_shadow_variant_gets_its_fraction_as_copies_and_its_own_slots() -> None:
+    config = _cfg({
+        "ProductionVariants": [{"VariantName": "v1", "ModelName": "model-1", "InitialVariantWeight": 4}],
+        "ShadowProductionVariants": [{"VariantName": "s1", "ModelName": "model-1", "InitialVariantWeight": 1}],
+    })  # fmt: skip
+    plan, st = step(desired_endpoint(config=config), [replica(0, 1), replica(0, 2, variant="s1")])
+    assert plan.routes == (
+        VariantRoute("v1", 1.0, ("http://replica/v1-0-1",), "cfg-1"),
+        VariantRoute("s1", 0.25, ("http://replica/s1-0-2",), "cfg-1", shadow=True),
+    )
+    assert [(v.VariantName, v.CurrentWeight, v.DesiredWeight) for v in st.ShadowProductionVariants] == [
+        ("s1", 0.25, 1.0)
+    ]  # fmt: skip
+    assert [s.VariantName for s in st.VariantScaling] == ["v1"]  # shadows are never autoscaled
+    assert st.EndpointStatus == "InService"
+
+
+def test_a_variant_scaled_to_zero_has_no_slot_and_a_scaled_to_zero_route() -> None:
+    from orchestrator.controller.plan.types import VariantLoad
+    from orchestrator.resources.endpoints import VariantScalingState
+
+    config = _cfg({"ProductionVariants": [{
+        "VariantName": "v1", "ModelName": "model-1",
+        "ManagedInstanceScaling": {"MinInstanceCount": 0, "MaxInstanceCount": 3},
+    }]})  # fmt: skip
+    status = EndpointState(
+        EndpointStatus="InService",
+        CurrentEndpointConfigName="cfg-1",
+        ReplicaGeneration=1,
+        VariantScaling=[
+            VariantScalingState(VariantName="v1", DesiredInstanceCount=1, LastActiveTime=NOW)
+        ],
+    )
+    desired = replace_desired(
+        desired_endpoint(config=config, status=status), load={"v1": VariantLoad()}
+    )
+    plan, st = step(desired, [replica(0, 1)], at(300))
+    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-1")]
+    assert plan.routes == (VariantRoute("v1", 1.0, (), "cfg-1", scaled_to_zero=True),)
+    assert st.ProductionVariants[0].DesiredInstanceCount == 0
+    assert (st.EndpointStatus, st.Conditions[0].Status) == ("InService", "True")
+    # A request waits: one replica at once.
+    desired = replace_desired(desired, status=st, load={"v1": VariantLoad(waiting=1)})
+    plan, st = step(desired, [], at(301))
+    assert [brief(a) for a in plan.actions] == [("launch", "v1-0-2")]
+    assert plan.routes == (VariantRoute("v1", 1.0, (), "cfg-1"),)
+
+
+def replace_desired(desired: DesiredEndpoint, **fields: Any) -> DesiredEndpoint:
+    from dataclasses import replace
+
+    return replace(desired, **fields)
