@@ -152,11 +152,16 @@ class SeriesStore:
     ) -> None:
         """One request answered (or failed) with HTTP ``status``; latencies in microseconds."""
         second = int(at)
+        key = (endpoint, variant, config)
         with self._lock:
-            s = self._get(self._series, (endpoint, variant, config), second)
-            b = s.bucket(second, self.retention)
+            s = self._series.get(key)
+            if s is None or second >= self._next_sweep:
+                s = self._get(self._series, key, second)
+            b = s.buckets.get(second)
             if b is None:
-                return
+                b = s.bucket(second, self.retention)
+                if b is None:
+                    return
             b.count += 1
             if status >= 500:
                 b.e5 += 1
