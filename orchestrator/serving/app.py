@@ -207,7 +207,11 @@ class ServingApp:
             headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after))).encode()))
         if isinstance(error, PayloadTooLargeError):
             headers.append((b"connection", b"close"))  # the rest of the body is never read
-        payload = {"error": error.message} if v2 else error.to_payload()
+        if v2:  # the protocol's error is one string: name the field in it
+            named = f"{error.field}: {error.message}" if error.field else error.message
+            payload: dict[str, Any] = {"error": named}
+        else:
+            payload = error.to_payload()
         body = orjson.dumps(payload)
         await _respond(send, status, body, _JSON, headers)
         return status

@@ -15,7 +15,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from orchestrator.serving import ModelHandler, build_app
+from orchestrator.serving import build_app
 from orchestrator.settings import ServingSettings
 
 
@@ -73,9 +73,9 @@ def app_client() -> AppClient:
 
 @asynccontextmanager
 async def _app_client(
-    handler: ModelHandler, settings: ServingSettings | None = None, **labels: Any
+    handler: Any, settings: ServingSettings | None = None, **options: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(handler, settings=settings or ServingSettings(), **labels)
+    app = build_app(handler, settings=settings or ServingSettings(), **options)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
