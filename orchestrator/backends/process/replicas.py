@@ -45,6 +45,7 @@ class ReplicaFile(BaseModel):
     store: StoreAccess
     allow_file_uris: bool = True
     grace_seconds: float = 30.0
+    model_name: str = ""
 
 
 class ProcessReplicas:
@@ -80,6 +81,7 @@ class ProcessReplicas:
             store=store_access(s),
             allow_file_uris=s.allow_file_uris,
             grace_seconds=s.controller.stop_grace_seconds,
+            model_name=launch.model_name,
         )
         write_model(root / REPLICA_FILE, doc)
         pid = procs.spawn(
