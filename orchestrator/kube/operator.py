@@ -331,7 +331,7 @@ class Operator:
         observed = self.backend.observe_replicas(name)
         plan = plan_endpoint(desired, observed, now, self.endpoint_policy)
         self._publish(name, spec, plan, deleting)
-        variants = {v.VariantName: v for v in config.ProductionVariants} if config else {}
+        variants = {v.VariantName: v for v in config.all_variants} if config else {}
         self._execute(cr, plan, variants=variants, scaling=scaling)
         return self._finish(cr, plan)
 
@@ -364,7 +364,7 @@ class Operator:
         except ValidationError as e:
             return None, {}, f"EndpointConfig {spec.EndpointConfigName!r} is invalid: {e.message}"
         models: dict[str, CreateModelRequest] = {}
-        for v in config.ProductionVariants:
+        for v in config.all_variants:
             model_cr = self.get("Model", v.ModelName)
             if model_cr is None:
                 return config, models, f"Model {v.ModelName!r} not found"

@@ -164,7 +164,7 @@ def test_all_at_once_provisions_shifts_terminates_and_swaps_the_serving_config()
         ("b", 2),
     ]
     assert [(v.VariantName, v.DesiredInstanceCount, v.CurrentWeight) for v in st.ProductionVariants] == [
-        ("a", 2, 0.5), ("b", 2, 0.5),
+        ("a", 2, 1.0), ("b", 2, 1.0),
     ]  # fmt: skip
     assert {c.Type: (c.Status, c.Reason) for c in st.Conditions}["Updated"] == ("True", "Succeeded")
     # Settled: nothing more to do, and the next pass starts nothing new.
@@ -212,7 +212,8 @@ def test_canary_shares_are_folded_into_the_variant_weights() -> None:
         ("cfg-2", "a", 0.05, True),
         ("cfg-2", "b", 0.05, True),
     ]
-    assert [v.CurrentWeight for v in w.status.ProductionVariants] == [0.225, 0.675]
+    # SageMaker's CurrentWeight: the variant's weight times its fleet's share (90% here).
+    assert [v.CurrentWeight for v in w.status.ProductionVariants] == [0.9, 2.7]
     assert [v.DesiredWeight for v in w.status.ProductionVariants] == [1.0, 3.0]
 
 

@@ -268,7 +268,7 @@ def test_a_shadow_variant_gets_its_fraction_as_copies_and_its_own_slots() -> Non
         VariantRoute("s1", 0.25, ("http://replica/s1-0-2",), "cfg-1", shadow=True),
     )
     assert [(v.VariantName, v.CurrentWeight, v.DesiredWeight) for v in st.ShadowProductionVariants] == [
-        ("s1", 0.25, 1.0)
+        ("s1", 1.0, 1.0)
     ]  # fmt: skip
     assert [s.VariantName for s in st.VariantScaling] == ["v1"]  # shadows are never autoscaled
     assert st.EndpointStatus == "InService"

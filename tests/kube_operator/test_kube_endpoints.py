@@ -135,8 +135,9 @@ def test_in_service_once_ready_replicas_reach_the_count(
     route = operator.routes.get("web")
     assert route is not None
     weights = {v.name: (v.weight, set(v.urls)) for v in route.variants}
-    assert weights["green"] == (1.0, {"http://web-green.ml.svc.cluster.local:8080"})
-    assert weights["Blue"][0] == 3.0
+    # Routes carry normalised shares; the status keeps SageMaker's raw CurrentWeight.
+    assert weights["green"] == (0.25, {"http://web-green.ml.svc.cluster.local:8080"})
+    assert weights["Blue"][0] == 0.75
 
 
 def test_waits_for_a_missing_endpoint_config(cluster: Cluster, operator: Operator) -> None:

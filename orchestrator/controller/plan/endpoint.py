@@ -228,7 +228,13 @@ def _routes(
             )
         summary = ProductionVariantSummary(
             VariantName=v.VariantName,
-            CurrentWeight=weight if (share > 0 or is_shadow) else 0.0,
+            # SageMaker's meaning: the variant's own weight, times its fleet's share of
+            # traffic while an update moves it (the routes use normalised shares).
+            CurrentWeight=(
+                v.InitialVariantWeight * (1.0 if is_shadow else share)
+                if (share > 0 or is_shadow)
+                else 0.0
+            ),
             DesiredWeight=v.InitialVariantWeight,
             CurrentInstanceCount=len(urls),
             DesiredInstanceCount=count,
