@@ -4,11 +4,15 @@ ROOT``.
 Runs on the host (the object store and its keys stay there): fetches and unpacks the model
 artifact (and script-mode source) into the replica's root, then creates and starts the
 container with a fixed name (a second launch of the same replica fails at create) and exits.
-The container mounts both read-only and runs the inference server on port 8080.
+The container mounts both read-only and runs the inference server on port 8080, under the
+model's name and with its AdaptiveBatching. An inference pipeline runs in one container, so
+its steps must name the same image (or none); a pipeline of different images is refused with
+an error saying so.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,13 +22,21 @@ from docker.errors import APIError, DockerException
 from docker.types import Healthcheck, Mount
 
 from orchestrator.backends.docker import engine
-from orchestrator.backends.process.replica_main import _fetch
+from orchestrator.backends.process.replica_main import (
+    batching_of,
+    fetch_containers,
+    script_of,
+    serving_containers,
+    step_dirs,
+)
 from orchestrator.backends.process.replicas import REPLICA_FILE, ReplicaFile
 from orchestrator.errors import OrchestratorError
-from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV
+from orchestrator.resources.models import ContainerDefinition
 from orchestrator.training.files import read_json
 
 SPEC_FILE = "container.json"  # ReplicaContainer, beside replica.json
+PIPELINE_FILE = "pipeline.json"  # the steps of an inference pipeline, as the server reads them
+PIPELINE_MOUNT = "/opt/ml/pipeline.json"
 PORT = 8080
 _PING = (
     "import sys, urllib.request; "
@@ -33,22 +45,64 @@ _PING = (
 )
 
 
-def replica_create_kwargs(doc: dict[str, Any], root: Path) -> dict[str, Any]:
-    """``containers.create`` arguments for the replica described by its container.json."""
+def replica_create_kwargs(
+    doc: dict[str, Any],
+    root: Path,
+    containers: list[ContainerDefinition] | None = None,
+    model_name: str = "",
+) -> dict[str, Any]:
+    """``containers.create`` arguments for the replica described by its container.json (and
+    the model's containers, fetched under ``root`` by :func:`fetch_containers`)."""
     env: dict[str, str] = dict(doc["environment"])
-    program = env.get(PROGRAM_ENV)
-    mounts = [Mount("/opt/ml/model", str(root / "model"), type="bind", read_only=True)]
-    command = ["python", "-m", "orchestrator.serving", "--model-dir", "/opt/ml/model"]
-    if (root / "code").is_dir():
-        mounts.append(Mount("/opt/ml/code", str(root / "code"), type="bind", read_only=True))
-        command += ["--code-dir", "/opt/ml/code"]
-    elif program is None and (root / "model" / "code" / "inference.py").is_file():
-        # SageMaker's convention: an artifact may carry its own code/inference.py.
-        program = "inference.py"
-        command += ["--code-dir", "/opt/ml/model/code"]
-    if program:
-        command += ["--program", program]
+    containers = containers or [ContainerDefinition(Environment=env)]
+    mounts: list[Mount] = []
+    command = ["python", "-m", "orchestrator.serving"]
+    if len(containers) == 1:
+        program, code, model_code = script_of(
+            containers[0], root / "model", root / "code", inside=Path("/opt/ml/model")
+        )
+        mounts.append(Mount("/opt/ml/model", str(root / "model"), type="bind", read_only=True))
+        command += ["--model-dir", "/opt/ml/model"]
+        if code is not None:
+            mounts.append(Mount("/opt/ml/code", str(root / "code"), type="bind", read_only=True))
+            command += ["--code-dir", "/opt/ml/code"]
+        elif model_code is not None:
+            command += ["--code-dir", str(model_code)]
+        if program:
+            command += ["--program", program]
+    else:
+        steps = []
+        for index, container in enumerate(containers):
+            model_dir, code_dir = step_dirs(root, index, len(containers))
+            inside = Path(f"/opt/ml/pipeline/{index}")
+            program, code, model_code = script_of(
+                container, model_dir, code_dir, inside=inside / "model"
+            )
+            mounts.append(Mount(str(inside / "model"), str(model_dir), type="bind", read_only=True))
+            code_inside = None
+            if code is not None:
+                code_inside = str(inside / "code")
+                mounts.append(Mount(code_inside, str(code_dir), type="bind", read_only=True))
+            elif model_code is not None:
+                code_inside = str(model_code)
+            hostname = container.ContainerHostname or f"step-{index}"
+            steps.append(
+                {
+                    "model_dir": str(inside / "model"),
+                    "code_dir": code_inside,
+                    "program": program,
+                    "hostname": hostname,
+                }
+            )
+        (root / PIPELINE_FILE).write_text(json.dumps(steps))
+        mounts.append(Mount(PIPELINE_MOUNT, str(root / PIPELINE_FILE), type="bind", read_only=True))
+        command += ["--pipeline", PIPELINE_MOUNT]
+    batch = batching_of(containers[0])
+    if batch is not None:
+        command += ["--max-batch-size", str(batch[0]), "--max-batch-delay-ms", str(batch[1] * 1e3)]
     command += [
+        "--model-name",
+        model_name or "model",
         "--host",
         "0.0.0.0",
         "--port",
@@ -82,6 +136,19 @@ def replica_create_kwargs(doc: dict[str, Any], root: Path) -> dict[str, Any]:
     }
 
 
+def one_image(containers: list[ContainerDefinition]) -> str | None:
+    """None when the containers can share one container, else why not."""
+    images = {c.Image for c in containers}
+    if len(images) <= 1:
+        return None
+    named = ", ".join(f"Containers[{i}].Image={c.Image!r}" for i, c in enumerate(containers))
+    return (
+        "the Docker backend runs an inference pipeline's steps in one container, so every "
+        f"step must name the same Image (or none); got {named}. Use one image for all steps, "
+        "or serve the pipeline on the process backend"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0])
@@ -90,24 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     if doc is None:
         print(f"replica {r.replica_id}: {SPEC_FILE} missing", file=sys.stderr)
         return 1
-    model_dir = root / "model"
-    model_dir.mkdir(exist_ok=True)
+    containers = serving_containers(root, r)
+    refused = one_image(containers)
+    if refused is not None:
+        print(f"replica {r.replica_id}: {refused}", file=sys.stderr)
+        return 1
     try:
-        store = r.store.open()
-        if r.container.ModelDataUrl:
-            _fetch(r.container.ModelDataUrl, model_dir, store, r.allow_file_uris)
-        submit = r.container.Environment.get(SUBMIT_DIR_ENV)
-        if submit:
-            _fetch(submit, root / "code", store, r.allow_file_uris)
+        fetch_containers(root, r, containers)
     except OrchestratorError as e:
         print(f"replica {r.replica_id}: model download failed: {e.message}", file=sys.stderr)
         return 1
-    for d in (model_dir, root / "code"):
+    for d in [root / "model", root / "code", root / "steps", *(root / "steps").glob("*/*")]:
         if d.exists():
             d.chmod(0o755)  # readable by the container's user; never writable
     try:
         client = docker.from_env()
-        container = client.containers.create(**replica_create_kwargs(doc, root))
+        kwargs = replica_create_kwargs(doc, root, containers, r.model_name)
+        container = client.containers.create(**kwargs)
         container.start()
     except APIError as e:
         if e.status_code == 409:
