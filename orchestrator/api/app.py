@@ -24,6 +24,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.runtime import Controller
 from orchestrator.errors import OrchestratorError
 from orchestrator.gpus import GpuInventory, inventory
+from orchestrator.monitoring.series import SeriesStore
 from orchestrator.objects import LocalKeyring, open_object_store
 from orchestrator.settings import Settings
 from orchestrator.store import StateStore
@@ -66,7 +67,8 @@ def build_control_plane(
     backend = backend or make_backend(settings)
     if gpus is None and backend.name in {"process", "docker"}:
         gpus = inventory(settings.gpu_devices)
-    controller = Controller(store, backend, settings, clock=clock, gpus=gpus)
+    series = SeriesStore(clock=clock)
+    controller = Controller(store, backend, settings, clock=clock, gpus=gpus, telemetry=series)
     return ControlPlane(
         settings=settings,
         store=store,
@@ -74,6 +76,7 @@ def build_control_plane(
         objects=objects_store,
         controller=controller,
         clock=clock,
+        series=series,
     )
 
 
@@ -85,6 +88,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
             timeout_seconds=plane.settings.serving.invocation_timeout_seconds,
             shadow_max_in_flight=plane.settings.controller.shadow_max_in_flight,
             clock=lambda: plane.clock.now().timestamp(),
+            recorder=plane.series,
         )
         if run_controller:
             plane.controller.start()
@@ -111,6 +115,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.plane = plane
+    app.state.series = plane.series
     app.state.key_cache = KeyCache()
     handlers.install(app)
     for module in (training, models, endpoints, objects):

@@ -211,6 +211,7 @@ class Router:
         first = next(self._counters.setdefault(key, itertools.count()))
         urls = variant.urls
         recorder = self.recorder
+        metrics.record_request_started(route.endpoint, variant.name)
         if recorder is not None:
             recorder.request_started(route.endpoint, variant.name, variant.config, self.clock())
         try:
@@ -250,6 +251,7 @@ class Router:
             self._record(route, variant, 503, started, None)
             raise _NoReplica
         finally:
+            metrics.record_request_finished(route.endpoint, variant.name)
             if recorder is not None:
                 recorder.request_finished(
                     route.endpoint, variant.name, variant.config, self.clock()

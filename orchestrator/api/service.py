@@ -28,6 +28,7 @@ from orchestrator.errors import (
     UnavailableError,
     ValidationError,
 )
+from orchestrator.monitoring.series import SeriesStore
 from orchestrator.objects import ObjectStore, safe_extract
 from orchestrator.resources.common import make_arn
 from orchestrator.resources.endpoints import (
@@ -79,8 +80,11 @@ class ControlPlane:
         objects: ObjectStore,
         controller: Controller,
         clock: Clock,
+        series: SeriesStore | None = None,
     ) -> None:
         self.settings = settings
+        # Endpoint metrics as time series (None: this control plane records none).
+        self.series = series
         self.store = store
         self.backend = backend
         self.objects = objects

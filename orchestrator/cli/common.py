@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
+import yaml
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
@@ -156,3 +158,18 @@ STATUS_STYLES = {
 def styled(status: str) -> str:
     style = STATUS_STYLES.get(status)
     return f"[{style}]{escape(status)}[/{style}]" if style else escape(status)
+
+
+def read_document(path: Path, option: str) -> dict[str, Any]:
+    """A JSON or YAML file holding one mapping; errors name the option and the file."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise typer.BadParameter(f"cannot read {path}: {e.strerror}", param_hint=option) from e
+    try:
+        doc = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as e:
+        raise typer.BadParameter(f"{path} is not valid JSON or YAML: {e}", param_hint=option) from e
+    if not isinstance(doc, dict):
+        raise typer.BadParameter(f"{path} must hold a mapping (an object)", param_hint=option)
+    return doc

@@ -1,9 +1,10 @@
-"""``orch endpoints`` (create, list, describe, delete, metrics) and ``orch deploy``."""
+"""``orch endpoints`` (create, update, list, describe, delete, metrics) and ``orch deploy``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group
@@ -11,7 +12,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.common import client, console, done, emit, state, styled, when
+from orchestrator.cli.common import (
+    client,
+    console,
+    done,
+    emit,
+    read_document,
+    state,
+    styled,
+    when,
+)
 from orchestrator.cli.jobs import list_all
 from orchestrator.client import Client
 from orchestrator.resources.endpoints import DescribeEndpointResponse, ListEndpointsResponse
@@ -81,7 +91,26 @@ def _panel(ep: DescribeEndpointResponse) -> Panel:
     info.add_row("Status", styled(ep.EndpointStatus))
     if ep.FailureReason:
         info.add_row("Failure reason", Text(ep.FailureReason, style="red"))
-    info.add_row("Config", ep.EndpointConfigName)
+    serving = ep.CurrentEndpointConfigName or ep.EndpointConfigName
+    info.add_row("Config", serving)
+    if ep.Deployment is not None:
+        d = ep.Deployment
+        info.add_row(
+            "Update",
+            f"to {d.TargetEndpointConfigName}: {d.Phase}, {d.TrafficPercent:g}% of traffic"
+            + (f" ({d.Message})" if d.Message else ""),
+        )
+    if ep.LastDeployment is not None:
+        last = ep.LastDeployment
+        style = "green" if last.Result == "Succeeded" else "yellow"
+        info.add_row(
+            "Last update",
+            Text(
+                f"{last.Result} ({last.TargetEndpointConfigName}, {when(last.EndTime)})"
+                + (f": {last.Message}" if last.Message else ""),
+                style=style,
+            ),
+        )
     info.add_row("Auth", "public (no key)" if ep.AuthMode == "None" else "API key")
     info.add_row("Created", when(ep.CreationTime))
     info.add_row("Invoke", f"orch invoke {ep.EndpointName} --body FILE")
@@ -93,6 +122,63 @@ def _panel(ep: DescribeEndpointResponse) -> Panel:
             f"{v.CurrentWeight:g}/{v.DesiredWeight:g}",
         )
     return Panel(Group(info, variants), title=f"[bold]{ep.EndpointName}[/bold]", expand=False)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: Name,
+    *,
+    config: Annotated[str, typer.Option(help="The endpoint config to move to.")],
+    deployment_config: Annotated[
+        Path | None,
+        typer.Option(help="A DeploymentConfig as a JSON or YAML file (blue/green policy)."),
+    ] = None,
+    canary: Annotated[
+        int | None, typer.Option(help="Canary: this percent of traffic first, then the rest.")
+    ] = None,
+    linear: Annotated[
+        int | None, typer.Option(help="Linear: move this percent of traffic per step.")
+    ] = None,
+    bake: Annotated[int, typer.Option(help="Seconds to watch each traffic step.")] = 0,
+    wait: Annotated[bool, typer.Option(help="Wait until the update ends.")] = False,
+) -> None:
+    """Move an endpoint to another config by a blue/green deployment (rolls back by itself)."""
+    policy = _deployment_policy(deployment_config, canary, linear, bake)
+    api = client(ctx)
+    arn = api.update_endpoint(name, config, deployment_config=policy)
+    if not wait:
+        done(ctx, {"EndpointArn": arn}, f"updating endpoint {name} to {config}")
+        return
+    if state(ctx).json:
+        ep = api.wait_for_update(name)
+    else:
+        with console.status(f"updating endpoint {name} to {config}"):
+            ep = api.wait_for_update(name)
+    emit(ctx, ep, lambda: console.print(_panel(ep)))
+    if ep.LastDeployment is not None and ep.LastDeployment.Result == "RolledBack":
+        raise typer.Exit(1)
+
+
+def _deployment_policy(
+    path: Path | None, canary: int | None, linear: int | None, bake: int
+) -> dict[str, Any] | None:
+    if path is not None:
+        if canary is not None or linear is not None:
+            raise typer.BadParameter(
+                "give either --deployment-config or --canary/--linear", param_hint="--canary"
+            )
+        return read_document(path, "--deployment-config")
+    if canary is not None and linear is not None:
+        raise typer.BadParameter("give --canary or --linear, not both", param_hint="--linear")
+    routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake}
+    if canary is not None:
+        routing.update(Type="CANARY", CanarySize={"Type": "CAPACITY_PERCENT", "Value": canary})
+    if linear is not None:
+        routing.update(Type="LINEAR", LinearStepSize={"Type": "CAPACITY_PERCENT", "Value": linear})
+    if canary is None and linear is None and not bake:
+        return None
+    return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing}}
 
 
 @app.command("describe")

@@ -290,6 +290,58 @@ class Client:
             EndpointName=name, EndpointConfigName=name, AuthMode="None" if public else "ApiKey"
         )
 
+    def update_endpoint(
+        self,
+        name: str,
+        config: str,
+        *,
+        deployment_config: BaseModel | dict[str, Any] | None = None,
+        retain_deployment_config: bool = False,
+    ) -> str:
+        """UpdateEndpoint: move to EndpointConfig ``config`` by a blue/green deployment (the
+        new fleet starts beside the old one; traffic shifts as ``deployment_config`` says and
+        rolls back by itself when an alarm fires). Returns at once; see wait_for_update."""
+        body: dict[str, Any] = {
+            "EndpointConfigName": config,
+            "RetainDeploymentConfig": retain_deployment_config,
+        }
+        if deployment_config is not None:
+            body["DeploymentConfig"] = (
+                deployment_config.model_dump(mode="json", exclude_none=True)
+                if isinstance(deployment_config, BaseModel)
+                else deployment_config
+            )
+        resp = self._json("PATCH", f"{API}/endpoints/{quote(name)}", json=body)
+        return str(resp["EndpointArn"])
+
+    def wait_for_update(
+        self,
+        name: str,
+        *,
+        poll: float = 0.25,
+        timeout: float = 3600.0,
+        on_status: Callable[[DescribeEndpointResponse], None] | None = None,
+    ) -> DescribeEndpointResponse:
+        """Until the update in progress ended; ``LastDeployment`` says whether it succeeded or
+        rolled back (a rollback is not an error: the endpoint serves the old config)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ep = self.describe_endpoint(name)
+            if on_status is not None:
+                on_status(ep)
+            settled = ep.Deployment is None and ep.EndpointConfigName == (
+                ep.CurrentEndpointConfigName or ep.EndpointConfigName
+            )
+            if settled or (ep.LastDeployment is not None and ep.Deployment is None):
+                return ep
+            if ep.EndpointStatus == "Failed":
+                raise UnavailableError(f"endpoint {name!r} failed: {ep.FailureReason}")
+            if time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"endpoint {name!r} still updating ({ep.EndpointStatus}) after {timeout} s"
+                )
+            time.sleep(poll)
+
     def wait_for_endpoint(
         self,
         name: str,

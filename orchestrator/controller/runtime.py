@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from orchestrator import metrics
@@ -28,17 +29,22 @@ from orchestrator.controller.plan.types import (
     Action,
     CleanupJob,
     DeleteRecord,
+    FleetHealth,
     GpuCapacity,
     LaunchJob,
     LaunchReplica,
+    ObservedReplica,
     Plan,
     RemoveReplica,
     StopJob,
     StopReplica,
+    VariantLoad,
 )
 from orchestrator.controller.routing import EndpointRoute, RoutingTable
 from orchestrator.errors import ConflictError, PermanentError
 from orchestrator.gpus import GpuInventory
+from orchestrator.monitoring.series import SeriesStore
+from orchestrator.monitoring.usage import ReplicaProcess, UsageSampler, record_replica_usage
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -74,8 +80,11 @@ class Controller:
         clock: Clock | None = None,
         routes: RoutingTable | None = None,
         gpus: GpuInventory | None = None,
+        telemetry: SeriesStore | None = None,
     ) -> None:
         self.store = store
+        # Endpoint traffic (autoscaling, update alarms) and what replicas report back.
+        self.telemetry = telemetry
         self.backend = backend
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -93,6 +102,12 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_counts = 0.0
+        self._setup_recorded: set[tuple[str, str]] = set()
+        # Gathered over a pass, reported once at its end.
+        self._instance_counts: dict[tuple[str, str], int] = {}
+        self._usage: list[ReplicaProcess] = []
+        self._sampler = UsageSampler()
+        self._started_at = self.clock.now()
 
     # --- one resource ------------------------------------------------------------------------
     def reconcile_training_job(self, record: Record) -> float | None:
@@ -137,23 +152,32 @@ class Controller:
 
     def reconcile_endpoint(self, record: Record) -> float | None:
         spec = CreateEndpointRequest.model_validate(record.spec)
-        config_rec = self.store.find("EndpointConfig", spec.EndpointConfigName)
-        config = CreateEndpointConfigRequest.model_validate(config_rec.spec) if config_rec else None
+        status = EndpointState.model_validate(record.status)
+        config = self._config(spec.EndpointConfigName)
+        serving = status.CurrentEndpointConfigName
+        current = self._config(serving) if serving and serving != spec.EndpointConfigName else None
         models: dict[str, CreateModelRequest] = {}
-        for v in config.ProductionVariants if config else []:
-            m = self.store.find("Model", v.ModelName)
-            if m is not None:
-                models[v.ModelName] = CreateModelRequest.model_validate(m.spec)
+        for c in (config, current):
+            for v in c.all_variants if c else []:
+                m = self.store.find("Model", v.ModelName)
+                if m is not None:
+                    models[v.ModelName] = CreateModelRequest.model_validate(m.spec)
+        now = self.clock.now()
         desired = DesiredEndpoint(
             name=record.name,
             spec=spec,
-            status=EndpointState.model_validate(record.status),
+            status=status,
             config=config,
             models=models,
             delete_requested=record.delete_requested,
+            current_config=current,
+            load=self._load(record.name, serving or spec.EndpointConfigName, current or config),
+            target_health=self._target_health(record.name, status),
         )
         observed = self.backend.observe_replicas(record.name)
-        plan = plan_endpoint(desired, observed, self.clock.now(), self.endpoint_policy)
+        names = [v.VariantName for c in (config, current) for v in (c.all_variants if c else [])]
+        self._record_replicas(record.name, names, observed)
+        plan = plan_endpoint(desired, observed, now, self.endpoint_policy)
         live = plan.phase not in {"Failed", "Deleting"}
         if plan.routes is not None and live and not record.delete_requested:
             self.routes.publish(
@@ -167,6 +191,75 @@ class Controller:
             self.routes.withdraw(record.name)
         self._execute(plan.actions)
         return self._persist(record, plan)
+
+    def _config(self, name: str) -> CreateEndpointConfigRequest | None:
+        rec = self.store.find("EndpointConfig", name)
+        return CreateEndpointConfigRequest.model_validate(rec.spec) if rec else None
+
+    def _load(
+        self, endpoint: str, config_name: str, config: CreateEndpointConfigRequest | None
+    ) -> dict[str, VariantLoad]:
+        """The serving fleet's traffic per variant, for the autoscaler."""
+        if config is None:
+            return {}
+        now = self.clock.now()
+        window = self.settings.controller.autoscaling_window_seconds
+        out: dict[str, VariantLoad] = {}
+        for v in config.ProductionVariants:
+            waiting = self.routes.waiting(endpoint, v.VariantName)
+            load = (
+                self.telemetry.variant_load(endpoint, v.VariantName, config_name, window, now)
+                if self.telemetry is not None
+                else VariantLoad()
+            )
+            out[v.VariantName] = replace(load, waiting=waiting)
+        return out
+
+    def _target_health(self, endpoint: str, status: EndpointState) -> FleetHealth | None:
+        d = status.Deployment
+        if d is None or d.StepStartTime is None or self.telemetry is None:
+            return None
+        return self.telemetry.fleet_health(
+            endpoint,
+            d.TargetEndpointConfigName,
+            d.StepStartTime,
+            self.clock.now(),
+        )
+
+    def _record_replicas(
+        self, endpoint: str, variants: list[str], observed: list[ObservedReplica]
+    ) -> None:
+        """ModelSetupTime of replicas newly ready, and the ready count per variant."""
+        counts: dict[str, int] = dict.fromkeys(variants, 0)
+        for r in observed:
+            if r.state != "ready":
+                continue
+            counts[r.variant] = counts.get(r.variant, 0) + 1
+            key = (endpoint, r.replica_id)
+            if key in self._setup_recorded or r.ready_at is None or r.started_at is None:
+                continue
+            self._setup_recorded.add(key)
+            if r.ready_at < self._started_at:
+                continue  # ready before this controller started: measured by an earlier one
+            seconds = max(0.0, (r.ready_at - r.started_at).total_seconds())
+            metrics.record_model_setup_time(endpoint, r.variant, seconds)
+            if self.telemetry is not None:
+                self.telemetry.record_model_setup_time(
+                    endpoint, r.variant, seconds, r.ready_at.timestamp()
+                )
+        live = {(endpoint, r.replica_id) for r in observed}
+        self._setup_recorded = {k for k in self._setup_recorded if k[0] != endpoint or k in live}
+        at = self.clock.now().timestamp()
+        for variant, n in counts.items():
+            self._instance_counts[(endpoint, variant)] = n
+            if self.telemetry is not None:
+                self.telemetry.record_instances(endpoint, variant, n, at)
+        processes = getattr(self.backend, "replica_processes", None)
+        if processes is not None and self.telemetry is not None:
+            self._usage.extend(
+                ReplicaProcess(endpoint, variant, replica_id, pid)
+                for variant, replica_id, pid in processes(endpoint)
+            )
 
     def _execute(self, actions: tuple[Action, ...]) -> None:
         removed: set[tuple[str, str]] = set()
@@ -194,6 +287,8 @@ class Controller:
             self.store.delete(action.kind, action.name)
             if action.kind == "Endpoint":
                 self.routes.withdraw(action.name)
+                if self.telemetry is not None:
+                    self.telemetry.forget(action.name)
         else:  # pragma: no cover - exhaustiveness
             raise TypeError(action)
 
@@ -236,8 +331,17 @@ class Controller:
                 if requeue is not None:
                     next_due = min(next_due, requeue)
         self._remove_orphans()
+        self._record_endpoint_pass()
         self._record_counts()
         return max(0.0, next_due)
+
+    def _record_endpoint_pass(self) -> None:
+        """Instance counts and replica CPU/memory, gathered over the pass."""
+        metrics.record_instance_counts(self._instance_counts)
+        self._instance_counts = {}
+        usage, self._usage = self._usage, []
+        if self.telemetry is not None and usage:
+            record_replica_usage(self._sampler, self.telemetry, usage, self.clock.now().timestamp())
 
     def _remove_orphans(self) -> None:
         """Replicas of endpoints the store no longer has (deleted while we were down)."""

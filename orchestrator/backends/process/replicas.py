@@ -159,6 +159,22 @@ class ProcessReplicas:
             )
         return out
 
+    def replica_processes(self, endpoint: str) -> list[tuple[str, str, int]]:
+        """(variant, replica id, pid) of every live replica process, for CPU/memory sampling."""
+        out: list[tuple[str, str, int]] = []
+        try:
+            roots = sorted(d for d in (self.endpoints_dir / endpoint).iterdir() if d.is_dir())
+        except FileNotFoundError:
+            return out
+        for root in roots:
+            doc = read_json(root / REPLICA_FILE)
+            pid = procs.ProcessId.from_file(root / PID_FILE)
+            if doc is None or pid is None or (root / TERMINATING_FILE).exists():
+                continue
+            if procs.alive(pid):
+                out.append((str(doc.get("variant", "")), root.name, pid.pid))
+        return out
+
     def remove_replica(self, endpoint: str, replica_id: str) -> None:
         root = self._root(endpoint, replica_id)
         if not root.exists():
