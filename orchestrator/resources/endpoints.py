@@ -335,12 +335,13 @@ class EndpointState(Output):
     # so that it keeps its shape in a Kubernetes status: see ``scaling_of``).
     VariantScaling: list[VariantScalingState] = []
 
-    def scaling_of(self, variant: str) -> VariantScalingState | None:
-        return next((s for s in self.VariantScaling if s.VariantName == variant), None)
     # Bookkeeping of the controller: replica launches so far (names each new replica) and
     # replicas that died before serving, in a row.
     ReplicaGeneration: int = 0
     StartFailures: int = 0
+
+    def scaling_of(self, variant: str) -> VariantScalingState | None:
+        return next((s for s in self.VariantScaling if s.VariantName == variant), None)
 
 
 class DescribeEndpointResponse(CreateEndpointRequest, EndpointState):
