@@ -21,7 +21,12 @@ from orchestrator.errors import ValidationError
 from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.resources.endpoints import INVOCATIONS_PER_INSTANCE, ProductionVariant
 from orchestrator.resources.instances import INSTANCE_TYPES
-from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV, CreateModelRequest
+from orchestrator.resources.models import (
+    PROGRAM_ENV,
+    SUBMIT_DIR_ENV,
+    ContainerDefinition,
+    CreateModelRequest,
+)
 from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.resources.validation import parse_spec
 from orchestrator.settings import KubeSettings
@@ -445,6 +450,18 @@ def service_url(endpoint: str, variant: str, namespace: str, s: KubeSettings) ->
     return f"http://{host}:{s.serving_port}"
 
 
+def _batching_args(container: ContainerDefinition) -> list[str]:
+    b = container.AdaptiveBatching
+    if b is None:
+        return []
+    return [
+        "--max-batch-size",
+        str(b.MaxBatchSize),
+        "--max-batch-delay-ms",
+        f"{b.MaxBatchDelayMilliseconds:g}",
+    ]
+
+
 def _serve_container(
     endpoint: str, variant: ProductionVariant, model: CreateModelRequest, s: KubeSettings
 ) -> dict[str, Any]:
@@ -475,6 +492,9 @@ def _serve_container(
                 endpoint,
                 "--variant",
                 variant.VariantName,
+                "--model-name",
+                variant.ModelName,
+                *_batching_args(container),
             ],
         )
     ping = {"httpGet": {"path": "/ping", "port": "http"}}

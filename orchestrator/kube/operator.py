@@ -372,6 +372,15 @@ class Operator:
                 models[v.ModelName] = parse_resource(CreateModelRequest, "Model", model_cr)
             except ValidationError as e:
                 return config, models, f"Model {v.ModelName!r} is invalid: {e.message}"
+            if len(models[v.ModelName].serving_containers) > 1:
+                return (
+                    config,
+                    models,
+                    f"Model {v.ModelName!r} is an inference pipeline "
+                    f"({len(models[v.ModelName].serving_containers)} Containers); on Kubernetes "
+                    "a variant serves one container: use a PrimaryContainer here, or run "
+                    "pipelines on the process or Docker backend",
+                )
         return config, models, None
 
     def _state(self, model: type[M], cr: dict[str, Any]) -> M:

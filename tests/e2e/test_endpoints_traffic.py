@@ -446,3 +446,58 @@ def test_a_replica_that_stops_answering_ping_gets_no_traffic(
             assert time.monotonic() - started < 2.0  # never waited on the frozen one
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+PRE = """
+import json
+def model_fn(model_dir):
+    return None
+def input_fn(body, content_type):
+    return json.loads(body)["measurements"]
+def predict_fn(data, model):
+    return data
+def output_fn(rows, accept):
+    return "\\n".join(",".join(str(v) for v in row) for row in rows), "text/csv"
+"""
+POST = """
+import json
+def model_fn(model_dir):
+    return ["setosa", "versicolor", "virginica"]
+def input_fn(body, content_type):
+    return json.loads(body)["predictions"]
+def predict_fn(data, names):
+    return [names[int(i)] for i in data]
+def output_fn(labels, accept):
+    return json.dumps({"species": labels}), "application/json"
+"""
+
+
+def test_an_inference_pipeline_runs_its_steps_in_order(
+    fast_server: RunningServer, tmp_path: Path
+) -> None:
+    c = fast_server.client()
+    make_model(c, tmp_path, "iris-core", GOOD)
+    core = c.describe_model("iris-core").PrimaryContainer
+    assert core is not None
+    for step, script in (("pre", PRE), ("post", POST)):
+        c.upload_bytes(
+            source_tarball({"inference.py": script}), f"s3://orchestrator/{step}/src.tgz"
+        )
+    steps = [
+        {
+            "ContainerHostname": step,
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://orchestrator/{step}/src.tgz",
+            },
+        }
+        for step in ("pre", "post")
+    ]
+    c.create_model(
+        ModelName="iris-pipeline",
+        Containers=[steps[0], core.model_dump(exclude_none=True), steps[1]],
+    )
+    endpoint(c, "pipeline", "pipeline-c", ProductionVariants=[variant("main", "iris-pipeline")])
+    body = json.dumps({"measurements": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
+    answer = c.invoke_endpoint("pipeline", body)
+    assert json.loads(answer.body) == {"species": ["setosa", "virginica"]}

@@ -98,6 +98,8 @@ class DockerReplicas:
             generation=launch.generation,
             config=launch.config,
             container=container,
+            containers=launch.model.serving_containers,
+            model_name=launch.model_name,
             root=str(root),
             store=store_access(s),
             allow_file_uris=s.allow_file_uris,

@@ -21,7 +21,6 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.objects import ObjectStore, safe_extract
 from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV, ContainerDefinition
 from orchestrator.settings import get_settings
-from orchestrator.training.files import read_json
 
 _SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -56,11 +55,7 @@ def _fetch(uri: str, dest: Path, store: ObjectStore, allow_file: bool) -> None:
 def serving_containers(root: Path, replica: ReplicaFile) -> list[ContainerDefinition]:
     """Every container the replica serves: a pipeline's steps when ``replica.json`` lists
     ``containers``, else the one ``container``."""
-    doc = read_json(root / REPLICA_FILE) or {}
-    listed = doc.get("containers")
-    if isinstance(listed, list) and listed:
-        return [ContainerDefinition.model_validate(c) for c in listed]
-    return [replica.container]
+    return list(replica.containers) or [replica.container]
 
 
 def step_dirs(root: Path, index: int, count: int) -> tuple[Path, Path]:

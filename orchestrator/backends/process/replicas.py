@@ -41,6 +41,8 @@ class ReplicaFile(BaseModel):
     generation: int
     config: str = ""
     container: ContainerDefinition
+    # Every step of an inference pipeline (``container`` is the first); empty for one model.
+    containers: list[ContainerDefinition] = []
     root: str
     store: StoreAccess
     allow_file_uris: bool = True
@@ -77,6 +79,7 @@ class ProcessReplicas:
             generation=launch.generation,
             config=launch.config,
             container=launch.model.serving_containers[0],
+            containers=launch.model.serving_containers,
             root=str(root),
             store=store_access(s),
             allow_file_uris=s.allow_file_uris,
