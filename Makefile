@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 
-.PHONY: demo test lint typecheck contracts unit services bench clean help docker-setup images
+.PHONY: demo test lint typecheck contracts unit services bench bench-serving clean help docker-setup images
 
 help:
 	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
@@ -62,6 +62,13 @@ bench: $(VENV)/.stamp-dev
 	$(PY) benchmarks/objectstore_throughput.py
 	$(PY) benchmarks/submit_latency.py
 	$(PY) benchmarks/endpoint_throughput.py
+
+# Ours against KServe, MLServer and a bare FastAPI app, then adaptive batching (one core each
+# for server and load; wrk and the peers' virtualenvs in .bench/ come from setup.sh).
+bench-serving: $(VENV)/.stamp-dev
+	bash benchmarks/serving/setup.sh
+	$(PY) benchmarks/serving/vs_peers.py
+	$(PY) benchmarks/serving/batching.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
