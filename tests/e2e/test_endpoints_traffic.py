@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from orchestrator.client import Client
-from tests.e2e.conftest import RunningServer, server_env, source_tarball
+from tests.e2e.conftest import RunningServer, source_tarball
 
 pytestmark = pytest.mark.slow
 
@@ -47,19 +46,6 @@ def predict_fn(data, model):
     raise RuntimeError("this model version is broken")
 """
 ROW = json.dumps([[5.1, 3.5, 1.4, 0.2]]).encode()
-
-
-@pytest.fixture
-def fast_server(tmp_path: Path) -> Iterator[RunningServer]:
-    from tests.e2e.conftest import _kill_leftovers
-
-    s = RunningServer(root=tmp_path, env=server_env(tmp_path))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-        _kill_leftovers(tmp_path / "home")
 
 
 def make_model(c: Client, tmp: Path, name: str, script: str, **env: str) -> None:
@@ -174,9 +160,9 @@ def replica_pids(server: RunningServer, name: str) -> dict[str, int]:
 
 
 def test_weights_are_honoured_and_answers_name_their_variant(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "one", CONSTANT, ANSWER="1")
     make_model(c, tmp_path, "three", CONSTANT, ANSWER="3")
     endpoint(
@@ -204,9 +190,9 @@ def test_weights_are_honoured_and_answers_name_their_variant(
 
 
 def test_shadow_gets_copies_and_never_changes_answers_or_their_latency(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "live", GOOD)
     make_model(c, tmp_path, "slow-shadow", CONSTANT, ANSWER="7", DELAY="0.5")
     endpoint(
@@ -216,7 +202,7 @@ def test_shadow_gets_copies_and_never_changes_answers_or_their_latency(
         ProductionVariants=[variant("live", "live")],
         ShadowProductionVariants=[variant("shadow", "slow-shadow", InitialVariantWeight=1)],
     )
-    with Load(fast_server.url, "shadowed", threads=2) as load:
+    with Load(server.url, "shadowed", threads=2) as load:
         wait_until("40 answers", lambda: load.count() >= 40)
     assert not load.failed()
     assert {v for _, v, _, _ in load.answers} == {"live"}
@@ -234,9 +220,9 @@ def test_shadow_gets_copies_and_never_changes_answers_or_their_latency(
 
 
 def test_scale_to_zero_then_a_held_request_wakes_a_replica(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "sleepy", GOOD)
     scaling = {"MinInstanceCount": 0, "MaxInstanceCount": 2, "ScaleToZeroAfterIdleSeconds": 10}
     endpoint(
@@ -250,7 +236,7 @@ def test_scale_to_zero_then_a_held_request_wakes_a_replica(
         "scale to zero",
         lambda: (
             c.describe_endpoint("sleepy").ProductionVariants[0].CurrentInstanceCount == 0
-            and not replica_pids(fast_server, "sleepy")
+            and not replica_pids(server, "sleepy")
         ),
         timeout=40,
     )
@@ -274,9 +260,9 @@ def test_scale_to_zero_then_a_held_request_wakes_a_replica(
 
 
 def test_autoscaling_adds_a_replica_under_load_and_stays_put(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "busy", CONSTANT, ANSWER="5", DELAY="0.05")
     scaling = {
         "MinInstanceCount": 1,
@@ -294,7 +280,7 @@ def test_autoscaling_adds_a_replica_under_load_and_stays_put(
         "busy-c",
         ProductionVariants=[variant("main", "busy", ManagedInstanceScaling=scaling)],
     )
-    with Load(fast_server.url, "busy", threads=4) as load:
+    with Load(server.url, "busy", threads=4) as load:
         wait_until(
             "a second replica serving",
             lambda: c.describe_endpoint("busy").ProductionVariants[0].CurrentInstanceCount == 2,
@@ -305,10 +291,8 @@ def test_autoscaling_adds_a_replica_under_load_and_stays_put(
     assert not load.failed()
 
 
-def test_blue_green_canary_update_loses_no_request(
-    fast_server: RunningServer, tmp_path: Path
-) -> None:
-    c = fast_server.client()
+def test_blue_green_canary_update_loses_no_request(server: RunningServer, tmp_path: Path) -> None:
+    c = server.client()
     make_model(c, tmp_path, "v1", CONSTANT, ANSWER="1")
     make_model(c, tmp_path, "v2", CONSTANT, ANSWER="2")
     endpoint(c, "rollout", "rollout-1", ProductionVariants=[variant("main", "v1")])
@@ -324,7 +308,7 @@ def test_blue_green_canary_update_loses_no_request(
             }
         }
     }
-    with Load(fast_server.url, "rollout", threads=3) as load:
+    with Load(server.url, "rollout", threads=3) as load:
         wait_until("some answers", lambda: load.count() > 20)
         c.update_endpoint("rollout", "rollout-2", deployment_config=policy)
         ep = wait_until(
@@ -344,13 +328,13 @@ def test_blue_green_canary_update_loses_no_request(
     seen = predictions(load.answers)
     assert seen[1] > 0 and seen[2] > 0
     assert predictions(load.answers[-10:]) == Counter({2: 10})
-    wait_until("the old fleet gone", lambda: len(replica_pids(fast_server, "rollout")) == 1)
+    wait_until("the old fleet gone", lambda: len(replica_pids(server, "rollout")) == 1)
 
 
 def test_a_broken_update_rolls_back_by_itself_with_zero_failed_requests(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "stable", CONSTANT, ANSWER="1")
     make_model(c, tmp_path, "broken", BROKEN)
     endpoint(c, "guarded", "guarded-1", ProductionVariants=[variant("main", "stable")])
@@ -371,7 +355,7 @@ def test_a_broken_update_rolls_back_by_itself_with_zero_failed_requests(
             ]
         },
     }
-    with Load(fast_server.url, "guarded", threads=3) as load:
+    with Load(server.url, "guarded", threads=3) as load:
         wait_until("some answers", lambda: load.count() > 20)
         c.update_endpoint("guarded", "guarded-2", deployment_config=policy)
         ep = wait_until(
@@ -396,16 +380,16 @@ def test_a_broken_update_rolls_back_by_itself_with_zero_failed_requests(
 
 
 def test_sigterm_to_one_of_two_replicas_under_load_fails_no_request(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "pair", CONSTANT, ANSWER="3", DELAY="0.02")
     endpoint(
         c, "pair", "pair-c", ProductionVariants=[variant("main", "pair", InitialInstanceCount=2)]
     )
-    with Load(fast_server.url, "pair", threads=4) as load:
+    with Load(server.url, "pair", threads=4) as load:
         wait_until("some answers", lambda: load.count() > 30)
-        victim = sorted(replica_pids(fast_server, "pair").items())[0]
+        victim = sorted(replica_pids(server, "pair").items())[0]
         os.kill(victim[1], signal.SIGTERM)
         n = load.count()
         wait_until("answers after the SIGTERM", lambda: load.count() > n + 60)
@@ -413,7 +397,7 @@ def test_sigterm_to_one_of_two_replicas_under_load_fails_no_request(
             "a replacement replica",
             lambda: (
                 c.describe_endpoint("pair").ProductionVariants[0].CurrentInstanceCount == 2
-                and victim[0] not in replica_pids(fast_server, "pair")
+                and victim[0] not in replica_pids(server, "pair")
             ),
             timeout=60,
         )
@@ -421,9 +405,9 @@ def test_sigterm_to_one_of_two_replicas_under_load_fails_no_request(
 
 
 def test_a_replica_that_stops_answering_ping_gets_no_traffic(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "frozen", CONSTANT, ANSWER="4")
     endpoint(
         c,
@@ -431,7 +415,7 @@ def test_a_replica_that_stops_answering_ping_gets_no_traffic(
         "frozen-c",
         ProductionVariants=[variant("main", "frozen", InitialInstanceCount=2)],
     )
-    _rid, pid = sorted(replica_pids(fast_server, "frozen").items())[0]
+    _rid, pid = sorted(replica_pids(server, "frozen").items())[0]
     os.kill(pid, signal.SIGSTOP)  # alive, but /ping no longer answers
     try:
         wait_until(
@@ -473,9 +457,9 @@ def output_fn(labels, accept):
 
 
 def test_an_inference_pipeline_runs_its_steps_in_order(
-    fast_server: RunningServer, tmp_path: Path
+    server: RunningServer, tmp_path: Path
 ) -> None:
-    c = fast_server.client()
+    c = server.client()
     make_model(c, tmp_path, "iris-core", GOOD)
     core = c.describe_model("iris-core").PrimaryContainer
     assert core is not None

@@ -106,13 +106,15 @@ class ProcessReplicas:
         except httpx.HTTPError:
             return False
 
+    def _replica_roots(self, endpoint: str) -> list[Path]:
+        try:
+            return sorted(d for d in (self.endpoints_dir / endpoint).iterdir() if d.is_dir())
+        except FileNotFoundError:
+            return []
+
     def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:
         out: list[ObservedReplica] = []
-        try:
-            roots = sorted(d for d in (self.endpoints_dir / endpoint).iterdir() if d.is_dir())
-        except FileNotFoundError:
-            return out
-        for root in roots:
+        for root in self._replica_roots(endpoint):
             doc = read_json(root / REPLICA_FILE)
             if doc is None:
                 if time.time() - root.stat().st_mtime > 10:
@@ -165,11 +167,7 @@ class ProcessReplicas:
     def replica_processes(self, endpoint: str) -> list[tuple[str, str, int]]:
         """(variant, replica id, pid) of every live replica process, for CPU/memory sampling."""
         out: list[tuple[str, str, int]] = []
-        try:
-            roots = sorted(d for d in (self.endpoints_dir / endpoint).iterdir() if d.is_dir())
-        except FileNotFoundError:
-            return out
-        for root in roots:
+        for root in self._replica_roots(endpoint):
             doc = read_json(root / REPLICA_FILE)
             pid = procs.ProcessId.from_file(root / PID_FILE)
             if doc is None or pid is None or (root / TERMINATING_FILE).exists():
