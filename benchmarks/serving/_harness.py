@@ -82,6 +82,11 @@ class Point:
         return statistics.median(r.p99_ms for r in self.runs)
 
     @property
+    def spread(self) -> str:
+        """Each run's requests/s, in the order they ran."""
+        return " / ".join(f"{r.rps:.0f}" for r in self.runs)
+
+    @property
     def errors(self) -> int:
         return sum(r.errors for r in self.runs)
 

@@ -255,13 +255,14 @@ def main() -> None:
 
     points = {key: Point(done) for key, done in results.items()}
     out()
-    out("| server | concurrency | req/s | p50 (ms) | p99 (ms) | errors |")
-    out("|---|---:|---:|---:|---:|---:|")
+    out("| server | concurrency | req/s | req/s of each run | p50 (ms) | p99 (ms) | errors |")
+    out("|---|---:|---:|---:|---:|---:|---:|")
     for conc in args.concurrency:
         for target in targets:
             p = points[(target.name, conc)]
             out(
-                f"| {target.name} | {conc} | {p.rps:.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} "
+                f"| {target.name} | {conc} | {p.rps:.0f} | {p.spread} "
+                f"| {p.p50_ms:.2f} | {p.p99_ms:.2f} "
                 f"| {p.errors} |"
             )
     if any(p.errors for p in points.values()):
