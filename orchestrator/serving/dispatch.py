@@ -103,6 +103,8 @@ class Dispatcher:
         self._work: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Each worker thread's answers for the batch in hand, settled on the loop at once.
+        self._outcomes = threading.local()
 
     @property
     def waiting(self) -> int:
@@ -184,7 +186,13 @@ class Dispatcher:
         self._timer = None
         self._pump()
 
-    def _worker_done(self) -> None:
+    def _settle(self, outcomes: list[tuple[asyncio.Future[InvokeResult], Any]]) -> None:
+        for future, outcome in outcomes:
+            if not future.done():
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
         self._free += 1
         self._pump()
 
@@ -197,6 +205,8 @@ class Dispatcher:
             batch = self._work.get()
             if batch is None:
                 return
+            outcomes: list[tuple[asyncio.Future[InvokeResult], Any]] = []
+            self._outcomes.outcomes = outcomes
             try:
                 if len(batch) == 1:
                     self._run_alone(batch[0], _UNDECODED)
@@ -204,7 +214,9 @@ class Dispatcher:
                     self._run_batch(batch)
             finally:
                 del batch
-                _call_soon(loop, self._worker_done)
+                # One wake-up of the event loop per batch (answers and the free worker together):
+                # each call_soon_threadsafe writes the loop's self-pipe.
+                _call_soon(loop, self._settle, outcomes)
 
     def _run_batch(self, batch: list[Job]) -> None:
         jobs: list[Job] = []
@@ -285,14 +297,12 @@ class Dispatcher:
             return
         job.model_seconds += time.perf_counter() - started
         result = InvokeResult(body, content_type, job.model_seconds)
-        assert self._loop is not None
-        _call_soon(self._loop, _resolve, job.future, result)
+        self._outcomes.outcomes.append((job.future, result))
 
     def _fail(self, job: Job, error: BaseException) -> None:
         if not isinstance(error, OrchestratorError):
             error = OrchestratorError(f"{type(error).__name__}: {error}")
-        assert self._loop is not None
-        _call_soon(self._loop, _reject, job.future, error)
+        self._outcomes.outcomes.append((job.future, error))
 
 
 _FAILED: Any = object()
@@ -303,13 +313,3 @@ def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: 
     # A closed loop (the server stopped) raises RuntimeError: nobody is waiting any more.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(fn, *args)
-
-
-def _resolve(future: asyncio.Future[InvokeResult], result: InvokeResult) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _reject(future: asyncio.Future[InvokeResult], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)

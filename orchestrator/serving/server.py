@@ -69,6 +69,8 @@ def serve(
         log_level="warning",
         access_log=False,
         server_header=False,
+        # Replicas sit behind the control plane's router; no proxy headers to trust.
+        proxy_headers=False,
         lifespan="off",
         timeout_graceful_shutdown=max(0.0, grace_seconds - _SHUTDOWN_SLACK_SECONDS),  # type: ignore[arg-type]
     )
