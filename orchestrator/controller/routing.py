@@ -65,6 +65,10 @@ class RoutingTable:
             else:
                 self._waiting.pop(key, None)
 
+    def any_waiting(self) -> bool:
+        with self._lock:
+            return bool(self._waiting)
+
     def waiting(self, endpoint: str, variant: str) -> int:
         with self._lock:
             return self._waiting.get((endpoint, variant), 0)

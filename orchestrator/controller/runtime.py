@@ -60,6 +60,8 @@ from orchestrator.store import Record, StateStore
 
 log = logging.getLogger("orchestrator.controller")
 
+HELD_REQUEST_POLL_SECONDS = 0.1
+
 
 def training_output_uri(spec: CreateTrainingJobRequest, default_bucket: str) -> str:
     base = (
@@ -333,6 +335,10 @@ class Controller:
         self._remove_orphans()
         self._record_endpoint_pass()
         self._record_counts()
+        if self.routes.any_waiting():
+            # Requests are held for a replica that is starting: see it ready (and route to
+            # it) within a tenth of a second rather than at the next resync.
+            next_due = min(next_due, HELD_REQUEST_POLL_SECONDS)
         return max(0.0, next_due)
 
     def _record_endpoint_pass(self) -> None:
