@@ -78,6 +78,12 @@ class ServingSettings(BaseModel):
     # Requests waiting for a worker; one more is answered 429 with Retry-After at once.
     max_queue: int = Field(default=128, ge=0, le=100_000)
     retry_after_seconds: float = Field(default=1.0, gt=0)
+    # A model whose last 100 calls each took under this (milliseconds) runs on the event loop
+    # instead of a worker thread (one worker, no batching): about +20% requests/s for fast
+    # models. One slower call sends it back to the thread. While a call runs inline the
+    # replica cannot answer its own 504 or /ping; the router's deadline still answers 504 and a
+    # replica whose /ping stops answering leaves the routing table. 0 turns it off.
+    inline_below_ms: float = Field(default=2.0, ge=0, le=1000)
 
     def overridden(self, environment: Mapping[str, str]) -> ServingSettings:
         """These settings with ``ORCH_SERVING__<FIELD>`` entries of a container's Environment

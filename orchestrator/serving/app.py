@@ -241,6 +241,7 @@ def build_app(
         timeout_seconds=settings.invocation_timeout_seconds,
         retry_after_seconds=settings.retry_after_seconds,
         batching=batching,
+        inline_below_seconds=settings.inline_below_ms / 1000.0,
     )
     return ServingApp(
         dispatcher, max_payload_bytes=settings.max_payload_bytes, endpoint=endpoint, variant=variant
