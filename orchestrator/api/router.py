@@ -73,6 +73,7 @@ class Answer:
     body: bytes
     content_type: str
     variant: str
+    retry_after: str | None = None  # the replica's Retry-After (a 429 from a full queue)
 
 
 class _NoReplica(Exception):
@@ -247,6 +248,7 @@ class Router:
                     resp.content,
                     resp.headers.get("content-type", "application/octet-stream"),
                     variant.name,
+                    resp.headers.get("retry-after"),
                 )
             self._record(route, variant, 503, started, None)
             raise _NoReplica

@@ -485,3 +485,40 @@ def test_an_inference_pipeline_runs_its_steps_in_order(
     body = json.dumps({"measurements": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
     answer = c.invoke_endpoint("pipeline", body)
     assert json.loads(answer.body) == {"species": ["setosa", "virginica"]}
+
+
+def test_a_full_queue_is_429_with_retry_after_and_a_slow_model_is_504(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    c = server.client()
+    make_model(
+        c,
+        tmp_path,
+        "slow",
+        CONSTANT,
+        ANSWER="9",
+        DELAY="1.0",
+        ORCH_SERVING__MAX_QUEUE="0",  # one call at a time, nobody waits
+        ORCH_SERVING__INVOCATION_TIMEOUT_SECONDS="0.5",
+    )
+    endpoint(c, "slow", "slow-c", ProductionVariants=[variant("main", "slow")])
+    url = f"{server.url}/endpoints/slow/invocations"
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(timeout=30, trust_env=False) as http:
+            return http.post(url, content=ROW, headers={"Content-Type": "application/json"})
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    statuses = sorted(r.status_code for r in answers)
+    # One request gets the model (and its 0.5 s deadline passes: 504); the others find the
+    # queue full at once (429, Retry-After passed through by the router).
+    assert 504 in statuses and 429 in statuses, statuses
+    assert set(statuses) <= {429, 504}
+    for r in answers:
+        assert r.headers["x-invoked-production-variant"] == "main"
+        if r.status_code == 429:
+            assert r.headers.get("retry-after")
+            assert "max_queue" in r.text or "waiting" in r.text

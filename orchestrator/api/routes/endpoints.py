@@ -133,9 +133,12 @@ async def invoke_endpoint(name: str, request: Request) -> Response:
     answer = await r.invoke(
         route, body, dict(request.headers), request.headers.get(TARGET_VARIANT_HEADER)
     )
+    headers = {INVOKED_VARIANT_HEADER: answer.variant}
+    if answer.retry_after is not None:
+        headers["Retry-After"] = answer.retry_after
     return Response(
         content=answer.body,
         status_code=answer.status,
         media_type=answer.content_type,
-        headers={INVOKED_VARIANT_HEADER: answer.variant},
+        headers=headers,
     )
