@@ -172,7 +172,13 @@ class Router:
 
     # --- invoking -----------------------------------------------------------------------------
     async def invoke(
-        self, route: EndpointRoute, body: bytes, headers: dict[str, str], target: str | None
+        self,
+        route: EndpointRoute,
+        body: bytes,
+        headers: dict[str, str],
+        target: str | None,
+        *,
+        path: str = "/invocations",
     ) -> Answer:
         started = time.perf_counter()
         deadline = time.monotonic() + self.timeout
@@ -180,16 +186,18 @@ class Router:
         if not variant.urls:
             variant = await self._wake(route.endpoint, variant, deadline)
         forward = {k: v for k, v in headers.items() if k.lower() in _FORWARDED}
-        self._maybe_shadow(route, body, forward)
+        self._maybe_shadow(route, body, forward, path)
         try:
-            answer = await self._forward(route, variant, body, forward, started)
+            answer = await self._forward(route, variant, body, forward, started, path=path)
         except _NoReplica:
             answer = None
         if variant.trial and (answer is None or answer.status >= 500):
             fallback = self._fallback(route, variant)
             if fallback is not None:
                 try:
-                    return await self._forward(route, fallback, body, forward, time.perf_counter())
+                    return await self._forward(
+                        route, fallback, body, forward, time.perf_counter(), path=path
+                    )
                 except _NoReplica:
                     pass
         if answer is None:
@@ -207,6 +215,8 @@ class Router:
         body: bytes,
         headers: dict[str, str],
         started: float,
+        *,
+        path: str,
     ) -> Answer:
         key = (route.endpoint, variant.config, variant.name)
         first = next(self._counters.setdefault(key, itertools.count()))
@@ -219,9 +229,7 @@ class Router:
             for i in range(len(urls)):
                 url = urls[(first + i) % len(urls)]
                 try:
-                    resp = await self._client.post(
-                        f"{url}/invocations", content=body, headers=headers
-                    )
+                    resp = await self._client.post(f"{url}{path}", content=body, headers=headers)
                 except (
                     httpx.ConnectError,
                     httpx.ReadError,
@@ -260,23 +268,30 @@ class Router:
                 )
 
     # --- shadow traffic -----------------------------------------------------------------------
-    def _maybe_shadow(self, route: EndpointRoute, body: bytes, headers: dict[str, str]) -> None:
+    def _maybe_shadow(
+        self, route: EndpointRoute, body: bytes, headers: dict[str, str], path: str
+    ) -> None:
         for shadow in route.variants:
             if not shadow.shadow or not shadow.urls or random.random() >= shadow.weight:
                 continue
             if self._shadow_slots.locked():
                 self.shadow_dropped += 1
                 continue
-            task = asyncio.create_task(self._shadow(route, shadow, body, headers))
+            task = asyncio.create_task(self._shadow(route, shadow, body, headers, path))
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
 
     async def _shadow(
-        self, route: EndpointRoute, shadow: VariantRoute, body: bytes, headers: dict[str, str]
+        self,
+        route: EndpointRoute,
+        shadow: VariantRoute,
+        body: bytes,
+        headers: dict[str, str],
+        path: str,
     ) -> None:
         async with self._shadow_slots:
             try:
-                await self._forward(route, shadow, body, headers, time.perf_counter())
+                await self._forward(route, shadow, body, headers, time.perf_counter(), path=path)
             except Exception as e:  # a shadow's failure is measured, never seen by the caller
                 log.debug("shadow copy to %s/%s failed: %s", route.endpoint, shadow.name, e)
 

@@ -522,3 +522,32 @@ def test_a_full_queue_is_429_with_retry_after_and_a_slow_model_is_504(
         if r.status_code == 429:
             assert r.headers.get("retry-after")
             assert "max_queue" in r.text or "waiting" in r.text
+
+
+def test_open_inference_protocol_through_the_endpoint(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    c = server.client()
+    make_model(c, tmp_path, "iris-v2", GOOD)
+    endpoint(c, "oip", "oip-c", ProductionVariants=[variant("main", "iris-v2")])
+    request = {
+        "id": "r-1",
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [2, 4],
+                "datatype": "FP64",
+                "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3],
+            }
+        ],
+    }
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        r = http.post(f"{server.url}/endpoints/oip/v2/models/iris-v2/infer", json=request)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-invoked-production-variant"] == "main"
+        answer = r.json()
+        assert answer["id"] == "r-1" and answer["model_name"] == "iris-v2"
+        assert answer["outputs"][0]["data"] == [0, 2]
+        # A model the endpoint does not serve: the replica's own 404, in the protocol's shape.
+        r = http.post(f"{server.url}/endpoints/oip/v2/models/other/infer", json=request)
+        assert r.status_code == 404 and "error" in r.json()

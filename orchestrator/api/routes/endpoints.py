@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -106,6 +107,21 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     responses={200: {"description": "The model's answer, as the model wrote it"}},
 )
 async def invoke_endpoint(name: str, request: Request) -> Response:
+    return await _invoke(name, request, "/invocations")
+
+
+@router.post(
+    "/endpoints/{name}/v2/models/{model}/infer",
+    responses={200: {"description": "The Open Inference Protocol (v2) answer of the model"}},
+)
+async def infer_endpoint(name: str, model: str, request: Request) -> Response:
+    """Open Inference Protocol v2 through the endpoint: routed like /invocations (weights,
+    X-Target-Variant, shadow, updates); ``model`` is the Model's name, as each replica serves
+    it at ``/v2/models/{model}/infer``."""
+    return await _invoke(name, request, f"/v2/models/{quote(model, safe='')}/infer")
+
+
+async def _invoke(name: str, request: Request, path: str) -> Response:
     cp: ControlPlane = request.app.state.plane
     route = cp.controller.routes.get(name)
     key = presented_key(request)
@@ -131,7 +147,7 @@ async def invoke_endpoint(name: str, request: Request) -> Response:
     body = await _read_limited(request, cp.settings.serving.max_payload_bytes)
     r: Router = request.app.state.router
     answer = await r.invoke(
-        route, body, dict(request.headers), request.headers.get(TARGET_VARIANT_HEADER)
+        route, body, dict(request.headers), request.headers.get(TARGET_VARIANT_HEADER), path=path
     )
     headers = {INVOKED_VARIANT_HEADER: answer.variant}
     if answer.retry_after is not None:
