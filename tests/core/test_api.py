@@ -382,3 +382,47 @@ async def test_metrics_need_a_key_and_count_requests(api: Api) -> None:
     assert (
         'orch_api_requests_total{method="GET",route="/api/v1/training-jobs",status="200"}' in r.text
     )
+
+
+async def test_update_endpoint_checks_its_request_and_the_endpoint_state(api: Api) -> None:
+    await api.endpoint_chain()
+    ep = "/api/v1/endpoints/ep-1"
+
+    async def update(body: Any) -> httpx.Response:
+        return await api.client.patch(ep, json=body, headers=api.auth)
+
+    r = await update({"EndpointConfigName": "ghost"})
+    assert (r.status_code, r.json()["field"]) == (400, "EndpointConfigName")
+    assert "does not exist" in r.json()["message"]
+    r = await update({"EndpointConfigName": "cfg-1"})
+    assert r.status_code == 400 and "already serves 'cfg-1'" in r.json()["message"]
+    r = await update({"EndpointConfigName": "cfg-2", "Surprise": 1})
+    assert r.status_code == 400 and "Surprise" in r.text
+    bad_policy = {
+        "EndpointConfigName": "cfg-1",
+        "DeploymentConfig": {
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY"}}
+        },
+    }
+    r = await update(bad_policy)
+    assert r.status_code == 400 and "CanarySize is required" in r.text
+    config = {
+        "EndpointConfigName": "cfg-2",
+        "ProductionVariants": [{"VariantName": "v1", "ModelName": "model-1"}],
+    }
+    assert (await api.post("/api/v1/endpoint-configs", config)).status_code == 201
+    api.plane.controller.run_pass()
+    r = await update({"EndpointConfigName": "cfg-2"})
+    assert r.status_code == 202, r.text
+    described = (await api.get(ep)).json()
+    assert described["EndpointConfigName"] == "cfg-2"
+    assert described["CurrentEndpointConfigName"] == "cfg-1"
+    # A second update while this one runs is refused; nothing of the first is lost.
+    r = await update({"EndpointConfigName": "cfg-1"})
+    assert r.status_code == 409 and "being updated" in r.json()["message"]
+    api.plane.controller.run_pass()
+    assert (await api.get(ep)).json()["EndpointStatus"] == "Updating"
+    r = await api.client.patch(
+        "/api/v1/endpoints/nope", json={"EndpointConfigName": "cfg-2"}, headers=api.auth
+    )
+    assert r.status_code == 404
