@@ -93,6 +93,8 @@ ROUTES = [
     ("PUT", "/api/v1/objects/b/k"), ("GET", "/api/v1/objects/b/k"),
     ("GET", "/api/v1/objects?prefix=s3://b/"), ("DELETE", "/api/v1/objects/b/k"),
     ("GET", "/metrics"), ("POST", "/endpoints/e/invocations"),
+    ("PATCH", "/api/v1/endpoints/e"), ("GET", "/api/v1/endpoints/e/metrics"),
+    ("POST", "/endpoints/e/v2/models/m/infer"),
 ]  # fmt: skip
 
 
