@@ -15,6 +15,7 @@ from orchestrator.resources import (
     CreateTrainingJobRequest,
     parse_spec,
 )
+from orchestrator.resources.endpoints import UpdateEndpointRequest
 from orchestrator.resources.validation import field_path
 
 CHANNEL = {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/train/"}}}
@@ -69,6 +70,42 @@ CASES: list[tuple[str, type[BaseModel], Any, str | None, list[str]]] = [
      None, ["set exactly one of PrimaryContainer or Containers"]),
     ("model with no container", CreateModelRequest, {"ModelName": "m"},
      None, ["set exactly one of PrimaryContainer or Containers"]),
+    ("scaling min above max", CreateEndpointConfigRequest,
+     {"EndpointConfigName": "c", "ProductionVariants": [{**variant(), "ManagedInstanceScaling": {"MinInstanceCount": 3, "MaxInstanceCount": 2}}]},
+     "ProductionVariants[0].ManagedInstanceScaling", ["MinInstanceCount (3) must not exceed MaxInstanceCount (2)"]),
+    ("initial count outside the scaling bounds", CreateEndpointConfigRequest,
+     {"EndpointConfigName": "c", "ProductionVariants": [{**variant(), "InitialInstanceCount": 5, "ManagedInstanceScaling": {"MaxInstanceCount": 2}}]},
+     "ProductionVariants[0]", ["InitialInstanceCount (5) must lie within ManagedInstanceScaling [1, 2]"]),
+    ("target value zero", CreateEndpointConfigRequest,
+     {"EndpointConfigName": "c", "ProductionVariants": [{**variant(), "ManagedInstanceScaling": {"MaxInstanceCount": 2, "TargetTracking": {"TargetValue": 0}}}]},
+     "ProductionVariants[0].ManagedInstanceScaling.TargetTracking.TargetValue", ["greater than 0"]),
+    ("unknown scaling metric", CreateEndpointConfigRequest,
+     {"EndpointConfigName": "c", "ProductionVariants": [{**variant(), "ManagedInstanceScaling": {"MaxInstanceCount": 2, "TargetTracking": {"TargetValue": 5, "PredefinedMetricType": "CPU"}}}]},
+     "ProductionVariants[0].ManagedInstanceScaling.TargetTracking.PredefinedMetricType", ["'SageMakerVariantInvocationsPerInstance'"]),
+    ("shadow named like a production variant", CreateEndpointConfigRequest,
+     {"EndpointConfigName": "c", "ProductionVariants": [variant()], "ShadowProductionVariants": [variant()]},
+     None, ["variant names must be unique; repeated: ['v1']"]),
+    ("two shadow variants", CreateEndpointConfigRequest,
+     {"EndpointConfigName": "c", "ProductionVariants": [variant()], "ShadowProductionVariants": [variant("s1"), variant("s2")]},
+     "ShadowProductionVariants", ["at most 1 item"]),
+    ("canary without its size", UpdateEndpointRequest,
+     {"EndpointConfigName": "c", "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY"}}}},
+     "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration", ["CanarySize is required when Type is CANARY"]),
+    ("linear step over 100 percent", UpdateEndpointRequest,
+     {"EndpointConfigName": "c", "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 150}}}}},
+     "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration.LinearStepSize", ["at most 100, not 150"]),
+    ("canary size on an all-at-once shift", UpdateEndpointRequest,
+     {"EndpointConfigName": "c", "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}}}}},
+     "DeploymentConfig.BlueGreenUpdatePolicy.TrafficRoutingConfiguration", ["CanarySize applies to Type CANARY only"]),
+    ("unknown alarm metric", UpdateEndpointRequest,
+     {"EndpointConfigName": "c", "DeploymentConfig": {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "a", "MetricName": "CPU", "Threshold": 1}]}}},
+     "DeploymentConfig.AutoRollbackConfiguration.Alarms[0].MetricName", ["'Invocation5XXErrorRate'"]),
+    ("batch of one", CreateModelRequest,
+     {"ModelName": "m", "PrimaryContainer": {"Image": "i", "AdaptiveBatching": {"MaxBatchSize": 1}}},
+     "PrimaryContainer.AdaptiveBatching.MaxBatchSize", ["greater than or equal to 2"]),
+    ("batching on a later pipeline step", CreateModelRequest,
+     {"ModelName": "m", "Containers": [{"Image": "i"}, {"Image": "i", "AdaptiveBatching": {"MaxBatchSize": 4}}]},
+     None, ["set AdaptiveBatching on Containers[0] only"]),
 ]  # fmt: skip
 
 
