@@ -51,6 +51,14 @@ class EndpointBackend(Protocol):
 
 
 @runtime_checkable
+class ReplicaProcesses(Protocol):
+    """Optional: backends whose replicas are host processes, for CPU/memory sampling."""
+
+    def replica_processes(self, endpoint: str) -> list[tuple[str, str, int]]:
+        """(variant, replica id, pid) of every live replica process of the endpoint."""
+
+
+@runtime_checkable
 class Backend(TrainingBackend, EndpointBackend, Protocol):
     name: str
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from orchestrator import metrics
-from orchestrator.backends.base import Backend
+from orchestrator.backends.base import Backend, ReplicaProcesses
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.endpoint import DesiredEndpoint, EndpointPolicy, plan_endpoint
 from orchestrator.controller.plan.training import (
@@ -256,11 +256,10 @@ class Controller:
             self._instance_counts[(endpoint, variant)] = n
             if self.telemetry is not None:
                 self.telemetry.record_instances(endpoint, variant, n, at)
-        processes = getattr(self.backend, "replica_processes", None)
-        if processes is not None and self.telemetry is not None:
+        if isinstance(self.backend, ReplicaProcesses) and self.telemetry is not None:
             self._usage.extend(
                 ReplicaProcess(endpoint, variant, replica_id, pid)
-                for variant, replica_id, pid in processes(endpoint)
+                for variant, replica_id, pid in self.backend.replica_processes(endpoint)
             )
 
     def _execute(self, actions: tuple[Action, ...]) -> None:

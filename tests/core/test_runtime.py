@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +308,41 @@ def test_stale_record_is_not_overwritten(env: Env) -> None:
     assert env.store.get("TrainingJob", JOB).version == stale.version + 1
     env.ctl.run_pass()
     assert (len(env.fake.launches), env.job().Attempt) == (1, 1)
+
+
+class ProcessLikeBackend(FakeBackend):
+    """Fake replicas that report this test's own process as theirs (for CPU/memory)."""
+
+    def replica_processes(self, endpoint: str) -> list[tuple[str, str, int]]:
+        import os
+
+        return [(r.variant, r.replica_id, os.getpid()) for r in self.observe_replicas(endpoint)]
+
+
+def test_the_controller_feeds_instances_setup_times_and_replica_usage(tmp_path: Path) -> None:
+    from orchestrator.monitoring.series import SeriesStore
+
+    e = make_env(tmp_path, ProcessLikeBackend())
+    series = SeriesStore(clock=e.clock)
+    ctl = Controller(e.store, e.fake, e.settings, clock=e.clock, telemetry=series)
+    e.add_endpoint(replicas=2)
+    for _ in range(3):  # launch, see ready, sample CPU twice
+        ctl.run_pass()
+        sum(i * i for i in range(200_000))  # some CPU between the samples
+        e.clock.advance(1.0)
+    end = e.clock.now()
+
+    def points(metric: str, stat: str) -> list[float]:
+        answer = series.query(
+            ENDPOINT,
+            metric,
+            start=end - timedelta(minutes=5),
+            end=end + timedelta(seconds=1),
+            period=60,
+            statistics=[stat],
+        )
+        return [getattr(p, stat) for p in answer.Datapoints]
+
+    assert points("CPUUtilization", "Average")
+    assert points("MemoryUtilization", "Maximum")[0] > 0
+    assert points("ModelSetupTime", "SampleCount") == [2]  # each replica once, not per pass
