@@ -324,23 +324,9 @@ class Client:
     ) -> DescribeEndpointResponse:
         """Until the update in progress ended; ``LastDeployment`` says whether it succeeded or
         rolled back (a rollback is not an error: the endpoint serves the old config)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            ep = self.describe_endpoint(name)
-            if on_status is not None:
-                on_status(ep)
-            settled = ep.Deployment is None and ep.EndpointConfigName == (
-                ep.CurrentEndpointConfigName or ep.EndpointConfigName
-            )
-            if settled or (ep.LastDeployment is not None and ep.Deployment is None):
-                return ep
-            if ep.EndpointStatus == "Failed":
-                raise UnavailableError(f"endpoint {name!r} failed: {ep.FailureReason}")
-            if time.monotonic() > deadline:
-                raise DeadlineExceededError(
-                    f"endpoint {name!r} still updating ({ep.EndpointStatus}) after {timeout} s"
-                )
-            time.sleep(poll)
+        return self._wait_endpoint(
+            name, _update_ended, "updating", poll=poll, timeout=timeout, on_status=on_status
+        )
 
     def wait_for_endpoint(
         self,
@@ -351,18 +337,37 @@ class Client:
         on_status: Callable[[DescribeEndpointResponse], None] | None = None,
     ) -> DescribeEndpointResponse:
         """Until InService; a Failed endpoint raises with its FailureReason."""
+        return self._wait_endpoint(
+            name,
+            lambda ep: ep.EndpointStatus == "InService",
+            "not InService",
+            poll=poll,
+            timeout=timeout,
+            on_status=on_status,
+        )
+
+    def _wait_endpoint(
+        self,
+        name: str,
+        done: Callable[[DescribeEndpointResponse], bool],
+        waiting_for: str,
+        *,
+        poll: float,
+        timeout: float,
+        on_status: Callable[[DescribeEndpointResponse], None] | None,
+    ) -> DescribeEndpointResponse:
         deadline = time.monotonic() + timeout
         while True:
             ep = self.describe_endpoint(name)
             if on_status is not None:
                 on_status(ep)
-            if ep.EndpointStatus == "InService":
+            if done(ep):
                 return ep
             if ep.EndpointStatus == "Failed":
                 raise UnavailableError(f"endpoint {name!r} failed: {ep.FailureReason}")
             if time.monotonic() > deadline:
                 raise DeadlineExceededError(
-                    f"endpoint {name!r} still {ep.EndpointStatus} after {timeout} s"
+                    f"endpoint {name!r} still {waiting_for} ({ep.EndpointStatus}) after {timeout} s"
                 )
             time.sleep(poll)
 
@@ -464,3 +469,14 @@ def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:
 
 def job_succeeded(job: DescribeTrainingJobResponse) -> bool:
     return job.TrainingJobStatus == TrainingJobStatus.COMPLETED
+
+
+def _update_ended(ep: DescribeEndpointResponse) -> bool:
+    """No update in progress, and the config asked for is served or was rolled back from."""
+    if ep.Deployment is not None:
+        return False
+    serving = ep.CurrentEndpointConfigName or ep.EndpointConfigName
+    last = ep.LastDeployment
+    return serving == ep.EndpointConfigName or (
+        last is not None and last.TargetEndpointConfigName == ep.EndpointConfigName
+    )

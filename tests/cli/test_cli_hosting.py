@@ -120,3 +120,57 @@ def test_a_bad_object_uri_is_a_clean_error(cli: Cli) -> None:
     assert result.exit_code == 1
     assert "s3://" in result.stderr
     assert "field: uri" in result.stderr
+
+
+def test_endpoints_update_starts_a_blue_green_update(cli: Cli, tmp_path: Path) -> None:
+    uri = _model_data(cli, tmp_path)
+    cli.ok("models", "create", "m1", "--model-data", uri)
+    cli.ok("endpoint-configs", "create", "c1", "--model", "m1")
+    cli.ok("endpoint-configs", "create", "c2", "--model", "m1")
+    cli.ok("endpoints", "create", "ep1", "--config", "c1")
+    cli.run_pass()
+    cli.run_pass()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "BlueGreenUpdatePolicy:\n"
+        "  TrafficRoutingConfiguration:\n"
+        "    Type: LINEAR\n"
+        "    LinearStepSize: {Type: CAPACITY_PERCENT, Value: 50}\n"
+        "    WaitIntervalInSeconds: 30\n"
+    )
+    out = cli.ok("endpoints", "update", "ep1", "--config", "c2", "--deployment-config", str(policy))
+    assert "updating endpoint ep1 to c2" in out.stdout
+    spec = cli.json("endpoints", "describe", "ep1")
+    routing = spec["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert (routing["Type"], routing["LinearStepSize"]["Value"]) == ("LINEAR", 50)
+    cli.run_pass()  # provisions the new fleet (fake replicas are ready at once)
+    cli.run_pass()  # first linear step
+    panel = cli.ok("endpoints", "describe", "ep1").stdout
+    assert "to c2" in panel and "50% of traffic" in panel
+    # A second update while this one runs is refused, with the reason.
+    again = cli("endpoints", "update", "ep1", "--config", "c1", "--canary", "10")
+    assert again.exit_code == 1 and "being updated" in again.output
+
+
+def test_endpoints_update_names_the_bad_option(cli: Cli, tmp_path: Path) -> None:
+    both = cli("endpoints", "update", "ep1", "--config", "c2", "--canary", "10", "--linear", "20")
+    assert both.exit_code == 2 and "--linear" in both.output
+    missing = cli(
+        "endpoints", "update", "ep1", "--config", "c2", "--deployment-config", str(tmp_path / "no")
+    )
+    assert missing.exit_code == 2 and "--deployment-config" in missing.output
+    assert "cannot read" in missing.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("BlueGreenUpdatePolicy: [unclosed\n")
+    result = cli("endpoints", "update", "ep1", "--config", "c2", "--deployment-config", str(broken))
+    assert result.exit_code == 2 and "not valid JSON or YAML" in result.output
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("42")
+    result = cli("endpoints", "update", "ep1", "--config", "c2", "--deployment-config", str(scalar))
+    assert result.exit_code == 2 and "must hold a mapping" in result.output
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        '{"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY"}}}'
+    )
+    result = cli("endpoints", "update", "ep1", "--config", "c2", "--deployment-config", str(policy))
+    assert result.exit_code == 1 and "CanarySize is required" in result.output

@@ -311,15 +311,8 @@ def test_blue_green_canary_update_loses_no_request(server: RunningServer, tmp_pa
     with Load(server.url, "rollout", threads=3) as load:
         wait_until("some answers", lambda: load.count() > 20)
         c.update_endpoint("rollout", "rollout-2", deployment_config=policy)
-        ep = wait_until(
-            "the update to finish",
-            lambda: (
-                (e := c.describe_endpoint("rollout")).Deployment is None
-                and e.CurrentEndpointConfigName == "rollout-2"
-                and e
-            ),
-            timeout=90,
-        )
+        ep = c.wait_for_update("rollout", timeout=90)
+        assert ep.CurrentEndpointConfigName == "rollout-2"
         assert ep.EndpointStatus == "InService"
         assert ep.LastDeployment is not None and ep.LastDeployment.Result == "Succeeded"
         n = load.count()
@@ -358,15 +351,7 @@ def test_a_broken_update_rolls_back_by_itself_with_zero_failed_requests(
     with Load(server.url, "guarded", threads=3) as load:
         wait_until("some answers", lambda: load.count() > 20)
         c.update_endpoint("guarded", "guarded-2", deployment_config=policy)
-        ep = wait_until(
-            "the rollback",
-            lambda: (
-                (e := c.describe_endpoint("guarded")).LastDeployment is not None
-                and e.Deployment is None
-                and e
-            ),
-            timeout=90,
-        )
+        ep = c.wait_for_update("guarded", timeout=90)
     assert ep.LastDeployment is not None
     assert ep.LastDeployment.Result == "RolledBack"
     assert "errors" in ep.LastDeployment.Message
