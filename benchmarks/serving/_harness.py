@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +247,57 @@ def measure(target: Target, connections: int, *, warmup: float, runs: int, secon
     if warmup > 0:
         wrk(target, connections, warmup)
     return Point([wrk(target, connections, seconds) for _ in range(runs)])
+
+
+def interleaved(
+    targets: list[Target],
+    concurrencies: list[int],
+    expected: list[object],
+    *,
+    runs: int,
+    warmup: float,
+    seconds: float,
+    announce: bool = False,
+) -> dict[tuple[str, int], Point]:
+    """Start every target, check its answers, warm each up, then time ``runs`` rounds in which
+    every (concurrency, target) gets one run in turn (so a slow spell of the machine hits all
+    servers alike), and check the answers again. The median point per (target, concurrency)."""
+    results: dict[tuple[str, int], list[WrkRun]] = {}
+    with ExitStack() as stack:
+        for target in targets:
+            stack.enter_context(running(target))
+            verify(target, expected)
+            if announce:
+                out(f"{target.name}: up on :{target.port}, answers 200 with {expected}")
+        for conc in concurrencies:
+            for target in targets:
+                measure(target, conc, warmup=warmup, runs=0, seconds=seconds)
+        for r in range(runs):
+            for conc in concurrencies:
+                for target in targets:
+                    point = measure(target, conc, warmup=0, runs=1, seconds=seconds)
+                    results.setdefault((target.name, conc), []).extend(point.runs)
+            out(f"round {r + 1}/{runs} done")
+        for target in targets:
+            verify(target, expected)
+    return {key: Point(done) for key, done in results.items()}
+
+
+def print_points(
+    points: dict[tuple[str, int], Point], targets: list[Target], concurrencies: list[int]
+) -> None:
+    """The table of every point: req/s (median and each run), p50, p99, errors."""
+    out()
+    out("| server | concurrency | req/s | req/s of each run | p50 (ms) | p99 (ms) | errors |")
+    out("|---|---:|---:|---:|---:|---:|---:|")
+    for conc in concurrencies:
+        for target in targets:
+            p = points[(target.name, conc)]
+            out(
+                f"| {target.name} | {conc} | {p.rps:.0f} | {p.spread} "
+                f"| {p.p50_ms:.2f} | {p.p99_ms:.2f} "
+                f"| {p.errors} |"
+            )
 
 
 def _answers_200(url: str) -> bool:

@@ -17,7 +17,6 @@ import argparse
 import json
 import subprocess
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 import joblib
@@ -27,18 +26,15 @@ from sklearn.ensemble import RandomForestClassifier
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (
     BENCH,
-    Point,
     Target,
-    WrkRun,
     fmt_ratio,
     free_port,
+    interleaved,
     machine,
-    measure,
     met,
     out,
+    print_points,
     require_tools,
-    running,
-    verify,
 )
 
 GOAL_HIGH = 2.0
@@ -132,35 +128,15 @@ def main() -> None:
             + " (python -m orchestrator.serving --help): measuring batching off only"
         )
 
-    results: dict[tuple[str, int], list[WrkRun]] = {}
-    with ExitStack() as stack:
-        for target in targets:
-            stack.enter_context(running(target))
-            verify(target, expected)
-        for conc in args.concurrency:
-            for target in targets:
-                measure(target, conc, warmup=warmup, runs=0, seconds=seconds)
-        for r in range(runs):
-            for conc in args.concurrency:
-                for target in targets:
-                    point = measure(target, conc, warmup=0, runs=1, seconds=seconds)
-                    results.setdefault((target.name, conc), []).extend(point.runs)
-            out(f"round {r + 1}/{runs} done")
-        for target in targets:
-            verify(target, expected)
-
-    points = {key: Point(done) for key, done in results.items()}
-    out()
-    out("| server | concurrency | req/s | req/s of each run | p50 (ms) | p99 (ms) | errors |")
-    out("|---|---:|---:|---:|---:|---:|---:|")
-    for conc in args.concurrency:
-        for target in targets:
-            p = points[(target.name, conc)]
-            out(
-                f"| {target.name} | {conc} | {p.rps:.0f} | {p.spread} "
-                f"| {p.p50_ms:.2f} | {p.p99_ms:.2f} "
-                f"| {p.errors} |"
-            )
+    points = interleaved(
+        targets,
+        args.concurrency,
+        expected,
+        runs=runs,
+        warmup=warmup,
+        seconds=seconds,
+    )
+    print_points(points, targets, args.concurrency)
     out()
     if not supported:
         out(f"- goal >= {GOAL_HIGH:g}x at the highest concurrency: NOT measured (no flags)")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 import joblib
@@ -42,17 +41,15 @@ from _harness import (
     HERE,
     Point,
     Target,
-    WrkRun,
     fmt_ratio,
     free_port,
+    interleaved,
     machine,
-    measure,
     met,
     out,
+    print_points,
     require_tools,
-    running,
     venv_python,
-    verify,
     version_of,
 )
 
@@ -235,36 +232,16 @@ def main() -> None:
         f"{runs} x {seconds:g} s per point after {warmup:g} s warm-up, median"
     )
 
-    results: dict[tuple[str, int], list[WrkRun]] = {}
-    with ExitStack() as stack:
-        for target in targets:
-            stack.enter_context(running(target))
-            verify(target, expected)
-            out(f"{target.name}: up on :{target.port}, answers 200 with {expected}")
-        for conc in args.concurrency:
-            for target in targets:
-                measure(target, conc, warmup=warmup, runs=0, seconds=seconds)
-        for r in range(runs):
-            for conc in args.concurrency:
-                for target in targets:
-                    point = measure(target, conc, warmup=0, runs=1, seconds=seconds)
-                    results.setdefault((target.name, conc), []).extend(point.runs)
-            out(f"round {r + 1}/{runs} done")
-        for target in targets:
-            verify(target, expected)
-
-    points = {key: Point(done) for key, done in results.items()}
-    out()
-    out("| server | concurrency | req/s | req/s of each run | p50 (ms) | p99 (ms) | errors |")
-    out("|---|---:|---:|---:|---:|---:|---:|")
-    for conc in args.concurrency:
-        for target in targets:
-            p = points[(target.name, conc)]
-            out(
-                f"| {target.name} | {conc} | {p.rps:.0f} | {p.spread} "
-                f"| {p.p50_ms:.2f} | {p.p99_ms:.2f} "
-                f"| {p.errors} |"
-            )
+    points = interleaved(
+        targets,
+        args.concurrency,
+        expected,
+        runs=runs,
+        warmup=warmup,
+        seconds=seconds,
+        announce=True,
+    )
+    print_points(points, targets, args.concurrency)
     if any(p.errors for p in points.values()):
         out("\nWARNING: some runs had errors (non-2xx or socket errors); see the errors column")
 
