@@ -169,10 +169,7 @@ def record_invocation(
     overhead_seconds: float | None,
 ) -> None:
     """One request answered by an endpoint (router) or by a model server."""
-    children = _invocation_children.get((endpoint, variant))
-    if children is None:
-        children = _InvocationChildren(endpoint, variant)
-        _invocation_children[(endpoint, variant)] = children
+    children = _children(endpoint, variant)
     children.invocations.inc()
     if 400 <= status < 500:
         children.errors_4xx.inc()
@@ -189,7 +186,14 @@ class _InvocationChildren:
     about as much as the increment itself, and this runs on every request (the replica's
     profile under load showed 6.6% of its CPU in record_invocation before, about 2% after)."""
 
-    __slots__ = ("errors_4xx", "errors_5xx", "invocations", "model_latency", "overhead_latency")
+    __slots__ = (
+        "concurrent",
+        "errors_4xx",
+        "errors_5xx",
+        "invocations",
+        "model_latency",
+        "overhead_latency",
+    )
 
     def __init__(self, endpoint: str, variant: str) -> None:
         self.invocations = INVOCATIONS.labels(endpoint=endpoint, variant=variant)
@@ -201,9 +205,18 @@ class _InvocationChildren:
         )
         self.model_latency = MODEL_LATENCY.labels(endpoint=endpoint, variant=variant)
         self.overhead_latency = OVERHEAD_LATENCY.labels(endpoint=endpoint, variant=variant)
+        self.concurrent = CONCURRENT_REQUESTS.labels(endpoint=endpoint, variant=variant)
 
 
 _invocation_children: dict[tuple[str, str], _InvocationChildren] = {}
+
+
+def _children(endpoint: str, variant: str) -> _InvocationChildren:
+    children = _invocation_children.get((endpoint, variant))
+    if children is None:
+        children = _InvocationChildren(endpoint, variant)
+        _invocation_children[(endpoint, variant)] = children
+    return children
 
 
 def record_model_setup_time(endpoint: str, variant: str, seconds: float) -> None:
@@ -212,11 +225,11 @@ def record_model_setup_time(endpoint: str, variant: str, seconds: float) -> None
 
 
 def record_request_started(endpoint: str, variant: str) -> None:
-    CONCURRENT_REQUESTS.labels(endpoint=endpoint, variant=variant).inc()
+    _children(endpoint, variant).concurrent.inc()
 
 
 def record_request_finished(endpoint: str, variant: str) -> None:
-    CONCURRENT_REQUESTS.labels(endpoint=endpoint, variant=variant).dec()
+    _children(endpoint, variant).concurrent.dec()
 
 
 def record_instance_counts(counts: dict[tuple[str, str], int]) -> None:
