@@ -143,10 +143,15 @@ class KubeSettings(BaseModel):
     credentials_secret: str = "orchestrator-object-store"  # noqa: S105 - a name; AWS_ACCESS_KEY_ID/SECRET_ACCESS_KEY
     keyring_secret: str = "orchestrator-keyring"  # noqa: S105 - a name; key keyring.json
     serving_port: int = 8080
-    # The control-plane API on a cluster routes invocations by the Endpoint resources' status
-    # (the operator runs in another pod); needs get/list on endpoints.orchestrator.dev.
-    route_from_cluster: bool = False
     cluster_domain: str = "cluster.local"
+    # Who sizes each fleet's Deployment: the planner's autoscaler (the one every backend
+    # runs: scale to zero, no metrics adapter needed) or an HPA per Deployment (needs a
+    # custom-metrics adapter for the invocation metrics; cannot scale to zero).
+    autoscaler: Literal["planner", "hpa"] = "planner"
+    # The API pods, whose routers measure endpoint traffic: the operator reads it from them
+    # (label selector, port) for the autoscaler and the blue/green alarms.
+    api_selector: str = "app.kubernetes.io/component=api"
+    api_port: int = 8686
 
 
 class Settings(BaseSettings):
@@ -159,7 +164,13 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     config_dir: Path = Field(default_factory=default_config_dir)
     database_url: str | None = None
+    # Where the desired state lives: the SQL store (a laptop, one host: the server reconciles
+    # it with ``backend``), or the namespace's custom resources (a cluster: the API is a
+    # stateless front of the Kubernetes API and ``orch operator`` reconciles).
+    desired_state: Literal["sql", "kubernetes"] = "sql"
     backend: Literal["process", "docker", "fake"] = "process"
+    # API keys from a file instead of the SQL store (a mounted Secret on a cluster).
+    api_keys_file: Path | None = None
     # Client side: where the control plane is and the key to use.
     endpoint_url: str = "http://127.0.0.1:8686"
     api_key: SecretStr | None = None

@@ -148,7 +148,9 @@ class LocalControlPlane:
 
     @property
     def controller(self) -> Controller:
-        return self.plane.controller
+        controller = self.plane.controller
+        assert controller is not None
+        return controller
 
     @property
     def backend(self) -> FakeBackend:
@@ -171,7 +173,7 @@ def local_control_plane(
     """
     s = Settings(home=root / "home", config_dir=root / "config", backend="fake", **settings)
     plane = build_control_plane(s, backend=FakeBackend(), clock=clock, gpus=gpus)
-    key = new_api_key(plane.store, name="test", role="admin", now=plane.clock.now())
+    key = new_api_key(plane.keys, name="test", role="admin", now=plane.clock.now())
     app = create_app(plane, run_controller=False)
     with ServerThread(app) as server:
         client = Client(server.url, key)

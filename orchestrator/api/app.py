@@ -14,18 +14,20 @@ from fastapi import Depends, FastAPI, Request, Response
 
 from orchestrator import __version__, metrics
 from orchestrator.api import handlers
-from orchestrator.api.auth import KeyCache
+from orchestrator.api.auth import KeyCache, KeyStore
 from orchestrator.api.deps import allowed, principal_of
+from orchestrator.api.keyfile import FileKeys
 from orchestrator.api.router import Router
 from orchestrator.api.routes import endpoints, models, monitoring, objects, training
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, ValidationError
 from orchestrator.gpus import GpuInventory, inventory
 from orchestrator.monitoring.series import SeriesStore
-from orchestrator.objects import LocalKeyring, open_object_store
+from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
 from orchestrator.settings import Settings
 from orchestrator.store import StateStore
 
@@ -53,10 +55,11 @@ def build_control_plane(
     clock: Clock | None = None,
     gpus: GpuInventory | None = None,
 ) -> ControlPlane:
-    """``gpus``: the inventory to allocate from (default: detected, for the local backends)."""
+    """The control plane ``settings.desired_state`` says: over the SQL store with a local
+    reconciler, or (on a cluster) a stateless front of the custom resources.
+    ``gpus``: the inventory to allocate from (default: detected, for the local backends)."""
     clock = clock or SystemClock()
     settings.home.mkdir(parents=True, exist_ok=True)
-    store = StateStore(settings.resolved_database_url)
     objects_store = open_object_store(
         settings.resolved_object_store_url,
         LocalKeyring(settings.keyring_path),
@@ -64,19 +67,62 @@ def build_control_plane(
         s3_region=settings.objects.s3_region,
         chunk_size=settings.objects.chunk_size,
     )
+    if settings.desired_state == "kubernetes":
+        return _cluster_plane(settings, objects_store, clock)
+    store = StateStore(settings.resolved_database_url)
     backend = backend or make_backend(settings)
-    if gpus is None and backend.name in {"process", "docker"}:
+    if gpus is None and not backend.schedules_gpus:
         gpus = inventory(settings.gpu_devices)
     series = SeriesStore(clock=clock)
-    controller = Controller(store, backend, settings, clock=clock, gpus=gpus, telemetry=series)
+    routes = RoutingTable()
+    controller = Controller(
+        store, backend, settings, clock=clock, routes=routes, gpus=gpus, telemetry=series
+    )
+    keys: KeyStore = FileKeys(settings.api_keys_file) if settings.api_keys_file else store
     return ControlPlane(
         settings=settings,
         store=store,
+        keys=keys,
         backend=backend,
+        backend_name=backend.name,
         objects=objects_store,
+        routes=routes,
         controller=controller,
         clock=clock,
         series=series,
+    )
+
+
+def _cluster_plane(settings: Settings, objects_store: ObjectStore, clock: Clock) -> ControlPlane:
+    """On a cluster: the custom resources are the store, the operator (another pod) runs the
+    work; this process keeps no state: routes are decoded from the Endpoints' status, keys
+    come from a mounted Secret, job logs are read from the pods."""
+    from orchestrator.kube.backend import KubernetesBackend
+    from orchestrator.kube.operator import kube_api_client, load_kube_settings
+    from orchestrator.kube.routes import ClusterRoutes
+    from orchestrator.kube.source import CustomResources
+
+    if settings.api_keys_file is None:
+        raise ValidationError(
+            "ORCH_API_KEYS_FILE: with ORCH_DESIRED_STATE=kubernetes the API keys come from a "
+            "file (a mounted Secret); set it, as the Helm chart does",
+            field="ORCH_API_KEYS_FILE",
+        )
+    kube = load_kube_settings(settings)
+    api = kube_api_client()
+    source = CustomResources(api, kube.namespace)
+    routes = RoutingTable()
+    return ControlPlane(
+        settings=settings,
+        store=source,
+        keys=FileKeys(settings.api_keys_file),
+        backend=KubernetesBackend(api, kube),
+        backend_name="kubernetes",
+        objects=objects_store,
+        routes=routes,
+        clock=clock,
+        series=SeriesStore(clock=clock),
+        services=[ClusterRoutes(source, routes)],
     )
 
 
@@ -84,26 +130,22 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.router = Router(
-            plane.controller.routes,
+            plane.routes,
             timeout_seconds=plane.settings.serving.invocation_timeout_seconds,
             shadow_max_in_flight=plane.settings.controller.shadow_max_in_flight,
             clock=lambda: plane.clock.now().timestamp(),
             recorder=plane.series,
         )
-        if run_controller:
+        if run_controller and plane.controller is not None:
             plane.controller.start()
-        cluster = None
-        if plane.settings.kube.route_from_cluster:
-            from orchestrator.kube.routes import cluster_routes_from_environment
-
-            cluster = cluster_routes_from_environment(plane.settings.kube, plane.controller.routes)
-            cluster.start()
+        for service in plane.services:
+            service.start()
         try:
             yield
         finally:
-            if cluster is not None:
-                cluster.stop()
-            if run_controller:
+            for service in plane.services:
+                service.stop()
+            if run_controller and plane.controller is not None:
                 plane.controller.stop()
             await app.state.router.aclose()
 

@@ -17,11 +17,25 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from orchestrator.errors import AuthenticationError, PermissionDeniedError
-from orchestrator.store import StateStore
+from orchestrator.store import ApiKeyRecord
 
 PREFIX = "orch"
+
+
+class KeyStore(Protocol):
+    """Where API keys (their hashes) live: the SQL store on one host; on a cluster a mounted
+    Secret (``keyfile.FileKeys``), so that the API pods keep no state."""
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    def add_api_key(
+        self, key_id: str, secret_hash: str, *, name: str, role: str, now: datetime
+    ) -> None: ...
+
+    def count_api_keys(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_api_key(store: StateStore, *, name: str, role: str, now: datetime) -> str:
+def new_api_key(store: KeyStore, *, name: str, role: str, now: datetime) -> str:
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     store.add_api_key(key_id, _hash(secret), name=name, role=role, now=now)
@@ -66,7 +80,7 @@ class KeyCache:
         self._entries[_hash(presented)] = (principal, time.monotonic() + self.ttl)
 
 
-def authenticate(store: StateStore, presented: str | None) -> Principal:
+def authenticate(store: KeyStore, presented: str | None) -> Principal:
     denied = AuthenticationError(
         "missing or invalid API key: send 'Authorization: Bearer <key>' (orch reads it from "
         "ORCH_API_KEY or the credentials file written by the first `orch server` run)"
@@ -108,7 +122,7 @@ def write_credentials(path: Path, *, endpoint_url: str, api_key: str) -> None:
 
 
 def ensure_admin_key(
-    store: StateStore, credentials: Path, *, endpoint_url: str, now: datetime
+    store: KeyStore, credentials: Path, *, endpoint_url: str, now: datetime
 ) -> str | None:
     """On the first run (no keys at all) create an admin key and save it; returns it if new."""
     if store.count_api_keys() > 0:

@@ -29,7 +29,7 @@ async def principal_of(request: Request) -> Principal:
     cache: KeyCache = request.app.state.key_cache
     if key and (hit := cache.get(key)) is not None:
         return hit
-    principal = await run_in_threadpool(authenticate, cp.store, key)
+    principal = await run_in_threadpool(authenticate, cp.keys, key)
     if key:
         cache.put(key, principal)
     return principal

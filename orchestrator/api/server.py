@@ -45,7 +45,7 @@ def serve(
     plane = build_control_plane(settings)
     url = f"http://{host}:{bound_port}"
     key = ensure_admin_key(
-        plane.store, settings.credentials_path, endpoint_url=url, now=plane.clock.now()
+        plane.keys, settings.credentials_path, endpoint_url=url, now=plane.clock.now()
     )
     if key is not None:
         say(f"created an admin API key; saved to {settings.credentials_path} (mode 0600)")
@@ -57,14 +57,13 @@ def serve(
     if ready_file is not None:
         _write_when_started(server, ready_file, url)
     say(
-        f"orchestrator control plane on {url} (backend: {plane.backend.name}, "
+        f"orchestrator control plane on {url} (backend: {plane.backend_name}, "
         f"state: {settings.resolved_database_url.split('@')[-1]})"
     )
     try:
         server.run(sockets=[sock])
     finally:
-        plane.backend.close()
-        plane.store.close()
+        plane.close()
 
 
 def _write_when_started(server: uvicorn.Server, ready_file: Path, url: str) -> None:

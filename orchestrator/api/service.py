@@ -1,8 +1,10 @@
 """The control plane's operations, independent of HTTP: what each REST route calls.
 
-Creates validate, check references and quotas, store the spec with an initial status, and
-wake the controller; describes merge spec and status; stops and deletes record desired state
-for the controller to carry out.
+Creates validate (the models, then what the backend can carry out: ``plan.support``), check
+references and quotas, store the spec with an initial status in the desired-state source, and
+wake the reconciler; describes merge spec and status; stops and deletes record desired state
+for the reconciler to carry out. The source is the SQL store on one host and the custom
+resources on a cluster, where this layer is a stateless front of the Kubernetes API.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from orchestrator.api.auth import KeyStore
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock
+from orchestrator.controller.plan.support import refusals
+from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
 from orchestrator.errors import (
     ConflictError,
@@ -42,7 +48,14 @@ from orchestrator.resources.endpoints import (
     EndpointSummary,
     UpdateEndpointRequest,
 )
-from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, KINDS, MODEL, TRAINING_JOB
+from orchestrator.resources.kinds import (
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    KINDS,
+    MODEL,
+    TRAINING_JOB,
+    Kind,
+)
 from orchestrator.resources.models import CreateModelRequest, DescribeModelResponse, ModelSummary
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
@@ -53,11 +66,19 @@ from orchestrator.resources.training import (
     TrainingJobSummary,
 )
 from orchestrator.settings import Settings
-from orchestrator.store import Record, StateStore
+from orchestrator.store import DesiredState, ListFilter, Record
 from orchestrator.training.contract import builtin_algorithm, check_builtin_algorithm
 
 R = TypeVar("R", bound=BaseModel)
 TF_HINT = "pip install 'orchestrator[tensorflow]'"
+
+
+class Service(Protocol):
+    """Something that runs beside the API for as long as the app does."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class ListQuery(BaseModel):
@@ -75,21 +96,66 @@ class ControlPlane:
         self,
         *,
         settings: Settings,
-        store: StateStore,
+        store: DesiredState,
+        keys: KeyStore,
         backend: Backend,
+        backend_name: str,
         objects: ObjectStore,
-        controller: Controller,
+        routes: RoutingTable,
         clock: Clock,
+        controller: Controller | None = None,
         series: SeriesStore | None = None,
+        services: Sequence[Service] = (),
     ) -> None:
         self.settings = settings
         # Endpoint metrics as time series (None: this control plane records none).
         self.series = series
         self.store = store
+        self.keys = keys
+        # Where job logs are read; the backend that runs the work is ``backend_name`` (on a
+        # cluster the API only reads pod logs: the operator runs everything).
         self.backend = backend
+        self.backend_name = backend_name
         self.objects = objects
+        self.routes = routes
+        # The reconciler in this process (None on a cluster: the operator reconciles).
         self.controller = controller
+        # Started and stopped with the app (on a cluster: keeping routes in step).
+        self.services = list(services)
         self.clock = clock
+
+    def close(self) -> None:
+        """Release what this process holds (connections), not the work that runs."""
+        self.backend.close()
+        self.store.close()
+
+    def wake(self) -> None:
+        """Have the reconciler look at once (on a cluster the operator's watch does that)."""
+        if self.controller is not None:
+            self.controller.wake()
+
+    def _create(self, kind: Kind, spec: BaseModel) -> tuple[str, bool]:
+        """Store a new resource with its kind's initial status (the same spec again: the
+        existing one, created=False); wake the reconciler for kinds with a lifecycle."""
+        name = str(getattr(spec, kind.name_field))
+        _, created = self.store.create(
+            kind.name,
+            name,
+            spec.model_dump(mode="json"),
+            kind.initial_status(),
+            phase=kind.initial_phase,
+            active=kind.reconciled,
+            now=self.clock.now(),
+        )
+        if created and kind.reconciled:
+            self.wake()
+        return self.arn(kind.name, name), created
+
+    def _check_supported(self, kind: str, spec: BaseModel) -> None:
+        """A field the backend cannot carry out is refused before anything is stored."""
+        problems = refusals(kind, spec, self.backend_name)
+        if problems:
+            raise ValidationError("; ".join(p.message for p in problems), field=problems[0].field)
 
     def arn(self, kind: str, name: str) -> str:
         s = self.settings
@@ -126,13 +192,15 @@ class ControlPlane:
             )
         records, token = self.store.list(
             kind,
-            limit=page,
-            next_token=q.NextToken,
-            name_contains=q.NameContains,
-            phase=q.StatusEquals,
-            created_after=q.CreationTimeAfter,
-            created_before=q.CreationTimeBefore,
-            ascending=q.SortOrder == "Ascending",
+            ListFilter(
+                limit=page,
+                next_token=q.NextToken,
+                name_contains=q.NameContains,
+                phase=q.StatusEquals,
+                created_after=q.CreationTimeAfter,
+                created_before=q.CreationTimeBefore,
+                ascending=q.SortOrder == "Ascending",
+            ),
         )
         return [summarize(r) for r in records], token
 
@@ -140,6 +208,7 @@ class ControlPlane:
     def create_training_job(self, req: CreateTrainingJobRequest) -> tuple[str, bool]:
         existing = self.store.find(TRAINING_JOB.name, req.TrainingJobName)
         if existing is None:
+            self._check_supported(TRAINING_JOB.name, req)
             check_builtin_algorithm(req)
             for i, c in enumerate(req.InputDataConfig):
                 self._check_uri(
@@ -156,19 +225,7 @@ class ControlPlane:
                         f"{running} training jobs are in progress and the limit is {quota} "
                         "(ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS); wait for one to end"
                     )
-        status = TrainingJobState().model_dump(mode="json")
-        _, created = self.store.create(
-            TRAINING_JOB.name,
-            req.TrainingJobName,
-            req.model_dump(mode="json", exclude_unset=False),
-            status,
-            phase=TrainingJobStatus.IN_PROGRESS.value,
-            active=True,
-            now=self.clock.now(),
-        )
-        if created:
-            self.controller.wake()
-        return self.arn(TRAINING_JOB.name, req.TrainingJobName), created
+        return self._create(TRAINING_JOB, req)
 
     def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
         r = self.store.get(TRAINING_JOB.name, name)
@@ -211,7 +268,7 @@ class ControlPlane:
                 f"TrainingJob {name!r} has already ended ({r.phase}); nothing to stop"
             )
         self.store.set_flag(TRAINING_JOB.name, name, "stop_requested", self.clock.now())
-        self.controller.wake()
+        self.wake()
 
     def delete_training_job(self, name: str) -> None:
         r = self.store.get(TRAINING_JOB.name, name)
@@ -220,7 +277,7 @@ class ControlPlane:
                 f"TrainingJob {name!r} is {r.phase}; stop it first (orch jobs stop {name})"
             )
         self.store.set_flag(TRAINING_JOB.name, name, "delete_requested", self.clock.now())
-        self.controller.wake()
+        self.wake()
 
     def training_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int, bool]:
         r = self.store.get(TRAINING_JOB.name, name)
@@ -308,21 +365,13 @@ class ControlPlane:
     # --- models ------------------------------------------------------------------------------
     def create_model(self, req: CreateModelRequest) -> tuple[str, bool]:
         if self.store.find(MODEL.name, req.ModelName) is None:
+            self._check_supported(MODEL.name, req)
             field = "PrimaryContainer" if req.PrimaryContainer is not None else "Containers"
             for i, c in enumerate(req.serving_containers):
                 where = field if field == "PrimaryContainer" else f"Containers[{i}]"
                 if c.ModelDataUrl:
                     self._check_uri(c.ModelDataUrl, f"{where}.ModelDataUrl", prefix=False)
-        _, created = self.store.create(
-            MODEL.name,
-            req.ModelName,
-            req.model_dump(mode="json"),
-            {},
-            phase="Ready",
-            active=False,
-            now=self.clock.now(),
-        )
-        return self.arn(MODEL.name, req.ModelName), created
+        return self._create(MODEL, req)
 
     def describe_model(self, name: str) -> DescribeModelResponse:
         r = self.store.get(MODEL.name, name)
@@ -345,6 +394,7 @@ class ControlPlane:
     # --- endpoint configs --------------------------------------------------------------------
     def create_endpoint_config(self, req: CreateEndpointConfigRequest) -> tuple[str, bool]:
         if self.store.find(ENDPOINT_CONFIG.name, req.EndpointConfigName) is None:
+            self._check_supported(ENDPOINT_CONFIG.name, req)
             for i, v in enumerate(req.ProductionVariants):
                 if self.store.find(MODEL.name, v.ModelName) is None:
                     raise ValidationError(
@@ -352,16 +402,7 @@ class ControlPlane:
                         "exist; create it first",
                         field=f"ProductionVariants[{i}].ModelName",
                     )
-        _, created = self.store.create(
-            ENDPOINT_CONFIG.name,
-            req.EndpointConfigName,
-            req.model_dump(mode="json"),
-            {},
-            phase="Ready",
-            active=False,
-            now=self.clock.now(),
-        )
-        return self.arn(ENDPOINT_CONFIG.name, req.EndpointConfigName), created
+        return self._create(ENDPOINT_CONFIG, req)
 
     def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigResponse:
         r = self.store.get(ENDPOINT_CONFIG.name, name)
@@ -396,18 +437,7 @@ class ControlPlane:
                 "exist; create it first",
                 field="EndpointConfigName",
             )
-        _, created = self.store.create(
-            ENDPOINT.name,
-            req.EndpointName,
-            req.model_dump(mode="json"),
-            EndpointState().model_dump(mode="json"),
-            phase=EndpointStatus.CREATING.value,
-            active=True,
-            now=self.clock.now(),
-        )
-        if created:
-            self.controller.wake()
-        return self.arn(ENDPOINT.name, req.EndpointName), created
+        return self._create(ENDPOINT, req)
 
     def update_endpoint(self, name: str, req: UpdateEndpointRequest) -> str:
         """Point the endpoint at another EndpointConfig: the controller starts a new fleet and
@@ -452,7 +482,7 @@ class ControlPlane:
                 )
             except ConflictError:
                 continue
-            self.controller.wake()
+            self.wake()
             return self.arn(ENDPOINT.name, name)
         raise UnavailableError(
             f"endpoint {name!r} changed too often to be updated; retry", retry_after=1
@@ -521,8 +551,8 @@ class ControlPlane:
     def delete_endpoint(self, name: str) -> None:
         self.store.get(ENDPOINT.name, name)
         self.store.set_flag(ENDPOINT.name, name, "delete_requested", self.clock.now())
-        self.controller.routes.withdraw(name)
-        self.controller.wake()
+        self.routes.withdraw(name)
+        self.wake()
 
     def endpoint_status(self, name: str) -> tuple[str, str] | None:
         """(EndpointStatus, FailureReason) or None when there is no such endpoint."""

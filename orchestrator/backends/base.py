@@ -1,12 +1,25 @@
-"""The backend protocol: the few things the controller needs from a place that runs work.
+"""The backend protocol: the few things the reconciler needs from a place that runs work.
 
 A backend starts, observes and stops training-job attempts and endpoint replicas. Every method
 is idempotent and every observation is read from the real world (processes, containers, pods),
 so a restarted controller simply observes again and carries on.
+
+The required part is small (``Backend``); what only some backends do is an optional
+capability, declared by implementing its protocol and checked with ``isinstance``:
+
+- ``LaunchesReplicas``: starts endpoint replicas one by one (process, Docker, the fake);
+- ``VariantFleets``: runs each variant of a fleet as one managed group and is told its size
+  (Kubernetes: a Deployment per fleet variant, which replaces dead pods itself);
+- ``ReplicaProcesses``: its replicas are host processes (CPU/memory sampling);
+- ``PassSnapshot``: reads everything it observes once per pass (one list per object kind
+  instead of one per resource: what keeps a pass over a thousand resources linear).
+
+A backend has ``LaunchesReplicas`` or ``VariantFleets``; the executor uses whichever it has.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from orchestrator.controller.plan.types import (
@@ -14,6 +27,7 @@ from orchestrator.controller.plan.types import (
     ObservedJob,
     ObservedReplica,
     ReplicaLaunch,
+    VariantFleet,
 )
 
 
@@ -37,17 +51,32 @@ class TrainingBackend(Protocol):
 
 @runtime_checkable
 class EndpointBackend(Protocol):
-    def launch_replica(self, launch: ReplicaLaunch) -> None:
-        """Start a replica; a second call for the same replica id does nothing."""
-
     def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:
         """Every replica of the endpoint, with its health (``ready`` = GET /ping answered 200)."""
 
     def list_endpoints(self) -> list[str]:
-        """Endpoints that have replicas here (to find orphans after a restart)."""
+        """Endpoints that have replicas (or fleets) here, to find orphans after a restart."""
 
     def remove_replica(self, endpoint: str, replica_id: str) -> None:
-        """Stop the replica (SIGTERM, SIGKILL after the grace) and delete its scratch space."""
+        """Stop the replica (SIGTERM, SIGKILL after the grace) and delete its scratch space;
+        for a backend that manages whole variants: replace that failing replica."""
+
+
+@runtime_checkable
+class LaunchesReplicas(Protocol):
+    """Optional: backends that start endpoint replicas one at a time."""
+
+    def launch_replica(self, launch: ReplicaLaunch) -> None:
+        """Start a replica; a second call for the same replica id does nothing."""
+
+
+@runtime_checkable
+class VariantFleets(Protocol):
+    """Optional: backends that run each variant of a fleet as one group of a given size."""
+
+    def apply_fleets(self, endpoint: str, fleets: Sequence[VariantFleet]) -> None:
+        """Make the endpoint's fleets exactly these, each at its size (create, scale); remove
+        every other fleet of the endpoint. Idempotent."""
 
 
 @runtime_checkable
@@ -59,8 +88,20 @@ class ReplicaProcesses(Protocol):
 
 
 @runtime_checkable
+class PassSnapshot(Protocol):
+    """Optional: backends that read the world once per pass (see the module docstring)."""
+
+    def refresh(self) -> None:
+        """Read what the coming pass observes; observations answer from it until the next
+        refresh. Actions still go to the real world at once."""
+
+
+@runtime_checkable
 class Backend(TrainingBackend, EndpointBackend, Protocol):
     name: str
+    # True when the backend places GPUs itself (Kubernetes' scheduler); False when the
+    # controller hands out the host's devices to jobs.
+    schedules_gpus: bool
 
     def close(self) -> None:
         """Release what the backend holds in this process (not the work it runs)."""

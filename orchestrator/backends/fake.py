@@ -26,6 +26,7 @@ def _now() -> datetime:
 
 class FakeBackend:
     name = "fake"
+    schedules_gpus = False
 
     def __init__(self, *, auto_ready: bool = True, honour_sigterm: bool = True) -> None:
         self.auto_ready = auto_ready

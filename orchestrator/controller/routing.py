@@ -2,9 +2,9 @@
 
 Rebuilt from observation on every reconcile pass: only replicas that answered ``GET /ping``
 are in it, so a replica that stops answering drops out within one pass. The table also carries
-demand the other way: requests held for a variant scaled to zero are counted here, and the
-controller is woken at once when the first one arrives, so it starts a replica without waiting
-for its next pass.
+demand the other way: requests held for a variant scaled to zero are counted here, and
+``on_demand`` is told at once (the controller wakes; on a cluster the API pod writes demand on
+the Endpoint), so a replica starts without waiting for the next pass.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class RoutingTable:
         self._routes: dict[str, EndpointRoute] = {}
         self._waiting: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
-        self.on_demand: Callable[[], None] | None = None  # the controller's wake()
+        # Told (endpoint, variant) when a request is held: the controller in this process
+        # wakes; on a cluster the API pod writes demand on the Endpoint for the operator.
+        self.on_demand: Callable[[str, str], None] | None = None
 
     def publish(self, route: EndpointRoute) -> None:
         with self._lock:
@@ -54,7 +56,7 @@ class RoutingTable:
             key = (endpoint, variant)
             self._waiting[key] = self._waiting.get(key, 0) + 1
         if self.on_demand is not None:
-            self.on_demand()
+            self.on_demand(endpoint, variant)
 
     def release(self, endpoint: str, variant: str) -> None:
         with self._lock:

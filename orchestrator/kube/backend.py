@@ -1,21 +1,24 @@
-"""The Kubernetes backend: training attempts as Jobs, endpoint variants as Deployments.
+"""The Kubernetes backend: training attempts as Jobs, endpoint fleets as Deployments.
 
-Namespace-scoped, over the official client. Creates are idempotent (AlreadyExists is success),
-deletes tolerate NotFound, and every observation is read from the cluster, so a restarted
-operator simply observes again. API errors are wrapped into the product's error tree: 4xx
-(other than the 404/409 handled here) are ``PermanentError``\\ s, 5xx, 429 and connection
-failures ``BackendError`` (temporary). What Jobs and Pods say is mapped to ``ObservedJob``
-and ``ObservedReplica`` by the pure functions in ``orchestrator.kube.observe``.
+Namespace-scoped, over the official client (``api.call``: errors in the product's tree).
+Creates are idempotent (AlreadyExists is success), deletes tolerate NotFound, and every
+observation is read from the cluster, so a restarted operator simply observes again.
+
+Capabilities (``backends.base``): ``VariantFleets`` (each variant of each fleet is a
+Deployment of the size the planner chose, which replaces dead pods itself) and
+``PassSnapshot``: ``refresh()`` lists the Jobs, Pods and Deployments it manages once per pass
+and every observation answers from that listing, so a pass over a thousand resources makes a
+handful of list calls, not a thousand. What Jobs and Pods say is mapped to ``ObservedJob`` and
+``ObservedReplica`` by the pure functions in ``orchestrator.kube.observe``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -23,56 +26,47 @@ from orchestrator.controller.plan.types import (
     JobLaunch,
     ObservedJob,
     ObservedReplica,
-    ReplicaLaunch,
+    VariantFleet,
 )
-from orchestrator.errors import (
-    AuthenticationError,
-    BackendError,
-    ConflictError,
-    NotFoundError,
-    OrchestratorError,
-    PermanentError,
-    PermissionDeniedError,
-    ValidationError,
-)
+from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.kube import fleets as f
+from orchestrator.kube import jobs as j
 from orchestrator.kube import objects as o
+from orchestrator.kube.api import call, wrap_api_error
 from orchestrator.kube.convert import API_GROUP, API_VERSION
-from orchestrator.kube.observe import (
-    job_observation,
-    pod_problem,
-    pod_ready,
-    replica_observations,
-)
-from orchestrator.resources.endpoints import ProductionVariant
+from orchestrator.kube.observe import fleet_observations, job_observation
+from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import KubeSettings
 
-PLURALS = {"TrainingJob": "trainingjobs", "Endpoint": "endpoints"}
+MANAGED = {o.LABEL_MANAGED: "orchestrator"}
+FLEET_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Deployment")
 
 
-def wrap_api_error(e: ApiException, what: str) -> OrchestratorError:
-    """One of our errors for a Kubernetes API error, with the API's own message."""
-    status = int(e.status or 0)
-    detail = str(e.reason or "")
-    with contextlib.suppress(ValueError, AttributeError):
-        detail = json.loads(e.body or "{}").get("message") or detail
-    message = f"{what}: Kubernetes API answered {status}: {detail}"
-    by_status: dict[int, type[OrchestratorError]] = {
-        400: ValidationError,
-        401: AuthenticationError,
-        403: PermissionDeniedError,
-        404: NotFoundError,
-        409: ConflictError,
-        422: ValidationError,
-    }
-    if status in by_status:
-        return by_status[status](message)
-    if 400 <= status < 500 and status != 429:
-        return PermanentError(message)
-    return BackendError(message, retry_after=5.0)
+@dataclass
+class Snapshot:
+    """What one pass observes: the managed Jobs, Pods and Deployments, indexed by owner."""
+
+    jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by job label
+    pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by job/fleet key
+    deployments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by endpoint
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def _pod_key(labels: dict[str, str]) -> str | None:
+    if o.LABEL_TRAINING_JOB in labels:
+        return f"job:{labels[o.LABEL_TRAINING_JOB]}:{labels.get(o.LABEL_ATTEMPT, '')}"
+    if o.LABEL_ENDPOINT in labels:
+        fleet = labels.get(o.LABEL_FLEET, "")
+        return f"fleet:{labels[o.LABEL_ENDPOINT]}:{fleet}:{labels.get(o.LABEL_VARIANT, '')}"
+    return None
 
 
 class KubernetesBackend:
     name = "kubernetes"
+    schedules_gpus = True  # the scheduler places nvidia.com/gpu requests
 
     def __init__(
         self, api: client.ApiClient, settings: KubeSettings, *, namespace: str | None = None
@@ -113,7 +107,7 @@ class KubernetesBackend:
                 apps.list_namespaced_deployment,
                 apps.create_namespaced_deployment,
                 apps.delete_namespaced_deployment,
-                None,
+                apps.patch_namespaced_deployment,
             ),
             "HorizontalPodAutoscaler": (
                 hpa.list_namespaced_horizontal_pod_autoscaler,
@@ -128,67 +122,86 @@ class KubernetesBackend:
                 None,
             ),
         }
+        self._snapshot: Snapshot | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the API; the JSON answer as plain dicts (camelCase, like the manifests)."""
-        try:
-            response = fn(*args, _preload_content=False, **kwargs)
-        except ApiException as e:
-            raise wrap_api_error(e, what) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise BackendError(f"{what}: Kubernetes API unreachable: {e}", retry_after=5.0) from e
-        data = response.data
-        return json.loads(data) if data else {}
+    def watch_targets(self) -> list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]:
+        """What the operator watches to wake early: the objects this backend manages."""
+        ours = {"label_selector": f"{o.LABEL_MANAGED}=orchestrator"}
+        return [
+            (self._ops[kind][0], (self.namespace,), ours) for kind in ("Job", "Deployment", "Pod")
+        ]
 
     def list_items(self, kind: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        found = self.call(
-            f"list {kind}", self._ops[kind][0], self.namespace, label_selector=selector
-        )
+        found = call(f"list {kind}", self._ops[kind][0], self.namespace, label_selector=selector)
         items: list[dict[str, Any]] = found.get("items") or []
         # Filtered here too: cheap, and exact whatever the server did with the selector.
-        return [
-            i
-            for i in items
-            if all(
-                (i.get("metadata", {}).get("labels") or {}).get(k) == v for k, v in labels.items()
-            )
-        ]
+        return [i for i in items if all(_labels(i).get(k) == v for k, v in labels.items())]
 
     def create(self, body: dict[str, Any]) -> None:
-        """Create unless it exists (looked up first; AlreadyExists is success all the same)."""
+        """Create; AlreadyExists is success (an earlier pass, or an earlier operator, made it)."""
         kind, meta = body["kind"], body["metadata"]
-        existing = self.list_items(kind, meta.get("labels") or {})
-        if any(i.get("metadata", {}).get("name") == meta["name"] for i in existing):
-            return
-        # AlreadyExists is success: an earlier pass (or an earlier operator) made it.
         with contextlib.suppress(ConflictError):
-            self.call(f"create {kind} {meta['name']}", self._ops[kind][1], self.namespace, body)
+            call(f"create {kind} {meta['name']}", self._ops[kind][1], self.namespace, body)
 
     def delete(self, kind: str, name: str, *, grace: int | None = None) -> None:
         kwargs: dict[str, Any] = {"propagation_policy": "Background"}
         if grace is not None:
             kwargs["grace_period_seconds"] = grace
         with contextlib.suppress(NotFoundError):
-            self.call(f"delete {kind} {name}", self._ops[kind][2], name, self.namespace, **kwargs)
+            call(f"delete {kind} {name}", self._ops[kind][2], name, self.namespace, **kwargs)
 
     def owner(self, kind: str, name: str) -> dict[str, Any] | None:
         """An owner reference to the custom resource (None when it is not there)."""
         try:
-            cr = self.call(
+            cr = call(
                 f"get {kind} {name}",
                 self.custom.get_namespaced_custom_object,
                 API_GROUP,
                 API_VERSION,
                 self.namespace,
-                PLURALS[kind],
+                KINDS[kind].crd_plural,
                 name,
             )
         except NotFoundError:
             return None
         uid = cr.get("metadata", {}).get("uid")
         return o.owner_reference(kind, name, uid) if uid else None
+
+    # --- PassSnapshot ------------------------------------------------------------------------
+    def refresh(self) -> None:
+        snap = Snapshot()
+        for job in self.list_items("Job", MANAGED):
+            snap.jobs.setdefault(_labels(job).get(o.LABEL_TRAINING_JOB, ""), []).append(job)
+        for pod in self.list_items("Pod", MANAGED):
+            key = _pod_key(_labels(pod))
+            if key is not None:
+                snap.pods.setdefault(key, []).append(pod)
+        for d in self.list_items("Deployment", MANAGED):
+            endpoint = _annotation(d, o.ANNOTATION_ENDPOINT_NAME)
+            snap.deployments.setdefault(endpoint, []).append(d)
+        self._snapshot = snap
+
+    def _jobs_of(self, name: str) -> list[dict[str, Any]]:
+        if self._snapshot is not None:
+            return self._snapshot.jobs.get(o.k8s_name(name), [])
+        return self.list_items("Job", j.job_labels(name))
+
+    def _pods(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        key = _pod_key(labels)
+        if self._snapshot is not None and key is not None:
+            return self._snapshot.pods.get(key, [])
+        return self.list_items("Pod", labels)
+
+    def _deployments(self, endpoint: str) -> list[dict[str, Any]]:
+        if self._snapshot is not None:
+            return self._snapshot.deployments.get(endpoint, [])
+        return [
+            d
+            for d in self.list_items("Deployment", f.fleet_labels(endpoint))
+            if _annotation(d, o.ANNOTATION_ENDPOINT_NAME) == endpoint
+        ]
 
     # --- training ----------------------------------------------------------------------------
     def launch_job(self, launch: JobLaunch) -> None:
@@ -200,21 +213,17 @@ class KubernetesBackend:
             "settings": self.settings,
         }
         # The ConfigMap first: a Job never waits on a missing volume.
-        self.create(o.step_config_map(*args, **kw))
-        self.create(o.training_job_manifest(*args, **kw))
+        self.create(j.step_config_map(*args, **kw))
+        self.create(j.training_job_manifest(*args, **kw))
 
     def _latest_job(self, name: str) -> dict[str, Any] | None:
-        jobs = self.list_items("Job", o.job_labels(name))
-        return max(jobs, key=_attempt, default=None)
-
-    def _pods(self, name: str, attempt: int) -> list[dict[str, Any]]:
-        return self.list_items("Pod", o.job_labels(name, attempt))
+        return max(self._jobs_of(name), key=_attempt, default=None)
 
     def observe_job(self, name: str) -> ObservedJob | None:
         job = self._latest_job(name)
         if job is None:
             return None
-        return job_observation(name, job, self._pods(name, _attempt(job)))
+        return job_observation(name, job, self._pods(j.job_labels(name, _attempt(job))))
 
     def stop_job(self, name: str, *, force: bool) -> None:
         """Suspend the Job (its pods get SIGTERM, the Job stays to be observed); force: kill."""
@@ -222,7 +231,7 @@ class KubernetesBackend:
         if job is None:
             return
         job_name = job["metadata"]["name"]
-        self.call(
+        call(
             f"stop Job {job_name}",
             self._ops["Job"][3],
             job_name,
@@ -230,18 +239,19 @@ class KubernetesBackend:
             {"spec": {"suspend": True}},
         )
         if force:
-            for pod in self._pods(name, _attempt(job)):
+            for pod in self.list_items("Pod", j.job_labels(name, _attempt(job))):
                 self.delete("Pod", pod["metadata"]["name"], grace=0)
 
     def cleanup_job(self, name: str) -> None:
         # Pods go with their Job (background propagation: the garbage collector deletes them).
         for kind in ("Job", "ConfigMap"):
-            for item in self.list_items(kind, o.job_labels(name)):
+            for item in self.list_items(kind, j.job_labels(name)):
                 self.delete(kind, item["metadata"]["name"])
 
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
-        job = self._latest_job(name)
-        pods = self._pods(name, _attempt(job)) if job else []
+        jobs = self.list_items("Job", j.job_labels(name))
+        job = max(jobs, key=_attempt, default=None)
+        pods = self.list_items("Pod", j.job_labels(name, _attempt(job))) if job else []
         if not pods:
             return b"", offset
         pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
@@ -257,64 +267,69 @@ class KubernetesBackend:
         data = body[offset : offset + limit]
         return data, offset + len(data)
 
-    # --- endpoints ---------------------------------------------------------------------------
-    def launch_replica(
-        self,
-        launch: ReplicaLaunch,
-        *,
-        variant: ProductionVariant | None = None,
-        scaling: o.ScalingPolicy | None = None,
-    ) -> None:
-        """Make sure the variant's Deployment, Service, HPA and PDB exist (one per variant:
-        every slot of the variant is a replica of that Deployment)."""
-        if variant is None:
-            variant = ProductionVariant(
-                VariantName=launch.variant,
-                ModelName=launch.model_name,
-                InitialInstanceCount=launch.slot + 1,
-                InstanceType=launch.instance_type,
+    # --- endpoints: VariantFleets ----------------------------------------------------------------
+    def apply_fleets(self, endpoint: str, fleets: Sequence[VariantFleet]) -> None:
+        """Each fleet variant's Deployment at its size (created, scaled, its template rolled
+        when it changed) with its Service and PDB; every other fleet of the endpoint goes."""
+        existing = {d["metadata"]["name"]: d for d in self._deployments(endpoint)}
+        wanted: set[str] = set()
+        owner: dict[str, Any] | None = None
+        for fleet in fleets:
+            name = f.fleet_object_name(endpoint, fleet.config, fleet.variant.VariantName)
+            wanted.add(name)
+            current = existing.get(name)
+            if current is None:
+                owner = owner or self.owner("Endpoint", endpoint)
+                for body in f.fleet_objects(
+                    endpoint, self.namespace, fleet, owner=owner, settings=self.settings
+                ):
+                    self.create(body)
+                continue
+            self._update_fleet(endpoint, fleet, current)
+        for name, _d in existing.items():
+            if name not in wanted:
+                for kind in FLEET_KINDS:
+                    self.delete(kind, name)
+
+    def _update_fleet(self, endpoint: str, fleet: VariantFleet, current: dict[str, Any]) -> None:
+        body = f.fleet_objects(endpoint, self.namespace, fleet, owner=None, settings=self.settings)
+        deployment = body[0]
+        patch: dict[str, Any] = {}
+        spec = current.get("spec") or {}
+        if self.settings.autoscaler != "hpa" and spec.get("replicas") != fleet.replicas:
+            patch["spec"] = {"replicas": fleet.replicas}
+        new_hash = deployment["metadata"]["annotations"][f.ANNOTATION_TEMPLATE]
+        if _annotation(current, f.ANNOTATION_TEMPLATE) != new_hash:
+            patch.setdefault("spec", {})["template"] = deployment["spec"]["template"]
+            patch["metadata"] = {"annotations": {f.ANNOTATION_TEMPLATE: new_hash}}
+        if patch:
+            name = current["metadata"]["name"]
+            call(
+                f"scale Deployment {name}", self._ops["Deployment"][3], name, self.namespace, patch
             )
-        owner = self.owner("Endpoint", launch.endpoint)
-        for body in o.endpoint_variant_objects(
-            launch.endpoint,
-            self.namespace,
-            variant,
-            launch.model,
-            owner=owner,
-            settings=self.settings,
-            scaling=scaling,
-        ):
-            self.create(body)
 
     def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:
         out: list[ObservedReplica] = []
-        for deployment in self.list_items("Deployment", o.variant_labels(endpoint)):
-            variant = _annotation(deployment, o.ANNOTATION_VARIANT_NAME)
-            pods = self.list_items("Pod", o.variant_labels(endpoint, variant))
-            url = o.service_url(endpoint, variant, self.namespace, self.settings)
-            out.extend(replica_observations(endpoint, variant, deployment, pods, url))
+        for d in self._deployments(endpoint):
+            config = _annotation(d, o.ANNOTATION_CONFIG_NAME)
+            variant = _annotation(d, o.ANNOTATION_VARIANT_NAME)
+            pods = self._pods(f.fleet_labels(endpoint, config, variant))
+            url = f.service_url(endpoint, config, variant, self.namespace, self.settings)
+            out.extend(fleet_observations(endpoint, d, pods, url))
         return out
 
     def list_endpoints(self) -> list[str]:
-        deployments = self.list_items("Deployment", {o.LABEL_MANAGED: "orchestrator"})
+        if self._snapshot is not None:
+            return sorted(set(self._snapshot.deployments) - {""})
+        deployments = self.list_items("Deployment", MANAGED)
         return sorted({_annotation(d, o.ANNOTATION_ENDPOINT_NAME) for d in deployments} - {""})
 
     def remove_replica(self, endpoint: str, replica_id: str) -> None:
-        """Delete the failing pod of that slot's variant; the Deployment starts a new one."""
-        variant = replica_id.rsplit("-", 2)[0]
-        pods = self.list_items("Pod", o.variant_labels(endpoint, variant))
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        failing = [p for p in live if pod_problem(p) is not None] or [
-            p for p in live if not pod_ready(p)
-        ]
-        if failing:
-            self.delete("Pod", failing[0]["metadata"]["name"])
-
-    def remove_endpoint(self, endpoint: str) -> None:
-        """Every object of every variant of the endpoint (a failed or deleted endpoint)."""
-        for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Deployment"):
-            for item in self.list_items(kind, o.variant_labels(endpoint)):
-                self.delete(kind, item["metadata"]["name"])
+        """A dead replica (its id names its pod): delete the pod; the Deployment starts a new
+        one. A replica over the fleet's size needs nothing: the Deployment scales down."""
+        parts = replica_id.split("/")
+        if len(parts) == 3:
+            self.delete("Pod", parts[2])
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]
@@ -322,7 +337,7 @@ class KubernetesBackend:
 
 def _attempt(job: dict[str, Any]) -> int:
     try:
-        return int((job.get("metadata", {}).get("labels") or {}).get(o.LABEL_ATTEMPT, "0"))
+        return int(_labels(job).get(o.LABEL_ATTEMPT, "0"))
     except ValueError:
         return 0
 

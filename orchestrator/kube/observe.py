@@ -5,8 +5,8 @@ Training: the Job's conditions decide the outcome (``Complete``; ``Failed`` with
 failing container's termination message); the pods' container timestamps give the secondary
 phases (Downloading = the download step, Training = the user's container, Uploading = after
 it); a pod disrupted by eviction or preemption is Interrupted, not failed: the Job's
-podFailurePolicy ignores it and starts a new pod. Endpoints: every slot of a variant is a
-replica of its Deployment; ready pods fill slots first, a crash-looping pod is a dead slot.
+podFailurePolicy ignores it and starts a new pod. Endpoints: every slot of a fleet variant is
+a replica of its Deployment; ready pods fill slots first, a crash-looping pod is a dead slot.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.controller.plan.endpoint import replica_id
 from orchestrator.controller.plan.types import ObservedJob, ObservedReplica, PhaseMark
 from orchestrator.kube import objects as o
 from orchestrator.resources.training import SecondaryStatus
@@ -215,31 +214,58 @@ def pod_problem(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def replica_observations(
-    endpoint: str,
-    variant: str,
-    deployment: dict[str, Any],
-    pods: list[dict[str, Any]],
-    url: str,
+def pod_ready_at(pod: dict[str, Any]) -> datetime | None:
+    cond = _true_conditions(pod).get("Ready") or {}
+    return parse_time(cond.get("lastTransitionTime"))
+
+
+def fleet_observations(
+    endpoint: str, deployment: dict[str, Any], pods: list[dict[str, Any]], url: str
 ) -> list[ObservedReplica]:
-    """The variant's slots (its InitialInstanceCount) filled from the Deployment's pods."""
-    annotations = deployment.get("metadata", {}).get("annotations") or {}
-    count = int(annotations.get(o.ANNOTATION_INSTANCES, "1"))
-    ready = int(deployment.get("status", {}).get("readyReplicas") or 0)
+    """The slots of one fleet variant (its Deployment's ``spec.replicas``) filled from its pods:
+    ready pods first, then a crash-looping pod as a dead slot (its id names the pod, so that
+    removing it deletes that pod and the Deployment starts another), then starting ones."""
+    meta = deployment.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    variant = str(annotations.get(o.ANNOTATION_VARIANT_NAME, ""))
+    config = str(annotations.get(o.ANNOTATION_CONFIG_NAME, ""))
+    name = str(meta.get("name", ""))
+    count = int((deployment.get("spec") or {}).get("replicas") or 0)
     live = sorted((p for p in pods if not p["metadata"].get("deletionTimestamp")), key=_created)
+    ready = [p for p in live if pod_ready(p)]
     dead = [(p, why) for p in live for why in [pod_problem(p)] if why is not None]
     starting = [p for p in live if pod_problem(p) is None and not pod_ready(p)]
-    created = parse_time(deployment.get("metadata", {}).get("creationTimestamp"))
+    created = parse_time(meta.get("creationTimestamp"))
     out: list[ObservedReplica] = []
     for slot in range(count):
-        rid = replica_id(variant, slot, 0)
-        if slot < ready:
-            out.append(ObservedReplica(endpoint, variant, slot, rid, "ready", url=url))
+        if ready:
+            pod = ready.pop(0)
+            out.append(
+                ObservedReplica(
+                    endpoint,
+                    variant,
+                    slot,
+                    f"{name}/{slot}",
+                    "ready",
+                    url=url,
+                    started_at=parse_time(pod["metadata"].get("creationTimestamp")),
+                    config=config,
+                    ready_at=pod_ready_at(pod),
+                )
+            )
         elif dead:
             pod, why = dead.pop(0)
-            name = pod["metadata"].get("name", "")
+            pod_name = pod["metadata"].get("name", "")
             out.append(
-                ObservedReplica(endpoint, variant, slot, rid, "dead", message=f"pod {name}: {why}")
+                ObservedReplica(
+                    endpoint,
+                    variant,
+                    slot,
+                    f"{name}/{slot}/{pod_name}",
+                    "dead",
+                    message=f"pod {pod_name}: {why}",
+                    config=config,
+                )
             )
         else:
             pod_time = (
@@ -249,7 +275,13 @@ def replica_observations(
             )
             out.append(
                 ObservedReplica(
-                    endpoint, variant, slot, rid, "starting", started_at=pod_time or created
+                    endpoint,
+                    variant,
+                    slot,
+                    f"{name}/{slot}",
+                    "starting",
+                    started_at=pod_time or created,
+                    config=config,
                 )
             )
     return out

@@ -51,6 +51,16 @@ TagList = Annotated[list[Tag], Field(max_length=50)]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
+class ConditionType:
+    """The condition types a status may carry (their names are part of the API)."""
+
+    VALID = "Valid"  # the spec parsed and the backend can run it (custom resources)
+    READY = "Ready"  # an endpoint serves
+    RUNNING = "Running"  # a training job's attempt runs
+    SUCCEEDED = "Succeeded"  # a training job ended, and how
+    UPDATED = "Updated"  # an endpoint's last update, and how it ended
+
+
 class Condition(Output):
     """A status condition keyed by ``Type`` (Kubernetes style), read by the CLI and kubectl."""
 
@@ -59,6 +69,12 @@ class Condition(Output):
     Reason: str = ""
     Message: str = ""
     LastTransitionTime: datetime
+
+
+class ConditionsState(Output):
+    """The status of a kind without a lifecycle (a Model, an EndpointConfig): conditions only."""
+
+    Conditions: list[Condition] = []
 
 
 def set_condition(

@@ -320,6 +320,24 @@ class DeploymentOutcome(Output):
 _EndpointStatus = EndpointStatus
 
 
+class VariantRouteState(Output):
+    """One route of the endpoint as its planner computed it: where the data plane sends (or
+    copies, or holds) requests. Written with the status so that an API in another process (a
+    pod on a cluster) routes exactly as planned, without rebuilding routes from other fields."""
+
+    VariantName: str
+    EndpointConfigName: str = ""
+    # Share of production traffic (the fleets' shares folded in); for a shadow, the fraction
+    # of live requests copied to it.
+    Weight: float
+    Urls: list[str] = []  # ready replicas (or, on Kubernetes, the fleet variant's Service)
+    Shadow: bool = False
+    # No replica on purpose (scaled to zero): a request wakes it and waits.
+    ScaledToZero: bool = False
+    # The new fleet of an update: its failures are served again by the old fleet.
+    Trial: bool = False
+
+
 class EndpointState(Output):
     EndpointStatus: _EndpointStatus = EndpointStatus.CREATING
     FailureReason: str | None = None
@@ -334,6 +352,8 @@ class EndpointState(Output):
     # Autoscaling per variant of the serving fleet (a list, not a map keyed by variant name,
     # so that it keeps its shape in a Kubernetes status: see ``scaling_of``).
     VariantScaling: list[VariantScalingState] = []
+    # Where invocations go, as planned (empty: the endpoint takes no traffic now).
+    Routes: list[VariantRouteState] = []
 
     # Bookkeeping of the controller: replica launches so far (names each new replica) and
     # replicas that died before serving, in a row.

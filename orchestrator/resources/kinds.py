@@ -1,14 +1,33 @@
-"""The resource kinds, with the names each front door uses for them."""
+"""The resource kinds, with the names each front door uses for them. Pure.
+
+One entry per kind is the one source of its names: the REST collection
+(``/api/v1/<plural_path>``), the ARN resource type, the SageMaker name field, the custom
+resource's plural and short names on Kubernetes, its spec and status models, and where its
+primary status lives in the status document. The REST routes, the client, the CLI, the CRDs,
+the desired-state sources and the reconciler all read names from here; nothing else spells a
+kind's plural.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.resources.endpoints import CreateEndpointConfigRequest, CreateEndpointRequest
+from orchestrator.resources.endpoints import (
+    CreateEndpointConfigRequest,
+    CreateEndpointRequest,
+    EndpointState,
+    EndpointStatus,
+)
 from orchestrator.resources.models import CreateModelRequest
-from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.resources.training import (
+    TERMINAL_TRAINING_STATUSES,
+    CreateTrainingJobRequest,
+    TrainingJobState,
+    TrainingJobStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -18,19 +37,80 @@ class Kind:
     arn_slug: str  # ARN resource type: "training-job"
     name_field: str  # "TrainingJobName"
     spec: type[BaseModel]
+    # The status document's model (None: the kind has no lifecycle, only a Valid condition).
+    status: type[BaseModel] | None = None
+    # The custom resource's plural and short names (``kubectl get otj``).
+    crd_plural: str = ""
+    short_names: tuple[str, ...] = ()
+    # The status field holding the primary status, and its value before the first pass.
+    phase_field: str | None = None
+    initial_phase: str = "Ready"
+    # Primary statuses after which the resource needs no reconciling (until it is deleted).
+    terminal_phases: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def reconciled(self) -> bool:
+        """Whether a planner drives the kind (it has a lifecycle), not just validation."""
+        return self.status is not None
+
+    def phase_of(self, status: dict[str, Any]) -> str:
+        if self.phase_field is None:
+            return self.initial_phase
+        return str(status.get(self.phase_field) or self.initial_phase)
+
+    def initial_status(self) -> dict[str, Any]:
+        return self.status().model_dump(mode="json") if self.status is not None else {}
 
 
 TRAINING_JOB = Kind(
-    "TrainingJob", "training-jobs", "training-job", "TrainingJobName", CreateTrainingJobRequest
+    name="TrainingJob",
+    plural_path="training-jobs",
+    arn_slug="training-job",
+    name_field="TrainingJobName",
+    spec=CreateTrainingJobRequest,
+    status=TrainingJobState,
+    crd_plural="trainingjobs",
+    short_names=("otj",),
+    phase_field="TrainingJobStatus",
+    initial_phase=TrainingJobStatus.IN_PROGRESS.value,
+    terminal_phases=frozenset(s.value for s in TERMINAL_TRAINING_STATUSES),
 )
-MODEL = Kind("Model", "models", "model", "ModelName", CreateModelRequest)
+MODEL = Kind(
+    name="Model",
+    plural_path="models",
+    arn_slug="model",
+    name_field="ModelName",
+    spec=CreateModelRequest,
+    crd_plural="models",
+    short_names=("omodel",),
+)
 ENDPOINT_CONFIG = Kind(
-    "EndpointConfig",
-    "endpoint-configs",
-    "endpoint-config",
-    "EndpointConfigName",
-    CreateEndpointConfigRequest,
+    name="EndpointConfig",
+    plural_path="endpoint-configs",
+    arn_slug="endpoint-config",
+    name_field="EndpointConfigName",
+    spec=CreateEndpointConfigRequest,
+    crd_plural="endpointconfigs",
+    short_names=("oepc",),
 )
-ENDPOINT = Kind("Endpoint", "endpoints", "endpoint", "EndpointName", CreateEndpointRequest)
+ENDPOINT = Kind(
+    name="Endpoint",
+    plural_path="endpoints",
+    arn_slug="endpoint",
+    name_field="EndpointName",
+    spec=CreateEndpointRequest,
+    status=EndpointState,
+    crd_plural="endpoints",
+    short_names=("oep",),
+    phase_field="EndpointStatus",
+    initial_phase=EndpointStatus.CREATING.value,
+)
 
 KINDS: dict[str, Kind] = {k.name: k for k in (TRAINING_JOB, MODEL, ENDPOINT_CONFIG, ENDPOINT)}
+
+
+def kind_named(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown kind {name!r}; kinds: {sorted(KINDS)}") from None

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from orchestrator.resources.common import (
+    ConditionsState,
     EnvironmentMap,
     Output,
     ResourceName,
@@ -75,8 +76,8 @@ class CreateModelRequest(Spec):
         return list(self.Containers or [])
 
 
-class ModelState(Output):
-    """Models have no lifecycle of their own; kept for symmetry with the other kinds."""
+class ModelState(ConditionsState):
+    """Models have no lifecycle of their own: a ``Valid`` condition (custom resources)."""
 
 
 class DescribeModelResponse(CreateModelRequest):

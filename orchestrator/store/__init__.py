@@ -1,5 +1,15 @@
-"""The state store (SQLAlchemy): SQLite by default, PostgreSQL by URL."""
+"""Desired-state sources: the interface (``source.py``) and the SQL store (SQLAlchemy: SQLite
+by default, PostgreSQL by URL)."""
 
-from orchestrator.store.state import ApiKeyRecord, Record, StateStore, canonical_hash
+from orchestrator.store.source import DesiredState, ListFilter, Record, page_of
+from orchestrator.store.state import ApiKeyRecord, StateStore, canonical_hash
 
-__all__ = ["ApiKeyRecord", "Record", "StateStore", "canonical_hash"]
+__all__ = [
+    "ApiKeyRecord",
+    "DesiredState",
+    "ListFilter",
+    "Record",
+    "StateStore",
+    "canonical_hash",
+    "page_of",
+]

@@ -1,13 +1,15 @@
-"""The state store: resources (spec + status documents) and API keys, over SQLAlchemy 2.
+"""The SQL desired-state source: resources (spec + status documents) and API keys, over
+SQLAlchemy 2.
 
-SQLite (WAL) by default, PostgreSQL by URL. Writes of status use optimistic concurrency so two
-writers never silently overwrite each other; creates are idempotent by (kind, name, spec).
+SQLite (WAL) by default, PostgreSQL by URL. Implements ``DesiredState`` (``source.py``):
+writes of status use optimistic concurrency so two writers never silently overwrite each
+other; creates are idempotent by (kind, name, spec).
 """
 
 from __future__ import annotations
 
-import base64
 import builtins
+import contextlib
 import hashlib
 import json
 import uuid
@@ -23,6 +25,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.errors import BackendError, ConflictError, NotFoundError, ValidationError
+from orchestrator.store.source import Flag, ListFilter, Record, decode_token, encode_token
 from orchestrator.store.tables import api_keys, metadata, resources
 
 
@@ -37,22 +40,6 @@ def _ts(dt: datetime) -> float:
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
-
-
-@dataclass(frozen=True)
-class Record:
-    kind: str
-    name: str
-    uid: str
-    spec: dict[str, Any]
-    status: dict[str, Any]
-    phase: str
-    active: bool
-    stop_requested: bool
-    delete_requested: bool
-    created_at: datetime
-    updated_at: datetime
-    version: int
 
 
 @dataclass(frozen=True)
@@ -169,31 +156,20 @@ class StateStore:
         except NotFoundError:
             return None
 
-    def list(
-        self,
-        kind: str,
-        *,
-        limit: int,
-        next_token: str | None = None,
-        name_contains: str | None = None,
-        phase: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        ascending: bool = False,
-    ) -> tuple[builtins.list[Record], str | None]:
+    def list(self, kind: str, page: ListFilter) -> tuple[builtins.list[Record], str | None]:
         """One page, newest first by default; the token is an opaque keyset cursor."""
         q = select(resources).where(resources.c.kind == kind)
-        if name_contains:
-            q = q.where(func.lower(resources.c.name).contains(name_contains.lower()))
-        if phase:
-            q = q.where(resources.c.phase == phase)
-        if created_after:
-            q = q.where(resources.c.created_at > _ts(created_after))
-        if created_before:
-            q = q.where(resources.c.created_at < _ts(created_before))
-        if next_token:
-            ts, last = _decode_token(next_token)
-            if ascending:
+        if page.name_contains:
+            q = q.where(func.lower(resources.c.name).contains(page.name_contains.lower()))
+        if page.phase:
+            q = q.where(resources.c.phase == page.phase)
+        if page.created_after:
+            q = q.where(resources.c.created_at > _ts(page.created_after))
+        if page.created_before:
+            q = q.where(resources.c.created_at < _ts(page.created_before))
+        if page.next_token:
+            ts, last = decode_token(page.next_token)
+            if page.ascending:
                 q = q.where(
                     or_(
                         resources.c.created_at > ts,
@@ -207,16 +183,16 @@ class StateStore:
                         and_(resources.c.created_at == ts, resources.c.name < last),
                     )
                 )
-        if ascending:
+        if page.ascending:
             q = q.order_by(resources.c.created_at.asc(), resources.c.name.asc())
         else:
             q = q.order_by(resources.c.created_at.desc(), resources.c.name.desc())
         with self._tx() as conn:
-            rows = conn.execute(q.limit(limit + 1)).all()
-        records = [_record(r._mapping) for r in rows[:limit]]
+            rows = conn.execute(q.limit(page.limit + 1)).all()
+        records = [_record(r._mapping) for r in rows[: page.limit]]
         token = None
-        if len(rows) > limit and records:
-            token = _encode_token(_ts(records[-1].created_at), records[-1].name)
+        if len(rows) > page.limit and records:
+            token = encode_token(_ts(records[-1].created_at), records[-1].name)
         return records, token
 
     def list_active(self, kind: str) -> builtins.list[Record]:
@@ -251,14 +227,14 @@ class StateStore:
                 .where(
                     resources.c.kind == record.kind,
                     resources.c.name == record.name,
-                    resources.c.version == record.version,
+                    resources.c.version == int(record.version),
                 )
                 .values(
                     status=json.dumps(status, default=str),
                     phase=phase,
                     active=active,
                     updated_at=_ts(now),
-                    version=record.version + 1,
+                    version=int(record.version) + 1,
                 )
             )
         if result.rowcount != 1:
@@ -282,7 +258,7 @@ class StateStore:
                 .where(
                     resources.c.kind == record.kind,
                     resources.c.name == record.name,
-                    resources.c.version == record.version,
+                    resources.c.version == int(record.version),
                 )
                 .values(
                     spec=json.dumps(spec, default=str),
@@ -290,14 +266,14 @@ class StateStore:
                     status=json.dumps(status, default=str),
                     active=True,
                     updated_at=_ts(now),
-                    version=record.version + 1,
+                    version=int(record.version) + 1,
                 )
             )
         if result.rowcount != 1:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
         return self.get(record.kind, record.name)
 
-    def set_flag(self, kind: str, name: str, flag: str, now: datetime) -> Record:
+    def set_flag(self, kind: str, name: str, flag: Flag, now: datetime) -> Record:
         """Mark desired state: ``stop_requested`` or ``delete_requested`` (idempotent)."""
         if flag not in {"stop_requested", "delete_requested"}:
             raise ValueError(flag)
@@ -326,6 +302,14 @@ class StateStore:
             )
         if result.rowcount != 1:
             raise NotFoundError(f"{kind} {name!r} does not exist")
+
+    def claim(self, record: Record) -> Record:
+        return record  # a row stays until it is deleted: nothing to hold it
+
+    def release(self, record: Record) -> None:
+        # NotFound: released before (a pass that was killed after the delete).
+        with contextlib.suppress(NotFoundError):
+            self.delete(record.kind, record.name)
 
     # --- API keys --------------------------------------------------------------------------
     def add_api_key(
@@ -385,21 +369,5 @@ def _record(m: Any) -> Record:
         delete_requested=bool(m["delete_requested"]),
         created_at=_dt(m["created_at"]),
         updated_at=_dt(m["updated_at"]),
-        version=int(m["version"]),
+        version=str(m["version"]),
     )
-
-
-def _encode_token(ts: float, name: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([ts, name]).encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[float, str]:
-    try:
-        ts, name = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(ts), str(name)
-    except Exception as e:
-        raise ValidationError(
-            "NextToken is not one this server issued; pass the NextToken of the previous page "
-            "unchanged, or omit it for the first page",
-            field="NextToken",
-        ) from e

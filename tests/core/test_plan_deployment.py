@@ -18,6 +18,7 @@ from orchestrator.controller.plan.types import (
     ObservedReplica,
     Plan,
     RemoveReplica,
+    ScaleFleets,
 )
 from orchestrator.resources.endpoints import (
     CapacitySize,
@@ -51,6 +52,11 @@ def deployment(kind: str = "ALL_AT_ONCE", **fields: Any) -> DeploymentConfig:
             }
         }
     )
+
+
+def slot_actions(plan: Plan[EndpointState]) -> list[Any]:
+    """The per-replica actions (the closing ScaleFleets restates them as fleet sizes)."""
+    return [a for a in plan.actions if not isinstance(a, ScaleFleets)]
 
 
 @dataclass
@@ -96,7 +102,7 @@ class World:
             target_health=self.health,
         )
 
-    def step(self, now: datetime) -> Plan:
+    def step(self, now: datetime) -> Plan[EndpointState]:
         for r in list(self.replicas.values()):  # what was launched last pass is up now
             if r.state == "starting" and r.config not in self.stuck:
                 state = "dead" if r.config in self.failing else "ready"
@@ -169,7 +175,7 @@ def test_all_at_once_provisions_shifts_terminates_and_swaps_the_serving_config()
     assert {c.Type: (c.Status, c.Reason) for c in st.Conditions}["Updated"] == ("True", "Succeeded")
     # Settled: nothing more to do, and the next pass starts nothing new.
     plan = w.step(at(4))
-    assert plan.actions == () and w.status.Deployment is None
+    assert slot_actions(plan) == [] and w.status.Deployment is None
 
 
 def _timeline(w: World, until: int) -> list[tuple[int, str | None, float | None]]:
@@ -378,7 +384,7 @@ def test_delete_during_an_update_removes_both_fleets() -> None:
     assert w.status.EndpointStatus == "Deleting"
     assert len([a for a in plan.actions if isinstance(a, RemoveReplica)]) == 6
     plan = w.step(at(3))
-    assert [type(a).__name__ for a in plan.actions] == ["DeleteRecord"]
+    assert [type(a).__name__ for a in plan.actions] == ["ScaleFleets", "DeleteRecord"]
 
 
 def test_a_spec_naming_yet_another_config_abandons_the_update() -> None:

@@ -25,6 +25,7 @@ from orchestrator.controller.plan.types import (
     ObservedReplica,
     Plan,
     RemoveReplica,
+    ScaleFleets,
     VariantRoute,
 )
 from orchestrator.resources.endpoints import EndpointState
@@ -32,6 +33,11 @@ from orchestrator.resources.endpoints import EndpointState
 POLICY = EndpointPolicy(startup_timeout_seconds=120.0, max_start_failures=3)
 TWO = config_spec(("v1", "model-1", 2))
 IN_SERVICE = EndpointState(EndpointStatus="InService", ReplicaGeneration=2)
+
+
+def briefs(plan: Plan[EndpointState]) -> list[tuple[Any, ...]]:
+    """The per-replica actions, briefly (the closing ScaleFleets is checked on its own)."""
+    return [brief(a) for a in plan.actions if not isinstance(a, ScaleFleets)]
 
 
 def brief(action: Action) -> tuple[Any, ...]:
@@ -46,7 +52,7 @@ def brief(action: Action) -> tuple[Any, ...]:
 
 def step(
     desired: DesiredEndpoint, observed: list[ObservedReplica], now: datetime = NOW
-) -> tuple[Plan, EndpointState]:
+) -> tuple[Plan[EndpointState], EndpointState]:
     plan = plan_endpoint(desired, observed, now, POLICY)
     return plan, EndpointState.model_validate(plan.status)
 
@@ -95,7 +101,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_plan_table(case: Case) -> None:
     plan, st = step(case.desired, case.observed, case.now)
-    assert [brief(a) for a in plan.actions] == case.actions
+    assert briefs(plan) == case.actions
     assert plan.phase == case.phase == st.EndpointStatus
     assert st.ReplicaGeneration == case.generation
 
@@ -142,7 +148,7 @@ def test_start_failures_in_a_row_fail_with_the_replicas_message() -> None:
     status = EndpointState(ReplicaGeneration=2, StartFailures=2)
     dead = replica(0, 2, "dead", message="exit code 3: ImportError: no module named foo")
     plan, st = step(desired_endpoint(status=status), [dead])
-    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-2")]  # no replacement
+    assert briefs(plan) == [("remove", "v1-0-2")]  # no replacement
     assert st.EndpointStatus == "Failed"
     assert st.StartFailures == 3
     assert st.FailureReason == (
@@ -189,10 +195,10 @@ def test_broken_references_fail_naming_what_is_missing(
     assert st.EndpointStatus == "Failed"
     assert st.FailureReason is not None
     assert needle in st.FailureReason
-    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-1")]
+    assert briefs(plan) == [("remove", "v1-0-1")]
     assert plan.active is True  # until the leftover is gone
     plan, _ = step(desired_endpoint(config=config, models=models, status=st), [])
-    assert (plan.actions, plan.active) == ((), False)
+    assert (briefs(plan), plan.active) == ([], False)
 
 
 def test_in_service_stays_ready_while_a_replica_is_replaced() -> None:
@@ -219,9 +225,10 @@ def test_a_terminating_replica_holds_no_slot_gets_no_traffic_and_delays_deletion
     assert plan.routes == (VariantRoute("v1", 1.0, (), "cfg-1"),)
     # Deleting: the record goes only once the last replica is really gone.
     plan = plan_endpoint(desired_endpoint(delete=True), [leaving], NOW)
-    assert [type(a) for a in plan.actions] == [RemoveReplica]
+    assert [type(a) for a in plan.actions] == [RemoveReplica, ScaleFleets]
     plan = plan_endpoint(desired_endpoint(delete=True), [], NOW)
-    assert [a.kind for a in plan.actions] == ["Endpoint"]  # type: ignore[union-attr]
+    # Whatever is left of its fleets goes (one scaled to zero shows no replica), then the record.
+    assert plan.actions == (ScaleFleets(ENDPOINT, ()), DeleteRecord("Endpoint", ENDPOINT))
 
 
 # --- fleets and routes -------------------------------------------------------------------------
@@ -245,7 +252,7 @@ def test_replicas_of_a_config_of_neither_fleet_are_removed() -> None:
     stray = replace(replica(0, 3), config="cfg-old", replica_id="v1-0-3")
     unmarked = replica(0, 2)  # config "": the serving fleet's
     plan, st = step(desired_endpoint(status=status), [unmarked, stray])
-    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-3")]
+    assert briefs(plan) == [("remove", "v1-0-3")]
     assert st.EndpointStatus == "InService"
 
 
@@ -294,14 +301,14 @@ def test_a_variant_scaled_to_zero_has_no_slot_and_a_scaled_to_zero_route() -> No
         desired_endpoint(config=config, status=status), load={"v1": VariantLoad()}
     )
     plan, st = step(desired, [replica(0, 1)], at(300))
-    assert [brief(a) for a in plan.actions] == [("remove", "v1-0-1")]
+    assert briefs(plan) == [("remove", "v1-0-1")]
     assert plan.routes == (VariantRoute("v1", 1.0, (), "cfg-1", scaled_to_zero=True),)
     assert st.ProductionVariants[0].DesiredInstanceCount == 0
     assert (st.EndpointStatus, st.Conditions[0].Status) == ("InService", "True")
     # A request waits: one replica at once.
     desired = replace_desired(desired, status=st, load={"v1": VariantLoad(waiting=1)})
     plan, st = step(desired, [], at(301))
-    assert [brief(a) for a in plan.actions] == [("launch", "v1-0-2")]
+    assert briefs(plan) == [("launch", "v1-0-2")]
     assert plan.routes == (VariantRoute("v1", 1.0, (), "cfg-1"),)
 
 

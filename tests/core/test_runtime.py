@@ -301,11 +301,12 @@ def test_stale_record_is_not_overwritten(env: Env) -> None:
     env.add_job()
     stale = env.store.get("TrainingJob", JOB)
     env.store.set_flag("TrainingJob", JOB, "stop_requested", env.clock.now())
-    assert env.ctl.reconcile_training_job(stale) == 0.0  # plan again at once
+    result = env.ctl.reconciler.reconcile_training_job(stale)
+    assert result.requeue_after == 0.0  # plan again at once
     # The launch happened; its record did not, and the next pass adopts it.
     assert len(env.fake.launches) == 1
     assert env.job().Attempt == 0
-    assert env.store.get("TrainingJob", JOB).version == stale.version + 1
+    assert int(env.store.get("TrainingJob", JOB).version) == int(stale.version) + 1
     env.ctl.run_pass()
     assert (len(env.fake.launches), env.job().Attempt) == (1, 1)
 

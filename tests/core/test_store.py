@@ -19,7 +19,7 @@ from core_builders import NOW, at
 from sqlalchemy import text
 
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
-from orchestrator.store import StateStore
+from orchestrator.store import ListFilter, StateStore
 
 PG_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KIND = "TrainingJob"
@@ -84,7 +84,7 @@ def test_create_returns_the_record(store: StateStore) -> None:
         {"n": 1},
         "InProgress",
     )
-    assert (r.active, r.stop_requested, r.delete_requested, r.version) == (True, False, False, 1)
+    assert (r.active, r.stop_requested, r.delete_requested, r.version) == (True, False, False, "1")
     assert r.created_at == r.updated_at == NOW
 
 
@@ -119,7 +119,9 @@ def pages(store: StateStore, ascending: bool, **filters: Any) -> list[list[str]]
     out: list[list[str]] = []
     token: str | None = None
     for _ in range(10):
-        records, token = store.list(KIND, limit=3, next_token=token, ascending=ascending, **filters)
+        records, token = store.list(
+            KIND, ListFilter(limit=3, next_token=token, ascending=ascending, **filters)
+        )
         out.append([r.name for r in records])
         if token is None:
             return out
@@ -145,7 +147,9 @@ def test_filters(store: StateStore) -> None:
     store.create("Model", "alpha-m", {}, {}, phase="Ready", active=False, now=NOW)
 
     def names(**filters: Any) -> list[str]:
-        return [r.name for r in store.list(KIND, limit=10, ascending=True, **filters)[0]]
+        return [
+            r.name for r in store.list(KIND, ListFilter(limit=10, ascending=True, **filters))[0]
+        ]
 
     assert names() == ["alpha-1", "Alpha-2", "beta"]
     assert names(name_contains="ALPHA") == ["alpha-1", "Alpha-2"]
@@ -162,7 +166,7 @@ def test_filters(store: StateStore) -> None:
 )  # fmt: skip
 def test_bad_next_token_is_a_validation_error(store: StateStore, token: str) -> None:
     with pytest.raises(ValidationError) as e:
-        store.list(KIND, limit=3, next_token=token)
+        store.list(KIND, ListFilter(limit=3, next_token=token))
     assert e.value.field == "NextToken"
     assert e.value.status_code == 400
 
@@ -174,7 +178,7 @@ def test_update_status_is_optimistic(store: StateStore) -> None:
         {"n": 2},
         "Completed",
         False,
-        2,
+        "2",
     )
     assert (updated.created_at, updated.updated_at) == (NOW, at(3))
     with pytest.raises(ConflictError, match="changed while being updated"):
@@ -187,7 +191,7 @@ def test_set_flag_makes_active_and_bumps_version(store: StateStore) -> None:
     r = store.update_status(r, {}, phase="Completed", active=False, now=NOW)
     assert store.list_active(KIND) == []
     flagged = store.set_flag(KIND, "a", "stop_requested", at(1))
-    assert (flagged.stop_requested, flagged.active, flagged.version) == (True, True, 3)
+    assert (flagged.stop_requested, flagged.active, flagged.version) == (True, True, "3")
     assert [x.name for x in store.list_active(KIND)] == ["a"]
     with pytest.raises(ConflictError):  # a writer that read before the flag loses
         store.update_status(r, {}, phase="Completed", active=False, now=NOW)

@@ -100,7 +100,7 @@ def test_failing_script_reports_the_last_lines_of_its_error(server: RunningServe
     assert job.FailureReason is not None
     assert "exit code 1" in job.FailureReason
     assert "ValueError: column 'age' is not numeric" in job.FailureReason
-    assert job.Conditions and {c.Type for c in job.Conditions} == {"Running", "Succeeded"}
+    assert job.Conditions and {c.Type for c in job.Conditions} == {"Valid", "Running", "Succeeded"}
 
 
 def test_failure_file_is_the_reason(server: RunningServer) -> None:
@@ -316,13 +316,16 @@ def test_more_than_one_instance_is_refused_by_name_on_the_process_backend(
     server: RunningServer,
 ) -> None:
     c = server.client()
-    script_job(
-        c,
-        "two-hosts",
-        "print('hi')\n",
-        ResourceConfig={"InstanceType": "local", "InstanceCount": 2},
-    )
-    job = c.wait_for_training_job("two-hosts", timeout=30, poll=0.1)
-    assert job.TrainingJobStatus == "Failed"
-    assert "ResourceConfig.InstanceCount=2" in (job.FailureReason or "")
-    assert "docker or kubernetes backend" in (job.FailureReason or "")
+    # Refused before anything exists: a 400 naming the field, the backend and what to use.
+    with pytest.raises(ValidationError) as refused:
+        script_job(
+            c,
+            "two-hosts",
+            "print('hi')\n",
+            ResourceConfig={"InstanceType": "local", "InstanceCount": 2},
+        )
+    assert refused.value.field == "ResourceConfig.InstanceCount"
+    assert "on the process backend" in refused.value.message
+    assert "docker or kubernetes backend" in refused.value.message
+    with pytest.raises(NotFoundError):
+        c.describe_training_job("two-hosts")

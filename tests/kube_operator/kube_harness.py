@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
+from kmock._internal.k8s import KubernetesObjectConflictError
 from kubernetes import client
 
 from orchestrator.kube.convert import API_GROUP, API_VERSION
@@ -44,11 +45,72 @@ def stamp(seconds: float = 0.0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
+class ApiServer(kmock.KubernetesEmulator):
+    """kmock's emulator plus what the real API server does and the product relies on: every
+    object gets a uid and a creationTimestamp; every write bumps ``resourceVersion``; a write
+    that names a ``resourceVersion`` other than the stored one fails with 409 Conflict (the
+    optimistic concurrency of status, spec and finalizer writes); a spec change bumps
+    ``generation``."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._writes = asyncio.Lock()
+        self._version = 0
+
+    def _next(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    async def _handle(self, request: Any) -> Any:
+        action = request.action
+        mutating = request.resource is not None and action in {
+            kmock.action.CREATE,
+            kmock.action.UPDATE,
+            kmock.action.DELETE,
+        }
+        if not mutating:
+            return await super()._handle(request)
+        async with self._writes:  # check and write as one step, as etcd does
+            data = request.data if isinstance(request.data, dict) else None
+            key = None
+            if action == kmock.action.CREATE and data is not None:
+                meta = data.setdefault("metadata", {})
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp", stamp())
+                meta["resourceVersion"] = self._next()
+                meta["generation"] = 1
+            elif action == kmock.action.UPDATE and data is not None:
+                key = (request.resource, request.namespace, request.name)
+                current = self._objects[key] if key in self._objects else None  # noqa: SIM401 - no .get()
+                if current is not None and not current.deleted:
+                    stored = current.get("metadata", {})
+                    meta = data.get("metadata") or {}
+                    wanted = meta.get("resourceVersion")
+                    if wanted is not None and str(wanted) != str(stored.get("resourceVersion")):
+                        raise KubernetesObjectConflictError()
+                    data.setdefault("metadata", {})["resourceVersion"] = self._next()
+                    spec = data.get("spec")
+                    if spec is not None and request.subresource != "status":
+                        merged = dict(current.get("spec") or {})
+                        merged.update(spec)
+                        if merged != current.get("spec"):
+                            generation = int(stored.get("generation") or 1) + 1
+                            data["metadata"]["generation"] = generation
+            elif action == kmock.action.DELETE:
+                key = (request.resource, request.namespace, request.name)
+            response = await super()._handle(request)
+            if action == kmock.action.DELETE and key is not None and key in self._objects:
+                obj = self._objects[key]
+                if not obj.deleted:  # held by a finalizer: marked, so a new version
+                    obj.patch({"metadata": {"resourceVersion": self._next()}})
+            return response
+
+
 class Emulator:
-    """kmock's KubernetesEmulator served from a thread with its own event loop."""
+    """The API server double (``ApiServer``) served from a thread with its own event loop."""
 
     def __init__(self) -> None:
-        self.km = kmock.KubernetesEmulator()
+        self.km = ApiServer()
         for key, kind in RESOURCES.items():
             self.km.resources[key] = kmock.ResourceInfo(
                 kind=kind, namespaced=True, subresources={"status"}

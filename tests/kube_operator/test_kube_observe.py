@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from orchestrator.controller.plan.training import DesiredJob, plan_training_job
 from orchestrator.controller.plan.types import ObservedJob
-from orchestrator.errors import ValidationError
-from orchestrator.kube.objects import k8s_name, parse_scaling
+from orchestrator.kube.objects import k8s_name
 from orchestrator.kube.observe import job_observation, pod_problem
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
@@ -28,15 +25,6 @@ def test_names_are_dns_labels() -> None:
     assert k8s_name("9lives")[0].isalpha()
 
 
-def test_scaling_annotation() -> None:
-    assert parse_scaling(None).bounds(3) == (3, 3)
-    assert parse_scaling('{"minInstances": 1, "maxInstances": 4}').bounds(2) == (1, 4)
-    with pytest.raises(ValidationError, match=r"autoscaling\]\.minInstances: must not exceed"):
-        parse_scaling('{"minInstances": 5, "maxInstances": 4}')
-    with pytest.raises(ValidationError, match="not valid JSON"):
-        parse_scaling("{")
-
-
 def test_the_planner_stops_a_job_the_backend_timed_out() -> None:
     spec = CreateTrainingJobRequest.model_validate(
         {"TrainingJobName": "j", "AlgorithmSpecification": {"TrainingImage": "i"}}
@@ -52,12 +40,12 @@ def test_the_planner_stops_a_job_the_backend_timed_out() -> None:
         ended_at=T0 + timedelta(seconds=9),
     )
     plan = plan_training_job(desired, observed, T0 + timedelta(seconds=10))
-    assert (plan.status["TrainingJobStatus"], plan.status["SecondaryStatus"]) == (
+    assert (plan.status.TrainingJobStatus, plan.status.SecondaryStatus) == (
         "Stopped",
         "MaxRuntimeExceeded",
     )
-    running = {c["Type"]: c for c in plan.status["Conditions"]}["Running"]
-    assert running["Message"] == "MaxRuntimeExceeded: too long"
+    running = {c.Type: c for c in plan.status.Conditions}["Running"]
+    assert running.Message == "MaxRuntimeExceeded: too long"
 
 
 def test_a_failed_download_is_a_client_error() -> None:
@@ -117,8 +105,9 @@ def test_a_bad_image_is_a_pod_problem() -> None:
     assert pod_problem(pod) == "ImagePullBackOff: nope"
 
 
-def test_managed_instance_scaling_becomes_the_hpa() -> None:
-    from orchestrator.kube.objects import CONCURRENCY_METRIC, endpoint_variant_objects
+def test_managed_instance_scaling_becomes_the_hpa_when_the_hpa_sizes_fleets() -> None:
+    from orchestrator.controller.plan.types import VariantFleet
+    from orchestrator.kube.fleets import CONCURRENCY_METRIC, fleet_objects
     from orchestrator.resources.endpoints import ProductionVariant
     from orchestrator.resources.models import CreateModelRequest
     from orchestrator.settings import KubeSettings
@@ -145,8 +134,11 @@ def test_managed_instance_scaling_becomes_the_hpa() -> None:
     model = CreateModelRequest.model_validate(
         {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://b/model.tar.gz"}}
     )
-    objects = endpoint_variant_objects(
-        "web", "default", variant, model, owner=None, settings=KubeSettings()
+    fleet = VariantFleet("cfg", variant, model, replicas=2)
+    planner = fleet_objects("web", "default", fleet, owner=None, settings=KubeSettings())
+    assert [o["kind"] for o in planner] == ["Deployment", "Service", "PodDisruptionBudget"]
+    objects = fleet_objects(
+        "web", "default", fleet, owner=None, settings=KubeSettings(autoscaler="hpa")
     )
     hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")["spec"]
     # A HorizontalPodAutoscaler cannot go below one pod: MinInstanceCount 0 keeps one.

@@ -409,7 +409,9 @@ def test_the_loop_runs_passes_until_stopped(
     import threading
     import time
 
-    operator = Operator(api, settings, resync_seconds=0.2)
+    from orchestrator.controller.reconciler import Policies
+
+    operator = Operator(api, settings, policies=Policies(resync_seconds=0.2))
     thread = threading.Thread(target=operator.run, kwargs={"watch_events": False}, daemon=True)
     thread.start()
     try:

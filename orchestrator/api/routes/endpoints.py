@@ -123,7 +123,7 @@ async def infer_endpoint(name: str, model: str, request: Request) -> Response:
 
 async def _invoke(name: str, request: Request, path: str) -> Response:
     cp: ControlPlane = request.app.state.plane
-    route = cp.controller.routes.get(name)
+    route = cp.routes.get(name)
     key = presented_key(request)
     if route is None or not route.public or key:
         # Authenticate before saying anything about the endpoint: a caller without a valid

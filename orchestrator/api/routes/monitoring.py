@@ -1,4 +1,6 @@
-"""``GET /api/v1/endpoints/{name}/metrics``: an endpoint's metrics, CloudWatch-style.
+"""``GET /api/v1/endpoints/{name}/metrics``: an endpoint's metrics, CloudWatch-style; and
+``.../traffic`` and ``.../fleet-health``: what this API process's router served, as the
+autoscaler and the blue/green alarms read it (the operator on a cluster asks each API pod).
 
 Parameters are GetMetricStatistics': ``MetricName``, ``Statistics`` (repeated; Sum, Average,
 Minimum, Maximum, SampleCount or pNN), ``Period`` (seconds), ``StartTime`` and ``EndTime``
@@ -101,3 +103,51 @@ def endpoint_metrics(
         period=_period(period),
         statistics=statistics or ["Sum"],
     )
+
+
+@router.get(
+    "/api/v1/endpoints/{name}/traffic",
+    dependencies=[Depends(allowed("endpoint:describe"))],
+)
+def endpoint_traffic(
+    name: str,
+    request: Request,
+    *,
+    variant_name: Annotated[str, Query(alias="VariantName", min_length=1)],
+    config_name: Annotated[str, Query(alias="EndpointConfigName", min_length=1)],
+    window: Annotated[float, Query(alias="Window", gt=0, le=3600)] = 10.0,
+) -> dict[str, object]:
+    """One fleet variant's traffic over the last ``Window`` seconds, as this process saw it."""
+    series = _series(request)
+    load = series.variant_load(name, variant_name, config_name, window, series.clock.now())
+    last = load.last_invocation_at
+    return {
+        "InvocationsPerMinute": load.invocations_per_minute,
+        "Concurrency": load.concurrency,
+        "LastInvocationTime": last.isoformat() if last is not None else None,
+    }
+
+
+@router.get(
+    "/api/v1/endpoints/{name}/fleet-health",
+    dependencies=[Depends(allowed("endpoint:describe"))],
+)
+def endpoint_fleet_health(
+    name: str,
+    request: Request,
+    *,
+    config_name: Annotated[str, Query(alias="EndpointConfigName", min_length=1)],
+    since: Annotated[str, Query(alias="Since")],
+) -> dict[str, object]:
+    """What the fleet of ``EndpointConfigName`` served since ``Since`` (blue/green alarms)."""
+    series = _series(request)
+    start = _time(since, "Since")
+    if start is None:
+        raise ValidationError("Since: required; a time (ISO 8601 or epoch seconds)", field="Since")
+    h = series.fleet_health(name, config_name, start, series.clock.now())
+    return {
+        "Invocations": h.invocations,
+        "Errors5xx": h.errors_5xx,
+        "ModelLatencyP99": h.model_latency_p99_us,
+        "OverheadLatencyP99": h.overhead_latency_p99_us,
+    }

@@ -17,6 +17,7 @@ from orchestrator.settings import Settings
 
 class DockerBackend(DockerJobs, DockerReplicas):
     name = "docker"
+    schedules_gpus = False
 
     def __init__(self, settings: Settings) -> None:
         client = connect()

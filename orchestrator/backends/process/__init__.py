@@ -14,6 +14,7 @@ from orchestrator.settings import Settings
 
 class ProcessBackend(ProcessJobs, ProcessReplicas):
     name = "process"
+    schedules_gpus = False
 
     def __init__(self, settings: Settings) -> None:
         ProcessJobs.__init__(self, settings)

@@ -29,10 +29,13 @@ from orchestrator.controller.plan.types import (
     Plan,
     RemoveReplica,
     ReplicaLaunch,
+    ScaleFleets,
+    VariantFleet,
     VariantLoad,
     VariantRoute,
+    route_state,
 )
-from orchestrator.resources.common import set_condition
+from orchestrator.resources.common import ConditionType, set_condition
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -41,6 +44,7 @@ from orchestrator.resources.endpoints import (
     DeploymentState,
     EndpointState,
     EndpointStatus,
+    ProductionVariant,
     ProductionVariantSummary,
     VariantScalingState,
 )
@@ -75,16 +79,34 @@ def replica_id(variant: str, slot: int, generation: int) -> str:
 
 
 def _result(
-    st: EndpointState, actions: list[Action], *, active: bool, routes: list[VariantRoute] | None
-) -> Plan:
+    st: EndpointState,
+    actions: list[Action],
+    *,
+    active: bool,
+    routes: list[VariantRoute] | None,
+    endpoint: str,
+    fleets: list[VariantFleet] | None = None,
+) -> Plan[EndpointState]:
+    """The plan; its routes also go into the status (what an API in another process reads),
+    and the fleets, whole, close the actions (for backends that manage whole variants)."""
+    kept = tuple(routes or ())
+    st = st.model_copy(update={"Routes": [route_state(r) for r in kept]})
     return Plan(
-        actions=tuple(actions),
-        status=st.model_dump(mode="json"),
+        actions=(*actions, ScaleFleets(endpoint, tuple(fleets or ()))),
+        status=st,
         phase=st.EndpointStatus.value,
         active=active,
         requeue_after=RESYNC if active else None,
-        routes=tuple(routes or ()),
+        routes=kept,
     )
+
+
+def fail_endpoint(
+    status: EndpointState, reason: str, now: datetime, *, endpoint: str
+) -> Plan[EndpointState]:
+    """The endpoint ends Failed with ``reason`` (e.g. the backend refused it for good): its
+    replicas go at the next passes, as for any failed endpoint."""
+    return _result(_fail(status, reason, now), [], active=True, routes=None, endpoint=endpoint)
 
 
 def _fail(st: EndpointState, reason: str, now: datetime) -> EndpointState:
@@ -93,7 +115,12 @@ def _fail(st: EndpointState, reason: str, now: datetime) -> EndpointState:
             "EndpointStatus": EndpointStatus.FAILED,
             "FailureReason": reason[:FAILURE_REASON_LIMIT],
             "Conditions": set_condition(
-                st.Conditions, "Ready", "False", reason="Failed", message=reason, now=now
+                st.Conditions,
+                ConditionType.READY,
+                "False",
+                reason="Failed",
+                message=reason,
+                now=now,
             ),
         }
     )
@@ -162,11 +189,11 @@ def _plan_fleet(
                 current is not None
                 and current.state == "starting"
                 and current.started_at
-                and (now - current.started_at).total_seconds() > policy.startup_timeout_seconds
+                and (now - current.started_at).total_seconds() > startup_timeout(v, policy)
             ):
                 failure = (
                     f"replica {current.replica_id} did not answer GET /ping within "
-                    f"{policy.startup_timeout_seconds:g} s"
+                    f"{startup_timeout(v, policy):g} s"
                 )
             if current is not None and failure:
                 fleet.actions.extend(_remove([current]))
@@ -264,7 +291,7 @@ def plan_endpoint(
     observed: list[ObservedReplica],
     now: datetime,
     policy: EndpointPolicy | None = None,
-) -> Plan:
+) -> Plan[EndpointState]:
     policy = policy or EndpointPolicy()
     st = desired.status
     # Replicas on their way out still count as present until they are gone, so an endpoint
@@ -273,13 +300,14 @@ def plan_endpoint(
     observed = [r for r in observed if r.state != "terminating"]
     remove_all = _remove(observed + leaving)
 
+    name = desired.name
     if desired.delete_requested:  # both fleets go
         st = st.model_copy(update={"EndpointStatus": EndpointStatus.DELETING})
         if not observed and not leaving:
-            return _result(st, [DeleteRecord("Endpoint", desired.name)], active=True, routes=None)
-        return _result(st, remove_all, active=True, routes=None)
+            return _deleted(st, name)
+        return _result(st, remove_all, active=True, routes=None, endpoint=name)
     if st.EndpointStatus == EndpointStatus.FAILED:
-        return _result(st, remove_all, active=bool(remove_all), routes=None)
+        return _result(st, remove_all, active=bool(remove_all), routes=None, endpoint=name)
 
     wanted_name = desired.spec.EndpointConfigName
     current_name = st.CurrentEndpointConfigName or wanted_name
@@ -289,10 +317,41 @@ def plan_endpoint(
     problem = _config_problem(current_name, serving_cfg, desired.models)
     if problem is not None:
         st = _fail(st, problem, now)
-        return _result(st, remove_all, active=bool(remove_all), routes=None)
+        return _result(st, remove_all, active=bool(remove_all), routes=None, endpoint=name)
     assert serving_cfg is not None
     st = st.model_copy(update={"CurrentEndpointConfigName": current_name})
     return _plan_fleets(desired, st, serving_cfg, (observed, leaving), now=now, policy=policy)
+
+
+def _deleted(st: EndpointState, name: str) -> Plan[EndpointState]:
+    """Nothing of the endpoint runs any more: whatever is left of its fleets goes (a fleet
+    scaled to zero has no replica to observe), then the record."""
+    return Plan(
+        actions=(ScaleFleets(name, ()), DeleteRecord("Endpoint", name)),
+        status=st.model_copy(update={"Routes": []}),
+        phase=st.EndpointStatus.value,
+        active=True,
+        routes=None,
+    )
+
+
+def startup_timeout(variant: ProductionVariant, policy: EndpointPolicy) -> float:
+    """How long a replica of ``variant`` may take to answer its first GET /ping."""
+    own = variant.ContainerStartupHealthCheckTimeoutInSeconds
+    return float(own) if own is not None else policy.startup_timeout_seconds
+
+
+def _fleets(fleet: _Fleet, desired: DesiredEndpoint, policy: EndpointPolicy) -> list[VariantFleet]:
+    return [
+        VariantFleet(
+            config=fleet.config.EndpointConfigName,
+            variant=v,
+            model=desired.models[v.ModelName],
+            replicas=fleet.counts[v.VariantName],
+            startup_timeout_seconds=startup_timeout(v, policy),
+        )
+        for v in fleet.config.all_variants
+    ]
 
 
 def _begin_or_supersede(
@@ -329,7 +388,7 @@ def _ended(st: EndpointState, outcome: DeploymentOutcome, now: datetime) -> Endp
     ok = outcome.Result == "Succeeded"
     conditions = set_condition(
         st.Conditions,
-        "Updated",
+        ConditionType.UPDATED,
         "True" if ok else "False",
         reason=outcome.Result,
         message=outcome.Message,
@@ -353,7 +412,7 @@ def _plan_fleets(
     *,
     now: datetime,
     policy: EndpointPolicy,
-) -> Plan:
+) -> Plan[EndpointState]:
     observed, leaving = replicas
     current = serving_cfg.EndpointConfigName
     st = _begin_or_supersede(desired, st, current, now)
@@ -440,9 +499,20 @@ def _plan_fleets(
             st,
             actions + _remove([r for r in observed if r.state != "dead"]),
             active=True,
-            routes=routes,
+            routes=None,
+            endpoint=desired.name,
         )
-    return _result(_with_status(st, sf, now), actions, active=True, routes=routes)
+    fleets = _fleets(sf, desired, policy)
+    if tf is not None:
+        fleets += _fleets(tf, desired, policy)
+    return _result(
+        _with_status(st, sf, now),
+        actions,
+        active=True,
+        routes=routes,
+        endpoint=desired.name,
+        fleets=fleets,
+    )
 
 
 def _with_status(st: EndpointState, sf: _Fleet, now: datetime) -> EndpointState:
@@ -452,7 +522,12 @@ def _with_status(st: EndpointState, sf: _Fleet, now: datetime) -> EndpointState:
             EndpointStatus.ROLLING_BACK if d.Phase == "RollingBack" else EndpointStatus.UPDATING
         )
         conditions = set_condition(
-            st.Conditions, "Updated", "False", reason=d.Phase, message=d.Message, now=now
+            st.Conditions,
+            ConditionType.UPDATED,
+            "False",
+            reason=d.Phase,
+            message=d.Message,
+            now=now,
         )
         st = st.model_copy(update={"Conditions": conditions})
     elif sf.ready or st.EndpointStatus != EndpointStatus.CREATING:
@@ -464,7 +539,7 @@ def _with_status(st: EndpointState, sf: _Fleet, now: datetime) -> EndpointState:
     if sf.ready:
         ready = set_condition(
             st.Conditions,
-            "Ready",
+            ConditionType.READY,
             "True",
             reason="InService",
             message="All replicas ready",
@@ -476,7 +551,7 @@ def _with_status(st: EndpointState, sf: _Fleet, now: datetime) -> EndpointState:
         )
         ready = set_condition(
             st.Conditions,
-            "Ready",
+            ConditionType.READY,
             "False" if starting else "True",
             reason=status.value,
             message="Replicas starting" if starting else "Replacing replicas",

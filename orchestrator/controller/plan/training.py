@@ -21,7 +21,7 @@ from orchestrator.controller.plan.types import (
     Plan,
     StopJob,
 )
-from orchestrator.resources.common import set_condition
+from orchestrator.resources.common import ConditionType, set_condition
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
@@ -121,11 +121,11 @@ def _finish(
             update["ModelArtifacts"] = ModelArtifacts(S3ModelArtifacts=observed.model_artifact)
     st = st.model_copy(update=update)
     conditions = set_condition(
-        st.Conditions, "Running", "False", reason=status, message=message, now=now
+        st.Conditions, ConditionType.RUNNING, "False", reason=status, message=message, now=now
     )
     conditions = set_condition(
         conditions,
-        "Succeeded",
+        ConditionType.SUCCEEDED,
         "True" if status == TrainingJobStatus.COMPLETED else "False",
         reason=status,
         message=failure or message,
@@ -136,7 +136,7 @@ def _finish(
 
 def _failed(
     st: TrainingJobState, now: datetime, reason: str, observed: ObservedJob | None = None
-) -> Plan:
+) -> Plan[TrainingJobState]:
     """The job ends Failed with ``reason`` as its FailureReason."""
     return _plan(
         _finish(
@@ -153,11 +153,13 @@ def _failed(
     )
 
 
-def _plan(st: TrainingJobState, actions: list[Action], requeue: float | None) -> Plan:
+def _plan(
+    st: TrainingJobState, actions: list[Action], requeue: float | None
+) -> Plan[TrainingJobState]:
     terminal = st.TrainingJobStatus in TERMINAL_TRAINING_STATUSES
     return Plan(
         actions=tuple(actions),
-        status=st.model_dump(mode="json"),
+        status=st,
         phase=st.TrainingJobStatus.value,
         active=not terminal,
         requeue_after=None if terminal else requeue,
@@ -175,7 +177,7 @@ def _launch(
     now: datetime,
     attempt: int,
     capacity: GpuCapacity | None = None,
-) -> Plan:
+) -> Plan[TrainingJobState]:
     gpus: tuple[int, ...] | None = None
     if capacity is not None:
         needed = gpus_needed(desired.spec)
@@ -193,7 +195,7 @@ def _launch(
                 update={
                     "Conditions": set_condition(
                         st.Conditions,
-                        "Running",
+                        ConditionType.RUNNING,
                         "False",
                         reason="Pending",
                         message=message,
@@ -211,7 +213,12 @@ def _launch(
     st = st.model_copy(
         update={
             "Conditions": set_condition(
-                st.Conditions, "Running", "True", reason=secondary, message=message, now=now
+                st.Conditions,
+                ConditionType.RUNNING,
+                "True",
+                reason=secondary,
+                message=message,
+                now=now,
             )
         }
     )
@@ -225,7 +232,9 @@ def _retry_allowed(desired: DesiredJob, st: TrainingJobState) -> bool:
     return strategy is not None and st.Attempt <= strategy.MaximumRetryAttempts
 
 
-def fail_training_job(status: TrainingJobState, reason: str, now: datetime) -> Plan:
+def fail_training_job(
+    status: TrainingJobState, reason: str, now: datetime
+) -> Plan[TrainingJobState]:
     """A job the backend refused for good (e.g. it cannot run this kind of code)."""
     return _failed(status, now, reason)
 
@@ -236,7 +245,7 @@ def plan_training_job(
     now: datetime,
     policy: TrainingPolicy | None = None,
     capacity: GpuCapacity | None = None,
-) -> Plan:
+) -> Plan[TrainingJobState]:
     """``capacity``: the host's GPUs when the controller allocates them (None: it does not)."""
     policy = policy or TrainingPolicy()
     st = desired.status
@@ -300,7 +309,7 @@ def _plan_running(
     observed: ObservedJob,
     now: datetime,
     policy: TrainingPolicy,
-) -> Plan:
+) -> Plan[TrainingJobState]:
     stopping = st.TrainingJobStatus == TrainingJobStatus.STOPPING
     if stopping and st.StoppingSince is not None:
         waited = (now - st.StoppingSince).total_seconds()
@@ -342,7 +351,7 @@ def _plan_exited(
     observed: ObservedJob,
     now: datetime,
     capacity: GpuCapacity | None = None,
-) -> Plan:
+) -> Plan[TrainingJobState]:
     if st.TrainingJobStatus != TrainingJobStatus.STOPPING:
         st = _replay(st, observed, now)
     we_stopped = st.TrainingJobStatus == TrainingJobStatus.STOPPING or desired.stop_requested

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Generic, Literal, TypeVar
 
+from pydantic import BaseModel
+
+from orchestrator.resources.endpoints import ProductionVariant, VariantRouteState
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 
@@ -138,6 +141,32 @@ class VariantRoute:
     trial: bool = False
 
 
+def route_state(route: VariantRoute) -> VariantRouteState:
+    """A route as the Endpoint's status carries it."""
+    return VariantRouteState(
+        VariantName=route.name,
+        EndpointConfigName=route.config,
+        Weight=route.weight,
+        Urls=list(route.urls),
+        Shadow=route.shadow,
+        ScaledToZero=route.scaled_to_zero,
+        Trial=route.trial,
+    )
+
+
+def route_from_state(state: VariantRouteState) -> VariantRoute:
+    """A route read back from an Endpoint's status, exactly as the planner made it."""
+    return VariantRoute(
+        name=state.VariantName,
+        weight=state.Weight,
+        urls=tuple(state.Urls),
+        config=state.EndpointConfigName,
+        shadow=state.Shadow,
+        scaled_to_zero=state.ScaledToZero,
+        trial=state.Trial,
+    )
+
+
 # --- actions -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LaunchJob:
@@ -176,22 +205,57 @@ class RemoveReplica:
 
 
 @dataclass(frozen=True)
+class VariantFleet:
+    """One variant of one fleet, whole: what a backend that runs each variant as one group
+    (a Kubernetes Deployment) is told, instead of replica by replica."""
+
+    config: str  # the EndpointConfig of the fleet
+    variant: ProductionVariant
+    model: CreateModelRequest
+    replicas: int
+    # A replica must answer GET /ping within this after it starts (the variant's
+    # ContainerStartupHealthCheckTimeoutInSeconds, else the controller's default).
+    startup_timeout_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class ScaleFleets:
+    """Every fleet the endpoint should have now, with its size; any other goes. Backends that
+    manage whole variants carry this out (``backends.base.VariantFleets``); the others carry
+    out the plan's per-replica launches and removals instead, which say the same thing."""
+
+    endpoint: str
+    fleets: tuple[VariantFleet, ...]
+
+
+@dataclass(frozen=True)
 class DeleteRecord:
+    """The resource is cleaned up: the desired-state source may let it go."""
+
     kind: str
     name: str
 
 
 Action = (
-    LaunchJob | StopJob | CleanupJob | LaunchReplica | StopReplica | RemoveReplica | DeleteRecord
+    LaunchJob
+    | StopJob
+    | CleanupJob
+    | LaunchReplica
+    | StopReplica
+    | RemoveReplica
+    | ScaleFleets
+    | DeleteRecord
 )
+
+S = TypeVar("S", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Generic[S]):
     """The outcome of one pure planning step."""
 
     actions: tuple[Action, ...]
-    status: dict[str, Any]  # the new status document (the resource's *State model, dumped)
+    status: S  # the new status (the resource's *State model)
     phase: str  # primary status, indexed by the store
     active: bool  # still needs reconciling
     requeue_after: float | None = None

@@ -1,0 +1,84 @@
+"""The only code that turns a plan's actions into backend calls, in order, each idempotent.
+
+Every host of the reconciler (``orch server`` with the SQL store, ``orch operator`` with the
+custom resources) executes plans here, so a backend sees the same calls whatever the desired
+state lives in. What a backend can do decides how an endpoint's replicas are carried out
+(``backends.base``): one by one (``LaunchesReplicas``: the launches and removals) or whole
+variants (``VariantFleets``: ``ScaleFleets``, plus the removal of dead replicas, which such a
+backend replaces). A replica named twice in one plan (dead and over the count) is removed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from orchestrator.backends.base import Backend, LaunchesReplicas, VariantFleets
+from orchestrator.controller.plan.types import (
+    Action,
+    CleanupJob,
+    DeleteRecord,
+    LaunchJob,
+    LaunchReplica,
+    RemoveReplica,
+    ScaleFleets,
+    StopJob,
+    StopReplica,
+)
+from orchestrator.errors import ValidationError
+from orchestrator.store.source import DesiredState, Record
+
+
+class Executor:
+    def __init__(
+        self,
+        backend: Backend,
+        source: DesiredState,
+        *,
+        on_released: Callable[[Record], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.source = source
+        self.on_released = on_released  # e.g. withdraw a deleted endpoint's route
+        fleets = isinstance(backend, VariantFleets)
+        if not fleets and not isinstance(backend, LaunchesReplicas):
+            raise ValidationError(
+                f"backend {backend.name!r} can neither launch replicas nor run fleets; it "
+                "must implement LaunchesReplicas or VariantFleets (orchestrator.backends.base)"
+            )
+        self.fleets = fleets
+
+    def run(self, record: Record, actions: tuple[Action, ...]) -> None:
+        """Carry out ``actions`` for ``record`` in order; the first error stops the rest."""
+        removed: set[tuple[str, str]] = set()
+        for action in actions:
+            if isinstance(action, RemoveReplica | StopReplica):
+                key = (action.endpoint, action.replica_id)
+                if key in removed:
+                    continue
+                removed.add(key)
+            self._act(record, action)
+
+    def _act(self, record: Record, action: Action) -> None:
+        b = self.backend
+        if isinstance(action, LaunchJob):
+            b.launch_job(action.launch)
+        elif isinstance(action, StopJob):
+            b.stop_job(action.name, force=action.force)
+        elif isinstance(action, CleanupJob):
+            b.cleanup_job(action.name)
+        elif isinstance(action, LaunchReplica):
+            if isinstance(b, LaunchesReplicas) and not self.fleets:
+                b.launch_replica(action.launch)
+            # else: the fleet's size (ScaleFleets) starts it
+        elif isinstance(action, RemoveReplica | StopReplica):
+            b.remove_replica(action.endpoint, action.replica_id)
+        elif isinstance(action, ScaleFleets):
+            if isinstance(b, VariantFleets):
+                b.apply_fleets(action.endpoint, action.fleets)
+            # else: the plan's launches and removals carried it out, replica by replica
+        elif isinstance(action, DeleteRecord):
+            self.source.release(record)
+            if self.on_released is not None:
+                self.on_released(record)
+        else:  # pragma: no cover - exhaustiveness
+            raise TypeError(action)

@@ -1,0 +1,266 @@
+"""Which SageMaker fields each backend carries out, and a clear refusal for the rest. Pure.
+
+The resource models accept SageMaker's whole request shape so that requests written for
+SageMaker parse; a field that a backend cannot honour must never be silently ignored. Each
+rule below names the field, the backends that refuse it, and what to use instead; the REST
+API answers 400 with that message before anything is stored, and a custom resource gets
+``Valid=False`` with it (its camelCase path). ``docs/conformance.md`` lists the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from orchestrator.resources.endpoints import CreateEndpointConfigRequest
+from orchestrator.resources.models import CreateModelRequest
+from orchestrator.resources.training import CreateTrainingJobRequest
+
+BACKENDS = ("process", "docker", "kubernetes")
+ALL = frozenset(BACKENDS)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    field: str  # the API's path, e.g. "ResourceConfig.InstanceCount"
+    backend: str
+    reason: str  # what the backend cannot do
+    instead: str  # what to use instead
+
+    @property
+    def message(self) -> str:
+        return f"{self.field}: {self.reason} on the {self.backend} backend; {self.instead}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One field a set of backends refuses; ``present`` finds it in a spec (its paths)."""
+
+    kind: str
+    field: str
+    refused_on: frozenset[str]
+    reason: str
+    instead: str
+    present: Callable[[Any], list[str]]
+
+
+def _flag(get: Callable[[Any], object], path: str) -> Callable[[Any], list[str]]:
+    return lambda spec: [path] if get(spec) else []
+
+
+def _channels(test: Callable[[Any], bool], leaf: str) -> Callable[[Any], list[str]]:
+    def find(spec: CreateTrainingJobRequest) -> list[str]:
+        return [
+            f"InputDataConfig[{i}].{leaf}" for i, c in enumerate(spec.InputDataConfig) if test(c)
+        ]
+
+    return find
+
+
+def _variants(test: Callable[[Any], bool], leaf: str) -> Callable[[Any], list[str]]:
+    def find(spec: CreateEndpointConfigRequest) -> list[str]:
+        out: list[str] = []
+        for group in ("ProductionVariants", "ShadowProductionVariants"):
+            for i, v in enumerate(getattr(spec, group)):
+                if test(v):
+                    out.append(f"{group}[{i}].{leaf}")
+        return out
+
+    return find
+
+
+KMS = "objects are always encrypted with per-object data keys under the store's master keys"
+KMS_INSTEAD = "leave it unset (a KMS key provider per resource is not available yet)"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "TrainingJob",
+        "EnableManagedSpotTraining",
+        ALL,
+        "there is no spot capacity to bid for",
+        "leave it false; for preemptible nodes use RetryStrategy with CheckpointConfig",
+        _flag(lambda s: s.EnableManagedSpotTraining, "EnableManagedSpotTraining"),
+    ),
+    Rule(
+        "TrainingJob",
+        "StoppingCondition.MaxWaitTimeInSeconds",
+        ALL,
+        "it only applies to managed spot training, which is not available",
+        "leave it unset; StoppingCondition.MaxRuntimeInSeconds bounds the run",
+        _flag(
+            lambda s: s.StoppingCondition.MaxWaitTimeInSeconds is not None,
+            "StoppingCondition.MaxWaitTimeInSeconds",
+        ),
+    ),
+    Rule(
+        "TrainingJob",
+        "StoppingCondition.MaxPendingTimeInSeconds",
+        ALL,
+        "a job waiting for capacity is not stopped after a time yet",
+        "leave it unset and stop a job that waits too long (orch jobs stop)",
+        _flag(
+            lambda s: s.StoppingCondition.MaxPendingTimeInSeconds is not None,
+            "StoppingCondition.MaxPendingTimeInSeconds",
+        ),
+    ),
+    Rule(
+        "TrainingJob",
+        "InputDataConfig[].ShuffleConfig",
+        ALL,
+        "channel files are not shuffled",
+        "leave it unset and shuffle in your training script",
+        _channels(lambda c: c.ShuffleConfig is not None, "ShuffleConfig"),
+    ),
+    Rule(
+        "TrainingJob",
+        "InputDataConfig[].CompressionType",
+        ALL,
+        "Gzip channels are not decompressed on download",
+        "leave it 'None' and read the .gz files in your script, or upload them uncompressed",
+        _channels(lambda c: c.CompressionType != "None", "CompressionType"),
+    ),
+    Rule(
+        "TrainingJob",
+        "InputDataConfig[].RecordWrapperType",
+        ALL,
+        "RecordIO wrapping is not applied",
+        "leave it 'None'",
+        _channels(lambda c: c.RecordWrapperType != "None", "RecordWrapperType"),
+    ),
+    Rule(
+        "TrainingJob",
+        "OutputDataConfig.CompressionType",
+        ALL,
+        "the model is always packed as model.tar.gz (what endpoints load)",
+        "leave it 'GZIP'",
+        _flag(
+            lambda s: (
+                s.OutputDataConfig is not None and s.OutputDataConfig.CompressionType != "GZIP"
+            ),
+            "OutputDataConfig.CompressionType",
+        ),
+    ),
+    Rule(
+        "TrainingJob",
+        "OutputDataConfig.KmsKeyId",
+        ALL,
+        KMS,
+        KMS_INSTEAD,
+        _flag(
+            lambda s: s.OutputDataConfig is not None and s.OutputDataConfig.KmsKeyId,
+            "OutputDataConfig.KmsKeyId",
+        ),
+    ),
+    Rule(
+        "TrainingJob",
+        "ResourceConfig.VolumeKmsKeyId",
+        ALL,
+        "the job's scratch volume is not encrypted with a KMS key",
+        KMS_INSTEAD,
+        _flag(lambda s: s.ResourceConfig.VolumeKmsKeyId, "ResourceConfig.VolumeKmsKeyId"),
+    ),
+    Rule(
+        "TrainingJob",
+        "ResourceConfig.KeepAlivePeriodInSeconds",
+        ALL,
+        "there are no warm pools to keep instances in",
+        "leave it unset (or 0)",
+        _flag(
+            lambda s: bool(s.ResourceConfig.KeepAlivePeriodInSeconds),
+            "ResourceConfig.KeepAlivePeriodInSeconds",
+        ),
+    ),
+    Rule(
+        "TrainingJob",
+        "EnableInterContainerTrafficEncryption",
+        ALL,
+        "traffic between the instances of a job is not encrypted",
+        "leave it false and encrypt in your framework (e.g. TLS in your collective library)",
+        _flag(
+            lambda s: s.EnableInterContainerTrafficEncryption,
+            "EnableInterContainerTrafficEncryption",
+        ),
+    ),
+    Rule(
+        "TrainingJob",
+        "ResourceConfig.InstanceCount",
+        frozenset({"process"}),
+        "a job runs as one process, so InstanceCount above 1 cannot be honoured",
+        "use InstanceCount 1, or run it on the docker or kubernetes backend",
+        _flag(lambda s: s.ResourceConfig.InstanceCount > 1, "ResourceConfig.InstanceCount"),
+    ),
+    Rule(
+        "TrainingJob",
+        "EnableNetworkIsolation",
+        frozenset({"process"}),
+        "a host process cannot be cut off from the network",
+        "leave it false, or run the job on the docker or kubernetes backend",
+        _flag(lambda s: s.EnableNetworkIsolation, "EnableNetworkIsolation"),
+    ),
+    Rule(
+        "Model",
+        "EnableNetworkIsolation",
+        ALL,
+        "a serving replica is not cut off from the network",
+        "leave it false",
+        _flag(lambda s: s.EnableNetworkIsolation, "EnableNetworkIsolation"),
+    ),
+    Rule(
+        "Model",
+        "Containers",
+        frozenset({"kubernetes"}),
+        "a variant serves one container, so an inference pipeline cannot run",
+        "use PrimaryContainer, or run pipelines on the process or docker backend",
+        lambda s: ["Containers"] if len(s.serving_containers) > 1 else [],
+    ),
+    Rule(
+        "EndpointConfig",
+        "KmsKeyId",
+        ALL,
+        KMS,
+        KMS_INSTEAD,
+        _flag(lambda s: s.KmsKeyId, "KmsKeyId"),
+    ),
+    Rule(
+        "EndpointConfig",
+        "ProductionVariants[].ModelDataDownloadTimeoutInSeconds",
+        ALL,
+        "the model download of a replica is bounded by the startup timeout, not on its own",
+        "leave it unset; ContainerStartupHealthCheckTimeoutInSeconds bounds the whole start",
+        _variants(
+            lambda v: v.ModelDataDownloadTimeoutInSeconds is not None,
+            "ModelDataDownloadTimeoutInSeconds",
+        ),
+    ),
+)
+
+_SPECS: dict[str, type[BaseModel]] = {
+    "TrainingJob": CreateTrainingJobRequest,
+    "Model": CreateModelRequest,
+    "EndpointConfig": CreateEndpointConfigRequest,
+}
+
+
+def refusals(kind: str, spec: BaseModel, backend: str) -> list[Refusal]:
+    """What ``backend`` cannot do of ``spec`` (empty: it runs as SageMaker says). A backend not
+    in ``BACKENDS`` (the test fake) refuses only what no backend does."""
+    out: list[Refusal] = []
+    for rule in RULES:
+        if rule.kind != kind:
+            continue
+        refused = backend in rule.refused_on if backend in BACKENDS else rule.refused_on == ALL
+        if not refused:
+            continue
+        out.extend(
+            Refusal(field, backend, rule.reason, rule.instead) for field in rule.present(spec)
+        )
+    return out
+
+
+def rules_table() -> Iterator[tuple[str, str, dict[str, bool]]]:
+    """(kind, field, {backend: honoured}) for every rule: the docs' table."""
+    for rule in RULES:
+        yield rule.kind, rule.field, {b: b not in rule.refused_on for b in BACKENDS}

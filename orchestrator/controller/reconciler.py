@@ -1,0 +1,581 @@
+"""The one reconciler core: desired-state source + backend -> plan -> execute -> status.
+
+``orch server`` (the SQL store, the process or Docker backend) and ``orch operator`` (the
+custom resources, the Kubernetes backend) both run this; they differ only in the two plug-ins
+and in what they feed it (``Telemetry``, ``Demand``, ``RouteSink``, ``ReplicaWatcher``).
+
+One pass over a kind is, for each record: observe (backend) -> plan (pure, clock injected) ->
+execute (``Executor``) -> write status, in that order, so a crash repeats an idempotent action
+rather than recording one that never happened. It is level-triggered and safe to kill at any
+line: everything is read again on the next pass. A spec the models refuse, or that the backend
+cannot carry out (``plan.support``), gets a ``Valid=False`` condition naming the field and
+nothing runs. Requeue times and errors follow one policy (``result.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+import pydantic
+
+from orchestrator import metrics
+from orchestrator.backends.base import Backend, PassSnapshot
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.executor import Executor
+from orchestrator.controller.plan.endpoint import (
+    DesiredEndpoint,
+    EndpointPolicy,
+    fail_endpoint,
+    plan_endpoint,
+)
+from orchestrator.controller.plan.support import refusals
+from orchestrator.controller.plan.training import (
+    DesiredJob,
+    TrainingPolicy,
+    fail_training_job,
+    plan_training_job,
+)
+from orchestrator.controller.plan.types import (
+    Action,
+    DeleteRecord,
+    FleetHealth,
+    GpuCapacity,
+    ObservedReplica,
+    Plan,
+    RemoveReplica,
+    ScaleFleets,
+    VariantLoad,
+)
+from orchestrator.controller.result import Backoff, Result, is_terminal
+from orchestrator.controller.routing import EndpointRoute
+from orchestrator.errors import ConflictError, OrchestratorError, TemporaryError, ValidationError
+from orchestrator.gpus import GpuInventory
+from orchestrator.resources.common import Condition, ConditionsState, ConditionType, set_condition
+from orchestrator.resources.endpoints import (
+    CreateEndpointConfigRequest,
+    CreateEndpointRequest,
+    EndpointState,
+    EndpointStatus,
+)
+from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, KINDS, MODEL, TRAINING_JOB
+from orchestrator.resources.models import CreateModelRequest
+from orchestrator.resources.training import (
+    CreateTrainingJobRequest,
+    SecondaryStatus,
+    TrainingJobState,
+    TrainingJobStatus,
+)
+from orchestrator.resources.validation import parse_spec
+from orchestrator.store.source import DesiredState, Record
+
+log = logging.getLogger("orchestrator.reconciler")
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def training_output_uri(spec: CreateTrainingJobRequest, default_bucket: str) -> str:
+    base = (
+        spec.OutputDataConfig.S3OutputPath
+        if spec.OutputDataConfig is not None
+        else f"s3://{default_bucket}/training-jobs"
+    )
+    return f"{base.rstrip('/')}/{spec.TrainingJobName}/output/model.tar.gz"
+
+
+# --- what the hosts plug in ---------------------------------------------------------------
+class Telemetry(Protocol):
+    """Endpoint traffic, for the autoscaler and the update alarms."""
+
+    def variant_load(
+        self, endpoint: str, variant: str, config: str, window_seconds: float, now: datetime
+    ) -> VariantLoad | None:
+        """None: not known now (the autoscaler then holds the count)."""
+
+    def fleet_health(
+        self, endpoint: str, config: str, since: datetime, now: datetime
+    ) -> FleetHealth | None: ...
+
+
+class Demand(Protocol):
+    """Requests held right now for a variant with no replica (scaled to zero)."""
+
+    def waiting(self, endpoint: str, variant: str) -> int: ...
+
+    def any_waiting(self) -> bool: ...
+
+
+class RouteSink(Protocol):
+    """Where routes go in the same process (the local data plane's routing table)."""
+
+    def publish(self, route: EndpointRoute) -> None: ...
+
+    def withdraw(self, endpoint: str) -> None: ...
+
+
+class ReplicaWatcher(Protocol):
+    """Told what each pass saw of endpoints' replicas (ModelSetupTime, instance counts...)."""
+
+    def replicas_seen(
+        self, endpoint: str, variants: list[str], observed: list[ObservedReplica]
+    ) -> None: ...
+
+    def endpoint_gone(self, endpoint: str) -> None: ...
+
+    def pass_done(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Policies:
+    training: TrainingPolicy = field(default_factory=TrainingPolicy)
+    endpoint: EndpointPolicy = field(default_factory=EndpointPolicy)
+    resync_seconds: float = 1.0
+    autoscaling_window_seconds: float = 10.0
+    max_backoff_seconds: float = 60.0
+    # While requests are held for a starting replica, pass this often (see it ready sooner).
+    held_request_poll_seconds: float = 0.1
+    default_bucket: str = "orchestrator"
+
+
+class Reconciler:
+    def __init__(
+        self,
+        source: DesiredState,
+        backend: Backend,
+        *,
+        policies: Policies | None = None,
+        clock: Clock | None = None,
+        gpus: GpuInventory | None = None,
+        telemetry: Telemetry | None = None,
+        demand: Demand | None = None,
+        routes: RouteSink | None = None,
+        watcher: ReplicaWatcher | None = None,
+        spec_errors: Callable[[ValidationError], ValidationError] | None = None,
+    ) -> None:
+        self.source = source
+        # How a bad spec is told to its author (custom resources: camelCase field paths).
+        self.spec_errors = spec_errors or (lambda e: e)
+        self.backend = backend
+        self.policies = policies or Policies()
+        self.clock = clock or SystemClock()
+        # None, or a backend that schedules GPUs itself: the controller hands out no devices.
+        self.gpus = None if backend.schedules_gpus else gpus
+        self._gpu_indexes = [d.index for d in self.gpus.devices()] if self.gpus else []
+        self.telemetry = telemetry
+        self.demand = demand
+        self.routes = routes
+        self.watcher = watcher
+        self.executor = Executor(backend, source, on_released=self._released)
+        self.backoff = Backoff(self.policies.max_backoff_seconds)
+        self._refs: dict[tuple[str, str], Record | None] = {}
+        self._gpus_held: dict[str, set[int]] = {}
+
+    # --- passes ------------------------------------------------------------------------------
+    def run_pass(self) -> float:
+        """Reconcile every active resource once; seconds until the next pass is due."""
+        p = self.policies
+        next_due = p.resync_seconds
+        self._refs = {}
+        if isinstance(self.backend, PassSnapshot):
+            self.backend.refresh()
+        kinds: list[tuple[str, Callable[[Record], Result]]] = [
+            (MODEL.name, self.validate_only),
+            (ENDPOINT_CONFIG.name, self.validate_only),
+            (TRAINING_JOB.name, self.reconcile_training_job),
+            (ENDPOINT.name, self.reconcile_endpoint),
+        ]
+        seen_endpoints: set[str] = set()
+        for kind, reconcile in kinds:
+            records = self.source.list_active(kind)
+            if kind == TRAINING_JOB.name:
+                self._gpus_held = {
+                    r.name: {int(i) for i in r.status.get("AllocatedGpus") or []} for r in records
+                }
+            for record in records:
+                if kind == ENDPOINT.name:
+                    seen_endpoints.add(record.name)
+                requeue = self._one(kind, record, reconcile)
+                if requeue is not None:
+                    next_due = min(next_due, requeue)
+        self._remove_orphans(seen_endpoints)
+        if self.watcher is not None:
+            self.watcher.pass_done()
+        if self.demand is not None and self.demand.any_waiting():
+            next_due = min(next_due, p.held_request_poll_seconds)
+        return max(0.0, next_due)
+
+    def _one(
+        self, kind: str, record: Record, reconcile: Callable[[Record], Result]
+    ) -> float | None:
+        started = time.perf_counter()
+        try:
+            result = reconcile(record)
+            self.backoff.succeeded(kind, record.name)
+            requeue = result.requeue_after
+        except TemporaryError as e:
+            metrics.record_reconcile_error(kind, e)
+            requeue = self.backoff.failed(kind, record.name, e)
+            log.warning("reconcile of %s %s: %s (retry in %.1f s)", kind, record.name, e, requeue)
+        except Exception as e:  # one bad resource must not stop the others
+            metrics.record_reconcile_error(kind, e)
+            log.exception("reconcile of %s %s failed", kind, record.name)
+            requeue = self.policies.resync_seconds
+        metrics.record_reconcile(kind, time.perf_counter() - started)
+        return requeue
+
+    def _remove_orphans(self, known: set[str]) -> None:
+        """Replicas of endpoints the source no longer has (deleted while we were down)."""
+        for endpoint in self.backend.list_endpoints():
+            if endpoint in known or self.source.find(ENDPOINT.name, endpoint) is not None:
+                continue
+            now = self.clock.now()
+            gone = Record(ENDPOINT.name, endpoint, "", {}, {}, "", False, False, True, now, now, "")
+            try:
+                self.executor.run(
+                    gone, _teardown(endpoint, self.backend.observe_replicas(endpoint))
+                )
+            except OrchestratorError as e:
+                log.warning("removing the replicas of deleted endpoint %s: %s", endpoint, e)
+
+    def _released(self, record: Record) -> None:
+        if record.kind == ENDPOINT.name:
+            if self.routes is not None:
+                self.routes.withdraw(record.name)
+            if self.watcher is not None:
+                self.watcher.endpoint_gone(record.name)
+
+    # --- shared steps --------------------------------------------------------------------------
+    def _ref(self, kind: str, name: str) -> Record | None:
+        """A referenced resource, read once per pass."""
+        key = (kind, name)
+        if key not in self._refs:
+            self._refs[key] = self.source.find(kind, name)
+        return self._refs[key]
+
+    def _spec(self, model: type[M], record: Record) -> M:
+        """The record's spec as its model, checked against what the backend can do; the error
+        names the fields as the source's users write them."""
+        try:
+            spec = parse_spec(model, record.spec)
+        except ValidationError as e:
+            raise self.spec_errors(e) from e
+        problems = refusals(record.kind, spec, self.backend.name)
+        if problems:
+            text = "; ".join(r.message for r in problems)
+            raise self.spec_errors(ValidationError(text, field=problems[0].field))
+        return spec
+
+    def _status(self, model: type[M], record: Record) -> M:
+        try:
+            return model.model_validate(record.status)
+        except pydantic.ValidationError:
+            log.warning("unreadable status of %s %s; afresh", record.kind, record.name)
+            return model()
+
+    def _write(self, record: Record, plan: Plan[M], *, active: bool | None = None) -> Result:
+        """Persist the plan's status (when it changed); a lost race plans again at once."""
+        doc = plan.status.model_dump(mode="json")
+        live = plan.active if active is None else active
+        if doc == record.status and plan.phase == record.phase and live == record.active:
+            return Result(plan.requeue_after)
+        try:
+            self.source.update_status(
+                record, doc, phase=plan.phase, active=live, now=self.clock.now()
+            )
+        except ConflictError:
+            return Result(0.0)  # the desired state changed under us: plan again at once
+        return Result(plan.requeue_after)
+
+    def _invalid(
+        self, record: Record, error: ValidationError, status: pydantic.BaseModel
+    ) -> Result:
+        """Refuse the resource: a ``Valid=False`` condition naming the field; nothing runs."""
+        now = self.clock.now()
+        conditions = set_condition(
+            _conditions_of(status),
+            ConditionType.VALID,
+            "False",
+            reason="InvalidSpec",
+            message=error.message,
+            now=now,
+        )
+        state = status.model_copy(update={"Conditions": conditions})
+        kind = KINDS[record.kind]
+        phase = kind.phase_of(state.model_dump(mode="json"))
+        return self._write(record, Plan((), state, phase, active=False))
+
+    def _valid(self, status: M) -> M:
+        conditions = set_condition(
+            _conditions_of(status),
+            ConditionType.VALID,
+            "True",
+            reason="Valid",
+            message="",
+            now=self.clock.now(),
+        )
+        return status.model_copy(update={"Conditions": conditions})
+
+    # --- kinds without a lifecycle -------------------------------------------------------------
+    def validate_only(self, record: Record) -> Result:
+        """Models and EndpointConfigs: a ``Valid`` condition (sources that list them as active:
+        the custom resources; the REST API validated the others when they were created)."""
+        model: type[pydantic.BaseModel] = KINDS[record.kind].spec
+        status = self._status(ConditionsState, record)
+        try:
+            self._spec(model, record)
+        except ValidationError as e:
+            return self._invalid(record, e, status)
+        state = self._valid(status)
+        return self._write(record, Plan((), state, KINDS[record.kind].initial_phase, active=True))
+
+    # --- training jobs -------------------------------------------------------------------------
+    def reconcile_training_job(self, record: Record) -> Result:
+        now = self.clock.now()
+        status = self._status(TrainingJobState, record)
+        try:
+            spec = self._spec(CreateTrainingJobRequest, record)
+        except ValidationError as e:
+            if record.delete_requested:
+                self.backend.cleanup_job(record.name)
+                self.source.release(record)
+                return Result()
+            failed = status.model_copy(
+                update={
+                    "TrainingJobStatus": TrainingJobStatus.FAILED,
+                    "SecondaryStatus": SecondaryStatus.FAILED,
+                    "FailureReason": f"ValidationException: {e.message}"[:1024],
+                }
+            )
+            return self._invalid(record, e, failed)
+        if not record.delete_requested and status.TrainingJobStatus not in _TERMINAL:
+            record = self.source.claim(record)
+        desired = DesiredJob(
+            name=record.name,
+            spec=spec,
+            status=self._valid(status),
+            created_at=record.created_at,
+            stop_requested=record.stop_requested or record.delete_requested,
+            delete_requested=record.delete_requested,
+            output_uri=training_output_uri(spec, self.policies.default_bucket),
+        )
+        observed = self.backend.observe_job(record.name)
+        plan = plan_training_job(
+            desired, observed, now, self.policies.training, capacity=self._capacity(record.name)
+        )
+        try:
+            self.executor.run(record, plan.actions)
+        except OrchestratorError as e:
+            if not is_terminal(e):
+                raise
+            # The backend refused this job for good (e.g. it cannot run its kind of code).
+            plan = fail_training_job(desired.status, f"ClientError: {e.message}", now)
+        if _deletes(plan):
+            return Result()
+        if self.gpus is not None:
+            held = plan.status.AllocatedGpus if plan.active else []
+            self._gpus_held[record.name] = {int(i) for i in held}
+        return self._write(record, plan)
+
+    def _capacity(self, job: str) -> GpuCapacity | None:
+        """The host's GPUs less those every other active job holds (read at the start of the
+        pass and kept current as jobs are planned, so a job planned earlier in it counts)."""
+        if self.gpus is None:
+            return None
+        held: set[int] = set()
+        for other, devices in self._gpus_held.items():
+            if other != job:
+                held |= devices
+        return GpuCapacity(
+            total=len(self._gpu_indexes),
+            free=tuple(i for i in self._gpu_indexes if i not in held),
+        )
+
+    # --- endpoints -----------------------------------------------------------------------------
+    def reconcile_endpoint(self, record: Record) -> Result:
+        now = self.clock.now()
+        status = self._status(EndpointState, record)
+        try:
+            spec = self._spec(CreateEndpointRequest, record)
+        except ValidationError as e:
+            if record.delete_requested:
+                observed = self.backend.observe_replicas(record.name)
+                self.executor.run(
+                    record,
+                    (*_teardown(record.name, observed), DeleteRecord(ENDPOINT.name, record.name)),
+                )
+                return Result()
+            failed = status.model_copy(
+                update={"EndpointStatus": EndpointStatus.FAILED, "FailureReason": e.message}
+            )
+            self._withdraw(record.name)
+            return self._invalid(record, e, failed)
+        if not record.delete_requested:
+            record = self.source.claim(record)
+        status = self._valid(status)
+        serving = status.CurrentEndpointConfigName
+        config, models, problem = self._references(spec.EndpointConfigName, serving)
+        if problem is not None and serving is None and not record.delete_requested:
+            # Not there yet (or not valid yet): wait for it, as a pod waits for its ConfigMap.
+            waiting = status.model_copy(
+                update={
+                    "Conditions": set_condition(
+                        status.Conditions,
+                        ConditionType.READY,
+                        "False",
+                        reason="ReferenceNotReady",
+                        message=problem,
+                        now=now,
+                    )
+                }
+            )
+            self._write(record, Plan((), waiting, record.phase or ENDPOINT.initial_phase, True))
+            return Result(self.policies.resync_seconds)
+        current = None
+        if serving and serving != spec.EndpointConfigName:
+            current = self._config(serving)
+            for v in current.all_variants if current else []:
+                model = self._model(v.ModelName)
+                if model is not None:
+                    models[v.ModelName] = model
+        desired = DesiredEndpoint(
+            name=record.name,
+            spec=spec,
+            status=status,
+            config=config,
+            models=models,
+            delete_requested=record.delete_requested,
+            current_config=current,
+            load=self._load(record.name, serving or spec.EndpointConfigName, current or config),
+            target_health=self._target_health(record.name, status),
+        )
+        observed = self.backend.observe_replicas(record.name)
+        if self.watcher is not None:
+            names = [
+                v.VariantName for c in (config, current) for v in (c.all_variants if c else [])
+            ]
+            self.watcher.replicas_seen(record.name, names, observed)
+        plan = plan_endpoint(desired, observed, now, self.policies.endpoint)
+        self._publish(record, spec, plan)
+        try:
+            self.executor.run(record, plan.actions)
+        except OrchestratorError as e:
+            if not is_terminal(e):
+                raise
+            plan = fail_endpoint(
+                plan.status, f"ClientError: {e.message}", now, endpoint=record.name
+            )
+            self._withdraw(record.name)
+        if _deletes(plan):
+            return Result()
+        return self._write(record, plan)
+
+    def _references(
+        self, name: str, serving: str | None
+    ) -> tuple[CreateEndpointConfigRequest | None, dict[str, CreateModelRequest], str | None]:
+        """The spec's EndpointConfig and its Models, or why they are not usable yet."""
+        rec = self._ref(ENDPOINT_CONFIG.name, name)
+        if rec is None:
+            return None, {}, f"EndpointConfig {name!r} not found"
+        try:
+            config = self._spec(CreateEndpointConfigRequest, rec)
+        except ValidationError as e:
+            return None, {}, f"EndpointConfig {name!r} is invalid: {e.message}"
+        models: dict[str, CreateModelRequest] = {}
+        for v in config.all_variants:
+            model_rec = self._ref(MODEL.name, v.ModelName)
+            if model_rec is None:
+                return config, models, f"Model {v.ModelName!r} not found"
+            try:
+                models[v.ModelName] = self._spec(CreateModelRequest, model_rec)
+            except ValidationError as e:
+                return config, models, f"Model {v.ModelName!r} is invalid: {e.message}"
+        return config, models, None
+
+    def _config(self, name: str) -> CreateEndpointConfigRequest | None:
+        rec = self._ref(ENDPOINT_CONFIG.name, name)
+        try:
+            return parse_spec(CreateEndpointConfigRequest, rec.spec) if rec else None
+        except ValidationError:
+            return None
+
+    def _model(self, name: str) -> CreateModelRequest | None:
+        rec = self._ref(MODEL.name, name)
+        try:
+            return parse_spec(CreateModelRequest, rec.spec) if rec else None
+        except ValidationError:
+            return None
+
+    def _load(
+        self, endpoint: str, config_name: str, config: CreateEndpointConfigRequest | None
+    ) -> dict[str, VariantLoad]:
+        """The serving fleet's traffic per variant, for the autoscaler."""
+        if config is None:
+            return {}
+        now = self.clock.now()
+        window = self.policies.autoscaling_window_seconds
+        out: dict[str, VariantLoad] = {}
+        for v in config.ProductionVariants:
+            load = (
+                self.telemetry.variant_load(endpoint, v.VariantName, config_name, window, now)
+                if self.telemetry is not None
+                else VariantLoad()
+            )
+            if load is None:
+                continue  # unknown: the autoscaler holds this variant's count
+            waiting = self.demand.waiting(endpoint, v.VariantName) if self.demand else 0
+            out[v.VariantName] = VariantLoad(
+                invocations_per_minute=load.invocations_per_minute,
+                concurrency=load.concurrency,
+                last_invocation_at=load.last_invocation_at,
+                waiting=waiting,
+            )
+        return out
+
+    def _target_health(self, endpoint: str, status: EndpointState) -> FleetHealth | None:
+        d = status.Deployment
+        if d is None or d.StepStartTime is None or self.telemetry is None:
+            return None
+        return self.telemetry.fleet_health(
+            endpoint, d.TargetEndpointConfigName, d.StepStartTime, self.clock.now()
+        )
+
+    def _publish(
+        self, record: Record, spec: CreateEndpointRequest, plan: Plan[EndpointState]
+    ) -> None:
+        if self.routes is None:
+            return
+        live = plan.phase not in {"Failed", "Deleting"}
+        if plan.routes is not None and live and not record.delete_requested:
+            public = spec.AuthMode == "None"
+            self.routes.publish(EndpointRoute(record.name, public, plan.routes))
+        else:
+            self.routes.withdraw(record.name)
+
+    def _withdraw(self, endpoint: str) -> None:
+        if self.routes is not None:
+            self.routes.withdraw(endpoint)
+
+
+_TERMINAL = frozenset(
+    {TrainingJobStatus.COMPLETED, TrainingJobStatus.FAILED, TrainingJobStatus.STOPPED}
+)
+
+
+def _conditions_of(status: pydantic.BaseModel) -> list[Condition]:
+    conditions = getattr(status, "Conditions", [])
+    return list(conditions) if isinstance(conditions, list) else []
+
+
+def _deletes(plan: Plan[M]) -> bool:
+    return any(isinstance(a, DeleteRecord) for a in plan.actions)
+
+
+def _teardown(endpoint: str, observed: list[ObservedReplica]) -> tuple[Action, ...]:
+    """Everything of an endpoint goes: each replica, and every fleet."""
+    return (
+        *(RemoveReplica(r.endpoint, r.replica_id) for r in observed),
+        ScaleFleets(endpoint, ()),
+    )
