@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 
@@ -54,10 +55,12 @@ def build_control_plane(
     backend: Backend | None = None,
     clock: Clock | None = None,
     gpus: GpuInventory | None = None,
+    kube_api: Any = None,
 ) -> ControlPlane:
     """The control plane ``settings.desired_state`` says: over the SQL store with a local
     reconciler, or (on a cluster) a stateless front of the custom resources.
-    ``gpus``: the inventory to allocate from (default: detected, for the local backends)."""
+    ``gpus``: the inventory to allocate from (default: detected, for the local backends);
+    ``kube_api``: a ``kubernetes.client.ApiClient`` (default: the pod's service account)."""
     clock = clock or SystemClock()
     settings.home.mkdir(parents=True, exist_ok=True)
     objects_store = open_object_store(
@@ -68,7 +71,7 @@ def build_control_plane(
         chunk_size=settings.objects.chunk_size,
     )
     if settings.desired_state == "kubernetes":
-        return _cluster_plane(settings, objects_store, clock)
+        return _cluster_plane(settings, objects_store, clock, kube_api)
     store = StateStore(settings.resolved_database_url)
     backend = backend or make_backend(settings)
     if gpus is None and not backend.schedules_gpus:
@@ -93,7 +96,9 @@ def build_control_plane(
     )
 
 
-def _cluster_plane(settings: Settings, objects_store: ObjectStore, clock: Clock) -> ControlPlane:
+def _cluster_plane(
+    settings: Settings, objects_store: ObjectStore, clock: Clock, api: Any
+) -> ControlPlane:
     """On a cluster: the custom resources are the store, the operator (another pod) runs the
     work; this process keeps no state: routes are decoded from the Endpoints' status, keys
     come from a mounted Secret, job logs are read from the pods."""
@@ -109,7 +114,7 @@ def _cluster_plane(settings: Settings, objects_store: ObjectStore, clock: Clock)
             field="ORCH_API_KEYS_FILE",
         )
     kube = load_kube_settings(settings)
-    api = kube_api_client()
+    api = api or kube_api_client()
     source = CustomResources(api, kube.namespace)
     routes = RoutingTable()
     return ControlPlane(

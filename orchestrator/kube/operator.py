@@ -130,7 +130,7 @@ class Operator:
         while not self._stop.is_set():
             try:
                 for _event in watch.Watch().stream(  # type: ignore[no-untyped-call]
-                    fn, *args, timeout_seconds=60, **kwargs
+                    fn, *args, timeout_seconds=60, _request_timeout=(5, 30), **kwargs
                 ):
                     self._wake.set()
                     if self._stop.is_set():

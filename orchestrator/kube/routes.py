@@ -32,6 +32,7 @@ from orchestrator.resources.endpoints import EndpointState
 log = logging.getLogger("orchestrator.kube.routes")
 ROUTABLE = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack"})
 DEMAND_EVERY = 1.0  # seconds between two demand writes for one variant
+WATCH_IDLE_SECONDS = 30.0
 
 
 def route_of(cr: dict[str, Any]) -> EndpointRoute | None:
@@ -159,6 +160,8 @@ class ClusterRoutes:
                     self.namespace,
                     "endpoints",
                     timeout_seconds=60,
+                    # An idle stream reconnects after this, so that stop() takes effect.
+                    _request_timeout=(5, WATCH_IDLE_SECONDS),
                 ):
                     if self._stop.is_set():
                         return

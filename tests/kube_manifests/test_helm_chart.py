@@ -52,6 +52,7 @@ def test_default_render_has_the_documented_objects(rendered_default: list[dict[s
         ("RoleBinding", "orch-orchestrator-api"),
         ("RoleBinding", "orch-orchestrator-operator"),
         ("RoleBinding", "orch-orchestrator-training"),
+        ("Secret", "orch-orchestrator-api-keys"),
         ("Service", "orch-orchestrator-api"),
         ("ServiceAccount", "orch-orchestrator"),
         ("ServiceAccount", "orch-orchestrator-api"),
@@ -81,8 +82,11 @@ def test_default_render_has_the_documented_objects(rendered_default: list[dict[s
     assert gpu_env["ORCH_KUBE__TRAINING_SERVICE_ACCOUNT"] == "orch-orchestrator-training"
     assert gpu_env["ORCH_KUBE__CREDENTIALS_SECRET"] == "orchestrator-object-store"
     assert gpu_env["ORCH_KUBE__KEYRING_SECRET"] == "orchestrator-keyring"
-    # The operator passes the Secrets' names on; it never reads them itself.
-    assert not any(isinstance(v, dict) and "secretKeyRef" in v for v in gpu_env.values())
+    # The operator passes the object store's and keyring's Secrets on by name; the only
+    # Secret value it gets (from kubelet, not through the API) is the key it reads the API
+    # pods' traffic with.
+    from_secrets = {k for k, v in gpu_env.items() if isinstance(v, dict) and "secretKeyRef" in v}
+    assert from_secrets == {"ORCH_API_KEY"}
 
 
 def test_helm_installs_the_generated_crds(helm: str) -> None:
@@ -154,18 +158,52 @@ def test_the_api_reads_secrets_by_reference_only(rendered_default: list[dict[str
         d for d in by_kind(rendered_default, "Deployment") if d["metadata"]["name"].endswith("-api")
     ]
     spec = api["spec"]["template"]["spec"]
-    # Its own account, whose Role only reads Endpoint resources (routing by their status).
+    # Its own account, whose Role reaches the custom resources (its store).
     assert spec["serviceAccountName"].endswith("-api")
     assert spec["automountServiceAccountToken"] is True
     env = env_of(spec["containers"][0])
-    assert env["ORCH_KUBE__ROUTE_FROM_CLUSTER"] == "true"
     assert env["AWS_ACCESS_KEY_ID"] == {
         "secretKeyRef": {"name": "orchestrator-object-store", "key": "AWS_ACCESS_KEY_ID"}
     }
     assert env["ORCH_OBJECTS__URL"] == "s3://orchestrator"
     [keyring] = [v for v in spec["volumes"] if v["name"] == "master-key"]
     assert keyring["secret"]["secretName"] == "orchestrator-keyring"
-    assert not by_kind(rendered_default, "Secret")
+    # The only Secret the chart makes is the API keys' (admin key and hashes), kept on upgrade.
+    [keys] = by_kind(rendered_default, "Secret")
+    assert keys["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    [mounted] = [v for v in spec["volumes"] if v["name"] == "api-keys"]
+    assert mounted["secret"]["secretName"] == keys["metadata"]["name"]
+
+
+def test_with_the_defaults_the_api_keeps_no_state_and_runs_no_work(
+    rendered_default: list[dict[str, Any]],
+) -> None:
+    """The custom resources are the store: no database, no backend, keys from a Secret; its
+    only writable volumes are scratch (the keyring's private copy, /tmp)."""
+    [api] = [
+        d for d in by_kind(rendered_default, "Deployment") if d["metadata"]["name"].endswith("-api")
+    ]
+    spec = api["spec"]["template"]["spec"]
+    env = env_of(spec["containers"][0])
+    assert env["ORCH_DESIRED_STATE"] == "kubernetes"
+    assert env["ORCH_API_KEYS_FILE"] == "/etc/orchestrator/api-keys/keys.json"
+    assert not {"ORCH_DATABASE_URL", "ORCH_BACKEND"} & set(env)
+    assert not [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
+    assert {v["name"] for v in spec["volumes"] if "emptyDir" in v} == {"home", "tmp"}
+    # The operator reads the API pods' traffic with the generated key.
+    [operator] = [
+        d
+        for d in by_kind(rendered_default, "Deployment")
+        if d["metadata"]["name"].endswith("-operator")
+    ]
+    op_env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
+    assert op_env["ORCH_API_KEY"]["secretKeyRef"]["key"] == "admin-key"
+    assert op_env["ORCH_KUBE__API_SELECTOR"] == (
+        "app.kubernetes.io/instance=orch,app.kubernetes.io/component=api"
+    )
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/instance"] == "orch"
+    assert labels["app.kubernetes.io/component"] == "api"
 
 
 def _rules(role: dict[str, Any]) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
@@ -211,9 +249,17 @@ def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None
     assert operator["pods"] == ("delete", "get", "list", "watch")
     assert operator["pods/log"] == ("get",)
     assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
-    assert _rules(roles["api"]) == [
-        (("orchestrator.dev",), ("endpoints",), ("get", "list", "watch"))
-    ]
+    kinds = ("endpointconfigs", "endpoints", "models", "trainingjobs")
+    write = ("create", "delete", "get", "list", "patch", "update", "watch")
+    assert _rules(roles["api"]) == sorted(
+        [
+            (("orchestrator.dev",), kinds, write),
+            (("orchestrator.dev",), ("endpoints/status",), ("get", "patch")),
+            (("batch",), ("jobs",), ("get", "list")),
+            (("",), ("pods",), ("get", "list")),
+            (("",), ("pods/log",), ("get",)),
+        ]
+    )
 
 
 def test_every_operator_setting_the_chart_passes_is_one_the_operator_reads(

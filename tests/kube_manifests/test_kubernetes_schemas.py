@@ -48,8 +48,8 @@ def test_newest_version_is_at_least_1_30() -> None:
 def test_rendered_chart_is_valid_kubernetes(
     rendered_default: list[dict[str, Any]], rendered_gpu: list[dict[str, Any]]
 ) -> None:
-    assert validate_all(rendered_default) == 12
-    assert validate_all(rendered_gpu) == 12
+    assert validate_all(rendered_default) == 13
+    assert validate_all(rendered_gpu) == 13
 
 
 @pytest.mark.parametrize("path", manifest_files(), ids=lambda p: str(p.relative_to(MANIFESTS)))

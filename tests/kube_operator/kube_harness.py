@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
-from kmock._internal.k8s import KubernetesObjectConflictError
+from kmock._internal.k8s import KubernetesError, KubernetesObjectConflictError
 from kubernetes import client
 
 from orchestrator.kube.convert import API_GROUP, API_VERSION
@@ -50,7 +50,7 @@ class ApiServer(kmock.KubernetesEmulator):
     object gets a uid and a creationTimestamp; every write bumps ``resourceVersion``; a write
     that names a ``resourceVersion`` other than the stored one fails with 409 Conflict (the
     optimistic concurrency of status, spec and finalizer writes); a spec change bumps
-    ``generation``."""
+    ``generation``; errors (404, 409) answer with their status code."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -62,6 +62,13 @@ class ApiServer(kmock.KubernetesEmulator):
         return str(self._version)
 
     async def _handle(self, request: Any) -> Any:
+        # Errors answer as the API server does (a Status with its code), not as a 500.
+        try:
+            return await self._strict(request)
+        except KubernetesError as e:
+            return await self._render_error(e)
+
+    async def _strict(self, request: Any) -> Any:
         action = request.action
         mutating = request.resource is not None and action in {
             kmock.action.CREATE,
@@ -132,6 +139,12 @@ class Emulator:
         async with kmock.Server(self.km):
             self._ready.set()
             await self._stop.wait()
+            # Watch streams never end by themselves here (kmock ignores timeoutSeconds): end
+            # them, as an API server going away would, so that the server can shut down.
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
 
     @property
     def url(self) -> str:
@@ -263,3 +276,24 @@ class Cluster:
         self.apps.patch_namespaced_deployment_status(
             name, NS, {"status": status}, _content_type="application/merge-patch+json"
         )
+
+
+def ready_status(at: str | None = None) -> dict[str, Any]:
+    """A serving pod that answers its readiness probe (as kubelet reports it)."""
+    when = at or stamp()
+    return {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": when}],
+        "containerStatuses": [
+            {"name": "serve", "state": {"running": {"startedAt": when}}, "ready": True}
+        ],
+    }
+
+
+def make_ready(cluster: Cluster, deployment: dict[str, Any], count: int) -> list[str]:
+    """The Deployment's controller and kubelet: ``count`` ready pods of it (named after it)."""
+    name = deployment["metadata"]["name"]
+    pods = [f"{name}-{i}" for i in range(count)]
+    for pod in pods:
+        cluster.pod(deployment, pod, ready_status())
+    return pods

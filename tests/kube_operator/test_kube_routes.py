@@ -1,75 +1,176 @@
-"""The API server on a cluster routes by the Endpoint resources the operator keeps current."""
+"""The API pods on a cluster route by the routes the planner wrote into the Endpoint status."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections import Counter
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from kube_harness import NS, Cluster
+from kube_harness import Cluster, make_ready
 from kubernetes import client
-from test_kube_endpoints import setup
+from test_kube_endpoints import deployment, setup
 
-from orchestrator.api.router import Router
+from orchestrator.controller.plan.endpoint import DesiredEndpoint, plan_endpoint
+from orchestrator.controller.plan.types import FleetHealth, ObservedReplica
 from orchestrator.controller.routing import RoutingTable
-from orchestrator.kube.objects import KubeSettings
+from orchestrator.kube.convert import to_camel
 from orchestrator.kube.operator import Operator
 from orchestrator.kube.routes import ClusterRoutes, route_of
+from orchestrator.kube.source import CustomResources
+from orchestrator.resources.endpoints import (
+    CreateEndpointConfigRequest,
+    CreateEndpointRequest,
+    EndpointState,
+    EndpointStatus,
+)
+from orchestrator.resources.models import CreateModelRequest
 
-
-def test_status_to_route_is_pure_and_skips_what_takes_no_traffic(settings: KubeSettings) -> None:
-    cr = {
-        "metadata": {"name": "web"},
-        "spec": {"authMode": "None"},
-        "status": {
-            "endpointStatus": "InService",
-            "productionVariants": [
-                {"variantName": "Blue", "currentWeight": 3.0, "currentInstanceCount": 2},
-                {"variantName": "green", "currentWeight": 1.0, "currentInstanceCount": 0},
-            ],
-        },
-    }
-    route = route_of(cr, NS, settings)
-    assert route is not None and route.public
-    got = {v.name: (v.weight, v.urls) for v in route.variants}
-    assert got["Blue"][0] == 3.0 and len(got["Blue"][1]) == 1
-    assert got["Blue"][1][0].endswith(f".{NS}.svc.cluster.local:8080")
-    assert got["green"] == (1.0, ())  # no ready instance: no URL, never picked
-    for status in ("Creating", "Failed", "Deleting"):
-        assert (
-            route_of({**cr, "status": {**cr["status"], "endpointStatus": status}}, NS, settings)
-            is None
-        )
-    assert (
-        route_of({**cr, "metadata": {"name": "web", "deletionTimestamp": "x"}}, NS, settings)
-        is None
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+MODELS = {
+    "model-1": CreateModelRequest.model_validate(
+        {"ModelName": "model-1", "PrimaryContainer": {"Image": "example/serve:1"}}
     )
+}
+V1 = CreateEndpointConfigRequest.model_validate(
+    {
+        "EndpointConfigName": "v1",
+        "ProductionVariants": [{"VariantName": "main", "ModelName": "model-1"}],
+    }
+)
 
 
-def test_api_server_routes_by_the_weights_in_the_endpoint_status(
-    cluster: Cluster, operator: Operator, api: client.ApiClient, settings: KubeSettings
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def ready(config: str, variant: str, generation: int) -> ObservedReplica:
+    rid = f"{variant}-0-{generation}"
+    return ObservedReplica(
+        "web", variant, 0, rid, "ready", url=f"http://{config}-{rid}", started_at=NOW,
+        generation=generation, config=config,
+    )  # fmt: skip
+
+
+SHADOWED = CreateEndpointConfigRequest.model_validate(
+    {
+        "EndpointConfigName": "v2",
+        "ProductionVariants": [{"VariantName": "main", "ModelName": "model-1"}],
+        "ShadowProductionVariants": [
+            {"VariantName": "shadow", "ModelName": "model-1", "InitialVariantWeight": 0.5}
+        ],
+    }
+)
+
+
+V1_SHADOWED = SHADOWED.model_copy(update={"EndpointConfigName": "v1"})
+
+
+def as_resource(name: str, spec: CreateEndpointRequest, status: EndpointState) -> dict[str, Any]:
+    """What the operator writes (camelCase status), as the API pod reads it."""
+    return {
+        "metadata": {"name": name},
+        "spec": to_camel(spec.model_dump(mode="json", exclude={"EndpointName"})),
+        "status": to_camel(status.model_dump(mode="json")),
+    }
+
+
+def test_a_canary_update_with_a_shadow_routes_exactly_as_planned_through_the_status() -> None:
+    """The planner's routes (canary shares, the trial fleet, the shadow's copy fraction) go
+    into the status and come back out of ``route_of`` unchanged: nothing is rebuilt."""
+    canary = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+                "WaitIntervalInSeconds": 600,
+            }
+        }
+    }
+    spec = CreateEndpointRequest.model_validate(
+        {"EndpointName": "web", "EndpointConfigName": "v2", "DeploymentConfig": canary}
+    )
+    status = EndpointState(EndpointStatus="InService", CurrentEndpointConfigName="v1")
+    observed = [
+        ready("v1", "main", 1),
+        ready("v1", "shadow", 2),
+        ready("v2", "main", 3),
+        ready("v2", "shadow", 4),
+    ]
+    plan = None
+    for second in range(4):  # provision, then shift the canary share
+        desired = DesiredEndpoint(
+            name="web",
+            spec=spec,
+            status=status,
+            config=SHADOWED,
+            models=MODELS,
+            current_config=V1_SHADOWED,
+            target_health=FleetHealth(),
+        )
+        plan = plan_endpoint(desired, observed, at(second))
+        status = plan.status
+    assert plan is not None and plan.routes
+    assert status.EndpointStatus == "Updating" and status.Deployment is not None
+    by = {(r.config, r.name): r for r in plan.routes}
+    assert by[("v2", "main")].trial and round(by[("v2", "main")].weight, 6) == 0.2
+    assert round(by[("v1", "main")].weight, 6) == 0.8
+    assert by[("v1", "main")].urls == ("http://v1-main-0-1",)
+    # The serving fleet's shadow gets its copy fraction; the new fleet's shadow waits.
+    assert by[("v1", "shadow")].shadow and by[("v1", "shadow")].weight == 0.5
+    assert ("v2", "shadow") not in by
+
+    route = route_of(as_resource("web", spec, status))
+    assert route is not None and not route.public
+    assert route.variants == plan.routes  # decoded, not rebuilt
+
+
+def test_what_takes_no_traffic_has_no_route() -> None:
+    spec = CreateEndpointRequest(EndpointName="web", EndpointConfigName="v1", AuthMode="None")
+    desired = DesiredEndpoint(
+        name="web", spec=spec, status=EndpointState(), config=V1, models=MODELS
+    )
+    plan = plan_endpoint(desired, [ready("v1", "main", 1)], NOW)
+    doc = as_resource("web", spec, plan.status)
+    route = route_of(doc)
+    assert route is not None and route.public and route.ready
+    for phase in ("Creating", "Failed", "Deleting"):
+        st = plan.status.model_copy(update={"EndpointStatus": EndpointStatus(phase)})
+        assert route_of(as_resource("web", spec, st)) is None
+    assert route_of({**doc, "metadata": {"name": "web", "deletionTimestamp": "x"}}) is None
+    assert route_of({**doc, "status": {"endpointStatus": {"not": "a status"}}}) is None
+
+
+def test_cluster_routes_follow_the_operator_and_carry_demand_back(
+    cluster: Cluster, operator: Operator, api: client.ApiClient
 ) -> None:
     setup(cluster)
     operator.run_once()
-    blue = next(n for n in cluster.names("Deployment") if n.startswith("web-blue"))
-    cluster.deployment_status(blue, {"readyReplicas": 2, "replicas": 2})
-    cluster.deployment_status("web-green", {"readyReplicas": 1, "replicas": 1})
+    make_ready(cluster, deployment(cluster, "web-blue"), 2)
+    make_ready(cluster, deployment(cluster, "web-green"), 1)
     operator.run_once()
 
     table = RoutingTable()
-    routes = ClusterRoutes(api, settings, table)
+    routes = ClusterRoutes(CustomResources(api, operator.namespace), table)
     routes.refresh()
     route = table.get("web")
     assert route is not None and route.ready
-    weights = {v.name: v.weight for v in route.variants}
-    assert weights == {"Blue": 3.0, "green": 1.0}
+    assert {v.name: round(v.weight, 3) for v in route.variants} == {"Blue": 0.75, "green": 0.25}
 
-    # The router's weighted pick over that route: about 3 of 4 requests go to Blue.
-    random.seed(7)
-    router = Router(table, timeout_seconds=1)
-    picks = Counter(router._pick_variant(route, None).name for _ in range(4000))
-    asyncio.run(router.aclose())
-    assert 0.72 < picks["Blue"] / 4000 < 0.78
+    # A request held for a variant: the API pod writes demand on the Endpoint (off the
+    # event loop, at most once a second per variant), which the operator reads.
+    routes.start()
+    try:
+        table.hold("web", "Blue")
+        table.hold("web", "Blue")  # the second within a second writes nothing more
+        deadline = time.monotonic() + 5
+        while not operator.source.find("Endpoint", "web") or not _demand(operator, "web"):
+            assert time.monotonic() < deadline, "no demand written"
+            time.sleep(0.05)
+        assert set(_demand(operator, "web")) == {"Blue"}
+    finally:
+        routes.stop()
+        table.release("web", "Blue")
+        table.release("web", "Blue")
 
     # An endpoint that goes away is withdrawn on the next refresh.
     cluster.delete("Endpoint", "web")
@@ -77,3 +178,8 @@ def test_api_server_routes_by_the_weights_in_the_endpoint_status(
     operator.run_once()
     routes.refresh()
     assert table.get("web") is None
+
+
+def _demand(operator: Operator, endpoint: str) -> dict[str, Any]:
+    operator.source.list_active("Endpoint")  # a fresh listing, as each pass makes
+    return operator.source.demand_of(endpoint)

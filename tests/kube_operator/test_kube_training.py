@@ -151,16 +151,18 @@ def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSe
 
 
 def test_success_walks_the_secondary_statuses(cluster: Cluster, operator: Operator) -> None:
+    # The pod's timestamps, taken once: kubelet reports the same times on every read.
+    t0, t1, t2, t3, t4 = (stamp(i) for i in range(5))
     cluster.create("TrainingJob", "ok", SPEC)
     operator.run_once()
     job = cluster.one("Job")
 
-    cluster.job_status("ok-1", {"startTime": stamp(), "active": 1})
-    cluster.pod(job, "ok-1-abcde", running(stamp(1)))
+    cluster.job_status("ok-1", {"startTime": t0, "active": 1})
+    cluster.pod(job, "ok-1-abcde", running(t1))
     operator.run_once()
     assert cluster.status("TrainingJob", "ok")["secondaryStatus"] == "Downloading"
 
-    cluster.pod(job, "ok-1-abcde", running(stamp(1), stamp(2)))
+    cluster.pod(job, "ok-1-abcde", running(t1, t2))
     operator.run_once()
     assert cluster.status("TrainingJob", "ok")["secondaryStatus"] == "Training"
 
@@ -169,13 +171,13 @@ def test_success_walks_the_secondary_statuses(cluster: Cluster, operator: Operat
         {
             "active": 0,
             "succeeded": 1,
-            "completionTime": stamp(4),
-            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": stamp(4)}],
+            "completionTime": t4,
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": t4}],
         },
     )
-    done = running(stamp(1), stamp(2))
+    done = running(t1, t2)
     done["containerStatuses"][0]["state"] = {
-        "terminated": {"exitCode": 0, "startedAt": stamp(2), "finishedAt": stamp(3)}
+        "terminated": {"exitCode": 0, "startedAt": t2, "finishedAt": t3}
     }
     cluster.pod(job, "ok-1-abcde", done)
     operator.run_once()

@@ -1,0 +1,283 @@
+"""On a cluster the custom resources are the store: REST, the Python client and ``kubectl`` are
+three doors onto the same objects, which the operator reconciles.
+
+The control-plane API runs in-process with ``ORCH_DESIRED_STATE=kubernetes`` against the API
+emulator; it keeps no state of its own (keys from a file, routes from the Endpoint status).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_harness import NS, Cluster, make_ready
+from kubernetes import client
+
+from orchestrator.api.app import build_control_plane, create_app
+from orchestrator.api.service import ControlPlane
+from orchestrator.client import Client
+from orchestrator.errors import ConflictError, NotFoundError, TemporaryError, ValidationError
+from orchestrator.kube.operator import Operator
+from orchestrator.settings import KubeSettings, Settings
+from orchestrator.testing import ServerThread, training_job_spec
+
+KEY_ID, SECRET = "a1b2c3d4e5f6", "not-a-real-secret-but-long-enough-for-tests"
+KEY = f"orch_{KEY_ID}_{SECRET}"
+KUBECTL_SPEC: dict[str, Any] = {
+    "algorithmSpecification": {"trainingImage": "registry.example/algo:1"},
+    "resourceConfig": {"instanceType": "ml.m5.large"},
+}
+
+
+@dataclass
+class Front:
+    plane: ControlPlane
+    client: Client
+    url: str
+
+
+def keys_file(path: Path) -> Path:
+    doc = {
+        "keys": [
+            {
+                "KeyId": KEY_ID,
+                "SecretHash": hashlib.sha256(SECRET.encode()).hexdigest(),
+                "Name": "admin",
+                "Role": "admin",
+            }
+        ]
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def cluster_settings(tmp_path: Path, kube: KubeSettings) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        config_dir=tmp_path / "config",
+        desired_state="kubernetes",
+        api_keys_file=keys_file(tmp_path / "keys.json"),
+        kube=kube,
+    )
+
+
+@pytest.fixture
+def front(api: client.ApiClient, settings: KubeSettings, tmp_path: Path) -> Iterator[Front]:
+    plane = build_control_plane(cluster_settings(tmp_path, settings), kube_api=api)
+    with ServerThread(create_app(plane)) as server, Client(server.url, KEY) as c:
+        yield Front(plane, c, server.url)
+
+
+def rest_job(front: Front, name: str, **fields: Any) -> str:
+    front.client.upload_bytes(b"print('hi')\n", "s3://orchestrator/code/sourcedir.tar.gz")
+    return front.client.create_training_job(training_job_spec(name, **fields))
+
+
+def test_a_job_from_rest_and_one_from_kubectl_are_the_same_kind_of_object(
+    front: Front, cluster: Cluster, operator: Operator
+) -> None:
+    assert front.plane.controller is None  # the API runs no work on a cluster
+    rest_job(front, "from-rest")
+    cluster.create("TrainingJob", "from-kubectl", KUBECTL_SPEC)
+
+    # The REST job is a custom resource (kubectl get otj shows it), in camelCase.
+    cr = cluster.get("TrainingJob", "from-rest")
+    assert cr is not None
+    assert cr["spec"]["hyperParameters"]["sagemaker_program"] == "train.py"
+    assert "trainingJobName" not in cr["spec"]  # the name is metadata.name
+
+    operator.run_once()
+    # Both run as batch/v1 Jobs.
+    assert sorted(cluster.names("Job")) == ["from-kubectl-1", "from-rest-1"]
+    # orch jobs list shows both, with the status the operator wrote.
+    listed = {s.TrainingJobName: s for s in front.client.list_training_jobs().TrainingJobSummaries}
+    assert set(listed) == {"from-rest", "from-kubectl"}
+    for name, summary in listed.items():
+        described = front.client.describe_training_job(name)
+        status = cluster.status("TrainingJob", name)
+        assert described.TrainingJobStatus == status["trainingJobStatus"] == "InProgress"
+        assert described.SecondaryStatus == status["secondaryStatus"] == "Starting"
+        assert summary.TrainingJobStatus == "InProgress"
+
+
+def test_creates_are_idempotent_and_a_different_spec_is_409(front: Front, cluster: Cluster) -> None:
+    arn = rest_job(front, "same")
+    assert rest_job(front, "same") == arn  # same spec: the existing job (200)
+    with pytest.raises(ConflictError, match="different spec"):
+        hp = {**training_job_spec("same")["HyperParameters"], "epochs": "9"}
+        rest_job(front, "same", HyperParameters=hp)
+    # kubectl's spec and the client's compare as what they mean, not as text.
+    cluster.create("TrainingJob", "applied", KUBECTL_SPEC)
+    front.client.create_training_job(
+        {
+            "TrainingJobName": "applied",
+            "AlgorithmSpecification": {"TrainingImage": "registry.example/algo:1"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        }
+    )
+    assert len([i for i in cluster.names("Job")]) == 0  # nothing ran twice, nothing ran yet
+
+
+def test_stop_and_delete_from_either_side(
+    front: Front, cluster: Cluster, operator: Operator
+) -> None:
+    rest_job(front, "rest-stop")
+    cluster.create("TrainingJob", "kubectl-stop", KUBECTL_SPEC)
+    operator.run_once()
+    # Stopped through REST: the annotation kubectl would set; the operator suspends the Job.
+    front.client.stop_training_job("rest-stop")
+    cr = cluster.get("TrainingJob", "rest-stop")
+    assert cr is not None and cr["metadata"]["annotations"]["orchestrator.dev/stop"] == "true"
+    cluster.annotate("TrainingJob", "kubectl-stop", {"orchestrator.dev/stop": "true"})
+    operator.run_once()
+    for name in ("rest-stop-1", "kubectl-stop-1"):
+        job = next(j for j in cluster.items("Job") if j["metadata"]["name"] == name)
+        assert job["spec"]["suspend"] is True
+    assert front.client.describe_training_job("kubectl-stop").TrainingJobStatus == "Stopping"
+    # The Job controller suspends them; the operator records Stopped.
+    for name in ("rest-stop-1", "kubectl-stop-1"):
+        cluster.job_status(name, {"conditions": [{"type": "Suspended", "status": "True"}]})
+    operator.run_once()
+    assert front.client.describe_training_job("rest-stop").TrainingJobStatus == "Stopped"
+
+    # Deleted through REST and through kubectl: the finalizer holds each until cleaned up.
+    front.client.delete_training_job("rest-stop")
+    cluster.delete("TrainingJob", "kubectl-stop")
+    for _ in range(2):
+        operator.run_once()
+    assert cluster.items("Job") == [] and cluster.items("ConfigMap") == []
+    for name in ("rest-stop", "kubectl-stop"):
+        assert cluster.get("TrainingJob", name) is None
+        with pytest.raises(NotFoundError):
+            front.client.describe_training_job(name)
+
+
+def test_lists_filter_and_page_like_sagemaker(front: Front, cluster: Cluster) -> None:
+    for i in range(5):
+        cluster.create("TrainingJob", f"job-{i}", KUBECTL_SPEC)
+    cluster.create("TrainingJob", "other", KUBECTL_SPEC)
+    seen: list[str] = []
+    token = None
+    while True:
+        page = front.client.list_training_jobs(
+            NameContains="job", MaxResults=2, NextToken=token, SortOrder="Ascending"
+        )
+        seen += [s.TrainingJobName for s in page.TrainingJobSummaries]
+        token = page.NextToken
+        if token is None:
+            break
+    assert sorted(seen) == [f"job-{i}" for i in range(5)] and len(seen) == 5
+    assert {s.TrainingJobName for s in front.client.list_training_jobs(
+        StatusEquals="InProgress").TrainingJobSummaries} == {*seen, "other"}  # fmt: skip
+    with pytest.raises(ValidationError, match="NextToken"):
+        front.client.list_training_jobs(NextToken="garbage")
+
+
+def test_a_bad_or_unsupported_spec_is_a_400_and_nothing_is_created(
+    front: Front, cluster: Cluster
+) -> None:
+    with pytest.raises(ValidationError, match=r"ResourceConfig\.InstanceType"):
+        rest_job(front, "bad", ResourceConfig={"InstanceType": "ml.nonsense"})
+    with pytest.raises(ValidationError) as refused:
+        front.client.create_model(
+            {
+                "ModelName": "pipe",
+                "Containers": [{"Image": "a:1"}, {"Image": "b:1"}],
+            }
+        )
+    assert refused.value.field == "Containers"
+    assert "on the kubernetes backend" in refused.value.message
+    assert cluster.get("TrainingJob", "bad") is None and cluster.get("Model", "pipe") is None
+
+
+def test_an_unreachable_kubernetes_api_is_a_503_with_retry_after(
+    settings: KubeSettings, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: nothing listens there
+    config = client.Configuration()
+    config.host = f"http://127.0.0.1:{port}"
+    with client.ApiClient(config) as dead:
+        plane = build_control_plane(cluster_settings(tmp_path, settings), kube_api=dead)
+        with ServerThread(create_app(plane)) as server, Client(server.url, KEY) as c:
+            c.upload_bytes(b"x", "s3://orchestrator/code/sourcedir.tar.gz")
+            with pytest.raises(TemporaryError) as down:
+                c.list_training_jobs()
+            assert "Kubernetes API unreachable" in down.value.message
+            resp = c._http.get("/api/v1/training-jobs")
+            assert resp.status_code == 503 and int(resp.headers["Retry-After"]) >= 1
+            with pytest.raises(TemporaryError):
+                c.create_training_job(training_job_spec("never"))
+
+
+def test_a_lost_resource_version_race_is_retried_not_overwritten(
+    front: Front, cluster: Cluster, operator: Operator
+) -> None:
+    """UpdateEndpoint reads the Endpoint, then writes it with that resourceVersion; the
+    operator writes in between: the API's write fails (409) and is retried on a fresh read."""
+    cluster.create("Model", "m", {"primaryContainer": {"image": "registry.example/serve:1"}})
+    one = {"productionVariants": [{"variantName": "main", "modelName": "m"}]}
+    cluster.create("EndpointConfig", "v1", one)
+    cluster.create("EndpointConfig", "v2", one)
+    cluster.create("Endpoint", "web", {"endpointConfigName": "v1"})
+    operator.run_once()
+    make_ready(cluster, cluster.one("Deployment"), 1)
+    operator.run_once()
+
+    source = front.plane.store
+    real = source.update_spec
+    raced: list[str] = []
+
+    def racing(record: Any, spec: Any, **kw: Any) -> Any:
+        if not raced:  # another writer gets in first, once
+            raced.append(record.version)
+            cluster.annotate("Endpoint", "web", {"team": "search"})
+        return real(record, spec, **kw)
+
+    source.update_spec = racing  # type: ignore[method-assign]
+    front.client.update_endpoint("web", "v2")
+    cr = cluster.get("Endpoint", "web")
+    assert cr is not None and raced
+    assert cr["spec"]["endpointConfigName"] == "v2"
+    assert cr["metadata"]["annotations"]["team"] == "search"  # the other write survived
+    assert cr["metadata"]["resourceVersion"] != raced[0]
+
+
+def test_endpoints_made_through_rest_are_served_from_the_cluster(
+    front: Front, cluster: Cluster, operator: Operator
+) -> None:
+    c = front.client
+    c.create_model({"ModelName": "m", "PrimaryContainer": {"Image": "registry.example/serve:1"}})
+    c.create_endpoint_config(
+        {
+            "EndpointConfigName": "cfg",
+            "ProductionVariants": [{"VariantName": "main", "ModelName": "m"}],
+        }
+    )
+    c.create_endpoint({"EndpointName": "web", "EndpointConfigName": "cfg"})
+    with pytest.raises(ValidationError, match="EndpointConfigName"):
+        c.create_endpoint({"EndpointName": "orphan", "EndpointConfigName": "nope"})
+    operator.run_once()
+    make_ready(cluster, cluster.one("Deployment"), 1)
+    operator.run_once()
+    assert c.describe_endpoint("web").EndpointStatus == "InService"
+    assert [e.EndpointName for e in c.list_endpoints().Endpoints] == ["web"]
+    # The API decodes the route the operator wrote (once its watch or relist has it).
+    routes = front.plane.routes
+    for service in front.plane.services:
+        service.refresh()  # type: ignore[attr-defined]
+    route = routes.get("web")
+    assert route is not None and route.ready
+    assert route.variants[0].urls == (f"http://web-main-cfg.{NS}.svc.cluster.local:8080",)
+    c.delete_endpoint("web")
+    for _ in range(3):
+        operator.run_once()
+    assert cluster.get("Endpoint", "web") is None and cluster.items("Deployment") == []
