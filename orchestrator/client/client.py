@@ -36,6 +36,13 @@ from orchestrator.resources.endpoints import (
     ListEndpointConfigsResponse,
     ListEndpointsResponse,
 )
+from orchestrator.resources.kinds import (
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    MODEL,
+    REST_PREFIX,
+    TRAINING_JOB,
+)
 from orchestrator.resources.models import DescribeModelResponse, ListModelsResponse
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
@@ -45,7 +52,7 @@ from orchestrator.resources.training import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-API = "/api/v1"
+API = REST_PREFIX
 
 
 @dataclass(frozen=True)
@@ -141,33 +148,33 @@ class Client:
     ) -> str:
         """CreateTrainingJob; returns the ARN. The same call repeated is a no-op."""
         body = self._body(spec, fields)
-        return str(self._json("POST", f"{API}/training-jobs", json=body)["TrainingJobArn"])
+        return str(self._json("POST", f"{TRAINING_JOB.collection}", json=body)["TrainingJobArn"])
 
     def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
-        return self._get(DescribeTrainingJobResponse, f"{API}/training-jobs/{quote(name)}")
+        return self._get(DescribeTrainingJobResponse, f"{TRAINING_JOB.collection}/{quote(name)}")
 
     def list_training_jobs(self, **params: Any) -> ListTrainingJobsResponse:
-        return self._get(ListTrainingJobsResponse, f"{API}/training-jobs", **params)
+        return self._get(ListTrainingJobsResponse, f"{TRAINING_JOB.collection}", **params)
 
     def stop_training_job(self, name: str) -> None:
-        self.request("POST", f"{API}/training-jobs/{quote(name)}/stop")
+        self.request("POST", f"{TRAINING_JOB.collection}/{quote(name)}/stop")
 
     def delete_training_job(self, name: str) -> None:
-        self.request("DELETE", f"{API}/training-jobs/{quote(name)}")
+        self.request("DELETE", f"{TRAINING_JOB.collection}/{quote(name)}")
 
     def export_model(self, name: str, *, format: str = "tflite") -> dict[str, Any]:
         """Export a built-in algorithm job's model (TFLite), checked against the SavedModel."""
         return self._json(
-            "POST", f"{API}/training-jobs/{quote(name)}/export", json={"Format": format}
+            "POST", f"{TRAINING_JOB.collection}/{quote(name)}/export", json={"Format": format}
         )
 
     def training_job_evaluation(self, name: str) -> dict[str, Any]:
         """The job's evaluation.json (metrics, threshold, confusion matrix)."""
-        return self._json("GET", f"{API}/training-jobs/{quote(name)}/evaluation")
+        return self._json("GET", f"{TRAINING_JOB.collection}/{quote(name)}/evaluation")
 
     def training_job_logs(self, name: str, offset: int = 0) -> LogChunk:
         resp = self.request(
-            "GET", f"{API}/training-jobs/{quote(name)}/logs", params={"offset": offset}
+            "GET", f"{TRAINING_JOB.collection}/{quote(name)}/logs", params={"offset": offset}
         )
         return LogChunk(
             text=resp.content.decode(errors="replace"),
@@ -214,45 +221,51 @@ class Client:
 
     # --- models and endpoint configs ---------------------------------------------------------
     def create_model(self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any) -> str:
-        return str(self._json("POST", f"{API}/models", json=self._body(spec, fields))["ModelArn"])
+        return str(
+            self._json("POST", f"{MODEL.collection}", json=self._body(spec, fields))["ModelArn"]
+        )
 
     def describe_model(self, name: str) -> DescribeModelResponse:
-        return self._get(DescribeModelResponse, f"{API}/models/{quote(name)}")
+        return self._get(DescribeModelResponse, f"{MODEL.collection}/{quote(name)}")
 
     def list_models(self, **params: Any) -> ListModelsResponse:
-        return self._get(ListModelsResponse, f"{API}/models", **params)
+        return self._get(ListModelsResponse, f"{MODEL.collection}", **params)
 
     def delete_model(self, name: str) -> None:
-        self.request("DELETE", f"{API}/models/{quote(name)}")
+        self.request("DELETE", f"{MODEL.collection}/{quote(name)}")
 
     def create_endpoint_config(
         self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
     ) -> str:
         body = self._body(spec, fields)
-        return str(self._json("POST", f"{API}/endpoint-configs", json=body)["EndpointConfigArn"])
+        return str(
+            self._json("POST", f"{ENDPOINT_CONFIG.collection}", json=body)["EndpointConfigArn"]
+        )
 
     def describe_endpoint_config(self, name: str) -> DescribeEndpointConfigResponse:
-        return self._get(DescribeEndpointConfigResponse, f"{API}/endpoint-configs/{quote(name)}")
+        return self._get(
+            DescribeEndpointConfigResponse, f"{ENDPOINT_CONFIG.collection}/{quote(name)}"
+        )
 
     def list_endpoint_configs(self, **params: Any) -> ListEndpointConfigsResponse:
-        return self._get(ListEndpointConfigsResponse, f"{API}/endpoint-configs", **params)
+        return self._get(ListEndpointConfigsResponse, f"{ENDPOINT_CONFIG.collection}", **params)
 
     def delete_endpoint_config(self, name: str) -> None:
-        self.request("DELETE", f"{API}/endpoint-configs/{quote(name)}")
+        self.request("DELETE", f"{ENDPOINT_CONFIG.collection}/{quote(name)}")
 
     # --- endpoints ---------------------------------------------------------------------------
     def create_endpoint(self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any) -> str:
         body = self._body(spec, fields)
-        return str(self._json("POST", f"{API}/endpoints", json=body)["EndpointArn"])
+        return str(self._json("POST", f"{ENDPOINT.collection}", json=body)["EndpointArn"])
 
     def describe_endpoint(self, name: str) -> DescribeEndpointResponse:
-        return self._get(DescribeEndpointResponse, f"{API}/endpoints/{quote(name)}")
+        return self._get(DescribeEndpointResponse, f"{ENDPOINT.collection}/{quote(name)}")
 
     def list_endpoints(self, **params: Any) -> ListEndpointsResponse:
-        return self._get(ListEndpointsResponse, f"{API}/endpoints", **params)
+        return self._get(ListEndpointsResponse, f"{ENDPOINT.collection}", **params)
 
     def delete_endpoint(self, name: str) -> None:
-        self.request("DELETE", f"{API}/endpoints/{quote(name)}")
+        self.request("DELETE", f"{ENDPOINT.collection}/{quote(name)}")
 
     def deploy_model(
         self,
@@ -311,7 +324,7 @@ class Client:
                 if isinstance(deployment_config, BaseModel)
                 else deployment_config
             )
-        resp = self._json("PATCH", f"{API}/endpoints/{quote(name)}", json=body)
+        resp = self._json("PATCH", f"{ENDPOINT.collection}/{quote(name)}", json=body)
         return str(resp["EndpointArn"])
 
     def wait_for_update(
@@ -425,7 +438,7 @@ class Client:
             "EndTime": end.isoformat() if end is not None else None,
             "VariantName": variant,
         }
-        return self._get(MetricStatistics, f"{API}/endpoints/{quote(name)}/metrics", **params)
+        return self._get(MetricStatistics, f"{ENDPOINT.collection}/{quote(name)}/metrics", **params)
 
     # --- objects -----------------------------------------------------------------------------
     def _object_path(self, uri: str) -> str:

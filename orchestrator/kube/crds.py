@@ -30,31 +30,16 @@ from pydantic import BaseModel, TypeAdapter
 
 from orchestrator.kube.convert import API_GROUP, API_VERSION, FREE_FORM_MAPS, camel
 from orchestrator.resources.common import Condition
-from orchestrator.resources.endpoints import EndpointState
 from orchestrator.resources.instances import instance_type_names
 from orchestrator.resources.kinds import KINDS, Kind
 from orchestrator.resources.models import ModelState
-from orchestrator.resources.training import TrainingJobState
 
 Schema = dict[str, Any]
 
 CATEGORIES = ["orchestrator", "ml"]
 
-# Short names chosen not to clash with built-in resources (``ep`` is core Endpoints) nor with
-# well-known add-ons; each starts with "o" for Orchestrator.
-SHORT_NAMES: dict[str, list[str]] = {
-    "TrainingJob": ["otj"],
-    "Model": ["omodel"],
-    "EndpointConfig": ["oepc"],
-    "Endpoint": ["oep"],
-}
-
-_STATE_MODELS: dict[str, type[BaseModel] | None] = {
-    "TrainingJob": TrainingJobState,
-    "Model": ModelState,
-    "EndpointConfig": None,
-    "Endpoint": EndpointState,
-}
+# The status schema of kinds without a lifecycle: conditions only (a ``Valid`` condition).
+_NO_LIFECYCLE: type[BaseModel] = ModelState
 
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
@@ -132,7 +117,7 @@ _FORMATS = frozenset({"date-time", "date", "byte", "int32", "int64", "float", "d
 
 
 def plural(kind: Kind) -> str:
-    return kind.name.lower() + "s"
+    return kind.crd_plural
 
 
 def crd_name(kind: Kind) -> str:
@@ -165,7 +150,9 @@ def _crd(kind: Kind) -> dict[str, Any]:
                 "listKind": f"{kind.name}List",
                 "plural": plural(kind),
                 "singular": kind.name.lower(),
-                "shortNames": SHORT_NAMES[kind.name],
+                # Short names (``Kind.short_names``) clash with no built-in resource (``ep``
+                # is core Endpoints) nor a well-known add-on; each starts with "o".
+                "shortNames": list(kind.short_names),
                 "categories": CATEGORIES,
             },
             "versions": [
@@ -210,12 +197,8 @@ def spec_schema(kind: Kind) -> Schema:
 
 
 def status_schema(kind: Kind) -> Schema:
-    model = _STATE_MODELS[kind.name]
-    raw: Schema = (
-        model.model_json_schema(mode="validation")
-        if model
-        else {"type": "object", "properties": {}}
-    )
+    model = kind.status or _NO_LIFECYCLE
+    raw: Schema = model.model_json_schema(mode="validation")
     out = structural(raw)
     out["description"] = "What the operator observed; written only through the status subresource."
     props = out.setdefault("properties", {})

@@ -29,6 +29,8 @@ from orchestrator.resources.training import (
     TrainingJobStatus,
 )
 
+REST_PREFIX = "/api/v1"
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -47,6 +49,11 @@ class Kind:
     initial_phase: str = "Ready"
     # Primary statuses after which the resource needs no reconciling (until it is deleted).
     terminal_phases: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def collection(self) -> str:
+        """The REST collection: ``/api/v1/training-jobs``."""
+        return f"{REST_PREFIX}/{self.plural_path}"
 
     @property
     def reconciled(self) -> bool:

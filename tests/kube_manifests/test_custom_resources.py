@@ -69,14 +69,19 @@ def test_sample_is_a_valid_request_for_the_models(path: Path) -> None:
         )
 
 
-def test_autoscaling_annotation_is_json_with_the_documented_keys() -> None:
-    import json
+def test_the_sample_config_autoscales_through_the_models_field() -> None:
+    """Scaling is a field of the resource model (ManagedInstanceScaling), as on every backend;
+    the Endpoint itself carries no annotation for it."""
+    from orchestrator.kube.convert import to_pascal
+    from orchestrator.resources.endpoints import CreateEndpointConfigRequest
 
-    policy = json.loads(
-        sample("endpoint.yaml")["metadata"]["annotations"]["orchestrator.dev/autoscaling"]
+    doc = sample("endpoint-config.yaml")
+    config = CreateEndpointConfigRequest.model_validate(
+        {**to_pascal(doc["spec"]), "EndpointConfigName": doc["metadata"]["name"]}
     )
-    assert set(policy) == {"minInstances", "maxInstances", "targetInvocationsPerInstance"}
-    assert 1 <= policy["minInstances"] <= policy["maxInstances"]
+    scaling = config.ProductionVariants[0].scaling
+    assert scaling is not None and scaling.MinInstanceCount == 0 and scaling.TargetTracking
+    assert not sample("endpoint.yaml")["metadata"].get("annotations")
 
 
 def _drop(doc: dict[str, Any], dotted: str) -> None:

@@ -18,6 +18,7 @@ from kmock._internal.k8s import KubernetesError, KubernetesObjectConflictError
 from kubernetes import client
 
 from orchestrator.kube.convert import API_GROUP, API_VERSION
+from orchestrator.resources.kinds import KINDS
 
 NS = "ml"
 RESOURCES = {
@@ -28,17 +29,9 @@ RESOURCES = {
     "apps/v1/deployments": "Deployment",
     "autoscaling/v2/horizontalpodautoscalers": "HorizontalPodAutoscaler",
     "policy/v1/poddisruptionbudgets": "PodDisruptionBudget",
-    f"{API_GROUP}/{API_VERSION}/trainingjobs": "TrainingJob",
-    f"{API_GROUP}/{API_VERSION}/models": "Model",
-    f"{API_GROUP}/{API_VERSION}/endpointconfigs": "EndpointConfig",
-    f"{API_GROUP}/{API_VERSION}/endpoints": "Endpoint",
+    **{f"{API_GROUP}/{API_VERSION}/{k.crd_plural}": k.name for k in KINDS.values()},
 }
-PLURAL = {
-    "TrainingJob": "trainingjobs",
-    "Model": "models",
-    "EndpointConfig": "endpointconfigs",
-    "Endpoint": "endpoints",
-}
+PLURAL = {name: kind.crd_plural for name, kind in KINDS.items()}
 
 
 def stamp(seconds: float = 0.0) -> str:

@@ -151,11 +151,12 @@ def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSe
 
 
 def test_success_walks_the_secondary_statuses(cluster: Cluster, operator: Operator) -> None:
-    # The pod's timestamps, taken once: kubelet reports the same times on every read.
-    t0, t1, t2, t3, t4 = (stamp(i) for i in range(5))
     cluster.create("TrainingJob", "ok", SPEC)
     operator.run_once()
     job = cluster.one("Job")
+    # The pod's timestamps, after the Job started and taken once: kubelet reports the same
+    # times on every read, however slowly the passes come.
+    t0, t1, t2, t3, t4 = (stamp(i) for i in range(5))
 
     cluster.job_status("ok-1", {"startTime": t0, "active": 1})
     cluster.pod(job, "ok-1-abcde", running(t1))

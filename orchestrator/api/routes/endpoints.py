@@ -28,13 +28,14 @@ from orchestrator.resources.endpoints import (
     ListEndpointsResponse,
     UpdateEndpointRequest,
 )
+from orchestrator.resources.kinds import ENDPOINT
 
-router = APIRouter(tags=["Endpoint"])
+router = APIRouter(tags=[ENDPOINT.name])
 Plane = Annotated[ControlPlane, Depends(plane)]
 
 
 @router.post(
-    "/api/v1/endpoints",
+    ENDPOINT.collection,
     response_model=CreateEndpointResponse,
     status_code=201,
     dependencies=[Depends(allowed("endpoint:create"))],
@@ -45,7 +46,7 @@ def create_endpoint(body: CreateEndpointRequest, cp: Plane) -> JSONResponse:
 
 
 @router.get(
-    "/api/v1/endpoints",
+    ENDPOINT.collection,
     response_model=ListEndpointsResponse,
     dependencies=[Depends(allowed("endpoint:list"))],
 )
@@ -57,7 +58,7 @@ def list_endpoints(
 
 
 @router.get(
-    "/api/v1/endpoints/{name}",
+    f"{ENDPOINT.collection}/{{name}}",
     response_model=DescribeEndpointResponse,
     dependencies=[Depends(allowed("endpoint:describe"))],
 )
@@ -66,7 +67,7 @@ def describe_endpoint(name: str, cp: Plane) -> DescribeEndpointResponse:
 
 
 @router.patch(
-    "/api/v1/endpoints/{name}",
+    f"{ENDPOINT.collection}/{{name}}",
     response_model=CreateEndpointResponse,
     status_code=202,
     dependencies=[Depends(allowed("endpoint:update"))],
@@ -77,7 +78,7 @@ def update_endpoint(name: str, body: UpdateEndpointRequest, cp: Plane) -> Create
 
 
 @router.delete(
-    "/api/v1/endpoints/{name}",
+    f"{ENDPOINT.collection}/{{name}}",
     status_code=202,
     dependencies=[Depends(allowed("endpoint:delete"))],
 )

@@ -16,6 +16,7 @@ from orchestrator.resources.endpoints import (
     DescribeEndpointConfigResponse,
     ListEndpointConfigsResponse,
 )
+from orchestrator.resources.kinds import ENDPOINT_CONFIG, MODEL, REST_PREFIX
 from orchestrator.resources.models import (
     CreateModelRequest,
     CreateModelResponse,
@@ -23,13 +24,13 @@ from orchestrator.resources.models import (
     ListModelsResponse,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix=REST_PREFIX)
 Plane = Annotated[ControlPlane, Depends(plane)]
 
 
 @router.post(
-    "/models",
-    tags=["Model"],
+    f"/{MODEL.plural_path}",
+    tags=[MODEL.name],
     response_model=CreateModelResponse,
     status_code=201,
     dependencies=[Depends(allowed("model:create"))],
@@ -40,8 +41,8 @@ def create_model(body: CreateModelRequest, cp: Plane) -> JSONResponse:
 
 
 @router.get(
-    "/models",
-    tags=["Model"],
+    f"/{MODEL.plural_path}",
+    tags=[MODEL.name],
     response_model=ListModelsResponse,
     dependencies=[Depends(allowed("model:list"))],
 )
@@ -51,8 +52,8 @@ def list_models(cp: Plane, q: Annotated[ListQuery, Depends(list_query)]) -> List
 
 
 @router.get(
-    "/models/{name}",
-    tags=["Model"],
+    f"/{MODEL.plural_path}/{{name}}",
+    tags=[MODEL.name],
     response_model=DescribeModelResponse,
     dependencies=[Depends(allowed("model:describe"))],
 )
@@ -60,15 +61,19 @@ def describe_model(name: str, cp: Plane) -> DescribeModelResponse:
     return cp.describe_model(name)
 
 
-@router.delete("/models/{name}", tags=["Model"], dependencies=[Depends(allowed("model:delete"))])
+@router.delete(
+    f"/{MODEL.plural_path}/{{name}}",
+    tags=[MODEL.name],
+    dependencies=[Depends(allowed("model:delete"))],
+)
 def delete_model(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_model(name)
     return {"ModelName": name}
 
 
 @router.post(
-    "/endpoint-configs",
-    tags=["EndpointConfig"],
+    f"/{ENDPOINT_CONFIG.plural_path}",
+    tags=[ENDPOINT_CONFIG.name],
     response_model=CreateEndpointConfigResponse,
     status_code=201,
     dependencies=[Depends(allowed("endpoint-config:create"))],
@@ -79,8 +84,8 @@ def create_endpoint_config(body: CreateEndpointConfigRequest, cp: Plane) -> JSON
 
 
 @router.get(
-    "/endpoint-configs",
-    tags=["EndpointConfig"],
+    f"/{ENDPOINT_CONFIG.plural_path}",
+    tags=[ENDPOINT_CONFIG.name],
     response_model=ListEndpointConfigsResponse,
     dependencies=[Depends(allowed("endpoint-config:list"))],
 )
@@ -92,8 +97,8 @@ def list_endpoint_configs(
 
 
 @router.get(
-    "/endpoint-configs/{name}",
-    tags=["EndpointConfig"],
+    f"/{ENDPOINT_CONFIG.plural_path}/{{name}}",
+    tags=[ENDPOINT_CONFIG.name],
     response_model=DescribeEndpointConfigResponse,
     dependencies=[Depends(allowed("endpoint-config:describe"))],
 )
@@ -102,8 +107,8 @@ def describe_endpoint_config(name: str, cp: Plane) -> DescribeEndpointConfigResp
 
 
 @router.delete(
-    "/endpoint-configs/{name}",
-    tags=["EndpointConfig"],
+    f"/{ENDPOINT_CONFIG.plural_path}/{{name}}",
+    tags=[ENDPOINT_CONFIG.name],
     dependencies=[Depends(allowed("endpoint-config:delete"))],
 )
 def delete_endpoint_config(name: str, cp: Plane) -> dict[str, str]:

@@ -21,6 +21,7 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.errors import NotFoundError, UnavailableError, ValidationError
 from orchestrator.monitoring.series import SeriesStore
 from orchestrator.monitoring.shapes import METRICS, MetricStatistics
+from orchestrator.resources.kinds import ENDPOINT
 
 router = APIRouter(tags=["Endpoint"])
 Plane = Annotated[ControlPlane, Depends(plane)]
@@ -67,7 +68,7 @@ def _period(value: str | None) -> int:
 
 
 @router.get(
-    "/api/v1/endpoints/{name}/metrics",
+    f"{ENDPOINT.collection}/{{name}}/metrics",
     response_model=MetricStatistics,
     response_model_exclude_none=True,
     dependencies=[Depends(allowed("endpoint:describe"))],
@@ -106,7 +107,7 @@ def endpoint_metrics(
 
 
 @router.get(
-    "/api/v1/endpoints/{name}/traffic",
+    f"{ENDPOINT.collection}/{{name}}/traffic",
     dependencies=[Depends(allowed("endpoint:describe"))],
 )
 def endpoint_traffic(
@@ -129,7 +130,7 @@ def endpoint_traffic(
 
 
 @router.get(
-    "/api/v1/endpoints/{name}/fleet-health",
+    f"{ENDPOINT.collection}/{{name}}/fleet-health",
     dependencies=[Depends(allowed("endpoint:describe"))],
 )
 def endpoint_fleet_health(

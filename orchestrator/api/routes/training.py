@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.api.deps import allowed, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
+from orchestrator.resources.kinds import TRAINING_JOB
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
     CreateTrainingJobResponse,
@@ -18,7 +19,7 @@ from orchestrator.resources.training import (
     ListTrainingJobsResponse,
 )
 
-router = APIRouter(prefix="/api/v1/training-jobs", tags=["TrainingJob"])
+router = APIRouter(prefix=TRAINING_JOB.collection, tags=[TRAINING_JOB.name])
 Plane = Annotated[ControlPlane, Depends(plane)]
 
 
