@@ -56,10 +56,12 @@ def serve(
     server = uvicorn.Server(config)
     if ready_file is not None:
         _write_when_started(server, ready_file, url)
-    say(
-        f"orchestrator control plane on {url} (backend: {plane.backend_name}, "
-        f"state: {settings.resolved_database_url.split('@')[-1]})"
+    state = (
+        f"custom resources in namespace {settings.kube.namespace}"
+        if settings.desired_state == "kubernetes"
+        else settings.resolved_database_url.split("@")[-1]
     )
+    say(f"orchestrator control plane on {url} (backend: {plane.backend_name}, state: {state})")
     try:
         server.run(sockets=[sock])
     finally:

@@ -281,3 +281,47 @@ def test_endpoints_made_through_rest_are_served_from_the_cluster(
     for _ in range(3):
         operator.run_once()
     assert cluster.get("Endpoint", "web") is None and cluster.items("Deployment") == []
+
+
+def test_the_operator_reads_endpoint_traffic_from_the_api_pods(
+    front: Front, api: client.ApiClient, settings: KubeSettings
+) -> None:
+    """What the API's router recorded is what the operator's autoscaler and alarms read, added
+    up over the API pods (here two, both this one); no API pod answering is 'unknown'."""
+    from datetime import timedelta
+
+    from orchestrator.kube.load import ApiTraffic
+
+    series = front.plane.series
+    assert series is not None
+    now = series.clock.now()
+    at = now.timestamp() - 2
+    for i in range(30):
+        status = 500 if i < 3 else 200
+        series.record_invocation(
+            "web", "main", "v2", status=status, model_us=900.0, overhead_us=100.0, at=at
+        )
+    traffic = ApiTraffic(api, settings, namespace=NS, api_key=KEY, urls=lambda: [front.url] * 2)
+    load = traffic.variant_load("web", "main", "v2", 10, now)
+    assert load is not None
+    assert load.invocations_per_minute == pytest.approx(2 * 30 * 6)  # 30 in 10 s, two pods
+    assert load.last_invocation_at is not None
+    health = traffic.fleet_health("web", "v2", now - timedelta(seconds=5), now)
+    assert health is not None and (health.invocations, health.errors_5xx) == (60, 6)
+    assert health.model_latency_p99_us is not None and health.model_latency_p99_us > 800
+    unknown = ApiTraffic(
+        api, settings, namespace=NS, api_key="orch_x_wrong", urls=lambda: [front.url]
+    )
+    assert unknown.variant_load("web", "main", "v2", 10, now) is None  # 401: not a measurement
+    traffic.close()
+    unknown.close()
+
+
+def test_traffic_queries_name_their_bad_parameters(front: Front) -> None:
+    r = front.client._http.get("/api/v1/endpoints/web/traffic", params={"VariantName": "v"})
+    assert r.status_code == 400 and "EndpointConfigName" in r.text
+    r = front.client._http.get(
+        "/api/v1/endpoints/web/fleet-health",
+        params={"EndpointConfigName": "c", "Since": "yesterday"},
+    )
+    assert r.status_code == 400 and r.json()["field"] == "Since"
