@@ -15,12 +15,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -41,6 +41,8 @@ __all__ = [
     "LocalControlPlane",
     "ServerThread",
     "endpoint_config_spec",
+    "eventually",
+    "eventually_async",
     "local_control_plane",
     "model_spec",
     "training_job_spec",
@@ -59,6 +61,51 @@ class FakeGpus:
 
     def usage(self) -> list[GpuUsage]:
         return [GpuUsage(i, u, m) for i, (u, m) in sorted(self.usage_of.items())]
+
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """``check()``'s first truthy answer, polled until ``timeout``; an ``AssertionError`` it
+    raises counts as "not yet". Past the timeout: an ``AssertionError`` naming ``what`` and the
+    last answer (or error), so a failing test says what it waited for."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+            last = value
+        except AssertionError as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or check!r}; last: {last!r}")
+        time.sleep(interval)
+
+
+async def eventually_async(
+    check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """``eventually`` for tests on an event loop (sleeps without blocking it)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+            last = value
+        except AssertionError as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what or check!r}; last: {last!r}")
+        await asyncio.sleep(interval)
 
 
 class FakeClock:
@@ -172,7 +219,7 @@ def local_control_plane(
     The controller does not run by itself: call ``controller.run_pass()`` to move things on.
     """
     s = Settings(home=root / "home", config_dir=root / "config", backend="fake", **settings)
-    plane = build_control_plane(s, backend=FakeBackend(), clock=clock, gpus=gpus)
+    plane = build_control_plane(s, backend=FakeBackend(clock=clock), clock=clock, gpus=gpus)
     key = new_api_key(plane.keys, name="test", role="admin", now=plane.clock.now())
     app = create_app(plane, run_controller=False)
     with ServerThread(app) as server:

@@ -2,15 +2,17 @@
 
 Launches are recorded and appear as running attempts; the test then moves them along with
 ``set_phase``, ``complete``, ``fail``, ``crash`` or ``lose``. Replicas become ready at once
-unless ``auto_ready`` is off. Every call is recorded for assertions.
+unless ``auto_ready`` is off. Every call is recorded for assertions. Times (starts, ends,
+readiness) come from the clock it is given: with the tests' ``FakeClock``, the same one the
+controller plans with, nothing depends on the wall clock.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
 
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.types import (
     JobLaunch,
     ObservedJob,
@@ -20,15 +22,14 @@ from orchestrator.controller.plan.types import (
 from orchestrator.resources.training import SecondaryStatus
 
 
-def _now() -> datetime:
-    return datetime.now(tz=UTC)
-
-
 class FakeBackend:
     name = "fake"
     schedules_gpus = False
 
-    def __init__(self, *, auto_ready: bool = True, honour_sigterm: bool = True) -> None:
+    def __init__(
+        self, *, auto_ready: bool = True, honour_sigterm: bool = True, clock: Clock | None = None
+    ) -> None:
+        self.clock = clock or SystemClock()
         self.auto_ready = auto_ready
         self.honour_sigterm = honour_sigterm
         self.jobs: dict[str, ObservedJob] = {}
@@ -36,6 +37,7 @@ class FakeBackend:
         self.stops: list[tuple[str, bool]] = []
         self.cleaned: list[str] = []
         self.logs: dict[str, bytearray] = {}
+        self.log_reads: dict[str, int] = {}
         self.replicas: dict[str, dict[str, ObservedReplica]] = {}
         self.replica_launches: list[ReplicaLaunch] = []
         self.removed_replicas: list[tuple[str, str]] = []
@@ -49,7 +51,10 @@ class FakeBackend:
                 return
             self.launches.append(launch)
             self.jobs[launch.name] = ObservedJob(
-                name=launch.name, attempt=launch.attempt, state="running", started_at=_now()
+                name=launch.name,
+                attempt=launch.attempt,
+                state="running",
+                started_at=self.clock.now(),
             )
 
     def observe_job(self, name: str) -> ObservedJob | None:
@@ -63,10 +68,12 @@ class FakeBackend:
             if job is None or job.state != "running":
                 return
             if force:
-                self.jobs[name] = replace(job, state="exited", exit_code=-9, ended_at=_now())
+                self.jobs[name] = replace(
+                    job, state="exited", exit_code=-9, ended_at=self.clock.now()
+                )
             elif self.honour_sigterm:
                 self.jobs[name] = replace(
-                    job, state="exited", outcome="stopped", exit_code=143, ended_at=_now()
+                    job, state="exited", outcome="stopped", exit_code=143, ended_at=self.clock.now()
                 )
 
     def cleanup_job(self, name: str) -> None:
@@ -77,6 +84,8 @@ class FakeBackend:
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
         with self._lock:
             data = bytes(self.logs.get(name, b"")[offset : offset + limit])
+            # How far each job's log has been read (a test can wait for a reader).
+            self.log_reads[name] = max(self.log_reads.get(name, 0), offset + len(data))
         return data, offset + len(data)
 
     # --- test controls for jobs ------------------------------------------------------------
@@ -97,7 +106,7 @@ class FakeBackend:
                 state="exited",
                 outcome="completed",
                 exit_code=0,
-                ended_at=_now(),
+                ended_at=self.clock.now(),
                 model_artifact=artifact or None,
                 metrics=metrics or {},
             )
@@ -110,7 +119,7 @@ class FakeBackend:
                 outcome="failed",
                 exit_code=exit_code,
                 failure_reason=reason,
-                ended_at=_now(),
+                ended_at=self.clock.now(),
             )
 
     def crash(self, name: str) -> None:
@@ -137,10 +146,10 @@ class FakeBackend:
                 replica_id=launch.replica_id,
                 state="ready" if self.auto_ready else "starting",
                 url=f"http://fake-replica/{launch.endpoint}/{launch.replica_id}",
-                started_at=_now(),
+                started_at=self.clock.now(),
                 generation=launch.generation,
                 config=launch.config,
-                ready_at=_now() if self.auto_ready else None,
+                ready_at=self.clock.now() if self.auto_ready else None,
             )
 
     def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:

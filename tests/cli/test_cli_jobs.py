@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 from cli_harness import Cli
+
+from orchestrator.testing import eventually
 
 
 def _start(cli: Cli, script: Path, name: str, *extra: str) -> None:
@@ -159,12 +160,15 @@ def _finish_in_background(cli: Cli, name: str, *, fail: bool = False) -> threadi
     """Play the controller: launch the job once it exists, log, then end it."""
 
     def run() -> None:
-        deadline = time.monotonic() + 20
-        while name not in cli.backend.jobs and time.monotonic() < deadline:
+        def launched() -> bool:
             cli.run_pass()
-            time.sleep(0.05)
-        cli.backend.write_log(name, "epoch 1 loss=0.5\n")
-        time.sleep(0.3)
+            return name in cli.backend.jobs
+
+        eventually(launched, timeout=20, interval=0.05, what=f"{name} launched")
+        line = "epoch 1 loss=0.5\n"
+        cli.backend.write_log(name, line)
+        # The CLI streams the log while the job runs: end it once the line was read.
+        eventually(lambda: cli.backend.log_reads.get(name, 0) >= len(line), what="log read")
         if fail:
             cli.backend.fail(name, "RuntimeError: diverged")
         else:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +66,8 @@ def test_deploy_creates_model_config_endpoint_and_waits(cli: Cli, tmp_path: Path
     stop = threading.Event()
 
     def controller() -> None:
-        while not stop.is_set():
+        while not stop.wait(0.05):
             cli.run_pass()
-            time.sleep(0.05)
 
     thread = threading.Thread(target=controller, daemon=True)
     thread.start()

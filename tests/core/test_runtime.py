@@ -80,8 +80,8 @@ def make_env(tmp_path: Path, fake: FakeBackend) -> Env:
         controller=ControllerSettings(stop_grace_seconds=30.0, replica_max_start_failures=3),
     )
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
-    # The fake backend stamps start times with the wall clock; the fake clock starts there.
     clock = FakeClock(datetime.now(tz=UTC))
+    fake.clock = clock  # the backend's times (starts, ends) and the planner's are one clock
     return Env(store, fake, clock, settings, Controller(store, fake, settings, clock=clock))
 
 

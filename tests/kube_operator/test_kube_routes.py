@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from orchestrator.resources.endpoints import (
     EndpointStatus,
 )
 from orchestrator.resources.models import CreateModelRequest
+from orchestrator.testing import eventually
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 MODELS = {
@@ -162,11 +162,8 @@ def test_cluster_routes_follow_the_operator_and_carry_demand_back(
     try:
         table.hold("web", "Blue")
         table.hold("web", "Blue")  # the second within a second writes nothing more
-        deadline = time.monotonic() + 5
-        while not operator.source.find("Endpoint", "web") or not _demand(operator, "web"):
-            assert time.monotonic() < deadline, "no demand written"
-            time.sleep(0.05)
-        assert set(_demand(operator, "web")) == {"Blue"}
+        demand = eventually(lambda: _demand(operator, "web"), what="demand on the Endpoint")
+        assert set(demand) == {"Blue"}
     finally:
         routes.stop()
         table.release("web", "Blue")

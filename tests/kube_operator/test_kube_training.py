@@ -410,18 +410,16 @@ def test_the_loop_runs_passes_until_stopped(
     cluster: Cluster, api: client.ApiClient, settings: KubeSettings
 ) -> None:
     import threading
-    import time
 
     from orchestrator.controller.reconciler import Policies
+    from orchestrator.testing import eventually
 
     operator = Operator(api, settings, policies=Policies(resync_seconds=0.2))
     thread = threading.Thread(target=operator.run, kwargs={"watch_events": False}, daemon=True)
     thread.start()
     try:
         cluster.create("TrainingJob", "looped", SPEC)
-        deadline = time.monotonic() + 10
-        while not cluster.items("Job") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: cluster.items("Job"), what="the Job, from the loop's own passes")
         assert cluster.names("Job") == ["looped-1"]
     finally:
         operator.stop()
