@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pydantic
 
@@ -279,7 +279,8 @@ class Reconciler:
         """Persist the plan's status (when it changed); a lost race plans again at once."""
         doc = plan.status.model_dump(mode="json")
         live = plan.active if active is None else active
-        if doc == record.status and plan.phase == record.phase and live == record.active:
+        same = _pruned(doc) == _pruned(record.status)
+        if same and plan.phase == record.phase and live == record.active:
             return Result(plan.requeue_after)
         try:
             self.source.update_status(
@@ -567,6 +568,15 @@ _TERMINAL = frozenset(
 def _conditions_of(status: pydantic.BaseModel) -> list[Condition]:
     conditions = getattr(status, "Conditions", [])
     return list(conditions) if isinstance(conditions, list) else []
+
+
+def _pruned(doc: Any) -> Any:
+    """Without null values (a custom resource's status keeps none), to compare documents."""
+    if isinstance(doc, dict):
+        return {k: _pruned(v) for k, v in doc.items() if v is not None}
+    if isinstance(doc, list):
+        return [_pruned(v) for v in doc]
+    return doc
 
 
 def _deletes(plan: Plan[M]) -> bool:

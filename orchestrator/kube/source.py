@@ -287,6 +287,10 @@ class CustomResources:
     ) -> Record:
         k = KINDS[record.kind]
         doc = to_camel(status)
+        seen = self._seen.get((record.kind, record.name))
+        if seen is not None and _prune(doc) == _prune(seen.get("status") or {}):
+            # Nothing changes (the phase and ``active`` are read from the status itself).
+            return record
         body: dict[str, Any] = {"status": doc}
         if record.version:
             body["metadata"] = {"resourceVersion": record.version}

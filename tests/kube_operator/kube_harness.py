@@ -49,6 +49,8 @@ class ApiServer(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._writes = asyncio.Lock()
         self._version = 0
+        # Every write, as (action, plural, name, subresource): what a pass changed.
+        self.writes: list[tuple[str, str, str | None, str | None]] = []
 
     def _next(self) -> str:
         self._version += 1
@@ -71,6 +73,9 @@ class ApiServer(kmock.KubernetesEmulator):
         if not mutating:
             return await super()._handle(request)
         async with self._writes:  # check and write as one step, as etcd does
+            self.writes.append(
+                (str(action), request.resource.plural, request.name, request.subresource)
+            )
             data = request.data if isinstance(request.data, dict) else None
             key = None
             if action == kmock.action.CREATE and data is not None:

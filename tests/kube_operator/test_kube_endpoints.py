@@ -371,3 +371,19 @@ def test_a_blue_green_update_runs_the_new_fleet_beside_the_old_then_removes_the_
     assert [r["urls"] for r in status["routes"]] == [
         [f"http://web-main-v2.{NS}.svc.cluster.local:8080"]
     ]
+
+
+def test_a_pass_over_a_steady_state_writes_nothing(
+    cluster: Cluster, operator: Operator, emulator: Any
+) -> None:
+    """Level-triggered, not write-happy: once nothing changes, a pass only reads."""
+    setup(cluster)
+    cluster.create("TrainingJob", "steady", {"algorithmSpecification": {"trainingImage": "i:1"}})
+    operator.run_once()
+    make_ready(cluster, deployment(cluster, "web-blue"), 2)
+    make_ready(cluster, deployment(cluster, "web-green"), 1)
+    operator.run_once()
+    operator.run_once()
+    before = len(emulator.km.writes)
+    operator.run_once()
+    assert emulator.km.writes[before:] == []
