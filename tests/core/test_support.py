@@ -18,40 +18,55 @@ from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.testing import LocalControlPlane, local_control_plane
 
 VARIANT = {"VariantName": "v1", "ModelName": "m"}
+SCRIPT = {"sagemaker_program": "train.py", "sagemaker_submit_directory": "s3://b/src.tar.gz"}
+
+
+def job(**fields: Any) -> dict[str, Any]:
+    """A script-mode job (it runs on every backend) with ``fields`` on top."""
+    return training_doc(
+        AlgorithmSpecification={"TrainingInputMode": "File"}, HyperParameters=SCRIPT, **fields
+    )
+
+
 MODEL = {"ModelName": "m", "PrimaryContainer": {"Image": "example/serve:1"}}
+ARTIFACT = {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://models/model.tar.gz"}}
 
 # (kind, field path, a spec that uses it, backends that refuse it)
 CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
-    ("TrainingJob", "EnableManagedSpotTraining", training_doc(EnableManagedSpotTraining=True), set(BACKENDS)),
+    ("TrainingJob", "EnableManagedSpotTraining", job(EnableManagedSpotTraining=True), set(BACKENDS)),
     ("TrainingJob", "StoppingCondition.MaxWaitTimeInSeconds",
-     training_doc(StoppingCondition={"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}), set(BACKENDS)),
+     job(StoppingCondition={"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}), set(BACKENDS)),
     ("TrainingJob", "StoppingCondition.MaxPendingTimeInSeconds",
-     training_doc(StoppingCondition={"MaxPendingTimeInSeconds": 7200}), set(BACKENDS)),
+     job(StoppingCondition={"MaxPendingTimeInSeconds": 7200}), set(BACKENDS)),
     ("TrainingJob", "InputDataConfig[0].ShuffleConfig",
-     training_doc(InputDataConfig=[{"ChannelName": "train", "ShuffleConfig": {"Seed": 1},
+     job(InputDataConfig=[{"ChannelName": "train", "ShuffleConfig": {"Seed": 1},
                                     "DataSource": {"S3DataSource": {"S3Uri": "s3://b/t"}}}]), set(BACKENDS)),
     ("TrainingJob", "InputDataConfig[0].CompressionType",
-     training_doc(InputDataConfig=[{"ChannelName": "train", "CompressionType": "Gzip",
+     job(InputDataConfig=[{"ChannelName": "train", "CompressionType": "Gzip",
                                     "DataSource": {"S3DataSource": {"S3Uri": "s3://b/t"}}}]), set(BACKENDS)),
     ("TrainingJob", "InputDataConfig[0].RecordWrapperType",
-     training_doc(InputDataConfig=[{"ChannelName": "train", "RecordWrapperType": "RecordIO",
+     job(InputDataConfig=[{"ChannelName": "train", "RecordWrapperType": "RecordIO",
                                     "DataSource": {"S3DataSource": {"S3Uri": "s3://b/t"}}}]), set(BACKENDS)),
     ("TrainingJob", "OutputDataConfig.CompressionType",
-     training_doc(OutputDataConfig={"S3OutputPath": "s3://b/o", "CompressionType": "NONE"}), set(BACKENDS)),
+     job(OutputDataConfig={"S3OutputPath": "s3://b/o", "CompressionType": "NONE"}), set(BACKENDS)),
     ("TrainingJob", "OutputDataConfig.KmsKeyId",
-     training_doc(OutputDataConfig={"S3OutputPath": "s3://b/o", "KmsKeyId": "alias/k"}), set(BACKENDS)),
+     job(OutputDataConfig={"S3OutputPath": "s3://b/o", "KmsKeyId": "alias/k"}), set(BACKENDS)),
     ("TrainingJob", "ResourceConfig.VolumeKmsKeyId",
-     training_doc(ResourceConfig={"VolumeKmsKeyId": "alias/k"}), set(BACKENDS)),
+     job(ResourceConfig={"VolumeKmsKeyId": "alias/k"}), set(BACKENDS)),
     ("TrainingJob", "ResourceConfig.KeepAlivePeriodInSeconds",
-     training_doc(ResourceConfig={"KeepAlivePeriodInSeconds": 60}), set(BACKENDS)),
+     job(ResourceConfig={"KeepAlivePeriodInSeconds": 60}), set(BACKENDS)),
     ("TrainingJob", "EnableInterContainerTrafficEncryption",
-     training_doc(EnableInterContainerTrafficEncryption=True), set(BACKENDS)),
+     job(EnableInterContainerTrafficEncryption=True), set(BACKENDS)),
     ("TrainingJob", "ResourceConfig.InstanceCount",
-     training_doc(ResourceConfig={"InstanceCount": 2}), {"process"}),
-    ("TrainingJob", "EnableNetworkIsolation", training_doc(EnableNetworkIsolation=True), {"process"}),
-    ("Model", "EnableNetworkIsolation", {**MODEL, "EnableNetworkIsolation": True}, set(BACKENDS)),
+     job(ResourceConfig={"InstanceCount": 2}), {"process"}),
+    ("TrainingJob", "EnableNetworkIsolation", job(EnableNetworkIsolation=True), {"process"}),
+    ("TrainingJob", "AlgorithmSpecification.TrainingImage",
+     training_doc(AlgorithmSpecification={"TrainingImage": "example/train:1"}), {"process"}),
+    ("Model", "PrimaryContainer.Image", MODEL, {"process"}),
+    ("Model", "EnableNetworkIsolation", {**ARTIFACT, "EnableNetworkIsolation": True}, set(BACKENDS)),
     ("Model", "Containers",
-     {"ModelName": "m", "Containers": [{"Image": "a:1"}, {"Image": "b:1"}]}, {"kubernetes"}),
+     {"ModelName": "m", "Containers": [{"ModelDataUrl": "s3://b/1"}, {"ModelDataUrl": "s3://b/2"}]},
+     {"kubernetes"}),
     ("EndpointConfig", "KmsKeyId",
      {"EndpointConfigName": "c", "ProductionVariants": [VARIANT], "KmsKeyId": "alias/k"}, set(BACKENDS)),
     ("EndpointConfig", "ProductionVariants[0].ModelDataDownloadTimeoutInSeconds",
@@ -86,10 +101,10 @@ def test_every_rule_is_covered_and_a_plain_spec_runs_everywhere() -> None:
     assert {(r.kind, r.field.replace("[]", "[0]")) for r in RULES} == {
         (k, f) for k, f, _, _ in CASES
     }
-    plain = CreateTrainingJobRequest.model_validate(training_doc())
+    plain = CreateTrainingJobRequest.model_validate(job())
     assert all(refusals("TrainingJob", plain, b) == [] for b in (*BACKENDS, "fake"))
     # The test fake refuses only what no backend does.
-    two = CreateTrainingJobRequest.model_validate(training_doc(ResourceConfig={"InstanceCount": 2}))
+    two = CreateTrainingJobRequest.model_validate(job(ResourceConfig={"InstanceCount": 2}))
     assert refusals("TrainingJob", two, "fake") == []
     table = {(kind, field): where for kind, field, where in rules_table()}
     assert table[("TrainingJob", "ResourceConfig.InstanceCount")] == {
@@ -111,13 +126,16 @@ def test_rest_refuses_before_anything_is_stored(plane: LocalControlPlane) -> Non
     c.upload_bytes(b"x", "s3://orchestrator/code/sourcedir.tar.gz")
     with pytest.raises(ValidationError) as refused:
         c.create_training_job(
-            training_doc("two", ResourceConfig={"InstanceType": "local", "InstanceCount": 2})
+            job(TrainingJobName="two", ResourceConfig={"InstanceType": "local", "InstanceCount": 2})
         )
     assert refused.value.field == "ResourceConfig.InstanceCount"
     with pytest.raises(NotFoundError):
         c.describe_training_job("two")
+    with pytest.raises(ValidationError, match=r"^PrimaryContainer\.Image: .* on the process"):
+        c.create_model(MODEL)
+    c.upload_bytes(b"x", "s3://models/model.tar.gz")
+    c.create_model(ARTIFACT)
     with pytest.raises(ValidationError, match=r"^KmsKeyId: .* on the process backend"):
-        c.create_model(MODEL)  # fine
         c.create_endpoint_config(
             {"EndpointConfigName": "c", "ProductionVariants": [VARIANT], "KmsKeyId": "k"}
         )

@@ -72,6 +72,12 @@ def _variants(test: Callable[[Any], bool], leaf: str) -> Callable[[Any], list[st
     return find
 
 
+def _images(spec: CreateModelRequest) -> list[str]:
+    if spec.PrimaryContainer is not None:
+        return ["PrimaryContainer.Image"] if spec.PrimaryContainer.Image else []
+    return [f"Containers[{i}].Image" for i, c in enumerate(spec.Containers or []) if c.Image]
+
+
 KMS = "objects are always encrypted with per-object data keys under the store's master keys"
 KMS_INSTEAD = "leave it unset (a KMS key provider per resource is not available yet)"
 
@@ -199,6 +205,28 @@ RULES: tuple[Rule, ...] = (
         "a host process cannot be cut off from the network",
         "leave it false, or run the job on the docker or kubernetes backend",
         _flag(lambda s: s.EnableNetworkIsolation, "EnableNetworkIsolation"),
+    ),
+    Rule(
+        "TrainingJob",
+        "AlgorithmSpecification.TrainingImage",
+        frozenset({"process"}),
+        "a host process runs no container image",
+        "use script mode (sagemaker_program and sagemaker_submit_directory), "
+        "AlgorithmSpecification.ContainerEntrypoint without an image, a built-in AlgorithmName, "
+        "or the docker or kubernetes backend",
+        _flag(
+            lambda s: s.AlgorithmSpecification.TrainingImage,
+            "AlgorithmSpecification.TrainingImage",
+        ),
+    ),
+    Rule(
+        "Model",
+        "PrimaryContainer.Image",
+        frozenset({"process"}),
+        "a host process runs no container image",
+        "leave Image unset to serve the artifact with the built-in server (model_fn or a "
+        "joblib/pickle model), or use the docker or kubernetes backend",
+        _images,
     ),
     Rule(
         "Model",
