@@ -64,6 +64,32 @@ class FakeGpus:
 
 
 T = TypeVar("T")
+_NOT_YET = object()
+
+
+class _Wait:
+    """One wait for ``check``: its deadline and its last answer (for the failure message)."""
+
+    def __init__(self, check: Callable[[], Any], timeout: float, what: str) -> None:
+        self.check, self.timeout, self.what = check, timeout, what
+        self.deadline = time.monotonic() + timeout
+        self.last: object = None
+
+    def poll(self) -> Any:
+        """The first truthy answer, ``_NOT_YET``, or an ``AssertionError`` once past the
+        deadline; an ``AssertionError`` from ``check`` counts as "not yet"."""
+        try:
+            value = self.check()
+            if value:
+                return value
+            self.last = value
+        except AssertionError as e:
+            self.last = e
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(
+                f"not within {self.timeout:g} s: {self.what or self.check!r}; last: {self.last!r}"
+            )
+        return _NOT_YET
 
 
 def eventually(
@@ -72,19 +98,11 @@ def eventually(
     """``check()``'s first truthy answer, polled until ``timeout``; an ``AssertionError`` it
     raises counts as "not yet". Past the timeout: an ``AssertionError`` naming ``what`` and the
     last answer (or error), so a failing test says what it waited for."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except AssertionError as e:
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what or check!r}; last: {last!r}")
+    wait = _Wait(check, timeout, what)
+    while (value := wait.poll()) is _NOT_YET:
         time.sleep(interval)
+    result: T = value
+    return result
 
 
 async def eventually_async(
@@ -93,19 +111,11 @@ async def eventually_async(
     """``eventually`` for tests on an event loop (sleeps without blocking it)."""
     import asyncio
 
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except AssertionError as e:
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what or check!r}; last: {last!r}")
+    wait = _Wait(check, timeout, what)
+    while (value := wait.poll()) is _NOT_YET:
         await asyncio.sleep(interval)
+    result: T = value
+    return result
 
 
 class FakeClock:
