@@ -87,7 +87,8 @@ class _Wait:
             self.last = e
         if time.monotonic() >= self.deadline:
             raise AssertionError(
-                f"not within {self.timeout:g} s: {self.what or self.check!r}; last: {self.last!r}"
+                f"not within {self.timeout:g} s: {self.what or repr(self.check)}; "
+                f"last: {self.last!r}"
             )
         return _NOT_YET
 
