@@ -82,10 +82,15 @@ def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSe
             "blockOwnerDeletion": True,
         }
     ]
-    assert spec["backoffLimit"] == 2
+    # No pod is retried inside the Job: RetryStrategy retries whole attempts (new Jobs).
+    assert spec["backoffLimit"] == 0
+    assert "completionMode" not in spec  # one host: a plain Job
     assert spec["activeDeadlineSeconds"] == 3600
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     assert rules[1]["action"] == "FailJob"
     assert rules[1]["onExitCodes"] == {"containerName": "algo", "operator": "NotIn", "values": [0]}
 
@@ -117,9 +122,16 @@ def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSe
     env = {e["name"]: e["value"] for e in algo["env"]}
     assert env["SM_NUM_GPUS"] == "1"
     assert env["SM_CHANNEL_TRAIN"] == "/opt/ml/input/data/train"
+    assert env["SM_CURRENT_HOST"] == "algo-1"
     # The user's container never sees a secret: no envFrom, no keyring, no API token.
     assert "envFrom" not in algo
-    assert [m["name"] for m in algo["volumeMounts"]] == ["ml"]
+    assert [m["name"] for m in algo["volumeMounts"]] == ["ml", "hosts"]
+    assert algo["volumeMounts"][1] == {
+        "name": "hosts",
+        "mountPath": "/etc/hosts",
+        "subPath": "hosts",
+        "readOnly": True,
+    }
     assert not any("valueFrom" in e for e in algo["env"])
 
     download, upload = containers["download"], containers["upload"]
@@ -154,13 +166,15 @@ def test_success_walks_the_secondary_statuses(cluster: Cluster, operator: Operat
     cluster.create("TrainingJob", "ok", SPEC)
     operator.run_once()
     job = cluster.one("Job")
+    # The pod's own times, fixed once (as kubelet records them), whenever the passes run.
+    t1, t2, t3, t4 = stamp(1), stamp(2), stamp(3), stamp(4)
 
     cluster.job_status("ok-1", {"startTime": stamp(), "active": 1})
-    cluster.pod(job, "ok-1-abcde", running(stamp(1)))
+    cluster.pod(job, "ok-1-abcde", running(t1))
     operator.run_once()
     assert cluster.status("TrainingJob", "ok")["secondaryStatus"] == "Downloading"
 
-    cluster.pod(job, "ok-1-abcde", running(stamp(1), stamp(2)))
+    cluster.pod(job, "ok-1-abcde", running(t1, t2))
     operator.run_once()
     assert cluster.status("TrainingJob", "ok")["secondaryStatus"] == "Training"
 
@@ -169,13 +183,13 @@ def test_success_walks_the_secondary_statuses(cluster: Cluster, operator: Operat
         {
             "active": 0,
             "succeeded": 1,
-            "completionTime": stamp(4),
-            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": stamp(4)}],
+            "completionTime": t4,
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": t4}],
         },
     )
-    done = running(stamp(1), stamp(2))
+    done = running(t1, t2)
     done["containerStatuses"][0]["state"] = {
-        "terminated": {"exitCode": 0, "startedAt": stamp(2), "finishedAt": stamp(3)}
+        "terminated": {"exitCode": 0, "startedAt": t2, "finishedAt": t3}
     }
     cluster.pod(job, "ok-1-abcde", done)
     operator.run_once()
