@@ -137,7 +137,7 @@ def test_network_isolation_values_reach_the_operators_typed_settings(
     assert default.peer_wait_seconds == 600
     assert default.algorithms_image == "orchestrator/algorithms:0.1.0"
     egress = [
-        {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]},
+        {"to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}], "ports": [{"port": 6443}]},
         {
             "to": [{"namespaceSelector": {"matchLabels": {"name": "storage"}}}],
             "ports": [{"port": 9000, "protocol": "TCP"}],
@@ -150,8 +150,8 @@ def test_network_isolation_values_reach_the_operators_typed_settings(
     assert configured is not None
     assert [r.manifest() for r in configured] == [
         {
-            "to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}],
-            "ports": [{"protocol": "TCP", "port": 443}],
+            "to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}],
+            "ports": [{"protocol": "TCP", "port": 6443}],
         },
         {
             "to": [{"namespaceSelector": {"matchLabels": {"name": "storage"}}}],

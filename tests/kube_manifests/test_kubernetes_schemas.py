@@ -62,7 +62,7 @@ def _attempt(**spec: Any) -> list[dict[str, Any]]:
         gpu_runtime_class_name="nvidia",
         network_isolation_egress=[
             EgressRule.model_validate(
-                {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]}
+                {"to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}], "ports": [{"port": 6443}]}
             ),
             EgressRule.model_validate(
                 {

@@ -39,7 +39,7 @@ SCRIPT: dict[str, Any] = {
 }
 EGRESS = [
     EgressRule.model_validate(
-        {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]}
+        {"to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}], "ports": [{"port": 6443}]}
     ),
     EgressRule.model_validate(
         {
@@ -274,8 +274,8 @@ def test_an_isolated_job_gets_a_policy_that_denies_all_but_its_steps_dns_and_pee
     assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     assert peers == {"to": [{"podSelector": {"matchLabels": attempt}}]}
     assert api == {
-        "to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}],
-        "ports": [{"protocol": "TCP", "port": 443}],
+        "to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}],
+        "ports": [{"protocol": "TCP", "port": 6443}],
     }
     assert store["ports"] == [{"protocol": "TCP", "port": 9000}]
     assert cluster.names("Job") == ["sealed-1"]
