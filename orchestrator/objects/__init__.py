@@ -12,13 +12,7 @@ from orchestrator.objects.envelope import (
     encrypt_stream,
 )
 from orchestrator.objects.keys import KeyProvider, LocalKeyring
-from orchestrator.objects.store import (
-    FileObjectStore,
-    ObjectInfo,
-    ObjectStore,
-    open_object_store,
-    prefix_objects,
-)
+from orchestrator.objects.store import FileObjectStore, ObjectInfo, ObjectStore, open_object_store
 from orchestrator.objects.uri import join_uri, parse_object_uri, parse_prefix_uri
 
 __all__ = [
@@ -36,6 +30,5 @@ __all__ = [
     "pack_dir",
     "parse_object_uri",
     "parse_prefix_uri",
-    "prefix_objects",
     "safe_extract",
 ]

@@ -35,7 +35,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.errors import NotFoundError, OrchestratorError, PermanentError
-from orchestrator.objects import ObjectStore, pack_dir, prefix_objects, safe_extract
+from orchestrator.objects import ObjectStore, pack_dir, safe_extract
+from orchestrator.objects.store import prefix_objects
 from orchestrator.resources.failures import (
     REASON_LIMIT,
     FailureReason,
@@ -100,11 +101,9 @@ class Reader:
             return self._file_items(uri, what)
         try:
             return prefix_objects(self.store, uri)
-        except NotFoundError as e:
-            if missing_ok:
-                return []
-            raise TrainingFailure(client_error(f"{what}: data download failed: {e.message}")) from e
         except PermanentError as e:
+            if missing_ok and isinstance(e, NotFoundError):
+                return []
             raise TrainingFailure(client_error(f"{what}: data download failed: {e.message}")) from e
         except OrchestratorError as e:
             raise TrainingFailure(internal_error(f"{what}: reading {uri}: {e.message}")) from e
