@@ -7,13 +7,22 @@ double underscore, e.g. ``ORCH_OBJECTS__URL=s3://bucket``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -116,12 +125,100 @@ class DockerSettings(BaseModel):
     publish_host: str = "127.0.0.1"
 
 
+class LabelSelector(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
+
+
+class IPBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    cidr: str
+    except_: list[str] = Field(default_factory=list, alias="except")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        ipaddress.ip_network(v, strict=False)  # ValueError names the bad address
+        return v
+
+    @field_validator("except_")
+    @classmethod
+    def _excepts(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+        return v
+
+
+class EgressPeer(BaseModel):
+    """A NetworkPolicy peer, with Kubernetes' field names: ``ipBlock``, or a
+    ``namespaceSelector`` and/or ``podSelector`` (``matchLabels`` only)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    ip_block: IPBlock | None = Field(default=None, alias="ipBlock")
+    namespace_selector: LabelSelector | None = Field(default=None, alias="namespaceSelector")
+    pod_selector: LabelSelector | None = Field(default=None, alias="podSelector")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EgressPeer:
+        selectors = self.namespace_selector is not None or self.pod_selector is not None
+        if (self.ip_block is not None) == selectors:
+            raise ValueError("give either ipBlock or namespaceSelector/podSelector")
+        return self
+
+
+class EgressPort(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    end_port: int | None = Field(default=None, ge=1, le=65535, alias="endPort")
+
+
+class EgressRule(BaseModel):
+    """One egress rule of a NetworkPolicy (Kubernetes' shape: ``to``, ``ports``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    to: list[EgressPeer] = Field(min_length=1)
+    ports: list[EgressPort] = Field(default_factory=list)
+
+    def manifest(self) -> dict[str, Any]:
+        """As a NetworkPolicy's ``spec.egress[]`` item."""
+        rule: dict[str, Any] = {"to": [_peer(p) for p in self.to]}
+        if self.ports:
+            rule["ports"] = [
+                {"protocol": p.protocol, "port": p.port}
+                | ({"endPort": p.end_port} if p.end_port else {})
+                for p in self.ports
+            ]
+        return rule
+
+
+def _peer(peer: EgressPeer) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if peer.ip_block is not None:
+        block: dict[str, Any] = {"cidr": peer.ip_block.cidr}
+        if peer.ip_block.except_:
+            block["except"] = list(peer.ip_block.except_)
+        out["ipBlock"] = block
+    if peer.namespace_selector is not None:
+        out["namespaceSelector"] = {"matchLabels": dict(peer.namespace_selector.match_labels)}
+    if peer.pod_selector is not None:
+        out["podSelector"] = {"matchLabels": dict(peer.pod_selector.match_labels)}
+    return out
+
+
 class KubeSettings(BaseModel):
     """The operator on Kubernetes (``ORCH_KUBE__*``): images, placement, secrets, and the
     object store the pods use (defaults to ``ORCH_OBJECTS__*``)."""
 
     namespace: str = "default"
     training_image: str = "orchestrator/training:0.1.0"
+    # Built-in algorithms (AlgorithmName, no image): the training image plus TensorFlow.
+    algorithms_image: str = "orchestrator/algorithms:0.1.0"
     serving_image: str = "orchestrator/serving:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     # Training pods: the upload step reads its own pod's status, so this account may get pods.
@@ -152,6 +249,19 @@ class KubeSettings(BaseModel):
     # (label selector, port) for the autoscaler and the blue/green alarms.
     api_selector: str = "app.kubernetes.io/component=api"
     api_port: int = 8686
+    # Training jobs with EnableNetworkIsolation run under a NetworkPolicy that denies all
+    # ingress and egress of their pods except DNS, the job's own hosts, and these rules: what
+    # the orchestrator's own steps in the pod need (the object store; the Kubernetes API for
+    # the upload step). None (unset): such jobs are refused on this backend.
+    # JSON, e.g. '[{"to":[{"ipBlock":{"cidr":"10.0.0.10/32"}}],"ports":[{"port":9000}]}]'.
+    network_isolation_egress: list[EgressRule] | None = Field(default=None, min_length=1)
+    # The cluster's DNS pods (in any namespace), the one DNS server isolated pods may ask.
+    network_isolation_dns_labels: dict[str, str] = Field(
+        default_factory=lambda: {"k8s-app": "kube-dns"}
+    )
+    # How long each host of a multi-host job waits for every other host's DNS name to
+    # resolve (all its pods scheduled and given an address) before the job fails.
+    peer_wait_seconds: int = Field(default=600, ge=1)
 
 
 class Settings(BaseSettings):

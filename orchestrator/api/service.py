@@ -21,9 +21,9 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from orchestrator.api.auth import KeyStore
-from orchestrator.backends.base import Backend
+from orchestrator.backends.base import Backend, Configurable
 from orchestrator.clock import Clock
-from orchestrator.controller.plan.support import refusals
+from orchestrator.controller.plan.support import problems_of
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
 from orchestrator.errors import (
@@ -153,7 +153,8 @@ class ControlPlane:
 
     def _check_supported(self, kind: str, spec: BaseModel) -> None:
         """A field the backend cannot carry out is refused before anything is stored."""
-        problems = refusals(kind, spec, self.backend_name)
+        configured = self.backend.configured() if isinstance(self.backend, Configurable) else set()
+        problems = problems_of(kind, spec, self.backend_name, configured)
         if problems:
             raise ValidationError("; ".join(p.message for p in problems), field=problems[0].field)
 

@@ -12,7 +12,8 @@ capability, declared by implementing its protocol and checked with ``isinstance`
   (Kubernetes: a Deployment per fleet variant, which replaces dead pods itself);
 - ``ReplicaProcesses``: its replicas are host processes (CPU/memory sampling);
 - ``PassSnapshot``: reads everything it observes once per pass (one list per object kind
-  instead of one per resource: what keeps a pass over a thousand resources linear).
+  instead of one per resource: what keeps a pass over a thousand resources linear);
+- ``Configurable``: says which of its settings are set, for fields that need one.
 
 A backend has ``LaunchesReplicas`` or ``VariantFleets``; the executor uses whichever it has.
 """
@@ -94,6 +95,15 @@ class PassSnapshot(Protocol):
     def refresh(self) -> None:
         """Read what the coming pass observes; observations answer from it until the next
         refresh. Actions still go to the real world at once."""
+
+
+@runtime_checkable
+class Configurable(Protocol):
+    """Optional: backends on which some fields need a setting (``plan.support.REQUIREMENTS``:
+    network isolation on Kubernetes needs the egress its steps may use)."""
+
+    def configured(self) -> set[str]:
+        """The settings (environment variable names) that are set on this backend."""
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from orchestrator.controller.plan.types import (
     ObservedReplica,
     ReplicaLaunch,
 )
+from orchestrator.resources.failures import FailureKind, FailureReason
 from orchestrator.resources.training import SecondaryStatus
 
 
@@ -111,14 +112,22 @@ class FakeBackend:
                 metrics=metrics or {},
             )
 
-    def fail(self, name: str, reason: str, *, exit_code: int = 1) -> None:
+    def fail(
+        self,
+        name: str,
+        message: str,
+        *,
+        kind: FailureKind = "AlgorithmError",
+        exit_code: int = 1,
+    ) -> None:
+        """The attempt failed; the job's FailureReason becomes ``"<kind>: <message>"``."""
         with self._lock:
             self.jobs[name] = replace(
                 self.jobs[name],
                 state="exited",
                 outcome="failed",
                 exit_code=exit_code,
-                failure_reason=reason,
+                failure=FailureReason(kind=kind, message=message),
                 ended_at=self.clock.now(),
             )
 

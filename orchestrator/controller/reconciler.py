@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import pydantic
 
 from orchestrator import metrics
-from orchestrator.backends.base import Backend, PassSnapshot
+from orchestrator.backends.base import Backend, Configurable, PassSnapshot
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.executor import Executor
 from orchestrator.controller.plan.endpoint import (
@@ -33,7 +33,7 @@ from orchestrator.controller.plan.endpoint import (
     fail_endpoint,
     plan_endpoint,
 )
-from orchestrator.controller.plan.support import refusals
+from orchestrator.controller.plan.support import problems_of
 from orchestrator.controller.plan.training import (
     DesiredJob,
     TrainingPolicy,
@@ -62,6 +62,7 @@ from orchestrator.resources.endpoints import (
     EndpointState,
     EndpointStatus,
 )
+from orchestrator.resources.failures import FailureReason
 from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, KINDS, MODEL, TRAINING_JOB
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import (
@@ -262,7 +263,8 @@ class Reconciler:
             spec = parse_spec(model, record.spec)
         except ValidationError as e:
             raise self.spec_errors(e) from e
-        problems = refusals(record.kind, spec, self.backend.name)
+        configured = self.backend.configured() if isinstance(self.backend, Configurable) else set()
+        problems = problems_of(record.kind, spec, self.backend.name, configured)
         if problems:
             text = "; ".join(r.message for r in problems)
             raise self.spec_errors(ValidationError(text, field=problems[0].field))
@@ -372,7 +374,9 @@ class Reconciler:
             if not is_terminal(e):
                 raise
             # The backend refused this job for good (e.g. it cannot run its kind of code).
-            plan = fail_training_job(desired.status, f"ClientError: {e.message}", now)
+            plan = fail_training_job(
+                desired.status, FailureReason(kind="ClientError", message=e.message), now
+            )
         if _deletes(plan):
             return Result()
         if self.gpus is not None:

@@ -22,15 +22,17 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from orchestrator.controller.plan.support import unmet_requirements
 from orchestrator.controller.plan.types import (
     JobLaunch,
     ObservedJob,
     ObservedReplica,
     VariantFleet,
 )
-from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.errors import ConflictError, NotFoundError, ValidationError
 from orchestrator.kube import fleets as f
 from orchestrator.kube import jobs as j
+from orchestrator.kube import network as n
 from orchestrator.kube import objects as o
 from orchestrator.kube.api import call, wrap_api_error
 from orchestrator.kube.convert import API_GROUP, API_VERSION
@@ -40,6 +42,8 @@ from orchestrator.settings import KubeSettings
 
 MANAGED = {o.LABEL_MANAGED: "orchestrator"}
 FLEET_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Deployment")
+# What an attempt of a training job may consist of (cleaned up by its labels).
+ATTEMPT_KINDS = ("Job", "ConfigMap", "Service", "NetworkPolicy")
 
 
 @dataclass
@@ -80,6 +84,7 @@ class KubernetesBackend:
             client.AutoscalingV2Api(api),
             client.PolicyV1Api(api),
         )
+        networking = client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.core = core
         # kind -> (list, create, delete, patch)
@@ -119,6 +124,13 @@ class KubernetesBackend:
                 policy.list_namespaced_pod_disruption_budget,
                 policy.create_namespaced_pod_disruption_budget,
                 policy.delete_namespaced_pod_disruption_budget,
+                None,
+            ),
+            # Training attempts with EnableNetworkIsolation.
+            "NetworkPolicy": (
+                networking.list_namespaced_network_policy,
+                networking.create_namespaced_network_policy,
+                networking.delete_namespaced_network_policy,
                 None,
             ),
         }
@@ -204,17 +216,32 @@ class KubernetesBackend:
         ]
 
     # --- training ----------------------------------------------------------------------------
+    def configured(self) -> set[str]:
+        """The settings (environment variable names) that requirements ask about."""
+        out: set[str] = set()
+        if self.settings.network_isolation_egress:
+            out.add("ORCH_KUBE__NETWORK_ISOLATION_EGRESS")
+        return out
+
     def launch_job(self, launch: JobLaunch) -> None:
+        """The attempt's ConfigMap, NetworkPolicy (isolated), headless Service (several
+        hosts) and Job, in that order; a spec this backend cannot honour as configured is
+        refused (terminal) before anything is created."""
+        problems = unmet_requirements("TrainingJob", launch.spec, self.name, self.configured())
+        if problems:
+            text = "; ".join(p.message for p in problems)
+            raise ValidationError(text, field=problems[0].field)
         owner = self.owner("TrainingJob", launch.name)
-        args = (launch.name, self.namespace, launch.attempt, launch.spec)
-        kw: dict[str, Any] = {
-            "output_uri": launch.output_uri,
-            "owner": owner,
-            "settings": self.settings,
-        }
-        # The ConfigMap first: a Job never waits on a missing volume.
-        self.create(j.step_config_map(*args, **kw))
-        self.create(j.training_job_manifest(*args, **kw))
+        for body in n.attempt_objects(
+            launch.name,
+            self.namespace,
+            launch.attempt,
+            launch.spec,
+            output_uri=launch.output_uri,
+            owner=owner,
+            settings=self.settings,
+        ):
+            self.create(body)
 
     def _latest_job(self, name: str) -> dict[str, Any] | None:
         return max(self._jobs_of(name), key=_attempt, default=None)
@@ -244,7 +271,7 @@ class KubernetesBackend:
 
     def cleanup_job(self, name: str) -> None:
         # Pods go with their Job (background propagation: the garbage collector deletes them).
-        for kind in ("Job", "ConfigMap"):
+        for kind in ATTEMPT_KINDS:
             for item in self.list_items(kind, j.job_labels(name)):
                 self.delete(kind, item["metadata"]["name"])
 

@@ -2,6 +2,18 @@
 
 The pod runs the orchestrator's ``download`` step (an init container), the user's container
 (``algo``) and the ``upload`` step beside it; see ``orchestrator.kube.steps``.
+
+``InstanceCount`` N > 1: an Indexed Job of N completions run at once, one pod per host
+(``algo-<index+1>``), whose pods are ``<job>-<index>.<service>`` in DNS through the attempt's
+headless Service (``kube.network``). No pod is retried inside the Job (``backoffLimit: 0``): an
+attempt that fails for a reason of ours is retried whole, as a new attempt, by the planner
+(``RetryStrategy``, as SageMaker retries the whole job); a single host disrupted by eviction or
+preemption is replaced by the Job without counting, while a disrupted host of several fails
+the attempt (the others cannot carry on without it).
+
+Every pod's download step writes the hosts file (``algo-1`` ... ``algo-N`` and their
+addresses, once each resolves) into a volume that the user's container mounts at
+``/etc/hosts``, so SageMaker's host names resolve on Kubernetes too.
 """
 
 from __future__ import annotations
@@ -14,6 +26,8 @@ from orchestrator.kube.objects import (
     ANNOTATION_OUTPUT,
     CLIENT_ERROR_EXIT,
     DOWNLOAD,
+    FATAL_EXIT,
+    INDEX_ANNOTATION,
     LABEL_ATTEMPT,
     LABEL_MANAGED,
     LABEL_TRAINING_JOB,
@@ -30,11 +44,29 @@ from orchestrator.kube.objects import (
 )
 from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.settings import KubeSettings
-from orchestrator.training.contract import MlPaths, program_of, script_args, user_environment
+from orchestrator.training.contract import (
+    ALGORITHM_ENV,
+    Host,
+    MlPaths,
+    builtin_algorithm,
+    program_of,
+    script_args,
+    user_environment,
+)
+
+# A pod's hostname is ``<job>-<index>`` (at most 63 characters) with up to 100 hosts.
+JOB_NAME_LIMIT = 60
+HOST_INDEX_ENV = "ORCH_HOST_INDEX"
+POD_IP_ENV = "POD_IP"
+HOSTS_VOLUME = "hosts"
+HOSTS_DIR = "/etc/orchestrator/hosts"
+HOSTS_FILE = "hosts"
+# Runs the user's command with this pod's SM_CURRENT_HOST (read from resourceconfig.json).
+AS_HOST = ["python", "-m", "orchestrator.kube.hostenv", "--"]
 
 
 def job_name(name: str, attempt: int) -> str:
-    return k8s_name(name, str(attempt))
+    return k8s_name(name, str(attempt), limit=JOB_NAME_LIMIT)
 
 
 def job_labels(name: str, attempt: int | None = None) -> dict[str, str]:
@@ -44,7 +76,19 @@ def job_labels(name: str, attempt: int | None = None) -> dict[str, str]:
     return labels
 
 
-def step_config(spec: CreateTrainingJobRequest, output_uri: str, s: KubeSettings) -> str:
+def peer_fqdn(job: str, index: int, namespace: str, domain: str) -> str:
+    """The DNS name of host ``index`` of an Indexed Job whose headless Service is named as it."""
+    return f"{job}-{index}.{job}.{namespace}.svc.{domain}"
+
+
+def step_config(
+    spec: CreateTrainingJobRequest,
+    output_uri: str,
+    s: KubeSettings,
+    *,
+    job: str = "",
+    namespace: str = "",
+) -> str:
     """What the download and upload steps read (no secret in it)."""
     return json.dumps(
         {
@@ -54,6 +98,13 @@ def step_config(spec: CreateTrainingJobRequest, output_uri: str, s: KubeSettings
             "s3_endpoint_url": s.s3_endpoint_url,
             "s3_region": s.s3_region,
             "chunk_size": s.chunk_size,
+            "peers": [
+                peer_fqdn(job, i, namespace, s.cluster_domain)
+                for i in range(spec.ResourceConfig.InstanceCount)
+            ]
+            if spec.ResourceConfig.InstanceCount > 1
+            else [],
+            "peer_wait_seconds": s.peer_wait_seconds,
         },
         sort_keys=True,
     )
@@ -69,33 +120,90 @@ def step_config_map(
     owner: dict[str, Any] | None,
     settings: KubeSettings,
 ) -> dict[str, Any]:
+    job = job_name(name, attempt)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": meta(job_name(name, attempt), namespace, job_labels(name, attempt), owner),
-        "data": {"job.json": step_config(spec, output_uri, settings)},
+        "metadata": meta(job, namespace, job_labels(name, attempt), owner),
+        "data": {"job.json": step_config(spec, output_uri, settings, job=job, namespace=namespace)},
     }
 
 
 def _user_command(spec: CreateTrainingJobRequest, s: KubeSettings) -> dict[str, Any]:
-    """Image, command and arguments of the user's container (SageMaker's rules)."""
+    """Image, command and arguments of the user's container (SageMaker's rules). A command the
+    orchestrator's images run is started through ``AS_HOST`` on several hosts, which sets
+    ``SM_CURRENT_HOST``; the user's own image reads ``resourceconfig.json``, as on SageMaker."""
     algo = spec.AlgorithmSpecification
     paths = MlPaths(ML_ROOT)
+    wrap = AS_HOST if spec.ResourceConfig.InstanceCount > 1 else []
+    if algo.TrainingImage:
+        out: dict[str, Any] = {"image": algo.TrainingImage}
+        if algo.ContainerEntrypoint:
+            out["command"] = list(algo.ContainerEntrypoint)
+            if algo.ContainerArguments:
+                out["args"] = list(algo.ContainerArguments)
+        else:
+            out["args"] = list(algo.ContainerArguments or ["train"])
+        return out
     if algo.ContainerEntrypoint:
-        out: dict[str, Any] = {
-            "image": algo.TrainingImage or s.training_image,
-            "command": list(algo.ContainerEntrypoint),
-        }
+        out = {"image": s.training_image, "command": [*wrap, *algo.ContainerEntrypoint]}
         if algo.ContainerArguments:
             out["args"] = list(algo.ContainerArguments)
         return out
-    if algo.TrainingImage:
-        return {"image": algo.TrainingImage, "args": list(algo.ContainerArguments or ["train"])}
+    if builtin_algorithm(spec) is not None:
+        return {
+            "image": s.algorithms_image,
+            "command": [*wrap, "python", "-m", "orchestrator.algorithms.train"],
+            "workingDir": str(paths.root),
+        }
     program = program_of(spec) or "train.py"
     return {
         "image": s.training_image,
-        "command": ["python", str(paths.code_dir / program), *script_args(spec)],
+        "command": [*wrap, "python", str(paths.code_dir / program), *script_args(spec)],
         "workingDir": str(paths.code_dir),
+    }
+
+
+def _user_env(spec: CreateTrainingJobRequest) -> list[dict[str, Any]]:
+    count = spec.ResourceConfig.InstanceCount
+    # One pod template for every host: which one this is, is only known in the pod.
+    env = user_environment(MlPaths(ML_ROOT), spec, {}, host=Host() if count == 1 else None)
+    builtin = builtin_algorithm(spec)
+    if builtin is not None:
+        env[ALGORITHM_ENV] = builtin
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def _downward(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _pod_failure_policy(hosts: int) -> dict[str, Any]:
+    # Evictions, preemptions, node drains: not the job's fault. One host: the Job starts a
+    # new pod, not counted. Several: the others cannot go on without it, so the attempt fails
+    # (InternalServerError) and RetryStrategy decides.
+    disrupted = "Ignore" if hosts == 1 else "FailJob"
+    return {
+        "rules": [
+            {
+                "action": disrupted,
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            # The user's code failed: retrying will not help (SageMaker's AlgorithmError).
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": ALGO, "operator": "NotIn", "values": [0]},
+            },
+            # The input is wrong, or the pod is not what the step expected: no retry.
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": DOWNLOAD,
+                    "operator": "In",
+                    "values": [CLIENT_ERROR_EXIT, FATAL_EXIT],
+                },
+            },
+        ]
     }
 
 
@@ -109,30 +217,46 @@ def training_job_manifest(
     owner: dict[str, Any] | None,
     settings: KubeSettings,
 ) -> dict[str, Any]:
-    """One attempt of a training job as a ``batch/v1`` Job (its ConfigMap has the same name)."""
+    """One attempt of a training job as a ``batch/v1`` Job (its ConfigMap has the same name,
+    and so, on several hosts, its headless Service)."""
     s = settings
     labels = job_labels(name, attempt)
-    retries = spec.RetryStrategy.MaximumRetryAttempts if spec.RetryStrategy else 0
-    env = user_environment(MlPaths(ML_ROOT), spec, {})
+    hosts = spec.ResourceConfig.InstanceCount
+    job = job_name(name, attempt)
+    host_env = [_downward(HOST_INDEX_ENV, f"metadata.annotations['{INDEX_ANNOTATION}']")]
+    index_args = ["--host-index", f"$({HOST_INDEX_ENV})"] if hosts > 1 else []
     algo = {
         "name": ALGO,
         **_user_command(spec, s),
         "imagePullPolicy": s.image_pull_policy,
-        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
-        "volumeMounts": [{"name": "ml", "mountPath": str(ML_ROOT)}],
+        "env": _user_env(spec),
+        "volumeMounts": [
+            {"name": "ml", "mountPath": str(ML_ROOT)},
+            # The hosts file the download step wrote: algo-1..N resolve (kubelet leaves a
+            # container's /etc/hosts alone when the container mounts its own).
+            {
+                "name": HOSTS_VOLUME,
+                "mountPath": "/etc/hosts",
+                "subPath": HOSTS_FILE,
+                "readOnly": True,
+            },
+        ],
         "resources": instance_resources(spec.ResourceConfig.InstanceType),
         # SageMaker's failure file becomes the container's termination message.
         "terminationMessagePath": str(MlPaths(ML_ROOT).failure_file),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": container_security(),
     }
-    download = step_container(DOWNLOAD, "download", s)
+    download = step_container(DOWNLOAD, "download", s, *index_args)
+    download["env"] = [*(host_env if hosts > 1 else []), _downward(POD_IP_ENV, "status.podIP")]
+    download["volumeMounts"].append({"name": HOSTS_VOLUME, "mountPath": HOSTS_DIR})
     upload = step_container(
-        UPLOAD, "upload", s, "--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"
+        UPLOAD, "upload", s, "--pod", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)", *index_args
     )
     upload["env"] = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        *(host_env if hosts > 1 else []),
+        _downward("POD_NAME", "metadata.name"),
+        _downward("POD_NAMESPACE", "metadata.namespace"),
     ]
     upload["volumeMounts"].append({"name": "kube-api", "mountPath": SA_DIR, "readOnly": True})
     pod_spec: dict[str, Any] = {
@@ -147,7 +271,8 @@ def training_job_manifest(
         "containers": [algo, upload],
         "volumes": [
             {"name": "ml", "emptyDir": {"sizeLimit": f"{spec.ResourceConfig.VolumeSizeInGB}Gi"}},
-            {"name": "step", "configMap": {"name": job_name(name, attempt)}},
+            {"name": HOSTS_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}},
+            {"name": "step", "configMap": {"name": job}},
             {
                 "name": "keyring",
                 # 0440 + the pod's fsGroup: readable by the step containers' user only.
@@ -175,37 +300,19 @@ def training_job_manifest(
         ],
         **gpu_placement(spec.ResourceConfig.InstanceType, s),
     }
-    job_meta = meta(job_name(name, attempt), namespace, labels, owner)
-    job_meta["annotations"] = {ANNOTATION_OUTPUT: output_uri}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": job_meta,
-        "spec": {
-            "backoffLimit": retries,
-            "activeDeadlineSeconds": spec.StoppingCondition.MaxRuntimeInSeconds,
-            "podFailurePolicy": {
-                "rules": [
-                    # Evictions, preemptions, node drains: not the job's fault, not counted.
-                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-                    # The user's code failed: retrying will not help (SageMaker's AlgorithmError).
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {"containerName": ALGO, "operator": "NotIn", "values": [0]},
-                    },
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": DOWNLOAD,
-                            "operator": "In",
-                            "values": [CLIENT_ERROR_EXIT],
-                        },
-                    },
-                ]
-            },
-            "template": {
-                "metadata": {"labels": {**labels, LABEL_MANAGED: "orchestrator"}},
-                "spec": pod_spec,
-            },
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": spec.StoppingCondition.MaxRuntimeInSeconds,
+        "podFailurePolicy": _pod_failure_policy(hosts),
+        "template": {
+            "metadata": {"labels": {**labels, LABEL_MANAGED: "orchestrator"}},
+            "spec": pod_spec,
         },
     }
+    if hosts > 1:
+        job_spec.update(completionMode="Indexed", completions=hosts, parallelism=hosts)
+        # <job>-<index>.<job>.<namespace>.svc: the headless Service of the same name.
+        pod_spec["subdomain"] = job
+    job_meta = meta(job, namespace, labels, owner)
+    job_meta["annotations"] = {ANNOTATION_OUTPUT: output_uri}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": job_spec}

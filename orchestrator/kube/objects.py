@@ -26,6 +26,8 @@ LABEL_ENDPOINT = f"{PREFIX}/endpoint"
 LABEL_VARIANT = f"{PREFIX}/variant"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 ANNOTATION_OUTPUT = f"{PREFIX}/output-uri"
+# The Job controller's index of a pod of an Indexed Job (an annotation since Kubernetes 1.21).
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 LABEL_FLEET = f"{PREFIX}/fleet"  # the EndpointConfig of a fleet (as a DNS label)
 # Names as the user wrote them (object names and label values are lowercased DNS labels).
 ANNOTATION_ENDPOINT_NAME = f"{PREFIX}/endpoint-name"
@@ -39,6 +41,9 @@ SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 ML_ROOT = Path("/opt/ml")
 # Exit code of a step that found the user's input wrong (a missing channel): fail the Job.
 CLIENT_ERROR_EXIT = 2
+# Exit code of a step that found its pod not as the Job defines it (a host index out of
+# range, peers that never resolve): no retry of the pod will do better.
+FATAL_EXIT = 3
 
 
 def k8s_name(*parts: str, limit: int = 63) -> str:

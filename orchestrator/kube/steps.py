@@ -2,16 +2,25 @@
 
 ``python -m orchestrator.kube.steps COMMAND --config ... --keyring ... --ml-root /opt/ml``.
 These are the only containers that see the object-store credentials and the keyring; the
-user's container sees ``/opt/ml`` only. Training pods:
+user's container sees ``/opt/ml`` (and its hosts file) only. What moves where is the training
+data contract of ``orchestrator.training.transfer``, the same as on the other backends.
+Training pods:
 
-* ``download`` (init container): channels, the script-mode source and checkpoints, decrypted
-  into ``/opt/ml``, then ``input/config/*.json``. A missing channel is the user's error: the
-  termination message says ``ClientError: ...`` and the exit code 2 fails the Job at once.
+* ``download`` (init container): this host's data (channels, ``ShardedByS3Key`` ones sharded,
+  the script-mode source, checkpoints) decrypted into ``/opt/ml``, then
+  ``input/config/*.json`` naming this host; then, on several hosts, it waits for every other
+  host's DNS name and writes the hosts file (``kube.hosts``). A missing channel is the
+  user's error (``ClientError``, exit code 2: the Job fails at once).
 * ``upload`` (a second container): waits until the user's container has terminated, reading
   its own pod's status through the API (the pod's name comes from the downward API), then
-  packs ``/opt/ml/model`` into ``model.tar.gz``, encrypts and uploads it (and output data and
-  checkpoints). On SIGTERM (a stop) it keeps waiting for the user's container and uploads what
-  was saved, as SageMaker does; a failed upload exits 1 and the Job retries the pod.
+  packs ``/opt/ml/model`` into ``model.tar.gz`` (on algo-1 only), encrypts and uploads it (and
+  output data and checkpoints). On SIGTERM (a stop) it keeps waiting for the user's container
+  and uploads what was saved, as SageMaker does; a failed upload exits 1 and fails the attempt.
+
+A step that fails writes its ``FailureReason`` to its termination message, encoded
+(``FailureReason.encode``), which the operator reads back exactly (``kube.observe``); the exit
+code tells the Job what to do: 2 for a ``ClientError``, 3 for a pod that is not what its Job
+defines (a host index out of range, peers that never resolve), 1 for anything else.
 
 Serving pods: ``fetch-model`` (init container) unpacks the model artifact and source.
 """
@@ -20,10 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import shutil
 import signal
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,28 +42,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.errors import OrchestratorError, PermanentError
-from orchestrator.kube.objects import ALGO, CLIENT_ERROR_EXIT
-from orchestrator.objects import (
-    LocalKeyring,
-    ObjectStore,
-    open_object_store,
-    pack_dir,
-    safe_extract,
-)
+from orchestrator.errors import OrchestratorError
+from orchestrator.kube.hosts import write_hosts
+from orchestrator.kube.jobs import HOSTS_DIR, HOSTS_FILE, POD_IP_ENV
+from orchestrator.kube.objects import ALGO, CLIENT_ERROR_EXIT, FATAL_EXIT
+from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
+from orchestrator.resources.failures import FailureReason, internal_error
 from orchestrator.resources.training import CreateTrainingJobRequest
-from orchestrator.training.contract import MlPaths, submit_dir_of, write_config
+from orchestrator.training.contract import Host, MlPaths
+from orchestrator.training.transfer import Reader, TrainingFailure, Transfer, unexpected
 
-MESSAGE_LIMIT = 4096  # what Kubernetes keeps of a termination message
-
-
-class StepError(Exception):
-    """A failure with a SageMaker-style reason and the exit code that tells the Job what to do."""
-
-    def __init__(self, reason: str, exit_code: int = 1) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.exit_code = exit_code
+MESSAGE_LIMIT = 4096  # what Kubernetes keeps of a termination message (bytes)
+FILE_URIS = "a pod reads only s3:// URIs (the object store)"
 
 
 class StepConfig(BaseModel):
@@ -63,6 +63,13 @@ class StepConfig(BaseModel):
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     chunk_size: int = 4 << 20
+    # On several hosts: host i's DNS name is peers[i].
+    peers: list[str] = []
+    peer_wait_seconds: float = 600.0
+
+
+class Fatal(TrainingFailure):
+    """A failure no retry of the same pod can fix (exit code ``FATAL_EXIT``)."""
 
 
 def open_store(
@@ -81,68 +88,76 @@ def open_store(
     )
 
 
-def fetch(store: ObjectStore, uri: str, dest: Path, what: str) -> None:
-    if not uri.startswith("s3://"):
-        raise StepError(f"ClientError: {what}: {uri}: only s3:// URIs can be read in a cluster", 2)
+def say(message: str) -> None:
+    print(f"[orchestrator] {message}", file=sys.stderr, flush=True)
+
+
+def host_of(spec: CreateTrainingJobRequest, index: str | None) -> Host:
+    """This pod's host from its Job's completion index (none: the only host)."""
+    count = spec.ResourceConfig.InstanceCount
+    if index is None:
+        index = "0"
     try:
-        store.download_prefix(uri, dest)
-    except PermanentError as e:
-        raise StepError(f"ClientError: {what}: data download failed: {e.message}", 2) from e
+        return Host(int(index), count)
+    except ValueError as e:
+        raise Fatal(internal_error(f"--host-index {index!r}: {e}")) from e
 
 
-def unpack_into(store: ObjectStore, uri: str, dest: Path, what: str) -> None:
-    """A tar.gz (or plain files) under ``uri`` unpacked or copied into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        fetch(store, uri, Path(tmp), what)
-        for f in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
-            if tarfile.is_tarfile(f):
-                safe_extract(f, dest)
-            else:
-                shutil.copy2(f, dest / f.name)
+def transfer(
+    cfg: StepConfig, store: ObjectStore, paths: MlPaths, host: Host | None = None
+) -> Transfer:
+    return Transfer(
+        cfg.spec,
+        paths,
+        lambda: store,
+        output_uri=cfg.output_uri,
+        host=host or Host(0, cfg.spec.ResourceConfig.InstanceCount),
+        file_uris=FILE_URIS,
+        interface="eth0",
+        say=say,
+    )
 
 
-def download(cfg: StepConfig, store: ObjectStore, paths: MlPaths) -> None:
-    spec = cfg.spec
-    paths.make([c.ChannelName for c in spec.InputDataConfig])
-    for c in spec.InputDataConfig:
-        fetch(
-            store,
-            c.DataSource.S3DataSource.S3Uri,
-            paths.channel_dir(c.ChannelName),
-            f"channel {c.ChannelName!r}",
+def download(
+    cfg: StepConfig,
+    store: ObjectStore,
+    paths: MlPaths,
+    host: Host | None = None,
+    *,
+    hosts_dir: Path = Path(HOSTS_DIR),
+    own_address: str | None = None,
+    lookup: Callable[[str], str | None] | None = None,
+) -> None:
+    t = transfer(cfg, store, paths, host)
+    t.download()
+    kwargs: dict[str, Any] = {} if lookup is None else {"lookup": lookup}
+    try:
+        write_hosts(
+            hosts_dir / HOSTS_FILE,
+            t.host,
+            cfg.peers,
+            own_address=own_address,
+            wait_seconds=cfg.peer_wait_seconds,
+            say=say,
+            **kwargs,
         )
-    source = submit_dir_of(spec)
-    if source:
-        unpack_into(store, source, paths.code_dir, "source directory (sagemaker_submit_directory)")
-    ckpt = spec.CheckpointConfig
-    if ckpt is not None and store.list(ckpt.S3Uri):
-        fetch(store, ckpt.S3Uri, paths.checkpoint_dir, "checkpoints")
-    write_config(paths, spec)
+    except TrainingFailure as e:
+        raise Fatal(e.reason) from e
 
 
 def upload(
-    cfg: StepConfig, store: ObjectStore, paths: MlPaths, exit_code: int, stopping: bool
+    cfg: StepConfig,
+    store: ObjectStore,
+    paths: MlPaths,
+    exit_code: int,
+    stopping: bool,
+    *,
+    host: Host | None = None,
 ) -> None:
     """What SageMaker uploads: the model (after success or a stop), output data, checkpoints."""
     if exit_code != 0 and not stopping:
         return  # the user's container failed: its termination message is the reason
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "model.tar.gz"
-        paths.model_dir.mkdir(parents=True, exist_ok=True)
-        pack_dir(paths.model_dir, archive)
-        store.put_file(cfg.output_uri, archive)
-        out = paths.output_data_dir
-        if out.exists() and any(out.iterdir()):
-            pack_dir(out, Path(tmp) / "output.tar.gz")
-            store.put_file(
-                cfg.output_uri.rsplit("/", 1)[0] + "/output.tar.gz", Path(tmp) / "output.tar.gz"
-            )
-    ckpt = cfg.spec.CheckpointConfig
-    if ckpt is not None and paths.checkpoint_dir.exists():
-        base = ckpt.S3Uri.rstrip("/")
-        for f in sorted(p for p in paths.checkpoint_dir.rglob("*") if p.is_file()):
-            store.put_file(f"{base}/{f.relative_to(paths.checkpoint_dir)}", f)
+    transfer(cfg, store, paths, host).upload()
 
 
 def container_exit_code(pod: dict[str, Any], container: str) -> int | None:
@@ -162,7 +177,7 @@ def wait_for_container(
         try:
             code = container_exit_code(read_pod(), container)
         except OrchestratorError as e:
-            print(f"[orchestrator] reading the pod's status: {e.message}", file=sys.stderr)
+            say(f"reading the pod's status: {e.message}")
             code = None
         if code is not None:
             return code
@@ -170,8 +185,6 @@ def wait_for_container(
 
 
 def _pod_reader(pod: str, namespace: str) -> Callable[[], dict[str, Any]]:
-    import json
-
     from kubernetes import client, config
 
     config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -185,6 +198,22 @@ def _pod_reader(pod: str, namespace: str) -> Callable[[], dict[str, Any]]:
     return read
 
 
+def exit_code_of(reason: FailureReason, fatal: bool) -> int:
+    if reason.kind == "ClientError":
+        return CLIENT_ERROR_EXIT
+    return FATAL_EXIT if fatal else 1
+
+
+def report(log: Path, reason: FailureReason, code: int, *, encoded: bool = True) -> int:
+    """Tell the operator why (the termination message) and the Job what to do (the code).
+    A serving pod's ``fetch-model`` message is shown to people as it is: not encoded."""
+    say(reason.render(MESSAGE_LIMIT))
+    text = reason.encode(MESSAGE_LIMIT) if encoded else reason.render(MESSAGE_LIMIT)
+    with contextlib.suppress(OSError):
+        log.write_text(text)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.kube.steps")
     parser.add_argument("command", choices=["download", "upload", "fetch-model"])
@@ -192,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyring", type=Path, required=True)
     parser.add_argument("--ml-root", type=Path, default=Path("/opt/ml"))
     parser.add_argument("--termination-log", type=Path, default=Path("/dev/termination-log"))
+    parser.add_argument("--hosts-dir", type=Path, default=Path(HOSTS_DIR))
+    parser.add_argument("--host-index")
     parser.add_argument("--pod")
     parser.add_argument("--namespace")
     parser.add_argument("--object-store")
@@ -209,19 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "fetch-model":
-            store = open_store(
-                args.object_store,
-                args.keyring,
-                s3_endpoint_url=args.s3_endpoint_url,
-                s3_region=args.s3_region,
-                chunk_size=4 << 20,
-            )
-            if args.model_data:
-                unpack_into(store, args.model_data, paths.model_dir, "ModelDataUrl")
-            if args.source:
-                unpack_into(store, args.source, paths.code_dir, "SAGEMAKER_SUBMIT_DIRECTORY")
-            return 0
+            return fetch_model(args, paths)
         cfg = StepConfig.model_validate_json(Path(args.config).read_text())
+        host = host_of(cfg.spec, args.host_index)
         store = open_store(
             cfg.object_store_url,
             args.keyring,
@@ -230,26 +251,45 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=cfg.chunk_size,
         )
         if args.command == "download":
-            download(cfg, store, paths)
+            download(
+                cfg,
+                store,
+                paths,
+                host,
+                hosts_dir=args.hosts_dir,
+                own_address=os.environ.get(POD_IP_ENV) or None,
+            )
         else:
             signal.signal(signal.SIGTERM, on_term)
             code = wait_for_container(_pod_reader(args.pod, args.namespace), ALGO)
-            upload(cfg, store, paths, code, stopping)
-    except StepError as e:
-        return _fail(args.termination_log, e.reason, e.exit_code)
-    except OrchestratorError as e:
-        return _fail(args.termination_log, f"InternalServerError: {args.command}: {e.message}", 1)
-    except Exception as e:
-        reason = f"InternalServerError: {args.command}: {type(e).__name__}: {e}"
-        return _fail(args.termination_log, reason, 1)
+            upload(cfg, store, paths, code, stopping, host=host)
+    except Exception as e:  # every failure is reported, planned (TrainingFailure) or not
+        reason = unexpected(e, args.command)
+        code = exit_code_of(reason, isinstance(e, Fatal))
+        return report(args.termination_log, reason, code, encoded=args.command != "fetch-model")
     return 0
 
 
-def _fail(log: Path, reason: str, code: int) -> int:
-    print(f"[orchestrator] {reason}", file=sys.stderr)
-    with contextlib.suppress(OSError):
-        log.write_text(reason[:MESSAGE_LIMIT])
-    return code if code != CLIENT_ERROR_EXIT or reason.startswith("ClientError") else 1
+def fetch_model(args: argparse.Namespace, paths: MlPaths) -> int:
+    store = open_store(
+        args.object_store,
+        args.keyring,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_region=args.s3_region,
+        chunk_size=4 << 20,
+    )
+    for uri, dest, what in (
+        (args.model_data, paths.model_dir, "ModelDataUrl"),
+        (args.source, paths.code_dir, "SAGEMAKER_SUBMIT_DIRECTORY"),
+    ):
+        if uri:
+            unpack_into(store, uri, dest, what)
+    return 0
+
+
+def unpack_into(store: ObjectStore, uri: str, dest: Path, what: str) -> None:
+    """A tar.gz (or plain files) under ``uri`` unpacked or copied into ``dest`` (a model)."""
+    Reader(lambda: store, file_uris=FILE_URIS).unpack(uri, dest, what)
 
 
 if __name__ == "__main__":

@@ -120,23 +120,35 @@ class StoreBase:
 
     def download_prefix(self, prefix_uri: str, dest: Path) -> builtins.list[Path]:
         """SageMaker channel semantics: one object to ``dest/<basename>``, or a whole tree."""
-        bucket, prefix = parse_prefix_uri(prefix_uri)
-        if prefix and not prefix.endswith("/"):
-            single = join_uri(bucket, prefix)
-            if self.exists(single):
-                target = dest / prefix.rsplit("/", 1)[-1]
-                self.get_file(single, target)
-                return [target]
-            prefix += "/"
-        found = self.list(join_uri(bucket, prefix))
-        if not found:
-            raise NotFoundError(f"no objects under {prefix_uri}", field="uri")
         paths = []
-        for info in found:
-            target = dest / parse_object_uri(info.uri)[1][len(prefix) :]
-            self.get_file(info.uri, target)
+        for uri, relative in prefix_objects(self, prefix_uri):
+            target = dest / relative
+            self.get_file(uri, target)
             paths.append(target)
         return paths
+
+
+class Listing(Protocol):
+    """What ``prefix_objects`` needs of a store."""
+
+    def exists(self, uri: str) -> bool: ...
+    def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
+
+
+def prefix_objects(store: Listing, prefix_uri: str) -> list[tuple[str, str]]:
+    """What a channel URI names, as (object URI, path relative to the channel), sorted by key:
+    the one object the URI names, or every object under it as a prefix (SageMaker's
+    ``S3Prefix``). ``NotFoundError`` when there is none."""
+    bucket, prefix = parse_prefix_uri(prefix_uri)
+    if prefix and not prefix.endswith("/"):
+        single = join_uri(bucket, prefix)
+        if store.exists(single):
+            return [(single, prefix.rsplit("/", 1)[-1])]
+        prefix += "/"
+    found = store.list(join_uri(bucket, prefix))
+    if not found:
+        raise NotFoundError(f"no objects under {prefix_uri}", field="uri")
+    return sorted((info.uri, parse_object_uri(info.uri)[1][len(prefix) :]) for info in found)
 
 
 class FileObjectStore(StoreBase):

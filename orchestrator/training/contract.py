@@ -4,15 +4,20 @@ A job's root plays the part of ``/opt/ml``: ``input/config/*.json``, ``input/dat
 ``model/``, ``output/failure``, ``output/data/``, ``checkpoints/``, ``code/``. The root's path
 is given to the user's process in ``ORCH_ML_ROOT`` (and each path in the ``SM_*`` variables the
 SageMaker training toolkit defines), so scripts written for SageMaker run unchanged.
+
+A job of ``InstanceCount`` N runs on N hosts named ``algo-1`` ... ``algo-N`` (``Host``); each
+host's ``resourceconfig.json`` and ``SM_CURRENT_HOST`` name it, and a channel distributed
+``ShardedByS3Key`` gives each host its share of the channel's objects (``shard``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator.algorithms.hyperparameters import ALGORITHMS, parse_hyperparameters
 from orchestrator.errors import ValidationError
@@ -20,13 +25,64 @@ from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     PROGRAM_HYPERPARAMETER,
     SUBMIT_DIR_HYPERPARAMETER,
+    Channel,
     CreateTrainingJobRequest,
 )
 
 ML_ROOT_ENV = "ORCH_ML_ROOT"
 # Which built-in algorithm ``python -m orchestrator.algorithms.train`` runs.
 ALGORITHM_ENV = "ORCH_ALGORITHM"
-HOST = "algo-1"
+T = TypeVar("T")
+
+
+def host_names(count: int) -> list[str]:
+    """SageMaker's host names of a job on ``count`` instances."""
+    return [f"algo-{k}" for k in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of a job: ``index`` (0-based) of ``count``; its name is ``algo-<index+1>``."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"a job runs on at least one host, not {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ValueError(
+                f"host index {self.index} is out of range: a job with InstanceCount="
+                f"{self.count} has hosts 0..{self.count - 1} (algo-1..algo-{self.count})"
+            )
+
+    @property
+    def name(self) -> str:
+        return f"algo-{self.index + 1}"
+
+    @property
+    def names(self) -> list[str]:
+        return host_names(self.count)
+
+    @property
+    def first(self) -> bool:
+        """The host that uploads the model (algo-1), as on SageMaker."""
+        return self.index == 0
+
+
+def hosts_of(spec: CreateTrainingJobRequest) -> list[Host]:
+    count = spec.ResourceConfig.InstanceCount
+    return [Host(i, count) for i in range(count)]
+
+
+def shard(items: Sequence[T], host: Host) -> list[T]:
+    """``host``'s share of a ``ShardedByS3Key`` channel: every ``count``-th item of the sorted
+    keys, from its index on (about 1/N each; a host past the number of items gets none)."""
+    return list(items[host.index :: host.count])
+
+
+def sharded(channel: Channel) -> bool:
+    return channel.DataSource.S3DataSource.S3DataDistributionType == "ShardedByS3Key"
 
 
 @dataclass(frozen=True)
@@ -114,7 +170,25 @@ def check_builtin_algorithm(spec: CreateTrainingJobRequest) -> None:
     parse_hyperparameters(algo.AlgorithmName, dict(spec.HyperParameters))
 
 
-def write_config(paths: MlPaths, spec: CreateTrainingJobRequest) -> None:
+def resource_config(
+    spec: CreateTrainingJobRequest, host: Host, interface: str = "lo"
+) -> dict[str, Any]:
+    """``resourceconfig.json`` of one host, in SageMaker's shape."""
+    return {
+        "current_host": host.name,
+        "current_instance_type": spec.ResourceConfig.InstanceType,
+        "hosts": host.names,
+        "network_interface_name": interface,
+    }
+
+
+def write_config(
+    paths: MlPaths,
+    spec: CreateTrainingJobRequest,
+    host: Host | None = None,
+    interface: str = "lo",
+) -> None:
+    host = host or Host()
     mode = spec.AlgorithmSpecification.TrainingInputMode
     files = {
         "hyperparameters.json": dict(spec.HyperParameters),
@@ -127,12 +201,7 @@ def write_config(paths: MlPaths, spec: CreateTrainingJobRequest) -> None:
             }
             for c in spec.InputDataConfig
         },
-        "resourceconfig.json": {
-            "current_host": HOST,
-            "current_instance_type": spec.ResourceConfig.InstanceType,
-            "hosts": [HOST],
-            "network_interface_name": "lo",
-        },
+        "resourceconfig.json": resource_config(spec, host, interface),
     }
     for name, doc in files.items():
         (paths.config_dir / name).write_text(json.dumps(doc, indent=2))
@@ -155,10 +224,21 @@ def script_args(spec: CreateTrainingJobRequest) -> list[str]:
     return args
 
 
+def host_environment(host: Host) -> dict[str, str]:
+    return {"SM_CURRENT_HOST": host.name, "SM_HOSTS": json.dumps(host.names)}
+
+
 def user_environment(
-    paths: MlPaths, spec: CreateTrainingJobRequest, base: dict[str, str]
+    paths: MlPaths,
+    spec: CreateTrainingJobRequest,
+    base: dict[str, str],
+    *,
+    host: Host | None,
 ) -> dict[str, str]:
-    """The user process's environment: the host's, minus our secrets, plus the contract."""
+    """The user process's environment: the host's, minus our secrets, plus the contract.
+    ``host`` None: the hosts of the job are named (``SM_HOSTS``) but not which one this is
+    (one pod template for every host: the current host is only known in the pod)."""
+    count = spec.ResourceConfig.InstanceCount
     env = {
         k: v
         for k, v in base.items()
@@ -180,8 +260,7 @@ def user_environment(
             "SM_CHANNELS": json.dumps(channels),
             "SM_HPS": json.dumps(hps),
             "SM_USER_ARGS": json.dumps(script_args(spec)),
-            "SM_CURRENT_HOST": HOST,
-            "SM_HOSTS": json.dumps([HOST]),
+            "SM_HOSTS": json.dumps(host_names(count)),
             "SM_NUM_CPUS": str(itype.vcpus or os.cpu_count() or 1),
             "SM_NUM_GPUS": str(itype.gpus),
             "SM_MODULE_DIR": str(paths.code_dir),
@@ -189,6 +268,8 @@ def user_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if host is not None:
+        env.update(host_environment(host))
     for c in channels:
         env[f"SM_CHANNEL_{c.upper().replace('-', '_').replace('.', '_')}"] = str(
             paths.channel_dir(c)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
+from orchestrator.resources.failures import FailureReason
 from orchestrator.resources.training import CreateTrainingJobRequest
 
 JOB_FILE = "job.json"
@@ -101,7 +102,7 @@ class Progress(BaseModel):
 class Result(BaseModel):
     outcome: Literal["completed", "failed", "stopped"]
     exit_code: int | None
-    failure_reason: str | None = None
+    failure: FailureReason | None = None  # typed: rendered only in the job's status
     model_artifact: str | None = None
     metrics: dict[str, float] = {}
     started_at: float

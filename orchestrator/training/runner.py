@@ -5,6 +5,8 @@ of its own, so it outlives a control plane that is killed: the control plane re-
 progress and result files on restart. Sequence (SageMaker's secondary statuses):
 Downloading (channels, source, checkpoints) -> Training (the user's process, with resource
 limits, output to the job log) -> Uploading (model.tar.gz, output data, checkpoints) -> result.
+Downloads and uploads are the training data contract of ``training.transfer``, which the
+in-pod steps on Kubernetes share; the result carries a typed ``FailureReason``.
 SIGTERM is passed to the user's process (the same process group gets it); whatever it saved to
 the model directory in the grace period is still uploaded, as SageMaker does.
 """
@@ -16,12 +18,9 @@ import contextlib
 import os
 import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,24 +28,19 @@ from typing import IO
 
 from orchestrator import procs
 from orchestrator.algorithms.hyperparameters import ALGORITHMS, metric_definitions
-from orchestrator.errors import OrchestratorError
-from orchestrator.objects import (
-    ObjectStore,
-    pack_dir,
-    safe_extract,
-)
+from orchestrator.objects import ObjectStore
+from orchestrator.resources.failures import FailureReason, client_error
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 from orchestrator.training.contract import (
     ALGORITHM_ENV,
+    Host,
     MlPaths,
     builtin_algorithm,
     decode_hyperparameter,
     program_of,
     script_args,
-    submit_dir_of,
     user_environment,
-    write_config,
 )
 from orchestrator.training.files import (
     JOB_FILE,
@@ -59,8 +53,12 @@ from orchestrator.training.files import (
     Result,
     write_model,
 )
-
-FAILURE_LIMIT = 1024
+from orchestrator.training.transfer import (
+    TrainingFailure,
+    Transfer,
+    algorithm_failure,
+    unexpected,
+)
 
 TAIL_LINES = 12
 
@@ -71,10 +69,6 @@ def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
         return {}
     visible = ",".join(str(i) for i in gpus)
     return {"CUDA_VISIBLE_DEVICES": visible, "SM_NUM_GPUS": str(len(gpus))}
-
-
-class JobError(Exception):
-    """A failure with a SageMaker-style reason ('ClientError: ...', 'AlgorithmError: ...')."""
 
 
 class Supervisor:
@@ -89,7 +83,17 @@ class Supervisor:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.history: list[PhaseEntry] = []
         self.log: IO[str] = open(self.job.log_path, "a", buffering=1)  # noqa: SIM115
-        self._store: ObjectStore | None = None
+        self.transfer = Transfer(
+            self.spec,
+            self.paths,
+            self._open_store,
+            output_uri=self.job.output_uri,
+            file_uris=None
+            if self.job.allow_file_uris
+            else "file:// URIs are disabled on this server (ORCH_ALLOW_FILE_URIS)",
+            say=self.say,
+            scratch=root,
+        )
         definitions = [
             (m.Name, m.Regex) for m in self.spec.AlgorithmSpecification.MetricDefinitions
         ]
@@ -107,11 +111,8 @@ class Supervisor:
         self._last_progress = 0.0
 
     # --- helpers ---------------------------------------------------------------------------
-    @property
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            self._store = self.job.store.open()
-        return self._store
+    def _open_store(self) -> ObjectStore:
+        return self.job.store.open()
 
     def say(self, message: str) -> None:
         self.log.write(f"[orchestrator] {message}\n")
@@ -138,59 +139,13 @@ class Supervisor:
         write_model(self.root / RESULT_FILE, result)
         self.say(
             f"result: {result.outcome}"
-            + (f" ({result.failure_reason})" if result.failure_reason else "")
+            + (f" ({result.failure.render()})" if result.failure else "")
         )
 
     # --- steps -----------------------------------------------------------------------------
-    def fetch(self, uri: str, dest: Path, what: str) -> None:
-        """A channel or prefix into ``dest``: s3:// from the object store, file:// from the host."""
-        try:
-            if uri.startswith("file://"):
-                if not self.job.allow_file_uris:
-                    raise JobError(f"ClientError: {what}: file:// URIs are disabled on this server")
-                src = Path(uri[len("file://") :])
-                if src.is_dir():
-                    shutil.copytree(src, dest, dirs_exist_ok=True)
-                elif src.is_file():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(src, dest / src.name)
-                else:
-                    raise JobError(f"ClientError: {what}: {uri} does not exist")
-            else:
-                self.store.download_prefix(uri, dest)
-        except OrchestratorError as e:
-            raise JobError(f"ClientError: {what}: data download failed: {e.message}") from e
-
     def download(self) -> None:
         self.progress(SecondaryStatus.DOWNLOADING, "Downloading input data")
-        self.paths.make([c.ChannelName for c in self.spec.InputDataConfig])
-        for c in self.spec.InputDataConfig:
-            self.fetch(
-                c.DataSource.S3DataSource.S3Uri,
-                self.paths.channel_dir(c.ChannelName),
-                f"channel {c.ChannelName!r}",
-            )
-        submit = submit_dir_of(self.spec)
-        if submit:
-            with tempfile.TemporaryDirectory(dir=self.root) as tmp:
-                self.fetch(submit, Path(tmp), "source directory (sagemaker_submit_directory)")
-                archives = [p for p in Path(tmp).rglob("*") if p.is_file()]
-                for a in archives:
-                    if tarfile.is_tarfile(a):
-                        safe_extract(a, self.paths.code_dir)
-                    else:
-                        self.paths.code_dir.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(a, self.paths.code_dir / a.name)
-        ckpt = self.spec.CheckpointConfig
-        if ckpt is not None and self.store_has_prefix(ckpt.S3Uri):
-            self.fetch(ckpt.S3Uri, self.paths.checkpoint_dir, "checkpoints")
-        write_config(self.paths, self.spec)
-
-    def store_has_prefix(self, uri: str) -> bool:
-        try:
-            return bool(self.store.list(uri))
-        except OrchestratorError:
-            return False
+        self.transfer.download()
 
     def command(self) -> tuple[list[str], Path]:
         algo = self.spec.AlgorithmSpecification
@@ -205,19 +160,23 @@ class Supervisor:
                     if self.paths.code_dir.exists()
                     else []
                 )
-                raise JobError(
-                    f"ClientError: entry point {program!r} not found in the source directory "
-                    f"(sagemaker_submit_directory); it holds: {present or 'nothing'}"
+                raise TrainingFailure(
+                    client_error(
+                        f"entry point {program!r} not found in the source directory "
+                        f"(sagemaker_submit_directory); it holds: {present or 'nothing'}"
+                    )
                 )
             return [sys.executable, str(script), *script_args(self.spec)], self.paths.code_dir
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
             return [sys.executable, "-m", "orchestrator.algorithms.train"], self.paths.root
-        raise JobError(
-            "ClientError: the process backend runs script-mode jobs (sagemaker_program), "
-            "AlgorithmSpecification.ContainerEntrypoint and the built-in algorithms "
-            f"({', '.join(ALGORITHMS)}); {algo.TrainingImage or algo.AlgorithmName!r} "
-            "needs a container backend"
+        raise TrainingFailure(
+            client_error(
+                "the process backend runs script-mode jobs (sagemaker_program), "
+                "AlgorithmSpecification.ContainerEntrypoint and the built-in algorithms "
+                f"({', '.join(ALGORITHMS)}); {algo.TrainingImage or algo.AlgorithmName!r} "
+                "needs a container backend"
+            )
         )
 
     def limits(self) -> Callable[[], None]:
@@ -240,15 +199,17 @@ class Supervisor:
     def train(self) -> int:
         count = self.spec.ResourceConfig.InstanceCount
         if count > 1:
-            raise JobError(
-                f"ClientError: ResourceConfig.InstanceCount={count}: the process backend runs "
-                "one instance per job; use the docker or kubernetes backend for more"
+            raise TrainingFailure(
+                client_error(
+                    f"ResourceConfig.InstanceCount={count}: the process backend runs "
+                    "one instance per job; use the docker or kubernetes backend for more"
+                )
             )
         argv, cwd = self.command()
         self.progress(
             SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
         )
-        env = user_environment(self.paths, self.spec, dict(os.environ))
+        env = user_environment(self.paths, self.spec, dict(os.environ), host=Host())
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
             env[ALGORITHM_ENV] = builtin
@@ -290,55 +251,10 @@ class Supervisor:
 
     def upload(self) -> str | None:
         self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")
-        artifact: str | None = None
-        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
-            if self.paths.model_dir.exists():
-                archive = Path(tmp) / "model.tar.gz"
-                pack_dir(self.paths.model_dir, archive)
-                self.store.put_file(self.job.output_uri, archive)
-                artifact = self.job.output_uri
-            out = self.paths.output_data_dir
-            evaluation = self.paths.model_dir / "evaluation.json"
-            if evaluation.is_file():
-                # Also beside the artifact, so the API can show it without unpacking the model.
-                self.store.put_file(self._sibling("evaluation.json"), evaluation)
-            if out.exists() and any(out.iterdir()):
-                archive = Path(tmp) / "output.tar.gz"
-                pack_dir(out, archive)
-                self.store.put_file(self._sibling("output.tar.gz"), archive)
-        ckpt = self.spec.CheckpointConfig
-        if ckpt is not None:
-            base = ckpt.S3Uri.rstrip("/")
-            for f in sorted(p for p in self.paths.checkpoint_dir.rglob("*") if p.is_file()):
-                self.store.put_file(f"{base}/{f.relative_to(self.paths.checkpoint_dir)}", f)
-        return artifact
+        return self.transfer.upload()
 
-    def _sibling(self, name: str) -> str:
-        """An object next to model.tar.gz (``.../output/<name>``)."""
-        return self.job.output_uri.rsplit("/", 1)[0] + "/" + name
-
-    def failure_reason(self, code: int) -> str:
-        written = ""
-        if self.paths.failure_file.is_file():
-            written = self.paths.failure_file.read_text(errors="replace").strip()
-        if written:
-            return f"AlgorithmError: {written}"[:FAILURE_LIMIT]
-        if code < 0:
-            sig = signal.Signals(-code).name
-            hint = {
-                "SIGXCPU": " (CPU-time limit of the instance type reached)",
-                "SIGKILL": " (killed; out of memory?)",
-                "SIGSEGV": " (crashed)",
-            }.get(sig, "")
-            head = f"AlgorithmError: the training process was killed by {sig}{hint}"
-        else:
-            head = f"AlgorithmError: ExecuteUserScriptError: exit code {code}"
-        tail = "\n".join(self.tail)
-        room = FAILURE_LIMIT - len(head) - 1
-        if tail and room > 20:
-            tail = tail[-room:]
-            return f"{head}\n{tail}"
-        return head[:FAILURE_LIMIT]
+    def failure_reason(self, code: int) -> FailureReason:
+        return algorithm_failure(code, self.paths, list(self.tail))
 
     # --- the whole attempt -----------------------------------------------------------------
     def run(self) -> None:
@@ -346,40 +262,37 @@ class Supervisor:
         try:
             self.download()
             if self.stopping:
-                self.finish(self._failed(None, "stopped before training started"))
+                self.say("stopped before training started")
+                self.finish(self._failed(None, None))
                 return
             code = self.train()
             artifact = self.upload() if (code == 0 or self.stopping) else None
+            reason: FailureReason | None = None
             if self.stopping:
                 outcome = "stopped"
-                reason = None
             elif code == 0:
-                outcome, reason = "completed", None
+                outcome = "completed"
             else:
                 outcome, reason = "failed", self.failure_reason(code)
             self.finish(
                 Result(
                     outcome=outcome,
                     exit_code=code,
-                    failure_reason=reason,
+                    failure=reason,
                     model_artifact=artifact,
                     metrics=self.metrics,
                     started_at=self.started_at,
                     ended_at=time.time(),
                 )
             )
-        except JobError as e:
-            self.finish(self._failed(code, str(e)))
-        except OrchestratorError as e:
-            self.finish(self._failed(code, f"InternalServerError: {e.message}"))
-        except Exception as e:
-            self.finish(self._failed(code, f"InternalServerError: {type(e).__name__}: {e}"))
+        except Exception as e:  # every failure, planned (TrainingFailure) or not, is reported
+            self.finish(self._failed(code, unexpected(e)))
 
-    def _failed(self, code: int | None, reason: str) -> Result:
+    def _failed(self, code: int | None, reason: FailureReason | None) -> Result:
         return Result(
             outcome="stopped" if self.stopping else "failed",
             exit_code=code,
-            failure_reason=None if self.stopping else reason[:FAILURE_LIMIT],
+            failure=None if self.stopping else reason,
             metrics=self.metrics,
             started_at=self.started_at,
             ended_at=time.time(),

@@ -199,7 +199,7 @@ def test_train_json_prints_the_final_job_and_fails_with_exit_1(cli: Cli, script:
     assert result.exit_code == 1
     job = json.loads(result.stdout)
     assert job["TrainingJobStatus"] == "Failed"
-    assert job["FailureReason"] == "RuntimeError: diverged"
+    assert job["FailureReason"] == "AlgorithmError: RuntimeError: diverged"
     assert "epoch 1 loss=0.5" in result.stderr
     assert "RuntimeError: diverged" in result.stderr
 

@@ -19,6 +19,7 @@ from orchestrator.controller.plan.types import (
     Plan,
     StopJob,
 )
+from orchestrator.resources.failures import FailureReason
 from orchestrator.resources.training import SecondaryStatus, TrainingJobState
 
 POLICY = TrainingPolicy(stop_grace_seconds=30.0)
@@ -35,6 +36,12 @@ STOPPING = job_state(
     StopReason="Stopped by request (StopTrainingJob)",
 )
 COMPLETED = job_state(Attempt=1, TrainingJobStatus="Completed", SecondaryStatus="Completed")
+
+
+def failed(kind: str, message: str, attempt: int = 1, **fields: Any) -> ObservedJob:
+    """An attempt that ended failed for a typed reason."""
+    reason = FailureReason(kind=kind, message=message)  # type: ignore[arg-type]
+    return exited(attempt=attempt, outcome="failed", exit_code=1, failure=reason, **fields)
 
 
 def brief(action: Action) -> tuple[Any, ...]:
@@ -92,9 +99,28 @@ CASES = [
          exited(outcome="completed"), at(5), [], "Stopped", "Stopped", active=False),
     Case("exited completed", desired_job(status=LAUNCHED), exited(outcome="completed"), at(101),
          [], "Completed", "Completed", active=False, status={"FailureReason": None}),
-    Case("exited failed", desired_job(status=LAUNCHED),
-         exited(outcome="failed", exit_code=2, failure_reason="AlgorithmError: boom"), at(101),
+    Case("exited failed", desired_job(status=LAUNCHED), failed("AlgorithmError", "boom"), at(101),
          [], "Failed", "Failed", active=False, status={"FailureReason": "AlgorithmError: boom"}),
+    # RetryStrategy retries the whole job for a reason of ours, never for the user's.
+    Case("internal error, retry allowed", desired_job(spec=RETRY3, status=LAUNCHED),
+         failed("InternalServerError", "upload failed"), at(101), [("launch", 2)],
+         "InProgress", "Restarting", status={"Attempt": 2, "FailureReason": None}),
+    Case("internal error, no retry strategy", desired_job(status=LAUNCHED),
+         failed("InternalServerError", "upload failed"), at(101), [], "Failed", "Failed",
+         active=False, status={"FailureReason": "InternalServerError: upload failed"}),
+    Case("internal error, retries used up", desired_job(spec=RETRY3, status=job_state(Attempt=4)),
+         failed("InternalServerError", "algo-2: pod p was interrupted", attempt=4), at(101), [],
+         "Failed", "Failed", active=False,
+         status={"FailureReason": "InternalServerError: algo-2: pod p was interrupted"}),
+    Case("algorithm error is not retried", desired_job(spec=RETRY3, status=LAUNCHED),
+         failed("AlgorithmError", "ValueError: bad"), at(101), [], "Failed", "Failed",
+         active=False, status={"FailureReason": "AlgorithmError: ValueError: bad"}),
+    Case("client error is not retried", desired_job(spec=RETRY3, status=LAUNCHED),
+         failed("ClientError", "channel 'train': no objects"), at(101), [], "Failed", "Failed",
+         active=False, status={"FailureReason": "ClientError: channel 'train': no objects"}),
+    Case("capacity error is not retried", desired_job(spec=RETRY3, status=LAUNCHED),
+         failed("CapacityError", "no room"), at(101), [], "Failed", "Failed",
+         active=False, status={"FailureReason": "CapacityError: no room"}),
     Case("failed without a reason", desired_job(status=LAUNCHED),
          exited(outcome="failed", exit_code=3), at(101),
          [], "Failed", "Failed", active=False, status={"FailureReason": "AlgorithmError: exit code 3"}),
@@ -188,10 +214,40 @@ def test_completed_reports_artifacts_metrics_and_times() -> None:
 
 
 def test_failure_reason_is_truncated_to_1024_characters() -> None:
-    observed = exited(outcome="failed", exit_code=1, failure_reason="E" * 5000)
+    observed = failed("AlgorithmError", "E" * 5000)
     _, st = step(desired_job(status=LAUNCHED), observed, at(101))
-    assert st.FailureReason == "E" * 1024
+    assert st.FailureReason == ("AlgorithmError: " + "E" * 5000)[:1024]
     assert conditions(st)["Succeeded"] == ("False", "Failed")
+    message = {c.Type: c.Message for c in st.Conditions}["Succeeded"]
+    assert message == st.FailureReason
+
+
+def test_a_retry_says_why_the_previous_attempt_failed() -> None:
+    observed = failed("InternalServerError", "upload failed: store unreachable")
+    _, st = step(desired_job(spec=RETRY3, status=LAUNCHED), observed, at(101))
+    last = st.SecondaryStatusTransitions[-1]
+    assert (last.Status, last.StatusMessage) == (
+        "Restarting",
+        "Retrying: attempt 2 (attempt 1 failed: InternalServerError: upload failed: "
+        "store unreachable)",
+    )
+
+
+def test_the_reason_is_rendered_from_its_kind_not_parsed_from_its_text() -> None:
+    # A message that itself looks like another category stays what it was reported as.
+    observed = failed("AlgorithmError", "ClientError: my script says so")
+    _, st = step(desired_job(spec=RETRY3, status=LAUNCHED), observed, at(101))
+    assert st.FailureReason == "AlgorithmError: ClientError: my script says so"
+    assert st.TrainingJobStatus == "Failed"  # an AlgorithmError: not retried
+
+
+def test_a_rendered_reason_from_the_host_is_kept_as_it_is() -> None:
+    from orchestrator.controller.plan.training import fail_training_job
+
+    plan = fail_training_job(LAUNCHED, "ClientError: refused by the backend", at(5))
+    assert plan.status.FailureReason == "ClientError: refused by the backend"
+    plan = fail_training_job(LAUNCHED, FailureReason(kind="ClientError", message="typed"), at(5))
+    assert plan.status.FailureReason == "ClientError: typed"
 
 
 def test_supervisor_killed_fails_as_internal_error_naming_exit_code() -> None:
@@ -199,6 +255,15 @@ def test_supervisor_killed_fails_as_internal_error_naming_exit_code() -> None:
     assert st.FailureReason is not None
     assert st.FailureReason.startswith("InternalServerError:")
     assert "exit code -9" in st.FailureReason
+
+
+def test_what_a_dead_supervisor_left_is_in_the_reason() -> None:
+    left = FailureReason(kind="InternalServerError", message="MemoryError in the supervisor")
+    observed = exited(outcome=None, exit_code=1, failure=left)
+    _, st = step(desired_job(status=LAUNCHED), observed, at(101))
+    assert st.FailureReason is not None
+    assert st.FailureReason.startswith("InternalServerError: the job's supervisor process")
+    assert st.FailureReason.endswith(": MemoryError in the supervisor")
 
 
 def test_vanished_job_fails_saying_so() -> None:

@@ -403,3 +403,49 @@ def test_two_instances_share_a_network_and_name_each_other(
     assert "[algo-2] algo-2 of ['algo-1', 'algo-2'] resolves" in log
     assert containers_of(docker_client, "multi-docker") == []
     assert not docker_client.networks.list(names=["orch-multi-docker-1"])
+
+
+SHARDS = """
+import os
+for channel in ("shards", "single", "whole"):
+    d = os.environ["SM_CHANNEL_" + channel.upper()]
+    print("%s sees %s: %s" % (os.environ["SM_CURRENT_HOST"], channel, sorted(os.listdir(d))), flush=True)
+"""
+
+
+def test_sharded_channels_give_each_container_its_share(
+    docker_server: RunningServer, tmp_path: Path
+) -> None:
+    """ShardedByS3Key as on SageMaker and Kubernetes: every N-th file per host, none for a host
+    past the number of files; FullyReplicated: every file on every host."""
+    channels = {
+        "shards": ["a.csv", "b.csv", "c.csv"],
+        "single": ["only.csv"],
+        "whole": ["w1", "w2"],
+    }
+    config = []
+    for name, files in channels.items():
+        d = tmp_path / "data" / name
+        d.mkdir(parents=True)
+        for f in files:
+            (d / f).write_text(f)
+        distribution = "FullyReplicated" if name == "whole" else "ShardedByS3Key"
+        source = {"S3Uri": d.as_uri(), "S3DataDistributionType": distribution}
+        config.append({"ChannelName": name, "DataSource": {"S3DataSource": source}})
+    c = docker_server.client()
+    script_job(
+        c, "shards-docker", SHARDS, ResourceConfig={"InstanceCount": 2}, InputDataConfig=config
+    )
+    job = c.wait_for_training_job("shards-docker", timeout=90, poll=0.2)
+    assert job.TrainingJobStatus == "Completed", job.FailureReason
+    log = c.training_job_logs("shards-docker").text
+    for line in (
+        "[algo-1] algo-1 sees shards: ['a.csv', 'c.csv']",
+        "[algo-2] algo-2 sees shards: ['b.csv']",
+        "[algo-1] algo-1 sees single: ['only.csv']",
+        "[algo-2] algo-2 sees single: []",
+        "[algo-1] algo-1 sees whole: ['w1', 'w2']",
+        "[algo-2] algo-2 sees whole: ['w1', 'w2']",
+        "channel 'single' is ShardedByS3Key over 1 object(s) for 2 hosts: algo-2 gets none",
+    ):
+        assert line in log, log

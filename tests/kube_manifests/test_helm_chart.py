@@ -4,7 +4,10 @@ profile on every pod, GPU placement reaching the operator, RBAC equal to manifes
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
+
+import pytest
 
 from tests.kube_manifests.conftest import (
     CHART,
@@ -110,6 +113,55 @@ def test_gpu_values_reach_the_operator(rendered_gpu: list[dict[str, Any]]) -> No
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
     assert env["ORCH_KUBE__GPU_RUNTIME_CLASS_NAME"] == "nvidia"
+
+
+def test_network_isolation_values_reach_the_operators_typed_settings(
+    helm: str, rendered_default: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.kube.operator import load_kube_settings
+    from orchestrator.settings import KubeSettings, Settings
+
+    def operator_settings(docs: list[dict[str, Any]]) -> KubeSettings:
+        """What the operator reads from the environment the chart gives it."""
+        [operator] = [
+            d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-operator")
+        ]
+        env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
+        with monkeypatch.context() as m:
+            for key in [k for k in os.environ if k.startswith("ORCH_")]:
+                m.delenv(key)
+            for key, value in env.items():
+                if isinstance(value, str):  # not the downward API's
+                    m.setenv(key, value)
+            return load_kube_settings(Settings())
+
+    # Not configured: the operator refuses isolated jobs (no egress for their steps).
+    default = operator_settings(rendered_default)
+    assert default.network_isolation_egress is None
+    assert default.peer_wait_seconds == 600
+    assert default.algorithms_image == "orchestrator/algorithms:0.1.0"
+    egress = [
+        {"to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}], "ports": [{"port": 6443}]},
+        {
+            "to": [{"namespaceSelector": {"matchLabels": {"name": "storage"}}}],
+            "ports": [{"port": 9000, "protocol": "TCP"}],
+        },
+    ]
+    docs = helm_template(
+        helm, "--set-json", f"training.networkIsolation.egress={json.dumps(egress)}"
+    )
+    configured = operator_settings(docs).network_isolation_egress
+    assert configured is not None
+    assert [r.manifest() for r in configured] == [
+        {
+            "to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}],
+            "ports": [{"protocol": "TCP", "port": 6443}],
+        },
+        {
+            "to": [{"namespaceSelector": {"matchLabels": {"name": "storage"}}}],
+            "ports": [{"protocol": "TCP", "port": 9000}],
+        },
+    ]
 
 
 def test_service_monitor_only_when_enabled_and_its_crd_exists(
@@ -248,6 +300,8 @@ def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None
     # Pods: observed, and deleted for a forced stop or a crash-looping replica; never created.
     assert operator["pods"] == ("delete", "get", "list", "watch")
     assert operator["pods/log"] == ("get",)
+    # Isolated training attempts: created with the Job, removed with it; nothing more.
+    assert operator["networkpolicies"] == ("create", "delete", "list")
     assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
     kinds = ("endpointconfigs", "endpoints", "models", "trainingjobs")
     write = ("create", "delete", "get", "list", "patch", "update", "watch")

@@ -52,6 +52,93 @@ def test_rendered_chart_is_valid_kubernetes(
     assert validate_all(rendered_gpu) == 13
 
 
+def _attempt(**spec: Any) -> list[dict[str, Any]]:
+    from orchestrator.kube.network import attempt_objects
+    from orchestrator.resources.training import CreateTrainingJobRequest
+    from orchestrator.settings import EgressRule, KubeSettings
+
+    settings = KubeSettings(
+        namespace="ml",
+        gpu_runtime_class_name="nvidia",
+        network_isolation_egress=[
+            EgressRule.model_validate(
+                {"to": [{"ipBlock": {"cidr": "172.18.0.2/32"}}], "ports": [{"port": 6443}]}
+            ),
+            EgressRule.model_validate(
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"name": "storage"}},
+                            "podSelector": {"matchLabels": {"app": "minio"}},
+                        },
+                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                    ],
+                    "ports": [{"port": 9000, "endPort": 9001}],
+                }
+            ),
+        ],
+    )
+    request = CreateTrainingJobRequest.model_validate(
+        {
+            "TrainingJobName": "resnet",
+            "AlgorithmSpecification": {"TrainingImage": "registry.example/algo:1"},
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3Uri": "s3://ml-bucket/train",
+                            "S3DataDistributionType": "ShardedByS3Key",
+                        }
+                    },
+                }
+            ],
+            **spec,
+        }
+    )
+    owner = {
+        "apiVersion": "orchestrator.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "name": "resnet",
+        "uid": "0b6a3ef2-55b0-4a4e-9d0b-0f9d1c2c7f11",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return attempt_objects(
+        "resnet", "ml", 1, request, output_uri="s3://ml-bucket/out/model.tar.gz",
+        owner=owner, settings=settings,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "kinds"),
+    [
+        (
+            {
+                "ResourceConfig": {"InstanceType": "ml.p3.2xlarge", "InstanceCount": 3},
+                "EnableNetworkIsolation": True,
+            },
+            ["ConfigMap", "NetworkPolicy", "Service", "Job"],
+        ),
+        ({"ResourceConfig": {"InstanceType": "ml.m5.large"}}, ["ConfigMap", "Job"]),
+        (
+            {
+                "AlgorithmSpecification": {"AlgorithmName": "linear-learner"},
+                "ResourceConfig": {"InstanceCount": 2},
+            },
+            ["ConfigMap", "Service", "Job"],
+        ),
+    ],
+    ids=["3-hosts-isolated", "1-host", "builtin-2-hosts"],
+)
+def test_what_a_training_attempt_becomes_is_valid_kubernetes(
+    spec: dict[str, Any], kinds: list[str]
+) -> None:
+    docs = _attempt(**spec)
+    assert [d["kind"] for d in docs] == kinds
+    assert validate_all(docs) == len(kinds)
+
+
 @pytest.mark.parametrize("path", manifest_files(), ids=lambda p: str(p.relative_to(MANIFESTS)))
 def test_manifest_is_valid_kubernetes(path: Path) -> None:
     docs = load_docs(path)

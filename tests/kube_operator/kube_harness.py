@@ -29,6 +29,7 @@ RESOURCES = {
     "apps/v1/deployments": "Deployment",
     "autoscaling/v2/horizontalpodautoscalers": "HorizontalPodAutoscaler",
     "policy/v1/poddisruptionbudgets": "PodDisruptionBudget",
+    "networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
     **{f"{API_GROUP}/{API_VERSION}/{k.crd_plural}": k.name for k in KINDS.values()},
 }
 PLURAL = {name: kind.crd_plural for name, kind in KINDS.items()}
@@ -166,6 +167,7 @@ class Cluster:
         self.apps = client.AppsV1Api(api)
         self.hpa = client.AutoscalingV2Api(api)
         self.policy = client.PolicyV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
 
     # custom resources
     def create(self, kind: str, name: str, spec: Any, **meta: Any) -> dict[str, Any]:
@@ -217,6 +219,7 @@ class Cluster:
             "Deployment": self.apps.list_namespaced_deployment,
             "HorizontalPodAutoscaler": self.hpa.list_namespaced_horizontal_pod_autoscaler,
             "PodDisruptionBudget": self.policy.list_namespaced_pod_disruption_budget,
+            "NetworkPolicy": self.networking.list_namespaced_network_policy,
         }[kind]
         import json
 

@@ -325,3 +325,25 @@ def test_traffic_queries_name_their_bad_parameters(front: Front) -> None:
         params={"EndpointConfigName": "c", "Since": "yesterday"},
     )
     assert r.status_code == 400 and r.json()["field"] == "Since"
+
+
+def test_an_isolated_job_is_a_400_unless_the_cluster_says_what_its_steps_may_reach(
+    api: client.ApiClient, settings: KubeSettings, tmp_path: Path, cluster: Cluster
+) -> None:
+    sealed = training_job_spec("sealed", EnableNetworkIsolation=True)
+    rule = {"to": [{"ipBlock": {"cidr": "10.0.0.9/32"}}]}
+    for egress, accepted in ((None, False), ([rule], True)):
+        kube = settings.model_copy(update={"network_isolation_egress": egress})
+        plane = build_control_plane(cluster_settings(tmp_path, kube), kube_api=api)
+        with ServerThread(create_app(plane)) as server, Client(server.url, KEY) as c:
+            c.upload_bytes(b"x", "s3://orchestrator/code/sourcedir.tar.gz")
+            if accepted:
+                c.create_training_job(sealed)
+                continue
+            with pytest.raises(ValidationError) as refused:
+                c.create_training_job(sealed)
+            assert refused.value.field == "EnableNetworkIsolation"
+            assert "on the kubernetes backend" in refused.value.message
+            assert "ORCH_KUBE__NETWORK_ISOLATION_EGRESS" in refused.value.message
+            assert cluster.get("TrainingJob", "sealed") is None
+    assert cluster.get("TrainingJob", "sealed") is not None

@@ -8,6 +8,7 @@ from orchestrator.controller.plan.training import DesiredJob, plan_training_job
 from orchestrator.controller.plan.types import ObservedJob
 from orchestrator.kube.objects import k8s_name
 from orchestrator.kube.observe import job_observation, pod_problem
+from orchestrator.resources.failures import FailureReason, algorithm_error
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
     SecondaryStatus,
@@ -55,25 +56,21 @@ def test_a_failed_download_is_a_client_error() -> None:
             "conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]
         },
     }
+    said = FailureReason(kind="ClientError", message="channel 'train': no objects")
     pod = {
         "metadata": {"name": "p", "creationTimestamp": "2024-05-01T12:00:00Z"},
         "status": {
             "initContainerStatuses": [
                 {
                     "name": "download",
-                    "state": {
-                        "terminated": {
-                            "exitCode": 2,
-                            "message": "ClientError: channel 'train': no objects",
-                        }
-                    },
+                    "state": {"terminated": {"exitCode": 2, "message": said.encode(4096)}},
                 }
             ]
         },
     }
     seen = job_observation("j", job, [pod])
     assert (seen.attempt, seen.state, seen.outcome) == (2, "exited", "failed")
-    assert seen.failure_reason == "ClientError: channel 'train': no objects"
+    assert seen.failure == said
 
 
 def test_an_oom_killed_container_says_so() -> None:
@@ -86,8 +83,8 @@ def test_an_oom_killed_container_says_so() -> None:
             ]
         },
     }
-    reason = job_observation("j", job, [pod]).failure_reason
-    assert reason == "AlgorithmError: container algo exited with code 137 (out of memory)"
+    reason = job_observation("j", job, [pod]).failure
+    assert reason == algorithm_error("container algo exited with code 137 (out of memory)")
 
 
 def test_a_bad_image_is_a_pod_problem() -> None:

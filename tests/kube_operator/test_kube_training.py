@@ -82,10 +82,15 @@ def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSe
             "blockOwnerDeletion": True,
         }
     ]
-    assert spec["backoffLimit"] == 2
+    # No pod is retried inside the Job: RetryStrategy retries whole attempts (new Jobs).
+    assert spec["backoffLimit"] == 0
+    assert "completionMode" not in spec  # one host: a plain Job
     assert spec["activeDeadlineSeconds"] == 3600
     rules = spec["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     assert rules[1]["action"] == "FailJob"
     assert rules[1]["onExitCodes"] == {"containerName": "algo", "operator": "NotIn", "values": [0]}
 
@@ -117,9 +122,16 @@ def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSe
     env = {e["name"]: e["value"] for e in algo["env"]}
     assert env["SM_NUM_GPUS"] == "1"
     assert env["SM_CHANNEL_TRAIN"] == "/opt/ml/input/data/train"
+    assert env["SM_CURRENT_HOST"] == "algo-1"
     # The user's container never sees a secret: no envFrom, no keyring, no API token.
     assert "envFrom" not in algo
-    assert [m["name"] for m in algo["volumeMounts"]] == ["ml"]
+    assert [m["name"] for m in algo["volumeMounts"]] == ["ml", "hosts"]
+    assert algo["volumeMounts"][1] == {
+        "name": "hosts",
+        "mountPath": "/etc/hosts",
+        "subPath": "hosts",
+        "readOnly": True,
+    }
     assert not any("valueFrom" in e for e in algo["env"])
 
     download, upload = containers["download"], containers["upload"]

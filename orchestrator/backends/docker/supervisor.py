@@ -5,8 +5,9 @@ backend's supervisor, with the Training step run in containers.
 the host (the object store and its keys never enter a container); the attempt's ``ml/``
 directory is bind-mounted at ``/opt/ml``. With ``InstanceCount`` N > 1, N containers
 ``algo-1`` … ``algo-N`` share a per-attempt bridge network (they resolve each other by those
-names) and the one ``/opt/ml`` (each sees its own ``resourceconfig.json``); the job completes
-when every host exits 0, and fails with the first failing host's reason otherwise.
+names) and the one ``/opt/ml`` (each sees its own ``resourceconfig.json``, and its own share of a
+channel distributed ``ShardedByS3Key``, mounted over that channel's directory); the job
+completes when every host exits 0, and fails with the first failing host's reason otherwise.
 Container output streams into the job log line by line (metrics parsed as on the process
 backend). A SIGTERM to the supervisor is passed to the containers; the containers are removed
 once their logs and exit codes are read.
@@ -28,25 +29,29 @@ from docker.models.containers import Container
 from docker.types import Mount
 
 from orchestrator.backends.docker import engine
+from orchestrator.resources.failures import FailureReason, client_error, internal_error
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.training.contract import (
     ALGORITHM_ENV,
+    Host,
     MlPaths,
     builtin_algorithm,
+    hosts_of,
     program_of,
+    resource_config,
     script_args,
+    sharded,
     user_environment,
 )
 from orchestrator.training.files import ContainerRun
-from orchestrator.training.runner import JobError, Supervisor, main
+from orchestrator.training.runner import Supervisor, main
+from orchestrator.training.transfer import TrainingFailure, algorithm_failure, unexpected
 
 ML = Path("/opt/ml")
-HOSTS_DIR = "hosts"  # per-host resourceconfig.json, beside ml/ (not visible to the user)
-
-
-def host_names(count: int) -> list[str]:
-    return [f"algo-{k}" for k in range(1, count + 1)]
+# Per host, beside ml/ (not visible to the user but through the mounts below): its
+# resourceconfig.json and its share of each ShardedByS3Key channel (data/<channel>/).
+HOSTS_DIR = "hosts"
 
 
 def container_name(run: ContainerRun, host: str) -> str:
@@ -63,9 +68,13 @@ def create_kwargs(
     environment: dict[str, str],
     working_dir: str | None = None,
     host_config: Path | None = None,
+    shards: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``containers.create`` gets for one host of one attempt."""
+    """Everything ``containers.create`` gets for one host of one attempt; ``shards``: this
+    host's share of each sharded channel, mounted over the channel's directory."""
     mounts = [Mount(str(ML), str(ml_root), type="bind")]
+    for channel, path in sorted((shards or {}).items()):
+        mounts.append(Mount(str(ML / "input" / "data" / channel), str(path), type="bind"))
     if host_config is not None:
         mounts.append(
             Mount(
@@ -126,33 +135,53 @@ class DockerSupervisor(Supervisor):
             return ["python"], ["-m", "orchestrator.algorithms.train"], str(ML)
         if algo.TrainingImage:
             return None, list(algo.ContainerArguments or ["train"]), None
-        raise JobError(
-            "ClientError: nothing to run: set sagemaker_program, "
-            "AlgorithmSpecification.ContainerEntrypoint, TrainingImage or a built-in AlgorithmName"
+        raise TrainingFailure(
+            client_error(
+                "nothing to run: set sagemaker_program, AlgorithmSpecification."
+                "ContainerEntrypoint, TrainingImage or a built-in AlgorithmName"
+            )
         )
 
-    def environment(self, host: str, hosts: list[str]) -> dict[str, str]:
+    def environment(self, host: Host) -> dict[str, str]:
         # No host environment at all: the image supplies PATH and the like.
-        env = user_environment(MlPaths(ML), self.spec, {})
-        env.update({"SM_CURRENT_HOST": host, "SM_HOSTS": json.dumps(hosts), "HOME": "/tmp"})
+        env = user_environment(MlPaths(ML), self.spec, {}, host=host)
+        env["HOME"] = "/tmp"
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
             env[ALGORITHM_ENV] = builtin
         env.update(self.spec.Environment)
         return env
 
-    def host_config(self, host: str, hosts: list[str]) -> Path:
-        path = self.root / HOSTS_DIR / host / "resourceconfig.json"
+    @property
+    def interface(self) -> str:
+        isolated_alone = self.run_spec.network_isolation and self.run_spec.instance_count == 1
+        return "lo" if isolated_alone else "eth0"
+
+    def host_config(self, host: Host) -> Path:
+        path = self.root / HOSTS_DIR / host.name / "resourceconfig.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "current_host": host,
-            "current_instance_type": self.spec.ResourceConfig.InstanceType,
-            "hosts": hosts,
-            "network_interface_name": "lo" if self.run_spec.network_isolation else "eth0",
-        }
-        path.write_text(json.dumps(doc, indent=2))
+        path.write_text(json.dumps(resource_config(self.spec, host, self.interface), indent=2))
         path.chmod(0o644)
         return path
+
+    def shard_dir(self, host: Host, channel: str) -> Path:
+        return self.root / HOSTS_DIR / host.name / "data" / channel
+
+    def shards(self, host: Host) -> dict[str, Path]:
+        """This host's share of each sharded channel (none on one host: it has them whole)."""
+        if host.count == 1:
+            return {}
+        return {
+            c.ChannelName: self.shard_dir(host, c.ChannelName)
+            for c in self.spec.InputDataConfig
+            if sharded(c)
+        }
+
+    def download(self) -> None:
+        self.progress(SecondaryStatus.DOWNLOADING, "Downloading input data")
+        self.transfer.interface = self.interface
+        # Every host's share of the sharded channels, here on the host: one download step.
+        self.transfer.download(hosts=hosts_of(self.spec), shard_dir=self.shard_dir)
 
     def make_writable(self) -> None:
         """The scratch belongs to the container's user (when we are root and it is numeric)."""
@@ -162,10 +191,12 @@ class DockerSupervisor(Supervisor):
         if not uid_text.isdigit():
             return
         uid, gid = int(uid_text), int(gid_text) if gid_text.isdigit() else int(uid_text)
-        for dirpath, dirnames, filenames in os.walk(self.paths.root):
-            os.chown(dirpath, uid, gid)
-            for n in dirnames + filenames:
-                os.chown(os.path.join(dirpath, n), uid, gid, follow_symlinks=False)
+        tops = [self.paths.root] + [p for h in hosts_of(self.spec) for p in self.shards(h).values()]
+        for top in tops:
+            for dirpath, dirnames, filenames in os.walk(top):
+                os.chown(dirpath, uid, gid)
+                for n in dirnames + filenames:
+                    os.chown(os.path.join(dirpath, n), uid, gid, follow_symlinks=False)
 
     def _network(self, client: docker.DockerClient) -> None:
         run = self.run_spec
@@ -193,9 +224,11 @@ class DockerSupervisor(Supervisor):
         try:
             container = client.containers.create(**kwargs)
         except ImageNotFound as e:
-            raise JobError(
-                f"ClientError: image {kwargs['image']!r} is not on this host "
-                "(build it with `make images` or docker load it)"
+            raise TrainingFailure(
+                client_error(
+                    f"image {kwargs['image']!r} is not on this host "
+                    "(build it with `make images` or docker load it)"
+                )
             ) from e
         except APIError as e:
             if e.status_code != 409:
@@ -203,9 +236,11 @@ class DockerSupervisor(Supervisor):
             # Our own container from this attempt (the fixed name): carry on with it.
             container = client.containers.get(kwargs["name"])
             if any(container.labels.get(k) != v for k, v in self.run_spec.labels.items()):
-                raise JobError(
-                    f"InternalServerError: a container named {kwargs['name']!r} exists "
-                    "and is not this attempt's (another control plane on this engine?)"
+                raise TrainingFailure(
+                    internal_error(
+                        f"a container named {kwargs['name']!r} exists and is not this "
+                        "attempt's (another control plane on this engine?)"
+                    )
                 ) from e
         if container.status == "created":
             container.start()
@@ -230,8 +265,8 @@ class DockerSupervisor(Supervisor):
         self.progress(
             SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
         )
-        hosts = host_names(run.instance_count)
-        configs = {h: self.host_config(h, hosts) for h in hosts}
+        hosts = hosts_of(self.spec)
+        configs = {h: self.host_config(h) for h in hosts}
         self.make_writable()
         client = docker.from_env()
         containers: list[Container] = []
@@ -240,18 +275,19 @@ class DockerSupervisor(Supervisor):
             for host in hosts:
                 kwargs = create_kwargs(
                     run,
-                    host=host,
+                    host=host.name,
                     ml_root=self.paths.root,
                     entrypoint=entrypoint,
                     command=command,
-                    environment=self.environment(host, hosts),
+                    environment=self.environment(host),
                     working_dir=workdir,
                     host_config=configs[host],
+                    shards=self.shards(host),
                 )
                 containers.append(self._start(client, kwargs))
             return self._wait(containers, multi=len(hosts) > 1)
         except DockerException as e:
-            raise JobError(f"InternalServerError: Docker: {e}") from e
+            raise TrainingFailure(unexpected(e, "Docker")) from e
         finally:
             for c in containers:
                 try:
@@ -305,16 +341,17 @@ class DockerSupervisor(Supervisor):
         except DockerException as e:
             self.say(f"could not remove network {self.run_spec.network}: {e}")
 
-    def failure_reason(self, code: int) -> str:
-        if self._oom and not self.paths.failure_file.is_file():
+    def failure_reason(self, code: int) -> FailureReason:
+        oom: str | None = None
+        if self._oom:
             itype = INSTANCE_TYPES[self.spec.ResourceConfig.InstanceType]
-            return (
-                "AlgorithmError: the training container ran out of memory "
-                f"({itype.memory_mib} MiB on {itype.name})"
+            oom = (
+                f"the training container ran out of memory ({itype.memory_mib} MiB on {itype.name})"
             )
-        if code == -signal.SIGKILL:
-            return super().failure_reason(code).replace("the training process", "the container")
-        return super().failure_reason(code)
+        process = "the container" if code == -signal.SIGKILL else "the training process"
+        return algorithm_failure(
+            code, self.paths, list(self.tail), process=process, out_of_memory=oom
+        )
 
 
 if __name__ == "__main__":

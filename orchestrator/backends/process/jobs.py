@@ -16,8 +16,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pydantic
+
 from orchestrator import procs
 from orchestrator.controller.plan.types import JobLaunch, ObservedJob, PhaseMark
+from orchestrator.resources.failures import internal_error
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.settings import Settings
 from orchestrator.training.files import (
@@ -72,6 +75,14 @@ def tail_of(path: Path, lines: int = 10, max_bytes: int = 8192) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(line for line in text.splitlines()[-lines:] if line.strip())
+
+
+def _first_problem(error: Exception) -> str:
+    if isinstance(error, pydantic.ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        return f"{where}: {first['msg']} ({error.error_count()} problem(s))"
+    return str(error)
 
 
 class ProcessJobs:
@@ -140,12 +151,30 @@ class ProcessJobs:
             return None
         attempt, root = latest
         gpus = tuple(int(i) for i in (read_json(root / JOB_FILE) or {}).get("gpus") or [])
-        result_doc = read_json(root / RESULT_FILE)
         progress_doc = read_json(root / PROGRESS_FILE)
-        progress = Progress.model_validate(progress_doc) if progress_doc else None
+        try:
+            progress = Progress.model_validate(progress_doc) if progress_doc else None
+        except pydantic.ValidationError:
+            progress = None  # only the phases are lost; the result below decides
         phases = _phases(progress)
-        if result_doc is not None:
-            r = Result.model_validate(result_doc)
+        result_path = root / RESULT_FILE
+        if result_path.exists():
+            try:
+                r = Result.model_validate_json(result_path.read_bytes())
+            except (OSError, pydantic.ValidationError) as e:
+                # Written atomically by the supervisor: unreadable means a bug or a bad disk.
+                return ObservedJob(
+                    name=name,
+                    attempt=attempt,
+                    state="exited",
+                    outcome="failed",
+                    failure=internal_error(
+                        f"the result file of attempt {attempt} ({result_path}) is unreadable: "
+                        f"{_first_problem(e)}"
+                    ),
+                    phases=phases,
+                    gpus=gpus,
+                )
             return ObservedJob(
                 name=name,
                 attempt=attempt,
@@ -155,7 +184,7 @@ class ProcessJobs:
                 ended_at=_dt(r.ended_at),
                 exit_code=r.exit_code,
                 outcome=r.outcome,
-                failure_reason=r.failure_reason,
+                failure=r.failure,
                 model_artifact=r.model_artifact,
                 metrics=r.metrics,
                 phases=phases,
@@ -187,7 +216,7 @@ class ProcessJobs:
             started_at=_dt(progress.started_at) if progress else None,
             exit_code=procs.exit_code(pid.pid),
             outcome=None,
-            failure_reason=tail or None,
+            failure=internal_error(tail) if tail else None,
             metrics=progress.metrics if progress else {},
         )
 

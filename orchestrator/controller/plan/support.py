@@ -5,11 +5,18 @@ SageMaker parse; a field that a backend cannot honour must never be silently ign
 rule below names the field, the backends that refuse it, and what to use instead; the REST
 API answers 400 with that message before anything is stored, and a custom resource gets
 ``Valid=False`` with it (its camelCase path). ``docs/conformance.md`` lists the table.
+
+Some fields a backend honours only once it is configured for them (``Requirement``): Kubernetes
+runs ``EnableNetworkIsolation`` as a NetworkPolicy, which must let the orchestrator's own steps
+in the pod reach the object store, so it needs ``ORCH_KUBE__NETWORK_ISOLATION_EGRESS``. The
+backend checks ``unmet_requirements`` with what its settings hold before it creates anything,
+and refuses the job (terminal: it fails with the message) rather than start one that cannot
+download its data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +197,8 @@ RULES: tuple[Rule, ...] = (
             "EnableInterContainerTrafficEncryption",
         ),
     ),
+    # Docker: one container per host on a per-attempt network; Kubernetes: an Indexed Job
+    # and a headless Service (kube/jobs.py, kube/network.py).
     Rule(
         "TrainingJob",
         "ResourceConfig.InstanceCount",
@@ -198,6 +207,8 @@ RULES: tuple[Rule, ...] = (
         "use InstanceCount 1, or run it on the docker or kubernetes backend",
         _flag(lambda s: s.ResourceConfig.InstanceCount > 1, "ResourceConfig.InstanceCount"),
     ),
+    # Docker: no network (one host) or an internal one; Kubernetes: a NetworkPolicy, which
+    # also needs a setting (REQUIREMENTS below).
     Rule(
         "TrainingJob",
         "EnableNetworkIsolation",
@@ -288,7 +299,59 @@ def refusals(kind: str, spec: BaseModel, backend: str) -> list[Refusal]:
     return out
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """A field ``backend`` honours only with ``setting`` configured."""
+
+    kind: str
+    field: str
+    backend: str
+    setting: str  # the environment variable that configures it
+    reason: str  # why the backend needs the setting for the field
+    present: Callable[[Any], list[str]]
+
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement(
+        "TrainingJob",
+        "EnableNetworkIsolation",
+        "kubernetes",
+        "ORCH_KUBE__NETWORK_ISOLATION_EGRESS",
+        "the NetworkPolicy that isolates the job's pods also holds the orchestrator's own "
+        "download and upload steps, which must reach the object store (and the Kubernetes API)",
+        _flag(lambda s: s.EnableNetworkIsolation, "EnableNetworkIsolation"),
+    ),
+)
+
+
+def unmet_requirements(
+    kind: str, spec: BaseModel, backend: str, configured: Collection[str]
+) -> list[Refusal]:
+    """What ``backend`` cannot do of ``spec`` without a setting it lacks; ``configured``:
+    the settings (environment variable names) that are set on it."""
+    return [
+        Refusal(
+            field,
+            backend,
+            f"{req.reason}, and {req.setting} is not set",
+            f"set {req.setting} to the egress those steps need (see docs/kubernetes.md), "
+            f"or leave {req.field} false",
+        )
+        for req in REQUIREMENTS
+        if req.kind == kind and req.backend == backend and req.setting not in configured
+        for field in req.present(spec)
+    ]
+
+
 def rules_table() -> Iterator[tuple[str, str, dict[str, bool]]]:
     """(kind, field, {backend: honoured}) for every rule: the docs' table."""
     for rule in RULES:
         yield rule.kind, rule.field, {b: b not in rule.refused_on for b in BACKENDS}
+
+
+def problems_of(
+    kind: str, spec: BaseModel, backend: str, configured: Collection[str]
+) -> list[Refusal]:
+    """Everything ``backend`` cannot carry out of ``spec``: the refusal table, then what needs
+    a setting the backend lacks."""
+    return refusals(kind, spec, backend) + unmet_requirements(kind, spec, backend, configured)

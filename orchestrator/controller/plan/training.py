@@ -3,6 +3,12 @@
 The backend reports what one attempt is doing (``ObservedJob``); this function decides what to
 do next and what the status is. Nothing here performs I/O, so every transition is tested as a
 table of (status, observation, now) -> (actions, new status).
+
+Failures arrive typed (``FailureReason``: SageMaker's category and a message) and become
+SageMaker's ``FailureReason`` string only in the status. ``RetryStrategy`` retries the whole
+job, as SageMaker does, when an attempt failed for a reason of ours (``InternalServerError``:
+a supervisor that died, a failed upload, an interrupted host of a multi-host job), never for a
+``ClientError`` or an ``AlgorithmError``, which a new attempt would only repeat.
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ from orchestrator.controller.plan.types import (
     StopJob,
 )
 from orchestrator.resources.common import ConditionType, set_condition
+from orchestrator.resources.failures import (
+    REASON_LIMIT,
+    FailureReason,
+    algorithm_error,
+    capacity_error,
+    internal_error,
+)
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
@@ -34,7 +47,7 @@ from orchestrator.resources.training import (
     TrainingJobStatus,
 )
 
-FAILURE_REASON_LIMIT = 1024
+FAILURE_REASON_LIMIT = REASON_LIMIT
 RUNNING_RESYNC = 1.0
 
 
@@ -89,7 +102,7 @@ def _finish(
     now: datetime,
     *,
     message: str,
-    failure: str | None = None,
+    failure: FailureReason | str | None = None,
     observed: ObservedJob | None = None,
 ) -> TrainingJobState:
     # The job's own end time, kept between the last recorded transition and now so that
@@ -103,13 +116,15 @@ def _finish(
     transitions[-1] = transitions[-1].model_copy(update={"EndTime": end})
     start = st.TrainingStartTime
     seconds = max(0, int((end - start).total_seconds())) if start else 0
+    # The one place a typed reason becomes SageMaker's string.
+    rendered = failure.render() if isinstance(failure, FailureReason) else failure
     update: dict[str, object] = {
         "TrainingJobStatus": status,
         "SecondaryStatusTransitions": transitions,
         "TrainingEndTime": end,
         "TrainingTimeInSeconds": seconds,
         "BillableTimeInSeconds": seconds,
-        "FailureReason": failure[:FAILURE_REASON_LIMIT] if failure else None,
+        "FailureReason": rendered[:FAILURE_REASON_LIMIT] if rendered else None,
     }
     if observed is not None:
         if observed.metrics:
@@ -128,14 +143,17 @@ def _finish(
         ConditionType.SUCCEEDED,
         "True" if status == TrainingJobStatus.COMPLETED else "False",
         reason=status,
-        message=failure or message,
+        message=rendered or message,
         now=now,
     )
     return st.model_copy(update={"Conditions": conditions})
 
 
 def _failed(
-    st: TrainingJobState, now: datetime, reason: str, observed: ObservedJob | None = None
+    st: TrainingJobState,
+    now: datetime,
+    reason: FailureReason | str,
+    observed: ObservedJob | None = None,
 ) -> Plan[TrainingJobState]:
     """The job ends Failed with ``reason`` as its FailureReason."""
     return _plan(
@@ -177,14 +195,17 @@ def _launch(
     now: datetime,
     attempt: int,
     capacity: GpuCapacity | None = None,
+    *,
+    after: FailureReason | None = None,
 ) -> Plan[TrainingJobState]:
+    """Launch ``attempt``; ``after``: why the previous one failed (said in the transition)."""
     gpus: tuple[int, ...] | None = None
     if capacity is not None:
         needed = gpus_needed(desired.spec)
         itype = desired.spec.ResourceConfig.InstanceType
         if needed > capacity.total:
-            reason = (
-                f"CapacityError: {itype} needs {needed} GPU(s) and this host has "
+            reason = capacity_error(
+                f"{itype} needs {needed} GPU(s) and this host has "
                 f"{capacity.total}; pick an instance type with fewer GPUs, or a bigger host"
             )
             return _failed(st, now, reason)
@@ -206,6 +227,8 @@ def _launch(
             return _plan(st, [], RUNNING_RESYNC)
         gpus = capacity.free[:needed]
     message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
+    if after is not None:
+        message += f" (attempt {attempt - 1} failed: {after.render()})"
     secondary = SecondaryStatus.STARTING if attempt == 1 else SecondaryStatus.RESTARTING
     st = _secondary(st, secondary, now, message).model_copy(
         update={"Attempt": attempt, "AllocatedGpus": list(gpus or ())}
@@ -233,9 +256,10 @@ def _retry_allowed(desired: DesiredJob, st: TrainingJobState) -> bool:
 
 
 def fail_training_job(
-    status: TrainingJobState, reason: str, now: datetime
+    status: TrainingJobState, reason: FailureReason | str, now: datetime
 ) -> Plan[TrainingJobState]:
-    """A job the backend refused for good (e.g. it cannot run this kind of code)."""
+    """A job the backend refused for good (e.g. it cannot run this kind of code). ``reason``
+    is typed, or a string already in SageMaker's form (``"ClientError: ..."``), kept as is."""
     return _failed(status, now, reason)
 
 
@@ -279,20 +303,24 @@ def plan_training_job(
                 )
             return _launch(desired, st, now, 1, capacity)
         # Launched and recorded, but the backend knows nothing of it any more.
-        reason = (
-            f"InternalServerError: attempt {st.Attempt} of the job vanished from the backend "
+        reason = internal_error(
+            f"attempt {st.Attempt} of the job vanished from the backend "
             "(its process and its working directory are gone; was the host restarted?)"
         )
         if desired.stop_requested or st.TrainingJobStatus == TrainingJobStatus.STOPPING:
             return _plan(
                 _finish(
-                    st, TrainingJobStatus.STOPPED, SecondaryStatus.STOPPED, now, message=reason
+                    st,
+                    TrainingJobStatus.STOPPED,
+                    SecondaryStatus.STOPPED,
+                    now,
+                    message=reason.render(),
                 ),
                 [],
                 None,
             )
         if _retry_allowed(desired, st):
-            return _launch(desired, st, now, st.Attempt + 1, capacity)
+            return _launch(desired, st, now, st.Attempt + 1, capacity, after=reason)
         return _failed(st, now, reason)
 
     if observed.started_at and st.TrainingStartTime is None:
@@ -389,12 +417,13 @@ def _plan_exited(
         )
     if observed.outcome is None:
         # The job's supervisor died without writing its result: not the user's fault.
-        reason = (
-            f"InternalServerError: the job's supervisor process exited unexpectedly "
-            f"(exit code {observed.exit_code}) before reporting a result"
+        said = f": {observed.failure.message}" if observed.failure else ""
+        reason = internal_error(
+            f"the job's supervisor process exited unexpectedly "
+            f"(exit code {observed.exit_code}) before reporting a result{said}"
         )
-        if _retry_allowed(desired, st):
-            return _launch(desired, st, now, st.Attempt + 1, capacity)
-        return _failed(st, now, reason, observed)
-    reason = observed.failure_reason or f"AlgorithmError: exit code {observed.exit_code}"
+    else:
+        reason = observed.failure or algorithm_error(f"exit code {observed.exit_code}")
+    if reason.kind == "InternalServerError" and _retry_allowed(desired, st):
+        return _launch(desired, st, now, st.Attempt + 1, capacity, after=reason)
     return _failed(st, now, reason, observed)

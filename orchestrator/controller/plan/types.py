@@ -13,6 +13,7 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from orchestrator.resources.endpoints import ProductionVariant, VariantRouteState
+from orchestrator.resources.failures import FailureReason
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 
@@ -42,7 +43,8 @@ class ObservedJob:
     exit_code: int | None = None
     # What the job's own supervisor concluded; None when it died without saying (killed).
     outcome: JobOutcome | None = None
-    failure_reason: str | None = None
+    # Why it failed (outcome "failed"), or what is known of a supervisor that died (None).
+    failure: FailureReason | None = None
     model_artifact: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     # Every phase the attempt went through, oldest first, with the job's own timestamps, so
