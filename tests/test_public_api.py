@@ -42,6 +42,8 @@ def test_testing_helpers_are_pinned() -> None:
         "LocalControlPlane",
         "ServerThread",
         "endpoint_config_spec",
+        "eventually",
+        "eventually_async",
         "local_control_plane",
         "model_spec",
         "training_job_spec",
