@@ -5,6 +5,12 @@ are in it, so a replica that stops answering drops out within one pass. The tabl
 demand the other way: requests held for a variant scaled to zero are counted here, and the
 controller is woken at once when the first one arrives, so it starts a replica without waiting
 for its next pass.
+
+Readers (the data plane, on every request) take no lock: a route is replaced whole, and a dict
+read is atomic. Each change (a route published that differs from the one before, or withdrawn)
+bumps ``version`` and calls the listeners, which is how router workers in other processes get
+a copy (``orchestrator.dataplane.workers``); the controller republishing the same route every
+pass changes nothing.
 """
 
 from __future__ import annotations
@@ -35,18 +41,52 @@ class RoutingTable:
         self._waiting: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.on_demand: Callable[[], None] | None = None  # the controller's wake()
+        self.version = 0
+        self._listeners: list[Callable[[], None]] = []
 
     def publish(self, route: EndpointRoute) -> None:
         with self._lock:
+            if self._routes.get(route.endpoint) == route:
+                return
             self._routes[route.endpoint] = route
+            self.version += 1
+        self._changed()
 
     def withdraw(self, endpoint: str) -> None:
         with self._lock:
-            self._routes.pop(endpoint, None)
+            if self._routes.pop(endpoint, None) is None:
+                return
+            self.version += 1
+        self._changed()
 
     def get(self, endpoint: str) -> EndpointRoute | None:
+        return self._routes.get(endpoint)  # no lock: see the module docstring
+
+    def all(self) -> list[EndpointRoute]:
         with self._lock:
-            return self._routes.get(endpoint)
+            return list(self._routes.values())
+
+    def replace_all(self, routes: list[EndpointRoute]) -> None:
+        """Make the table exactly ``routes`` (a copy of another process's table)."""
+        with self._lock:
+            fresh = {r.endpoint: r for r in routes}
+            if fresh == self._routes:
+                return
+            self._routes = fresh
+            self.version += 1
+        self._changed()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every change (from the thread that made it)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            listener()
 
     # --- demand: requests held until a replica of their variant is ready -------------------
     def hold(self, endpoint: str, variant: str) -> None:
