@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.api.auth import new_api_key
@@ -31,6 +30,7 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.backends.fake import FakeBackend
 from orchestrator.client import Client
 from orchestrator.controller.runtime import Controller
+from orchestrator.dataplane.front import ASGIApp
 from orchestrator.gpus import Gpu, GpuInventory, GpuUsage
 from orchestrator.settings import Settings
 
@@ -113,7 +113,7 @@ def endpoint_config_spec(name: str, model: str, *, instances: int = 1) -> dict[s
 class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         # IPPROTO_TCP: see orchestrator.api.server (asyncio's TCP_NODELAY needs it).
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
