@@ -51,7 +51,13 @@ def serve(
         say(f"created an admin API key; saved to {settings.credentials_path} (mode 0600)")
     app = create_app(plane)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        # Nothing reads the client address from X-Forwarded-For, and the middleware runs on
+        # every request, invocations included.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     if ready_file is not None:

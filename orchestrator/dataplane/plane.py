@@ -3,8 +3,9 @@
 ``DataPlane`` holds the routing table it reads, the key seam and its cache, the endpoint status
 lookup, the router (with its replica connections) and the invocation log; ``start`` and
 ``stop`` run with the server (the front calls them from the ASGI lifespan). While it runs, a
-task flushes the log into the ``Sink`` every ``FLUSH_SECONDS`` and, every few seconds, closes
-connections to replicas that left the routing table. ``key_revoked`` drops a key from the
+task flushes the log into the ``Sink`` every ``FLUSH_SECONDS``, fails requests to replicas
+whose deadline passed (504) and, every few seconds, closes connections to replicas that left
+the routing table. ``key_revoked`` drops a key from the
 cache here and tells the listeners (the router workers in other processes).
 """
 
@@ -105,9 +106,11 @@ class DataPlane:
             listener(key_id)
 
     async def _run_upkeep(self) -> None:
+        loop = asyncio.get_running_loop()
         next_retain = time.monotonic() + _RETAIN_EVERY_SECONDS
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
+            self.router.pools.expire(loop.time())
             self.flush()
             if time.monotonic() >= next_retain:
                 next_retain = time.monotonic() + _RETAIN_EVERY_SECONDS

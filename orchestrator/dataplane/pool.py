@@ -17,6 +17,9 @@ needs and no more:
   type, ``Retry-After`` and the replica's model latency header are kept;
 - a connection that fails before any byte of an answer raises ``NoResponseError`` (the caller
   may send the request elsewhere); a timeout raises ``ReplicaTimeoutError`` and closes it.
+  Deadlines are checked by ``Pools.expire``, which the data plane calls on its 50 ms tick,
+  not by a timer per request (arming and cancelling a loop timer per request cost about
+  15 us of the ~125 us a request cost this client, measured alone against a replica).
 
 An idle connection is dropped after ``IDLE_SECONDS``, below uvicorn's 5 s keep-alive timeout
 on the replica's side, so a request is rarely written into a connection the replica is closing;
@@ -38,6 +41,9 @@ from orchestrator.errors import UnavailableError
 IDLE_SECONDS = 4.0  # the replica (uvicorn) closes idle keep-alive connections after 5 s
 MAX_IDLE_PER_REPLICA = 256
 CONNECT_TIMEOUT_SECONDS = 2.0
+# Below this the head and body go out as one bytes object (one copy, one plain write); above
+# it, as two buffers in one writev without the copy.
+_JOIN_BELOW = 256 * 1024
 _MODEL_LATENCY = b"x-orch-model-latency-us"  # the replica's MODEL_LATENCY_HEADER, lowercased
 
 
@@ -165,9 +171,10 @@ class _Connection(asyncio.Protocol):
 
 
 class Replica:
-    """The connections to one replica URL (``http://host:port`` with an optional base path)."""
+    """The connections to one replica URL (``http://host:port`` with an optional base path).
+    ``waiting`` holds the deadline of every request in flight (shared by a ``Pools``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, waiting: dict[_Connection, float] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             # A route the control plane built wrong: not the caller's fault, and not theirs to fix.
@@ -183,6 +190,7 @@ class Replica:
         host_header = parts.netloc.encode("idna")
         self._host_line = b" HTTP/1.1\r\nhost: " + host_header + b"\r\ncontent-length: "
         self._idle: list[_Connection] = []
+        self._waiting: dict[_Connection, float] = waiting if waiting is not None else {}
 
     def head(self, path: bytes, length: int, headers: bytes) -> bytes:
         """The request line and headers (``headers``: already formatted ``name: value\\r\\n``)."""
@@ -244,15 +252,19 @@ class Replica:
             raise NoResponseError(f"{self.url}: connection closed")
         waiter: asyncio.Future[ReplicaAnswer] = conn.loop.create_future()
         conn.waiter = waiter
-        timer = conn.loop.call_at(deadline, conn.timed_out)
-        transport.writelines((head, body))
+        waiting = self._waiting
+        waiting[conn] = deadline
+        if len(body) < _JOIN_BELOW:
+            transport.write(head + body)
+        else:
+            transport.writelines((head, body))
         try:
             return await waiter
         except asyncio.CancelledError:
             conn.close()  # an answer may still come on it: never hand it to another request
             raise
         finally:
-            timer.cancel()
+            del waiting[conn]
 
     def close(self) -> None:
         for conn in self._idle:
@@ -266,12 +278,20 @@ class Pools:
 
     def __init__(self) -> None:
         self._replicas: dict[str, Replica] = {}
+        self._waiting: dict[_Connection, float] = {}
 
     def get(self, url: str) -> Replica:
         replica = self._replicas.get(url)
         if replica is None:
-            replica = self._replicas[url] = Replica(url)
+            replica = self._replicas[url] = Replica(url, self._waiting)
         return replica
+
+    def expire(self, now: float) -> int:
+        """Fail every request whose deadline (loop clock) has passed; returns how many."""
+        late = [conn for conn, deadline in self._waiting.items() if deadline <= now]
+        for conn in late:
+            conn.timed_out()
+        return len(late)
 
     def retain(self, urls: set[str]) -> None:
         for url in [u for u in self._replicas if u not in urls]:
