@@ -43,19 +43,46 @@ class RoutingTable:
         self.on_demand: Callable[[], None] | None = None  # the controller's wake()
         self.version = 0
         self._listeners: list[Callable[[], None]] = []
+        # Variants woken from zero whose first replica is not ready yet (see ``waking``).
+        self._waking: set[tuple[str, str]] = set()
 
     def publish(self, route: EndpointRoute) -> None:
         with self._lock:
-            if self._routes.get(route.endpoint) == route:
+            old = self._routes.get(route.endpoint)
+            if old == route:
                 return
             self._routes[route.endpoint] = route
+            self._track_waking(route.endpoint, old, route)
             self.version += 1
         self._changed()
 
+    def waking(self, endpoint: str, variant: str) -> bool:
+        """The variant was scaled to zero and is starting its first replica: a request for it
+        waits for that replica like the one that woke it, rather than getting a 503."""
+        return (endpoint, variant) in self._waking
+
+    def _track_waking(
+        self, endpoint: str, old: EndpointRoute | None, new: EndpointRoute | None
+    ) -> None:
+        """asleep (scaled to zero) -> waking (no replica ready yet) -> awake (a URL)."""
+        was = {n for e, n in self._waking if e == endpoint}
+        self._waking -= {(endpoint, n) for n in was}
+        if new is None or old is None:
+            return
+        before = {v.name: v for v in old.variants if not v.shadow}
+        for v in new.variants:
+            prior = before.get(v.name)
+            if v.shadow or v.urls or v.scaled_to_zero or prior is None or prior.urls:
+                continue
+            if prior.scaled_to_zero or v.name in was:
+                self._waking.add((endpoint, v.name))
+
     def withdraw(self, endpoint: str) -> None:
         with self._lock:
-            if self._routes.pop(endpoint, None) is None:
+            old = self._routes.pop(endpoint, None)
+            if old is None:
                 return
+            self._track_waking(endpoint, old, None)
             self.version += 1
         self._changed()
 
@@ -72,6 +99,9 @@ class RoutingTable:
             fresh = {r.endpoint: r for r in routes}
             if fresh == self._routes:
                 return
+            for name in set(fresh) | set(self._routes):
+                if fresh.get(name) != self._routes.get(name):
+                    self._track_waking(name, self._routes.get(name), fresh.get(name))
             self._routes = fresh
             self.version += 1
         self._changed()

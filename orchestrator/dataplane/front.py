@@ -82,11 +82,14 @@ def match_invocation(path: str) -> tuple[str, bytes] | None:
 
 
 class DataPlaneFront:
-    """The ASGI app a control plane serves: invocations here, the rest to ``api``."""
+    """The ASGI app a control plane serves: invocations here, the rest to ``api``.
+    ``unrouted``: where an invocation of an endpoint with no route goes, as it came (a router
+    worker passes it to the control plane); by default the front answers from its status."""
 
-    def __init__(self, api: ASGIApp, plane: DataPlane) -> None:
+    def __init__(self, api: ASGIApp, plane: DataPlane, *, unrouted: ASGIApp | None = None) -> None:
         self.api = api
         self.plane = plane
+        self.unrouted = unrouted
 
     @property
     def state(self) -> Any:
@@ -160,6 +163,9 @@ class DataPlaneFront:
             elif key == b"x-target-variant":
                 target = value.decode("latin-1")
         route = plane.routes.get(name)
+        if route is None and self.unrouted is not None:
+            await self.unrouted(scope, receive, send)
+            return
         await self._authenticate(route, presented_key(authorization, api_key))
         if route is None:
             raise await self._not_routed(name)

@@ -70,8 +70,12 @@ class _NoReplica(Exception):
     """No replica of the variant accepted the connection."""
 
 
-def pick_variant(route: EndpointRoute, target: str | None) -> VariantRoute:
-    """The variant to serve a request: ``target`` (X-Target-Variant) or one by weight."""
+def pick_variant(
+    route: EndpointRoute, target: str | None, waking: Callable[[str], bool] | None = None
+) -> VariantRoute:
+    """The variant to serve a request: ``target`` (X-Target-Variant) or one by weight.
+    ``waking(name)``: the variant is starting its first replica after a scale to zero (it is
+    picked, and the request held, as a sleeping one would be)."""
     production = [v for v in route.variants if not v.shadow]
     if target:
         named = [v for v in production if v.name == target]
@@ -94,7 +98,9 @@ def pick_variant(route: EndpointRoute, target: str | None) -> VariantRoute:
         stable = [v for v in candidates if v.urls and not v.trial]
         if stable:
             return stable[0]
-    sleeping = [v for v in candidates if v.scaled_to_zero]
+    sleeping = [
+        v for v in candidates if v.scaled_to_zero or (waking is not None and waking(v.name))
+    ]
     if sleeping:
         weights = [v.weight for v in sleeping]
         return random.choices(sleeping, weights=weights if sum(weights) > 0 else None)[0]
@@ -188,7 +194,8 @@ class Router:
         ``name: value\\r\\n`` lines (those passed on), ``body`` as received; ``started`` is
         ``time.perf_counter()`` when it arrived."""
         deadline = time.monotonic() + self.timeout
-        variant = pick_variant(route, target)
+        endpoint = route.endpoint
+        variant = pick_variant(route, target, lambda name: self.routes.waking(endpoint, name))
         if not variant.urls:
             variant = await self._wake(route.endpoint, variant, deadline)
         self._maybe_shadow(route, path, headers, body)

@@ -159,3 +159,35 @@ async def test_shadow_copies_never_change_the_answer_and_are_bounded(raw: RawSer
         await r.aclose()
     finally:
         await shadow.stop()
+
+
+def test_a_variant_woken_from_zero_is_waking_until_its_first_replica_is_ready() -> None:
+    table = RoutingTable()
+    table.publish(route(v("main", 1.0, scaled_to_zero=True)))
+    assert not table.waking("ep", "main")
+    table.publish(route(v("main", 1.0)))  # desired 1, nothing ready yet
+    assert table.waking("ep", "main")
+    table.publish(route(v("main", 1.0, "http://r")))
+    assert not table.waking("ep", "main")
+    table.publish(route(v("main", 1.0)))  # the replica died: not waking, a plain 503
+    assert not table.waking("ep", "main")
+    copy = RoutingTable()
+    copy.replace_all([route(v("main", 1.0, scaled_to_zero=True))])
+    copy.replace_all([route(v("main", 1.0))])
+    assert copy.waking("ep", "main")
+    copy.replace_all([])
+    assert not copy.waking("ep", "main")
+
+
+@pytest.mark.anyio
+async def test_a_request_arriving_while_the_variant_wakes_is_held_too(raw: RawServer) -> None:
+    table = RoutingTable()
+    table.publish(route(v("main", 1.0, scaled_to_zero=True)))
+    table.publish(route(v("main", 1.0)))  # woken by an earlier request, starting
+    r, _ = router(table)
+    task = asyncio.ensure_future(invoke(r, table.get("ep")))  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)
+    assert not task.done() and table.waiting("ep", "main") == 1
+    table.publish(route(v("main", 1.0, raw.url)))
+    assert (await asyncio.wait_for(task, 2)).answer.status == 200
+    await r.aclose()
