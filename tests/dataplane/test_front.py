@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import fake_replica_app
+from dataplane_harness import fake_replica_app
 
 from orchestrator import metrics
 from orchestrator.api.app import build_control_plane, create_app

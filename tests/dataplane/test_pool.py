@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 import pytest
-from conftest import RawServer, answer
+from dataplane_harness import RawServer, answer
 
 from orchestrator.dataplane.pool import (
     BrokenAnswerError,

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import RawServer, answer
+from dataplane_harness import RawServer, answer
 
 from orchestrator.controller.plan.types import VariantRoute
 from orchestrator.controller.routing import EndpointRoute, RoutingTable
