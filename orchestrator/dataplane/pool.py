@@ -170,11 +170,16 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+Waiting = dict["asyncio.Future[ReplicaAnswer]", tuple[float, _Connection]]
+
+
 class Replica:
     """The connections to one replica URL (``http://host:port`` with an optional base path).
-    ``waiting`` holds the deadline of every request in flight (shared by a ``Pools``)."""
+    ``waiting`` holds every request in flight, by its future: (deadline, connection). By the
+    future, not the connection: an answer puts the connection back before the caller runs
+    again, and the next request may already be on it."""
 
-    def __init__(self, url: str, waiting: dict[_Connection, float] | None = None) -> None:
+    def __init__(self, url: str, waiting: Waiting | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             # A route the control plane built wrong: not the caller's fault, and not theirs to fix.
@@ -190,7 +195,7 @@ class Replica:
         host_header = parts.netloc.encode("idna")
         self._host_line = b" HTTP/1.1\r\nhost: " + host_header + b"\r\ncontent-length: "
         self._idle: list[_Connection] = []
-        self._waiting: dict[_Connection, float] = waiting if waiting is not None else {}
+        self._waiting: Waiting = waiting if waiting is not None else {}
 
     def head(self, path: bytes, length: int, headers: bytes) -> bytes:
         """The request line and headers (``headers``: already formatted ``name: value\\r\\n``)."""
@@ -253,7 +258,7 @@ class Replica:
         waiter: asyncio.Future[ReplicaAnswer] = conn.loop.create_future()
         conn.waiter = waiter
         waiting = self._waiting
-        waiting[conn] = deadline
+        waiting[waiter] = (deadline, conn)
         if len(body) < _JOIN_BELOW:
             transport.write(head + body)
         else:
@@ -264,7 +269,7 @@ class Replica:
             conn.close()  # an answer may still come on it: never hand it to another request
             raise
         finally:
-            del waiting[conn]
+            del waiting[waiter]
 
     def close(self) -> None:
         for conn in self._idle:
@@ -278,7 +283,7 @@ class Pools:
 
     def __init__(self) -> None:
         self._replicas: dict[str, Replica] = {}
-        self._waiting: dict[_Connection, float] = {}
+        self._waiting: Waiting = {}
 
     def get(self, url: str) -> Replica:
         replica = self._replicas.get(url)
@@ -288,7 +293,11 @@ class Pools:
 
     def expire(self, now: float) -> int:
         """Fail every request whose deadline (loop clock) has passed; returns how many."""
-        late = [conn for conn, deadline in self._waiting.items() if deadline <= now]
+        late = [
+            conn
+            for waiter, (deadline, conn) in self._waiting.items()
+            if deadline <= now and conn.waiter is waiter  # not answered, still its request
+        ]
         for conn in late:
             conn.timed_out()
         return len(late)

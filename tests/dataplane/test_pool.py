@@ -149,3 +149,19 @@ def test_only_plain_http_urls() -> None:
 def test_a_base_path_in_the_url_prefixes_every_request() -> None:
     replica = Replica("http://fake-replica/ep/r1")
     assert replica.head(b"/invocations", 2, b"").startswith(b"POST /ep/r1/invocations HTTP/1.1")
+
+
+async def test_a_connection_reused_before_its_last_caller_resumed_keeps_both_deadlines(
+    raw: RawServer,
+) -> None:
+    # The answer puts the connection back at once; another request may take it before the
+    # coroutine that got the answer runs again. Many at once make that happen.
+    pools = Pools()
+    replica = pools.get(raw.url)
+
+    async def caller() -> set[int]:
+        return {(await post(replica)).status for _ in range(100)}
+
+    got = await asyncio.gather(*(caller() for _ in range(8)))
+    assert set().union(*got) == {200}
+    assert pools.expire(asyncio.get_running_loop().time() + 1e6) == 0  # nothing left waiting
