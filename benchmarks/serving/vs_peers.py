@@ -351,12 +351,19 @@ def nginx_version() -> str:
 
 
 def _best(
-    points: dict[tuple[str, int], Point], targets: list[Target], prefix: str, suffix: str, conc: int
+    points: dict[tuple[str, int], Point],
+    targets: list[Target],
+    prefix: str,
+    suffix: str,
+    conc: int,
 ) -> tuple[str, Point]:
+    """The faster of the peers named ``prefix...`` at this row count (``suffix``)."""
     named = [
         (t.name, points[(t.name, conc)])
         for t in targets
-        if t.name.startswith(prefix) and t.name.endswith(suffix) and (t.name, conc) in points
+        if t.name.startswith(prefix)
+        and (t.name.endswith(suffix) if suffix else " [" not in t.name)
+        and (t.name, conc) in points
     ]
     return max(named, key=lambda item: item[1].rps)
 
@@ -374,9 +381,7 @@ def replica_goals(
     verdicts: list[tuple[str, bool]] = []
     for conc in concurrencies:
         mine = points[("ours", conc)]
-        k_name, k = (
-            _best(points, targets, "KServe", "", conc) if _has(targets, "KServe v") else ("", mine)
-        )
+        k_name, k = _best(points, targets, "KServe", "", conc)
         m_name, m = _best(points, targets, "MLServer", "", conc)
         floor = points[("bare FastAPI", conc)]
         vs_k, vs_m = mine.rps / k.rps, mine.rps / m.rps
@@ -400,10 +405,6 @@ def replica_goals(
                 )
             )
     return verdicts
-
-
-def _has(targets: list[Target], prefix: str) -> bool:
-    return any(t.name.startswith(prefix) for t in targets)
 
 
 def control_plane_goals(
