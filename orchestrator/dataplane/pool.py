@@ -14,7 +14,7 @@ needs and no more:
 - the request head and body go out in one write on a ``TCP_NODELAY`` socket, so a large body
   can never wait for a delayed ACK (the Nagle stall in ``docs/benchmarks.md``);
 - answers are parsed by httptools (the parser uvicorn uses); only the status, the content
-  type, ``Retry-After`` and the replica's model latency header are kept;
+  type and ``Retry-After`` are kept;
 - a connection that fails before any byte of an answer raises ``NoResponseError`` (the caller
   may send the request elsewhere); a timeout raises ``ReplicaTimeoutError`` and closes it.
   Deadlines are checked by ``Pools.expire``, which the data plane calls on its 50 ms tick,
@@ -44,7 +44,6 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 # Below this the head and body go out as one bytes object (one copy, one plain write); above
 # it, as two buffers in one writev without the copy.
 _JOIN_BELOW = 256 * 1024
-_MODEL_LATENCY = b"x-orch-model-latency-us"  # the replica's MODEL_LATENCY_HEADER, lowercased
 
 
 class NoResponseError(Exception):
@@ -65,7 +64,6 @@ class ReplicaAnswer:
     content_type: bytes
     body: bytes
     retry_after: bytes | None
-    model_us: float | None  # the replica's own model time, when it said
 
 
 class _Connection(asyncio.Protocol):
@@ -84,7 +82,6 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._content_type = b"application/octet-stream"
         self._retry_after: bytes | None = None
-        self._model_us: float | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,9 +116,6 @@ class _Connection(asyncio.Protocol):
         lowered = name.lower()
         if lowered == b"content-type":
             self._content_type = value
-        elif lowered == _MODEL_LATENCY:
-            if value.isdigit():
-                self._model_us = float(value)
         elif lowered == b"retry-after":
             self._retry_after = value
 
@@ -135,7 +129,6 @@ class _Connection(asyncio.Protocol):
             self._content_type,
             chunks[0] if len(chunks) == 1 else b"".join(chunks),
             self._retry_after,
-            self._model_us,
         )
         keep = self.parser.should_keep_alive()
         self._reset()
@@ -153,7 +146,6 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self._content_type = b"application/octet-stream"
         self._retry_after = None
-        self._model_us = None
 
     def _fail(self, error: Exception) -> None:
         waiter, self.waiter = self.waiter, None

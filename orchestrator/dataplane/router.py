@@ -60,10 +60,13 @@ class Demand(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """An answer and what the front needs to record it once it has been sent."""
+    """An answer and what the front needs to record it once it has been sent. ``model_us``
+    is ModelLatency as SageMaker defines it: the model's time as the router sees it, from
+    sending the request to the replica to having its whole answer."""
 
     answer: ReplicaAnswer
     variant: VariantRoute
+    model_us: float
 
 
 class _NoReplica(Exception):
@@ -248,10 +251,10 @@ class Router:
         try:
             for i in range(n):
                 replica = self.pools.get(urls[(first + i) % n])
+                head = replica.head(path, len(body), headers)
+                sent = time.perf_counter()
                 try:
-                    answer = await replica.post(
-                        replica.head(path, len(body), headers), body, loop_deadline
-                    )
+                    answer = await replica.post(head, body, loop_deadline)
                 except NoResponseError:
                     continue  # the replica is gone: no answer came, try the next one
                 except ReplicaTimeoutError as e:
@@ -265,7 +268,7 @@ class Router:
                         f"endpoint {endpoint!r}: the replica's answer broke off: {e}",
                         retry_after=1,
                     ) from e
-                return Served(answer, variant)
+                return Served(answer, variant, (time.perf_counter() - sent) * 1e6)
             self._answered(route, variant, 503, None, None)
             raise _NoReplica
         finally:
@@ -291,10 +294,11 @@ class Router:
 
     def answered(self, route: EndpointRoute, served: Served, started: float) -> None:
         """Record a served answer; ``started`` is ``time.perf_counter()`` when the request
-        arrived (OverheadLatency: all of the request's time but the model's)."""
+        arrived. OverheadLatency, as SageMaker's: from then until the answer was sent, less
+        ModelLatency (``Served.model_us``)."""
         total_us = (time.perf_counter() - started) * 1e6
-        model_us = served.answer.model_us
-        overhead_us = max(0.0, total_us - model_us) if model_us is not None else None
+        model_us = served.model_us
+        overhead_us = max(0.0, total_us - model_us)
         self._answered(route, served.variant, served.answer.status, model_us, overhead_us)
 
     # --- shadow traffic -----------------------------------------------------------------------

@@ -208,7 +208,10 @@ def test_every_request_is_counted_exactly_once(env: Env) -> None:
     assert stat("Invocations") == len(statuses)
     assert (stat("Invocation5XXErrors"), stat("Invocation4XXErrors")) == (3, 2)
     assert stat("OverheadLatency", "SampleCount") == len(statuses)
-    assert stat("ModelLatency", "Maximum") == 250.0  # the replica's own figure
+    # ModelLatency as SageMaker's: the replica's time as the router sees it (the fake replica
+    # takes well under a second); OverheadLatency the rest, per request.
+    assert stat("ModelLatency", "SampleCount") == len(statuses)
+    assert 0 < stat("ModelLatency", "Maximum") < 1e6
     assert sample("orch_invocations_total", **labels) - before["n"] == len(statuses)
     assert sample("orch_invocation_errors_total", **labels, error_class="5XX") - before["5xx"] == 3
     assert sample("orch_invocation_errors_total", **labels, error_class="4XX") - before["4xx"] == 2
