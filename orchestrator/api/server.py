@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import socket
@@ -76,6 +77,10 @@ def serve(
         f"orchestrator control plane on {url} (backend: {plane.backend.name}, "
         f"state: {settings.resolved_database_url.split('@')[-1]})"
     )
+    # Everything built so far (the app, the models, the libraries) lives as long as the process:
+    # keep it out of the collector's full passes, which otherwise walk it every few thousand
+    # requests on the invocation path.
+    gc.freeze()
     try:
         server.run(sockets=sockets)
     finally:
