@@ -25,10 +25,16 @@ def forwarder(client: str, upstream: int) -> Any:
     url = f"http://127.0.0.1:{upstream}"
     if client == "pool":
         import asyncio
+        import importlib.util
 
-        from orchestrator.dataplane.pool import Pools
-
-        pools = Pools()
+        # The module alone: the package's __init__ brings the whole data plane (pydantic...).
+        path = Path(__file__).resolve().parents[3] / "orchestrator" / "dataplane" / "pool.py"
+        spec = importlib.util.spec_from_file_location("dataplane_pool", path)
+        assert spec is not None and spec.loader is not None
+        pool = importlib.util.module_from_spec(spec)
+        sys.modules["dataplane_pool"] = pool  # dataclasses look their module up
+        spec.loader.exec_module(pool)
+        pools = pool.Pools()
         headers = b"content-type: application/json\r\n"
 
         async def pool_forward(body: bytes) -> tuple[int, bytes, bytes]:
