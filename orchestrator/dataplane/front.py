@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +35,7 @@ from orchestrator.access import authorize
 from orchestrator.controller.routing import EndpointRoute
 from orchestrator.dataplane.keys import presented_key
 from orchestrator.dataplane.plane import DataPlane
+from orchestrator.dataplane.router import Served
 from orchestrator.errors import (
     AuthenticationError,
     ConflictError,
@@ -61,7 +63,7 @@ _INVOKED = INVOKED_VARIANT_HEADER.lower().encode()
 _FORWARDED = {b"content-type", b"accept", b"x-custom-attributes"}
 
 
-class _ClientGone(Exception):
+class ClientGone(Exception):
     """The caller disconnected while its body was being read."""
 
 
@@ -125,33 +127,58 @@ class DataPlaneFront:
         self, scope: Scope, receive: Receive, send: Send, name: str, replica_path: bytes
     ) -> None:
         started = time.perf_counter()
-        try:
-            if scope["method"] != "POST":
-                await _method_not_allowed(send, scope["path"])
+        if scope["method"] != "POST":
+            reply = method_not_allowed(scope["path"])
+        else:
+            if self.unrouted is not None and self.plane.routes.get(name) is None:
+                await self.unrouted(scope, receive, send)
                 return
-            await self._serve(scope, receive, send, name, replica_path, started)
-        except OrchestratorError as e:
-            await _send_error(send, e)
-        except _ClientGone:
-            return
-        except Exception as e:  # a bug here must answer 500, not drop the connection
-            log.exception("invocation of %s failed", name, exc_info=e)
-            await _send_error(send, OrchestratorError(f"internal error: {type(e).__name__}"))
+            try:
+                reply = await self.answer(
+                    name, replica_path, scope["headers"], lambda limit: _read_body(receive, limit),
+                    started,
+                )  # fmt: skip
+            except ClientGone:
+                return
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+        reply.record(self.plane, started)
 
-    async def _serve(  # noqa: PLR0917 - once per request: positional
+    async def answer(
         self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
         name: str,
         replica_path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        read_body: Callable[[int], Awaitable[bytes]],
         started: float,
-    ) -> None:
+    ) -> Reply:
+        """The answer to one invocation, whichever server carries it (``read_body(limit)``
+        reads the body, refusing one over ``limit``). Raises only ``ClientGone``."""
+        try:
+            return await self._serve(name, replica_path, headers, read_body, started)
+        except OrchestratorError as e:
+            return error_reply(e)
+        except ClientGone:
+            raise
+        except Exception as e:  # a bug here must answer 500, not drop the connection
+            log.exception("invocation of %s failed", name, exc_info=e)
+            return error_reply(OrchestratorError(f"internal error: {type(e).__name__}"))
+
+    async def _serve(
+        self,
+        name: str,
+        replica_path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        read_body: Callable[[int], Awaitable[bytes]],
+        started: float,
+    ) -> Reply:
         plane = self.plane
         authorization = api_key = target = None
         declared: bytes | None = None
         forwarded: list[bytes] = []
-        for key, value in scope["headers"]:
+        for key, value in headers:
             if key in _FORWARDED:
                 forwarded.append(key + b": " + value + b"\r\n")
             elif key == b"content-length":
@@ -163,9 +190,6 @@ class DataPlaneFront:
             elif key == b"x-target-variant":
                 target = value.decode("latin-1")
         route = plane.routes.get(name)
-        if route is None and self.unrouted is not None:
-            await self.unrouted(scope, receive, send)
-            return
         await self._authenticate(route, presented_key(authorization, api_key))
         if route is None:
             raise await self._not_routed(name)
@@ -182,22 +206,19 @@ class DataPlaneFront:
                     "send smaller batches",
                     field="Content-Length",
                 )
-        body = await _read_body(receive, limit)
-        router = plane.router
-        served = await router.invoke(
+        body = await read_body(limit)
+        served = await plane.router.invoke(
             route, replica_path, b"".join(forwarded), body, target=target, started=started
         )
         answer = served.answer
-        headers = [
+        out = [
             (b"content-type", answer.content_type),
             (b"content-length", str(len(answer.body)).encode()),
             (_INVOKED, served.variant.name.encode()),
         ]
         if answer.retry_after is not None:
-            headers.append((b"retry-after", answer.retry_after))
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
-        router.answered(route, served, started)
+            out.append((b"retry-after", answer.retry_after))
+        return Reply(answer.status, out, answer.body, route, served)
 
     async def _authenticate(self, route: EndpointRoute | None, key: str | None) -> None:
         if route is not None and route.public and not key:
@@ -229,7 +250,7 @@ class DataPlaneFront:
 async def _read_body(receive: Receive, limit: int) -> bytes:
     message = await receive()
     if message["type"] == "http.disconnect":
-        raise _ClientGone
+        raise ClientGone
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
@@ -242,7 +263,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             raise _too_large(limit)
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         chunks.append(chunk)
@@ -257,17 +278,31 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     )
 
 
-async def _send_error(send: Send, error: OrchestratorError) -> None:
+@dataclass(slots=True)
+class Reply:
+    """An invocation's answer, and what to record once it has been sent."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    route: EndpointRoute | None = None
+    served: Served | None = None
+
+    def record(self, plane: DataPlane, started: float) -> None:
+        if self.route is not None and self.served is not None:
+            plane.router.answered(self.route, self.served, started)
+
+
+def error_reply(error: OrchestratorError) -> Reply:
     status, headers, body = http_answer(error)
     raw = [(k.encode(), v.encode()) for k, v in headers]
     raw.append((b"content-length", str(len(body)).encode()))
     if isinstance(error, PayloadTooLargeError):
         raw.append((b"connection", b"close"))  # the rest of the body is never read
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    return Reply(status, raw, body)
 
 
-async def _method_not_allowed(send: Send, path: str) -> None:
+def method_not_allowed(path: str) -> Reply:
     # An HTTP-level refusal, worded like the management API's (no error class: not ours).
     body = json.dumps({"code": "MethodNotAllowed", "message": f"use POST for {path}"}).encode()
     headers = [
@@ -275,5 +310,4 @@ async def _method_not_allowed(send: Send, path: str) -> None:
         (b"content-length", str(len(body)).encode()),
         (b"allow", b"POST"),
     ]
-    await send({"type": "http.response.start", "status": 405, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return Reply(405, headers, body)
