@@ -30,6 +30,7 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.backends.fake import FakeBackend
 from orchestrator.client import Client
 from orchestrator.controller.runtime import Controller
+from orchestrator.dataplane import http_protocol
 from orchestrator.dataplane.front import ASGIApp
 from orchestrator.gpus import Gpu, GpuInventory, GpuUsage
 from orchestrator.settings import Settings
@@ -118,7 +119,9 @@ class ServerThread:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, http=http_protocol(app), log_level="warning", access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -16,7 +16,7 @@ import uvicorn
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.api.auth import ensure_admin_key
 from orchestrator.api.service import ControlPlane
-from orchestrator.dataplane import DataPlaneFront
+from orchestrator.dataplane import DataPlaneFront, http_protocol
 from orchestrator.errors import ValidationError
 from orchestrator.settings import Settings
 
@@ -63,6 +63,8 @@ def serve(
         sockets.append(_start_router_workers(app, plane, host, bound_port, workers))
     config = uvicorn.Config(
         app,
+        # Invocations straight from the protocol (orchestrator.dataplane.fastpath).
+        http=http_protocol(app) if app.plane.settings.fast_path else "auto",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

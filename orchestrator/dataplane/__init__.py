@@ -8,7 +8,8 @@ connections (``pool``), and the metrics are appended to a list that is flushed i
 process's pieces together; ``workers`` runs several router processes on one port, fed by the
 control plane. ``build_front`` is what the control plane's app factory calls.
 
-    front.py     the ASGI front: match, authenticate, limit, route, answer
+    front.py     the front: match, authenticate, limit, route, answer (as ASGI, or...)
+    fastpath.py  ...straight from uvicorn's HTTP protocol, without an ASGI cycle
     plane.py     DataPlane: routes, keys, router, log, and their upkeep
     router.py    variant choice, held requests, retries, trial fallback, shadow copies
     pool.py      keep-alive connections to replicas (asyncio + httptools)
@@ -37,8 +38,20 @@ __all__ = [
     "KeyCache",
     "KeyChecker",
     "build_front",
+    "http_protocol",
     "match_invocation",
 ]
+
+
+def http_protocol(app: object) -> Any:
+    """What to pass as uvicorn's ``http=`` to serve ``app``: for a ``DataPlaneFront``, the
+    protocol that serves its invocations without an ASGI cycle (``fastpath``); else uvicorn's
+    own choice."""
+    if isinstance(app, DataPlaneFront):
+        from orchestrator.dataplane.fastpath import protocol_for
+
+        return protocol_for(app)
+    return "auto"
 
 
 def build_front(
@@ -74,6 +87,7 @@ def settings_of(settings: Settings) -> DataPlaneSettings:
         max_payload_bytes=settings.serving.max_payload_bytes,
         invocation_timeout_seconds=settings.serving.invocation_timeout_seconds,
         shadow_max_in_flight=settings.controller.shadow_max_in_flight,
+        fast_path=settings.server.invocation_fast_path,
     )
 
 

@@ -34,6 +34,7 @@ class DataPlaneSettings:
     max_payload_bytes: int
     invocation_timeout_seconds: float
     shadow_max_in_flight: int
+    fast_path: bool = True  # served from uvicorn's protocol (orchestrator.dataplane.fastpath)
 
 
 class DataPlane:

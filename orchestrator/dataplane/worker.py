@@ -26,6 +26,7 @@ import uvicorn
 from orchestrator.access import Principal
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.dataplane import wire
+from orchestrator.dataplane.fastpath import protocol_for
 from orchestrator.dataplane.front import DataPlaneFront, Receive, Scope, Send
 from orchestrator.dataplane.plane import DataPlane
 from orchestrator.dataplane.recorder import Event
@@ -196,9 +197,14 @@ async def run(args: argparse.Namespace) -> None:
     front = DataPlaneFront(proxy, plane, unrouted=proxy)
     sock = reuse_port_socket(args.host, args.port)
     config = uvicorn.Config(
-        front, log_level="warning", access_log=False, proxy_headers=False, lifespan="on",
+        front,
+        http=protocol_for(front) if plane.settings.fast_path else "auto",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        lifespan="on",
         timeout_graceful_shutdown=10,
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     follower = asyncio.create_task(link.run(plane, server))
     try:

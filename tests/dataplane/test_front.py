@@ -228,3 +228,48 @@ def test_the_answer_body_is_the_replicas_bytes(env: Env) -> None:
     env.route()
     body = json.dumps({"rows": list(range(5000))}).encode()
     assert env.post(body=body, **env.auth()).json()["n"] == len(body)
+
+
+def exchange(url: str, data: bytes, answers: int) -> list[bytes]:
+    """Send ``data`` as is on one connection; read ``answers`` whole answers back."""
+    host, port = url.removeprefix("http://").split(":")
+    out: list[bytes] = []
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(data)
+        buffer = b""
+        while len(out) < answers:
+            while b"\r\n\r\n" not in buffer:
+                buffer += s.recv(65536)
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(buffer) < length:
+                buffer += s.recv(65536)
+            out.append(head + b"\r\n\r\n" + buffer[:length])
+            buffer = buffer[length:]
+    return out
+
+
+def test_pipelined_requests_are_answered_in_order(env: Env) -> None:
+    env.route(public=True)
+    invoke = b"POST /endpoints/ep/invocations HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\n"
+    health = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+    got = exchange(env.url, invoke + b"abc" + health + invoke + b"abcdef"[:3], 3)
+    assert [a.split(b"\r\n")[0] for a in got] == [b"HTTP/1.1 200 OK"] * 3
+    assert b'"n": 3' in got[0] and b'"status":"ok"' in got[1] and b'"n": 3' in got[2]
+
+
+def test_expect_100_continue_is_answered_before_the_body(env: Env) -> None:
+    env.route(public=True)
+    host, port = env.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(
+            b"POST /endpoints/ep/invocations HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
+            b"expect: 100-continue\r\n\r\n"
+        )
+        assert s.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(b"[12]")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
