@@ -5,18 +5,19 @@ invocation path, on a connection with no request in flight, is answered by
 ``DataPlaneFront.answer`` straight from the protocol, and the answer leaves in one write. Every
 other request (and a pipelined one) takes uvicorn's usual ASGI path, unchanged.
 
-Why: measured side by side on one core (the same pool, front and replica; only the server
-side differs; ``docs/benchmarks.md``), uvicorn's ASGI machinery for one request (the scope,
-an ``asyncio.Event``, a task with its context, two ``send`` calls that validate every header,
-a keep-alive timer, two writes) cost about 80-100 us of the 270-300 us a proxied request cost
-the control plane; served from the protocol it cost 170-220 us. What is kept of uvicorn:
+Why: measured A/B on the whole control plane (``orch server``, an API key, one replica on the
+same core; ``docs/benchmarks.md``), the control plane's CPU per invocation was 280-301 us this
+way against 312-366 us through the ASGI front (medians of three runs at concurrency 1, 8,
+32); alone, without auth, routing or metrics, a protocol-level proxy cost 170-220 us against
+265-295 us under uvicorn's ASGI cycle (the scope, an ``asyncio.Event``, a task with its
+context, two ``send`` calls that validate every header, two writes). What is kept of uvicorn:
 parsing (httptools), connection handling, keep-alive, pipelining order (the request cycle of
 a fast request is a stand-in uvicorn's code reads like its own), flow control, ``Expect:
 100-continue``, graceful shutdown (the task is one of the server's tasks).
 
 It reads uvicorn's protocol internals (``HttpToolsProtocol``: ``cycle``, ``headers``, ``url``,
-``flow``, ``pipeline``, ``on_response_complete``), which is why uvicorn is pinned to the
-minor version this was written against; ``ORCH_SERVER__INVOCATION_FAST_PATH=false`` turns it
+``flow``, ``pipeline``, ``on_response_complete``), which is why uvicorn is pinned to a
+tested range (pyproject.toml); ``ORCH_SERVER__INVOCATION_FAST_PATH=false`` turns it
 off (the plain ASGI front then serves invocations, as under any other ASGI server).
 """
 

@@ -3,11 +3,11 @@
 Why hand-written and not httpx or aiohttp (both well kept, both measured): the router does one
 thing with a replica, ``POST`` a body and read a small answer, thousands of times a second on
 the core it shares with the replica. Measured side by side (``benchmarks/serving/
-router_choice.py``, the same raw ASGI front on uvicorn, one replica, both on CPU 0, wrk on
-CPU 1, one row, figures in ``docs/benchmarks.md``): the router's own CPU per request was about
-190-260 us with this pool, 360-800 us with aiohttp's client and several milliseconds with
-httpx at concurrency 32 (httpcore's pool bookkeeping and anyio). The pool is what that path
-needs and no more:
+router_choice.py``: the same raw ASGI front on uvicorn, one replica, both on CPU 0, wrk on
+CPU 1, one row; ``docs/benchmarks.md``), the proxy's own CPU per request at concurrency
+1 / 8 / 32 was 271 / 278 / 245 us with this pool, 560 / 589 / 548 us with aiohttp's client
+and 2523 / 3985 / 6650 us with httpx (its pool bookkeeping and anyio). The pool is what that
+path needs and no more:
 
 - one idle list per replica (last in, first out, so the warmest connection goes first); a
   checkout is a ``list.pop``, never a scan of every connection;
