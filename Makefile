@@ -68,6 +68,7 @@ bench: $(VENV)/.stamp-dev
 bench-serving: $(VENV)/.stamp-dev
 	bash benchmarks/serving/setup.sh
 	$(PY) benchmarks/serving/vs_peers.py
+	$(PY) benchmarks/serving/router_choice.py
 	$(PY) benchmarks/serving/batching.py
 
 clean:

@@ -20,12 +20,16 @@
         └── DeadlineExceededError    504  the request took longer than its limit
 
 Third-party errors are wrapped at the boundary with the cause chained (``raise X(...) from e``).
-The REST API renders any of these as ``{"code": ..., "message": ..., "field": ...}`` with the
-class's HTTP status; the client maps that body back onto the same class (``from_payload``).
+The REST API and the invocation data plane render any of these the same way, through
+``http_answer``: ``{"code": ..., "message": ..., "field": ...}`` with the class's HTTP status
+(and ``Retry-After`` for temporary ones); the client maps that body back onto the same class
+(``from_payload``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, ClassVar
 
 
@@ -154,6 +158,15 @@ class BackendError(TemporaryError):
 class DeadlineExceededError(TemporaryError):
     status_code = 504
     code = "DeadlineExceeded"
+
+
+def http_answer(error: OrchestratorError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """How an error goes out over HTTP, everywhere: status, headers and the JSON body."""
+    headers = [("content-type", "application/json")]
+    if isinstance(error, TemporaryError):
+        headers.append(("retry-after", str(max(1, math.ceil(error.retry_after)))))
+    body = json.dumps(error.to_payload(), ensure_ascii=False, separators=(",", ":"))
+    return error.status_code, headers, body.encode()
 
 
 _ALL: tuple[type[OrchestratorError], ...] = (

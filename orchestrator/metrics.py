@@ -6,6 +6,8 @@ The control plane and each inference server expose these on ``GET /metrics``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -94,6 +96,12 @@ CONCURRENT_REQUESTS = Gauge(
     ["endpoint", "variant"],
     registry=REGISTRY,
 )
+ROUTER_WORKER_INVOCATIONS = Counter(
+    "orch_router_worker_invocations_total",
+    "Invocations answered by each router worker of the control plane (0: its own process).",
+    ["worker"],
+    registry=REGISTRY,
+)
 ENDPOINT_INSTANCES = Gauge(
     "orch_endpoint_instances",
     "Ready instances (replicas) of an endpoint variant.",
@@ -179,6 +187,37 @@ def record_invocation(
         children.model_latency.observe(model_seconds)
     if overhead_seconds is not None:
         children.overhead_latency.observe(overhead_seconds)
+
+
+def record_routed(
+    endpoint: str,
+    variant: str,
+    *,
+    answered: int,
+    errors_4xx: int,
+    errors_5xx: int,
+    overhead_seconds: Iterable[float],
+    in_flight_change: int,
+) -> None:
+    """A batch of the router's requests to one (endpoint, variant): counts once per batch,
+    one OverheadLatency observation per request, the in-flight gauge moved by the net
+    change (requests started less those finished)."""
+    children = _children(endpoint, variant)
+    if answered:
+        children.invocations.inc(answered)
+    if errors_4xx:
+        children.errors_4xx.inc(errors_4xx)
+    if errors_5xx:
+        children.errors_5xx.inc(errors_5xx)
+    observe = children.overhead_latency.observe
+    for seconds in overhead_seconds:
+        observe(seconds)
+    if in_flight_change:
+        children.concurrent.inc(in_flight_change)
+
+
+def record_worker_invocations(worker: int, count: int) -> None:
+    ROUTER_WORKER_INVOCATIONS.labels(worker=str(worker)).inc(count)
 
 
 class _InvocationChildren:

@@ -45,6 +45,13 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8686, ge=0, le=65535)
     # Lists: default and maximum page size.
     default_page_size: int = Field(default=50, ge=1, le=1000)
+    # Processes serving invocations on the server's port (SO_REUSEPORT): the control plane's
+    # own and N - 1 router workers. 1 (the default) is measured fastest when the replicas
+    # share the machine's cores (docs/benchmarks.md); more helps with cores to spare.
+    router_workers: int = Field(default=1, ge=1, le=64)
+    # Invocations answered straight from uvicorn's HTTP protocol (orchestrator.dataplane.
+    # fastpath) rather than through an ASGI cycle; false: the plain ASGI front.
+    invocation_fast_path: bool = True
 
 
 class ObjectStoreSettings(BaseModel):

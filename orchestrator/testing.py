@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI
 
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.api.auth import new_api_key
@@ -31,6 +30,8 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.backends.fake import FakeBackend
 from orchestrator.client import Client
 from orchestrator.controller.runtime import Controller
+from orchestrator.dataplane import http_protocol
+from orchestrator.dataplane.front import ASGIApp
 from orchestrator.gpus import Gpu, GpuInventory, GpuUsage
 from orchestrator.settings import Settings
 
@@ -171,12 +172,14 @@ def endpoint_config_spec(name: str, model: str, *, instances: int = 1) -> dict[s
 class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         # IPPROTO_TCP: see orchestrator.api.server (asyncio's TCP_NODELAY needs it).
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, http=http_protocol(app), log_level="warning", access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -1,8 +1,12 @@
 """Shared parts of the serving benchmarks: servers pinned to a core, a correctness check, wrk.
 
 Each server runs as ``taskset -c 0 ...`` in its own session (so stopping it stops every process
-it started); wrk runs as ``taskset -c 1 wrk -t1 -cN`` with ``post.lua``, which POSTs one fixed
-body and prints the run's figures as a JSON line. Before a server is timed, ``verify`` sends
+it started; processes it starts in sessions of their own, like a control plane's replicas, are
+on CPU 0 too and go by the target's ``cleanup``); wrk runs as ``taskset -c 1 wrk -t1 -cN``
+with ``post.lua``, which POSTs one fixed body (with the target's ``Authorization`` header, if
+any) and prints the run's figures as a JSON line. A target may share another's server
+(``server_of``: the same server, another body), and may ``prepare`` its server once it is up
+(a control plane: deploy the endpoint, make a key). Before a server is timed, ``verify`` sends
 the same body and checks every answer is 200 with the expected prediction, so that a server
 answering errors fast cannot win; wrk's own error counts (non-2xx, socket errors) are kept
 with each run and printed.
@@ -32,6 +36,8 @@ BENCH = Path(os.environ.get("BENCH_DIR", ROOT / ".bench"))
 LUA = HERE / "post.lua"
 SERVER_CPU = "0"
 LOAD_CPU = "1"
+# The pid of each running target's server (its session leader), by target name.
+PIDS: dict[str, int] = {}
 # One BLAS/OpenMP thread in every server, ours and the peers alike: each has one core.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -50,6 +56,12 @@ class Target:
     read_predictions: Callable[[dict[str, object]], list[object]]
     cwd: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Sent with every request; ``prepare`` may fill it in (a key made once the server is up).
+    headers: dict[str, str] = field(default_factory=dict)
+    expected: list[object] | None = None  # this target's answer, when not the run's own
+    prepare: Callable[[Target], None] | None = None
+    cleanup: Callable[[], None] | None = None
+    server_of: str | None = None  # the name of the target whose server this one uses
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -61,6 +73,8 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     errors: int
+    started: float = 0.0  # epoch seconds
+    ended: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +113,8 @@ def free_port() -> int:
 
 def require_tools() -> None:
     """Exit naming the fix when wrk, taskset, two CPUs or a peer virtualenv is missing."""
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
+    for tool in ("wrk", "taskset", "nginx"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"error: {tool} not found; run: bash benchmarks/serving/setup.sh")
     cpus = os.sched_getaffinity(0)
     if not {int(SERVER_CPU), int(LOAD_CPU)} <= cpus:
@@ -159,6 +173,7 @@ def running(target: Target, *, start_timeout: float = 180.0) -> Iterator[Target]
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    PIDS[target.name] = proc.pid
     try:
         deadline = time.monotonic() + start_timeout
         while not _answers_200(target.url(target.health_path)):
@@ -173,18 +188,25 @@ def running(target: Target, *, start_timeout: float = 180.0) -> Iterator[Target]
                     f"{start_timeout:g} s; its log ({log_path}):\n{_tail(log_path)}"
                 )
             time.sleep(0.2)
+        if target.prepare is not None:
+            target.prepare(target)
         yield target
     finally:
         _stop(proc)
+        if target.cleanup is not None:
+            target.cleanup()
 
 
 def verify(target: Target, expected: list[object], *, count: int = 20) -> None:
-    """POST the benchmark body ``count`` times; exit unless each is 200 with ``expected``."""
+    """POST the benchmark body ``count`` times; exit unless each is 200 with ``expected``
+    (the target's own ``expected`` when it has one)."""
+    if target.expected is not None:
+        expected = target.expected
     for _ in range(count):
         request = urllib.request.Request(
             target.url(target.path),
             data=target.body,
-            headers={"Content-Type": target.content_type},
+            headers={"Content-Type": target.content_type, **target.headers},
             method="POST",
         )
         try:
@@ -228,8 +250,11 @@ def wrk(target: Target, connections: int, seconds: float) -> WrkRun:
         "--",
         str(body_file),
         target.content_type,
+        target.headers.get("Authorization", ""),
     ]
+    started = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
+    ended = time.time()
     line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
         raise SystemExit(f"error: wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
@@ -240,6 +265,8 @@ def wrk(target: Target, connections: int, seconds: float) -> WrkRun:
         p50_ms=figures["p50_us"] / 1e3,
         p99_ms=figures["p99_us"] / 1e3,
         errors=errors,
+        started=started,
+        ended=ended,
     )
 
 
@@ -258,17 +285,23 @@ def interleaved(
     warmup: float,
     seconds: float,
     announce: bool = False,
+    before_stop: Callable[[dict[tuple[str, int], Point]], None] | None = None,
 ) -> dict[tuple[str, int], Point]:
     """Start every target, check its answers, warm each up, then time ``runs`` rounds in which
     every (concurrency, target) gets one run in turn (so a slow spell of the machine hits all
-    servers alike), and check the answers again. The median point per (target, concurrency)."""
+    servers alike), and check the answers again. The median point per (target, concurrency).
+    ``before_stop`` sees the points while the servers still run (to ask them for figures)."""
     results: dict[tuple[str, int], list[WrkRun]] = {}
     with ExitStack() as stack:
         for target in targets:
-            stack.enter_context(running(target))
+            if target.server_of is None:
+                stack.enter_context(running(target))
+        for target in targets:
             verify(target, expected)
             if announce:
-                out(f"{target.name}: up on :{target.port}, answers 200 with {expected}")
+                answer = target.expected if target.expected is not None else expected
+                shown = answer if len(answer) <= 4 else f"{len(answer)} predictions"
+                out(f"{target.name}: up on :{target.port}, answers 200 with {shown}")
         for conc in concurrencies:
             for target in targets:
                 measure(target, conc, warmup=warmup, runs=0, seconds=seconds)
@@ -280,7 +313,10 @@ def interleaved(
             out(f"round {r + 1}/{runs} done")
         for target in targets:
             verify(target, expected)
-    return {key: Point(done) for key, done in results.items()}
+        points = {key: Point(done) for key, done in results.items()}
+        if before_stop is not None:
+            before_stop(points)
+    return points
 
 
 def print_points(
@@ -328,6 +364,22 @@ def _tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and every process below it, so far."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with suppress(OSError):
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
 def fmt_ratio(x: float) -> str:
     return f"{x:.2f}x"
 
@@ -343,10 +395,12 @@ def out(line: str = "") -> None:
 __all__ = [
     "BENCH",
     "HERE",
+    "PIDS",
     "ROOT",
     "Point",
     "Target",
     "WrkRun",
+    "cpu_seconds",
     "fmt_ratio",
     "free_port",
     "machine",

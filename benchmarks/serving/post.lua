@@ -1,12 +1,16 @@
 -- wrk script: POST one fixed body, then print the run's figures as one JSON line.
---   wrk -t1 -cN -dS --latency -s post.lua URL -- BODY_FILE CONTENT_TYPE
+--   wrk -t1 -cN -dS --latency -s post.lua URL -- BODY_FILE CONTENT_TYPE [AUTHORIZATION]
 local req
 
 function init(args)
   local f = assert(io.open(args[1], "rb"), "cannot open body file " .. tostring(args[1]))
   local body = f:read("*a")
   f:close()
-  req = wrk.format("POST", nil, { ["Content-Type"] = args[2] }, body)
+  local headers = { ["Content-Type"] = args[2] }
+  if args[3] ~= nil and args[3] ~= "" then
+    headers["Authorization"] = args[3]
+  end
+  req = wrk.format("POST", nil, headers, body)
 end
 
 function request()

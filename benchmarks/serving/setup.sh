@@ -21,6 +21,8 @@ PINS_kserve="kserve==0.21.0 $SKLEARN"
 PINS_mlserver="mlserver==1.7.1 mlserver-sklearn==1.7.1 uvloop==0.21.0 $SKLEARN"
 # The bare app runs on the same FastAPI, uvicorn, uvloop and httptools as ours.
 PINS_bare="fastapi==0.165.0 uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0 $SKLEARN"
+# The data plane's proxy-hop candidates (router_choice.py); the pool comes from the repository.
+PINS_router="granian==2.8.9 aiohttp==3.14.5 httpx==0.28.1 uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0"
 
 if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -31,13 +33,23 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
+# nginx is the proxy-hop reference (run unprivileged from a config of ours, never as a service).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: nginx is missing; install it (apt-get install -y nginx-light) or run this as root" >&2
+        exit 1
+    fi
+    echo "installing nginx (Debian package nginx-light)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+fi
 if ! command -v taskset >/dev/null 2>&1; then
     echo "error: taskset is missing; install util-linux" >&2
     exit 1
 fi
 
 mkdir -p "$BENCH"
-for peer in kserve mlserver bare; do
+for peer in kserve mlserver bare router; do
     pins_var="PINS_$peer"
     pins="${!pins_var}"
     venv="$BENCH/venv-$peer"
@@ -54,3 +66,5 @@ for peer in kserve mlserver bare; do
     echo "$pins" > "$venv/.pins"
 done
 echo "wrk: $(wrk -v 2>&1 | head -n 1)"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+echo "nginx: $("$NGINX" -v 2>&1)"

@@ -9,22 +9,23 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 
 from orchestrator import __version__, metrics
 from orchestrator.api import handlers
-from orchestrator.api.auth import KeyCache, KeyStore
+from orchestrator.api.auth import KeyStore, authenticate
 from orchestrator.api.deps import allowed, principal_of
 from orchestrator.api.keyfile import FileKeys
-from orchestrator.api.router import Router
-from orchestrator.api.routes import endpoints, models, monitoring, objects, training
+from orchestrator.api.routes import endpoints, keys, models, monitoring, objects, training
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
+from orchestrator.dataplane import DataPlaneFront, build_front
 from orchestrator.errors import OrchestratorError, ValidationError
 from orchestrator.gpus import GpuInventory, inventory
 from orchestrator.monitoring.series import SeriesStore
@@ -131,16 +132,12 @@ def _cluster_plane(
     )
 
 
-def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
+def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlaneFront:
+    """The ASGI app to serve: the data plane's front, with the management API (FastAPI,
+    ``.api``) behind it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.router = Router(
-            plane.routes,
-            timeout_seconds=plane.settings.serving.invocation_timeout_seconds,
-            shadow_max_in_flight=plane.settings.controller.shadow_max_in_flight,
-            clock=lambda: plane.clock.now().timestamp(),
-            recorder=plane.series,
-        )
         if run_controller and plane.controller is not None:
             plane.controller.start()
         for service in plane.services:
@@ -152,7 +149,6 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
                 service.stop()
             if run_controller and plane.controller is not None:
                 plane.controller.stop()
-            await app.state.router.aclose()
 
     app = FastAPI(
         title="Orchestrator",
@@ -163,9 +159,8 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
     )
     app.state.plane = plane
     app.state.series = plane.series
-    app.state.key_cache = KeyCache()
     handlers.install(app)
-    for module in (training, models, endpoints, objects):
+    for module in (training, models, endpoints, objects, keys):
         app.include_router(module.router)
     app.include_router(monitoring.router)
 
@@ -174,7 +169,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         # Before FastAPI reads and parses a body: a caller without a valid key gets 401 and
-        # nothing of theirs is parsed. Invocations authenticate in their route (public ones).
+        # nothing of theirs is parsed. Invocations never get here (the data plane's front).
         if request.url.path.startswith(PROTECTED_PREFIXES):
             try:
                 request.state.principal = await principal_of(request)
@@ -201,4 +196,13 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> FastAPI:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    return app
+    # The data plane: invocations are served in front of FastAPI (docs/architecture.md).
+    return build_front(
+        app,
+        routes=plane.routes,
+        key_checker=partial(authenticate, plane.keys),
+        endpoint_status=plane.endpoint_status,
+        series=plane.series,
+        settings=plane.settings,
+        clock=plane.clock,
+    )

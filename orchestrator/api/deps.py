@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.auth import KeyCache, Principal, authenticate, authorize
 from orchestrator.api.service import ControlPlane
+from orchestrator.dataplane.keys import presented_key as _presented
 
 
 def plane(request: Request) -> ControlPlane:
@@ -17,22 +18,13 @@ def plane(request: Request) -> ControlPlane:
 
 
 def presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth and auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.headers.get("x-api-key")
+    return _presented(request.headers.get("authorization"), request.headers.get("x-api-key"))
 
 
 async def principal_of(request: Request) -> Principal:
-    cp = plane(request)
-    key = presented_key(request)
+    """The caller, through the key cache the data plane shares (``app.state.key_cache``)."""
     cache: KeyCache = request.app.state.key_cache
-    if key and (hit := cache.get(key)) is not None:
-        return hit
-    principal = await run_in_threadpool(authenticate, cp.keys, key)
-    if key:
-        cache.put(key, principal)
-    return principal
+    return await cache.check(partial(authenticate, plane(request).keys), presented_key(request))
 
 
 def allowed(action: str) -> Callable[[Request], object]:

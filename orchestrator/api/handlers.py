@@ -6,29 +6,27 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.errors import OrchestratorError, TemporaryError, ValidationError
+from orchestrator.errors import OrchestratorError, ValidationError, http_answer
 from orchestrator.resources.validation import field_path
 
 log = logging.getLogger("orchestrator.api")
 
 
-def render(error: OrchestratorError) -> JSONResponse:
-    headers = {}
-    if isinstance(error, TemporaryError):
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return JSONResponse(error.to_payload(), status_code=error.status_code, headers=headers)
+def render(error: OrchestratorError) -> Response:
+    status, headers, body = http_answer(error)
+    return Response(body, status_code=status, headers=dict(headers))
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(OrchestratorError)
-    async def _ours(_request: Request, exc: OrchestratorError) -> JSONResponse:
+    async def _ours(_request: Request, exc: OrchestratorError) -> Response:
         return render(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
         parts: list[str] = []
         first: str | None = None
         for err in exc.errors():

@@ -89,3 +89,13 @@ class FileKeys:
     def count_api_keys(self) -> int:
         self._load()
         return len(self._keys)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        self._load()
+        return sorted(self._keys.values(), key=lambda k: k.key_id)
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        raise PermissionDeniedError(
+            f"API keys here come from {self.path} (a Secret on a cluster); revoke {key_id!r} "
+            'there ("Revoked": true): every API pod reads it again within a minute'
+        )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +15,8 @@ import uvicorn
 
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.api.auth import ensure_admin_key
+from orchestrator.api.service import ControlPlane
+from orchestrator.dataplane import DataPlaneFront, http_protocol
 from orchestrator.errors import ValidationError
 from orchestrator.settings import Settings
 
@@ -32,6 +37,9 @@ def serve(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    workers = settings.server.router_workers
+    if workers > 1:  # router workers listen on the same address (orchestrator.dataplane.workers)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as e:
@@ -50,8 +58,19 @@ def serve(
     if key is not None:
         say(f"created an admin API key; saved to {settings.credentials_path} (mode 0600)")
     app = create_app(plane)
+    sockets = [sock]
+    if workers > 1:
+        sockets.append(_start_router_workers(app, plane, host, bound_port, workers))
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=10
+        app,
+        # Invocations straight from the protocol (orchestrator.dataplane.fastpath).
+        http=http_protocol(app) if app.plane.settings.fast_path else "auto",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        # Nothing reads the client address from X-Forwarded-For, and the middleware runs on
+        # every request, invocations included.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     if ready_file is not None:
@@ -62,10 +81,40 @@ def serve(
         else settings.resolved_database_url.split("@")[-1]
     )
     say(f"orchestrator control plane on {url} (backend: {plane.backend_name}, state: {state})")
+    # Everything built so far (the app, the models, the libraries) lives as long as the process:
+    # keep it out of the collector's full passes, which otherwise walk it every few thousand
+    # requests on the invocation path.
+    gc.freeze()
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     finally:
         plane.close()
+
+
+def _start_router_workers(
+    app: DataPlaneFront, plane: ControlPlane, host: str, port: int, workers: int
+) -> socket.socket:
+    """Arrange for ``workers - 1`` router workers to start with the data plane; returns the
+    private Unix socket they pass the management API's requests to."""
+    from orchestrator.dataplane.workers import RouterWorkers
+
+    run_dir = Path(tempfile.mkdtemp(prefix="orch-run-"))  # 0700, short enough for AF_UNIX
+    hub = RouterWorkers(
+        app.plane,
+        count=workers - 1,
+        host=host,
+        port=port,
+        run_dir=run_dir,
+        series=plane.series,
+        clock=lambda: plane.clock.now().timestamp(),
+    )
+    api = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    api.bind(str(hub.api_path))
+    hub.api_path.chmod(0o600)
+    app.plane.started_hooks.append(hub.start)
+    app.plane.stopping_hooks.append(hub.stop)
+    app.plane.stopping_hooks.append(lambda: shutil.rmtree(run_dir, ignore_errors=True))
+    return api
 
 
 def _write_when_started(server: uvicorn.Server, ready_file: Path, url: str) -> None:

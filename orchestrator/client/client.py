@@ -36,6 +36,11 @@ from orchestrator.resources.endpoints import (
     ListEndpointConfigsResponse,
     ListEndpointsResponse,
 )
+from orchestrator.resources.keys import (
+    ApiKeySummary,
+    CreateApiKeyResponse,
+    ListApiKeysResponse,
+)
 from orchestrator.resources.kinds import (
     ENDPOINT,
     ENDPOINT_CONFIG,
@@ -439,6 +444,22 @@ class Client:
             "VariantName": variant,
         }
         return self._get(MetricStatistics, f"{ENDPOINT.collection}/{quote(name)}/metrics", **params)
+
+    # --- API keys ----------------------------------------------------------------------------
+    def create_api_key(self, name: str, *, role: str = "invoke") -> CreateApiKeyResponse:
+        """A new key (``role``: ``invoke``, only InvokeEndpoint, or ``admin``); its secret,
+        ``ApiKey``, is in this answer only."""
+        body = {"Name": name, "Role": role}
+        return CreateApiKeyResponse.model_validate(self._json("POST", f"{API}/api-keys", json=body))
+
+    def list_api_keys(self) -> ListApiKeysResponse:
+        return self._get(ListApiKeysResponse, f"{API}/api-keys")
+
+    def revoke_api_key(self, key_id: str) -> ApiKeySummary:
+        """Revoke a key at once, on every router worker (the last admin key is refused)."""
+        return ApiKeySummary.model_validate(
+            self._json("DELETE", f"{API}/api-keys/{quote(key_id, safe='')}")
+        )
 
     # --- objects -----------------------------------------------------------------------------
     def _object_path(self, uri: str) -> str:

@@ -1,7 +1,10 @@
 """Endpoint metrics as time series: recorded per request, kept in memory, queried by period.
 
-The invocation router records every request (``record_invocation``, ``request_started``,
-``request_finished``) and the controller records what it sees each pass (instances, model
+The invocation router (``orchestrator.dataplane``) records every request: its hot path only
+appends to a list of its own, and a batch at a time lands here (``record_events``, one lock
+per batch; ``record_invocation``, ``request_started`` and ``request_finished`` record one
+event). Each router worker is a *source* with its own in-flight level, so several workers
+add up. The controller records what it sees each pass (instances, model
 setup time, replica CPU and memory). Everything lands in one-second buckets per
 (endpoint, variant, config): counts, a ``Stat`` per latency (count, sum, min, max and a
 mergeable log histogram, see ``sketch``) and the area under the in-flight curve. Buckets older
@@ -11,7 +14,7 @@ request rate, so memory is bounded by endpoints x variants x retention.
 Queries answer like CloudWatch's ``GetMetricStatistics``; the planners read ``variant_load``
 (autoscaling) and ``fleet_health`` (blue/green alarms). Times are epoch seconds on the hot
 path (``at``) and datetimes where the planners and the API use them; both come from the same
-clock as ``time.time()``. One lock guards the store: recording is a few dict operations.
+clock as ``time.time()``. One lock guards the store, taken once per batch.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.types import FleetHealth, VariantLoad
@@ -35,6 +39,8 @@ from orchestrator.monitoring.shapes import (
 from orchestrator.monitoring.sketch import Stat, merged
 
 DEFAULT_RETENTION_SECONDS = 3 * 3600
+# Kinds of the events ``record_events`` takes (the router's batches).
+STARTED, FINISHED, ANSWERED = 0, 1, 2
 _SWEEP_EVERY_SECONDS = 60
 
 
@@ -56,16 +62,31 @@ class _Bucket:
         self.memory: Stat | None = None
 
 
+class _Level:
+    """Requests in flight in one series as one source (a router worker) counts them."""
+
+    __slots__ = ("count", "since")
+
+    def __init__(self, since: float) -> None:
+        self.count = 0
+        self.since = since
+
+
 class _Series:
-    __slots__ = ("buckets", "inflight", "inflight_since", "last_invocation", "newest")
+    __slots__ = ("buckets", "last_invocation", "levels", "newest")
 
     def __init__(self) -> None:
         # Insertion order is time order but for stragglers, which ``evict`` tolerates.
         self.buckets: dict[int, _Bucket] = {}
         self.newest = -1
-        self.inflight = 0
-        self.inflight_since = 0.0
+        # In flight, per source: each router worker's own events come in time order, the
+        # workers' do not, so each keeps its own level and adds its own area.
+        self.levels: dict[int, _Level] = {}
         self.last_invocation: float | None = None
+
+    @property
+    def inflight(self) -> int:
+        return sum(level.count for level in self.levels.values())
 
     def bucket(self, second: int, retention: int) -> _Bucket | None:
         b = self.buckets.get(second)
@@ -87,12 +108,23 @@ class _Series:
         for s in old:
             del self.buckets[s]
 
+    def level(self, source: int, at: float) -> _Level:
+        level = self.levels.get(source)
+        if level is None:
+            level = self.levels[source] = _Level(at)
+        return level
+
     def advance(self, at: float, retention: int) -> None:
-        """Adds the area under the in-flight level from the last change up to ``at``."""
-        t = self.inflight_since
+        """Adds the area under every source's in-flight level up to ``at``."""
+        for level in self.levels.values():
+            self.advance_level(level, at, retention)
+
+    def advance_level(self, level: _Level, at: float, retention: int) -> None:
+        """Adds the area under one source's in-flight level from its last change up to ``at``."""
+        t = level.since
         if at <= t:
             return
-        n = self.inflight
+        n = level.count
         if n > 0:
             t = max(t, at - retention)
             while t < at:
@@ -103,7 +135,7 @@ class _Series:
                     b.area += n * (stop - t)
                     b.peak = max(b.peak, n)
                 t = stop
-        self.inflight_since = at
+        level.since = at
 
 
 SeriesKey = tuple[str, str, str]  # endpoint, variant, config
@@ -136,7 +168,6 @@ class SeriesStore:
         s = table.get(key)
         if s is None:
             s = table[key] = _Series()
-            s.inflight_since = float(second)
         return s
 
     def record_invocation(
@@ -151,47 +182,93 @@ class SeriesStore:
         at: float,
     ) -> None:
         """One request answered (or failed) with HTTP ``status``; latencies in microseconds."""
+        with self._lock:
+            self._invocation(endpoint, variant, config, status, model_us, overhead_us, at)
+
+    def request_started(
+        self, endpoint: str, variant: str, config: str, at: float, *, source: int = 0
+    ) -> None:
+        with self._lock:
+            self._in_flight(endpoint, variant, config, at, source, +1)
+
+    def request_finished(
+        self, endpoint: str, variant: str, config: str, at: float, *, source: int = 0
+    ) -> None:
+        with self._lock:
+            self._in_flight(endpoint, variant, config, at, source, -1)
+
+    def record_events(self, events: Iterable[Sequence[Any]], *, source: int = 0) -> None:
+        """A batch from a router (see ``orchestrator.dataplane.recorder``), in the order it
+        happened, under one lock: ``(STARTED | FINISHED, endpoint, variant, config, at)`` and
+        ``(ANSWERED, endpoint, variant, config, at, status, model_us, overhead_us)``.
+        ``source`` names the router worker (each keeps its own in-flight level)."""
+        with self._lock:
+            for e in events:
+                kind = e[0]
+                if kind == ANSWERED:
+                    self._invocation(e[1], e[2], e[3], e[5], e[6], e[7], e[4])
+                elif kind == STARTED:
+                    self._in_flight(e[1], e[2], e[3], e[4], source, +1)
+                elif kind == FINISHED:
+                    self._in_flight(e[1], e[2], e[3], e[4], source, -1)
+
+    def forget_source(self, source: int, at: float) -> None:
+        """A router worker is gone: what it had in flight is no longer in flight."""
+        with self._lock:
+            for s in self._series.values():
+                level = s.levels.get(source)
+                if level is not None:
+                    s.advance_level(level, at, self.retention)
+                    del s.levels[source]
+
+    def _invocation(  # noqa: PLR0917 - once per event: positional
+        self,
+        endpoint: str,
+        variant: str,
+        config: str,
+        status: int,
+        model_us: float | None,
+        overhead_us: float | None,
+        at: float,
+    ) -> None:
         second = int(at)
         key = (endpoint, variant, config)
-        with self._lock:
-            s = self._series.get(key)
-            if s is None or second >= self._next_sweep:
-                s = self._get(self._series, key, second)
-            b = s.buckets.get(second)
+        s = self._series.get(key)
+        if s is None or second >= self._next_sweep:
+            s = self._get(self._series, key, second)
+        b = s.buckets.get(second)
+        if b is None:
+            b = s.bucket(second, self.retention)
             if b is None:
-                b = s.bucket(second, self.retention)
-                if b is None:
-                    return
-            b.count += 1
-            if status >= 500:
-                b.e5 += 1
-            elif status >= 400:
-                b.e4 += 1
-            if model_us is not None:
-                if b.model is None:
-                    b.model = Stat()
-                b.model.add(model_us)
-            if overhead_us is not None:
-                if b.overhead is None:
-                    b.overhead = Stat()
-                b.overhead.add(overhead_us)
-            if s.last_invocation is None or at > s.last_invocation:
-                s.last_invocation = at
+                return
+        b.count += 1
+        if status >= 500:
+            b.e5 += 1
+        elif status >= 400:
+            b.e4 += 1
+        if model_us is not None:
+            if b.model is None:
+                b.model = Stat()
+            b.model.add(model_us)
+        if overhead_us is not None:
+            if b.overhead is None:
+                b.overhead = Stat()
+            b.overhead.add(overhead_us)
+        if s.last_invocation is None or at > s.last_invocation:
+            s.last_invocation = at
 
-    def request_started(self, endpoint: str, variant: str, config: str, at: float) -> None:
-        with self._lock:
-            s = self._get(self._series, (endpoint, variant, config), int(at))
-            s.advance(at, self.retention)
-            s.inflight += 1
+    def _in_flight(  # noqa: PLR0917 - once per event: positional
+        self, endpoint: str, variant: str, config: str, at: float, source: int, delta: int
+    ) -> None:
+        s = self._get(self._series, (endpoint, variant, config), int(at))
+        level = s.level(source, at)
+        s.advance_level(level, at, self.retention)
+        level.count = max(0, level.count + delta)
+        if delta > 0:
             b = s.bucket(int(at), self.retention)
-            if b is not None and s.inflight > b.peak:
-                b.peak = s.inflight
-
-    def request_finished(self, endpoint: str, variant: str, config: str, at: float) -> None:
-        with self._lock:
-            s = self._get(self._series, (endpoint, variant, config), int(at))
-            s.advance(at, self.retention)
-            s.inflight = max(0, s.inflight - 1)
+            total = s.inflight  # every source's, as last heard
+            if b is not None and total > b.peak:
+                b.peak = total
 
     # --- recording (controller, once per pass) ---------------------------------------------------
     def record_instances(self, endpoint: str, variant: str, count: int, at: float) -> None:

@@ -332,15 +332,25 @@ class StateStore:
             row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
         if row is None:
             return None
-        m = row._mapping
-        return ApiKeyRecord(
-            key_id=m["key_id"],
-            secret_hash=m["secret_hash"],
-            name=m["name"],
-            role=m["role"],
-            created_at=_dt(m["created_at"]),
-            revoked=bool(m["revoked"]),
-        )
+        return _api_key(row._mapping)
+
+    def list_api_keys(self) -> builtins.list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+        with self._tx() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at)).all()
+        return [_api_key(r._mapping) for r in rows]
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        """Mark the key revoked (idempotent); NotFoundError when there is no such key."""
+        with self._tx() as conn:
+            result = conn.execute(
+                api_keys.update().where(api_keys.c.key_id == key_id).values(revoked=True)
+            )
+        if result.rowcount != 1:
+            raise NotFoundError(f"API key {key_id!r} does not exist", field="KeyId")
+        record = self.get_api_key(key_id)
+        assert record is not None
+        return record
 
     def count_api_keys(self) -> int:
         with self._tx() as conn:
@@ -370,4 +380,15 @@ def _record(m: Any) -> Record:
         created_at=_dt(m["created_at"]),
         updated_at=_dt(m["updated_at"]),
         version=str(m["version"]),
+    )
+
+
+def _api_key(m: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=m["key_id"],
+        secret_hash=m["secret_hash"],
+        name=m["name"],
+        role=m["role"],
+        created_at=_dt(m["created_at"]),
+        revoked=bool(m["revoked"]),
     )

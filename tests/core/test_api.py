@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from core_builders import training_doc
 
 from orchestrator.api.app import build_control_plane, create_app
@@ -74,7 +75,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     app = create_app(plane, run_controller=False)
     transport = httpx.ASGITransport(app=app)
     async with (
-        app.router.lifespan_context(app),
+        LifespanManager(app),
         httpx.AsyncClient(transport=transport, base_url="http://orch") as client,
     ):
         yield Api(client, plane, fake, {"Authorization": f"Bearer {key}"}, tmp_path)

@@ -31,3 +31,12 @@ def test_defaults_derive_from_home(tmp_path: object) -> None:
     assert s.resolved_database_url == "sqlite:////srv/orch/state.db"
     assert s.resolved_object_store_url == "file:///srv/orch/objects"
     assert str(s.keyring_path) == "/srv/orch/keys/keyring.json"
+
+
+def test_router_workers_default_to_one_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().server.router_workers == 1
+    monkeypatch.setenv("ORCH_SERVER__ROUTER_WORKERS", "3")
+    assert Settings().server.router_workers == 3
+    monkeypatch.setenv("ORCH_SERVER__ROUTER_WORKERS", "0")
+    with pytest.raises(ValidationError, match=r"server\.router_workers"):
+        Settings()

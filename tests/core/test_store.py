@@ -226,6 +226,17 @@ def test_api_keys(store: StateStore) -> None:
     assert store.count_api_keys() == 1
 
 
+def test_api_keys_are_listed_oldest_first_and_revoked_for_good(store: StateStore) -> None:
+    store.add_api_key("b", "1" * 64, name="second", role="invoke", now=NOW.replace(minute=5))
+    store.add_api_key("a", "2" * 64, name="first", role="admin", now=NOW)
+    assert [k.key_id for k in store.list_api_keys()] == ["a", "b"]
+    assert store.revoke_api_key("b").revoked is True
+    assert store.revoke_api_key("b").revoked is True  # again: still revoked, no error
+    assert [k.revoked for k in store.list_api_keys()] == [False, True]
+    with pytest.raises(NotFoundError, match="API key 'zz' does not exist"):
+        store.revoke_api_key("zz")
+
+
 def test_count_by_phase(store: StateStore) -> None:
     add(store, "a")
     add(store, "b")

@@ -134,6 +134,7 @@ def test_readme_shell_examples(server: RunningServer, tmp_path: Path) -> None:
     rows.write_text("\n".join(",".join(str(v) for v in r) for r in x[:3]))
     answer = json.loads(run("invoke", "my-endpoint", "--body", str(rows)))
     assert answer["predictions"] == [0.0, 0.0, 0.0]
+    assert "its secret:" in run("keys", "create", "my-app", "--role", "invoke")
     run("endpoints", "delete", "my-endpoint")
     # The commands in the README are the ones tested here.
     for snippet in (
@@ -141,6 +142,7 @@ def test_readme_shell_examples(server: RunningServer, tmp_path: Path) -> None:
         "orch jobs logs JOB -f",
         "orch deploy s3://",
         "orch invoke my-endpoint --body rows.csv",
+        "orch keys create my-app --role invoke",
         "orch endpoints delete my-endpoint",
     ):
         assert snippet in README

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from test_kube_endpoints import deployment, setup
 from orchestrator.controller.plan.endpoint import DesiredEndpoint, plan_endpoint
 from orchestrator.controller.plan.types import FleetHealth, ObservedReplica
 from orchestrator.controller.routing import RoutingTable
+from orchestrator.dataplane.router import pick_variant
 from orchestrator.kube.convert import to_camel
 from orchestrator.kube.operator import Operator
 from orchestrator.kube.routes import ClusterRoutes, route_of
@@ -122,6 +125,11 @@ def test_a_canary_update_with_a_shadow_routes_exactly_as_planned_through_the_sta
     route = route_of(as_resource("web", spec, status))
     assert route is not None and not route.public
     assert route.variants == plan.routes  # decoded, not rebuilt
+
+    # The data plane's pick over the decoded route: about a fifth of requests on the canary.
+    random.seed(11)
+    picks = Counter(pick_variant(route, None).config for _ in range(5000))
+    assert 0.17 < picks["v2"] / 5000 < 0.23
 
 
 def test_what_takes_no_traffic_has_no_route() -> None:

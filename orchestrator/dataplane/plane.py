@@ -1,0 +1,118 @@
+"""The data plane of one process: what the front needs to serve invocations, and its upkeep.
+
+``DataPlane`` holds the routing table it reads, the key seam and its cache, the endpoint status
+lookup, the router (with its replica connections) and the invocation log; ``start`` and
+``stop`` run with the server (the front calls them from the ASGI lifespan). While it runs, a
+task flushes the log into the ``Sink`` every ``FLUSH_SECONDS``, fails requests to replicas
+whose deadline passed (504) and, every few seconds, closes connections to replicas that left
+the routing table. ``key_revoked`` drops a key from the
+cache here and tells the listeners (the router workers in other processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.controller.routing import RoutingTable
+from orchestrator.dataplane.keys import KeyCache, KeyChecker
+from orchestrator.dataplane.recorder import FLUSH_SECONDS, InvocationLog, Sink
+from orchestrator.dataplane.router import Demand, Router
+
+log = logging.getLogger("orchestrator.dataplane")
+
+EndpointStatus = Callable[[str], "tuple[str, str] | None"]
+_RETAIN_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class DataPlaneSettings:
+    max_payload_bytes: int
+    invocation_timeout_seconds: float
+    shadow_max_in_flight: int
+    fast_path: bool = True  # served from uvicorn's protocol (orchestrator.dataplane.fastpath)
+
+
+class DataPlane:
+    def __init__(
+        self,
+        *,
+        routes: RoutingTable,
+        key_checker: KeyChecker,
+        endpoint_status: EndpointStatus,
+        sink: Sink,
+        settings: DataPlaneSettings,
+        keys: KeyCache | None = None,
+        demand: Demand | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.routes = routes
+        self.key_checker = key_checker
+        self.endpoint_status = endpoint_status
+        self.keys = keys if keys is not None else KeyCache()
+        self.sink = sink
+        self.settings = settings
+        self.max_payload_bytes = settings.max_payload_bytes
+        self.log = InvocationLog()
+        self.router = Router(
+            routes,
+            timeout_seconds=settings.invocation_timeout_seconds,
+            log_=self.log,
+            demand=demand,
+            shadow_max_in_flight=settings.shadow_max_in_flight,
+            clock=clock,
+        )
+        self.revocation_listeners: list[Callable[[str], None]] = []
+        self.started_hooks: list[Callable[[], object]] = []
+        self.stopping_hooks: list[Callable[[], object]] = []
+        self._upkeep: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._upkeep is None:
+            self._upkeep = asyncio.create_task(self._run_upkeep(), name="dataplane-upkeep")
+        for hook in self.started_hooks:
+            result = hook()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def stop(self) -> None:
+        for hook in self.stopping_hooks:
+            result = hook()
+            if asyncio.iscoroutine(result):
+                await result
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
+            self._upkeep = None
+        await self.router.aclose()
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand what was recorded so far to the sink (the upkeep task does this on a tick)."""
+        events = self.log.drain()
+        if events:
+            try:
+                self.sink.apply(events)
+            except Exception:  # metrics must never break serving
+                log.exception("recording %d invocation events failed", len(events))
+
+    def key_revoked(self, key_id: str) -> None:
+        self.keys.forget(key_id)
+        for listener in self.revocation_listeners:
+            listener(key_id)
+
+    async def _run_upkeep(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_retain = time.monotonic() + _RETAIN_EVERY_SECONDS
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.router.pools.expire(loop.time())
+            self.flush()
+            if time.monotonic() >= next_retain:
+                next_retain = time.monotonic() + _RETAIN_EVERY_SECONDS
+                self.router.retain_pools()

@@ -1,0 +1,79 @@
+"""What the control plane and its router workers say to each other, one JSON line at a time.
+
+Over a Unix socket in a private (0700) directory. The control plane (the hub) sends:
+
+    {"t": "welcome", "settings": {...}}           once, first
+    {"t": "routes", "routes": [...]}               the whole table, after every change
+    {"t": "revoked", "key_id": "..."}              drop this key from the cache now
+    {"t": "auth", "id": N, "principal": {...}}     the answer to an auth question, or
+    {"t": "auth", "id": N, "error": "..."}         its refusal (401)
+
+A worker sends:
+
+    {"t": "hello", "worker": I}                    once, first
+    {"t": "events", "events": [...]}               a flush of its invocation log
+    {"t": "hold" | "release", "endpoint": E, "variant": V}
+    {"t": "auth", "id": N, "key": "..."}           a key its cache does not hold
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+
+from orchestrator.access import Principal
+from orchestrator.controller.plan.types import VariantRoute
+from orchestrator.controller.routing import EndpointRoute
+from orchestrator.dataplane.plane import DataPlaneSettings
+
+LIMIT = 64 << 20  # one line: a routing table or a flush of events
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message) + b"\n"
+
+
+async def read(reader: asyncio.StreamReader) -> dict[str, Any] | None:
+    """The next message, or None when the other side has gone."""
+    try:
+        line = await reader.readline()
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+        return None
+    if not line:
+        return None
+    message = orjson.loads(line)
+    return message if isinstance(message, dict) else None
+
+
+def routes_to_wire(routes: list[EndpointRoute]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in routes]
+
+
+def routes_from_wire(routes: list[dict[str, Any]]) -> list[EndpointRoute]:
+    return [
+        EndpointRoute(
+            endpoint=r["endpoint"],
+            public=r["public"],
+            variants=tuple(VariantRoute(**{**v, "urls": tuple(v["urls"])}) for v in r["variants"]),
+        )
+        for r in routes
+    ]
+
+
+def principal_to_wire(principal: Principal) -> dict[str, str]:
+    return asdict(principal)
+
+
+def principal_from_wire(data: dict[str, str]) -> Principal:
+    return Principal(key_id=data["key_id"], name=data["name"], role=data["role"])
+
+
+def settings_to_wire(settings: DataPlaneSettings) -> dict[str, Any]:
+    return asdict(settings)
+
+
+def settings_from_wire(data: dict[str, Any]) -> DataPlaneSettings:
+    return DataPlaneSettings(**data)
