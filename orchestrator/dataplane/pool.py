@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -163,6 +164,8 @@ class _Connection(asyncio.Protocol):
 
 
 Waiting = dict["asyncio.Future[ReplicaAnswer]", tuple[float, _Connection]]
+# Where a replica URL's (host, port) is connected to; None: as written (the system resolves).
+Resolve = Callable[[str, int], tuple[str, int]]
 
 
 class Replica:
@@ -171,7 +174,9 @@ class Replica:
     future, not the connection: an answer puts the connection back before the caller runs
     again, and the next request may already be on it."""
 
-    def __init__(self, url: str, waiting: Waiting | None = None) -> None:
+    def __init__(
+        self, url: str, waiting: Waiting | None = None, resolve: Resolve | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             # A route the control plane built wrong: not the caller's fault, and not theirs to fix.
@@ -188,6 +193,7 @@ class Replica:
         self._host_line = b" HTTP/1.1\r\nhost: " + host_header + b"\r\ncontent-length: "
         self._idle: list[_Connection] = []
         self._waiting: Waiting = waiting if waiting is not None else {}
+        self._resolve = resolve
 
     def head(self, path: bytes, length: int, headers: bytes) -> bytes:
         """The request line and headers (``headers``: already formatted ``name: value\\r\\n``)."""
@@ -220,9 +226,12 @@ class Replica:
         return None
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        host, port = (
+            self._resolve(self.host, self.port) if self._resolve else (self.host, self.port)
+        )
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, loop), self.host, self.port),
+                loop.create_connection(lambda: _Connection(self, loop), host, port),
                 CONNECT_TIMEOUT_SECONDS,
             )
         except (OSError, TimeoutError) as e:
@@ -271,16 +280,18 @@ class Replica:
 
 class Pools:
     """Every replica's pool, by URL; replicas that left the routing table are dropped by
-    ``retain``."""
+    ``retain``. ``resolve``: where a URL's (host, port) is connected to, when not as written
+    (a test that plays cluster DNS for Service names; set it before the first request)."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolve: Resolve | None = None) -> None:
         self._replicas: dict[str, Replica] = {}
         self._waiting: Waiting = {}
+        self.resolve = resolve
 
     def get(self, url: str) -> Replica:
         replica = self._replicas.get(url)
         if replica is None:
-            replica = self._replicas[url] = Replica(url, self._waiting)
+            replica = self._replicas[url] = Replica(url, self._waiting, self.resolve)
         return replica
 
     def expire(self, now: float) -> int:

@@ -164,3 +164,24 @@ async def test_a_connection_reused_before_its_last_caller_resumed_keeps_both_dea
     got = await asyncio.gather(*(caller() for _ in range(8)))
     assert set().union(*got) == {200}
     assert pools.expire(asyncio.get_running_loop().time() + 1e6) == 0  # nothing left waiting
+
+
+async def test_a_resolver_says_where_a_url_connects_and_the_host_header_keeps_its_name(
+    raw: RawServer,
+) -> None:
+    """How a test plays cluster DNS: the route names a Service, the pool connects elsewhere."""
+    from urllib.parse import urlsplit
+
+    local = urlsplit(raw.url)
+    service = "http://web-main-cfg.ml.svc.cluster.local:8080"
+    seen: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> tuple[str, int]:
+        seen.append((host, port))
+        return str(local.hostname), int(local.port or 80)
+
+    raw.behaviour = lambda _r: answer(200, b"ok")
+    got = await post(Pools(resolve=resolve).get(service))
+    assert (got.status, got.body) == (200, b"ok")
+    assert seen == [("web-main-cfg.ml.svc.cluster.local", 8080)]
+    assert b"host: web-main-cfg.ml.svc.cluster.local:8080" in raw.requests[0].lower()
