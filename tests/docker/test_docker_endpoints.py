@@ -18,12 +18,13 @@ pytestmark = pytest.mark.slow
 def replicas(
     client: docker.DockerClient, endpoint: str
 ) -> list[docker.models.containers.Container]:
-    return list(
-        client.containers.list(
-            all=True,
-            filters={"label": ["orchestrator.kind=replica", f"orchestrator.resource={endpoint}"]},
-        )
-    )
+    labels = {"label": ["orchestrator.kind=replica", f"orchestrator.resource={endpoint}"]}
+    for _ in range(10):
+        try:
+            return list(client.containers.list(all=True, filters=labels))
+        except docker.errors.NotFound:
+            continue  # removed between the listing and its inspection: list again
+    raise AssertionError(f"the replicas of {endpoint} kept vanishing while listed")
 
 
 def test_killed_replica_is_replaced_and_never_routed_to(
