@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from kubernetes import client
@@ -36,7 +36,13 @@ from orchestrator.kube import network as n
 from orchestrator.kube import objects as o
 from orchestrator.kube.api import call, wrap_api_error
 from orchestrator.kube.convert import API_GROUP, API_VERSION
-from orchestrator.kube.observe import fleet_observations, job_observation
+from orchestrator.kube.observe import (
+    fleet_observations,
+    job_observation,
+    metric_patterns_of,
+    metrics_of,
+    metrics_pod,
+)
 from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import KubeSettings
 
@@ -250,7 +256,29 @@ class KubernetesBackend:
         job = self._latest_job(name)
         if job is None:
             return None
-        return job_observation(name, job, self._pods(j.job_labels(name, _attempt(job))))
+        pods = self._pods(j.job_labels(name, _attempt(job)))
+        observed = job_observation(name, job, pods)
+        patterns = metric_patterns_of(job)
+        if observed.state != "exited" or not patterns:
+            return observed
+        # Once, when it has ended: the status it gets now is final (the job is then inactive).
+        pod = metrics_pod(job, pods)
+        log = self._algo_log(pod, f"metrics of {name}") if pod is not None else b""
+        metrics = metrics_of(log.decode(errors="replace"), patterns)
+        return replace(observed, metrics=metrics) if metrics else observed
+
+    def _algo_log(self, pod: dict[str, Any], what: str) -> bytes:
+        """The user's container's log in ``pod`` (empty: not started yet, or gone)."""
+        try:
+            resp = self.core.read_namespaced_pod_log(
+                pod["metadata"]["name"], self.namespace, container=o.ALGO, _preload_content=False
+            )
+        except ApiException as e:
+            if e.status in (400, 404):
+                return b""
+            raise wrap_api_error(e, what) from e
+        body: bytes = cast(Any, resp).data
+        return body
 
     def stop_job(self, name: str, *, force: bool) -> None:
         """Suspend the Job (its pods get SIGTERM, the Job stays to be observed); force: kill."""
@@ -282,16 +310,7 @@ class KubernetesBackend:
         if not pods:
             return b"", offset
         pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        try:
-            resp = self.core.read_namespaced_pod_log(
-                pod["metadata"]["name"], self.namespace, container=o.ALGO, _preload_content=False
-            )
-        except ApiException as e:
-            if e.status in (400, 404):  # not started yet, or gone
-                return b"", offset
-            raise wrap_api_error(e, f"logs of {name}") from e
-        body: bytes = cast(Any, resp).data
-        data = body[offset : offset + limit]
+        data = self._algo_log(pod, f"logs of {name}")[offset : offset + limit]
         return data, offset + len(data)
 
     # --- endpoints: VariantFleets ----------------------------------------------------------------

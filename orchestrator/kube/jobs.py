@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator.kube.objects import (
     ALGO,
+    ANNOTATION_METRICS,
     ANNOTATION_OUTPUT,
     CLIENT_ERROR_EXIT,
     DOWNLOAD,
@@ -49,6 +50,7 @@ from orchestrator.training.contract import (
     Host,
     MlPaths,
     builtin_algorithm,
+    metric_patterns,
     program_of,
     script_args,
     user_environment,
@@ -315,4 +317,9 @@ def training_job_manifest(
         pod_spec["subdomain"] = job
     job_meta = meta(job, namespace, labels, owner)
     job_meta["annotations"] = {ANNOTATION_OUTPUT: output_uri}
+    patterns = metric_patterns(spec)
+    if patterns:
+        job_meta["annotations"][ANNOTATION_METRICS] = json.dumps(
+            [[name, p.pattern] for name, p in patterns]
+        )
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": job_spec}

@@ -26,6 +26,8 @@ LABEL_ENDPOINT = f"{PREFIX}/endpoint"
 LABEL_VARIANT = f"{PREFIX}/variant"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 ANNOTATION_OUTPUT = f"{PREFIX}/output-uri"
+# A Job's metric definitions ([[name, regex], ...]): read from its algo container's log.
+ANNOTATION_METRICS = f"{PREFIX}/metric-definitions"
 # The Job controller's index of a pod of an Indexed Job (an annotation since Kubernetes 1.21).
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 LABEL_FLEET = f"{PREFIX}/fleet"  # the EndpointConfig of a fleet (as a DNS label)

@@ -12,10 +12,15 @@ download step, Training = the user's container, Uploading = after it, on every h
 pod disrupted by eviction or preemption is Interrupted, not failed: the Job's
 podFailurePolicy ignores it and starts a new pod. Endpoints: every slot of a fleet variant is
 a replica of its Deployment; ready pods fill slots first, a crash-looping pod is a dead slot.
+
+Metrics: a Job that carries metric definitions (``MetricDefinitions``, or a built-in
+algorithm's) gets its final metrics from algo-1's ``algo`` log once it has ended; the backend
+reads the log, ``metrics_of`` reads its lines as the local supervisors read a job's output.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -29,6 +34,7 @@ from orchestrator.resources.failures import (
     internal_error,
 )
 from orchestrator.resources.training import SecondaryStatus
+from orchestrator.training.contract import read_metrics
 
 MESSAGE_LIMIT = 1024
 # Waiting reasons of a container that will not come up by itself.
@@ -335,6 +341,33 @@ def job_observation(name: str, job: dict[str, Any], pods: list[dict[str, Any]]) 
         ended = parse_time((conds.get("Suspended") or {}).get("lastTransitionTime"))
         return ObservedJob(state="exited", outcome="stopped", ended_at=ended, **base)
     return ObservedJob(state="running", **base)
+
+
+def metric_patterns_of(job: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    """The metric definitions a Job carries (its annotation); none when it has none or they
+    do not read back (the API checked them before the Job existed)."""
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(o.ANNOTATION_METRICS)
+    if not raw:
+        return []
+    try:
+        return [(str(name), re.compile(str(regex))) for name, regex in json.loads(raw)]
+    except (ValueError, TypeError, re.error):
+        return []
+
+
+def metrics_pod(job: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The pod whose ``algo`` log holds the job's metrics: algo-1's, the latest one made."""
+    hosts = job_hosts(job)
+    first = [p for p in pods if pod_host(p, hosts) == "algo-1"]
+    return max(first, key=_created, default=None)
+
+
+def metrics_of(log: str, patterns: list[tuple[str, re.Pattern[str]]]) -> dict[str, float]:
+    """Each metric's last value in the log, as the local supervisors read a job's output."""
+    found: dict[str, float] = {}
+    for line in log.splitlines():
+        read_metrics(line, patterns, found)
+    return found
 
 
 def _message(status: dict[str, Any], state: dict[str, Any]) -> str:

@@ -12,14 +12,20 @@ host's ``resourceconfig.json`` and ``SM_CURRENT_HOST`` name it, and a channel di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from orchestrator.algorithms.hyperparameters import ALGORITHMS, parse_hyperparameters
+from orchestrator.algorithms.hyperparameters import (
+    ALGORITHMS,
+    metric_definitions,
+    parse_hyperparameters,
+)
 from orchestrator.errors import ValidationError
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
@@ -153,6 +159,34 @@ def builtin_algorithm(spec: CreateTrainingJobRequest) -> str | None:
     if not algo.AlgorithmName or algo.TrainingImage or algo.ContainerEntrypoint:
         return None
     return algo.AlgorithmName if algo.AlgorithmName in ALGORITHMS else None
+
+
+def metric_patterns(spec: CreateTrainingJobRequest) -> list[tuple[str, re.Pattern[str]]]:
+    """What a job's output lines are searched for: its ``MetricDefinitions`` and, for a
+    built-in algorithm, the algorithm's own (captured without the user naming them)."""
+    definitions = [(m.Name, m.Regex) for m in spec.AlgorithmSpecification.MetricDefinitions]
+    builtin = builtin_algorithm(spec)
+    if builtin is not None:
+        named = {name for name, _ in definitions}
+        predictor = decode_hyperparameter(spec.HyperParameters.get("predictor_type", ""))
+        definitions += [
+            (d["Name"], d["Regex"])
+            for d in metric_definitions(builtin, str(predictor) or None)
+            if d["Name"] not in named
+        ]
+    return [(name, re.compile(regex)) for name, regex in definitions]
+
+
+def read_metrics(
+    line: str, patterns: Sequence[tuple[str, re.Pattern[str]]], into: dict[str, float]
+) -> None:
+    """The metrics one output line carries, into ``into`` (a later value replaces an earlier
+    one, so what is left is each metric's last value: SageMaker's final metric)."""
+    for name, pattern in patterns:
+        m = pattern.search(line)
+        if m:
+            with contextlib.suppress(ValueError, IndexError):
+                into[name] = float(m.group(1))
 
 
 def check_builtin_algorithm(spec: CreateTrainingJobRequest) -> None:

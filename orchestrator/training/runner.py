@@ -14,9 +14,7 @@ the model directory in the grace period is still uploaded, as SageMaker does.
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
-import re
 import resource
 import signal
 import subprocess
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator import procs
-from orchestrator.algorithms.hyperparameters import ALGORITHMS, metric_definitions
+from orchestrator.algorithms.hyperparameters import ALGORITHMS
 from orchestrator.objects import ObjectStore
 from orchestrator.resources.failures import FailureReason, client_error
 from orchestrator.resources.instances import INSTANCE_TYPES
@@ -37,8 +35,9 @@ from orchestrator.training.contract import (
     Host,
     MlPaths,
     builtin_algorithm,
-    decode_hyperparameter,
+    metric_patterns,
     program_of,
+    read_metrics,
     script_args,
     user_environment,
 )
@@ -94,20 +93,7 @@ class Supervisor:
             say=self.say,
             scratch=root,
         )
-        definitions = [
-            (m.Name, m.Regex) for m in self.spec.AlgorithmSpecification.MetricDefinitions
-        ]
-        builtin = builtin_algorithm(self.spec)
-        if builtin is not None:
-            # A built-in algorithm's metrics are captured without the user naming them.
-            named = {name for name, _ in definitions}
-            predictor = decode_hyperparameter(self.spec.HyperParameters.get("predictor_type", ""))
-            definitions += [
-                (d["Name"], d["Regex"])
-                for d in metric_definitions(builtin, str(predictor) or None)
-                if d["Name"] not in named
-            ]
-        self._patterns = [(name, re.compile(regex)) for name, regex in definitions]
+        self._patterns = metric_patterns(self.spec)
         self._last_progress = 0.0
 
     # --- helpers ---------------------------------------------------------------------------
@@ -236,11 +222,7 @@ class Supervisor:
         stripped = line.rstrip("\n")
         if stripped.strip():
             self.tail.append(stripped)
-        for name, pattern in self._patterns:
-            m = pattern.search(stripped)
-            if m:
-                with contextlib.suppress(ValueError):
-                    self.metrics[name] = float(m.group(1))
+        read_metrics(stripped, self._patterns, self.metrics)
         if self._patterns and time.time() - self._last_progress > 1.0:
             self._last_progress = time.time()
             self.progress_quiet()

@@ -300,6 +300,20 @@ def test_max_runtime_stop_then_exit_is_stopped_with_reason() -> None:
     assert end.FailureReason is None
 
 
+def test_a_deadline_the_backend_enforced_is_the_stop_reason_too() -> None:
+    """A Kubernetes Job's activeDeadlineSeconds can end the job before our own deadline does
+    (it counts from the Job's start): the job is stopped at MaxRuntimeExceeded with the
+    backend's reason as its StopReason, as when the planner stops it."""
+    why = "MaxRuntimeExceeded: the job ran longer than StoppingCondition.MaxRuntimeInSeconds=60"
+    observed = exited(
+        outcome="stopped", phase=SecondaryStatus.MAX_RUNTIME_EXCEEDED, phase_message=why
+    )
+    _, st = step(desired_job(spec=SHORT, status=LAUNCHED), observed, at(59))
+    assert (st.TrainingJobStatus, st.SecondaryStatus) == ("Stopped", "MaxRuntimeExceeded")
+    assert st.StopReason == why
+    assert st.SecondaryStatusTransitions[-1].StatusMessage == why
+
+
 def test_requeue_is_bounded_by_the_grace_left() -> None:
     plan = plan_training_job(desired_job(status=STOPPING, stop=True), running(), at(29.5), POLICY)
     assert plan.requeue_after == pytest.approx(0.5)

@@ -24,6 +24,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def api(emulator: Emulator) -> Iterator[client.ApiClient]:
     emulator.km.objects.clear()
+    emulator.km.logs.clear()
     config = client.Configuration()
     config.host = emulator.url
     with client.ApiClient(config) as api_client:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
+from aiohttp import web
 from kmock._internal.k8s import KubernetesError, KubernetesObjectConflictError
 from kubernetes import client
 
@@ -21,6 +22,7 @@ from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.resources.kinds import KINDS
 
 NS = "ml"
+REQUEST_LOG = 32  # requests the emulator remembers (see ApiServer._handle)
 RESOURCES = {
     "batch/v1/jobs": "Job",
     "v1/pods": "Pod",
@@ -44,12 +46,15 @@ class ApiServer(kmock.KubernetesEmulator):
     object gets a uid and a creationTimestamp; every write bumps ``resourceVersion``; a write
     that names a ``resourceVersion`` other than the stored one fails with 409 Conflict (the
     optimistic concurrency of status, spec and finalizer writes); a spec change bumps
-    ``generation``; errors (404, 409) answer with their status code."""
+    ``generation``; errors (404, 409) answer with their status code. Kubelet's part of the
+    API, a container's log (``pods/NAME/log``), is served from ``logs`` (what a test puts
+    there for ``(pod, container)``); a container with none has not started (400)."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._writes = asyncio.Lock()
         self._version = 0
+        self.logs: dict[tuple[str, str], str] = {}
         # Every write, as (action, plural, name, subresource): what a pass changed.
         self.writes: list[tuple[str, str, str | None, str | None]] = []
 
@@ -58,6 +63,10 @@ class ApiServer(kmock.KubernetesEmulator):
         return str(self._version)
 
     async def _handle(self, request: Any) -> Any:
+        # kmock keeps every request for assertions, and finds the reaction to one by walking
+        # that log: each request costs as much as all before it. No test here asserts on it:
+        # keep the recent ones only (the one being served is always among them).
+        del self._requests[:-REQUEST_LOG]
         # Errors answer as the API server does (a Status with its code), not as a 500.
         try:
             return await self._strict(request)
@@ -66,6 +75,8 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _strict(self, request: Any) -> Any:
         action = request.action
+        if request.subresource == "log" and action == kmock.action.FETCH:
+            return self._log(request)
         mutating = request.resource is not None and action in {
             kmock.action.CREATE,
             kmock.action.UPDATE,
@@ -110,6 +121,15 @@ class ApiServer(kmock.KubernetesEmulator):
                 if not obj.deleted:  # held by a finalizer: marked, so a new version
                     obj.patch({"metadata": {"resourceVersion": self._next()}})
             return response
+
+    def _log(self, request: Any) -> Any:
+        container = str((request.params or {}).get("container", ""))
+        text = self.logs.get((request.name, container))
+        if text is None:
+            message = f'container "{container}" in pod "{request.name}" is waiting to start'
+            body = {"kind": "Status", "status": "Failure", "message": message, "code": 400}
+            return web.json_response(body, status=400)
+        return web.Response(text=text, content_type="text/plain")
 
 
 class Emulator:

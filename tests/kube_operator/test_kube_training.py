@@ -6,6 +6,7 @@ the tests play the Job controller and kubelet by creating pods and patching stat
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kube_harness import NS, Cluster, stamp
@@ -437,3 +438,60 @@ def test_the_loop_runs_passes_until_stopped(
         operator.stop()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_final_metrics_are_read_from_the_algo_log_once_the_job_ended(
+    cluster: Cluster, operator: Operator, emulator: Any
+) -> None:
+    """MetricDefinitions are honoured here too: the Job carries them, and once it has ended
+    the operator reads the user's container's log (kubelet's, here the emulator's) for each
+    metric's last value, as the local supervisors read a job's output."""
+    spec = {
+        **SPEC,
+        "algorithmSpecification": {
+            **SPEC["algorithmSpecification"],
+            "metricDefinitions": [
+                {"name": "train:loss", "regex": r"loss=(\S+)"},
+                {"name": "train:acc", "regex": r"acc=(\S+)"},
+            ],
+        },
+    }
+    cluster.create("TrainingJob", "measured", spec)
+    operator.run_once()
+    job = cluster.one("Job")
+    definitions = json.loads(job["metadata"]["annotations"]["orchestrator.dev/metric-definitions"])
+    assert definitions == [["train:loss", r"loss=(\S+)"], ["train:acc", r"acc=(\S+)"]]
+    cluster.job_status("measured-1", {"startTime": stamp(), "active": 1})
+    cluster.pod(job, "measured-1-p", running(stamp(1), stamp(2)))
+    emulator.km.logs[("measured-1-p", "algo")] = "loss=0.9\nacc=0.5\nloss=0.25\nnot a metric\n"
+    operator.run_once()
+    assert not cluster.status("TrainingJob", "measured").get("finalMetricDataList")  # not yet
+
+    done = running(stamp(1), stamp(2))
+    done["containerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": 0, "startedAt": stamp(2), "finishedAt": stamp(3)}
+    }
+    cluster.pod(job, "measured-1-p", done)
+    cluster.job_status(
+        "measured-1",
+        {
+            "succeeded": 1,
+            "active": 0,
+            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": stamp(4)}],
+        },
+    )
+    operator.run_once()
+    status = cluster.status("TrainingJob", "measured")
+    assert status["trainingJobStatus"] == "Completed"
+    final = {m["metricName"]: m["value"] for m in status["finalMetricDataList"]}
+    assert final == {"train:loss": 0.25, "train:acc": 0.5}
+
+
+def test_a_job_without_metric_definitions_reads_no_log(
+    cluster: Cluster, operator: Operator
+) -> None:
+    cluster.create("TrainingJob", "quiet", SPEC)
+    operator.run_once()
+    assert (
+        "orchestrator.dev/metric-definitions" not in cluster.one("Job")["metadata"]["annotations"]
+    )

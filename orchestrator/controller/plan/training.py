@@ -408,6 +408,9 @@ def _plan_exited(
         message = (
             st.StopReason or (observed.phase_message if deadline else "") or "Training job stopped"
         )
+        if deadline and st.StopReason is None:
+            # The backend's deadline came before ours: its reason is the job's stop reason.
+            st = st.model_copy(update={"StopReason": message})
         return _plan(
             _finish(
                 st, TrainingJobStatus.STOPPED, secondary, now, message=message, observed=observed

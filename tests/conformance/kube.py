@@ -1,0 +1,513 @@
+"""The Kubernetes harness: the product as it runs on a cluster, against the API emulator.
+
+- The store is the API emulator (``tests/kube_operator/kube_harness.py``: kmock's
+  Kubernetes API over HTTP, with resourceVersion preconditions), driven through the official
+  client by the product.
+- The REST API is the cluster-mode control plane (``ORCH_DESIRED_STATE=kubernetes``), served
+  in-process: a stateless front of the custom resources (keys from a file, routes decoded from
+  the Endpoints' status, demand written back on a held request). Scenarios talk to it with
+  ``orchestrator.client.Client``, as on every backend.
+- The operator (``orch operator``: the reconciler core, the custom resources, the Kubernetes
+  backend) makes one pass per ``tick``, reading the endpoints' traffic from that API
+  (``kube.load.ApiTraffic``), as it reads it from the API pods on a cluster.
+- ``ClusterDouble`` plays what a cluster would: kubelet and the Job and Deployment
+  controllers. Its docstring lists every decision it makes; the product does everything else.
+
+The configuration is the chart's with ``ORCH_KUBE__NETWORK_ISOLATION_EGRESS`` set (without it
+an isolated job is a 400 naming the setting: ``plan.support.REQUIREMENTS``, tested in
+``tests/kube_operator/test_kube_api.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from orchestrator.api.app import build_control_plane, create_app
+from orchestrator.client import Client
+from orchestrator.controller.runtime import policies_from
+from orchestrator.kube import objects as o
+from orchestrator.kube.load import ApiTraffic
+from orchestrator.kube.operator import Operator
+from orchestrator.settings import (
+    ControllerSettings,
+    EgressRule,
+    KubeSettings,
+    ServingSettings,
+    Settings,
+)
+from orchestrator.testing import ServerThread
+from tests.conformance.harness import Answer, Harness, Script, ServingModel, gap
+from tests.kube_operator.kube_harness import NS, Cluster, Emulator, ready_status, stamp
+
+KEY_ID, SECRET = "c0nf0rmance1", "a-conformance-secret-long-enough-for-the-key-rules"
+KEY = f"orch_{KEY_ID}_{SECRET}"
+EGRESS = [
+    EgressRule.model_validate(
+        {"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"port": 443}]}
+    ),
+    EgressRule.model_validate(
+        {"to": [{"podSelector": {"matchLabels": {"app": "minio"}}}], "ports": [{"port": 9000}]}
+    ),
+]
+# What the kubelet keeps of a log for FallbackToLogsOnError (80 lines, 2048 bytes).
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
+# The held invocation's deadline on this API (and how long the operator counts demand).
+HOLD_SECONDS = 20.0
+
+
+@dataclass
+class _Attempt:
+    """The double's memory of one Job: how far its pods have got."""
+
+    stage: str = "new"  # new -> downloading -> training -> trained -> ended
+    started: str = ""  # the Job's start, and the download step's
+    training: str = ""  # the algo container's start
+
+
+class ClusterDouble:
+    """What the tests play of a Kubernetes cluster, and nothing else. Each ``play()`` moves
+    every Job and Deployment on by one step, as these would:
+
+    - **Job controller.** A new Job gets ``startTime`` and ``active``, and one pod per host
+      (an Indexed Job: one per completion index, with the index annotation). It completes
+      (``Complete``, ``succeeded``, ``completedIndexes``) when every host's containers ended
+      well; it fails (``Failed``, reason ``PodFailurePolicy``) when the ``algo`` container of a
+      host failed; it fails with reason ``DeadlineExceeded`` once ``activeDeadlineSeconds``
+      have passed since ``startTime``. A suspended Job (a stop, a delete) has its pods
+      deleted (kubelet sends them SIGTERM), then ``active: 0`` and ``Suspended``.
+    - **kubelet, training pods.** The ``download`` step ends well (it is the product's own
+      code, tested on its own in ``tests/kube_operator/test_kube_steps.py``; no container runs
+      here). The ``algo`` container behaves as the scenario's ``Script`` says: its log is what
+      the script prints (served at ``pods/NAME/log``), it exits with the script's code, and
+      its termination message is what the script wrote to ``/opt/ml/output/failure`` or, that
+      being empty on a failure, the last lines of its log (``FallbackToLogsOnError``). A script
+      that runs until stopped runs until its Job is suspended. The ``upload`` step ends well
+      once ``algo`` has ended well.
+    - **Deployment controller and kubelet, serving pods.** Every Deployment has
+      ``spec.replicas`` pods, made and removed as it changes; a pod of a model that loads is
+      Ready at once; a pod of a model that cannot load (``ServingModel.broken``) crash-loops
+      with the error its ``model_fn`` raises as its last termination message. A pod the
+      product deletes is replaced.
+    - **Garbage collector.** The pods of a deleted Job or Deployment are deleted.
+    """
+
+    def __init__(self, cluster: Cluster, emulator: Emulator) -> None:
+        self.cluster = cluster
+        self.logs = emulator.km.logs
+        self.scripts: dict[str, Script] = {}  # by training job name
+        self.models: dict[str, ServingModel] = {}  # by model name
+        self._jobs: dict[str, _Attempt] = {}
+        self._pods_made: dict[str, int] = {}  # by Deployment: pods made so far (names them)
+
+    def play(self) -> None:
+        pods = self.cluster.items("Pod")
+        jobs = self.cluster.items("Job")
+        deployments = self.cluster.items("Deployment")
+        for job in jobs:
+            self._play_job(job, [p for p in pods if _owned_by(p, job)])
+        for d in deployments:
+            self._play_deployment(d, [p for p in pods if _owned_by(p, d)])
+        owners = [*jobs, *deployments]
+        for pod in pods:  # the garbage collector
+            if not any(_owned_by(pod, owner) for owner in owners):
+                self._delete_pod(pod["metadata"]["name"])
+
+    # --- training ---------------------------------------------------------------------------
+    def _script(self, job: dict[str, Any]) -> Script:
+        name = job["metadata"]["labels"][o.LABEL_TRAINING_JOB]
+        return self.scripts.get(name, Script())
+
+    def _play_job(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        name = job["metadata"]["name"]
+        attempt = self._jobs.setdefault(name, _Attempt())
+        spec = job["spec"]
+        hosts = int(spec.get("completions") or 1) if spec.get("completionMode") else 1
+        script = self._script(job)
+        if attempt.stage == "ended":
+            return
+        if spec.get("suspend"):
+            self._terminate(job, pods)
+            attempt.stage = "ended"
+            return
+        if attempt.stage == "new":
+            attempt.started = stamp()
+            self.cluster.job_status(name, {"startTime": attempt.started, "active": hosts})
+            for i in range(hosts):
+                self._host_pod(job, i, hosts, _download(running=attempt.started))
+            attempt.stage = "downloading"
+            return
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and _since(attempt.started) >= float(deadline):
+            self.cluster.job_status(name, _failed("DeadlineExceeded", "Job was active longer"))
+            attempt.stage = "ended"
+            return
+        now = stamp()
+        if attempt.stage == "downloading":
+            attempt.training = now
+            for i in range(hosts):
+                self._host_pod(job, i, hosts, _training(attempt.started, now))
+                self._log(job, i, "\n".join(script.log))
+            attempt.stage = "training"
+            return
+        if attempt.stage == "training":
+            if script.until_stopped:
+                return
+            for i in range(hosts):
+                algo = _terminated(script.exit_code, attempt.training, now, self._message(script))
+                self._host_pod(
+                    job, i, hosts, _training(attempt.started, attempt.training, algo=algo)
+                )
+            attempt.stage = "trained"
+            return
+        if attempt.stage == "trained":
+            if script.exit_code != 0:
+                self.cluster.job_status(name, _failed("PodFailurePolicy", "algo failed"))
+            else:
+                for pod in pods:
+                    status = pod["status"]
+                    status["containerStatuses"][1]["state"] = _terminated(0, attempt.training, now)
+                    self.cluster.pod(job, pod["metadata"]["name"], status)
+                self.cluster.job_status(name, _complete(hosts, now))
+            attempt.stage = "ended"
+
+    def _terminate(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """A suspended Job: the Job controller deletes its pods (kubelet sends SIGTERM), then
+        reports it suspended."""
+        name, now = job["metadata"]["name"], stamp()
+        for pod in pods:
+            self._delete_pod(pod["metadata"]["name"])
+        self.cluster.job_status(
+            name,
+            {
+                "active": 0,
+                "conditions": [{"type": "Suspended", "status": "True", "lastTransitionTime": now}],
+            },
+        )
+
+    @staticmethod
+    def _message(script: Script) -> str:
+        if script.exit_code == 0:
+            return ""
+        if script.failure:
+            return script.failure
+        tail = "\n".join(script.log[-FALLBACK_LINES:])
+        return tail.encode()[-FALLBACK_BYTES:].decode(errors="ignore")
+
+    def _host_pod(self, job: dict[str, Any], index: int, hosts: int, st: dict[str, Any]) -> None:
+        meta = {"annotations": {o.INDEX_ANNOTATION: str(index)}} if hosts > 1 else {}
+        self.cluster.pod(job, f"{job['metadata']['name']}-{index}", st, **meta)
+
+    def _log(self, job: dict[str, Any], index: int, text: str) -> None:
+        host = f"algo-{index + 1}"
+        self.logs[(f"{job['metadata']['name']}-{index}", o.ALGO)] = text.replace("{host}", host)
+
+    # --- endpoints --------------------------------------------------------------------------
+    def _play_deployment(self, d: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        name = d["metadata"]["name"]
+        wanted = int(d["spec"].get("replicas") or 0)
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        for pod in live[wanted:]:
+            self._delete_pod(pod["metadata"]["name"])
+        model = self.models.get(_model_name(d), ServingModel())
+        for _ in range(wanted - len(live)):
+            made = self._pods_made.get(name, 0)
+            self._pods_made[name] = made + 1
+            self.cluster.pod(d, f"{name}-{made}", _serving(model))
+        self.cluster.deployment_status(
+            name, {"replicas": wanted, "readyReplicas": 0 if model.broken else wanted}
+        )
+
+    def _delete_pod(self, name: str) -> None:
+        self.cluster.core.delete_namespaced_pod(name, NS)
+        for key in [k for k in self.logs if k[0] == name]:
+            del self.logs[key]
+
+
+def _owned_by(pod: dict[str, Any], owner: dict[str, Any]) -> bool:
+    """A pod of this Job or Deployment: its template's labels, all of them."""
+    wanted = owner["spec"]["template"]["metadata"]["labels"]
+    labels = pod["metadata"].get("labels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _model_name(d: dict[str, Any]) -> str:
+    args = d["spec"]["template"]["spec"]["containers"][0].get("args") or []
+    return str(args[args.index("--model-name") + 1]) if "--model-name" in args else ""
+
+
+def _since(at: str) -> float:
+    from datetime import UTC, datetime
+
+    return (datetime.now(UTC) - datetime.fromisoformat(at)).total_seconds()
+
+
+def _download(running: str) -> dict[str, Any]:
+    init = {"name": o.DOWNLOAD, "state": {"running": {"startedAt": running}}}
+    return {"phase": "Pending", "initContainerStatuses": [init]}
+
+
+def _terminated(code: int, started: str, finished: str, message: str = "") -> dict[str, Any]:
+    done: dict[str, Any] = {"exitCode": code, "startedAt": started, "finishedAt": finished}
+    if code:
+        done.update(reason="Error", message=message)
+    return {"terminated": done}
+
+
+def _training(started: str, training: str, *, algo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A training pod whose download ran from ``started`` to ``training``, then ``algo``."""
+    return {
+        "phase": "Running",
+        "initContainerStatuses": [{"name": o.DOWNLOAD, "state": _terminated(0, started, training)}],
+        "containerStatuses": [
+            {"name": o.ALGO, "state": algo or {"running": {"startedAt": training}}},
+            {"name": o.UPLOAD, "state": {"running": {"startedAt": training}}},
+        ],
+    }
+
+
+def _failed(reason: str, message: str) -> dict[str, Any]:
+    cond = {"type": "Failed", "status": "True", "reason": reason, "message": message}
+    return {"active": 0, "failed": 1, "conditions": [{**cond, "lastTransitionTime": stamp()}]}
+
+
+def _complete(hosts: int, at: str) -> dict[str, Any]:
+    return {
+        "active": 0,
+        "succeeded": hosts,
+        "completedIndexes": f"0-{hosts - 1}" if hosts > 1 else "0",
+        "completionTime": at,
+        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at}],
+    }
+
+
+def _serving(model: ServingModel) -> dict[str, Any]:
+    if not model.broken:
+        return ready_status()
+    return {
+        "phase": "Running",
+        "containerStatuses": [
+            {
+                "name": "serve",
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {
+                    "terminated": {"exitCode": 1, "message": f"RuntimeError: {model.broken}"}
+                },
+                "restartCount": 2,
+            }
+        ],
+    }
+
+
+class KubernetesHarness(Harness):
+    """The cluster-mode API and the operator against the emulator, the double as the cluster
+    (see the module docstring)."""
+
+    backend = "kubernetes"
+
+    def __init__(self, root: Path, emulator: Emulator) -> None:
+        super().__init__()
+        self.emulator = emulator
+        config = client.Configuration()
+        config.host = emulator.url
+        self.api = client.ApiClient(config)
+        self.cluster = Cluster(self.api)
+        self.double = ClusterDouble(self.cluster, emulator)
+        self.kube = KubeSettings(namespace=NS, network_isolation_egress=EGRESS)
+        settings = Settings(
+            home=root / "home",
+            config_dir=root / "config",
+            desired_state="kubernetes",
+            api_keys_file=_keys_file(root / "keys.json"),
+            kube=self.kube,
+            controller=ControllerSettings(resync_seconds=0.2, stop_grace_seconds=2),
+            serving=ServingSettings(invocation_timeout_seconds=HOLD_SECONDS),
+        )
+        self.plane = build_control_plane(settings, kube_api=self.api)
+        self.server = ServerThread(create_app(self.plane)).__enter__()
+        self.client = Client(self.server.url, KEY)
+        self.traffic = ApiTraffic(
+            self.api, self.kube, namespace=NS, api_key=KEY, urls=lambda: [self.server.url]
+        )
+        self.operator = Operator(
+            self.api,
+            self.kube,
+            policies=policies_from(settings),
+            telemetry=self.traffic,
+            hold_seconds=HOLD_SECONDS,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.__exit__(None, None, None)
+        self.traffic.close()
+        self.api.close()  # type: ignore[no-untyped-call]
+
+    def cleanup(self) -> None:
+        """After the scenario's own cleanup, the API server forgets every object (the API and
+        the operator keep no state of their own), so that each scenario starts on an empty
+        cluster and no pass lists what earlier scenarios left."""
+        super().cleanup()
+        self.emulator.km.objects.clear()
+        self.emulator.km.logs.clear()
+
+    def tick(self) -> None:
+        """The cluster moves on (the double), the operator makes a pass, and the API pods'
+        routes catch up (their relist, without waiting for its period)."""
+        self.double.play()
+        self.operator.run_once()
+        for service in self.plane.services:
+            service.refresh()  # type: ignore[attr-defined]
+
+    # --- training ---------------------------------------------------------------------------
+    def create_script_job(self, name: str, script: Script, **fields: Any) -> None:
+        self.double.scripts[name] = script
+        super().create_script_job(name, script, **fields)
+
+    @gap(
+        "the artifact's contents",
+        "the upload step in the pod packs and uploads it, and no container runs against the "
+        "emulator (the step is tested on its own in tests/kube_operator/test_kube_steps.py)",
+    )
+    def model_files(self, uri: str) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    @gap(
+        "a stopped job's artifact",
+        "not reported on this backend: suspending the Job deletes its pods, and with them the "
+        "upload step's status, so the operator cannot tell whether what the script saved on "
+        "SIGTERM was uploaded (a limitation of the Kubernetes backend, not of the emulator)",
+    )
+    def saved_on_stop(self, name: str) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    def hosts_of(self, job: str) -> list[str]:
+        """The hosts of the job's attempt: an Indexed Job of one completion per host, its pods
+        named by a headless Service, and the step configuration naming every peer."""
+        (attempt,) = [
+            j for j in self.cluster.items("Job") if _labels(j).get(o.LABEL_TRAINING_JOB) == job
+        ]
+        spec = attempt["spec"]
+        assert spec["completionMode"] == "Indexed", spec
+        assert spec["completions"] == spec["parallelism"], spec
+        name = attempt["metadata"]["name"]
+        service = [s for s in self.cluster.items("Service") if s["metadata"]["name"] == name]
+        assert service and service[0]["spec"]["clusterIP"] == "None", service
+        config = [c for c in self.cluster.items("ConfigMap") if c["metadata"]["name"] == name]
+        peers = json.loads(config[0]["data"]["job.json"])["peers"]
+        assert len(peers) == spec["completions"], peers
+        return [f"algo-{i + 1}" for i in range(int(spec["completions"]))]
+
+    def check_isolated(self, job: str) -> None:
+        """The attempt's NetworkPolicy selects its pods and lets them reach nothing but DNS
+        and the configured egress (whether a network plugin enforces it is not seen here)."""
+        (policy,) = [
+            p
+            for p in self.cluster.items("NetworkPolicy")
+            if _labels(p).get(o.LABEL_TRAINING_JOB) == job
+        ]
+        spec = policy["spec"]
+        assert spec["podSelector"]["matchLabels"][o.LABEL_TRAINING_JOB] == job, spec
+        assert spec["policyTypes"] == ["Ingress", "Egress"], spec
+        assert spec["ingress"] == [], spec  # one host: nothing may connect to it
+        assert len(spec["egress"]) == 1 + len(EGRESS), spec  # DNS and the steps' egress
+
+    def control_plane_address(self) -> tuple[str, int]:
+        return f"orchestrator-api.{NS}.svc.cluster.local", self.kube.api_port
+
+    def leftovers(self, name: str) -> list[str]:
+        """Objects the operator made for the resource, by their labels (``kubectl get``)."""
+        out = []
+        for kind in (
+            "Job",
+            "Pod",
+            "ConfigMap",
+            "Service",
+            "NetworkPolicy",
+            "Deployment",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+        ):
+            for item in self.cluster.items(kind):
+                labels = _labels(item)
+                if o.k8s_name(name) in (
+                    labels.get(o.LABEL_TRAINING_JOB),
+                    labels.get(o.LABEL_ENDPOINT),
+                ):
+                    out.append(f"{kind} {item['metadata']['name']}")
+        return out
+
+    # --- endpoints --------------------------------------------------------------------------
+    def create_model(self, name: str, model: ServingModel) -> None:
+        self.double.models[name] = model
+        super().create_model(name, model)
+
+    @gap(
+        "the invocation's HTTP round trip",
+        "needs service DNS: pending the data plane's resolver seam",
+    )
+    def round_trip(self, endpoint: str, body: bytes, target_variant: str | None) -> Answer:
+        """Send the invocation to this API's ``/endpoints/NAME/invocations`` (as on every
+        backend) and return its answer. To run it, the data plane must send the request it
+        routes to a fleet variant's Service URL
+        (``http://<endpoint>-<variant>-<config>.<ns>.svc.cluster.local:8080``) to a replica
+        that serves the pod the double made ready."""
+        raise NotImplementedError
+
+    def send_held(self, endpoint: str, body: bytes) -> Answer:
+        """A request to a variant at zero. Its answer needs the round trip; until then it is
+        sent to the API all the same (its data plane holds it and writes demand on the
+        Endpoint, which the operator reads to scale the variant from zero), and once the
+        fleet is back it ends unanswered (the Service's name does not resolve here)."""
+        if "round_trip" not in self.gaps:
+            return self.round_trip(endpoint, body, None)
+        import httpx
+
+        with httpx.Client(timeout=HOLD_SECONDS + 10, trust_env=False) as http:
+            r = http.post(
+                f"{self.server.url}/endpoints/{endpoint}/invocations",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+        return Answer(variant="", predictions=[f"unanswered: {r.status_code}"])
+
+    def replicas(self, endpoint: str) -> int:
+        """The endpoint's pods (``kubectl get pods -l orchestrator.dev/endpoint=...``)."""
+        return sum(
+            1
+            for p in self.cluster.items("Pod")
+            if _labels(p).get(o.LABEL_ENDPOINT) == o.k8s_name(endpoint)
+            and not p["metadata"].get("deletionTimestamp")
+        )
+
+    def check_held(self, endpoint: str, variant: str) -> None:
+        """The demand the API wrote on the Endpoint (its annotation, as kubectl shows it)."""
+        cr = self.cluster.get("Endpoint", endpoint) or {}
+        raw = (cr.get("metadata", {}).get("annotations") or {}).get("orchestrator.dev/demand")
+        demand = dict(json.loads(raw)) if raw else {}
+        assert variant in demand, f"no demand for {variant} on Endpoint {endpoint}: {raw!r}"
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("labels") or {})
+
+
+def _keys_file(path: Path) -> Path:
+    doc = {
+        "keys": [
+            {
+                "KeyId": KEY_ID,
+                "SecretHash": hashlib.sha256(SECRET.encode()).hexdigest(),
+                "Name": "conformance",
+                "Role": "admin",
+            }
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
