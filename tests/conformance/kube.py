@@ -11,7 +11,14 @@
   backend) makes one pass per ``tick``, reading the endpoints' traffic from that API
   (``kube.load.ApiTraffic``), as it reads it from the API pods on a cluster.
 - ``ClusterDouble`` plays what a cluster would: kubelet and the Job and Deployment
-  controllers. Its docstring lists every decision it makes; the product does everything else.
+  controllers, and cluster DNS for the fleets' Services. Its docstring lists every decision it
+  makes; the product does everything else.
+- Invocations go through the API's data plane as on every backend. The data plane sends what
+  it routes to a fleet variant's Service URL
+  (``http://<endpoint>-<variant>-<config>.<ns>.svc.cluster.local:8080``, from the Endpoint's
+  status); the data plane's resolver seam (``dataplane.pool.Resolve``) plays cluster DNS and
+  kube-proxy: it connects to the replica the double serves for that Deployment, the serving
+  image's own app (``orchestrator.serving``) with the model's script, in-process.
 
 The configuration is the chart's with ``ORCH_KUBE__NETWORK_ISOLATION_EGRESS`` set (without it
 an isolated job is a 400 naming the setting: ``plan.support.REQUIREMENTS``, tested in
@@ -22,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +43,8 @@ from orchestrator.controller.runtime import policies_from
 from orchestrator.kube import objects as o
 from orchestrator.kube.load import ApiTraffic
 from orchestrator.kube.operator import Operator
+from orchestrator.serving.app import build_app
+from orchestrator.serving.handler import ModelHandler
 from orchestrator.settings import (
     ControllerSettings,
     EgressRule,
@@ -95,15 +106,42 @@ class ClusterDouble:
       with the error its ``model_fn`` raises as its last termination message. A pod the
       product deletes is replaced.
     - **Garbage collector.** The pods of a deleted Job or Deployment are deleted.
+    - **The serving container, cluster DNS and kube-proxy.** A Deployment with Ready pods is
+      served by one replica: the serving image's app with the model's script (what its pods
+      would run, one process standing for all of them). Its Service's name resolves to it
+      (``resolve``) while the Deployment has Ready pods; with none (scaled to zero, a model
+      that crash-loops, deleted) the name resolves to a port where nothing listens, as a
+      Service without endpoints refuses connections.
     """
 
-    def __init__(self, cluster: Cluster, emulator: Emulator) -> None:
+    def __init__(self, cluster: Cluster, emulator: Emulator, root: Path) -> None:
         self.cluster = cluster
         self.logs = emulator.km.logs
         self.scripts: dict[str, Script] = {}  # by training job name
         self.models: dict[str, ServingModel] = {}  # by model name
         self._jobs: dict[str, _Attempt] = {}
         self._pods_made: dict[str, int] = {}  # by Deployment: pods made so far (names them)
+        self._root = root
+        self._servers: dict[str, ServerThread] = {}  # by Deployment: its replica, while Ready
+        self._served: dict[str, tuple[str, int]] = {}  # by Deployment: where its Service goes
+        self._lock = threading.Lock()  # resolve() runs on the data plane's event loop
+        self._nowhere = _closed_port()
+
+    def resolve(self, host: str, port: int) -> tuple[str, int]:
+        """Cluster DNS and kube-proxy: a fleet Service's name (``NAME.<ns>.svc...``) to its
+        Deployment's replica; any other name as written."""
+        name, _, rest = host.partition(".")
+        if not rest.startswith(f"{NS}.svc."):
+            return host, port
+        with self._lock:
+            return self._served.get(name, self._nowhere)
+
+    def close(self) -> None:
+        """Stop every replica (after a scenario: the API server forgets every object)."""
+        for name in list(self._servers):
+            self._stop_replica(name)
+        self._jobs.clear()
+        self._pods_made.clear()
 
     def play(self) -> None:
         pods = self.cluster.items("Pod")
@@ -113,6 +151,9 @@ class ClusterDouble:
             self._play_job(job, [p for p in pods if _owned_by(p, job)])
         for d in deployments:
             self._play_deployment(d, [p for p in pods if _owned_by(p, d)])
+        names = {d["metadata"]["name"] for d in deployments}
+        for gone in [n for n in self._servers if n not in names]:
+            self._stop_replica(gone)
         owners = [*jobs, *deployments]
         for pod in pods:  # the garbage collector
             if not any(_owned_by(pod, owner) for owner in owners):
@@ -219,14 +260,44 @@ class ClusterDouble:
             made = self._pods_made.get(name, 0)
             self._pods_made[name] = made + 1
             self.cluster.pod(d, f"{name}-{made}", _serving(model))
-        self.cluster.deployment_status(
-            name, {"replicas": wanted, "readyReplicas": 0 if model.broken else wanted}
-        )
+        ready = 0 if model.broken else wanted
+        self.cluster.deployment_status(name, {"replicas": wanted, "readyReplicas": ready})
+        if ready:
+            self._serve(name, model)
+        else:
+            self._stop_replica(name)
+
+    def _serve(self, deployment: str, model: ServingModel) -> None:
+        if deployment in self._servers:
+            return
+        code = self._root / "replicas" / deployment
+        code.mkdir(parents=True, exist_ok=True)
+        (code / "inference.py").write_text(model.inference)
+        handler = ModelHandler.load(code, code_dir=code, program="inference.py")
+        app = build_app(handler, settings=ServingSettings(), endpoint=deployment)
+        server = self._servers[deployment] = ServerThread(app).__enter__()
+        address = server.url.removeprefix("http://").rpartition(":")
+        with self._lock:
+            self._served[deployment] = (address[0], int(address[2]))
+
+    def _stop_replica(self, deployment: str) -> None:
+        with self._lock:
+            self._served.pop(deployment, None)
+        server = self._servers.pop(deployment, None)
+        if server is not None:
+            server.__exit__(None, None, None)
 
     def _delete_pod(self, name: str) -> None:
         self.cluster.core.delete_namespaced_pod(name, NS)
         for key in [k for k in self.logs if k[0] == name]:
             del self.logs[key]
+
+
+def _closed_port() -> tuple[str, int]:
+    """A local port where nothing listens (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return "127.0.0.1", int(sock.getsockname()[1])
 
 
 def _owned_by(pod: dict[str, Any], owner: dict[str, Any]) -> bool:
@@ -317,7 +388,7 @@ class KubernetesHarness(Harness):
         config.host = emulator.url
         self.api = client.ApiClient(config)
         self.cluster = Cluster(self.api)
-        self.double = ClusterDouble(self.cluster, emulator)
+        self.double = ClusterDouble(self.cluster, emulator, root)
         self.kube = KubeSettings(namespace=NS, network_isolation_egress=EGRESS)
         settings = Settings(
             home=root / "home",
@@ -329,7 +400,9 @@ class KubernetesHarness(Harness):
             serving=ServingSettings(invocation_timeout_seconds=HOLD_SECONDS),
         )
         self.plane = build_control_plane(settings, kube_api=self.api)
-        self.server = ServerThread(create_app(self.plane)).__enter__()
+        app = create_app(self.plane)
+        app.plane.router.pools.resolve = self.double.resolve
+        self.server = ServerThread(app).__enter__()
         self.client = Client(self.server.url, KEY)
         self.traffic = ApiTraffic(
             self.api, self.kube, namespace=NS, api_key=KEY, urls=lambda: [self.server.url]
@@ -345,6 +418,7 @@ class KubernetesHarness(Harness):
     def close(self) -> None:
         self.client.close()
         self.server.__exit__(None, None, None)
+        self.double.close()
         self.traffic.close()
         self.api.close()  # type: ignore[no-untyped-call]
 
@@ -353,6 +427,7 @@ class KubernetesHarness(Harness):
         the operator keep no state of their own), so that each scenario starts on an empty
         cluster and no pass lists what earlier scenarios left."""
         super().cleanup()
+        self.double.close()
         self.emulator.km.objects.clear()
         self.emulator.km.logs.clear()
 
@@ -447,34 +522,12 @@ class KubernetesHarness(Harness):
         self.double.models[name] = model
         super().create_model(name, model)
 
-    @gap(
-        "the invocation's HTTP round trip",
-        "needs service DNS: pending the data plane's resolver seam",
-    )
     def round_trip(self, endpoint: str, body: bytes, target_variant: str | None) -> Answer:
-        """Send the invocation to this API's ``/endpoints/NAME/invocations`` (as on every
-        backend) and return its answer. To run it, the data plane must send the request it
-        routes to a fleet variant's Service URL
-        (``http://<endpoint>-<variant>-<config>.<ns>.svc.cluster.local:8080``) to a replica
-        that serves the pod the double made ready."""
-        raise NotImplementedError
-
-    def send_held(self, endpoint: str, body: bytes) -> Answer:
-        """A request to a variant at zero. Its answer needs the round trip; until then it is
-        sent to the API all the same (its data plane holds it and writes demand on the
-        Endpoint, which the operator reads to scale the variant from zero), and once the
-        fleet is back it ends unanswered (the Service's name does not resolve here)."""
-        if "round_trip" not in self.gaps:
-            return self.round_trip(endpoint, body, None)
-        import httpx
-
-        with httpx.Client(timeout=HOLD_SECONDS + 10, trust_env=False) as http:
-            r = http.post(
-                f"{self.server.url}/endpoints/{endpoint}/invocations",
-                content=body,
-                headers={"Content-Type": "application/json"},
-            )
-        return Answer(variant="", predictions=[f"unanswered: {r.status_code}"])
+        """The invocation through this API's ``/endpoints/NAME/invocations`` (as on every
+        backend): its data plane routes it from the Endpoint's status to a fleet variant's
+        Service URL, which the double resolves to that Deployment's replica."""
+        answer = self.client.invoke_endpoint(endpoint, body, target_variant=target_variant)
+        return Answer(answer.variant, json.loads(answer.body)["predictions"])
 
     def replicas(self, endpoint: str) -> int:
         """The endpoint's pods (``kubectl get pods -l orchestrator.dev/endpoint=...``)."""
