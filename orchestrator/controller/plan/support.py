@@ -194,8 +194,10 @@ RULES: tuple[Rule, ...] = (
         "checkpoints are synced from /opt/ml/checkpoints only (SM_CHECKPOINT_DIR)",
         "leave it unset (or /opt/ml/checkpoints) and save checkpoints under SM_CHECKPOINT_DIR",
         _flag(
-            lambda s: s.CheckpointConfig is not None
-            and s.CheckpointConfig.LocalPath.rstrip("/") != DEFAULT_CHECKPOINT_PATH,
+            lambda s: (
+                s.CheckpointConfig is not None
+                and s.CheckpointConfig.LocalPath.rstrip("/") != DEFAULT_CHECKPOINT_PATH
+            ),
             "CheckpointConfig.LocalPath",
         ),
     ),
