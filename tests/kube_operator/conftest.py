@@ -25,6 +25,8 @@ def emulator() -> Iterator[Emulator]:
 def api(emulator: Emulator) -> Iterator[client.ApiClient]:
     emulator.km.objects.clear()
     emulator.km.logs.clear()
+    emulator.km.created.clear()
+    emulator.km.latency = None
     config = client.Configuration()
     config.host = emulator.url
     with client.ApiClient(config) as api_client:

@@ -7,15 +7,13 @@ emulator; it keeps no state of its own (keys from a file, routes from the Endpoi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_harness import NS, Cluster, make_ready
+from kube_harness import KEY, NS, Cluster, cluster_settings, make_ready
 from kubernetes import client
 
 from orchestrator.api.app import build_control_plane, create_app
@@ -23,11 +21,9 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.client import Client
 from orchestrator.errors import ConflictError, NotFoundError, TemporaryError, ValidationError
 from orchestrator.kube.operator import Operator
-from orchestrator.settings import KubeSettings, Settings
+from orchestrator.settings import KubeSettings
 from orchestrator.testing import ServerThread, training_job_spec
 
-KEY_ID, SECRET = "a1b2c3d4e5f6", "not-a-real-secret-but-long-enough-for-tests"
-KEY = f"orch_{KEY_ID}_{SECRET}"
 KUBECTL_SPEC: dict[str, Any] = {
     "algorithmSpecification": {"trainingImage": "registry.example/algo:1"},
     "resourceConfig": {"instanceType": "ml.m5.large"},
@@ -39,31 +35,6 @@ class Front:
     plane: ControlPlane
     client: Client
     url: str
-
-
-def keys_file(path: Path) -> Path:
-    doc = {
-        "keys": [
-            {
-                "KeyId": KEY_ID,
-                "SecretHash": hashlib.sha256(SECRET.encode()).hexdigest(),
-                "Name": "admin",
-                "Role": "admin",
-            }
-        ]
-    }
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def cluster_settings(tmp_path: Path, kube: KubeSettings) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        config_dir=tmp_path / "config",
-        desired_state="kubernetes",
-        api_keys_file=keys_file(tmp_path / "keys.json"),
-        kube=kube,
-    )
 
 
 @pytest.fixture
