@@ -189,6 +189,53 @@ def test_an_unreachable_kubernetes_api_is_a_503_with_retry_after(
                 c.create_training_job(training_job_spec("never"))
 
 
+def test_a_call_the_kubernetes_api_answers_too_slowly_is_sent_once_within_its_deadline() -> None:
+    """urllib3 by itself sends a GET that timed out three more times (four deadlines in a
+    row); the product's client (``api_client``) sends each call once: one deadline, then a
+    temporary error that says so."""
+    import socket
+    import threading
+    import time
+
+    from orchestrator.errors import BackendError
+    from orchestrator.kube.api import api_client, call
+
+    received: list[bytes] = []
+    held: list[socket.socket] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.1)
+        done = threading.Event()
+
+        def mute() -> None:  # reads each request, never answers
+            while not done.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                held.append(conn)
+                received.append(conn.recv(65536))
+
+        thread = threading.Thread(target=mute, daemon=True)
+        thread.start()
+        config = client.Configuration()
+        config.host = f"http://127.0.0.1:{server.getsockname()[1]}"
+        with api_client(config) as api:
+            began = time.monotonic()
+            with pytest.raises(BackendError, match="did not answer in time"):
+                pods = client.CoreV1Api(api).list_namespaced_pod
+                call("list pods", pods, NS, _request_timeout=(1.0, 0.3))
+            took = time.monotonic() - began
+        done.set()
+        thread.join(5)
+    for conn in held:
+        conn.close()
+    assert len(received) == 1 and received[0].startswith(b"GET /api/v1/namespaces/ml/pods")
+    assert took < 1.0  # 0.3 s, not 1.2 s
+    assert config.retries is None  # the caller's configuration is left as it was
+
+
 def test_a_lost_resource_version_race_is_retried_not_overwritten(
     front: Front, cluster: Cluster, operator: Operator
 ) -> None:
