@@ -344,7 +344,12 @@ def test_a_launch_the_status_never_recorded_is_adopted(
     assert cluster.status("TrainingJob", "adopt") == {}
     Operator(api, settings).run_once()
     assert cluster.names("Job") == ["adopt-1"]
-    assert cluster.status("TrainingJob", "adopt")["attempt"] == 1
+    status = cluster.status("TrainingJob", "adopt")
+    assert status["attempt"] == 1
+    # As its launch would have written it (the Job is there, not yet started).
+    assert [t["status"] for t in status["secondaryStatusTransitions"]] == ["Starting"]
+    running_condition = {c["type"]: c for c in status["conditions"]}["Running"]
+    assert (running_condition["status"], running_condition["reason"]) == ("True", "Starting")
 
 
 def test_a_missing_required_field_is_rejected_by_name(cluster: Cluster, operator: Operator) -> None:
