@@ -4,16 +4,20 @@
 message; 5xx, 429, timeouts and connection failures are ``BackendError`` (temporary: the REST
 API answers 503 with ``Retry-After``, the reconciler retries with backoff). Every call has a
 deadline (``REQUEST_TIMEOUT``), so a slow API server never holds a request or a pass for long.
+That needs each call tried once (``api_client``): left to itself, urllib3 tries a GET, PUT or
+DELETE that timed out three more times, four deadlines in a row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
 
 import urllib3
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from orchestrator.errors import (
@@ -30,6 +34,15 @@ from orchestrator.errors import (
 # (connect, read) seconds for one API call.
 REQUEST_TIMEOUT = (5.0, 15.0)
 RETRY_AFTER = 5.0
+
+
+def api_client(configuration: client.Configuration | None = None) -> client.ApiClient:
+    """A client for ``configuration`` (default: the one ``kubernetes.config`` loaded) whose
+    calls are each tried once, so that ``REQUEST_TIMEOUT`` is the whole deadline of a call;
+    the callers retry, later (the reconciler's backoff, the REST client after a 503)."""
+    config = copy.copy(configuration or client.Configuration.get_default_copy())
+    config.retries = False  # no retry, and the error itself raised (not MaxRetryError)
+    return client.ApiClient(config)
 
 
 def wrap_api_error(e: ApiException, what: str) -> OrchestratorError:
@@ -61,6 +74,10 @@ def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         response = fn(*args, _preload_content=False, **kwargs)
     except ApiException as e:
         raise wrap_api_error(e, what) from e
+    except urllib3.exceptions.ReadTimeoutError as e:  # reached, but too slow to answer
+        raise BackendError(
+            f"{what}: Kubernetes API did not answer in time: {e}", retry_after=RETRY_AFTER
+        ) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
         raise BackendError(
             f"{what}: Kubernetes API unreachable: {e}", retry_after=RETRY_AFTER

@@ -30,6 +30,7 @@ from kubernetes import client, watch
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.reconciler import Policies, Reconciler, Telemetry
+from orchestrator.kube.api import api_client
 from orchestrator.kube.backend import KubernetesBackend
 from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.kube.source import CustomResources, camel_error
@@ -156,14 +157,15 @@ def load_kube_settings(settings: Settings) -> KubeSettings:
 
 
 def kube_api_client() -> client.ApiClient:
-    """In a pod: its service account; elsewhere: ``KUBECONFIG`` (or ``~/.kube/config``)."""
+    """In a pod: its service account; elsewhere: ``KUBECONFIG`` (or ``~/.kube/config``).
+    Each call is tried once (``api.api_client``): its deadline is ``api.REQUEST_TIMEOUT``."""
     from kubernetes import config
 
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    return api_client()
 
 
 def operator_from_environment(namespace: str | None = None) -> Operator:

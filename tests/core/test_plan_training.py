@@ -16,6 +16,7 @@ from orchestrator.controller.plan.types import (
     DeleteRecord,
     LaunchJob,
     ObservedJob,
+    PhaseMark,
     Plan,
     StopJob,
 )
@@ -348,3 +349,50 @@ def test_phases_shorter_than_a_pass_are_recorded_at_the_jobs_own_times() -> None
         desired_job(status=TrainingJobState.model_validate(plan.status)), observed, at(61)
     )
     assert again.status == plan.status
+
+
+def test_an_adopted_launch_gets_the_status_its_launch_would_have_written() -> None:
+    """The controller died between launching attempt 1 and writing the status: the next one
+    records the launch's transition and Running condition, dated from the attempt, then what
+    the attempt did since (a phase entered in the second the attempt started included)."""
+    phases = (
+        PhaseMark(SecondaryStatus.DOWNLOADING, NOW, "Downloading input data"),
+        PhaseMark(SecondaryStatus.TRAINING, at(2), "Training"),
+    )
+    observed = running(phases=phases, phase=SecondaryStatus.TRAINING)
+    plan, st = step(desired_job(), observed, at(5))
+    assert plan.actions == ()
+    got = [(t.Status, t.StartTime, t.EndTime) for t in st.SecondaryStatusTransitions]
+    assert got == [
+        ("Starting", NOW, NOW),
+        ("Downloading", NOW, at(2)),
+        ("Training", at(2), None),
+    ]
+    assert (st.Attempt, st.SecondaryStatus) == (1, "Training")
+    assert conditions(st) == {"Running": ("True", "Starting")}
+    # The next pass, with the status written, adds nothing.
+    again = plan_training_job(desired_job(status=st), observed, at(6))
+    assert again.status == plan.status
+
+
+def test_an_adopted_retry_closes_the_attempt_before_and_says_restarting() -> None:
+    before = job_state(
+        Attempt=1,
+        SecondaryStatus="Training",
+        SecondaryStatusTransitions=[
+            {"Status": "Starting", "StartTime": NOW, "EndTime": at(1)},
+            {"Status": "Training", "StartTime": at(1)},
+        ],
+    )
+    phases = (PhaseMark(SecondaryStatus.TRAINING, at(30), "Training"),)
+    observed = running(attempt=2, started_at=at(20), phases=phases)
+    _, st = step(desired_job(spec=RETRY3, status=before), observed, at(40))
+    got = [(t.Status, t.StartTime, t.EndTime) for t in st.SecondaryStatusTransitions]
+    assert got == [
+        ("Starting", NOW, at(1)),
+        ("Training", at(1), at(20)),
+        ("Restarting", at(20), at(30)),
+        ("Training", at(30), None),
+    ]
+    assert st.Attempt == 2
+    assert st.SecondaryStatusTransitions[2].StatusMessage == "Retrying: attempt 2"

@@ -8,6 +8,7 @@ import pytest
 from kube_harness import NS, Cluster, Emulator
 from kubernetes import client
 
+from orchestrator.kube.api import api_client
 from orchestrator.kube.objects import KubeSettings
 from orchestrator.kube.operator import Operator
 
@@ -25,10 +26,12 @@ def emulator() -> Iterator[Emulator]:
 def api(emulator: Emulator) -> Iterator[client.ApiClient]:
     emulator.km.objects.clear()
     emulator.km.logs.clear()
+    emulator.km.created.clear()
+    emulator.km.latency = None
     config = client.Configuration()
     config.host = emulator.url
-    with client.ApiClient(config) as api_client:
-        yield api_client
+    with api_client(config) as api:  # configured as the product's own (one try per call)
+        yield api
 
 
 @pytest.fixture

@@ -8,9 +8,15 @@ status through the same API, exactly where kubelet and the Job controller would.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import random
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -20,6 +26,7 @@ from kubernetes import client
 
 from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.resources.kinds import KINDS
+from orchestrator.settings import KubeSettings, Settings
 
 NS = "ml"
 REQUEST_LOG = 32  # requests the emulator remembers (see ApiServer._handle)
@@ -35,6 +42,9 @@ RESOURCES = {
     **{f"{API_GROUP}/{API_VERSION}/{k.crd_plural}": k.name for k in KINDS.values()},
 }
 PLURAL = {name: kind.crd_plural for name, kind in KINDS.items()}
+# The API key of the cluster-mode API in these tests (``keys_file`` holds its hash).
+KEY_ID, SECRET = "a1b2c3d4e5f6", "not-a-real-secret-but-long-enough-for-tests"
+KEY = f"orch_{KEY_ID}_{SECRET}"
 
 
 def stamp(seconds: float = 0.0) -> str:
@@ -48,7 +58,11 @@ class ApiServer(kmock.KubernetesEmulator):
     optimistic concurrency of status, spec and finalizer writes); a spec change bumps
     ``generation``; errors (404, 409) answer with their status code. Kubelet's part of the
     API, a container's log (``pods/NAME/log``), is served from ``logs`` (what a test puts
-    there for ``(pod, container)``); a container with none has not started (400)."""
+    there for ``(pod, container)``); a container with none has not started (400).
+
+    For fault tests: ``created`` logs every create that succeeded, and ``latency`` (when set)
+    says how many seconds to hold each answer back, the request already carried out, as a slow
+    or far-away API server would."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -57,6 +71,9 @@ class ApiServer(kmock.KubernetesEmulator):
         self.logs: dict[tuple[str, str], str] = {}
         # Every write, as (action, plural, name, subresource): what a pass changed.
         self.writes: list[tuple[str, str, str | None, str | None]] = []
+        # Every create that succeeded, as (plural, name): an object made twice shows here.
+        self.created: list[tuple[str, str]] = []
+        self.latency: Callable[[Any], float] | None = None
 
     def _next(self) -> str:
         self._version += 1
@@ -69,9 +86,13 @@ class ApiServer(kmock.KubernetesEmulator):
         del self._requests[:-REQUEST_LOG]
         # Errors answer as the API server does (a Status with its code), not as a 500.
         try:
-            return await self._strict(request)
+            response = await self._strict(request)
         except KubernetesError as e:
-            return await self._render_error(e)
+            response = await self._render_error(e)
+        delay = self.latency(request) if self.latency is not None else 0.0
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return response
 
     async def _strict(self, request: Any) -> Any:
         action = request.action
@@ -116,6 +137,8 @@ class ApiServer(kmock.KubernetesEmulator):
             elif action == kmock.action.DELETE:
                 key = (request.resource, request.namespace, request.name)
             response = await super()._handle(request)
+            if action == kmock.action.CREATE and data is not None:
+                self.created.append((request.resource.plural, str(data["metadata"].get("name"))))
             if action == kmock.action.DELETE and key is not None and key in self._objects:
                 obj = self._objects[key]
                 if not obj.deleted:  # held by a finalizer: marked, so a new version
@@ -206,9 +229,13 @@ class Cluster:
         self.custom.create_namespaced_custom_object(API_GROUP, API_VERSION, NS, PLURAL[kind], body)
         return body
 
+    def resources(self, kind: str) -> list[dict[str, Any]]:
+        """Every custom resource of ``kind`` in the namespace."""
+        found = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, NS, PLURAL[kind])
+        return list(found["items"])
+
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        items = self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, NS, PLURAL[kind])
-        found = [i for i in items["items"] if i["metadata"]["name"] == name]
+        found = [i for i in self.resources(kind) if i["metadata"]["name"] == name]
         return found[0] if found else None
 
     def status(self, kind: str, name: str) -> dict[str, Any]:
@@ -241,8 +268,6 @@ class Cluster:
             "PodDisruptionBudget": self.policy.list_namespaced_pod_disruption_budget,
             "NetworkPolicy": self.networking.list_namespaced_network_policy,
         }[kind]
-        import json
-
         data = json.loads(fn(NS, _preload_content=False).data)
         return list(data.get("items") or [])
 
@@ -318,3 +343,164 @@ def make_ready(cluster: Cluster, deployment: dict[str, Any], count: int) -> list
     for pod in pods:
         cluster.pod(deployment, pod, ready_status())
     return pods
+
+
+# --- training pods as kubelet reports them (single host: download, then algo and upload) ----
+def running(download_at: str, train_at: str | None = None) -> dict[str, Any]:
+    """The pod downloading since ``download_at``; given ``train_at``, training since then."""
+    init = {"name": "download", "state": {"running": {"startedAt": download_at}}}
+    if train_at is None:
+        return {"phase": "Pending", "initContainerStatuses": [init]}
+    init = {
+        "name": "download",
+        "state": {"terminated": {"exitCode": 0, "startedAt": download_at, "finishedAt": train_at}},
+    }
+    return {
+        "phase": "Running",
+        "initContainerStatuses": [init],
+        "containerStatuses": [
+            {"name": "algo", "state": {"running": {"startedAt": train_at}}},
+            {"name": "upload", "state": {"running": {"startedAt": train_at}}},
+        ],
+    }
+
+
+def algo_exited(code: int, message: str = "", *, reason: str = "Error") -> dict[str, Any]:
+    status = running(stamp(-30), stamp(-20))
+    status["phase"] = "Failed" if code else "Succeeded"
+    status["containerStatuses"][0]["state"] = {
+        "terminated": {
+            "exitCode": code,
+            "reason": reason,
+            "message": message,
+            "startedAt": stamp(-20),
+            "finishedAt": stamp(-10),
+        }
+    }
+    return status
+
+
+def trained(download_at: str, train_at: str, ended_at: str) -> dict[str, Any]:
+    """The pod whose ``algo`` container exited 0 at ``ended_at`` (``upload`` still running)."""
+    status = running(download_at, train_at)
+    status["containerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": 0, "startedAt": train_at, "finishedAt": ended_at}
+    }
+    return status
+
+
+def complete(at: str) -> dict[str, Any]:
+    """A one-pod Job's status once its pod succeeded (the Job controller's)."""
+    return {
+        "active": 0,
+        "succeeded": 1,
+        "completionTime": at,
+        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at}],
+    }
+
+
+class JobController:
+    """The Job controller and kubelet for single-host training Jobs that all succeed.
+
+    Each ``step()`` moves every Job that is due one stage on: started, its pod downloading ->
+    training -> ``algo`` exited 0 -> ``upload`` done and the Job ``Complete``. A Job is due
+    ``pace`` seconds after its last move (first seen: after one pace), ``pace`` drawn once per
+    Job from ``rng`` in ``paces``, so that Jobs end at various times.
+    """
+
+    STAGES = 4
+
+    def __init__(
+        self, cluster: Cluster, rng: random.Random, paces: tuple[float, float] = (0.1, 1.0)
+    ) -> None:
+        self.cluster = cluster
+        self.rng = rng
+        self.paces = paces
+        self._stage: dict[str, int] = {}
+        self._due: dict[str, float] = {}
+        self._pace: dict[str, float] = {}
+        self._times: dict[str, list[str]] = {}
+
+    def finished(self) -> set[str]:
+        return {name for name, stage in self._stage.items() if stage >= self.STAGES}
+
+    def step(self) -> None:
+        now = time.monotonic()
+        for job in self.cluster.items("Job"):
+            name = job["metadata"]["name"]
+            if name not in self._stage:
+                self._pace[name] = self.rng.uniform(*self.paces)
+                self._stage[name], self._due[name] = 0, now + self._pace[name]
+                continue
+            if self._stage[name] >= self.STAGES or now < self._due[name]:
+                continue
+            self._move(job, name, self._stage[name])
+            self._stage[name] += 1
+            self._due[name] = time.monotonic() + self._pace[name]
+
+    def _move(self, job: dict[str, Any], name: str, stage: int) -> None:
+        times = self._times.setdefault(name, [])
+        times.append(stamp())
+        pod = f"{name}-pod"
+        if stage == 0:
+            self.cluster.job_status(name, {"startTime": times[0], "active": 1})
+            self.cluster.pod(job, pod, running(times[0]))
+        elif stage == 1:
+            self.cluster.pod(job, pod, running(times[0], times[1]))
+        elif stage == 2:
+            self.cluster.pod(job, pod, trained(times[0], times[1], times[2]))
+        else:
+            done = trained(times[0], times[1], times[2])
+            done["phase"] = "Succeeded"
+            done["containerStatuses"][1]["state"] = {
+                "terminated": {"exitCode": 0, "startedAt": times[1], "finishedAt": times[3]}
+            }
+            self.cluster.pod(job, pod, done)
+            self.cluster.job_status(name, complete(times[3]))
+
+
+# --- what processes of the product are given to find the cluster --------------------------
+def kubeconfig(path: Path, url: str) -> Path:
+    """A kubeconfig naming the emulator (no credentials: it asks for none); JSON is YAML."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+        "users": [{"name": "test", "user": {}}],
+        "contexts": [
+            {
+                "name": "emulator",
+                "context": {"cluster": "emulator", "user": "test", "namespace": NS},
+            }
+        ],
+        "current-context": "emulator",
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def keys_file(path: Path) -> Path:
+    """The cluster API's key file (a mounted Secret on a cluster) holding ``KEY``."""
+    doc = {
+        "keys": [
+            {
+                "KeyId": KEY_ID,
+                "SecretHash": hashlib.sha256(SECRET.encode()).hexdigest(),
+                "Name": "admin",
+                "Role": "admin",
+            }
+        ]
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def cluster_settings(tmp_path: Path, kube: KubeSettings) -> Settings:
+    """An in-process cluster API's settings (``ORCH_DESIRED_STATE=kubernetes``)."""
+    return Settings(
+        home=tmp_path / "home",
+        config_dir=tmp_path / "config",
+        desired_state="kubernetes",
+        api_keys_file=keys_file(tmp_path / "keys.json"),
+        kube=kube,
+    )

@@ -7,15 +7,13 @@ emulator; it keeps no state of its own (keys from a file, routes from the Endpoi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_harness import NS, Cluster, make_ready
+from kube_harness import KEY, NS, Cluster, cluster_settings, make_ready
 from kubernetes import client
 
 from orchestrator.api.app import build_control_plane, create_app
@@ -23,11 +21,9 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.client import Client
 from orchestrator.errors import ConflictError, NotFoundError, TemporaryError, ValidationError
 from orchestrator.kube.operator import Operator
-from orchestrator.settings import KubeSettings, Settings
+from orchestrator.settings import KubeSettings
 from orchestrator.testing import ServerThread, training_job_spec
 
-KEY_ID, SECRET = "a1b2c3d4e5f6", "not-a-real-secret-but-long-enough-for-tests"
-KEY = f"orch_{KEY_ID}_{SECRET}"
 KUBECTL_SPEC: dict[str, Any] = {
     "algorithmSpecification": {"trainingImage": "registry.example/algo:1"},
     "resourceConfig": {"instanceType": "ml.m5.large"},
@@ -39,31 +35,6 @@ class Front:
     plane: ControlPlane
     client: Client
     url: str
-
-
-def keys_file(path: Path) -> Path:
-    doc = {
-        "keys": [
-            {
-                "KeyId": KEY_ID,
-                "SecretHash": hashlib.sha256(SECRET.encode()).hexdigest(),
-                "Name": "admin",
-                "Role": "admin",
-            }
-        ]
-    }
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def cluster_settings(tmp_path: Path, kube: KubeSettings) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        config_dir=tmp_path / "config",
-        desired_state="kubernetes",
-        api_keys_file=keys_file(tmp_path / "keys.json"),
-        kube=kube,
-    )
 
 
 @pytest.fixture
@@ -216,6 +187,53 @@ def test_an_unreachable_kubernetes_api_is_a_503_with_retry_after(
             assert resp.status_code == 503 and int(resp.headers["Retry-After"]) >= 1
             with pytest.raises(TemporaryError):
                 c.create_training_job(training_job_spec("never"))
+
+
+def test_a_call_the_kubernetes_api_answers_too_slowly_is_sent_once_within_its_deadline() -> None:
+    """urllib3 by itself sends a GET that timed out three more times (four deadlines in a
+    row); the product's client (``api_client``) sends each call once: one deadline, then a
+    temporary error that says so."""
+    import socket
+    import threading
+    import time
+
+    from orchestrator.errors import BackendError
+    from orchestrator.kube.api import api_client, call
+
+    received: list[bytes] = []
+    held: list[socket.socket] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.1)
+        done = threading.Event()
+
+        def mute() -> None:  # reads each request, never answers
+            while not done.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                held.append(conn)
+                received.append(conn.recv(65536))
+
+        thread = threading.Thread(target=mute, daemon=True)
+        thread.start()
+        config = client.Configuration()
+        config.host = f"http://127.0.0.1:{server.getsockname()[1]}"
+        with api_client(config) as api:
+            began = time.monotonic()
+            with pytest.raises(BackendError, match="did not answer in time"):
+                pods = client.CoreV1Api(api).list_namespaced_pod
+                call("list pods", pods, NS, _request_timeout=(1.0, 0.3))
+            took = time.monotonic() - began
+        done.set()
+        thread.join(5)
+    for conn in held:
+        conn.close()
+    assert len(received) == 1 and received[0].startswith(b"GET /api/v1/namespaces/ml/pods")
+    assert took < 1.0  # 0.3 s, not 1.2 s
+    assert config.retries is None  # the caller's configuration is left as it was
 
 
 def test_a_lost_resource_version_race_is_retried_not_overwritten(

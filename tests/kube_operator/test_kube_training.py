@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kube_harness import NS, Cluster, stamp
+from kube_harness import NS, Cluster, algo_exited, complete, running, stamp, trained
 from kubernetes import client
 
 from orchestrator.kube.objects import KubeSettings
@@ -29,39 +29,6 @@ SPEC: dict[str, Any] = {
     "retryStrategy": {"maximumRetryAttempts": 2},
     "hyperParameters": {"epochs": "3"},
 }
-
-
-def running(download_at: str, train_at: str | None = None) -> dict[str, Any]:
-    init = {"name": "download", "state": {"running": {"startedAt": download_at}}}
-    if train_at is None:
-        return {"phase": "Pending", "initContainerStatuses": [init]}
-    init = {
-        "name": "download",
-        "state": {"terminated": {"exitCode": 0, "startedAt": download_at, "finishedAt": train_at}},
-    }
-    return {
-        "phase": "Running",
-        "initContainerStatuses": [init],
-        "containerStatuses": [
-            {"name": "algo", "state": {"running": {"startedAt": train_at}}},
-            {"name": "upload", "state": {"running": {"startedAt": train_at}}},
-        ],
-    }
-
-
-def algo_exited(code: int, message: str = "", *, reason: str = "Error") -> dict[str, Any]:
-    status = running(stamp(-30), stamp(-20))
-    status["phase"] = "Failed" if code else "Succeeded"
-    status["containerStatuses"][0]["state"] = {
-        "terminated": {
-            "exitCode": code,
-            "reason": reason,
-            "message": message,
-            "startedAt": stamp(-20),
-            "finishedAt": stamp(-10),
-        }
-    }
-    return status
 
 
 def test_the_job_manifest(cluster: Cluster, operator: Operator, settings: KubeSettings) -> None:
@@ -180,20 +147,8 @@ def test_success_walks_the_secondary_statuses(cluster: Cluster, operator: Operat
     operator.run_once()
     assert cluster.status("TrainingJob", "ok")["secondaryStatus"] == "Training"
 
-    cluster.job_status(
-        "ok-1",
-        {
-            "active": 0,
-            "succeeded": 1,
-            "completionTime": t4,
-            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": t4}],
-        },
-    )
-    done = running(t1, t2)
-    done["containerStatuses"][0]["state"] = {
-        "terminated": {"exitCode": 0, "startedAt": t2, "finishedAt": t3}
-    }
-    cluster.pod(job, "ok-1-abcde", done)
+    cluster.job_status("ok-1", complete(t4))
+    cluster.pod(job, "ok-1-abcde", trained(t1, t2, t3))
     operator.run_once()
 
     status = cluster.status("TrainingJob", "ok")
@@ -389,7 +344,12 @@ def test_a_launch_the_status_never_recorded_is_adopted(
     assert cluster.status("TrainingJob", "adopt") == {}
     Operator(api, settings).run_once()
     assert cluster.names("Job") == ["adopt-1"]
-    assert cluster.status("TrainingJob", "adopt")["attempt"] == 1
+    status = cluster.status("TrainingJob", "adopt")
+    assert status["attempt"] == 1
+    # As its launch would have written it (the Job is there, not yet started).
+    assert [t["status"] for t in status["secondaryStatusTransitions"]] == ["Starting"]
+    running_condition = {c["type"]: c for c in status["conditions"]}["Running"]
+    assert (running_condition["status"], running_condition["reason"]) == ("True", "Starting")
 
 
 def test_a_missing_required_field_is_rejected_by_name(cluster: Cluster, operator: Operator) -> None:
@@ -467,19 +427,8 @@ def test_final_metrics_are_read_from_the_algo_log_once_the_job_ended(
     operator.run_once()
     assert not cluster.status("TrainingJob", "measured").get("finalMetricDataList")  # not yet
 
-    done = running(stamp(1), stamp(2))
-    done["containerStatuses"][0]["state"] = {
-        "terminated": {"exitCode": 0, "startedAt": stamp(2), "finishedAt": stamp(3)}
-    }
-    cluster.pod(job, "measured-1-p", done)
-    cluster.job_status(
-        "measured-1",
-        {
-            "succeeded": 1,
-            "active": 0,
-            "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": stamp(4)}],
-        },
-    )
+    cluster.pod(job, "measured-1-p", trained(stamp(1), stamp(2), stamp(3)))
+    cluster.job_status("measured-1", complete(stamp(4)))
     operator.run_once()
     status = cluster.status("TrainingJob", "measured")
     assert status["trainingJobStatus"] == "Completed"

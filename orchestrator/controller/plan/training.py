@@ -249,6 +249,47 @@ def _launch(
     return _plan(st, [LaunchJob(launch)], RUNNING_RESYNC)
 
 
+def _adopt(st: TrainingJobState, observed: ObservedJob, now: datetime) -> TrainingJobState:
+    """An attempt the backend runs and the status never recorded (the controller died between
+    launching it and writing the status): the status its launch would have written (the
+    attempt, its Starting or Restarting transition, the Running condition), dated from the
+    attempt's own record, then what the attempt has done since."""
+    attempt = observed.attempt
+    secondary = SecondaryStatus.STARTING if attempt == 1 else SecondaryStatus.RESTARTING
+    message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
+    known = list(st.SecondaryStatusTransitions)
+    seen = [m.at for m in observed.phases]
+    if observed.started_at is not None:
+        seen.append(observed.started_at)
+    began = min([now, *seen])
+    if known:
+        began = max(began, known[-1].StartTime)
+        if known[-1].EndTime is None:
+            known[-1] = known[-1].model_copy(update={"EndTime": began})
+    # Replayed as from the launch, before its transition goes in front of what the replay
+    # adds: a phase the attempt entered at the very time it started is still recorded.
+    replayed = _replay(st.model_copy(update={"SecondaryStatus": secondary}), observed, now)
+    since = replayed.SecondaryStatusTransitions[len(known) :]
+    launched = SecondaryStatusTransition(
+        Status=secondary,
+        StartTime=began,
+        EndTime=since[0].StartTime if since else None,
+        StatusMessage=message,
+    )
+    conditions = set_condition(
+        st.Conditions, ConditionType.RUNNING, "True", reason=secondary, message=message, now=now
+    )
+    return replayed.model_copy(
+        update={
+            "Attempt": attempt,
+            "AllocatedGpus": list(observed.gpus),
+            "SecondaryStatus": since[-1].Status if since else secondary,
+            "SecondaryStatusTransitions": [*known, launched, *since],
+            "Conditions": conditions,
+        }
+    )
+
+
 def _retry_allowed(desired: DesiredJob, st: TrainingJobState) -> bool:
     """MaximumRetryAttempts counts retries (SageMaker), so attempts may reach it plus one."""
     strategy = desired.spec.RetryStrategy
@@ -283,9 +324,7 @@ def plan_training_job(
 
     # The backend's attempt is the truth: a launch that happened before a crash is adopted.
     if observed is not None and observed.attempt > st.Attempt:
-        st = st.model_copy(
-            update={"Attempt": observed.attempt, "AllocatedGpus": list(observed.gpus)}
-        )
+        st = _adopt(st, observed, now)
 
     if observed is None:
         if st.Attempt == 0:
