@@ -140,7 +140,9 @@ class ClusterRoutes:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(5)
+            # The watch may sit in a read for up to WATCH_IDLE_SECONDS: it keeps nothing to
+            # save (a daemon thread, it ends with its stream); the other loops wait on _stop.
+            t.join(0.2 if t.name == "cluster-routes" else 5)
 
     def _relist(self) -> None:
         while not self._stop.is_set():

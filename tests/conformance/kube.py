@@ -41,6 +41,7 @@ from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.client import Client
 from orchestrator.controller.runtime import policies_from
 from orchestrator.kube import objects as o
+from orchestrator.kube.api import api_client
 from orchestrator.kube.load import ApiTraffic
 from orchestrator.kube.operator import Operator
 from orchestrator.serving.app import build_app
@@ -386,7 +387,7 @@ class KubernetesHarness(Harness):
         self.emulator = emulator
         config = client.Configuration()
         config.host = emulator.url
-        self.api = client.ApiClient(config)
+        self.api = api_client(config)  # as the product builds it: each call tried once
         self.cluster = Cluster(self.api)
         self.double = ClusterDouble(self.cluster, emulator, root)
         self.kube = KubeSettings(namespace=NS, network_isolation_egress=EGRESS)
