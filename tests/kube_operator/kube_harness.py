@@ -3,13 +3,19 @@
 The emulator runs no controllers: no pod appears for a Job and no status changes by itself, so
 the tests play the cluster (``Cluster``) by creating pods and patching Job, Pod and Deployment
 status through the same API, exactly where kubelet and the Job controller would.
+``CallCounter`` counts what a client asks the API (the tests of what one pass costs, and the
+benchmarks in ``benchmarks/`` that import this module).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
+import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +28,6 @@ from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.resources.kinds import KINDS
 
 NS = "ml"
-REQUEST_LOG = 32  # requests the emulator remembers (see ApiServer._handle)
 RESOURCES = {
     "batch/v1/jobs": "Job",
     "v1/pods": "Pod",
@@ -35,6 +40,10 @@ RESOURCES = {
     **{f"{API_GROUP}/{API_VERSION}/{k.crd_plural}": k.name for k in KINDS.values()},
 }
 PLURAL = {name: kind.crd_plural for name, kind in KINDS.items()}
+# /api/v1/namespaces/ml/pods[/NAME[/SUB]] and /apis/GROUP/VERSION/namespaces/ml/PLURAL[...]
+_PATH = re.compile(
+    r"/namespaces/[^/]+/(?P<plural>[^/?]+)(?:/(?P<name>[^/?]+))?(?:/(?P<sub>[^/?]+))?"
+)
 
 
 def stamp(seconds: float = 0.0) -> str:
@@ -57,6 +66,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self.logs: dict[tuple[str, str], str] = {}
         # Every write, as (action, plural, name, subresource): what a pass changed.
         self.writes: list[tuple[str, str, str | None, str | None]] = []
+        self._serving: set[int] = set()  # id() of the requests being served
 
     def _next(self) -> str:
         self._version += 1
@@ -64,14 +74,18 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request: Any) -> Any:
         # kmock keeps every request for assertions, and finds the reaction to one by walking
-        # that log: each request costs as much as all before it. No test here asserts on it:
-        # keep the recent ones only (the one being served is always among them).
-        del self._requests[:-REQUEST_LOG]
+        # that log with every reaction's filter: each request costs as much as the log is long.
+        # No test here asserts on it: keep only the requests still being served (a watch is,
+        # until it ends), which the walk must find.
+        self._serving.add(id(request))
+        self._requests[:] = [r for r in self._requests if id(r) in self._serving]
         # Errors answer as the API server does (a Status with its code), not as a 500.
         try:
             return await self._strict(request)
         except KubernetesError as e:
             return await self._render_error(e)
+        finally:
+            self._serving.discard(id(request))
 
     async def _strict(self, request: Any) -> Any:
         action = request.action
@@ -318,3 +332,48 @@ def make_ready(cluster: Cluster, deployment: dict[str, Any], count: int) -> list
     for pod in pods:
         cluster.pod(deployment, pod, ready_status())
     return pods
+
+
+def call_label(method: str, url: str) -> str:
+    """``GET list trainingjobs``, ``GET get trainingjobs``, ``PATCH trainingjobs/status``."""
+    m = _PATH.search(url.split("?", 1)[0])
+    if m is None:
+        return f"{method} {url}"
+    plural, name, sub = m["plural"], m["name"], m["sub"]
+    if method == "GET":
+        verb = "list" if name is None else ("get" if sub is None else f"get {sub} of")
+        return f"GET {verb} {plural}"
+    return f"{method} {plural}" + (f"/{sub}" if sub else "")
+
+
+class CallCounter:
+    """Counts an ``ApiClient``'s HTTP requests by kind (``call_label``) and the wall time
+    spent in them (sent, served, body read), so a pass's time splits into API and operator.
+    A watch's stream is handed on unread (and counted)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.calls: Counter[str] = Counter()
+        self.seconds = 0.0
+        rest = api.rest_client
+        real: Callable[..., Any] = rest.request
+
+        def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                response = real(method, url, *args, **kwargs)
+                if "watch=" not in url:
+                    response.read()  # the body too (cached: the caller's read is free)
+                return response
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.calls[call_label(method, url)] += 1
+
+        rest.request = counted
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.seconds = 0.0
+
+    @property
+    def writes(self) -> int:
+        return sum(n for label, n in self.calls.items() if not label.startswith("GET "))
