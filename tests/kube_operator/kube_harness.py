@@ -66,7 +66,7 @@ class ApiServer(kmock.KubernetesEmulator):
         self.logs: dict[tuple[str, str], str] = {}
         # Every write, as (action, plural, name, subresource): what a pass changed.
         self.writes: list[tuple[str, str, str | None, str | None]] = []
-        self._serving: set[int] = set()  # id() of the requests being served
+        self._unmatched: set[int] = set()  # id() of the requests not yet handed over
 
     def _next(self) -> str:
         self._version += 1
@@ -75,17 +75,45 @@ class ApiServer(kmock.KubernetesEmulator):
     async def _handle(self, request: Any) -> Any:
         # kmock keeps every request for assertions, and finds the reaction to one by walking
         # that log with every reaction's filter: each request costs as much as the log is long.
-        # No test here asserts on it: keep only the requests still being served (a watch is,
-        # until it ends), which the walk must find.
-        self._serving.add(id(request))
-        self._requests[:] = [r for r in self._requests if id(r) in self._serving]
+        # No test here asserts on it: keep only the requests the walk must still find, those
+        # not yet handed to their reaction (``_matched``; a watch is handed over at its start).
+        self._unmatched.add(id(request))
+        self._requests[:] = [r for r in self._requests if id(r) in self._unmatched]
         # Errors answer as the API server does (a Status with its code), not as a 500.
         try:
             return await self._strict(request)
         except KubernetesError as e:
             return await self._render_error(e)
         finally:
-            self._serving.discard(id(request))
+            self._unmatched.discard(id(request))
+
+    def _matched(self, request: Any) -> None:
+        self._unmatched.discard(id(request))
+
+    async def _serve_list(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_list(request)
+
+    async def _serve_watch(self, request: Any) -> Any:
+        self._matched(request)
+        async for event in super()._serve_watch(request):
+            yield event
+
+    async def _serve_fetch(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_fetch(request)
+
+    async def _serve_create(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_create(request)
+
+    async def _serve_update(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_update(request)
+
+    async def _serve_delete(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_delete(request)
 
     async def _strict(self, request: Any) -> Any:
         action = request.action
