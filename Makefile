@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 
-.PHONY: demo test lint typecheck contracts unit services bench bench-serving clean help docker-setup images
+.PHONY: demo test lint typecheck contracts unit services bench bench-serving bench-kube clean help docker-setup images
 
 help:
 	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
 	@echo "make test   - set up, then ruff, mypy --strict, import contracts and pytest"
 	@echo "make bench  - run the benchmarks in benchmarks/ (figures: docs/benchmarks.md)"
+	@echo "make bench-kube - the operator's pass and submit -> Job latency, against the API emulator"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +71,11 @@ bench-serving: $(VENV)/.stamp-dev
 	$(PY) benchmarks/serving/vs_peers.py
 	$(PY) benchmarks/serving/router_choice.py
 	$(PY) benchmarks/serving/batching.py
+
+# The operator on Kubernetes against the API emulator of tests/kube_operator (no cluster).
+bench-kube: $(VENV)/.stamp-dev
+	$(PY) benchmarks/operator_pass.py
+	$(PY) benchmarks/kube_submit_latency.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

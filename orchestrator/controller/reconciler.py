@@ -191,6 +191,9 @@ class Reconciler:
         seen_endpoints: set[str] = set()
         for kind, reconcile in kinds:
             records = self.source.list_active(kind)
+            if kind in _REFERENCED:
+                # What endpoints refer to, as this listing has it: no read per endpoint.
+                self._refs.update(((kind, r.name), r) for r in records)
             if kind == TRAINING_JOB.name:
                 self._gpus_held = {
                     r.name: {int(i) for i in r.status.get("AllocatedGpus") or []} for r in records
@@ -250,7 +253,8 @@ class Reconciler:
 
     # --- shared steps --------------------------------------------------------------------------
     def _ref(self, kind: str, name: str) -> Record | None:
-        """A referenced resource, read once per pass."""
+        """A referenced resource, read once per pass: from the pass's listing, else (not
+        listed as active, or made since) read by name."""
         key = (kind, name)
         if key not in self._refs:
             self._refs[key] = self.source.find(kind, name)
@@ -564,6 +568,8 @@ class Reconciler:
             self.routes.withdraw(endpoint)
 
 
+# Kinds endpoints refer to (an EndpointConfig, its Models): listed early in every pass.
+_REFERENCED = frozenset({MODEL.name, ENDPOINT_CONFIG.name})
 _TERMINAL = frozenset(
     {TrainingJobStatus.COMPLETED, TrainingJobStatus.FAILED, TrainingJobStatus.STOPPED}
 )

@@ -32,6 +32,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.reconciler import Policies, Reconciler, Telemetry
 from orchestrator.kube.api import api_client
 from orchestrator.kube.backend import KubernetesBackend
+from orchestrator.kube.collector import collector_paused
 from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.kube.source import CustomResources, camel_error
 from orchestrator.resources.kinds import KINDS
@@ -89,8 +90,10 @@ class Operator:
         self._stop = threading.Event()
 
     def run_once(self) -> float:
-        """Reconcile every custom resource of the namespace once; seconds until the next pass."""
-        return self.reconciler.run_pass()
+        """Reconcile every custom resource of the namespace once; seconds until the next pass.
+        The garbage collector waits while it runs (``collector``: a pass holds every listing)."""
+        with collector_paused():
+            return self.reconciler.run_pass()
 
     def run(self, *, watch_events: bool = True) -> None:
         """Passes until ``stop()``; watches (custom resources, Jobs, Pods, Deployments) wake it."""

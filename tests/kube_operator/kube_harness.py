@@ -3,6 +3,8 @@
 The emulator runs no controllers: no pod appears for a Job and no status changes by itself, so
 the tests play the cluster (``Cluster``) by creating pods and patching Job, Pod and Deployment
 status through the same API, exactly where kubelet and the Job controller would.
+``CallCounter`` counts what a client asks the API (the tests of what one pass costs, and the
+benchmarks in ``benchmarks/`` that import this module).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +33,6 @@ from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import KubeSettings, Settings
 
 NS = "ml"
-REQUEST_LOG = 32  # requests the emulator remembers (see ApiServer._handle)
 RESOURCES = {
     "batch/v1/jobs": "Job",
     "v1/pods": "Pod",
@@ -45,6 +48,10 @@ PLURAL = {name: kind.crd_plural for name, kind in KINDS.items()}
 # The API key of the cluster-mode API in these tests (``keys_file`` holds its hash).
 KEY_ID, SECRET = "a1b2c3d4e5f6", "not-a-real-secret-but-long-enough-for-tests"
 KEY = f"orch_{KEY_ID}_{SECRET}"
+# /api/v1/namespaces/ml/pods[/NAME[/SUB]] and /apis/GROUP/VERSION/namespaces/ml/PLURAL[...]
+_PATH = re.compile(
+    r"/namespaces/[^/]+/(?P<plural>[^/?]+)(?:/(?P<name>[^/?]+))?(?:/(?P<sub>[^/?]+))?"
+)
 
 
 def stamp(seconds: float = 0.0) -> str:
@@ -74,6 +81,7 @@ class ApiServer(kmock.KubernetesEmulator):
         # Every create that succeeded, as (plural, name): an object made twice shows here.
         self.created: list[tuple[str, str]] = []
         self.latency: Callable[[Any], float] | None = None
+        self._unmatched: set[int] = set()  # id() of the requests not yet handed over
 
     def _next(self) -> str:
         self._version += 1
@@ -81,18 +89,50 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request: Any) -> Any:
         # kmock keeps every request for assertions, and finds the reaction to one by walking
-        # that log: each request costs as much as all before it. No test here asserts on it:
-        # keep the recent ones only (the one being served is always among them).
-        del self._requests[:-REQUEST_LOG]
+        # that log with every reaction's filter: each request costs as much as the log is long.
+        # No test here asserts on it: keep only the requests the walk must still find, those
+        # not yet handed to their reaction (``_matched``; a watch is handed over at its start).
+        self._unmatched.add(id(request))
+        self._requests[:] = [r for r in self._requests if id(r) in self._unmatched]
         # Errors answer as the API server does (a Status with its code), not as a 500.
         try:
             response = await self._strict(request)
         except KubernetesError as e:
             response = await self._render_error(e)
+        finally:
+            self._unmatched.discard(id(request))
         delay = self.latency(request) if self.latency is not None else 0.0
         if delay > 0:
             await asyncio.sleep(delay)
         return response
+
+    def _matched(self, request: Any) -> None:
+        self._unmatched.discard(id(request))
+
+    async def _serve_list(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_list(request)
+
+    async def _serve_watch(self, request: Any) -> Any:
+        self._matched(request)
+        async for event in super()._serve_watch(request):
+            yield event
+
+    async def _serve_fetch(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_fetch(request)
+
+    async def _serve_create(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_create(request)
+
+    async def _serve_update(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_update(request)
+
+    async def _serve_delete(self, request: Any) -> Any:
+        self._matched(request)
+        return await super()._serve_delete(request)
 
     async def _strict(self, request: Any) -> Any:
         action = request.action
@@ -504,3 +544,48 @@ def cluster_settings(tmp_path: Path, kube: KubeSettings) -> Settings:
         api_keys_file=keys_file(tmp_path / "keys.json"),
         kube=kube,
     )
+
+
+def call_label(method: str, url: str) -> str:
+    """``GET list trainingjobs``, ``GET get trainingjobs``, ``PATCH trainingjobs/status``."""
+    m = _PATH.search(url.split("?", 1)[0])
+    if m is None:
+        return f"{method} {url}"
+    plural, name, sub = m["plural"], m["name"], m["sub"]
+    if method == "GET":
+        verb = "list" if name is None else ("get" if sub is None else f"get {sub} of")
+        return f"GET {verb} {plural}"
+    return f"{method} {plural}" + (f"/{sub}" if sub else "")
+
+
+class CallCounter:
+    """Counts an ``ApiClient``'s HTTP requests by kind (``call_label``) and the wall time
+    spent in them (sent, served, body read), so a pass's time splits into API and operator.
+    A watch's stream is handed on unread (and counted)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.calls: Counter[str] = Counter()
+        self.seconds = 0.0
+        rest = api.rest_client
+        real: Callable[..., Any] = rest.request
+
+        def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                response = real(method, url, *args, **kwargs)
+                if "watch=" not in url:
+                    response.read()  # the body too (cached: the caller's read is free)
+                return response
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.calls[call_label(method, url)] += 1
+
+        rest.request = counted
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.seconds = 0.0
+
+    @property
+    def writes(self) -> int:
+        return sum(n for label, n in self.calls.items() if not label.startswith("GET "))
