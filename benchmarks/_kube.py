@@ -11,43 +11,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "kube_operator"))
-from kube_harness import NS, CallCounter, Cluster, Emulator, ready_status, stamp
-
-from orchestrator.settings import KubeSettings
+from kube_harness import (
+    NS,
+    CallCounter,
+    Cluster,
+    Emulator,
+    emulator_client,
+    operator_settings,
+    ready_status,
+    stamp,
+)
 
 __all__ = [
     "NS",
     "CallCounter",
     "Cluster",
     "Emulator",
-    "api_client",
-    "kube_settings",
+    "emulator_client",
+    "operator_settings",
     "play_pod",
     "ready_status",
     "stamp",
 ]
-
-
-def kube_settings() -> KubeSettings:
-    """The operator tests' settings (tests/kube_operator/conftest.py)."""
-    return KubeSettings(
-        namespace=NS,
-        training_image="registry.example/orchestrator/training:1",
-        serving_image="registry.example/orchestrator/serving:1",
-        gpu_node_selector={"nvidia.com/gpu.present": "true"},
-        gpu_runtime_class_name="nvidia",
-        object_store_url="s3://ml-bucket",
-        s3_endpoint_url="http://minio.storage:9000",
-    )
-
-
-def api_client(url: str) -> client.ApiClient:
-    config = client.Configuration()
-    config.host = url
-    return client.ApiClient(config)
 
 
 def play_pod(cluster: Cluster, owner: dict[str, Any], name: str, status: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from kubernetes import client, watch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _kube import NS, Emulator, api_client, kube_settings
+from _kube import NS, Emulator, emulator_client, operator_settings
 from _server import percentile
 
 from orchestrator.api.app import build_control_plane, create_app
@@ -133,14 +133,14 @@ def cluster(watch_events: bool, resync: float) -> Iterator[tuple[str, JobWatch, 
         config_dir=tmp / "config",
         desired_state="kubernetes",
         api_keys_file=write_keys(tmp / "keys.json"),
-        kube=kube_settings(),
+        kube=operator_settings(),
         controller=ControllerSettings(max_concurrent_training_jobs=QUOTA),
     )
     try:
         with (
-            api_client(emulator.url) as plane_api,
-            api_client(emulator.url) as operator_api,
-            api_client(emulator.url) as watch_api,
+            emulator_client(emulator.url) as plane_api,
+            emulator_client(emulator.url) as operator_api,
+            emulator_client(emulator.url) as watch_api,
         ):
             operator = Operator(
                 operator_api, settings.kube, policies=Policies(resync_seconds=resync)

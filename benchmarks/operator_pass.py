@@ -32,8 +32,8 @@ from _kube import (
     CallCounter,
     Cluster,
     Emulator,
-    api_client,
-    kube_settings,
+    emulator_client,
+    operator_settings,
     play_pod,
     ready_status,
     stamp,
@@ -171,10 +171,13 @@ def measure(n: int, passes: int, profile: bool) -> tuple[Size, Profiled | None]:
     emulator = Emulator()
     stats = None
     try:
-        with api_client(emulator.url) as harness_api, api_client(emulator.url) as operator_api:
+        with (
+            emulator_client(emulator.url) as harness_api,
+            emulator_client(emulator.url) as operator_api,
+        ):
             cluster = Cluster(harness_api)
             counter = CallCounter(operator_api)
-            operator = Operator(operator_api, kube_settings())
+            operator = Operator(operator_api, operator_settings())
             t0 = time.perf_counter()
             mix = steady_state(cluster, operator, counter, n)
             setup_s = time.perf_counter() - t0

@@ -12,7 +12,9 @@ plane served in-process.
 
 from __future__ import annotations
 
+import io
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +48,7 @@ __all__ = [
     "eventually_async",
     "local_control_plane",
     "model_spec",
+    "tarball",
     "training_job_spec",
 ]
 
@@ -243,3 +246,15 @@ def local_control_plane(
         finally:
             client.close()
             plane.store.close()
+
+
+def tarball(files: dict[str, str]) -> bytes:
+    """A ``.tar.gz`` of text files by name: a script-mode source or a small model artifact."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

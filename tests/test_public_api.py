@@ -46,6 +46,7 @@ def test_testing_helpers_are_pinned() -> None:
         "eventually_async",
         "local_control_plane",
         "model_spec",
+        "tarball",
         "training_job_spec",
     ]
 

@@ -32,8 +32,8 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.reconciler import Policies, Reconciler, Telemetry
 from orchestrator.kube.api import api_client
 from orchestrator.kube.backend import KubernetesBackend
-from orchestrator.kube.collector import collector_paused
 from orchestrator.kube.convert import API_GROUP, API_VERSION
+from orchestrator.kube.gc_pause import collector_paused
 from orchestrator.kube.source import CustomResources, camel_error
 from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import KubeSettings, Settings, get_settings

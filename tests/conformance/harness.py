@@ -42,7 +42,7 @@ from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
     DescribeTrainingJobResponse,
 )
-from orchestrator.testing import eventually
+from orchestrator.testing import eventually, tarball
 from tests.conformance.declarations import NotRunnable, Refused, Scenario
 
 T = TypeVar("T")
@@ -139,17 +139,6 @@ ROW = json.dumps([[5.1, 3.5, 1.4, 0.2]]).encode()
 class Answer:
     variant: str
     predictions: list[Any]
-
-
-def tarball(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def untar(data: bytes) -> dict[str, bytes]:

@@ -35,13 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.client import Client
 from orchestrator.controller.runtime import policies_from
 from orchestrator.kube import objects as o
-from orchestrator.kube.api import api_client
 from orchestrator.kube.load import ApiTraffic
 from orchestrator.kube.operator import Operator
 from orchestrator.serving.app import build_app
@@ -55,7 +52,14 @@ from orchestrator.settings import (
 )
 from orchestrator.testing import ServerThread
 from tests.conformance.harness import Answer, Harness, Script, ServingModel, gap
-from tests.kube_operator.kube_harness import NS, Cluster, Emulator, ready_status, stamp
+from tests.kube_operator.kube_harness import (
+    NS,
+    Cluster,
+    Emulator,
+    emulator_client,
+    ready_status,
+    stamp,
+)
 
 KEY_ID, SECRET = "c0nf0rmance1", "a-conformance-secret-long-enough-for-the-key-rules"
 KEY = f"orch_{KEY_ID}_{SECRET}"
@@ -385,9 +389,7 @@ class KubernetesHarness(Harness):
     def __init__(self, root: Path, emulator: Emulator) -> None:
         super().__init__()
         self.emulator = emulator
-        config = client.Configuration()
-        config.host = emulator.url
-        self.api = api_client(config)  # as the product builds it: each call tried once
+        self.api = emulator_client(emulator.url)  # as the product's: each call tried once
         self.cluster = Cluster(self.api)
         self.double = ClusterDouble(self.cluster, emulator, root)
         self.kube = KubeSettings(namespace=NS, network_isolation_egress=EGRESS)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kube_harness import NS, Cluster, Emulator
+from kube_harness import Cluster, Emulator, emulator_client, operator_settings
 from kubernetes import client
 
-from orchestrator.kube.api import api_client
 from orchestrator.kube.objects import KubeSettings
 from orchestrator.kube.operator import Operator
 
@@ -28,23 +27,13 @@ def api(emulator: Emulator) -> Iterator[client.ApiClient]:
     emulator.km.logs.clear()
     emulator.km.created.clear()
     emulator.km.latency = None
-    config = client.Configuration()
-    config.host = emulator.url
-    with api_client(config) as api:  # configured as the product's own (one try per call)
+    with emulator_client(emulator.url) as api:
         yield api
 
 
 @pytest.fixture
 def settings() -> KubeSettings:
-    return KubeSettings(
-        namespace=NS,
-        training_image="registry.example/orchestrator/training:1",
-        serving_image="registry.example/orchestrator/serving:1",
-        gpu_node_selector={"nvidia.com/gpu.present": "true"},
-        gpu_runtime_class_name="nvidia",
-        object_store_url="s3://ml-bucket",
-        s3_endpoint_url="http://minio.storage:9000",
-    )
+    return operator_settings()
 
 
 @pytest.fixture

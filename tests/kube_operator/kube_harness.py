@@ -28,6 +28,7 @@ from aiohttp import web
 from kmock._internal.k8s import KubernetesError, KubernetesObjectConflictError
 from kubernetes import client
 
+from orchestrator.kube.api import api_client
 from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import KubeSettings, Settings
@@ -589,3 +590,25 @@ class CallCounter:
     @property
     def writes(self) -> int:
         return sum(n for label, n in self.calls.items() if not label.startswith("GET "))
+
+
+def operator_settings() -> KubeSettings:
+    """The operator tests' (and the Kubernetes benchmarks') settings: a GPU placement, an
+    object store the steps reach, images by name."""
+    return KubeSettings(
+        namespace=NS,
+        training_image="registry.example/orchestrator/training:1",
+        serving_image="registry.example/orchestrator/serving:1",
+        gpu_node_selector={"nvidia.com/gpu.present": "true"},
+        gpu_runtime_class_name="nvidia",
+        object_store_url="s3://ml-bucket",
+        s3_endpoint_url="http://minio.storage:9000",
+    )
+
+
+def emulator_client(url: str) -> client.ApiClient:
+    """A client of the emulator at ``url``, configured as the product's own (one try per
+    call: ``orchestrator.kube.api.api_client``)."""
+    config = client.Configuration()
+    config.host = url
+    return api_client(config)

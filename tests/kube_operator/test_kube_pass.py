@@ -10,7 +10,7 @@ import pytest
 from kube_harness import CallCounter, Cluster, make_ready, stamp
 from kubernetes import client
 
-from orchestrator.kube.collector import collector_paused
+from orchestrator.kube.gc_pause import collector_paused
 from orchestrator.kube.operator import Operator
 
 JOB = {
