@@ -296,7 +296,8 @@ class Settings(BaseSettings):
     # The GPU device indexes jobs may be given (default: every device NVML reports); set it to
     # keep some GPUs out of the orchestrator's hands.
     gpu_devices: list[int] | None = None
-    region: str = "local"
+    # The region and account in ARNs, and the region SigV4 requests must be signed for.
+    region: str = "us-east-1"
     account_id: str = "000000000000"
 
     server: ServerSettings = Field(default_factory=ServerSettings)

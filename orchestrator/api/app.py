@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from orchestrator import __version__, metrics
 from orchestrator.api import handlers
 from orchestrator.api.auth import KeyStore, authenticate
+from orchestrator.api.aws import services as aws
 from orchestrator.api.deps import allowed, principal_of
 from orchestrator.api.keyfile import FileKeys
 from orchestrator.api.routes import endpoints, keys, models, monitoring, objects, training
@@ -64,15 +65,16 @@ def build_control_plane(
     ``kube_api``: a ``kubernetes.client.ApiClient`` (default: the pod's service account)."""
     clock = clock or SystemClock()
     settings.home.mkdir(parents=True, exist_ok=True)
+    keyring = LocalKeyring(settings.keyring_path)
     objects_store = open_object_store(
         settings.resolved_object_store_url,
-        LocalKeyring(settings.keyring_path),
+        keyring,
         s3_endpoint_url=settings.objects.s3_endpoint_url,
         s3_region=settings.objects.s3_region,
         chunk_size=settings.objects.chunk_size,
     )
     if settings.desired_state == "kubernetes":
-        return _cluster_plane(settings, objects_store, clock, kube_api)
+        return _cluster_plane(settings, objects_store, keyring, clock, kube_api)
     store = StateStore(settings.resolved_database_url)
     backend = backend or make_backend(settings)
     if gpus is None and not backend.schedules_gpus:
@@ -94,11 +96,12 @@ def build_control_plane(
         controller=controller,
         clock=clock,
         series=series,
+        keyring=keyring,
     )
 
 
 def _cluster_plane(
-    settings: Settings, objects_store: ObjectStore, clock: Clock, api: Any
+    settings: Settings, objects_store: ObjectStore, keyring: LocalKeyring, clock: Clock, api: Any
 ) -> ControlPlane:
     """On a cluster: the custom resources are the store, the operator (another pod) runs the
     work; this process keeps no state: routes are decoded from the Endpoints' status, keys
@@ -129,6 +132,7 @@ def _cluster_plane(
         clock=clock,
         series=SeriesStore(clock=clock),
         services=[ClusterRoutes(source, routes)],
+        keyring=keyring,
     )
 
 
@@ -198,7 +202,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
 
     # The data plane: invocations are served in front of FastAPI (docs/architecture.md).
     return build_front(
-        app,
+        aws.gateway(app, plane),
         routes=plane.routes,
         key_checker=partial(authenticate, plane.keys),
         endpoint_status=plane.endpoint_status,

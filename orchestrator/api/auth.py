@@ -21,7 +21,7 @@ from typing import Protocol
 from orchestrator.access import Principal, authorize
 from orchestrator.dataplane.keys import KeyCache
 from orchestrator.errors import AuthenticationError, ConflictError, NotFoundError
-from orchestrator.store import ApiKeyRecord
+from orchestrator.store import AccessKeyRecord, ApiKeyRecord
 
 PREFIX = "orch"
 
@@ -41,6 +41,17 @@ class KeyStore(Protocol):
     def list_api_keys(self) -> list[ApiKeyRecord]: ...
 
     def revoke_api_key(self, key_id: str) -> ApiKeyRecord: ...
+
+    # SigV4 access keys (``orchestrator.api.aws.credentials`` seals and opens the secrets).
+    def add_access_key(
+        self, access_key_id: str, sealed_secret: str, *, name: str, role: str, now: datetime
+    ) -> None: ...
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
+
+    def list_access_keys(self) -> list[AccessKeyRecord]: ...
+
+    def revoke_access_key(self, access_key_id: str) -> AccessKeyRecord: ...
 
 
 def _hash(secret: str) -> str:

@@ -1,7 +1,10 @@
 """API keys from a file (on a cluster: a mounted Secret), so that the API pods keep no state.
 
 The file is JSON: ``{"keys": [{"KeyId": ..., "SecretHash": <sha256 hex of the secret>,
-"Name": ..., "Role": "admin" | "invoke", "Revoked": false}]}``. The Helm chart writes it into
+"Name": ..., "Role": "admin" | "invoke", "Revoked": false}], "access_keys": [{"AccessKeyId":
+..., "SecretAccessKey": ..., "Name": ..., "Role": ..., "Revoked": false}]}``; the SigV4 access
+keys' secrets are in the clear there (a signature cannot be checked against a hash), which is
+what a Kubernetes Secret is for. The Helm chart writes it into
 a Secret with a generated admin key (``kubectl get secret`` shows the key to use); edit the
 Secret to add or revoke keys: the file is read again when it changes (kubelet updates mounted
 Secrets within a minute), so a revoked key stops working in every API pod without a restart.
@@ -20,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from orchestrator.errors import PermissionDeniedError, ValidationError
-from orchestrator.store import ApiKeyRecord
+from orchestrator.store import AccessKeyRecord, ApiKeyRecord
 
 
 class _Key(BaseModel):
@@ -32,9 +35,19 @@ class _Key(BaseModel):
     Revoked: bool = False
 
 
+class _AccessKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    AccessKeyId: str
+    SecretAccessKey: str
+    Name: str = "key"
+    Role: str = "admin"
+    Revoked: bool = False
+
+
 class _KeyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     keys: list[_Key] = []
+    access_keys: list[_AccessKey] = []
 
 
 class FileKeys:
@@ -45,6 +58,7 @@ class FileKeys:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._keys: dict[str, ApiKeyRecord] = {}
+        self._access: dict[str, AccessKeyRecord] = {}
         self._load()
 
     def _load(self) -> None:
@@ -73,6 +87,12 @@ class FileKeys:
                 k.KeyId: ApiKeyRecord(k.KeyId, k.SecretHash, k.Name, k.Role, zero, k.Revoked)
                 for k in doc.keys
             }
+            self._access = {
+                k.AccessKeyId: AccessKeyRecord(
+                    k.AccessKeyId, f"plain:{k.SecretAccessKey}", k.Name, k.Role, zero, k.Revoked
+                )
+                for k in doc.access_keys
+            }
             self._stamp = stamp
 
     def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
@@ -98,4 +118,26 @@ class FileKeys:
         raise PermissionDeniedError(
             f"API keys here come from {self.path} (a Secret on a cluster); revoke {key_id!r} "
             'there ("Revoked": true): every API pod reads it again within a minute'
+        )
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
+        self._load()
+        return self._access.get(access_key_id)
+
+    def list_access_keys(self) -> list[AccessKeyRecord]:
+        self._load()
+        return sorted(self._access.values(), key=lambda k: k.access_key_id)
+
+    def add_access_key(
+        self, access_key_id: str, sealed_secret: str, *, name: str, role: str, now: datetime
+    ) -> None:
+        raise PermissionDeniedError(
+            f"access keys here come from {self.path} (a Secret on a cluster); add the key "
+            'there under "access_keys"'
+        )
+
+    def revoke_access_key(self, access_key_id: str) -> AccessKeyRecord:
+        raise PermissionDeniedError(
+            f"access keys here come from {self.path} (a Secret on a cluster); revoke "
+            f'{access_key_id!r} there ("Revoked": true)'
         )

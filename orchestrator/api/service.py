@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from orchestrator.api.auth import KeyStore
+from orchestrator.api.aws.credentials import AccessKeys
 from orchestrator.backends.base import Backend, Configurable
 from orchestrator.clock import Clock
 from orchestrator.controller.plan.support import problems_of
@@ -35,7 +36,8 @@ from orchestrator.errors import (
     ValidationError,
 )
 from orchestrator.monitoring.series import SeriesStore
-from orchestrator.objects import ObjectStore, safe_extract
+from orchestrator.objects import LocalKeyring, ObjectStore, safe_extract
+from orchestrator.objects.keys import KeyProvider
 from orchestrator.resources.common import make_arn
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
@@ -106,6 +108,7 @@ class ControlPlane:
         controller: Controller | None = None,
         series: SeriesStore | None = None,
         services: Sequence[Service] = (),
+        keyring: KeyProvider | None = None,
     ) -> None:
         self.settings = settings
         # Endpoint metrics as time series (None: this control plane records none).
@@ -123,6 +126,8 @@ class ControlPlane:
         # Started and stopped with the app (on a cluster: keeping routes in step).
         self.services = list(services)
         self.clock = clock
+        # SigV4 access keys, in the same key store, their secrets sealed by the keyring.
+        self.access_keys = AccessKeys(keys, keyring or LocalKeyring(settings.keyring_path))
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""

@@ -114,4 +114,4 @@ def set_condition(
 
 
 def make_arn(region: str, account: str, kind_slug: str, name: str) -> str:
-    return f"arn:orch:sagemaker:{region}:{account}:{kind_slug}/{name.lower()}"
+    return f"arn:aws:sagemaker:{region}:{account}:{kind_slug}/{name.lower()}"

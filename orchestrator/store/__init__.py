@@ -2,9 +2,10 @@
 by default, PostgreSQL by URL)."""
 
 from orchestrator.store.source import DesiredState, ListFilter, Record, page_of
-from orchestrator.store.state import ApiKeyRecord, StateStore, canonical_hash
+from orchestrator.store.state import AccessKeyRecord, ApiKeyRecord, StateStore, canonical_hash
 
 __all__ = [
+    "AccessKeyRecord",
     "ApiKeyRecord",
     "DesiredState",
     "ListFilter",

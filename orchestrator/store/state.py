@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from orchestrator.errors import BackendError, ConflictError, NotFoundError, ValidationError
 from orchestrator.store.source import Flag, ListFilter, Record, decode_token, encode_token
-from orchestrator.store.tables import api_keys, metadata, resources
+from orchestrator.store.tables import access_keys, api_keys, metadata, resources
 
 
 def canonical_hash(doc: dict[str, Any]) -> str:
@@ -46,6 +46,19 @@ def _dt(ts: float) -> datetime:
 class ApiKeyRecord:
     key_id: str
     secret_hash: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class AccessKeyRecord:
+    """A SigV4 access key: ``sealed_secret`` is the secret wrapped by the keyring (or, from a
+    keys file on a cluster, ``plain:<secret>``); ``orchestrator.api.aws.credentials`` opens it."""
+
+    access_key_id: str
+    sealed_secret: str
     name: str
     role: str
     created_at: datetime
@@ -358,6 +371,52 @@ class StateStore:
         return int(n)
 
 
+    # --- SigV4 access keys -----------------------------------------------------------------
+    def add_access_key(
+        self, access_key_id: str, sealed_secret: str, *, name: str, role: str, now: datetime
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                access_keys.insert().values(
+                    access_key_id=access_key_id,
+                    sealed_secret=sealed_secret,
+                    name=name,
+                    role=role,
+                    created_at=_ts(now),
+                    revoked=False,
+                )
+            )
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(access_keys).where(access_keys.c.access_key_id == access_key_id)
+            ).first()
+        return None if row is None else _access_key(row._mapping)
+
+    def list_access_keys(self) -> builtins.list[AccessKeyRecord]:
+        """Every access key, revoked ones too, oldest first."""
+        with self._tx() as conn:
+            rows = conn.execute(select(access_keys).order_by(access_keys.c.created_at)).all()
+        return [_access_key(r._mapping) for r in rows]
+
+    def revoke_access_key(self, access_key_id: str) -> AccessKeyRecord:
+        """Mark the access key revoked (idempotent); NotFoundError when there is none."""
+        with self._tx() as conn:
+            result = conn.execute(
+                access_keys.update()
+                .where(access_keys.c.access_key_id == access_key_id)
+                .values(revoked=True)
+            )
+        if result.rowcount != 1:
+            raise NotFoundError(
+                f"access key {access_key_id!r} does not exist", field="AccessKeyId"
+            )
+        record = self.get_access_key(access_key_id)
+        assert record is not None
+        return record
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -387,6 +446,17 @@ def _api_key(m: Any) -> ApiKeyRecord:
     return ApiKeyRecord(
         key_id=m["key_id"],
         secret_hash=m["secret_hash"],
+        name=m["name"],
+        role=m["role"],
+        created_at=_dt(m["created_at"]),
+        revoked=bool(m["revoked"]),
+    )
+
+
+def _access_key(m: Any) -> AccessKeyRecord:
+    return AccessKeyRecord(
+        access_key_id=m["access_key_id"],
+        sealed_secret=m["sealed_secret"],
         name=m["name"],
         role=m["role"],
         created_at=_dt(m["created_at"]),

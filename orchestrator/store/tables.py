@@ -49,3 +49,16 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
 )
+
+# SigV4 access keys: the secret is needed to verify a signature, so it is kept sealed (wrapped
+# by the object store's keyring, ``orchestrator.api.aws.credentials``), never hashed.
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("sealed_secret", Text, nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)

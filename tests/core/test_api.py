@@ -20,7 +20,7 @@ from orchestrator.backends.fake import FakeBackend
 from orchestrator.settings import ServingSettings, Settings
 
 JOBS = "/api/v1/training-jobs"
-ARN = "arn:orch:sagemaker:local:000000000000"
+ARN = "arn:aws:sagemaker:us-east-1:000000000000"
 
 
 @dataclass

@@ -1,0 +1,25 @@
+"""Every AWS service the control plane serves, and the gateway in front of the management API."""
+
+from __future__ import annotations
+
+from orchestrator.api.aws.gateway import ASGIApp, AwsGateway, AwsService
+from orchestrator.api.aws.sagemaker import SageMakerService
+from orchestrator.api.aws.sts import StsService
+from orchestrator.api.service import ControlPlane
+
+
+def services(cp: ControlPlane) -> list[AwsService]:
+    return [
+        SageMakerService(cp),
+        StsService(cp.settings.account_id),
+    ]
+
+
+def gateway(api: ASGIApp, cp: ControlPlane) -> AwsGateway:
+    """The AWS protocols in front of ``api``, signatures checked against ``cp``'s access keys."""
+    return AwsGateway(
+        api,
+        services(cp),
+        signing_keys=cp.access_keys.signing_key,
+        region=cp.settings.region,  # signatures are checked against the wall clock
+    )

@@ -1,0 +1,85 @@
+"""The gateway: boto3 reaches the services through it with a SigV4 key; every refusal is the
+AWS error botocore expects; the management API and bearer keys are untouched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.aws.conftest import AwsPlane
+
+
+def _code(e: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(e.value.response["Error"]["Code"])
+
+
+def test_boto3_lists_training_jobs_with_an_access_key(sagemaker: Any) -> None:
+    out = sagemaker.list_training_jobs()
+    assert out["TrainingJobSummaries"] == []
+    assert out["ResponseMetadata"]["RequestId"]
+
+
+def test_a_wrong_secret_is_invalid_signature(aws_plane: AwsPlane) -> None:
+    client = aws_plane.client("sagemaker", aws_secret_access_key=aws_plane.secret[:-2] + "xx")
+    with pytest.raises(ClientError) as e:
+        client.list_training_jobs()
+    assert _code(e) == "InvalidSignatureException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_an_unknown_key_is_unrecognized_client(aws_plane: AwsPlane) -> None:
+    client = aws_plane.client("sagemaker", aws_access_key_id="AKIAUNKNOWNUNKNOWN00")
+    with pytest.raises(ClientError) as e:
+        client.list_training_jobs()
+    assert _code(e) == "UnrecognizedClientException"
+
+
+def test_a_revoked_key_stops_working_at_once(aws_plane: AwsPlane, sagemaker: Any) -> None:
+    sagemaker.list_training_jobs()
+    aws_plane.local.plane.access_keys.revoke(aws_plane.access_key_id)
+    with pytest.raises(ClientError) as e:
+        sagemaker.list_training_jobs()
+    assert _code(e) == "UnrecognizedClientException"
+
+
+def test_a_region_other_than_the_servers_is_refused_naming_it(aws_plane: AwsPlane) -> None:
+    client = aws_plane.client("sagemaker", region_name="eu-west-1")
+    with pytest.raises(ClientError) as e:
+        client.list_training_jobs()
+    assert _code(e) == "InvalidSignatureException"
+    assert "'us-east-1'" in e.value.response["Error"]["Message"]
+
+
+def test_an_unsigned_request_with_a_target_is_missing_token(aws_plane: AwsPlane) -> None:
+    r = httpx.post(
+        aws_plane.url + "/",
+        headers={"X-Amz-Target": "SageMaker.ListTrainingJobs",
+                 "Content-Type": "application/x-amz-json-1.1"},
+        content=b"{}",
+    )  # fmt: skip
+    assert r.status_code == 403
+    assert r.json()["__type"] == "MissingAuthenticationTokenException"
+    assert r.headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
+    assert r.headers["x-amzn-requestid"]
+
+
+def test_an_unknown_operation_names_itself(aws_plane: AwsPlane) -> None:
+    client = aws_plane.client("sagemaker")
+    with pytest.raises(ClientError) as e:
+        client.list_notebook_instances()
+    assert _code(e) == "UnknownOperationException"
+    assert "ListNotebookInstances" in e.value.response["Error"]["Message"]
+
+
+def test_sts_get_caller_identity(aws_plane: AwsPlane) -> None:
+    out = aws_plane.client("sts").get_caller_identity()
+    assert out["UserId"] == aws_plane.access_key_id
+    assert out["Account"] == aws_plane.local.plane.settings.account_id
+    assert out["Arn"].endswith(":user/alice")
+
+
+def test_bearer_keys_still_reach_the_management_api(aws_plane: AwsPlane) -> None:
+    assert aws_plane.local.client.list_training_jobs().TrainingJobSummaries == []
