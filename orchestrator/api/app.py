@@ -20,7 +20,15 @@ from orchestrator.api.auth import KeyStore, authenticate
 from orchestrator.api.aws import services as aws
 from orchestrator.api.deps import allowed, principal_of
 from orchestrator.api.keyfile import FileKeys
-from orchestrator.api.routes import endpoints, keys, models, monitoring, objects, training
+from orchestrator.api.routes import (
+    access_keys,
+    endpoints,
+    keys,
+    models,
+    monitoring,
+    objects,
+    training,
+)
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
@@ -164,7 +172,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
     app.state.plane = plane
     app.state.series = plane.series
     handlers.install(app)
-    for module in (training, models, endpoints, objects, keys):
+    for module in (training, models, endpoints, objects, keys, access_keys):
         app.include_router(module.router)
     app.include_router(monitoring.router)
 
@@ -193,7 +201,12 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
 
     @app.get("/healthz", tags=["Health"])
     def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__, "time": time.time()}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "time": time.time(),
+            "region": plane.settings.region,
+        }
 
     @app.get("/metrics", tags=["Health"], dependencies=[Depends(allowed("metrics:read"))])
     def prometheus() -> Response:

@@ -37,8 +37,11 @@ from orchestrator.resources.endpoints import (
     ListEndpointsResponse,
 )
 from orchestrator.resources.keys import (
+    AccessKeySummary,
     ApiKeySummary,
+    CreateAccessKeyResponse,
     CreateApiKeyResponse,
+    ListAccessKeysResponse,
     ListApiKeysResponse,
 )
 from orchestrator.resources.kinds import (
@@ -459,6 +462,29 @@ class Client:
         """Revoke a key at once, on every router worker (the last admin key is refused)."""
         return ApiKeySummary.model_validate(
             self._json("DELETE", f"{API}/api-keys/{quote(key_id, safe='')}")
+        )
+
+    def server_info(self) -> dict[str, Any]:
+        """The server's version and region (``/healthz``: no key needed)."""
+        info: dict[str, Any] = self._json("GET", "/healthz")
+        return info
+
+    # --- SigV4 access keys ----------------------------------------------------------------------
+    def create_access_key(self, name: str, *, role: str = "admin") -> CreateAccessKeyResponse:
+        """A new access key for boto3 and the SageMaker SDK; its ``SecretAccessKey`` is in
+        this answer only."""
+        body = {"Name": name, "Role": role}
+        return CreateAccessKeyResponse.model_validate(
+            self._json("POST", f"{API}/access-keys", json=body)
+        )
+
+    def list_access_keys(self) -> ListAccessKeysResponse:
+        return self._get(ListAccessKeysResponse, f"{API}/access-keys")
+
+    def revoke_access_key(self, access_key_id: str) -> AccessKeySummary:
+        """Revoke an access key at once, on every router worker."""
+        return AccessKeySummary.model_validate(
+            self._json("DELETE", f"{API}/access-keys/{quote(access_key_id, safe='')}")
         )
 
     # --- objects -----------------------------------------------------------------------------

@@ -33,3 +33,21 @@ class CreateApiKeyResponse(ApiKeySummary):
 
 class ListApiKeysResponse(Output):
     ApiKeys: list[ApiKeySummary]
+
+
+class AccessKeySummary(Output):
+    """A SigV4 access key (for boto3 and the SageMaker SDK): its id, never its secret."""
+
+    AccessKeyId: str
+    Name: str
+    Role: str
+    CreationTime: datetime
+    Revoked: bool = False
+
+
+class CreateAccessKeyResponse(AccessKeySummary):
+    SecretAccessKey: str  # the only time the secret is shown; it is stored sealed
+
+
+class ListAccessKeysResponse(Output):
+    AccessKeys: list[AccessKeySummary]
