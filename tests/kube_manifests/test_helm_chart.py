@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,3 +333,25 @@ def test_every_operator_setting_the_chart_passes_is_one_the_operator_reads(
     assert kube <= set(KubeSettings.model_fields), kube - set(KubeSettings.model_fields)
     top = {n.removeprefix("ORCH_").split("__")[0].lower() for n in names if n.startswith("ORCH_")}
     assert top <= set(Settings.model_fields), top - set(Settings.model_fields)
+
+
+def test_the_generated_secret_holds_a_working_sigv4_access_key(
+    rendered_default: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The chart's Secret carries an admin access key for boto3 and the SageMaker SDK, and its
+    keys.json is one the API pods read (FileKeys): a request signed with that key verifies."""
+    from orchestrator import sigv4
+    from orchestrator.api.aws.credentials import AccessKeys
+    from orchestrator.api.keyfile import FileKeys
+    from orchestrator.objects import LocalKeyring
+
+    [secret] = by_kind(rendered_default, "Secret")
+    data = secret["stringData"]
+    akid, aws_secret = data["aws-access-key-id"], data["aws-secret-access-key"]
+    assert akid.startswith("AKIA") and len(akid) == 20 and len(aws_secret) == 40
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(data["keys.json"])
+    keys = AccessKeys(FileKeys(keys_file), LocalKeyring(tmp_path / "keyring"))
+    derived, principal = keys.signing_key(akid, "20261202", "us-east-1", "sagemaker")
+    assert principal.role == "admin"
+    assert derived == sigv4.signing_key(aws_secret, "20261202", "us-east-1", "sagemaker")
