@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator.api.aws.cloudwatch import CloudWatchService
 from orchestrator.api.aws.gateway import ASGIApp, AwsGateway, AwsService
 from orchestrator.api.aws.logs import LogsService
 from orchestrator.api.aws.sagemaker import SageMakerService
@@ -13,6 +14,7 @@ def services(cp: ControlPlane) -> list[AwsService]:
     return [
         SageMakerService(cp),
         LogsService(cp),
+        CloudWatchService(cp),
         StsService(cp.settings.account_id),
     ]
 
