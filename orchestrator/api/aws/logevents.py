@@ -130,8 +130,8 @@ class Cursor:
 
     def __init__(self, src: Source, offset: int) -> None:
         self.src = src
+        self.start = offset
         self.pos = offset  # where the next line not yet returned starts
-        self.scanned = 0
         self._buf = b""
         self._buf_at = offset
         self._eof = False
@@ -152,7 +152,6 @@ class Cursor:
             if not data:
                 self._eof = True
                 continue
-            self.scanned += len(data)
             self._buf = self._buf[self.pos - self._buf_at :] + data
             self._buf_at = self.pos
         rest = self._buf[self.pos - self._buf_at :]
@@ -268,7 +267,8 @@ def merge(
     out: list[tuple[int, Event]] = []
 
     def over_budget() -> bool:
-        return (not need_one or bool(out)) and sum(r.cursor.scanned for r in readers) >= budget
+        scanned = sum(r.cursor.pos - r.cursor.start for r in readers)  # lines passed over
+        return (not need_one or bool(out)) and scanned >= budget
 
     heap: list[tuple[int, int, int]] = []
     for i, r in enumerate(readers):
