@@ -114,3 +114,22 @@ def test_the_process_backend_reads_the_marks_beside_the_job_log(tmp_path: Path) 
     finally:
         marks.close()
     assert jobs.read_job_logs("j", 0, 100) == (b"hello\n", 6)
+
+
+def test_file_marks_read_in_blocks_answer_any_index(tmp_path: Path) -> None:
+    clock = Clock(10.0)
+    log = JobLog(tmp_path / "j.log", clock=clock)
+    for i in range(FileMarks.BLOCK * 3 + 7):
+        clock.t = (10_001 + i + 0.5) / 1000  # the middle of millisecond 10_001 + i
+        log.write(f"{i:04d}\n")
+    log.close()
+    marks = FileMarks(times_path(tmp_path / "j.log"))
+    try:
+        n = len(marks)
+        assert n == FileMarks.BLOCK * 3 + 7
+        for i in [n - 1, 0, FileMarks.BLOCK, FileMarks.BLOCK - 1, 2 * FileMarks.BLOCK + 3, -1]:
+            j = i % n
+            assert marks[i] == (j * 5, 10_001 + j)
+        assert first_offset_at(marks, 10_001 + 1000) == 1000 * 5
+    finally:
+        marks.close()
