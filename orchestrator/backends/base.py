@@ -14,7 +14,8 @@ capability, declared by implementing its protocol and checked with ``isinstance`
 - ``PassSnapshot``: reads everything it observes once per pass (one list per object kind
   instead of one per resource: what keeps a pass over a thousand resources linear);
 - ``Configurable``: says which of its settings are set, for fields that need one;
-- ``JobLogTimes``: knows when each line of a job's log was written (``training.joblog``);
+- ``JobLogTimes``: its job logs say when each line was written and, on several hosts, by
+  which host (``training.joblog``);
 - ``ReplicaLogs``: keeps each endpoint replica's output as a log (CloudWatch Logs serves it).
 
 A backend has ``LaunchesReplicas`` or ``VariantFleets``; the executor uses whichever it has.
@@ -111,7 +112,8 @@ class Configurable(Protocol):
 
 @runtime_checkable
 class JobLogTimes(Protocol):
-    """Optional: backends whose job logs carry time marks (``training.joblog``)."""
+    """Optional: backends whose job logs are in the supervisor's format (``training.joblog``):
+    time marks beside the log and, on several hosts, each host's lines tagged."""
 
     def job_log_marks(self, name: str) -> Marks:
         """The marks of the job's log as they are now (empty: none kept); close them after."""

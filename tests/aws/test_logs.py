@@ -240,6 +240,34 @@ def test_a_multi_host_job_has_a_stream_per_host(aws_plane: AwsPlane, logs: Any) 
     assert messages(names[1]) == ["b1", "b2"]
 
 
+def test_a_log_without_marks_is_one_stream_at_the_jobs_creation_time(
+    aws_plane: AwsPlane, logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Kubernetes: the backend keeps one pod's log, no marks and no host tags."""
+    local = aws_plane.local
+    fake = local.backend
+
+    class PodLogs:  # what a Kubernetes backend gives the logs: bytes, no marks
+        def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+            return fake.read_job_logs(name, offset, limit)
+
+    created = int(local.plane.clock.now().timestamp() * 1000)
+    _job(local, "pods", hosts=2)
+    monkeypatch.setattr(local.plane, "backend", PodLogs())
+    local.plane.clock.advance(30)  # type: ignore[attr-defined]
+    fake.write_log("pods", "from one pod\nand more\n")
+    streams = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix="pods/")
+    assert [s["logStreamName"] for s in streams["logStreams"]] == [f"pods/algo-1-{created // 1000}"]
+    out = logs.get_log_events(logGroupName=GROUP, logStreamName=f"pods/algo-1-{created // 1000}",
+                              startFromHead=True)  # fmt: skip
+    assert [(e["message"], e["timestamp"]) for e in out["events"]] == [
+        ("from one pod", created), ("and more", created)
+    ]  # fmt: skip
+    window = logs.get_log_events(logGroupName=GROUP, logStreamName=f"pods/algo-1-{created // 1000}",
+                                 startFromHead=True, startTime=created + 1)  # fmt: skip
+    assert window["events"] == []  # a time window takes all of such a log or none of it
+
+
 def test_describe_log_streams_orders_and_pages(aws_plane: AwsPlane, logs: Any) -> None:
     local = aws_plane.local
     for name in ("job-b", "job-a", "job-c", "quiet"):

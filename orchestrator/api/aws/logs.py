@@ -6,10 +6,10 @@ Log groups, as SageMaker names them:
 
 - ``/aws/sagemaker/TrainingJobs`` (once a training job exists): a stream per host of each job
   whose log has output, ``JOB/algo-K-EPOCH`` for K in 1..``ResourceConfig.InstanceCount``,
-  EPOCH the second of the log's first line. On several hosts the backend's log holds every
-  host's lines tagged ``[algo-K] `` (the Docker backend): each stream is its host's lines, tag
-  removed, and the supervisor's own lines are algo-1's. Kubernetes keeps one pod's log
-  (``read_job_logs``): it is algo-1's stream, and the other hosts' streams are empty.
+  EPOCH the second of the log's first line. On several hosts a backend whose logs are in the
+  supervisor's format (``JobLogTimes``: Docker; the fake) tags each host's lines ``[algo-K] ``:
+  each stream is its host's lines, tag removed, and the supervisor's own lines are algo-1's.
+  Kubernetes keeps one pod's log (``read_job_logs``): a job there has one stream, algo-1's.
 - ``/aws/sagemaker/Endpoints/NAME`` per endpoint: a stream ``VARIANT/REPLICA-ID`` per replica
   log the backend keeps (``ReplicaLogs``: the process backend and the fake; the Docker and
   Kubernetes backends keep none, so their endpoints' groups have no streams).
@@ -77,8 +77,8 @@ SUPPORTED: dict[str, str] = {
     ),
     "DescribeLogStreams": (
         "JOB/algo-K-EPOCH per host of a job with output (K up to ResourceConfig.InstanceCount; "
-        "per-host lines on Docker, one stream on Kubernetes), VARIANT/REPLICA-ID per replica "
-        "log (process backend); logStreamNamePrefix, orderBy, descending, limit, nextToken"
+        "per-host lines on Docker; one stream, algo-1, on Kubernetes), VARIANT/REPLICA-ID per "
+        "replica log (process backend); logStreamNamePrefix, orderBy, descending, limit, nextToken"
     ),
     "GetLogEvents": (
         "a stream's lines: timestamp = when the line was written (ms, from the log's time "
@@ -210,6 +210,10 @@ class TrainingJobs:
             untagged=untagged,
         )
 
+    def _hosts(self, r: Record) -> int:
+        """How many streams the job has: one per host where the log tags the hosts' lines."""
+        return _hosts(r) if isinstance(self.cp.backend, JobLogTimes) else 1
+
     def _streams_of(self, r: Record) -> list[StreamInfo]:
         src = self._source(r)
         try:
@@ -220,7 +224,7 @@ class TrainingJobs:
             src.close()
         return [
             StreamInfo(f"{r.name}/algo-{k}-{first // 1000}", first, last)
-            for k in range(1, _hosts(r) + 1)
+            for k in range(1, self._hosts(r) + 1)
         ]
 
     def _records(self, prefix: str) -> Iterator[Record]:
@@ -250,10 +254,10 @@ class TrainingJobs:
     def open(self, stream: str) -> Source:
         m = _JOB_STREAM.match(stream)
         r = self.cp.store.find(TRAINING_JOB.name, m["job"]) if m else None
-        if m is None or r is None or int(m["host"]) > _hosts(r):
+        if m is None or r is None or int(m["host"]) > self._hosts(r):
             raise _no_stream()
         k = int(m["host"])
-        src = self._source(r, f"algo-{k}" if _hosts(r) > 1 else None, untagged=k == 1)
+        src = self._source(r, f"algo-{k}" if self._hosts(r) > 1 else None, untagged=k == 1)
         if not src.read(0, 1)[0] or src.time_at(0) // 1000 != int(m["epoch"]):
             src.close()
             raise _no_stream()
