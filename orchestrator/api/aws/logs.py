@@ -320,7 +320,7 @@ class Logs:
         self.cp = cp
         self.arn_prefix = f"arn:aws:logs:{cp.settings.region}:{cp.settings.account_id}:log-group:"
 
-    def _group_name(self, p: Params, *, required: bool = True) -> str | None:
+    def _group_name(self, p: Params) -> str:
         name, ident = _str(p, "logGroupName"), _str(p, "logGroupIdentifier")
         if name and ident:
             raise _invalid(
@@ -328,12 +328,12 @@ class Logs:
             )
         if ident:
             name = ident.removeprefix(self.arn_prefix).removesuffix(":*")
-        if not name and required:
+        if not name:
             raise _invalid("logGroupName: required (or logGroupIdentifier, its name or ARN)")
         return name
 
     def group(self, p: Params, principal: Principal) -> Group:
-        name = self._group_name(p) or ""
+        name = self._group_name(p)
         group: Group
         if name == TRAINING_GROUP:
             first, _ = self.cp.store.list(TRAINING_JOB.name, ListFilter(limit=1))
