@@ -29,13 +29,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 from orchestrator.access import Principal, authorize
 from orchestrator.api.aws.errors import AwsError, aws_error
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
 from orchestrator.api.aws.jsonrpc import JsonService, Operation
 from orchestrator.api.aws.logevents import opaque_token, read_opaque_token
+from orchestrator.api.aws.query import error_xml, to_xml, unflatten
 from orchestrator.api.service import ControlPlane
 from orchestrator.errors import ValidationError
 from orchestrator.monitoring.series import SeriesStore
@@ -56,7 +56,7 @@ NAMESPACE = {m: ENDPOINTS if m in ("CPUUtilization", "MemoryUtilization") else S
 DIMENSIONS = ("EndpointName", "VariantName")
 _XMLNS = "http://monitoring.amazonaws.com/doc/2010-08-01/"
 _QUERY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
-_MAPS = {"ExtendedStatistics"}  # members the query protocol writes as maps
+_MAPS = frozenset({"ExtendedStatistics"})  # members the query protocol writes as maps
 _LIST_PAGE = 500
 MAX_DATA_POINTS_PER_CALL = 100_800
 UNITS = [
@@ -483,73 +483,6 @@ def _spans(start: datetime, end: datetime, period: int) -> list[tuple[datetime, 
     return out
 
 
-# --- the query protocol ------------------------------------------------------------------------
-def unflatten(pairs: list[tuple[str, str]]) -> Params:
-    """``A.member.1.B=x`` -> ``{"A": [{"B": "x"}]}``: the query protocol's members as JSON's."""
-    root: dict[Any, Any] = {}
-    for key, value in pairs:
-        parts = key.split(".")
-        path: list[str | int] = []
-        i = 0
-        while i < len(parts):
-            if parts[i] in ("member", "entry") and i + 1 < len(parts) and parts[i + 1].isdigit():
-                path.append(int(parts[i + 1]))
-                i += 2
-            else:
-                path.append(parts[i])
-                i += 1
-        node = root
-        for step in path[:-1]:
-            child = node.setdefault(step, {})
-            if not isinstance(child, dict):
-                raise _invalid(f"The parameter {key} conflicts with another of the same name.")
-            node = child
-        node[path[-1]] = value
-    out = _lists(root)
-    assert isinstance(out, dict)
-    return out
-
-
-def _lists(node: Any) -> Any:
-    if isinstance(node, dict):
-        if node and all(isinstance(k, int) for k in node):
-            return [_lists(node[k]) for k in sorted(node)]
-        return {k: _lists(v) for k, v in node.items()}
-    return node
-
-
-def _xml(name: str, value: Any) -> str:
-    if isinstance(value, dict):
-        if name in _MAPS:
-            inner = "".join(
-                f"<entry><key>{escape(str(k))}</key>{_xml('value', v)}</entry>"
-                for k, v in value.items()
-            )
-        else:
-            inner = "".join(_xml(k, v) for k, v in value.items())
-    elif isinstance(value, list):
-        inner = "".join(_xml("member", v) for v in value)
-    elif isinstance(value, datetime):
-        inner = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    elif isinstance(value, bool):
-        inner = "true" if value else "false"
-    elif isinstance(value, float):
-        inner = repr(value)
-    else:
-        inner = escape(str(value))
-    return f"<{name}>{inner}</{name}>"
-
-
-def _error_xml(error: AwsError, request_id: str) -> AwsResponse:
-    kind = "Receiver" if error.http_status >= 500 else "Sender"
-    body = (
-        f'<ErrorResponse xmlns="{_XMLNS}"><Error><Type>{kind}</Type>'
-        f"<Code>{escape(error.aws_code)}</Code><Message>{escape(error.message)}</Message>"
-        f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    )
-    return AwsResponse(error.http_status, [("content-type", "text/xml")], body.encode())
-
-
 class CloudWatchService(JsonService):
     signing_name: ClassVar[str] = "monitoring"
     target_prefix: ClassVar[str] = "GraniteServiceVersion20100801."
@@ -572,7 +505,7 @@ class CloudWatchService(JsonService):
         try:
             return await self._query(request)
         except Exception as e:  # the query protocol's errors are XML
-            return _error_xml(aws_error(e, self.signing_name), request.request_id)
+            return error_xml(aws_error(e, self.signing_name), request.request_id, _XMLNS)
 
     async def _query(self, request: AwsRequest) -> AwsResponse:
         pairs = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -589,7 +522,7 @@ class CloudWatchService(JsonService):
         result = await asyncio.to_thread(operation.handler, params, request.principal)
         body = (
             f'<{action}Response xmlns="{_XMLNS}">'
-            + _xml(f"{action}Result", result)
+            + to_xml(f"{action}Result", result, _MAPS)
             + f"<ResponseMetadata><RequestId>{request.request_id}</RequestId></ResponseMetadata>"
             f"</{action}Response>"
         )
