@@ -6,7 +6,8 @@ and hands each to its service by the signature's scope: ``sagemaker.py`` (awsJso
 operation table over ``ControlPlane``), ``logs.py`` (CloudWatch Logs, its events read by
 ``logevents.py``), ``cloudwatch.py`` (CloudWatch metrics; its older protocol is ``query.py``),
 ``sts.py`` and ``s3.py`` (the S3 REST API over the encrypted object store). ``credentials.py``
-makes, seals and opens the SigV4 access keys; the signature algorithm itself is ``orchestrator.sigv4`` (pure, shared with the
-invocation data plane, which serves the runtime's ``InvokeEndpoint``). ``errors.py`` maps the
-product's error tree onto the AWS error codes each protocol uses.
+makes, seals and opens the SigV4 access keys; the signature algorithm itself is
+``orchestrator.sigv4`` (pure, shared with the invocation data plane, which serves the runtime's
+``InvokeEndpoint``). ``errors.py`` maps the product's error tree onto the AWS error codes each
+protocol uses.
 """
