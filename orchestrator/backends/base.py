@@ -13,7 +13,10 @@ capability, declared by implementing its protocol and checked with ``isinstance`
 - ``ReplicaProcesses``: its replicas are host processes (CPU/memory sampling);
 - ``PassSnapshot``: reads everything it observes once per pass (one list per object kind
   instead of one per resource: what keeps a pass over a thousand resources linear);
-- ``Configurable``: says which of its settings are set, for fields that need one.
+- ``Configurable``: says which of its settings are set, for fields that need one;
+- ``JobLogTimes``: its job logs say when each line was written and, on several hosts, by
+  which host (``training.joblog``);
+- ``ReplicaLogs``: keeps each endpoint replica's output as a log (CloudWatch Logs serves it).
 
 A backend has ``LaunchesReplicas`` or ``VariantFleets``; the executor uses whichever it has.
 """
@@ -30,6 +33,7 @@ from orchestrator.controller.plan.types import (
     ReplicaLaunch,
     VariantFleet,
 )
+from orchestrator.training.joblog import Marks
 
 
 @runtime_checkable
@@ -104,6 +108,32 @@ class Configurable(Protocol):
 
     def configured(self) -> set[str]:
         """The settings (environment variable names) that are set on this backend."""
+
+
+@runtime_checkable
+class JobLogTimes(Protocol):
+    """Optional: backends whose job logs are in the supervisor's format (``training.joblog``):
+    time marks beside the log and, on several hosts, each host's lines tagged."""
+
+    def job_log_marks(self, name: str) -> Marks:
+        """The marks of the job's log as they are now (empty: none kept); close them after."""
+
+
+@runtime_checkable
+class ReplicaLogs(Protocol):
+    """Optional: backends that keep each endpoint replica's output as a log, which stays
+    after the replica is gone."""
+
+    def replica_log_ids(self, endpoint: str) -> list[str]:
+        """The replicas of the endpoint that have a log, sorted."""
+
+    def read_replica_log(
+        self, endpoint: str, replica_id: str, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        """Bytes of the replica's log from ``offset`` (at most ``limit``) and the next offset."""
+
+    def replica_log_marks(self, endpoint: str, replica_id: str) -> Marks:
+        """The time marks of the replica's log (empty: none kept); close them after."""
 
 
 @runtime_checkable

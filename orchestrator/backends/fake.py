@@ -4,7 +4,8 @@ Launches are recorded and appear as running attempts; the test then moves them a
 ``set_phase``, ``complete``, ``fail``, ``crash`` or ``lose``. Replicas become ready at once
 unless ``auto_ready`` is off. Every call is recorded for assertions. Times (starts, ends,
 readiness) come from the clock it is given: with the tests' ``FakeClock``, the same one the
-controller plans with, nothing depends on the wall clock.
+controller plans with, nothing depends on the wall clock. Logs (``write_log``,
+``write_replica_log``) are timed by that clock too, with marks as ``training.joblog`` keeps them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from orchestrator.controller.plan.types import (
 )
 from orchestrator.resources.failures import FailureKind, FailureReason
 from orchestrator.resources.training import SecondaryStatus
+from orchestrator.training.joblog import ListMarks, Mark, Marks
 
 
 class FakeBackend:
@@ -38,7 +40,10 @@ class FakeBackend:
         self.stops: list[tuple[str, bool]] = []
         self.cleaned: list[str] = []
         self.logs: dict[str, bytearray] = {}
+        self.log_marks: dict[str, list[Mark]] = {}
         self.log_reads: dict[str, int] = {}
+        self.replica_logs: dict[tuple[str, str], bytearray] = {}
+        self.replica_log_times: dict[tuple[str, str], list[Mark]] = {}
         self.replicas: dict[str, dict[str, ObservedReplica]] = {}
         self.replica_launches: list[ReplicaLaunch] = []
         self.removed_replicas: list[tuple[str, str]] = []
@@ -89,10 +94,23 @@ class FakeBackend:
             self.log_reads[name] = max(self.log_reads.get(name, 0), offset + len(data))
         return data, offset + len(data)
 
+    def job_log_marks(self, name: str) -> Marks:
+        with self._lock:
+            return ListMarks(self.log_marks.get(name, ()))
+
+    def _append(self, log: bytearray, marks: list[Mark], text: str) -> None:
+        """Like ``training.joblog.JobLog.write``: a mark when the millisecond moved."""
+        ms = int(self.clock.now().timestamp() * 1000)
+        if not marks or ms > marks[-1][1]:
+            marks.append((len(log), ms))
+        log.extend(text.encode())
+
     # --- test controls for jobs ------------------------------------------------------------
     def write_log(self, name: str, text: str) -> None:
+        """Append to the job's log, written now by the backend's clock."""
         with self._lock:
-            self.logs.setdefault(name, bytearray()).extend(text.encode())
+            log = self.logs.setdefault(name, bytearray())
+            self._append(log, self.log_marks.setdefault(name, []), text)
 
     def set_phase(self, name: str, phase: SecondaryStatus, message: str = "") -> None:
         with self._lock:
@@ -174,7 +192,32 @@ class FakeBackend:
             if self.replicas.get(endpoint, {}).pop(replica_id, None) is not None:
                 self.removed_replicas.append((endpoint, replica_id))
 
+    # --- ReplicaLogs ---------------------------------------------------------------------------
+    def replica_log_ids(self, endpoint: str) -> list[str]:
+        with self._lock:
+            return sorted(rid for ep, rid in self.replica_logs if ep == endpoint)
+
+    def read_replica_log(
+        self, endpoint: str, replica_id: str, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        with self._lock:
+            data = bytes(
+                self.replica_logs.get((endpoint, replica_id), b"")[offset : offset + limit]
+            )
+        return data, offset + len(data)
+
+    def replica_log_marks(self, endpoint: str, replica_id: str) -> Marks:
+        with self._lock:
+            return ListMarks(self.replica_log_times.get((endpoint, replica_id), ()))
+
     # --- test controls for replicas --------------------------------------------------------
+    def write_replica_log(self, endpoint: str, replica_id: str, text: str) -> None:
+        """Append to a replica's log (it need not be running), written now."""
+        with self._lock:
+            key = (endpoint, replica_id)
+            log = self.replica_logs.setdefault(key, bytearray())
+            self._append(log, self.replica_log_times.setdefault(key, []), text)
+
     def set_replica_state(
         self, endpoint: str, replica_id: str, state: str, message: str = ""
     ) -> None:

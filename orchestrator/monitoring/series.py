@@ -397,6 +397,32 @@ class SeriesStore:
         )
 
     # --- queries ---------------------------------------------------------------------------------
+    def recorded(self) -> list[tuple[str, str, str]]:
+        """(endpoint, variant, metric name) of every metric with samples kept now, sorted
+        (CloudWatch's ListMetrics). One pass over the buckets."""
+        out: set[tuple[str, str, str]] = set()
+        with self._lock:
+            for (ep, v, _cfg), s in self._series.items():
+                for b in s.buckets.values():
+                    if b.count:
+                        out.update((ep, v, m) for m in _COUNTED)
+                        if (ep, v) in self._instances:
+                            out.add((ep, v, "InvocationsPerInstance"))
+                    if b.model is not None:
+                        out.add((ep, v, "ModelLatency"))
+                    if b.overhead is not None:
+                        out.add((ep, v, "OverheadLatency"))
+                    if b.area or b.peak:
+                        out.add((ep, v, "ConcurrentRequests"))
+            for (ep, v, _cfg), s in self._variants.items():
+                for b in s.buckets.values():
+                    out.update(
+                        (ep, v, name)
+                        for name, field in _STAT_FIELD.items()
+                        if name in _PER_VARIANT and getattr(b, field) is not None
+                    )
+        return sorted(out)
+
     def query(
         self,
         endpoint: str,
@@ -481,6 +507,7 @@ class SeriesStore:
 
 
 _PER_VARIANT = {"ModelSetupTime", "CPUUtilization", "MemoryUtilization"}
+_COUNTED = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")
 _STAT_FIELD = {
     "ModelLatency": "model",
     "OverheadLatency": "overhead",

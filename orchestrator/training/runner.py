@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from orchestrator import procs
 from orchestrator.algorithms.hyperparameters import ALGORITHMS
@@ -52,6 +51,7 @@ from orchestrator.training.files import (
     Result,
     write_model,
 )
+from orchestrator.training.joblog import JobLog
 from orchestrator.training.transfer import (
     TrainingFailure,
     Transfer,
@@ -81,7 +81,8 @@ class Supervisor:
         self.stopping = False
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.history: list[PhaseEntry] = []
-        self.log: IO[str] = open(self.job.log_path, "a", buffering=1)  # noqa: SIM115
+        # Every line with the time it was written (``training.joblog``: the marks beside it).
+        self.log = JobLog(Path(self.job.log_path))
         self.transfer = Transfer(
             self.spec,
             self.paths,

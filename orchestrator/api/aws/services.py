@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from orchestrator.api.aws.cloudwatch import CloudWatchService
 from orchestrator.api.aws.gateway import ASGIApp, AwsGateway, AwsService
+from orchestrator.api.aws.logs import LogsService
 from orchestrator.api.aws.sagemaker import SageMakerService
 from orchestrator.api.aws.sts import StsService
 from orchestrator.api.service import ControlPlane
@@ -11,6 +13,8 @@ from orchestrator.api.service import ControlPlane
 def services(cp: ControlPlane) -> list[AwsService]:
     return [
         SageMakerService(cp),
+        LogsService(cp),
+        CloudWatchService(cp),
         StsService(cp.settings.account_id),
     ]
 

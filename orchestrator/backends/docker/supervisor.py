@@ -9,8 +9,9 @@ names) and the one ``/opt/ml`` (each sees its own ``resourceconfig.json``, and i
 channel distributed ``ShardedByS3Key``, mounted over that channel's directory); the job
 completes when every host exits 0, and fails with the first failing host's reason otherwise.
 Container output streams into the job log line by line (metrics parsed as on the process
-backend). A SIGTERM to the supervisor is passed to the containers; the containers are removed
-once their logs and exit codes are read.
+backend), each line with its time and, on several hosts, its host's tag (``training.joblog``).
+A SIGTERM to the supervisor is passed to the containers; the containers are removed once their
+logs and exit codes are read.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from orchestrator.training.contract import (
     user_environment,
 )
 from orchestrator.training.files import ContainerRun
+from orchestrator.training.joblog import host_tag
 from orchestrator.training.runner import Supervisor, main
 from orchestrator.training.transfer import TrainingFailure, algorithm_failure, unexpected
 
@@ -303,7 +305,7 @@ class DockerSupervisor(Supervisor):
         streams = [
             threading.Thread(
                 target=self._stream,
-                args=(c, f"[{c.labels.get(engine.HOST, '')}] " if multi else ""),
+                args=(c, host_tag(c.labels.get(engine.HOST, "")) if multi else ""),
                 daemon=True,
             )
             for c in containers

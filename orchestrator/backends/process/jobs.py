@@ -3,7 +3,8 @@
 Layout under ``<work>/training-jobs/<name>/attempt-<n>/``: ``job.json`` (what to run),
 ``supervisor.pid``, ``progress.json`` and ``result.json`` (written by the supervisor),
 ``supervisor.log`` (its own errors) and ``ml/`` (the job's ``/opt/ml``). The user's output goes
-to ``<logs>/training-jobs/<name>.log``, all attempts appended.
+to ``<logs>/training-jobs/<name>.log``, all attempts appended, with the time marks of its lines
+beside it (``<name>.log.times``, ``training.joblog``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from orchestrator.training.files import (
     write_atomic,
     write_model,
 )
+from orchestrator.training.joblog import FileMarks, Marks, times_path
 
 _ATTEMPT = re.compile(r"^attempt-(\d+)$")
 # A launch that left a directory but no pid file this long ago did not happen.
@@ -63,6 +65,17 @@ def _phases(progress: Progress | None) -> tuple[PhaseMark, ...]:
     return tuple(
         PhaseMark(SecondaryStatus(h.phase), _dt(h.at), h.message) for h in progress.history
     )
+
+
+def read_log(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
+    """Bytes of a log file from ``offset`` (at most ``limit``) and the next offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(limit)
+    except FileNotFoundError:
+        return b"", offset
+    return data, offset + len(data)
 
 
 def tail_of(path: Path, lines: int = 10, max_bytes: int = 8192) -> str:
@@ -233,10 +246,8 @@ class ProcessJobs:
         shutil.rmtree(self._job_dir(name), ignore_errors=True)
 
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
-        try:
-            with open(self.job_log_path(name), "rb") as f:
-                f.seek(offset)
-                data = f.read(limit)
-        except FileNotFoundError:
-            return b"", offset
-        return data, offset + len(data)
+        return read_log(self.job_log_path(name), offset, limit)
+
+    def job_log_marks(self, name: str) -> Marks:
+        """The supervisor's time marks beside the job log (``training.joblog``)."""
+        return FileMarks(times_path(self.job_log_path(name)))

@@ -2,7 +2,9 @@
 
 Layout under ``<work>/endpoints/<endpoint>/<replica-id>/``: ``replica.json``, ``replica.pid``,
 ``port`` (written by the server once it listens), ``terminating`` (when asked to go), and
-``model/`` + ``code/``. Each replica logs to ``<logs>/endpoints/<endpoint>/<replica-id>.log``.
+``model/`` + ``code/``. Each replica logs to ``<logs>/endpoints/<endpoint>/<replica-id>.log``
+(kept when the replica goes; the inference server writes it directly, so its lines carry no
+time marks).
 Removal is level-triggered: SIGTERM now, SIGKILL once the grace has passed, scratch deleted
 once the process is gone; every observation moves that along.
 """
@@ -20,11 +22,12 @@ import httpx
 from pydantic import BaseModel
 
 from orchestrator import procs
-from orchestrator.backends.process.jobs import store_access, tail_of
+from orchestrator.backends.process.jobs import read_log, store_access, tail_of
 from orchestrator.controller.plan.types import ObservedReplica, ReplicaLaunch
 from orchestrator.resources.models import ContainerDefinition
 from orchestrator.settings import Settings
 from orchestrator.training.files import StoreAccess, read_json, write_atomic, write_model
+from orchestrator.training.joblog import ListMarks, Marks
 
 REPLICA_FILE = "replica.json"
 PID_FILE = "replica.pid"
@@ -62,6 +65,18 @@ class ProcessReplicas:
 
     def replica_log_path(self, endpoint: str, replica_id: str) -> Path:
         return self.replica_logs_dir / endpoint / f"{replica_id}.log"
+
+    # --- ReplicaLogs ---------------------------------------------------------------------------
+    def replica_log_ids(self, endpoint: str) -> list[str]:
+        return sorted(p.stem for p in (self.replica_logs_dir / endpoint).glob("*.log"))
+
+    def read_replica_log(
+        self, endpoint: str, replica_id: str, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        return read_log(self.replica_log_path(endpoint, replica_id), offset, limit)
+
+    def replica_log_marks(self, endpoint: str, replica_id: str) -> Marks:
+        return ListMarks()
 
     def launch_replica(self, launch: ReplicaLaunch) -> None:
         root = self._root(launch.endpoint, launch.replica_id)

@@ -1,0 +1,535 @@
+"""CloudWatch metrics, read-only, over the endpoint time series (``monitoring.series``): what
+dashboards, ``aws cloudwatch`` and boto3 read about SageMaker endpoints.
+
+Protocols. botocore 1.44's model for ``cloudwatch`` lists ``smithy-rpc-v2-cbor``, ``json``
+and ``query``; botocore picks ``json`` (awsJson1_0, ``X-Amz-Target:
+GraniteServiceVersion20100801.<Operation>``, epoch-second timestamps, query-compatible
+errors: ``x-amzn-query-error``), older botocore the ``query`` protocol (a form-encoded
+``Action``, an XML answer). Both are served from the one operation table; a query request's
+own errors come back in XML, but a refusal before it reaches the service (a bad signature) is
+written in JSON. ``smithy-rpc-v2-cbor`` is not served (it needs a CBOR codec; no botocore
+picks it while ``json`` is listed).
+
+Metrics are the ones the series keep (``monitoring.shapes.METRICS``: Invocations,
+Invocation4XXErrors, Invocation5XXErrors, InvocationsPerInstance, ModelLatency,
+OverheadLatency, ConcurrentRequests, ModelSetupTime in ``AWS/SageMaker``; CPUUtilization and
+MemoryUtilization in ``/aws/sagemaker/Endpoints``, where SageMaker puts them) with the
+dimensions SageMaker publishes them with, EndpointName and VariantName. As CloudWatch, a
+query for a metric that does not exist (another namespace, name, dimension set or unit)
+answers no datapoints, not an error; a malformed one is ``InvalidParameterValue``,
+``InvalidParameterCombination`` or ``MissingParameter``, naming the parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+from orchestrator.access import Principal, authorize
+from orchestrator.api.aws.errors import AwsError, aws_error
+from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
+from orchestrator.api.aws.jsonrpc import JsonService, Operation
+from orchestrator.api.aws.logevents import opaque_token, read_opaque_token
+from orchestrator.api.aws.query import error_xml, to_xml, unflatten
+from orchestrator.api.service import ControlPlane
+from orchestrator.errors import ValidationError
+from orchestrator.monitoring.series import SeriesStore
+from orchestrator.monitoring.shapes import (
+    BASIC_STATISTICS,
+    MAX_DATAPOINTS,
+    METRICS,
+    Datapoint,
+    percentile_of,
+)
+from orchestrator.resources.kinds import ENDPOINT
+
+Params = dict[str, Any]
+SAGEMAKER = "AWS/SageMaker"
+ENDPOINTS = "/aws/sagemaker/Endpoints"
+NAMESPACE = {m: ENDPOINTS if m in ("CPUUtilization", "MemoryUtilization") else SAGEMAKER
+             for m in METRICS}  # fmt: skip
+DIMENSIONS = ("EndpointName", "VariantName")
+_XMLNS = "http://monitoring.amazonaws.com/doc/2010-08-01/"
+_QUERY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
+_MAPS = frozenset({"ExtendedStatistics"})  # members the query protocol writes as maps
+_LIST_PAGE = 500
+MAX_DATA_POINTS_PER_CALL = 100_800
+UNITS = [
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+]
+
+SUPPORTED: dict[str, str] = {
+    "GetMetricStatistics": (
+        "AWS/SageMaker and /aws/sagemaker/Endpoints endpoint metrics by EndpointName + "
+        "VariantName: Statistics SampleCount/Average/Sum/Minimum/Maximum, ExtendedStatistics "
+        "pNN (latencies, setup time, concurrency, CPU, memory), Period 1/5/10/30 or n*60 s, "
+        "Unit; kept 3 hours at one-second resolution"
+    ),
+    "GetMetricData": (
+        "MetricDataQueries with MetricStat (Stat: a basic statistic or pNN), ScanBy, "
+        "MaxDatapoints, NextToken; metric math Expressions are refused, naming the query"
+    ),
+    "ListMetrics": (
+        "the metrics recorded in the last 3 hours for endpoints that exist; Namespace, "
+        "MetricName, Dimensions filters, NextToken"
+    ),
+}
+NOT_SUPPORTED: list[str] = [
+    "DeleteAlarms",
+    "DeleteDashboards",
+    "DescribeAlarmHistory",
+    "DescribeAlarms",
+    "DescribeAlarmsForMetric",
+    "GetDashboard",
+    "GetMetricWidgetImage",
+    "ListDashboards",
+    "PutDashboard",
+    "PutMetricAlarm",
+    "PutMetricData",
+    "SetAlarmState",
+]
+
+
+def _invalid(message: str) -> AwsError:
+    return AwsError("InvalidParameterValue", message)
+
+
+def _combination(message: str) -> AwsError:
+    return AwsError("InvalidParameterCombination", message)
+
+
+def _missing(name: str) -> AwsError:
+    return AwsError("MissingParameter", f"The parameter {name} is required.")
+
+
+# --- parameters: JSON values, or the query protocol's strings --------------------------------
+def _required(p: Params, name: str, label: str | None = None) -> Any:
+    v = p.get(name)
+    if v is None or v == "":
+        raise _missing(label or name)
+    return v
+
+
+def _str(p: Params, name: str, *, required: bool = False, label: str | None = None) -> str | None:
+    v = _required(p, name, label) if required else p.get(name)
+    if v is None or isinstance(v, str):
+        return v
+    raise _invalid(f"The parameter {label or name} must be a string.")
+
+
+def _int(
+    p: Params, name: str, *, required: bool = False, lo: int = 1, label: str | None = None
+) -> int | None:
+    v = _required(p, name, label) if required else p.get(name)
+    if v is None:
+        return None
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        v = int(v)
+    if type(v) is not int or v < lo:
+        raise _invalid(f"The parameter {label or name} must be a whole number of at least {lo}.")
+    return v
+
+
+def _time(p: Params, name: str) -> datetime:
+    v = _required(p, name)
+    try:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return datetime.fromtimestamp(float(v), UTC)
+        if isinstance(v, str):
+            t = datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+            return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise _invalid(
+        f"The parameter {name} must be a time: ISO 8601 (2026-01-01T00:00:00Z) or epoch seconds."
+    )
+
+
+def _list(p: Params, name: str, label: str | None = None) -> list[Any]:
+    v = p.get(name)
+    if v is None or v == "":
+        return []
+    if not isinstance(v, list):
+        raise _invalid(f"The parameter {label or name} must be a list.")
+    return v
+
+
+def _dimensions(
+    p: Params, label: str = "Dimensions", *, values: bool = True
+) -> list[tuple[str, str | None]]:
+    out = []
+    for i, d in enumerate(_list(p, "Dimensions", label), 1):
+        where = f"{label}.member.{i}"
+        if not isinstance(d, dict):
+            raise _invalid(f"The parameter {where} must be a Name and a Value.")
+        key = _str(d, "Name", label=f"{where}.Name")
+        value = _str(d, "Value", label=f"{where}.Value")
+        if not key:
+            raise _missing(f"{where}.Name")
+        if values and value is None:
+            raise _missing(f"{where}.Value")
+        out.append((key, value))
+    if len(out) > 30:
+        raise _invalid(f"The collection {label} must not have more than 30 members.")
+    return out
+
+
+def _period(p: Params, label: str = "Period") -> int:
+    period = _int(p, "Period", required=True, label=label)
+    assert period is not None
+    if period not in (1, 5, 10, 30) and period % 60:
+        raise _invalid(f"The parameter {label} must be 1, 5, 10, 30 or a multiple of 60.")
+    return period
+
+
+def _percentile(stat: str, name: str) -> str:
+    if percentile_of(stat) is None:
+        raise _invalid(
+            f"The parameter {name} {stat!r} is not a statistic this server keeps: use a "
+            "percentile p0..p100 such as p99 or p99.9 (trimmed and winsorized means, tc, ts, "
+            "PR and IQM are not supported)"
+        )
+    return stat
+
+
+class Metrics:
+    """The operations, over the control plane's series."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    @property
+    def series(self) -> SeriesStore:
+        if self.cp.series is None:
+            raise AwsError(
+                "ServiceUnavailable", "this control plane records no endpoint metrics", status=503
+            )
+        return self.cp.series
+
+    @staticmethod
+    def _series_of(namespace: str, metric: str, dims: list[tuple[str, str | None]]) -> (
+        tuple[str, str] | None
+    ):  # fmt: skip
+        """(endpoint, variant) when the namespace, name and dimensions name a kept metric."""
+        names = {k: v for k, v in dims}
+        if NAMESPACE.get(metric) != namespace or len(names) != len(dims):
+            return None
+        if set(names) != set(DIMENSIONS) or not all(names.values()):
+            return None
+        return str(names["EndpointName"]), str(names["VariantName"])
+
+    def _datapoints(
+        self,
+        which: tuple[str, str] | None,
+        metric: str,
+        unit: str | None,
+        *,
+        start: datetime,
+        end: datetime,
+        period: int,
+        statistics: list[str],
+    ) -> list[Datapoint]:
+        if which is None or (unit is not None and unit != METRICS[metric].unit):
+            return []
+        try:
+            answer = self.series.query(
+                which[0], metric, variant=which[1], start=start, end=end, period=period,
+                statistics=statistics,
+            )  # fmt: skip
+        except ValidationError as e:
+            if "datapoints" in e.message:
+                raise _combination(e.message) from e
+            raise _invalid(e.message) from e
+        return answer.Datapoints
+
+    def get_metric_statistics(self, p: Params, _: Principal) -> dict[str, Any]:
+        namespace = _str(p, "Namespace", required=True) or ""
+        metric = _str(p, "MetricName", required=True) or ""
+        dims = _dimensions(p)
+        start, end = _time(p, "StartTime"), _time(p, "EndTime")
+        period = _period(p)
+        basic = [str(s) for s in _list(p, "Statistics")]
+        extended = [str(s) for s in _list(p, "ExtendedStatistics")]
+        if not basic and not extended:
+            raise _missing("Statistics or ExtendedStatistics")
+        if basic and extended:
+            raise _combination(
+                "Statistics and ExtendedStatistics are mutually exclusive; give one of them"
+            )
+        for i, s in enumerate(basic, 1):
+            if s not in BASIC_STATISTICS:
+                raise _invalid(
+                    f"The parameter Statistics.member.{i} must be a value in the set "
+                    f"[ {', '.join(BASIC_STATISTICS)} ] (got {s!r})."
+                )
+        for i, s in enumerate(extended, 1):
+            _percentile(s, f"ExtendedStatistics.member.{i}")
+        if start >= end:
+            raise _invalid("The parameter StartTime must be less than the parameter EndTime.")
+        unit = _unit(p, "Unit")
+        known = metric in METRICS
+        points = self._datapoints(
+            self._series_of(namespace, metric, dims) if known else None,
+            metric, unit, start=start, end=end, period=period, statistics=basic or extended,
+        )  # fmt: skip
+        return {
+            "Label": metric,
+            "Datapoints": [pt.model_dump(mode="python", exclude_none=True) for pt in points],
+        }
+
+    def get_metric_data(self, p: Params, _: Principal) -> dict[str, Any]:
+        queries = _list(p, "MetricDataQueries")
+        if not queries:
+            raise _missing("MetricDataQueries")
+        if len(queries) > 500:
+            raise _invalid("The collection MetricDataQueries must not have more than 500 members.")
+        start, end = _time(p, "StartTime"), _time(p, "EndTime")
+        if start >= end:
+            raise _invalid("The parameter StartTime must be less than the parameter EndTime.")
+        scan = _str(p, "ScanBy") or "TimestampDescending"
+        if scan not in ("TimestampDescending", "TimestampAscending"):
+            raise _invalid(
+                f"The parameter ScanBy must be TimestampDescending or TimestampAscending "
+                f"(got {scan!r})."
+            )
+        most = _int(p, "MaxDatapoints") or MAX_DATA_POINTS_PER_CALL
+        ids: set[str] = set()
+        results = []
+        for i, q in enumerate(queries, 1):
+            if not isinstance(q, dict):
+                raise _invalid(f"The parameter MetricDataQueries.member.{i} must be a structure.")
+            result = self._query(q, i, ids, start, end)
+            if result is not None:
+                results.append(result)
+        for r in results:
+            if scan == "TimestampDescending":
+                r["Timestamps"].reverse()
+                r["Values"].reverse()
+        token = _str(p, "NextToken")
+        scope = f"data\0{p.get('MetricDataQueries')!r}\0{start}\0{end}\0{scan}"
+        skip = 0
+        if token:
+            value = read_opaque_token(token, scope, "GetMetricData")
+            skip = value if type(value) is int and value >= 0 else 0
+        out, taken, remaining = [], 0, most
+        for r in results:
+            n = len(r["Values"])
+            lo = min(n, max(0, skip - taken))
+            hi = min(n, lo + remaining)
+            taken += n
+            remaining -= hi - lo
+            complete = hi == n
+            out.append({**r, "Timestamps": r["Timestamps"][lo:hi], "Values": r["Values"][lo:hi],
+                        "StatusCode": "Complete" if complete else "PartialData"})  # fmt: skip
+        answer: dict[str, Any] = {"MetricDataResults": out, "Messages": []}
+        returned = skip + most
+        if returned < taken:
+            answer["NextToken"] = opaque_token(scope, returned)
+        return answer
+
+    def _query(
+        self, q: Params, i: int, ids: set[str], start: datetime, end: datetime
+    ) -> dict[str, Any] | None:
+        where = f"MetricDataQueries.member.{i}"
+        qid = _str(q, "Id")
+        if not qid:
+            raise _missing(f"{where}.Id")
+        if not _QUERY_ID.match(qid):
+            raise _invalid(
+                f"The parameter {where}.Id {qid!r} must start with a lower-case letter and "
+                "hold only letters, digits and underscores."
+            )
+        if qid in ids:
+            raise _invalid("The values for parameter id in MetricDataQueries are not unique.")
+        ids.add(qid)
+        stat_spec, expression = q.get("MetricStat"), q.get("Expression")
+        if expression is not None and stat_spec is not None:
+            raise _combination(f"{where} (Id {qid!r}): give MetricStat or Expression, not both")
+        if expression is not None:
+            raise _invalid(
+                f"{where}.Expression (Id {qid!r}): metric math is not supported here; ask for "
+                "each metric with a MetricStat query and combine the results yourself"
+            )
+        if not isinstance(stat_spec, dict):
+            raise _missing(f"{where}.MetricStat")
+        metric_spec = stat_spec.get("Metric")
+        if not isinstance(metric_spec, dict):
+            raise _missing(f"{where}.MetricStat.Metric")
+        namespace = _str(metric_spec, "Namespace") or ""
+        metric = _str(metric_spec, "MetricName") or ""
+        if not namespace:
+            raise _missing(f"{where}.MetricStat.Metric.Namespace")
+        if not metric:
+            raise _missing(f"{where}.MetricStat.Metric.MetricName")
+        dims = _dimensions(metric_spec, f"{where}.MetricStat.Metric.Dimensions")
+        period = _period(stat_spec, f"{where}.MetricStat.Period")
+        stat = _str(stat_spec, "Stat")
+        if not stat:
+            raise _missing(f"{where}.MetricStat.Stat")
+        if stat not in BASIC_STATISTICS:
+            _percentile(stat, f"{where}.MetricStat.Stat")
+        unit = _unit(stat_spec, f"{where}.MetricStat.Unit")
+        return_data = q.get("ReturnData", True)
+        if return_data in (False, "false"):
+            return None
+        which = self._series_of(namespace, metric, dims) if metric in METRICS else None
+        timestamps: list[datetime] = []
+        values: list[float] = []
+        for lo, hi in _spans(start, end, period):
+            for pt in self._datapoints(which, metric, unit, start=lo, end=hi, period=period,
+                                       statistics=[stat]):  # fmt: skip
+                value = getattr(pt, stat, None) if stat in BASIC_STATISTICS else (
+                    (pt.ExtendedStatistics or {}).get(stat)
+                )  # fmt: skip
+                if value is not None:
+                    timestamps.append(pt.Timestamp)
+                    values.append(float(value))
+        label = _str(q, "Label") or metric
+        return {"Id": qid, "Label": label, "Timestamps": timestamps, "Values": values}
+
+    def list_metrics(self, p: Params, _: Principal) -> dict[str, Any]:
+        namespace = _str(p, "Namespace")
+        metric = _str(p, "MetricName")
+        filters = _dimensions(p, values=False)
+        recently = _str(p, "RecentlyActive")
+        if recently not in (None, "PT3H"):
+            raise _invalid(f"The parameter RecentlyActive must be PT3H (got {recently!r}).")
+        exists: dict[str, bool] = {}
+        found = []
+        for endpoint, variant, name in self.series.recorded():
+            if endpoint not in exists:
+                exists[endpoint] = self.cp.store.find(ENDPOINT.name, endpoint) is not None
+            dims = {"EndpointName": endpoint, "VariantName": variant}
+            if (
+                exists[endpoint]
+                and (namespace is None or NAMESPACE[name] == namespace)
+                and (metric is None or name == metric)
+                and all(k in dims and v in (None, dims[k]) for k, v in filters)
+            ):
+                found.append((NAMESPACE[name], name, endpoint, variant))
+        found.sort()
+        token = _str(p, "NextToken")
+        if token:
+            after = read_opaque_token(token, "metrics", "ListMetrics")
+            found = [f for f in found if list(f) > after] if isinstance(after, list) else found
+        page = found[:_LIST_PAGE]
+        out: dict[str, Any] = {
+            "Metrics": [
+                {
+                    "Namespace": ns,
+                    "MetricName": name,
+                    "Dimensions": [
+                        {"Name": "EndpointName", "Value": ep},
+                        {"Name": "VariantName", "Value": v},
+                    ],
+                }
+                for ns, name, ep, v in page
+            ]
+        }
+        if len(found) > _LIST_PAGE:
+            out["NextToken"] = opaque_token("metrics", list(page[-1]))
+        return out
+
+
+def _unit(p: Params, name: str) -> str | None:
+    unit = _str(p, "Unit", label=name)
+    if unit is not None and unit not in UNITS:
+        raise _invalid(f"The parameter {name} must be a value in the set [ {', '.join(UNITS)} ].")
+    return unit
+
+
+def _spans(start: datetime, end: datetime, period: int) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut into spans of at most MAX_DATAPOINTS periods (GetMetricData may ask for
+    more than GetMetricStatistics' limit), each starting on a period boundary but the first."""
+    step = period * (MAX_DATAPOINTS - 1)
+    t0, t1 = start.timestamp(), end.timestamp()
+    out = []
+    lo = t0
+    while lo < t1:
+        hi = min(t1, (math.floor(lo / period) * period) + step)
+        out.append((datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)))
+        lo = hi
+    return out
+
+
+class CloudWatchService(JsonService):
+    signing_name: ClassVar[str] = "monitoring"
+    target_prefix: ClassVar[str] = "GraniteServiceVersion20100801."
+    json_version: ClassVar[str] = "1.0"
+
+    def __init__(self, cp: ControlPlane) -> None:
+        m = Metrics(cp)
+        handlers: dict[str, Callable[[Params, Principal], dict[str, Any]]] = {
+            "GetMetricStatistics": m.get_metric_statistics,
+            "GetMetricData": m.get_metric_data,
+            "ListMetrics": m.list_metrics,
+        }
+        super().__init__(
+            {n: Operation(n, "endpoint:describe", h, SUPPORTED[n]) for n, h in handlers.items()}
+        )
+
+    async def handle(self, request: AwsRequest) -> AwsResponse:
+        if request.header("x-amz-target") is not None:
+            return await super().handle(request)
+        try:
+            return await self._query(request)
+        except Exception as e:  # the query protocol's errors are XML
+            return error_xml(aws_error(e, self.signing_name), request.request_id, _XMLNS)
+
+    async def _query(self, request: AwsRequest) -> AwsResponse:
+        pairs = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        pairs += parse_qsl(request.query, keep_blank_values=True)
+        params = unflatten([(k, v) for k, v in pairs if k not in ("Action", "Version")])
+        action = dict(pairs).get("Action", "")
+        operation = self.operations.get(action)
+        if operation is None:
+            raise AwsError(
+                "InvalidAction",
+                f"CloudWatch action {action!r} is not supported here; see docs/sagemaker-compat.md",
+            )
+        authorize(request.principal, operation.action)
+        result = await asyncio.to_thread(operation.handler, params, request.principal)
+        body = (
+            f'<{action}Response xmlns="{_XMLNS}">'
+            + to_xml(f"{action}Result", result, _MAPS)
+            + f"<ResponseMetadata><RequestId>{request.request_id}</RequestId></ResponseMetadata>"
+            f"</{action}Response>"
+        )
+        return AwsResponse(200, [("content-type", "text/xml")], body.encode())
+
+    def render_error(self, error: AwsError, request_id: str) -> AwsResponse:
+        response = super().render_error(error, request_id)
+        kind = "Receiver" if error.http_status >= 500 else "Sender"
+        response.headers.append(("x-amzn-query-error", f"{error.aws_code};{kind}"))
+        return response
