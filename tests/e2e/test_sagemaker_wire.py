@@ -54,7 +54,9 @@ def _split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_boto3_trains_deploys_invokes_and_deletes(aws_env: RunningServer) -> None:
-    pytest.importorskip("tensorflow", reason="the built-in algorithms need orchestrator[tensorflow]")
+    pytest.importorskip(
+        "tensorflow", reason="the built-in algorithms need orchestrator[tensorflow]"
+    )
     s3 = boto3.client("s3")
     sm = boto3.client("sagemaker")
     runtime = boto3.client("sagemaker-runtime")
@@ -153,7 +155,9 @@ def _sdk_session(bucket: str) -> Any:
 def test_sdk_estimator_fits_with_its_log_deploys_and_predicts(
     aws_env: RunningServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("tensorflow", reason="the built-in algorithms need orchestrator[tensorflow]")
+    pytest.importorskip(
+        "tensorflow", reason="the built-in algorithms need orchestrator[tensorflow]"
+    )
     sess = _sdk_session("sdk")
     from sagemaker.deserializers import JSONDeserializer
     from sagemaker.estimator import Estimator
