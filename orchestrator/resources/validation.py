@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ import pydantic
 from orchestrator.errors import ValidationError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
+_FIELD_PATH = re.compile(r"^[A-Z][A-Za-z0-9]*(\[[0-9]+\])?(\.[A-Z][A-Za-z0-9]*(\[[0-9]+\])?)*$")
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -53,6 +55,12 @@ def parse_spec(model: type[M], data: Any) -> M:
         first_field: str | None = None
         for err in errors:
             path = field_path(err.get("loc", ()))
+            text = _describe(err, model)
+            if not path:
+                # A check across fields names the field it is about as its message's start.
+                head, sep, rest = text.partition(": ")
+                if sep and _FIELD_PATH.match(head):
+                    path, text = head, rest
             first_field = first_field or path or None
-            parts.append(f"{path or '(body)'}: {_describe(err, model)}")
+            parts.append(f"{path or '(body)'}: {text}")
         raise ValidationError("; ".join(parts), field=first_field) from e
