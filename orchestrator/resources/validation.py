@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pydantic
@@ -45,8 +45,12 @@ def _describe(err: Any, model: type[pydantic.BaseModel]) -> str:
     return msg
 
 
-def parse_spec(model: type[M], data: Any) -> M:
-    """Validate ``data`` as ``model``; on failure raise one error listing every bad field."""
+def parse_spec(
+    model: type[M], data: Any, *, unknown: Callable[[str], str | None] | None = None
+) -> M:
+    """Validate ``data`` as ``model``; on failure raise one error listing every bad field.
+    ``unknown`` may say better than "unknown field" what a field the model lacks is (given its
+    path; None: the usual words)."""
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as e:
@@ -56,6 +60,8 @@ def parse_spec(model: type[M], data: Any) -> M:
         for err in errors:
             path = field_path(err.get("loc", ()))
             text = _describe(err, model)
+            if unknown is not None and err.get("type") == "extra_forbidden":
+                text = unknown(path) or text
             if not path:
                 # A check across fields names the field it is about as its message's start.
                 head, sep, rest = text.partition(": ")

@@ -181,7 +181,9 @@ class Wire:
         for i, ex in enumerate(self.exchanges):
             op = operation(ex.operation)
             label = f"#{i} {ex.operation}"
-            if "input" in op:
+            # A request the model refuses may be refused (a test sends some on purpose); it
+            # must not succeed.
+            if "input" in op and ex.status == 200:
                 out += [f"{label} request: {p}" for p in problems(ex.request, op["input"]["shape"])]
             if ex.status == 200:
                 if "output" in op:
@@ -247,6 +249,7 @@ def generated_module(operations: list[str]) -> str:
         members = {m: _ref(spec["shape"]) for m, spec in shape(name)["members"].items()}
         structures[name] = members
         todo += [r.strip("[]{}") for r in members.values() if r]
+    q = json.dumps  # double quotes, as the formatter writes them
     lines = [
         '"""SageMaker\'s request and response members for the operations this server serves, as',
         f"botocore {botocore.__version__}'s service model ({model()['metadata']['apiVersion']})"
@@ -261,16 +264,36 @@ def generated_module(operations: list[str]) -> str:
         "",
         "# Operation -> (its request structure, its response structure).",
         "OPERATIONS: dict[str, tuple[str | None, str | None]] = {",
-        *(f"    {n!r}: ({i!r}, {o!r})," for n, (i, o) in ops.items()),
+    ]
+    for n, (i, o) in ops.items():
+        pair = [q(x) if x else "None" for x in (i, o)]
+        one = f"    {q(n)}: ({pair[0]}, {pair[1]}),"
+        lines += (
+            [one]
+            if len(one) <= 100
+            else [f"    {q(n)}: (", *(f"        {x}," for x in pair), "    ),"]
+        )
+    lines += [
         "}",
         "# Structure -> {member: the structure it holds ('[S]' a list of them, '{S}' a map to",
         "# them) or None for a value}.",
         "STRUCTURES: dict[str, dict[str, str | None]] = {",
     ]
     for name in sorted(structures):
-        lines.append(f"    {name!r}: {{")
-        lines += [f"        {m!r}: {r!r}," for m, r in structures[name].items()]
+        if not structures[name]:
+            lines.append(f"    {q(name)}: {{}},")
+            continue
+        lines.append(f"    {q(name)}: {{")
+        lines += [f"        {q(m)}: {q(r) if r else 'None'}," for m, r in structures[name].items()]
         lines.append("    },")
+    lines += ["}", "# Structure -> its required members (where it has any).",
+              "REQUIRED: dict[str, tuple[str, ...]] = {"]  # fmt: skip
+    for name in sorted(structures):
+        required = shape(name).get("required", [])
+        if len(required) == 1:
+            lines.append(f"    {q(name)}: ({q(required[0])},),")
+        elif required:
+            lines += [f"    {q(name)}: (", *(f"        {q(r)}," for r in required), "    ),"]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
