@@ -333,7 +333,7 @@ def with_overrides(desired: DesiredEndpoint, config: str, generation: int, **var
     return DesiredEndpoint(**{**desired.__dict__, "spec": spec})
 
 
-def test_overrides_set_weights_and_counts_of_the_serving_config_and_it_updates_until_whole() -> None:
+def test_overrides_set_the_serving_config_s_weights_and_counts_and_it_updates_until_whole() -> None:
     config = config_spec(("v1", "model-1", 1), ("v2", "model-1", 1))
     updating = EndpointState(EndpointStatus="Updating", ReplicaGeneration=2)
     desired = with_overrides(
@@ -357,7 +357,10 @@ def test_overrides_set_weights_and_counts_of_the_serving_config_and_it_updates_u
 
 def test_overrides_of_another_config_do_nothing() -> None:
     desired = with_overrides(
-        desired_endpoint(config=TWO, status=IN_SERVICE), "cfg-old", 1, v1={"DesiredInstanceCount": 5}
+        desired_endpoint(config=TWO, status=IN_SERVICE),
+        "cfg-old",
+        1,
+        v1={"DesiredInstanceCount": 5},
     )
     plan, st = step(desired, [replica(0, 1), replica(1, 2)])
     assert briefs(plan) == [] and st.ProductionVariants[0].DesiredInstanceCount == 2
