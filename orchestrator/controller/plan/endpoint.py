@@ -7,7 +7,9 @@ any other config are removed. Each (config, variant) has slots; each slot holds 
 replica. Dead or stuck replicas are replaced under a new name; too many start failures in a
 row fail the endpoint (serving fleet) or roll the update back (target fleet). The serving
 fleet's production variants are autoscaled (``autoscaling.py``) except during an update; shadow
-variants keep their initial count. The plan also yields the routes.
+variants keep their initial count. UpdateEndpointWeightsAndCapacities' overrides (the spec's
+``VariantOverrides``) replace the serving config's weights and counts; the endpoint stays
+``Updating`` (as ``Creating``) until every slot serves. The plan also yields the routes.
 
 A caller that gives no ``current_config`` while the spec names another config (the Kubernetes
 operator) gets the spec's config served in place, without an update.
