@@ -498,10 +498,17 @@ class ControlPlane:
             deployment = req.DeploymentConfig
             if deployment is None and req.RetainDeploymentConfig:
                 deployment = spec.DeploymentConfig
+            # Weights and counts asked of the serving config hold for its fleet until the update
+            # ends (then they lapse); any others are stale (of a config served before).
+            serving = state.CurrentEndpointConfigName or spec.EndpointConfigName
+            overrides = spec.VariantOverrides
+            if overrides is not None and overrides.EndpointConfigName != serving:
+                overrides = None
             new_spec = spec.model_copy(
                 update={
                     "EndpointConfigName": req.EndpointConfigName,
                     "DeploymentConfig": deployment,
+                    "VariantOverrides": overrides,
                 }
             )
             # A new request may try again a config an earlier update rolled back from.

@@ -359,3 +359,28 @@ def test_lists_of_models_configs_and_endpoints(plane: AwsPlane, sagemaker: Any, 
     with pytest.raises(ClientError) as e:
         sagemaker.list_models(SortBy="Status")
     assert error(e)[1].startswith("SortBy must be one of CreationTime, Name for Models")
+
+
+def test_weights_asked_of_a_config_do_not_come_back_with_it(
+    plane: AwsPlane, sagemaker: Any, wire: Any
+) -> None:
+    """A -> (weights) -> B -> A: the weights asked of A's fleet lapse with it; served again, A
+    has its own config's counts."""
+    deploy(sagemaker, "a")
+    settle(plane)
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="b", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "a"}]
+    )
+    sagemaker.update_endpoint_weights_and_capacities(
+        EndpointName="a", DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 2}]
+    )  # fmt: skip
+    settle(plane)
+    store = plane.local.plane.store
+    for target, kept in (("b", "a"), ("a", None)):
+        sagemaker.update_endpoint(EndpointName="a", EndpointConfigName=target)
+        overrides = store.get("Endpoint", "a").spec.get("VariantOverrides")
+        assert (overrides or {}).get("EndpointConfigName") == kept
+        settle(plane, 5)
+        assert sagemaker.describe_endpoint(EndpointName="a")["EndpointConfigName"] == target
+    variant = sagemaker.describe_endpoint(EndpointName="a")["ProductionVariants"][0]
+    assert variant["DesiredInstanceCount"] == 1

@@ -453,3 +453,13 @@ async def test_weights_and_capacities_in_place(api: Api) -> None:
     assert described["VariantOverrides"]["Variants"] == [
         {"VariantName": "v1", "DesiredWeight": None, "DesiredInstanceCount": 2}
     ]
+
+
+async def test_lists_sort_by_name_and_status_and_refuse_an_order_they_lack(api: Api) -> None:
+    await api.endpoint_chain()
+    r = await api.get("/api/v1/endpoints", SortBy="Status", SortOrder="Ascending")
+    assert r.status_code == 200 and [e["EndpointName"] for e in r.json()["Endpoints"]] == ["ep-1"]
+    r = await api.get("/api/v1/models", SortBy="Status")
+    assert r.status_code == 400 and r.json()["field"] == "SortBy"
+    r = await api.get("/api/v1/models", SortBy="Name", LastModifiedTimeAfter="2000-01-01T00:00:00Z")
+    assert [m["ModelName"] for m in r.json()["Models"]] == ["model-1"]

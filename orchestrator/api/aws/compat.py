@@ -113,6 +113,9 @@ DIFFERENCES = """\
   SageMaker keeps it serving.
 - **Tags** are kept on training jobs, models, endpoint configs and endpoints, 50 at most;
   keys starting with `aws:` are reserved. `ListTags` answers on one page.
+- **`RoleArn` and `ExecutionRoleArn`** are kept and shown, not assumed: jobs and replicas
+  reach the object store with the server's own credentials, and what a caller may do is its
+  access key's role.
 - **Fields a backend cannot carry out** (spot training, KMS keys, shuffling, VPCs, ...) are
   refused with the field named and what to use instead, before anything is stored: the table
   is in docs/conformance.md.

@@ -171,9 +171,8 @@ def describe_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     doc = dump(job)
     if not job.ModelArtifacts.S3ModelArtifacts:
         # Where the model will be (SageMaker names it from the start).
-        spec = CreateTrainingJobRequest.model_validate(
-            {k: v for k, v in doc.items() if k in CreateTrainingJobRequest.model_fields}
-        )
+        fields = set(CreateTrainingJobRequest.model_fields)
+        spec = CreateTrainingJobRequest.model_validate(job.model_dump(include=fields))
         uri = training_output_uri(spec, cp.settings.objects.default_bucket)
         doc["ModelArtifacts"] = {"S3ModelArtifacts": uri}
     for seconds in ("TrainingTimeInSeconds", "BillableTimeInSeconds"):

@@ -214,6 +214,19 @@ RULES: tuple[Rule, ...] = (
             "EnableInterContainerTrafficEncryption",
         ),
     ),
+    Rule(
+        "TrainingJob",
+        "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
+        ALL,
+        "metrics are not kept as time series: each MetricDefinition gives the job its final "
+        "value (FinalMetricDataList)",
+        "leave it false (the SDK's TensorFlow estimator sets it: pass "
+        "enable_sagemaker_metrics=False)",
+        _flag(
+            lambda s: s.AlgorithmSpecification.EnableSageMakerMetricsTimeSeries,
+            "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
+        ),
+    ),
     # Docker: one container per host on a per-attempt network; Kubernetes: an Indexed Job
     # and a headless Service (kube/jobs.py, kube/network.py).
     Rule(
