@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from orchestrator.api.auth import KeyStore
 from orchestrator.api.aws.credentials import AccessKeys
+from orchestrator.api.tags import ResourceTags
 from orchestrator.backends.base import Backend, Configurable
 from orchestrator.clock import Clock
 from orchestrator.controller.plan.support import problems_of
@@ -49,6 +50,9 @@ from orchestrator.resources.endpoints import (
     EndpointStatus,
     EndpointSummary,
     UpdateEndpointRequest,
+    UpdateEndpointWeightsAndCapacitiesRequest,
+    check_overrides,
+    merged_overrides,
 )
 from orchestrator.resources.kinds import (
     ENDPOINT,
@@ -63,12 +67,14 @@ from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
     CreateTrainingJobRequest,
     DescribeTrainingJobResponse,
+    SecondaryStatus,
     TrainingJobState,
     TrainingJobStatus,
     TrainingJobSummary,
 )
 from orchestrator.settings import Settings
 from orchestrator.store import DesiredState, ListFilter, Record
+from orchestrator.store.source import SORT_BY, SortBy
 from orchestrator.training.contract import builtin_algorithm, check_builtin_algorithm
 
 R = TypeVar("R", bound=BaseModel)
@@ -90,6 +96,9 @@ class ListQuery(BaseModel):
     StatusEquals: str | None = None
     CreationTimeAfter: datetime | None = None
     CreationTimeBefore: datetime | None = None
+    LastModifiedTimeAfter: datetime | None = None
+    LastModifiedTimeBefore: datetime | None = None
+    SortBy: str = "CreationTime"
     SortOrder: str = "Descending"
 
 
@@ -128,6 +137,8 @@ class ControlPlane:
         self.clock = clock
         # SigV4 access keys, in the same key store, their secrets sealed by the keyring.
         self.access_keys = AccessKeys(keys, keyring or LocalKeyring(settings.keyring_path))
+        # Tags of any resource, by ARN: they live in the resource's spec, on every source.
+        self.tags = ResourceTags(store, settings, clock)
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""
@@ -196,6 +207,14 @@ class ControlPlane:
             raise ValidationError(
                 "SortOrder must be 'Ascending' or 'Descending'", field="SortOrder"
             )
+        orders: tuple[SortBy, ...] = (
+            SORT_BY if KINDS[kind].phase_field else ("CreationTime", "Name")
+        )
+        if q.SortBy not in orders:
+            raise ValidationError(
+                f"SortBy must be one of {', '.join(orders)} for {kind}s, not {q.SortBy!r}",
+                field="SortBy",
+            )
         records, token = self.store.list(
             kind,
             ListFilter(
@@ -206,6 +225,9 @@ class ControlPlane:
                 created_after=q.CreationTimeAfter,
                 created_before=q.CreationTimeBefore,
                 ascending=q.SortOrder == "Ascending",
+                sort_by=q.SortBy,
+                modified_after=q.LastModifiedTimeAfter,
+                modified_before=q.LastModifiedTimeBefore,
             ),
         )
         return [summarize(r) for r in records], token
@@ -235,10 +257,15 @@ class ControlPlane:
 
     def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
         r = self.store.get(TRAINING_JOB.name, name)
+        status = dict(r.status)
+        if r.stop_requested and r.phase == TrainingJobStatus.IN_PROGRESS.value:
+            # Asked for: shown at once, as SageMaker does, until the controller has it.
+            status["TrainingJobStatus"] = TrainingJobStatus.STOPPING.value
+            status["SecondaryStatus"] = SecondaryStatus.STOPPING.value
         return DescribeTrainingJobResponse.model_validate(
             {
                 **r.spec,
-                **r.status,
+                **status,
                 "TrainingJobArn": self.arn(TRAINING_JOB.name, name),
                 "CreationTime": r.created_at,
                 "LastModifiedTime": r.updated_at,
@@ -471,10 +498,17 @@ class ControlPlane:
             deployment = req.DeploymentConfig
             if deployment is None and req.RetainDeploymentConfig:
                 deployment = spec.DeploymentConfig
+            # Weights and counts asked of the serving config hold for its fleet until the update
+            # ends (then they lapse); any others are stale (of a config served before).
+            serving = state.CurrentEndpointConfigName or spec.EndpointConfigName
+            overrides = spec.VariantOverrides
+            if overrides is not None and overrides.EndpointConfigName != serving:
+                overrides = None
             new_spec = spec.model_copy(
                 update={
                     "EndpointConfigName": req.EndpointConfigName,
                     "DeploymentConfig": deployment,
+                    "VariantOverrides": overrides,
                 }
             )
             # A new request may try again a config an earlier update rolled back from.
@@ -524,12 +558,58 @@ class ControlPlane:
                 field="EndpointConfigName",
             )
 
+    def update_endpoint_weights_and_capacities(
+        self, name: str, req: UpdateEndpointWeightsAndCapacitiesRequest
+    ) -> str:
+        """Change variants' weights and instance counts without a new EndpointConfig: the
+        endpoint is Updating until the serving fleet has the counts asked for. The request is
+        kept in the spec (``VariantOverrides``) and merged with earlier ones."""
+        for _ in range(20):
+            record = self.store.get(ENDPOINT.name, name)
+            spec = CreateEndpointRequest.model_validate(record.spec)
+            state = EndpointState.model_validate(record.status)
+            if record.delete_requested or record.phase != EndpointStatus.IN_SERVICE.value:
+                now_is = "being deleted" if record.delete_requested else record.phase
+                raise ConflictError(
+                    f"endpoint {name!r} is {now_is}; weights and capacities change only while "
+                    "it is InService"
+                )
+            serving = state.CurrentEndpointConfigName or spec.EndpointConfigName
+            config_record = self.store.find(ENDPOINT_CONFIG.name, serving)
+            if config_record is None:
+                raise ValidationError(
+                    f"EndpointName: the EndpointConfig {serving!r} endpoint {name!r} serves no "
+                    "longer exists; UpdateEndpoint to a new one instead",
+                    field="EndpointName",
+                )
+            config = CreateEndpointConfigRequest.model_validate(config_record.spec)
+            overrides = merged_overrides(spec.VariantOverrides, serving, req)
+            check_overrides(config, overrides, req)
+            new_spec = spec.model_copy(update={"VariantOverrides": overrides})
+            new_state = state.model_copy(update={"EndpointStatus": EndpointStatus.UPDATING})
+            try:
+                self.store.update_spec(
+                    record, new_spec.model_dump(mode="json"),
+                    status=new_state.model_dump(mode="json"), now=self.clock.now(),
+                    phase=EndpointStatus.UPDATING.value,
+                )  # fmt: skip
+            except ConflictError:
+                continue
+            self.wake()
+            return self.arn(ENDPOINT.name, name)
+        raise UnavailableError(
+            f"endpoint {name!r} changed too often to be updated; retry", retry_after=1
+        )
+
     def describe_endpoint(self, name: str) -> DescribeEndpointResponse:
         r = self.store.get(ENDPOINT.name, name)
+        status = dict(r.status)
+        if r.delete_requested:  # asked for: shown at once, as SageMaker does
+            status["EndpointStatus"] = EndpointStatus.DELETING.value
         return DescribeEndpointResponse.model_validate(
             {
                 **r.spec,
-                **r.status,
+                **status,
                 "EndpointArn": self.arn(ENDPOINT.name, name),
                 "CreationTime": r.created_at,
                 "LastModifiedTime": r.updated_at,

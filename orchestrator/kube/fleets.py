@@ -126,9 +126,9 @@ def _serve_container(endpoint: str, fleet: VariantFleet, s: KubeSettings) -> dic
     paths = MlPaths(ML_ROOT)
     env = dict(container.Environment)
     out: dict[str, Any] = {"name": "serve", "imagePullPolicy": s.image_pull_policy}
-    if container.Image:
+    if container.own_image:
         # SageMaker's hosting contract: the image is started with "serve" and listens on 8080.
-        out.update(image=container.Image, args=["serve"])
+        out.update(image=container.own_image, args=["serve"])
         env.setdefault("SAGEMAKER_BIND_TO_PORT", str(s.serving_port))
     else:
         program = env.get(PROGRAM_ENV)

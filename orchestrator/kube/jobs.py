@@ -138,8 +138,8 @@ def _user_command(spec: CreateTrainingJobRequest, s: KubeSettings) -> dict[str, 
     algo = spec.AlgorithmSpecification
     paths = MlPaths(ML_ROOT)
     wrap = AS_HOST if spec.ResourceConfig.InstanceCount > 1 else []
-    if algo.TrainingImage:
-        out: dict[str, Any] = {"image": algo.TrainingImage}
+    if algo.own_image:
+        out: dict[str, Any] = {"image": algo.own_image}
         if algo.ContainerEntrypoint:
             out["command"] = list(algo.ContainerEntrypoint)
             if algo.ContainerArguments:

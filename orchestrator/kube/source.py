@@ -265,8 +265,18 @@ class CustomResources:
         return self.record(k, cr), True
 
     def update_spec(
-        self, record: Record, spec: dict[str, Any], *, status: dict[str, Any], now: datetime
+        self,
+        record: Record,
+        spec: dict[str, Any],
+        *,
+        status: dict[str, Any],
+        now: datetime,
+        phase: str | None = None,
+        reconcile: bool = True,
     ) -> Record:
+        """A merge patch of the spec, then the status if it changed. The phase is read from the
+        status itself, and the operator's watch sees every spec change (``reconcile`` has
+        nothing to mark here)."""
         k = KINDS[record.kind]
         old = self._body(k, record.name, record.spec)["spec"]
         new = self._body(k, record.name, spec)["spec"]

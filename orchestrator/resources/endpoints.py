@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
+from orchestrator.errors import ValidationError
 from orchestrator.resources.common import Condition, Output, ResourceName, Spec, TagList
 from orchestrator.resources.instances import InstanceTypeName
 
@@ -245,6 +246,66 @@ class EndpointStatus(StrEnum):
     FAILED = "Failed"
 
 
+class DesiredWeightAndCapacity(Spec):
+    """One variant's weight and/or instance count, in place of its EndpointConfig's initial
+    ones (SageMaker's shape, as UpdateEndpointWeightsAndCapacities takes it)."""
+
+    VariantName: ResourceName
+    DesiredWeight: Annotated[float, Field(ge=0.0, le=1000.0)] | None = None
+    DesiredInstanceCount: Annotated[int, Field(ge=1, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.DesiredWeight is None and self.DesiredInstanceCount is None:
+            raise ValueError(
+                f"variant {self.VariantName!r}: set DesiredWeight, DesiredInstanceCount or both"
+            )
+        return self
+
+
+class VariantOverrides(Spec):
+    """What UpdateEndpointWeightsAndCapacities asked for (an extension of the Endpoint spec, so
+    that the desired state stays in one place): the weights and counts of variants of the
+    EndpointConfig it was asked while serving. The config itself is unchanged, and the
+    overrides lapse when the endpoint moves to another config. ``Generation`` counts the
+    requests: a new one sets an autoscaled variant's count once, from which the autoscaler
+    goes on."""
+
+    EndpointConfigName: ResourceName
+    Generation: Annotated[int, Field(ge=1)] = 1
+    Variants: Annotated[list[DesiredWeightAndCapacity], Field(min_length=1, max_length=11)]
+
+    def of(self, variant: str) -> DesiredWeightAndCapacity | None:
+        return next((v for v in self.Variants if v.VariantName == variant), None)
+
+
+def apply_overrides(
+    config: CreateEndpointConfigRequest, overrides: VariantOverrides | None
+) -> CreateEndpointConfigRequest:
+    """``config`` with the weights and initial counts ``overrides`` ask for (unchanged when
+    they are for another config)."""
+    if overrides is None or overrides.EndpointConfigName != config.EndpointConfigName:
+        return config
+
+    def one(v: ProductionVariant) -> ProductionVariant:
+        o = overrides.of(v.VariantName)
+        if o is None:
+            return v
+        update: dict[str, float | int] = {}
+        if o.DesiredWeight is not None:
+            update["InitialVariantWeight"] = o.DesiredWeight
+        if o.DesiredInstanceCount is not None:
+            update["InitialInstanceCount"] = o.DesiredInstanceCount
+        return v.model_copy(update=update)
+
+    return config.model_copy(
+        update={
+            "ProductionVariants": [one(v) for v in config.ProductionVariants],
+            "ShadowProductionVariants": [one(v) for v in config.ShadowProductionVariants],
+        }
+    )
+
+
 class CreateEndpointRequest(Spec):
     EndpointName: ResourceName
     EndpointConfigName: ResourceName
@@ -252,9 +313,18 @@ class CreateEndpointRequest(Spec):
     Tags: TagList = []
     # Orchestrator extension: invocations need an API key unless the endpoint is made public.
     AuthMode: Literal["ApiKey", "None"] = "ApiKey"
+    # Set by UpdateEndpointWeightsAndCapacities (or by hand on a custom resource).
+    VariantOverrides: _VariantOverrides | None = None
 
 
 _DeploymentConfig = DeploymentConfig
+_VariantOverrides = VariantOverrides
+
+
+class UpdateEndpointWeightsAndCapacitiesRequest(Spec):
+    DesiredWeightsAndCapacities: Annotated[
+        list[DesiredWeightAndCapacity], Field(min_length=1, max_length=11)
+    ]
 
 
 class UpdateEndpointRequest(Spec):
@@ -285,6 +355,8 @@ class VariantScalingState(Output):
     LastScaleInTime: datetime | None = None
     # When the variant last had traffic (or was created); scale to zero counts from here.
     LastActiveTime: datetime | None = None
+    # The VariantOverrides generation whose DesiredInstanceCount this count started from.
+    OverrideGeneration: int = 0
 
 
 DeploymentPhase = Literal[
@@ -386,3 +458,71 @@ class ListEndpointsResponse(Output):
 
 class CreateEndpointResponse(Output):
     EndpointArn: str
+
+
+def merged_overrides(
+    current: VariantOverrides | None, serving: str, req: UpdateEndpointWeightsAndCapacitiesRequest
+) -> VariantOverrides:
+    """The overrides after ``req``: each variant it names takes the values it gives, the
+    others keep what earlier requests for the same config gave."""
+    kept = current if current is not None and current.EndpointConfigName == serving else None
+    by_name = {v.VariantName: v for v in (kept.Variants if kept else [])}
+    for asked in req.DesiredWeightsAndCapacities:
+        before = by_name.get(asked.VariantName)
+        by_name[asked.VariantName] = DesiredWeightAndCapacity(
+            VariantName=asked.VariantName,
+            DesiredWeight=asked.DesiredWeight if asked.DesiredWeight is not None else (
+                before.DesiredWeight if before else None
+            ),
+            DesiredInstanceCount=asked.DesiredInstanceCount
+            if asked.DesiredInstanceCount is not None
+            else (before.DesiredInstanceCount if before else None),
+        )  # fmt: skip
+    return VariantOverrides(
+        EndpointConfigName=serving,
+        Generation=(kept.Generation + 1) if kept else 1,
+        Variants=list(by_name.values()),
+    )
+
+
+def check_overrides(
+    config: CreateEndpointConfigRequest,
+    overrides: VariantOverrides,
+    req: UpdateEndpointWeightsAndCapacitiesRequest,
+) -> None:
+    """Every variant named exists in the serving config, an autoscaled variant's count is
+    within its bounds, and some production traffic still has a weight."""
+    variants = {v.VariantName: v for v in config.all_variants}
+    seen: set[str] = set()
+    for i, asked in enumerate(req.DesiredWeightsAndCapacities):
+        where = f"DesiredWeightsAndCapacities[{i}]"
+        if asked.VariantName in seen:
+            raise ValidationError(
+                f"{where}.VariantName: {asked.VariantName!r} is named twice",
+                field=f"{where}.VariantName",
+            )
+        seen.add(asked.VariantName)
+        variant = variants.get(asked.VariantName)
+        if variant is None:
+            raise ValidationError(
+                f"{where}.VariantName: the EndpointConfig {config.EndpointConfigName!r} has no "
+                f"variant {asked.VariantName!r}; its variants: {', '.join(variants)}",
+                field=f"{where}.VariantName",
+            )
+        scaling = variant.scaling
+        count = asked.DesiredInstanceCount
+        if count is not None and scaling is not None:
+            low, high = max(1, scaling.MinInstanceCount), scaling.MaxInstanceCount
+            if not low <= count <= high:
+                raise ValidationError(
+                    f"{where}.DesiredInstanceCount: {count} is outside variant "
+                    f"{asked.VariantName!r}'s ManagedInstanceScaling bounds [{low}, {high}]",
+                    field=f"{where}.DesiredInstanceCount",
+                )
+    effective = apply_overrides(config, overrides)
+    if sum(v.InitialVariantWeight for v in effective.ProductionVariants) <= 0:
+        raise ValidationError(
+            "DesiredWeightsAndCapacities: at least one production variant must keep a "
+            "DesiredWeight above 0",
+            field="DesiredWeightsAndCapacities",
+        )

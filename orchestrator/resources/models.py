@@ -16,6 +16,7 @@ from orchestrator.resources.common import (
     StorageUri,
     TagList,
 )
+from orchestrator.resources.images import own_image
 
 # Script-mode serving: the program inside the model's code directory (SageMaker's names).
 PROGRAM_ENV = "SAGEMAKER_PROGRAM"
@@ -42,6 +43,12 @@ class ContainerDefinition(Spec):
     ModelDataUrl: StorageUri | None = None
     Environment: EnvironmentMap = {}
     AdaptiveBatching: _AdaptiveBatching | None = None
+
+    @property
+    def own_image(self) -> str | None:
+        """The image a replica runs as given (None: the project's serving image serves it: no
+        Image, or one of SageMaker's that ``resources.images`` stands in for)."""
+        return own_image(self.Image)
 
 
 _ContainerDefinition = ContainerDefinition

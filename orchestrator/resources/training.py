@@ -24,6 +24,7 @@ from orchestrator.resources.common import (
     StorageUri,
     TagList,
 )
+from orchestrator.resources.images import own_image, stand_in
 from orchestrator.resources.instances import InstanceTypeName
 
 # Hyperparameters that select a script-mode entry point (the SageMaker training toolkit's names).
@@ -91,6 +92,12 @@ class AlgorithmSpecification(Spec):
     EnableSageMakerMetricsTimeSeries: bool = False
     ContainerEntrypoint: Annotated[list[str], Field(min_length=1, max_length=10)] | None = None
     ContainerArguments: Annotated[list[str], Field(min_length=1, max_length=100)] | None = None
+
+    @property
+    def own_image(self) -> str | None:
+        """The image the job runs in as given (None: the project's own images run it: no
+        TrainingImage, or one of SageMaker's that ``resources.images`` stands in for)."""
+        return own_image(self.TrainingImage)
 
 
 class S3DataSource(Spec):
@@ -213,7 +220,35 @@ class CreateTrainingJobRequest(Spec):
                 f"or the script-mode hyperparameters {PROGRAM_HYPERPARAMETER!r} and "
                 f"{SUBMIT_DIR_HYPERPARAMETER!r}"
             )
+        _check_stand_in(self)
         return self
+
+
+def _check_stand_in(spec: CreateTrainingJobRequest) -> None:
+    """A SageMaker image this server stands in for runs the project's code its own way: say
+    what such a job needs rather than run something else than was asked."""
+    algo = spec.AlgorithmSpecification
+    image = stand_in(algo.TrainingImage)
+    if image is None:
+        return
+    what = f"TrainingImage {image.image!r} (SageMaker's {image.name} image)"
+    if algo.ContainerEntrypoint:
+        raise ValueError(
+            f"AlgorithmSpecification.ContainerEntrypoint: the {what} is run here by the "
+            "project's own image, which has no such entrypoint; leave ContainerEntrypoint out, "
+            "or name your own image"
+        )
+    if image.kind == "framework" and PROGRAM_HYPERPARAMETER not in spec.HyperParameters:
+        raise ValueError(
+            f"AlgorithmSpecification.TrainingImage: the {what} runs in script mode here; set "
+            f"the hyperparameters {PROGRAM_HYPERPARAMETER!r} and {SUBMIT_DIR_HYPERPARAMETER!r} "
+            "(the SDK's framework estimators do), or name your own image"
+        )
+    if image.kind == "builtin" and algo.AlgorithmName not in (None, image.name):
+        raise ValueError(
+            f"AlgorithmSpecification.AlgorithmName: {algo.AlgorithmName!r} and the {what} "
+            "name two algorithms; set one of them"
+        )
 
 
 class SecondaryStatusTransition(Output):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pydantic
@@ -10,6 +11,7 @@ import pydantic
 from orchestrator.errors import ValidationError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
+_FIELD_PATH = re.compile(r"^[A-Z][A-Za-z0-9]*(\[[0-9]+\])?(\.[A-Z][A-Za-z0-9]*(\[[0-9]+\])?)*$")
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -43,8 +45,12 @@ def _describe(err: Any, model: type[pydantic.BaseModel]) -> str:
     return msg
 
 
-def parse_spec(model: type[M], data: Any) -> M:
-    """Validate ``data`` as ``model``; on failure raise one error listing every bad field."""
+def parse_spec(
+    model: type[M], data: Any, *, unknown: Callable[[str], str | None] | None = None
+) -> M:
+    """Validate ``data`` as ``model``; on failure raise one error listing every bad field.
+    ``unknown`` may say better than "unknown field" what a field the model lacks is (given its
+    path; None: the usual words)."""
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as e:
@@ -53,6 +59,14 @@ def parse_spec(model: type[M], data: Any) -> M:
         first_field: str | None = None
         for err in errors:
             path = field_path(err.get("loc", ()))
+            text = _describe(err, model)
+            if unknown is not None and err.get("type") == "extra_forbidden":
+                text = unknown(path) or text
+            if not path:
+                # A check across fields names the field it is about as its message's start.
+                head, sep, rest = text.partition(": ")
+                if sep and _FIELD_PATH.match(head):
+                    path, text = head, rest
             first_field = first_field or path or None
-            parts.append(f"{path or '(body)'}: {_describe(err, model)}")
+            parts.append(f"{path or '(body)'}: {text}")
         raise ValidationError("; ".join(parts), field=first_field) from e

@@ -23,6 +23,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from orchestrator.errors import ValidationError
 
 Flag = Literal["stop_requested", "delete_requested"]
+# What a list is ordered by (SageMaker's SortBy); each order's key ends in the name, which is
+# unique per kind, so a page's last key is an exact cursor.
+SortBy = Literal["CreationTime", "Name", "Status"]
+SORT_BY: tuple[SortBy, ...] = ("CreationTime", "Name", "Status")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,21 @@ class ListFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     ascending: bool = False
+    sort_by: SortBy = "CreationTime"
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+
+
+SortKey = tuple[str | float, ...]
+
+
+def sort_key(record: Record, sort_by: SortBy) -> SortKey:
+    """Where ``record`` falls in a list ordered by ``sort_by`` (ties broken by name)."""
+    if sort_by == "Name":
+        return (record.name,)
+    if sort_by == "Status":
+        return (record.phase, record.created_at.timestamp(), record.name)
+    return (record.created_at.timestamp(), record.name)
 
 
 @runtime_checkable
@@ -89,10 +108,19 @@ class DesiredState(Protocol):
         a different one is a ``ConflictError``."""
 
     def update_spec(
-        self, record: Record, spec: dict[str, Any], *, status: dict[str, Any], now: datetime
+        self,
+        record: Record,
+        spec: dict[str, Any],
+        *,
+        status: dict[str, Any],
+        now: datetime,
+        phase: str | None = None,
+        reconcile: bool = True,
     ) -> Record:
         """Replace the desired state (and the status with it) if nobody wrote since ``record``
-        was read, else ``ConflictError``."""
+        was read, else ``ConflictError``. ``phase``: the new status's primary status, when the
+        write changes it; ``reconcile``: whether the reconciler must look at the resource again
+        (False for a change it has no part in, such as its tags)."""
 
     def update_status(
         self, record: Record, status: dict[str, Any], *, phase: str, active: bool, now: datetime
@@ -116,25 +144,37 @@ class DesiredState(Protocol):
 
 
 # --- paging, shared by every source -------------------------------------------------------
-def encode_token(ts: float, name: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([ts, name]).encode()).decode()
+def encode_token(key: SortKey) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
 
 
-def decode_token(token: str) -> tuple[float, str]:
+_TOKEN_TYPES: dict[SortBy, tuple[type, ...]] = {
+    "CreationTime": (float, str),
+    "Name": (str,),
+    "Status": (str, float, str),
+}
+
+
+def decode_token(token: str, sort_by: SortBy = "CreationTime") -> SortKey:
+    """The sort key a ``NextToken`` carries, for a list ordered by ``sort_by``."""
     try:
-        ts, name = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(ts), str(name)
+        raw = json.loads(base64.urlsafe_b64decode(token.encode()))
+        types = _TOKEN_TYPES[sort_by]
+        if not isinstance(raw, list) or len(raw) != len(types):
+            raise ValueError("not a key of this order")
+        return tuple(float(v) if t is float else str(v) for v, t in zip(raw, types, strict=True))
     except Exception as e:
         raise ValidationError(
-            "NextToken is not one this server issued; pass the NextToken of the previous page "
-            "unchanged, or omit it for the first page",
+            "NextToken is not one this server issued for this list and SortBy; pass the "
+            "NextToken of the previous page unchanged (with the same SortBy), or omit it for the "
+            "first page",
             field="NextToken",
         ) from e
 
 
 def page_of(records: Iterable[Record], page: ListFilter) -> tuple[list[Record], str | None]:
     """Filter, order and cut one page in memory (for sources that cannot query), with the same
-    keyset token as the SQL store: (creation time, name)."""
+    keyset token as the SQL store: the last record's sort key."""
     out = list(records)
     if page.name_contains:
         needle = page.name_contains.lower()
@@ -145,15 +185,19 @@ def page_of(records: Iterable[Record], page: ListFilter) -> tuple[list[Record], 
         out = [r for r in out if r.created_at > page.created_after]
     if page.created_before:
         out = [r for r in out if r.created_at < page.created_before]
-    out.sort(key=lambda r: (r.created_at.timestamp(), r.name), reverse=not page.ascending)
+    if page.modified_after:
+        out = [r for r in out if r.updated_at > page.modified_after]
+    if page.modified_before:
+        out = [r for r in out if r.updated_at < page.modified_before]
+    out.sort(key=lambda r: sort_key(r, page.sort_by), reverse=not page.ascending)
     if page.next_token:
-        ts, last = decode_token(page.next_token)
+        last = decode_token(page.next_token, page.sort_by)
         if page.ascending:
-            out = [r for r in out if (r.created_at.timestamp(), r.name) > (ts, last)]
+            out = [r for r in out if sort_key(r, page.sort_by) > last]
         else:
-            out = [r for r in out if (r.created_at.timestamp(), r.name) < (ts, last)]
+            out = [r for r in out if sort_key(r, page.sort_by) < last]
     chunk = out[: page.limit]
     token = None
     if len(out) > page.limit and chunk:
-        token = encode_token(chunk[-1].created_at.timestamp(), chunk[-1].name)
+        token = encode_token(sort_key(chunk[-1], page.sort_by))
     return chunk, token

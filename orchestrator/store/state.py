@@ -20,12 +20,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, tuple_
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.errors import BackendError, ConflictError, NotFoundError, ValidationError
-from orchestrator.store.source import Flag, ListFilter, Record, decode_token, encode_token
+from orchestrator.store.source import (
+    Flag,
+    ListFilter,
+    Record,
+    decode_token,
+    encode_token,
+    sort_key,
+)
 from orchestrator.store.tables import access_keys, api_keys, metadata, resources
 
 
@@ -170,42 +177,38 @@ class StateStore:
             return None
 
     def list(self, kind: str, page: ListFilter) -> tuple[builtins.list[Record], str | None]:
-        """One page, newest first by default; the token is an opaque keyset cursor."""
-        q = select(resources).where(resources.c.kind == kind)
+        """One page, newest first by default; the token is an opaque keyset cursor (the last
+        record's sort key: see ``source.sort_key``)."""
+        c = resources.c
+        q = select(resources).where(c.kind == kind)
         if page.name_contains:
-            q = q.where(func.lower(resources.c.name).contains(page.name_contains.lower()))
+            q = q.where(func.lower(c.name).contains(page.name_contains.lower()))
         if page.phase:
-            q = q.where(resources.c.phase == page.phase)
+            q = q.where(c.phase == page.phase)
         if page.created_after:
-            q = q.where(resources.c.created_at > _ts(page.created_after))
+            q = q.where(c.created_at > _ts(page.created_after))
         if page.created_before:
-            q = q.where(resources.c.created_at < _ts(page.created_before))
+            q = q.where(c.created_at < _ts(page.created_before))
+        if page.modified_after:
+            q = q.where(c.updated_at > _ts(page.modified_after))
+        if page.modified_before:
+            q = q.where(c.updated_at < _ts(page.modified_before))
+        columns = {
+            "CreationTime": (c.created_at, c.name),
+            "Name": (c.name,),
+            "Status": (c.phase, c.created_at, c.name),
+        }[page.sort_by]
         if page.next_token:
-            ts, last = decode_token(page.next_token)
-            if page.ascending:
-                q = q.where(
-                    or_(
-                        resources.c.created_at > ts,
-                        and_(resources.c.created_at == ts, resources.c.name > last),
-                    )
-                )
-            else:
-                q = q.where(
-                    or_(
-                        resources.c.created_at < ts,
-                        and_(resources.c.created_at == ts, resources.c.name < last),
-                    )
-                )
-        if page.ascending:
-            q = q.order_by(resources.c.created_at.asc(), resources.c.name.asc())
-        else:
-            q = q.order_by(resources.c.created_at.desc(), resources.c.name.desc())
+            last = tuple_(*decode_token(page.next_token, page.sort_by))
+            here = tuple_(*columns)
+            q = q.where(here > last if page.ascending else here < last)
+        q = q.order_by(*(col.asc() if page.ascending else col.desc() for col in columns))
         with self._tx() as conn:
             rows = conn.execute(q.limit(page.limit + 1)).all()
         records = [_record(r._mapping) for r in rows[: page.limit]]
         token = None
         if len(rows) > page.limit and records:
-            token = encode_token(_ts(records[-1].created_at), records[-1].name)
+            token = encode_token(sort_key(records[-1], page.sort_by))
         return records, token
 
     def list_active(self, kind: str) -> builtins.list[Record]:
@@ -261,10 +264,18 @@ class StateStore:
         *,
         status: dict[str, Any],
         now: datetime,
+        phase: str | None = None,
+        reconcile: bool = True,
     ) -> Record:
         """Replace the desired state (and the status with it, e.g. to clear what the old spec
-        left) if nobody wrote since ``record`` was read (else ConflictError). The resource
-        needs the controller again."""
+        left) if nobody wrote since ``record`` was read (else ConflictError). With
+        ``reconcile`` the resource needs the controller again; ``phase`` replaces the primary
+        status when the new status changes it."""
+        values: dict[str, Any] = {}
+        if reconcile:
+            values["active"] = True
+        if phase is not None:
+            values["phase"] = phase
         with self._tx() as conn:
             result = conn.execute(
                 resources.update()
@@ -277,9 +288,9 @@ class StateStore:
                     spec=json.dumps(spec, default=str),
                     spec_hash=canonical_hash(spec),
                     status=json.dumps(status, default=str),
-                    active=True,
                     updated_at=_ts(now),
                     version=int(record.version) + 1,
+                    **values,
                 )
             )
         if result.rowcount != 1:

@@ -27,6 +27,7 @@ from orchestrator.algorithms.hyperparameters import (
     parse_hyperparameters,
 )
 from orchestrator.errors import ValidationError
+from orchestrator.resources.images import stand_in
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     PROGRAM_HYPERPARAMETER,
@@ -154,10 +155,14 @@ def user_hyperparameters(spec: CreateTrainingJobRequest) -> dict[str, Any]:
 
 
 def builtin_algorithm(spec: CreateTrainingJobRequest) -> str | None:
-    """The built-in algorithm a job runs: AlgorithmName naming one, with no image or entrypoint."""
+    """The built-in algorithm a job runs: AlgorithmName naming one, with no image or entrypoint,
+    or SageMaker's image of one as the TrainingImage (``resources.images``)."""
     algo = spec.AlgorithmSpecification
-    if not algo.AlgorithmName or algo.TrainingImage or algo.ContainerEntrypoint:
+    if algo.ContainerEntrypoint:
         return None
+    if algo.TrainingImage:
+        image = stand_in(algo.TrainingImage)
+        return image.name if image is not None and image.kind == "builtin" else None
     return algo.AlgorithmName if algo.AlgorithmName in ALGORITHMS else None
 
 
@@ -192,6 +197,10 @@ def read_metrics(
 def check_builtin_algorithm(spec: CreateTrainingJobRequest) -> None:
     """Fail fast (before any job exists) on an unknown built-in or a bad hyperparameter."""
     algo = spec.AlgorithmSpecification
+    builtin = builtin_algorithm(spec)
+    if builtin is not None:
+        parse_hyperparameters(builtin, dict(spec.HyperParameters))
+        return
     if not algo.AlgorithmName or algo.TrainingImage or algo.ContainerEntrypoint:
         return
     if algo.AlgorithmName not in ALGORITHMS:

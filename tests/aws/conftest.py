@@ -54,3 +54,14 @@ def sagemaker(aws_plane: AwsPlane) -> Any:
 
 
 Factory = Callable[..., Any]
+
+
+@pytest.fixture
+def wire(sagemaker: Any) -> Iterator[Any]:
+    """Every request the ``sagemaker`` client sends and every answer it gets, checked against
+    botocore's service model when the test ends."""
+    from tests.aws.shapes import Wire
+
+    recorder = Wire(sagemaker)
+    yield recorder
+    recorder.check()

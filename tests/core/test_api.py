@@ -95,6 +95,7 @@ ROUTES = [
     ("GET", "/api/v1/objects?prefix=s3://b/"), ("DELETE", "/api/v1/objects/b/k"),
     ("GET", "/metrics"), ("POST", "/endpoints/e/invocations"),
     ("PATCH", "/api/v1/endpoints/e"), ("GET", "/api/v1/endpoints/e/metrics"),
+    ("POST", "/api/v1/endpoints/e/weights-and-capacities"),
     ("POST", "/endpoints/e/v2/models/m/infer"),
 ]  # fmt: skip
 
@@ -429,3 +430,36 @@ async def test_update_endpoint_checks_its_request_and_the_endpoint_state(api: Ap
         "/api/v1/endpoints/nope", json={"EndpointConfigName": "cfg-2"}, headers=api.auth
     )
     assert r.status_code == 404
+
+
+async def test_weights_and_capacities_in_place(api: Api) -> None:
+    await api.endpoint_chain()
+    path = "/api/v1/endpoints/ep-1/weights-and-capacities"
+    body = {"DesiredWeightsAndCapacities": [{"VariantName": "v1", "DesiredInstanceCount": 2}]}
+    r = await api.post(path, body)
+    assert r.status_code == 409 and "only while it is InService" in r.json()["message"]
+    api.plane.controller.run_pass()
+    api.plane.controller.run_pass()
+    r = await api.post(
+        path, {"DesiredWeightsAndCapacities": [{"VariantName": "nope", "DesiredWeight": 1}]}
+    )
+    assert (
+        r.status_code == 400 and r.json()["field"] == "DesiredWeightsAndCapacities[0].VariantName"
+    )
+    r = await api.post(path, body)
+    assert r.status_code == 202 and r.json()["EndpointArn"] == f"{ARN}:endpoint/ep-1"
+    described = (await api.get("/api/v1/endpoints/ep-1")).json()
+    assert described["EndpointStatus"] == "Updating"
+    assert described["VariantOverrides"]["Variants"] == [
+        {"VariantName": "v1", "DesiredWeight": None, "DesiredInstanceCount": 2}
+    ]
+
+
+async def test_lists_sort_by_name_and_status_and_refuse_an_order_they_lack(api: Api) -> None:
+    await api.endpoint_chain()
+    r = await api.get("/api/v1/endpoints", SortBy="Status", SortOrder="Ascending")
+    assert r.status_code == 200 and [e["EndpointName"] for e in r.json()["Endpoints"]] == ["ep-1"]
+    r = await api.get("/api/v1/models", SortBy="Status")
+    assert r.status_code == 400 and r.json()["field"] == "SortBy"
+    r = await api.get("/api/v1/models", SortBy="Name", LastModifiedTimeAfter="2000-01-01T00:00:00Z")
+    assert [m["ModelName"] for m in r.json()["Models"]] == ["model-1"]

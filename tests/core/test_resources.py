@@ -47,7 +47,7 @@ CASES: list[tuple[str, type[BaseModel], Any, str | None, list[str]]] = [
      training_doc(InputDataConfig=[{**CHANNEL, "DataSource": {"S3DataSource": {"S3Uri": "http://x/y"}}}]),
      "InputDataConfig[0].DataSource.S3DataSource.S3Uri", ["does not match the required pattern"]),
     ("duplicate channels", CreateTrainingJobRequest, training_doc(InputDataConfig=[CHANNEL, CHANNEL]),
-     None, ["channel names must be unique; repeated: ['train']"]),
+     "InputDataConfig", ["channel names must be unique; repeated: ['train']"]),
     ("nothing to run", CreateTrainingJobRequest,
      {"TrainingJobName": "j", "AlgorithmSpecification": {}}, None,
      ["nothing to run", "TrainingImage", "'sagemaker_program'"]),
@@ -62,7 +62,7 @@ CASES: list[tuple[str, type[BaseModel], Any, str | None, list[str]]] = [
      None, ["variant names must be unique; repeated: ['v1']"]),
     ("all weights zero", CreateEndpointConfigRequest,
      {"EndpointConfigName": "c", "ProductionVariants": [{**variant(), "InitialVariantWeight": 0}]},
-     None, ["at least one InitialVariantWeight must be > 0"]),
+     "ProductionVariants", ["at least one InitialVariantWeight must be > 0"]),
     ("no variants", CreateEndpointConfigRequest, {"EndpointConfigName": "c", "ProductionVariants": []},
      "ProductionVariants", ["ProductionVariants: "]),
     ("model with both container forms", CreateModelRequest,
@@ -105,7 +105,7 @@ CASES: list[tuple[str, type[BaseModel], Any, str | None, list[str]]] = [
      "PrimaryContainer.AdaptiveBatching.MaxBatchSize", ["greater than or equal to 2"]),
     ("batching on a later pipeline step", CreateModelRequest,
      {"ModelName": "m", "Containers": [{"Image": "i"}, {"Image": "i", "AdaptiveBatching": {"MaxBatchSize": 4}}]},
-     None, ["set AdaptiveBatching on Containers[0] only"]),
+     "Containers[1].AdaptiveBatching", ["set AdaptiveBatching on Containers[0] only"]),
 ]  # fmt: skip
 
 

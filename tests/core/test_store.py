@@ -19,7 +19,8 @@ from core_builders import NOW, at
 from sqlalchemy import text
 
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
-from orchestrator.store import ListFilter, StateStore
+from orchestrator.store import ListFilter, StateStore, page_of
+from orchestrator.store.source import SORT_BY
 
 PG_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KIND = "TrainingJob"
@@ -157,6 +158,98 @@ def test_filters(store: StateStore) -> None:
     assert names(created_after=at(0)) == ["Alpha-2", "beta"]
     assert names(created_before=at(10)) == ["alpha-1"]
     assert names(created_after=at(0), created_before=at(20), name_contains="a") == ["Alpha-2"]
+
+
+def _sortable(store: StateStore) -> list[tuple[str, str, float]]:
+    """Seven jobs whose names, phases and creation times all order them differently."""
+    items = [
+        ("gamma", "InProgress", 0.0), ("alpha", "Failed", 1.0), ("delta", "Completed", 1.0),
+        ("beta", "InProgress", 2.0), ("zeta", "Failed", 0.0), ("eta", "Completed", 3.0),
+        ("epsilon", "InProgress", 3.0),
+    ]  # fmt: skip
+    for name, phase, seconds in random.Random(3).sample(items, len(items)):
+        add(store, name, seconds=seconds, phase=phase)
+    return items
+
+
+def _expected(items: list[tuple[str, str, float]], sort_by: str, ascending: bool) -> list[str]:
+    def key(item: tuple[str, str, float]) -> tuple[Any, ...]:
+        name, phase, seconds = item
+        if sort_by == "Name":
+            return (name,)
+        if sort_by == "Status":
+            return (phase, seconds, name)
+        return (seconds, name)
+
+    return [i[0] for i in sorted(items, key=key, reverse=not ascending)]
+
+
+@pytest.mark.parametrize("sort_by", SORT_BY)
+@pytest.mark.parametrize("ascending", [True, False], ids=["ascending", "descending"])
+def test_every_order_pages_through_each_record_once(
+    store: StateStore, sort_by: Any, ascending: bool
+) -> None:
+    """SortBy Name and Status page with their own keyset cursor; the in-memory pager of the
+    custom-resource source orders and pages the same way."""
+    expected = _expected(_sortable(store), sort_by, ascending)
+    got = pages(store, ascending, sort_by=sort_by)
+    assert [len(p) for p in got] == [3, 3, 1]
+    assert [n for p in got for n in p] == expected
+    everything = store.list(KIND, ListFilter(limit=100))[0]
+    memory: list[str] = []
+    token: str | None = None
+    while True:
+        chunk, token = page_of(
+            everything, ListFilter(limit=3, next_token=token, ascending=ascending, sort_by=sort_by)
+        )
+        memory += [r.name for r in chunk]
+        if token is None:
+            break
+    assert memory == expected
+
+
+def test_a_token_of_another_order_is_refused(store: StateStore) -> None:
+    _sortable(store)
+    _, token = store.list(KIND, ListFilter(limit=2, sort_by="Name"))
+    assert token is not None
+    with pytest.raises(ValidationError) as e:
+        store.list(KIND, ListFilter(limit=2, next_token=token, sort_by="Status"))
+    assert e.value.field == "NextToken" and "same SortBy" in e.value.message
+
+
+def test_last_modified_filters(store: StateStore) -> None:
+    for i, name in enumerate(["a", "b", "c"]):
+        add(store, name, seconds=i)
+    store.update_status(store.get(KIND, "a"), {}, phase="Completed", active=False, now=at(10))
+
+    def names(**filters: Any) -> list[str]:
+        page = ListFilter(limit=10, ascending=True, **filters)
+        sql = [r.name for r in store.list(KIND, page)[0]]
+        memory = [r.name for r in page_of(store.list(KIND, ListFilter(limit=10))[0], page)[0]]
+        assert sql == memory
+        return sql
+
+    assert names(modified_after=at(1)) == ["a", "c"]
+    assert names(modified_before=at(2)) == ["b"]
+    assert names(modified_after=at(0), modified_before=at(10)) == ["b", "c"]
+
+
+def test_update_spec_without_reconcile_leaves_the_resource_as_the_controller_left_it(
+    store: StateStore,
+) -> None:
+    r = add(store, "a")
+    r = store.update_status(r, {"n": 2}, phase="Completed", active=False, now=at(1))
+    tagged = store.update_spec(
+        r, {"TrainingJobName": "a", "Tags": [{"Key": "k"}]}, status=r.status, now=at(2),
+        reconcile=False,
+    )  # fmt: skip
+    assert (tagged.active, tagged.phase, tagged.status) == (False, "Completed", {"n": 2})
+    assert tagged.spec["Tags"] == [{"Key": "k"}] and tagged.updated_at == at(2)
+    assert store.list_active(KIND) == []
+    moved = store.update_spec(tagged, tagged.spec, status={"n": 3}, now=at(3), phase="Stopping")
+    assert (moved.active, moved.phase, moved.status) == (True, "Stopping", {"n": 3})
+    with pytest.raises(ConflictError):  # optimistic, as every write
+        store.update_spec(tagged, tagged.spec, status={}, now=at(4), reconcile=False)
 
 
 @pytest.mark.parametrize(

@@ -449,3 +449,59 @@ def test_sharded_channels_give_each_container_its_share(
         "channel 'single' is ShardedByS3Key over 1 object(s) for 2 hosts: algo-2 gets none",
     ):
         assert line in log, log
+
+
+def test_sagemaker_s_scikit_learn_images_run_on_the_project_s_images(
+    docker_server: RunningServer, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """The SDK's SKLearn estimator and model name SageMaker's image, which cannot be pulled
+    here: the job runs in script mode in the training image, the replica in the serving one."""
+    sklearn = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    x, y = load_breast_cancer(return_X_y=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savetxt(data / "train.csv", np.column_stack([y, x]), delimiter=",")
+    c = docker_server.client()
+    from tests.e2e.conftest import source_tarball
+
+    src = "s3://orchestrator/skl-docker/source/sourcedir.tar.gz"
+    c.upload_bytes(source_tarball({"train.py": TRAIN, "inference.py": INFERENCE}), src)
+    c.create_training_job(
+        {
+            "TrainingJobName": "skl-docker",
+            "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": sklearn},
+            # As the SDK sends them: JSON-encoded.
+            "HyperParameters": {
+                "sagemaker_program": '"train.py"',
+                "sagemaker_submit_directory": json.dumps(src),
+            },
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+            "InputDataConfig": [
+                {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": data.as_uri()}}}
+            ],
+        }
+    )
+    job = c.wait_for_training_job("skl-docker", timeout=120, poll=0.2)
+    assert job.TrainingJobStatus == "Completed", job.FailureReason
+    assert "train:accuracy=" in c.training_job_logs("skl-docker").text
+    c.create_model(
+        ModelName="skl-docker",
+        PrimaryContainer={
+            "Image": sklearn,
+            "ModelDataUrl": job.ModelArtifacts.S3ModelArtifacts,
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": src},
+        },
+    )
+    c.create_endpoint_config(
+        EndpointConfigName="skl-docker",
+        ProductionVariants=[{"VariantName": "main", "ModelName": "skl-docker"}],
+    )
+    c.create_endpoint(EndpointName="skl-docker", EndpointConfigName="skl-docker")
+    c.wait_for_endpoint("skl-docker", timeout=90)
+    answer = c.invoke_endpoint("skl-docker", json.dumps(x[:5].tolist()).encode())
+    assert json.loads(answer.body)["predictions"] == [float(v) for v in y[:5]]
+    replicas = docker_client.containers.list(
+        filters={"label": ["orchestrator.kind=replica", "orchestrator.resource=skl-docker"]}
+    )
+    serving = DockerSettings().serving_image
+    assert [r.attrs["Config"]["Image"] for r in replicas] == [serving]

@@ -9,5 +9,7 @@ operation table over ``ControlPlane``), ``logs.py`` (CloudWatch Logs, its events
 makes, seals and opens the SigV4 access keys; the signature algorithm itself is
 ``orchestrator.sigv4`` (pure, shared with the invocation data plane, which serves the runtime's
 ``InvokeEndpoint``). ``errors.py`` maps the product's error tree onto the AWS error codes each
-protocol uses.
+protocol uses. ``sagemaker_wire.py`` keeps SageMaker's requests and answers to SageMaker's
+members (``sagemaker_model.py``, generated from botocore's model), and ``compat.py`` writes
+docs/sagemaker-compat.md from the tables.
 """

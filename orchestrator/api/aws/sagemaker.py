@@ -1,62 +1,438 @@
 """SageMaker's control-plane API (awsJson1_1, ``X-Amz-Target: SageMaker.<Operation>``) as one
 table over ``ControlPlane``.
 
-Each row names the operation, the policy action it needs and the function that turns the
-request's members into a service call and its result into the response's members (timestamps
-as datetimes; the protocol layer writes them as epoch seconds). The requests are the
-resource models themselves (SageMaker's field names), validated by ``parse_spec``, so a bad
-field is a ``ValidationException`` that names it. ``python -m orchestrator.api.aws.compat``
-writes ``docs/sagemaker-compat.md`` from these tables.
+Each row names the operation, the policy action it needs, the function that turns the
+request's members into a service call and its result into the response's members, and a note
+for docs/sagemaker-compat.md (``python -m orchestrator.api.aws.compat``). Requests and
+responses pass through ``sagemaker_wire`` (SageMaker's members only; the resource models,
+SageMaker's field names, validate the rest with the field named).
+
+SageMaker's words where clients depend on them: a missing resource is a ``ValidationException``
+("Requested resource not found." for a training job, 'Could not find endpoint "<arn>".' for
+the others: botocore's waiters and the SDK match on them); a create with a name in use is
+``ResourceInUse`` for a training job and a ``ValidationException`` "Cannot create already
+existing ..." for the others (the SDK's ``create_model`` reads that as "use the existing one"),
+even when the spec is the same: unlike the REST API, SageMaker has no idempotent create.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, StringConstraints
 
 from orchestrator.access import Principal
+from orchestrator.api.aws.errors import AwsError
 from orchestrator.api.aws.jsonrpc import JsonService, Operation
+from orchestrator.api.aws.sagemaker_wire import (
+    check_members,
+    dump,
+    outgoing,
+    parse,
+    take_defaults,
+)
 from orchestrator.api.service import ControlPlane, ListQuery
-from orchestrator.resources import parse_spec
+from orchestrator.controller.reconciler import training_output_uri
+from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
+from orchestrator.resources.common import Spec, Tag, TagList
+from orchestrator.resources.endpoints import (
+    CreateEndpointConfigRequest,
+    CreateEndpointRequest,
+    EndpointStatus,
+    UpdateEndpointRequest,
+    UpdateEndpointWeightsAndCapacitiesRequest,
+)
+from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, MODEL, TRAINING_JOB
+from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
 
 Params = dict[str, Any]
+Handler = Callable[[ControlPlane, Params], dict[str, Any]]
+TRAINING_JOB_MISSING = "Requested resource not found."
+# What each kind is called in SageMaker's messages ('Could not find endpoint configuration').
+_WORDS = {
+    MODEL.name: "model",
+    ENDPOINT_CONFIG.name: "endpoint configuration",
+    ENDPOINT.name: "endpoint",
+}
 
 
-def _dump(model: Any) -> dict[str, Any]:
-    out: dict[str, Any] = model.model_dump(mode="python", exclude_none=True)
-    return out
+@dataclass(frozen=True)
+class Row:
+    name: str
+    action: str
+    handler: Handler
+    note: str = ""
 
 
-def _list_query(params: Params) -> ListQuery:
-    return parse_spec(ListQuery, {k: v for k, v in params.items() if k in ListQuery.model_fields})
+@contextmanager
+def _missing(message: str) -> Iterator[None]:
+    """A missing resource, in SageMaker's words."""
+    try:
+        yield
+    except NotFoundError as e:
+        raise AwsError("ValidationException", message) from e
+
+
+@contextmanager
+def _refused_as_validation() -> Iterator[None]:
+    """A state conflict, where SageMaker's model has no ResourceInUse for the operation."""
+    try:
+        yield
+    except (ConflictError, LimitExceededError) as e:
+        raise AwsError("ValidationException", e.message) from e
+
+
+def _not_found(cp: ControlPlane, kind: str, name: str) -> str:
+    if kind == TRAINING_JOB.name:
+        return TRAINING_JOB_MISSING
+    return f'Could not find {_WORDS[kind]} "{cp.arn(kind, name)}".'
+
+
+def _name(p: Params, member: str, operation: str) -> str:
+    check_members(p, operation)
+    value = p.get(member)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{member}: required field is missing", field=member)
+    return value
+
+
+def _create(cp: ControlPlane, kind: str, name: str, create: Callable[[], tuple[str, bool]]) -> str:
+    """Create, refusing a name in use whatever its spec (SageMaker has no idempotent create)."""
+    arn = cp.arn(kind, name)
+    if kind == TRAINING_JOB.name:
+        exists = AwsError(
+            "ResourceInUse",
+            "Training job names must be unique within an AWS account and region, and a "
+            f"training job with this name already exists ({arn})",
+        )
+    else:
+        exists = AwsError(
+            "ValidationException", f'Cannot create already existing {_WORDS[kind]} "{arn}".'
+        )
+    if cp.store.find(kind, name) is not None:
+        raise exists
+    try:
+        arn, created = create()
+    except ConflictError as e:  # made meanwhile, with another spec
+        raise exists from e
+    if not created:  # made meanwhile, with the same spec
+        raise exists
+    return arn
+
+
+# --- lists ----------------------------------------------------------------------------------
+_LIST_MEMBERS = frozenset(ListQuery.model_fields)
+# SageMaker's default order of each list (botocore's documentation of SortOrder).
+_DEFAULT_ORDER = {"ListTrainingJobs": "Ascending"}
+# SageMaker's own page size when MaxResults is not given.
+WIRE_PAGE_SIZE = 10
+
+
+def _list_query(p: Params, operation: str) -> ListQuery:
+    check_members(p, operation)
+    unsupported = sorted(set(p) - _LIST_MEMBERS)
+    if unsupported:
+        raise ValidationError(
+            f"{unsupported[0]}: this server does not filter {operation} by it; leave it out",
+            field=unsupported[0],
+        )
+    doc: dict[str, Any] = {
+        "SortOrder": _DEFAULT_ORDER.get(operation, "Descending"),
+        "MaxResults": WIRE_PAGE_SIZE,
+    }
+    doc.update(p)
+    q = parse(ListQuery, doc, operation)
+    if q.StatusEquals is not None and operation in {"ListModels", "ListEndpointConfigs"}:
+        raise ValidationError(f"StatusEquals: {operation} has no status", field="StatusEquals")
+    return q
+
+
+def _page(key: str, items: list[Any], token: str | None, structure: str) -> dict[str, Any]:
+    return outgoing({key: [dump(i) for i in items], "NextToken": token}, structure)
+
+
+# --- training jobs --------------------------------------------------------------------------
+def create_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    op = "CreateTrainingJob"
+    req = parse(CreateTrainingJobRequest, take_defaults(p, op), op)
+    arn = _create(cp, TRAINING_JOB.name, req.TrainingJobName, lambda: cp.create_training_job(req))
+    return {"TrainingJobArn": arn}
+
+
+def describe_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "TrainingJobName", "DescribeTrainingJob")
+    with _missing(TRAINING_JOB_MISSING):
+        job = cp.describe_training_job(name)
+    doc = dump(job)
+    if not job.ModelArtifacts.S3ModelArtifacts:
+        # Where the model will be (SageMaker names it from the start).
+        fields = set(CreateTrainingJobRequest.model_fields)
+        spec = CreateTrainingJobRequest.model_validate(job.model_dump(include=fields))
+        uri = training_output_uri(spec, cp.settings.objects.default_bucket)
+        doc["ModelArtifacts"] = {"S3ModelArtifacts": uri}
+    for seconds in ("TrainingTimeInSeconds", "BillableTimeInSeconds"):
+        if doc.get(seconds) == 0:
+            doc[seconds] = 1  # a job under a second: SageMaker counts one (its model's minimum)
+    return outgoing(doc, "DescribeTrainingJobResponse")
+
+
+def list_training_jobs(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    items, token = cp.list_training_jobs(_list_query(p, "ListTrainingJobs"))
+    return _page("TrainingJobSummaries", items, token, "ListTrainingJobsResponse")
+
+
+def stop_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "TrainingJobName", "StopTrainingJob")
+    with _missing(TRAINING_JOB_MISSING), _refused_as_validation():
+        cp.stop_training_job(name)
+    return {}
+
+
+def delete_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "TrainingJobName", "DeleteTrainingJob")
+    with _missing(TRAINING_JOB_MISSING):
+        cp.delete_training_job(name)  # an unfinished job: ResourceInUse
+    return {}
+
+
+# --- models ---------------------------------------------------------------------------------
+def create_model(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(CreateModelRequest, p, "CreateModel")
+    return {"ModelArn": _create(cp, MODEL.name, req.ModelName, lambda: cp.create_model(req))}
+
+
+def describe_model(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "ModelName", "DescribeModel")
+    with _missing(_not_found(cp, MODEL.name, name)):
+        return outgoing(dump(cp.describe_model(name)), "DescribeModelOutput")
+
+
+def list_models(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    items, token = cp.list_models(_list_query(p, "ListModels"))
+    return _page("Models", items, token, "ListModelsOutput")
+
+
+def delete_model(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "ModelName", "DeleteModel")
+    with _missing(_not_found(cp, MODEL.name, name)):
+        cp.delete_model(name)
+    return {}
+
+
+# --- endpoint configs -----------------------------------------------------------------------
+def create_endpoint_config(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(CreateEndpointConfigRequest, p, "CreateEndpointConfig")
+    arn = _create(
+        cp, ENDPOINT_CONFIG.name, req.EndpointConfigName, lambda: cp.create_endpoint_config(req)
+    )
+    return {"EndpointConfigArn": arn}
+
+
+def describe_endpoint_config(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "EndpointConfigName", "DescribeEndpointConfig")
+    with _missing(_not_found(cp, ENDPOINT_CONFIG.name, name)):
+        config = cp.describe_endpoint_config(name)
+    return outgoing(dump(config), "DescribeEndpointConfigOutput")
+
+
+def list_endpoint_configs(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    items, token = cp.list_endpoint_configs(_list_query(p, "ListEndpointConfigs"))
+    return _page("EndpointConfigs", items, token, "ListEndpointConfigsOutput")
+
+
+def delete_endpoint_config(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "EndpointConfigName", "DeleteEndpointConfig")
+    with _missing(_not_found(cp, ENDPOINT_CONFIG.name, name)):
+        cp.delete_endpoint_config(name)
+    return {}
+
+
+# --- endpoints ------------------------------------------------------------------------------
+def create_endpoint(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(CreateEndpointRequest, p, "CreateEndpoint")
+    arn = _create(cp, ENDPOINT.name, req.EndpointName, lambda: cp.create_endpoint(req))
+    return {"EndpointArn": arn}
+
+
+def describe_endpoint(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "EndpointName", "DescribeEndpoint")
+    with _missing(_not_found(cp, ENDPOINT.name, name)):
+        ep = cp.describe_endpoint(name)
+    doc = dump(ep)
+    # SageMaker's EndpointConfigName is the config that serves; the one an update moves to is
+    # the pending deployment's.
+    doc["EndpointConfigName"] = ep.CurrentEndpointConfigName or ep.EndpointConfigName
+    doc["LastDeploymentConfig"] = doc.pop("DeploymentConfig", None)
+    if ep.Deployment is not None:
+        doc["PendingDeploymentSummary"] = {
+            "EndpointConfigName": ep.Deployment.TargetEndpointConfigName,
+            "StartTime": ep.Deployment.StartTime,
+        }
+    return outgoing(doc, "DescribeEndpointOutput")
+
+
+def list_endpoints(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    items, token = cp.list_endpoints(_list_query(p, "ListEndpoints"))
+    return _page("Endpoints", items, token, "ListEndpointsOutput")
+
+
+def delete_endpoint(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "EndpointName", "DeleteEndpoint")
+    with _missing(_not_found(cp, ENDPOINT.name, name)):
+        cp.delete_endpoint(name)
+    return {}
+
+
+def _in_service(cp: ControlPlane, name: str) -> None:
+    """SageMaker changes an endpoint only while it is InService."""
+    with _missing(_not_found(cp, ENDPOINT.name, name)):
+        status = cp.describe_endpoint(name).EndpointStatus
+    if status != EndpointStatus.IN_SERVICE:
+        raise AwsError(
+            "ValidationException",
+            f'Cannot update in-progress endpoint "{cp.arn(ENDPOINT.name, name)}".'
+            f" (it is {status.value})",
+        )
+
+
+def update_endpoint(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    op = "UpdateEndpoint"
+    name = _name(p, "EndpointName", op)
+    rest = {k: v for k, v in take_defaults(p, op).items() if k != "EndpointName"}
+    req = parse(UpdateEndpointRequest, rest, op)
+    _in_service(cp, name)
+    with _missing(_not_found(cp, ENDPOINT.name, name)), _refused_as_validation():
+        return {"EndpointArn": cp.update_endpoint(name, req)}
+
+
+def update_endpoint_weights_and_capacities(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    op = "UpdateEndpointWeightsAndCapacities"
+    name = _name(p, "EndpointName", op)
+    rest = {k: v for k, v in p.items() if k != "EndpointName"}
+    req = parse(UpdateEndpointWeightsAndCapacitiesRequest, rest, op)
+    _in_service(cp, name)
+    with _missing(_not_found(cp, ENDPOINT.name, name)), _refused_as_validation():
+        return {"EndpointArn": cp.update_endpoint_weights_and_capacities(name, req)}
+
+
+# --- tags -----------------------------------------------------------------------------------
+ResourceArn = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class AddTagsRequest(Spec):
+    ResourceArn: ResourceArn
+    Tags: Annotated[TagList, Field(min_length=0)]
+
+
+class ListTagsRequest(Spec):
+    ResourceArn: ResourceArn
+    NextToken: str | None = None
+    MaxResults: Annotated[int, Field(ge=50)] | None = None
+
+
+class DeleteTagsRequest(Spec):
+    ResourceArn: ResourceArn
+    TagKeys: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=128)]],
+        Field(min_length=1, max_length=50),
+    ]
+
+
+@contextmanager
+def _tagged(cp: ControlPlane, arn: str) -> Iterator[tuple[str, str]]:
+    """The (kind, name) an ARN names, in SageMaker's words when there is none."""
+    with _missing(f'Could not find resource "{arn}".'), _refused_as_validation():
+        record = cp.tags.find_by_arn(arn)
+        yield record.kind, record.name
+
+
+def add_tags(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(AddTagsRequest, p, "AddTags")
+    with _tagged(cp, req.ResourceArn) as (kind, name):
+        added = cp.tags.add_tags(kind, name, req.Tags)
+    return outgoing({"Tags": [dump(t) for t in added]}, "AddTagsOutput")
+
+
+def list_tags(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(ListTagsRequest, p, "ListTags")
+    if req.NextToken:
+        raise ValidationError(
+            "NextToken: a resource's tags (50 at most) come on one page; there is no next one",
+            field="NextToken",
+        )
+    with _tagged(cp, req.ResourceArn) as (kind, name):
+        tags: list[Tag] = cp.tags.tags_of(kind, name)
+    return {"Tags": [dump(t) for t in tags]}
+
+
+def delete_tags(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(DeleteTagsRequest, p, "DeleteTags")
+    with _tagged(cp, req.ResourceArn) as (kind, name):
+        cp.tags.delete_tags(kind, name, req.TagKeys)
+    return {}
+
+
+TABLE: tuple[Row, ...] = (
+    Row("CreateTrainingJob", "training-job:create", create_training_job,
+        "script mode, built-in algorithms (AlgorithmName, or SageMaker's image of one), your "
+        "own image on Docker and Kubernetes; fields a backend cannot honour are refused by name"),
+    Row("DescribeTrainingJob", "training-job:describe", describe_training_job,
+        "statuses, secondary status transitions, final metrics, model artifact"),
+    Row("ListTrainingJobs", "training-job:list", list_training_jobs,
+        "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
+    Row("StopTrainingJob", "training-job:stop", stop_training_job,
+        "SIGTERM, then SIGKILL after the grace"),
+    Row("DeleteTrainingJob", "training-job:delete", delete_training_job,
+        "a job that has ended; its record goes once the backend has cleaned up"),
+    Row("CreateModel", "model:create", create_model,
+        "PrimaryContainer or Containers (inference pipelines); SageMaker's scikit-learn and "
+        "built-in algorithm images are served by the serving image"),
+    Row("DescribeModel", "model:describe", describe_model),
+    Row("ListModels", "model:list", list_models,
+        "NameContains, CreationTime filters, SortBy, SortOrder, paging"),
+    Row("DeleteModel", "model:delete", delete_model),
+    Row("CreateEndpointConfig", "endpoint-config:create", create_endpoint_config,
+        "production and shadow variants, ManagedInstanceScaling bounds"),
+    Row("DescribeEndpointConfig", "endpoint-config:describe", describe_endpoint_config),
+    Row("ListEndpointConfigs", "endpoint-config:list", list_endpoint_configs,
+        "NameContains, CreationTime filters, SortBy, SortOrder, paging"),
+    Row("DeleteEndpointConfig", "endpoint-config:delete", delete_endpoint_config),
+    Row("CreateEndpoint", "endpoint:create", create_endpoint,
+        "Creating, then InService once every replica answers /ping"),
+    Row("DescribeEndpoint", "endpoint:describe", describe_endpoint,
+        "variants' current and desired weights and counts; a blue/green update in progress as "
+        "PendingDeploymentSummary"),
+    Row("ListEndpoints", "endpoint:list", list_endpoints,
+        "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
+    Row("DeleteEndpoint", "endpoint:delete", delete_endpoint,
+        "Deleting, then gone once its replicas are"),
+    Row("UpdateEndpoint", "endpoint:update", update_endpoint,
+        "blue/green: all at once, canary or linear, with automatic rollback"),
+    Row("UpdateEndpointWeightsAndCapacities", "endpoint:update",
+        update_endpoint_weights_and_capacities,
+        "DesiredWeight and DesiredInstanceCount in place (Updating, then InService); not "
+        "ServerlessUpdateConfig"),
+    Row("AddTags", "tag:add", add_tags,
+        "training jobs, models, endpoint configs and endpoints; up to 50 tags each"),
+    Row("ListTags", "tag:list", list_tags, "one page (a resource has 50 tags at most)"),
+    Row("DeleteTags", "tag:delete", delete_tags),
+)  # fmt: skip
+
+
+def _call(handler: Handler, cp: ControlPlane, params: Params, _: Principal) -> dict[str, Any]:
+    return handler(cp, params)
 
 
 def operations(cp: ControlPlane) -> dict[str, Operation]:
-    def create_training_job(p: Params, _: Principal) -> dict[str, Any]:
-        arn, _created = cp.create_training_job(parse_spec(CreateTrainingJobRequest, p))
-        return {"TrainingJobArn": arn}
-
-    def describe_training_job(p: Params, _: Principal) -> dict[str, Any]:
-        return _dump(cp.describe_training_job(str(p.get("TrainingJobName", ""))))
-
-    def list_training_jobs(p: Params, _: Principal) -> dict[str, Any]:
-        items, token = cp.list_training_jobs(_list_query(p))
-        out: dict[str, Any] = {"TrainingJobSummaries": [_dump(i) for i in items]}
-        if token:
-            out["NextToken"] = token
-        return out
-
-    def stop_training_job(p: Params, _: Principal) -> dict[str, Any]:
-        cp.stop_training_job(str(p.get("TrainingJobName", "")))
-        return {}
-
-    table = [
-        Operation("CreateTrainingJob", "training-job:create", create_training_job),
-        Operation("DescribeTrainingJob", "training-job:describe", describe_training_job),
-        Operation("ListTrainingJobs", "training-job:list", list_training_jobs),
-        Operation("StopTrainingJob", "training-job:stop", stop_training_job),
-    ]
-    return {op.name: op for op in table}
+    return {
+        row.name: Operation(row.name, row.action, partial(_call, row.handler, cp), row.note)
+        for row in TABLE
+    }
 
 
 class SageMakerService(JsonService):

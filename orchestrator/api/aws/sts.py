@@ -12,7 +12,9 @@ from orchestrator.api.aws.errors import AwsError
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
 
 _NS = "https://sts.amazonaws.com/doc/2011-06-15/"
-OPERATIONS = {"GetCallerIdentity": "the access key's identity: UserId, Account and an IAM user ARN"}
+SUPPORTED = {"GetCallerIdentity": "the access key's identity: UserId, Account and an IAM user ARN"}
+# What the SageMaker SDK may call and this server does not answer (docs/sagemaker-compat.md).
+NOT_SUPPORTED = ["AssumeRole", "GetSessionToken", "GetAccessKeyInfo", "DecodeAuthorizationMessage"]
 
 
 class StsService:

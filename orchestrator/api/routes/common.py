@@ -18,6 +18,9 @@ def list_query(  # noqa: PLR0917 - one parameter per SageMaker list filter
     StatusEquals: str | None = None,
     CreationTimeAfter: datetime | None = None,
     CreationTimeBefore: datetime | None = None,
+    LastModifiedTimeAfter: datetime | None = None,
+    LastModifiedTimeBefore: datetime | None = None,
+    SortBy: str = "CreationTime",
     SortOrder: str = "Descending",
 ) -> ListQuery:
     return ListQuery(
@@ -27,6 +30,9 @@ def list_query(  # noqa: PLR0917 - one parameter per SageMaker list filter
         StatusEquals=StatusEquals,
         CreationTimeAfter=CreationTimeAfter,
         CreationTimeBefore=CreationTimeBefore,
+        LastModifiedTimeAfter=LastModifiedTimeAfter,
+        LastModifiedTimeBefore=LastModifiedTimeBefore,
+        SortBy=SortBy,
         SortOrder=SortOrder,
     )
 

@@ -1,4 +1,5 @@
-"""``/api/v1/endpoints``: create, describe, list, update, delete.
+"""``/api/v1/endpoints``: create, describe, list, update (a new config, or weights and
+capacities in place), delete.
 
 Invocations (``/endpoints/{name}/invocations``) are the data plane's (``orchestrator.dataplane``),
 served in front of this app.
@@ -20,6 +21,7 @@ from orchestrator.resources.endpoints import (
     DescribeEndpointResponse,
     ListEndpointsResponse,
     UpdateEndpointRequest,
+    UpdateEndpointWeightsAndCapacitiesRequest,
 )
 from orchestrator.resources.kinds import ENDPOINT
 
@@ -68,6 +70,19 @@ def describe_endpoint(name: str, cp: Plane) -> DescribeEndpointResponse:
 def update_endpoint(name: str, body: UpdateEndpointRequest, cp: Plane) -> CreateEndpointResponse:
     """UpdateEndpoint: move to another EndpointConfig by a blue/green deployment."""
     return CreateEndpointResponse(EndpointArn=cp.update_endpoint(name, body))
+
+
+@router.post(
+    f"{ENDPOINT.collection}/{{name}}/weights-and-capacities",
+    response_model=CreateEndpointResponse,
+    status_code=202,
+    dependencies=[Depends(allowed("endpoint:update"))],
+)
+def update_weights_and_capacities(
+    name: str, body: UpdateEndpointWeightsAndCapacitiesRequest, cp: Plane
+) -> CreateEndpointResponse:
+    """UpdateEndpointWeightsAndCapacities: variants' weights and counts, in place."""
+    return CreateEndpointResponse(EndpointArn=cp.update_endpoint_weights_and_capacities(name, body))
 
 
 @router.delete(

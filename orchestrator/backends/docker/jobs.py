@@ -33,8 +33,8 @@ from orchestrator.training.files import (
 def job_container_run(settings: Settings, launch: JobLaunch, user: str) -> ContainerRun:
     spec = launch.spec
     algo = spec.AlgorithmSpecification
-    if algo.TrainingImage:
-        image = algo.TrainingImage
+    if algo.own_image:
+        image = algo.own_image
     elif builtin_algorithm(spec) is not None:
         image = settings.docker.algorithms_image
     else:

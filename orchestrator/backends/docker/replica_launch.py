@@ -138,7 +138,7 @@ def replica_create_kwargs(
 
 def one_image(containers: list[ContainerDefinition]) -> str | None:
     """None when the containers can share one container, else why not."""
-    images = {c.Image for c in containers}
+    images = {c.own_image for c in containers}
     if len(images) <= 1:
         return None
     named = ", ".join(f"Containers[{i}].Image={c.Image!r}" for i, c in enumerate(containers))

@@ -107,7 +107,7 @@ class DockerReplicas:
         )
         nano, memory, _ = engine.limits(launch.instance_type)
         spec: dict[str, Any] = {
-            "image": container.Image or s.docker.serving_image,
+            "image": container.own_image or s.docker.serving_image,
             "name": f"orch-{launch.endpoint}-{launch.replica_id}",
             "user": engine.container_user(s.docker.user),
             "publish_host": s.docker.publish_host,

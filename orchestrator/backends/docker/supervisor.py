@@ -135,7 +135,7 @@ class DockerSupervisor(Supervisor):
             return ["python"], [str(code / program), *script_args(self.spec)], str(code)
         if builtin_algorithm(self.spec) is not None:
             return ["python"], ["-m", "orchestrator.algorithms.train"], str(ML)
-        if algo.TrainingImage:
+        if algo.own_image:
             return None, list(algo.ContainerArguments or ["train"]), None
         raise TrainingFailure(
             client_error(

@@ -42,6 +42,35 @@ def initial_scaling(variant: ProductionVariant, now: datetime) -> VariantScaling
     )
 
 
+def apply_override(
+    variant: ProductionVariant,
+    state: VariantScalingState | None,
+    count: int,
+    generation: int,
+    now: datetime,
+) -> VariantScalingState:
+    """An autoscaled variant after UpdateEndpointWeightsAndCapacities asked for ``count``
+    instances (request ``generation``): the count is set once, within the variant's bounds,
+    as a scaling decision made now (the cooldowns count from it); the autoscaler goes on from
+    there. A generation already applied changes nothing."""
+    if state is None:
+        state = initial_scaling(variant, now)
+    if state.OverrideGeneration == generation:
+        return state
+    update: dict[str, object] = {"OverrideGeneration": generation, "LastActiveTime": now}
+    scaling = variant.scaling
+    if scaling is not None:
+        low, high = _bounds(scaling)
+        wanted = min(max(count, low), high)
+        current = state.DesiredInstanceCount
+        update["DesiredInstanceCount"] = wanted
+        if wanted > current:
+            update["LastScaleOutTime"] = now
+        elif wanted < current:
+            update["LastScaleInTime"] = now
+    return state.model_copy(update=update)
+
+
 def metric_total(policy: TargetTrackingScalingPolicyConfiguration, load: VariantLoad) -> float:
     """The policy's metric summed over the variant's replicas."""
     if policy.PredefinedMetricType == CONCURRENT_REQUESTS:

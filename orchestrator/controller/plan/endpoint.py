@@ -7,7 +7,9 @@ any other config are removed. Each (config, variant) has slots; each slot holds 
 replica. Dead or stuck replicas are replaced under a new name; too many start failures in a
 row fail the endpoint (serving fleet) or roll the update back (target fleet). The serving
 fleet's production variants are autoscaled (``autoscaling.py``) except during an update; shadow
-variants keep their initial count. The plan also yields the routes.
+variants keep their initial count. UpdateEndpointWeightsAndCapacities' overrides (the spec's
+``VariantOverrides``) replace the serving config's weights and counts; the endpoint stays
+``Updating`` (as ``Creating``) until every slot serves. The plan also yields the routes.
 
 A caller that gives no ``current_config`` while the spec names another config (the Kubernetes
 operator) gets the spec's config served in place, without an update.
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.controller.plan import deployment as dep
-from orchestrator.controller.plan.autoscaling import autoscale, initial_scaling
+from orchestrator.controller.plan.autoscaling import apply_override, autoscale, initial_scaling
 from orchestrator.controller.plan.types import (
     Action,
     DeleteRecord,
@@ -47,11 +49,14 @@ from orchestrator.resources.endpoints import (
     ProductionVariant,
     ProductionVariantSummary,
     VariantScalingState,
+    apply_overrides,
 )
 from orchestrator.resources.models import CreateModelRequest
 
 RESYNC = 1.0
 FAILURE_REASON_LIMIT = 1024
+# Statuses an endpoint keeps until its serving fleet is whole (without a blue/green update).
+_UNTIL_READY = frozenset({EndpointStatus.CREATING, EndpointStatus.UPDATING})
 
 
 @dataclass(frozen=True)
@@ -278,12 +283,18 @@ def _scaling(
     *,
     frozen: bool,
 ) -> list[VariantScalingState]:
-    return [
-        autoscale(
-            v, st.scaling_of(v.VariantName), desired.load.get(v.VariantName), now, frozen=frozen
-        )
-        for v in cfg.ProductionVariants
-    ]
+    overrides = desired.spec.VariantOverrides
+    if overrides is not None and overrides.EndpointConfigName != cfg.EndpointConfigName:
+        overrides = None
+    out: list[VariantScalingState] = []
+    for v in cfg.ProductionVariants:
+        state = st.scaling_of(v.VariantName)
+        asked = overrides.of(v.VariantName) if overrides is not None else None
+        if asked is not None and asked.DesiredInstanceCount is not None and v.scaling:
+            assert overrides is not None
+            state = apply_override(v, state, asked.DesiredInstanceCount, overrides.Generation, now)
+        out.append(autoscale(v, state, desired.load.get(v.VariantName), now, frozen=frozen))
+    return out
 
 
 def plan_endpoint(
@@ -320,6 +331,8 @@ def plan_endpoint(
         return _result(st, remove_all, active=bool(remove_all), routes=None, endpoint=name)
     assert serving_cfg is not None
     st = st.model_copy(update={"CurrentEndpointConfigName": current_name})
+    # UpdateEndpointWeightsAndCapacities: the serving config's weights and counts, as asked.
+    serving_cfg = apply_overrides(serving_cfg, desired.spec.VariantOverrides)
     return _plan_fleets(desired, st, serving_cfg, (observed, leaving), now=now, policy=policy)
 
 
@@ -530,9 +543,9 @@ def _with_status(st: EndpointState, sf: _Fleet, now: datetime) -> EndpointState:
             now=now,
         )
         st = st.model_copy(update={"Conditions": conditions})
-    elif sf.ready or st.EndpointStatus != EndpointStatus.CREATING:
+    elif sf.ready or st.EndpointStatus not in _UNTIL_READY:
         status = EndpointStatus.IN_SERVICE
-    else:
+    else:  # Creating, or Updating its weights and capacities: until every slot serves
         status = st.EndpointStatus
     # Without an update the counter is the serving fleet's; during one, the new fleet's.
     failures = st.StartFailures if d is not None else (0 if sf.ready else sf.failures)

@@ -80,9 +80,11 @@ def _variants(test: Callable[[Any], bool], leaf: str) -> Callable[[Any], list[st
 
 
 def _images(spec: CreateModelRequest) -> list[str]:
+    """The containers that name an image of their own (not one ``resources.images`` stands in
+    for with the serving image)."""
     if spec.PrimaryContainer is not None:
-        return ["PrimaryContainer.Image"] if spec.PrimaryContainer.Image else []
-    return [f"Containers[{i}].Image" for i, c in enumerate(spec.Containers or []) if c.Image]
+        return ["PrimaryContainer.Image"] if spec.PrimaryContainer.own_image else []
+    return [f"Containers[{i}].Image" for i, c in enumerate(spec.Containers or []) if c.own_image]
 
 
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"  # SageMaker's, where the backends sync from
@@ -212,6 +214,19 @@ RULES: tuple[Rule, ...] = (
             "EnableInterContainerTrafficEncryption",
         ),
     ),
+    Rule(
+        "TrainingJob",
+        "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
+        ALL,
+        "metrics are not kept as time series: each MetricDefinition gives the job its final "
+        "value (FinalMetricDataList)",
+        "leave it false (the SDK's TensorFlow estimator sets it: pass "
+        "enable_sagemaker_metrics=False)",
+        _flag(
+            lambda s: s.AlgorithmSpecification.EnableSageMakerMetricsTimeSeries,
+            "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
+        ),
+    ),
     # Docker: one container per host on a per-attempt network; Kubernetes: an Indexed Job
     # and a headless Service (kube/jobs.py, kube/network.py).
     Rule(
@@ -238,10 +253,10 @@ RULES: tuple[Rule, ...] = (
         frozenset({"process"}),
         "a host process runs no container image",
         "use script mode (sagemaker_program and sagemaker_submit_directory), "
-        "AlgorithmSpecification.ContainerEntrypoint without an image, a built-in AlgorithmName, "
-        "or the docker or kubernetes backend",
+        "AlgorithmSpecification.ContainerEntrypoint without an image, a built-in AlgorithmName "
+        "(or SageMaker's image of it), or the docker or kubernetes backend",
         _flag(
-            lambda s: s.AlgorithmSpecification.TrainingImage,
+            lambda s: s.AlgorithmSpecification.own_image,
             "AlgorithmSpecification.TrainingImage",
         ),
     ),
@@ -250,8 +265,9 @@ RULES: tuple[Rule, ...] = (
         "PrimaryContainer.Image",
         frozenset({"process"}),
         "a host process runs no container image",
-        "leave Image unset to serve the artifact with the built-in server (model_fn or a "
-        "joblib/pickle model), or use the docker or kubernetes backend",
+        "leave Image unset (or name SageMaker's scikit-learn or built-in algorithm image) to "
+        "serve the artifact with the built-in server (model_fn or a joblib/pickle model), or "
+        "use the docker or kubernetes backend",
         _images,
     ),
     Rule(
