@@ -59,6 +59,7 @@ class AwsRequest:
     body: bytes = b""  # the whole body, verified (services that do not stream)
     receive: Receive | None = None  # streaming services read the body themselves
     payload_hash: str = sigv4.EMPTY_SHA256  # what was signed for the body
+    signing_key: bytes = b""  # the day's key the request verified with (S3's signed chunks)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -218,6 +219,7 @@ class AwsGateway:
             sigv4.verify(key, signed, credential, signed_hash)
             request.receive = receive
             request.payload_hash = signed_hash
+            request.signing_key = key
             return request
         body = await read_body(receive, self.max_body)
         actual = sigv4.payload_hash_of(body)
