@@ -370,7 +370,6 @@ class StateStore:
             n = conn.execute(select(func.count()).select_from(api_keys)).scalar_one()
         return int(n)
 
-
     # --- SigV4 access keys -----------------------------------------------------------------
     def add_access_key(
         self, access_key_id: str, sealed_secret: str, *, name: str, role: str, now: datetime
@@ -409,9 +408,7 @@ class StateStore:
                 .values(revoked=True)
             )
         if result.rowcount != 1:
-            raise NotFoundError(
-                f"access key {access_key_id!r} does not exist", field="AccessKeyId"
-            )
+            raise NotFoundError(f"access key {access_key_id!r} does not exist", field="AccessKeyId")
         record = self.get_access_key(access_key_id)
         assert record is not None
         return record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.api.aws.gateway import ASGIApp, AwsGateway, AwsService
+from orchestrator.api.aws.s3 import S3Service
 from orchestrator.api.aws.sagemaker import SageMakerService
 from orchestrator.api.aws.sts import StsService
 from orchestrator.api.service import ControlPlane
@@ -12,6 +13,12 @@ def services(cp: ControlPlane) -> list[AwsService]:
     return [
         SageMakerService(cp),
         StsService(cp.settings.account_id),
+        S3Service(
+            cp.objects,
+            region=cp.settings.region,
+            account_id=cp.settings.account_id,
+            spool=cp.settings.home,
+        ),
     ]
 
 
