@@ -33,7 +33,7 @@ import io
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -255,8 +255,10 @@ def encrypt_stream(
     provider: KeyProvider,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     finish: Finish | None = None,
+    digests: Sequence[_pipeline.Digest] = (),
 ) -> EnvelopeInfo:
     """Encrypt all of ``src`` into ``dst`` as one envelope bound to ``name`` and ``version``.
+    ``digests`` (``hashlib``-like) are fed the plaintext on threads of their own.
 
     With ``finish``, the object is format 2 and keeps the attributes ``finish`` returns; if it
     raises, nothing more is written and the error propagates (the caller discards ``dst``)."""
@@ -267,7 +269,7 @@ def encrypt_stream(
     header = _encode_header(key_id, wrapped, os.urandom(8), chunk_size, version, room)
     sealer = Sealer(data_key, header, name)
     dst.write(header.raw)
-    count, size, digest = _pipeline.encrypt_records(src, dst, sealer, chunk_size)
+    count, size, digest = _pipeline.encrypt_records(src, dst, sealer, chunk_size, digests)
     attrs = finish(size, digest.hex()) if finish is not None else None
     dst.write(sealer.seal(count, _seal_trailer(size, digest, attrs, room), final=True))
     encrypted = len(header.raw) + size + count * TAG_BYTES + header.trailer_bytes
@@ -325,6 +327,45 @@ def read_info(src: BinaryIO, *, name: str, provider: KeyProvider, total: int) ->
     src.seek(max(0, total - header.trailer_bytes))
     trailer = _pipeline.read_full(src, header.trailer_bytes)
     return info_of(header.raw, trailer, name=name, provider=provider, total=total)
+
+
+def decrypt_range(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    name: str,
+    provider: KeyProvider,
+    total: int,
+    start: int,
+    length: int,
+) -> EnvelopeInfo:
+    """Decrypt plaintext bytes ``start`` .. ``start + length - 1`` only (seeks; ``total`` =
+    encrypted size): the records that hold them, each authenticated (its position, the object
+    and its header are in its associated data), and the trailer, for the size. The whole
+    object's SHA-256 is not checked: that needs every byte."""
+    info = read_info(src, name=name, provider=provider, total=total)
+    if start < 0 or length < 0 or start + length > info.size:
+        raise ValidationError(
+            f"range {start}+{length} is outside object {name}'s {info.size} bytes", field="range"
+        )
+    src.seek(0)
+    header = _read_header(src, name)
+    sealer = Sealer(_open_key(header, name, provider), header, name)
+    chunk = header.chunk_size
+    if length == 0:
+        return info
+    first, last = start // chunk, (start + length - 1) // chunk
+    src.seek(len(header.raw) + first * (chunk + TAG_BYTES))
+    for index in range(first, last + 1):
+        plain_len = min(chunk, info.size - index * chunk)
+        try:
+            plain = sealer.open(index, _pipeline.read_full(src, plain_len + TAG_BYTES))
+        except InvalidTag as e:
+            raise integrity_error(name, f"record {index} failed authentication") from e
+        lo = start - index * chunk if index == first else 0
+        hi = start + length - index * chunk if index == last else plain_len
+        dst.write(plain[lo:hi])
+    return info
 
 
 def info_of(

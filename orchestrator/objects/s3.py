@@ -17,7 +17,7 @@ import builtins
 import contextlib
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -31,6 +31,7 @@ from orchestrator.errors import (
     ValidationError,
 )
 from orchestrator.objects import envelope
+from orchestrator.objects._pipeline import Digest
 from orchestrator.objects.envelope import Finish
 from orchestrator.objects.keys import KeyProvider
 from orchestrator.objects.store import (
@@ -124,7 +125,14 @@ class S3ObjectStore(StoreBase):
         except S3UploadFailedError as e:
             raise BackendError(f"upload of {uri} to {where} failed: {e}") from e
 
-    def put_stream(self, uri: str, stream: BinaryIO, *, finish: Finish | None = None) -> ObjectInfo:
+    def put_stream(
+        self,
+        uri: str,
+        stream: BinaryIO,
+        *,
+        finish: Finish | None = None,
+        digests: Sequence[Digest] = (),
+    ) -> ObjectInfo:
         bucket, key = parse_object_uri(uri)
         if key == BUCKET_MARKER or any(p.startswith(TEMP_PREFIX) for p in key.split("/")):
             raise ValidationError(
@@ -139,6 +147,7 @@ class S3ObjectStore(StoreBase):
                 provider=self.provider,
                 chunk_size=self.chunk_size,
                 finish=finish,
+                digests=digests,
             )
             sealed.seek(0)
             meta = dict(

@@ -143,3 +143,11 @@ def test_attributes_and_buckets_on_the_s3_driver(s3: S3ObjectStore) -> None:
     assert not s3.bucket_exists("made")
     s3.scratch("uploads").put_bytes("s3://mpu/x", b"part")
     assert [b.name for b in s3.list_buckets()] == ["bucket"]
+
+
+def test_get_range_on_the_s3_driver(s3: S3ObjectStore) -> None:
+    data = os.urandom(2 * CHUNK + 3)
+    s3.put_bytes("s3://bucket/r", data)
+    out = io.BytesIO()
+    s3.get_range("s3://bucket/r", CHUNK - 2, 10, out)
+    assert out.getvalue() == data[CHUNK - 2 : CHUNK + 8]

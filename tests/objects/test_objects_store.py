@@ -241,3 +241,33 @@ def test_buckets_create_list_delete(store: FileObjectStore) -> None:
     scratch = store.scratch("uploads")
     scratch.put_bytes("s3://mpu/x", b"part")
     assert [b.name for b in store.list_buckets()] == ["implicit"]  # scratch is never a bucket
+
+
+@pytest.mark.parametrize(
+    ("start", "length"),
+    [(0, 0), (0, 1), (5, CHUNK), (CHUNK - 1, 2), (CHUNK, CHUNK), (2 * CHUNK + 1, CHUNK + 6)],
+)
+def test_get_range_reads_only_the_records_it_needs(
+    store: FileObjectStore, start: int, length: int
+) -> None:
+    data = os.urandom(3 * CHUNK + 7)
+    store.put_bytes("s3://bucket/r", data)
+    out = io.BytesIO()
+    info = store.get_range("s3://bucket/r", start, length, out)
+    assert out.getvalue() == data[start : start + length]
+    assert info.size == len(data)
+
+
+def test_get_range_checks_bounds_and_authenticates(store: FileObjectStore) -> None:
+    data = os.urandom(2 * CHUNK)
+    store.put_bytes("s3://bucket/r", data)
+    with pytest.raises(ValidationError, match="outside"):
+        store.get_range("s3://bucket/r", CHUNK, CHUNK + 1, io.BytesIO())
+    path = store.root / "bucket" / "r"
+    raw = bytearray(path.read_bytes())
+    raw[-(CHUNK // 2)] ^= 1  # in the second record
+    path.write_bytes(bytes(raw))
+    out = io.BytesIO()
+    assert store.get_range("s3://bucket/r", 0, 10, out).size == len(data)  # first record: fine
+    with pytest.raises(IntegrityError, match="record 1"):
+        store.get_range("s3://bucket/r", CHUNK, 10, io.BytesIO())

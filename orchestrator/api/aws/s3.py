@@ -551,7 +551,9 @@ class S3Service:
 
         pump = asyncio.ensure_future(pipe.pump())
         try:
-            info = await self._run(store.put_stream, uri, body.reader, finish=finish)
+            info = await self._run(
+                store.put_stream, uri, body.source, finish=finish, digests=body.digests
+            )
         except BaseException:
             pump.cancel()
             with contextlib.suppress(BaseException):
@@ -665,7 +667,12 @@ class S3Service:
             headers.append(("content-range", f"bytes {start}-{end}/{info.size}"))
         length = end - start + 1
         headers.append(("content-length", str(length)))
-        f = await self._run(self._decrypted, join_uri(bucket, key))
+        uri = join_uri(bucket, key)
+        if wanted is None:
+            f = await self._run(self._decrypted, uri)
+        else:  # only the records that hold the range
+            f = await self._run(self._decrypted_range, uri, start, length)
+            start = 0
         return AwsResponse(status, headers, stream=self._send(f, start, length))
 
     def _decrypted(self, uri: str) -> BinaryIO:
@@ -677,6 +684,15 @@ class S3Service:
             return open(tmp, "rb")
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+    def _decrypted_range(self, uri: str, start: int, length: int) -> BinaryIO:
+        f = tempfile.TemporaryFile(prefix=".s3-get-", dir=self.spool)  # noqa: SIM115 - _send closes
+        try:
+            self.objects.get_range(uri, start, length, cast(BinaryIO, f))
+        except BaseException:
+            f.close()
+            raise
+        return cast(BinaryIO, f)
 
     async def _send(self, f: BinaryIO, start: int, length: int) -> AsyncIterator[bytes]:
         try:
