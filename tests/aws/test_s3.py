@@ -751,3 +751,22 @@ def test_unsupported_subresources_say_so(s3: Any) -> None:
         s3.get_bucket_versioning(Bucket="data")
     assert _code(e) == "NotImplemented"
     assert "versioning" in e.value.response["Error"]["Message"]
+
+
+def test_a_tampered_part_fails_completion_and_nothing_is_visible(
+    s3: Any, aws_plane: AwsPlane
+) -> None:
+    upload_id = s3.create_multipart_upload(Bucket="data", Key="t")["UploadId"]
+    parts = _parts(s3, upload_id, [os.urandom(5 * MiB), b"end"], key="t")
+    (stored,) = (_root(aws_plane) / ".orch-uploads").rglob("part-00001")
+    raw = bytearray(stored.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    stored.write_bytes(bytes(raw))
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(
+            Bucket="data", Key="t", UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    assert _code(e) == "InternalError"
+    assert "integrity" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket="data", Key="t")

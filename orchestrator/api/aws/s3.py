@@ -204,7 +204,7 @@ class S3Service:
         self.account_id = account_id
         self.spool = spool
         self.now = now
-        self.uploads = Uploads(objects.scratch("uploads"), spool)
+        self.uploads = Uploads(objects.scratch("uploads"))
         # Bodies are read on these threads while the loop feeds them: a pool of its own, so
         # that slow uploads never hold up the default executor the gateway uses.
         self._pool = ThreadPoolExecutor(32, thread_name_prefix="s3-body")

@@ -56,6 +56,7 @@ class BodyPipe(io.RawIOBase):
         self._done = False
         self._error: BaseException | None = None
         self._blocked = False
+        self._want = 1  # bytes the reader waits for: it is woken once, not per message
         self._room = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.received = 0
@@ -80,7 +81,8 @@ class BodyPipe(io.RawIOBase):
                         self._blocked = self._buffered >= self._limit
                         if self._blocked:
                             self._room.clear()
-                        self._cond.notify()
+                        if self._buffered >= self._want or self._blocked:
+                            self._cond.notify()
                     if self._blocked:
                         await self._room.wait()
                 if not message.get("more_body", False):
@@ -97,7 +99,10 @@ class BodyPipe(io.RawIOBase):
     def readinto(self, view: Any) -> int:
         out = memoryview(view).cast("B")
         with self._cond:
-            while not self._chunks and not self._done:
+            # Wait for as much as asked (up to half the limit): one wake-up per buffer, not
+            # one per ASGI message (~64 KiB each).
+            self._want = max(1, min(len(out), self._limit // 2))
+            while self._buffered < self._want and not self._done and not self._blocked:
                 self._cond.wait()
             if self._error is not None:
                 if isinstance(self._error, AwsError):

@@ -15,13 +15,12 @@ import contextlib
 import hashlib
 import io
 import json
-import os
+import queue
 import secrets
-import tempfile
+import threading
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from orchestrator.api.aws.errors import AwsError
@@ -63,9 +62,8 @@ def _no_upload(upload_id: str) -> AwsError:
 
 
 class Uploads:
-    def __init__(self, scratch: ObjectStore, spool: Path) -> None:
+    def __init__(self, scratch: ObjectStore) -> None:
         self.scratch = scratch
-        self.spool = spool
 
     def _uri(self, upload_id: str, name: str) -> str:
         return f"s3://mpu/{upload_id}/{name}"
@@ -167,8 +165,9 @@ class Uploads:
         return chosen
 
     def reader(self, upload: Upload, parts: list[Part]) -> PartsReader:
-        uris = [self.part_uri(upload.upload_id, p.number) for p in parts]
-        return PartsReader(self.scratch, uris, self.spool)
+        return PartsReader(
+            self.scratch, [(self.part_uri(upload.upload_id, p.number), p.size) for p in parts]
+        )
 
 
 def multipart_etag(parts: list[Part]) -> str:
@@ -198,41 +197,70 @@ def _part(info: ObjectInfo, algorithm: str | None) -> Part:
 
 
 class PartsReader(io.RawIOBase):
-    """The parts' plaintext one after another: each is decrypted and verified in full (into an
-    unlinked temp file) before its first byte is read, as every GET of the store is."""
+    """The parts' plaintext one after another, decrypted on a thread of its own while the final
+    object is encrypted from it (no temp file). Every record of every part is authenticated as
+    it is read (``ObjectStore.get_range``); a part that fails raises here, which aborts the
+    final object's write: it is never visible."""
 
-    def __init__(self, store: ObjectStore, uris: list[str], spool: Path) -> None:
-        self._store = store
-        self._uris = list(uris)
-        self._spool = spool
-        self._current: Any = None
+    _QUEUED = 4  # decrypted records waiting for the reader (4 MiB each by default)
+
+    def __init__(self, store: ObjectStore, parts: list[tuple[str, int]]) -> None:
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(self._QUEUED)
+        self._closed = threading.Event()
+        self._head = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._produce, args=(store, parts), name="s3-parts", daemon=True
+        )
+        self._thread.start()
 
     def readable(self) -> bool:
         return True
 
-    def _next(self) -> bool:
-        if not self._uris:
-            return False
-        fd, tmp = tempfile.mkstemp(prefix=".s3-part-", dir=self._spool)
-        os.close(fd)
+    def _put(self, item: bytes | BaseException | None) -> None:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _produce(self, store: ObjectStore, parts: list[tuple[str, int]]) -> None:
+        writer = _Writer(self._put)
         try:
-            self._store.get_file(self._uris.pop(0), Path(tmp))
-            self._current = open(tmp, "rb")  # noqa: SIM115 - closed when read to its end
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return True
+            for uri, size in parts:
+                store.get_range(uri, 0, size, writer)  # type: ignore[arg-type]
+        except BaseException as e:  # handed to the reader, which raises it
+            self._put(e)
+            return
+        self._put(None)
 
     def readinto(self, view: Any) -> int:
-        while True:
-            if self._current is None and not self._next():
-                return 0
-            n = int(self._current.readinto(view))
-            if n:
-                return n
-            self._current.close()
-            self._current = None
+        out = memoryview(view).cast("B")
+        while not self._head and not self._done:
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            else:
+                self._head = memoryview(item)
+        n = min(len(out), len(self._head))
+        out[:n] = self._head[:n]
+        self._head = self._head[n:]
+        return n
 
     def close(self) -> None:
-        if self._current is not None:
-            self._current.close()
+        self._closed.set()
+        self._thread.join(10)
         super().close()
+
+
+class _Writer:
+    def __init__(self, put: Any) -> None:
+        self._put = put
+
+    def write(self, data: bytes) -> int:
+        self._put(bytes(data))
+        return len(data)
