@@ -99,7 +99,8 @@ NOT_SUPPORTED: list[str] = [
     "ACLs, bucket policies, CORS, website hosting, public access block (one account owns all)",
     "tagging, lifecycle rules, replication, inventory, notifications, analytics",
     "storage classes other than STANDARD, Glacier restore",
-    "server-side encryption headers (SSE-S3/SSE-KMS/SSE-C): every object is encrypted anyway",
+    "server-side encryption options (SSE-S3/SSE-KMS/SSE-C headers are accepted and ignored: "
+    "every object is encrypted with the store's own keys anyway)",
     "ListMultipartUploads, ListObjectVersions, SelectObjectContent, GetObjectAttributes",
     "POST object (browser form uploads), PartNumber on GetObject/HeadObject",
     "x-amz-checksum-crc32c and crc64nvme (refused: not verifiable without a library)",
