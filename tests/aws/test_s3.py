@@ -663,26 +663,39 @@ def test_aws_chunked_with_a_trailer_checksum(s3: Any, aws_plane: AwsPlane) -> No
         s3.head_object(Bucket="data", Key="chunked-bad")
 
 
-def _signed_chunks(aws_plane: AwsPlane, seed: str, chunks: list[bytes], timestamp: str) -> bytes:
+def _signed_chunks(
+    aws_plane: AwsPlane, seed: str, chunks: list[bytes], timestamp: str, trailer: str | None
+) -> bytes:
+    """S3's signed aws-chunked body (and signed trailer), as the other SDKs write it."""
     date = timestamp[:8]
     key = sigv4.signing_key(aws_plane.secret, date, REGION, "s3")
     cred = sigv4.Credential(aws_plane.access_key_id, date, REGION, "s3", ("host",), seed, timestamp)
     out, previous = [], seed
     for chunk in [*chunks, b""]:
         previous = sigv4.chunk_signature(key, cred, previous, hashlib.sha256(chunk).hexdigest())
-        out.append(f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + chunk + b"\r\n")
+        out.append(f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + chunk)
+        out.append(b"\r\n" if chunk or trailer is None else b"")
+    if trailer is not None:
+        signed = sigv4.trailer_signature(key, cred, previous, f"{trailer}\n".encode())
+        out.append(f"{trailer}\r\nx-amz-trailer-signature:{signed}\r\n\r\n".encode())
     return b"".join(out)
 
 
 def _streaming_signed_put(
-    aws_plane: AwsPlane, path: str, chunks: list[bytes], tamper: bool = False
+    aws_plane: AwsPlane,
+    path: str,
+    chunks: list[bytes],
+    *,
+    tamper: bool = False,
+    trailer: str | None = None,
 ) -> httpx.Response:
     data = b"".join(chunks)
     url = aws_plane.url + path
-    request = AWSRequest(method="PUT", url=url, headers={
-        "Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": str(len(data)),
-    })  # fmt: skip
-    payload = sigv4.STREAMING_SIGNED
+    headers = {"Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": str(len(data))}
+    if trailer is not None:
+        headers["X-Amz-Trailer"] = trailer.partition(":")[0]
+    request = AWSRequest(method="PUT", url=url, headers=headers)
+    payload = sigv4.STREAMING_SIGNED if trailer is None else sigv4.STREAMING_SIGNED_TRAILER
 
     class Streaming(S3SigV4Auth):
         def payload(self, request: Any) -> str:
@@ -692,7 +705,7 @@ def _streaming_signed_put(
         request
     )
     seed = request.headers["Authorization"].rsplit("Signature=", 1)[1]
-    body = _signed_chunks(aws_plane, seed, chunks, request.context["timestamp"])
+    body = _signed_chunks(aws_plane, seed, chunks, request.context["timestamp"], trailer)
     if tamper:
         body = body.replace(b"A" * 10, b"B" * 10, 1)
     return httpx.put(url, headers=dict(request.headers.items()), content=body)
@@ -708,6 +721,22 @@ def test_signed_aws_chunked_chunks_are_verified(s3: Any, aws_plane: AwsPlane) ->
     assert _xml_code(bad) == "SignatureDoesNotMatch"
     with pytest.raises(ClientError):
         s3.head_object(Bucket="data", Key="signed-bad")
+
+
+def test_a_signed_trailer_is_verified_and_its_checksum_checked(
+    s3: Any, aws_plane: AwsPlane
+) -> None:
+    chunks = [b"A" * 9000, b"C" * 20]
+    crc = base64.b64encode(zlib.crc32(b"".join(chunks)).to_bytes(4, "big")).decode()
+    ok = _streaming_signed_put(aws_plane, "/data/st", chunks, trailer=f"x-amz-checksum-crc32:{crc}")
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-amz-checksum-crc32"] == crc
+    wrong = _streaming_signed_put(
+        aws_plane, "/data/st-bad", chunks, trailer="x-amz-checksum-crc32:AAAAAA=="
+    )
+    assert _xml_code(wrong) == "BadDigest"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket="data", Key="st-bad")
 
 
 def test_chunk_signatures_match_the_aws_documentation_example() -> None:
