@@ -464,8 +464,11 @@ def test_upload_file_and_download_file_of_20_mib(s3: Any, tmp_path: Path) -> Non
     src, dest = tmp_path / "in.bin", tmp_path / "out.bin"
     src.write_bytes(data)
     s3.upload_file(str(src), "data", "models/model.tar.gz")  # multipart: 8 MiB parts
-    head = s3.head_object(Bucket="data", Key="models/model.tar.gz")
+    head = s3.head_object(Bucket="data", Key="models/model.tar.gz", ChecksumMode="ENABLED")
     assert head["ETag"].endswith('-3"')
+    assert head["ChecksumCRC32"].endswith("-3")  # COMPOSITE, as S3 (botocore skips those)
+    (listed,) = s3.list_objects_v2(Bucket="data", Prefix="models/")["Contents"]
+    assert listed["ChecksumAlgorithm"] == ["CRC32"]
     assert head["ContentLength"] == len(data)
     s3.download_file("data", "models/model.tar.gz", str(dest))  # ranged GETs with If-Match
     assert dest.read_bytes() == data

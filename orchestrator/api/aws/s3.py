@@ -437,7 +437,7 @@ class S3Service:
             *[
                 xml.el("ChecksumAlgorithm", a.removeprefix("checksum-").upper())
                 for a in info.attrs
-                if a.startswith("checksum-")
+                if a.startswith("checksum-") and a != "checksum-type"
             ],
             xml.el("Size", info.size),
             xml.el("StorageClass", "STANDARD"),
