@@ -29,14 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
+import boto3
+from botocore.config import Config
 
-from benchmarks._server import control_plane  # noqa: E402
-from orchestrator.api.aws.credentials import AccessKeys  # noqa: E402
-from orchestrator.client import Client  # noqa: E402
-from orchestrator.objects import LocalKeyring  # noqa: E402
-from orchestrator.store import StateStore  # noqa: E402
+from benchmarks._server import control_plane
+from orchestrator.api.aws.credentials import AccessKeys
+from orchestrator.client import Client
+from orchestrator.objects import LocalKeyring
+from orchestrator.store import StateStore
 
 
 def access_key(home: Path) -> tuple[str, str]:
@@ -80,6 +80,9 @@ def main() -> None:
             with open(src, "rb") as f:
                 s3.put_object(Bucket="bench", Key="s3.bin", Body=f)
 
+        def s3_get() -> object:
+            return s3.get_object(Bucket="bench", Key="s3.bin")["Body"].read()
+
         def s3_download() -> None:
             s3.download_file("bench", "s3.bin", str(dest))
             dest.unlink()
@@ -89,7 +92,7 @@ def main() -> None:
             "S3 PUT": s3_put,
             "S3 upload": lambda: s3.upload_file(str(src), "bench", "s3.bin"),
             "native GET": lambda: native.download_bytes("s3://bench/native.bin"),
-            "S3 GET": lambda: s3.get_object(Bucket="bench", Key="s3.bin")["Body"].read(),
+            "S3 GET": s3_get,
             "S3 download": s3_download,
         }
         for fn in ops.values():  # warm-up, and the objects the GETs read
@@ -103,7 +106,7 @@ def main() -> None:
     mb = size / 1e6
     median = {name: statistics.median(t) for name, t in times.items()}
     print(f"{args.size_mib} MiB, median of {args.runs} runs")
-    print(f"| operation   | median s | MB/s | vs native |")
+    print("| operation   | median s | MB/s | vs native |")
     print("|-------------|---------:|-----:|----------:|")
     for name in ops:
         base = median["native GET" if "GET" in name or "download" in name else "native PUT"]
