@@ -317,3 +317,46 @@ def verify(key: bytes, request: Request, credential: Credential, payload_hash: s
 
 def payload_hash_of(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+# S3's signed streaming uploads (``x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD``):
+# every ``aws-chunked`` chunk carries a signature chained from the previous one, the first
+# from the request's own ("seed") signature; a ``...-TRAILER`` upload signs its trailer too.
+# docs.aws.amazon.com: "Signature calculations for the Authorization header: transferring
+# payload in multiple chunks".
+def chunk_signature(key: bytes, credential: Credential, previous: str, chunk_sha256: str) -> str:
+    """The signature of one chunk whose data has SHA-256 ``chunk_sha256`` (hex)."""
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256-PAYLOAD",
+            credential.timestamp,
+            credential.scope,
+            previous,
+            EMPTY_SHA256,
+            chunk_sha256,
+        ]
+    )
+    return signature(key, to_sign)
+
+
+def trailer_signature(key: bytes, credential: Credential, previous: str, trailer: bytes) -> str:
+    """The signature of a signed upload's trailing headers (``name:value\\n`` each)."""
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256-TRAILER",
+            credential.timestamp,
+            credential.scope,
+            previous,
+            hashlib.sha256(trailer).hexdigest(),
+        ]
+    )
+    return signature(key, to_sign)
+
+
+def check_chunk(expected: str, given: str) -> None:
+    if not hmac.compare_digest(expected, given):
+        raise SignatureError(
+            "mismatch",
+            "The chunk signature we calculated does not match the signature you provided "
+            "(a chunk of the body was changed, dropped or reordered).",
+        )

@@ -18,9 +18,9 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from orchestrator.objects.envelope import Sealer
@@ -131,40 +131,56 @@ class _BufferCache:
 _buffers = _BufferCache()
 
 
-class _OrderedHasher:
-    """SHA-256 on one worker thread; buffers are reused only once their update is done."""
+class Digest(Protocol):
+    """What ``hashlib`` objects have: fed the plaintext in order."""
 
-    def __init__(self, size: int, extra: list[int]) -> None:
+    def update(self, data: Any, /) -> None: ...
+
+
+class _OrderedHasher:
+    """SHA-256 on one worker thread, and each extra digest on its own (S3's MD5 and CRC32);
+    buffers are reused only once every update of them is done."""
+
+    def __init__(self, size: int, extra: list[int], digests: Sequence[Digest] = ()) -> None:
         self._digest = hashlib.sha256()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="objects-sha256")
+        self._digests: list[Digest] = [self._digest, *digests]
+        self._pools = [
+            ThreadPoolExecutor(1, thread_name_prefix="objects-digest") for _ in self._digests
+        ]
         self._bufs = [_buffers.take(size) for _ in range(POOL)]
         self.extra = [_buffers.take(n) for n in extra]
-        self._busy: list[Future[None] | None] = [None] * POOL
+        self._busy: list[list[Future[None]]] = [[] for _ in range(POOL)]
 
     def buffer(self, index: int) -> memoryview:
         slot = index % POOL
-        fut = self._busy[slot]
-        if fut is not None:
+        for fut in self._busy[slot]:
             fut.result()
         return memoryview(self._bufs[slot])
 
     def update(self, index: int, view: memoryview) -> None:
-        self._busy[index % POOL] = self._pool.submit(self._digest.update, view)
+        self._busy[index % POOL] = [
+            pool.submit(d.update, view) for pool, d in zip(self._pools, self._digests, strict=True)
+        ]
 
     def digest(self) -> bytes:
-        return self._pool.submit(self._digest.digest).result()
+        """The SHA-256, once every digest has been fed everything."""
+        for pool in self._pools[1:]:
+            pool.submit(lambda: None).result()
+        return self._pools[0].submit(self._digest.digest).result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         # Not zeroed: they never leave this module, and zeroing cost ~15 ms per call.
         _buffers.give([*self._bufs, *self.extra])
 
 
 def encrypt_records(
-    src: BinaryIO, dst: BinaryIO, sealer: Sealer, chunk_size: int
+    src: BinaryIO, dst: BinaryIO, sealer: Sealer, chunk_size: int, digests: Sequence[Digest] = ()
 ) -> tuple[int, int, bytes]:
-    """Seal ``src`` chunk by chunk into ``dst``; returns (records, plaintext size, SHA-256)."""
-    hasher = _OrderedHasher(chunk_size, [chunk_size + 16])
+    """Seal ``src`` chunk by chunk into ``dst``; returns (records, plaintext size, SHA-256).
+    ``digests`` are fed the plaintext too, each on its own thread."""
+    hasher = _OrderedHasher(chunk_size, [chunk_size + 16], digests)
     out = memoryview(hasher.extra[0])
     writeback = Writeback(dst)
     count = size = 0

@@ -7,6 +7,12 @@
     records  chunk 0 .. n-1: AES-GCM(plaintext chunk) = chunk_size + 16 bytes, the last shorter
     trailer  record n:       AES-GCM(plaintext length u64 | SHA-256 of the plaintext) = 56 bytes
 
+Format 2 is format 1 with the object's attributes (string pairs: S3's ETag, content type, user
+metadata and checksums) at the end of the trailer, as JSON padded with spaces to the header's
+``attrs_bytes``: they are known only once the body has been read (an ETag is the MD5 of it),
+and the trailer is the one record sealed after that, so they are encrypted and authenticated
+like the rest. Format 1 objects (no attributes) read as before.
+
 Every object gets a fresh 256-bit data key, wrapped by a ``KeyProvider`` with the object's
 name and version as associated data. Record ``i`` uses nonce ``prefix(8) | i (u32)`` and
 associated data ``context | i (u64) | final (u8)`` where ``context = SHA-256(name | header)``:
@@ -23,9 +29,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import os
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -38,6 +46,9 @@ from orchestrator.objects.keys import KeyProvider
 
 MAGIC = b"ORCENV"
 FORMAT_VERSION = 1
+FORMAT_ATTRS = 2  # the trailer also holds the object's attributes
+ATTRS_BYTES = 4096  # room for S3's 2 KB of user metadata, an ETag, checksums and more
+_MAX_ATTRS_BYTES = 64 << 10
 ALG = "AES-256-GCM"
 TAG_BYTES = 16
 TRAILER_PLAIN = struct.Struct(">Q32s")
@@ -50,6 +61,12 @@ _MAX_HEADER_JSON = 64 << 10
 _MAX_RECORDS = 1 << 32  # the nonce counter is 32 bits
 
 
+Attrs = dict[str, str]
+# Called once the whole body has been read, with its size and SHA-256 (hex), before the trailer
+# is sealed: returns the object's attributes, or raises to refuse the object.
+Finish = Callable[[int, str], Attrs]
+
+
 @dataclass(frozen=True)
 class EnvelopeInfo:
     name: str
@@ -60,6 +77,7 @@ class EnvelopeInfo:
     chunk_size: int
     header_size: int
     encrypted_size: int
+    attrs: Attrs | None = None  # format 2 only
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,11 @@ class _Header:
     nonce_prefix: bytes
     chunk_size: int
     version: str
+    attrs_bytes: int = 0  # format 2: the trailer's room for attributes
+
+    @property
+    def trailer_bytes(self) -> int:
+        return TRAILER_BYTES + self.attrs_bytes
 
 
 class Sealer:
@@ -114,15 +137,49 @@ def integrity_error(name: str, why: str) -> IntegrityError:
     return IntegrityError(f"object {name} failed its integrity check: {why}")
 
 
-def overhead_bytes(size: int, chunk_size: int, header_size: int) -> int:
+def overhead_bytes(size: int, chunk_size: int, header_size: int, attrs_bytes: int = 0) -> int:
     """Encrypted size minus plaintext size, for an object of ``size`` bytes."""
-    return header_size + TAG_BYTES * -(-size // chunk_size) + TRAILER_BYTES
+    return header_size + TAG_BYTES * -(-size // chunk_size) + TRAILER_BYTES + attrs_bytes
 
 
-def _encode_header(
-    key_id: str, wrapped: bytes, nonce_prefix: bytes, chunk_size: int, version: str
+def _seal_trailer(size: int, digest: bytes, attrs: Attrs | None, room: int) -> bytes:
+    plain = TRAILER_PLAIN.pack(size, digest)
+    if attrs is None:
+        return plain
+    doc = json.dumps(attrs, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    if len(doc) > room:
+        raise ValidationError(
+            f"the object's attributes take {len(doc)} bytes, over the {room}-byte limit "
+            "(shorten its metadata)",
+            field="attrs",
+        )
+    return plain + doc.ljust(room, b" ")
+
+
+def _open_trailer(name: str, header: _Header, plain: bytes) -> tuple[int, bytes, Attrs | None]:
+    size, digest = TRAILER_PLAIN.unpack(plain[: TRAILER_PLAIN.size])
+    if not header.attrs_bytes:
+        return size, digest, None
+    try:
+        doc = json.loads(plain[TRAILER_PLAIN.size :])
+        if not isinstance(doc, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in doc.items()
+        ):
+            raise ValueError("not an object of strings")
+    except ValueError as e:
+        raise integrity_error(name, f"its attributes are unreadable ({e})") from e
+    return size, digest, doc
+
+
+def _encode_header(  # noqa: PLR0917 - the header's fields, in their order
+    key_id: str,
+    wrapped: bytes,
+    nonce_prefix: bytes,
+    chunk_size: int,
+    version: str,
+    attrs_bytes: int = 0,
 ) -> _Header:
-    doc = {
+    doc: dict[str, object] = {
         "alg": ALG,
         "chunk_size": chunk_size,
         "key_id": key_id,
@@ -130,9 +187,12 @@ def _encode_header(
         "version": version,
         "wrapped_key": base64.b64encode(wrapped).decode(),
     }
+    if attrs_bytes:
+        doc["attrs_bytes"] = attrs_bytes
     body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    raw = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
-    return _Header(raw, key_id, wrapped, nonce_prefix, chunk_size, version)
+    fmt = FORMAT_ATTRS if attrs_bytes else FORMAT_VERSION
+    raw = _PREFIX.pack(MAGIC, fmt, len(body)) + body
+    return _Header(raw, key_id, wrapped, nonce_prefix, chunk_size, version, attrs_bytes)
 
 
 def _read_header(src: BinaryIO, name: str) -> _Header:
@@ -142,7 +202,7 @@ def _read_header(src: BinaryIO, name: str) -> _Header:
     magic, fmt, length = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise integrity_error(name, "it does not start with the envelope magic")
-    if fmt != FORMAT_VERSION or length > _MAX_HEADER_JSON:
+    if fmt not in (FORMAT_VERSION, FORMAT_ATTRS) or length > _MAX_HEADER_JSON:
         raise integrity_error(name, f"unknown envelope format {fmt} or header length {length}")
     body = _pipeline.read_full(src, length)
     try:
@@ -154,8 +214,11 @@ def _read_header(src: BinaryIO, name: str) -> _Header:
             nonce_prefix=base64.b64decode(doc["nonce_prefix"], validate=True),
             chunk_size=int(doc["chunk_size"]),
             version=str(doc["version"]),
+            attrs_bytes=int(doc["attrs_bytes"]) if fmt == FORMAT_ATTRS else 0,
         )
         ok = doc["alg"] == ALG and len(header.nonce_prefix) == 8
+        if fmt == FORMAT_ATTRS and not 0 < header.attrs_bytes <= _MAX_ATTRS_BYTES:
+            ok = False
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise integrity_error(name, f"its header is unreadable ({e})") from e
     if not ok or not MIN_CHUNK_SIZE <= header.chunk_size <= MAX_CHUNK_SIZE:
@@ -191,19 +254,27 @@ def encrypt_stream(
     version: str,
     provider: KeyProvider,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    finish: Finish | None = None,
+    digests: Sequence[_pipeline.Digest] = (),
 ) -> EnvelopeInfo:
-    """Encrypt all of ``src`` into ``dst`` as one envelope bound to ``name`` and ``version``."""
+    """Encrypt all of ``src`` into ``dst`` as one envelope bound to ``name`` and ``version``.
+    ``digests`` (``hashlib``-like) are fed the plaintext on threads of their own.
+
+    With ``finish``, the object is format 2 and keeps the attributes ``finish`` returns; if it
+    raises, nothing more is written and the error propagates (the caller discards ``dst``)."""
     check_chunk_size(chunk_size)
     data_key = AESGCM.generate_key(bit_length=256)
     key_id, wrapped = provider.wrap(data_key, key_aad(name, version))
-    header = _encode_header(key_id, wrapped, os.urandom(8), chunk_size, version)
+    room = ATTRS_BYTES if finish is not None else 0
+    header = _encode_header(key_id, wrapped, os.urandom(8), chunk_size, version, room)
     sealer = Sealer(data_key, header, name)
     dst.write(header.raw)
-    count, size, digest = _pipeline.encrypt_records(src, dst, sealer, chunk_size)
-    dst.write(sealer.seal(count, TRAILER_PLAIN.pack(size, digest), final=True))
-    encrypted = len(header.raw) + size + count * TAG_BYTES + TRAILER_BYTES
+    count, size, digest = _pipeline.encrypt_records(src, dst, sealer, chunk_size, digests)
+    attrs = finish(size, digest.hex()) if finish is not None else None
+    dst.write(sealer.seal(count, _seal_trailer(size, digest, attrs, room), final=True))
+    encrypted = len(header.raw) + size + count * TAG_BYTES + header.trailer_bytes
     return EnvelopeInfo(
-        name, version, key_id, size, digest.hex(), chunk_size, len(header.raw), encrypted
+        name, version, key_id, size, digest.hex(), chunk_size, len(header.raw), encrypted, attrs
     )
 
 
@@ -224,18 +295,19 @@ def decrypt_stream(
     sealer = Sealer(_open_key(header, name, provider), header, name)
     try:
         count, size, digest, trailer = _pipeline.decrypt_records(
-            src, dst, sealer, header.chunk_size + TAG_BYTES, TRAILER_BYTES
+            src, dst, sealer, header.chunk_size + TAG_BYTES, header.trailer_bytes
         )
-        want_size, want_digest = TRAILER_PLAIN.unpack(sealer.open(count, trailer, final=True))
+        plain = sealer.open(count, trailer, final=True)
     except InvalidTag as e:
         raise integrity_error(name, "a record failed authentication") from e
     except _pipeline.BadRecordError as e:
         raise integrity_error(name, str(e)) from e
+    want_size, want_digest, attrs = _open_trailer(name, header, plain)
     if want_size != size:
         raise integrity_error(name, f"it decrypted to {size} bytes, its trailer says {want_size}")
     if want_digest != digest:
         raise integrity_error(name, "the SHA-256 of its plaintext does not match its trailer")
-    encrypted = len(header.raw) + size + count * TAG_BYTES + TRAILER_BYTES
+    encrypted = len(header.raw) + size + count * TAG_BYTES + header.trailer_bytes
     return EnvelopeInfo(
         name,
         header.version,
@@ -245,26 +317,75 @@ def decrypt_stream(
         header.chunk_size,
         len(header.raw),
         encrypted,
+        attrs,
     )
 
 
 def read_info(src: BinaryIO, *, name: str, provider: KeyProvider, total: int) -> EnvelopeInfo:
     """Header and trailer only (seeks; ``total`` = encrypted size): for ``head()``."""
     header = _read_header(src, name)
+    src.seek(max(0, total - header.trailer_bytes))
+    trailer = _pipeline.read_full(src, header.trailer_bytes)
+    return info_of(header.raw, trailer, name=name, provider=provider, total=total)
+
+
+def decrypt_range(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    name: str,
+    provider: KeyProvider,
+    total: int,
+    start: int,
+    length: int,
+) -> EnvelopeInfo:
+    """Decrypt plaintext bytes ``start`` .. ``start + length - 1`` only (seeks; ``total`` =
+    encrypted size): the records that hold them, each authenticated (its position, the object
+    and its header are in its associated data), and the trailer, for the size. The whole
+    object's SHA-256 is not checked: that needs every byte."""
+    info = read_info(src, name=name, provider=provider, total=total)
+    if start < 0 or length < 0 or start + length > info.size:
+        raise ValidationError(
+            f"range {start}+{length} is outside object {name}'s {info.size} bytes", field="range"
+        )
+    src.seek(0)
+    header = _read_header(src, name)
     sealer = Sealer(_open_key(header, name, provider), header, name)
-    body = total - len(header.raw) - TRAILER_BYTES
+    chunk = header.chunk_size
+    if length == 0:
+        return info
+    first, last = start // chunk, (start + length - 1) // chunk
+    src.seek(len(header.raw) + first * (chunk + TAG_BYTES))
+    for index in range(first, last + 1):
+        plain_len = min(chunk, info.size - index * chunk)
+        try:
+            plain = sealer.open(index, _pipeline.read_full(src, plain_len + TAG_BYTES))
+        except InvalidTag as e:
+            raise integrity_error(name, f"record {index} failed authentication") from e
+        lo = start - index * chunk if index == first else 0
+        hi = start + length - index * chunk if index == last else plain_len
+        dst.write(plain[lo:hi])
+    return info
+
+
+def info_of(
+    raw_header: bytes, trailer: bytes, *, name: str, provider: KeyProvider, total: int
+) -> EnvelopeInfo:
+    """What ``read_info`` says, from the header's bytes and the sealed trailer's (the last
+    bytes of the object: at least the trailer's size; more are ignored)."""
+    header = _read_header(io.BytesIO(raw_header), name)
+    sealer = Sealer(_open_key(header, name, provider), header, name)
+    body = total - len(header.raw) - header.trailer_bytes
     record = header.chunk_size + TAG_BYTES
     full, rest = divmod(body, record)
     if body < 0 or 0 < rest <= TAG_BYTES:
         raise integrity_error(name, f"its length {total} does not fit the envelope layout")
     count = full + (1 if rest else 0)
-    src.seek(total - TRAILER_BYTES)
     try:
-        size, digest = TRAILER_PLAIN.unpack(
-            sealer.open(count, _pipeline.read_full(src, TRAILER_BYTES), final=True)
-        )
+        plain = sealer.open(count, trailer[-header.trailer_bytes :], final=True)
     except InvalidTag as e:
         raise integrity_error(name, "its trailer failed authentication") from e
+    size, digest, attrs = _open_trailer(name, header, plain)
     if size != body - count * TAG_BYTES:
         raise integrity_error(name, f"its trailer length {size} does not match the layout")
     return EnvelopeInfo(
@@ -276,4 +397,5 @@ def read_info(src: BinaryIO, *, name: str, provider: KeyProvider, total: int) ->
         header.chunk_size,
         len(header.raw),
         total,
+        attrs,
     )

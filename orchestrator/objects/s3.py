@@ -5,21 +5,25 @@ Logical ``s3://b/k`` is stored at ``<backing-bucket>/<prefix>/b/k``. Encryption 
 (multipart above 8 MiB); a GET downloads into a temp file and decrypts into the destination
 only through the same verify-then-release path as the file driver. ``head()`` and ``list()``
 read the plaintext size, SHA-256, version and key id from object metadata written at upload;
-those are not authenticated, but every GET re-checks the authenticated trailer.
+those are not authenticated, but every GET re-checks the authenticated trailer. An object
+with attributes (format 2) also records its header's size, and ``head()`` reads its header and
+trailer with two ranged GETs to open them. A bucket's marker is ``<prefix>/<bucket>/.orch-bucket``.
 ``boto3`` is imported lazily so the package works without the ``s3`` extra.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from orchestrator.errors import (
     BackendError,
+    ConflictError,
     IntegrityError,
     NotFoundError,
     PermissionDeniedError,
@@ -27,14 +31,31 @@ from orchestrator.errors import (
     ValidationError,
 )
 from orchestrator.objects import envelope
+from orchestrator.objects._pipeline import Digest
+from orchestrator.objects.envelope import Finish
 from orchestrator.objects.keys import KeyProvider
-from orchestrator.objects.store import ObjectInfo, StoreBase, atomic_file, new_version
-from orchestrator.objects.uri import join_uri, parse_object_uri, parse_prefix_uri
+from orchestrator.objects.store import (
+    BUCKET_MARKER,
+    TEMP_PREFIX,
+    BucketInfo,
+    ObjectInfo,
+    StoreBase,
+    atomic_file,
+    new_version,
+)
+from orchestrator.objects.uri import (
+    check_bucket,
+    is_bucket_name,
+    join_uri,
+    parse_object_uri,
+    parse_prefix_uri,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _META = ("orch-size", "orch-sha256", "orch-version", "orch-key-id")
+_HEADER_SIZE = "orch-header-size"  # format 2 objects: head() opens the trailer's attributes
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _DENIED = ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch")
 
@@ -104,8 +125,19 @@ class S3ObjectStore(StoreBase):
         except S3UploadFailedError as e:
             raise BackendError(f"upload of {uri} to {where} failed: {e}") from e
 
-    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo:
+    def put_stream(
+        self,
+        uri: str,
+        stream: BinaryIO,
+        *,
+        finish: Finish | None = None,
+        digests: Sequence[Digest] = (),
+    ) -> ObjectInfo:
         bucket, key = parse_object_uri(uri)
+        if key == BUCKET_MARKER or any(p.startswith(TEMP_PREFIX) for p in key.split("/")):
+            raise ValidationError(
+                f"invalid object URI {uri!r}: the key {BUCKET_MARKER!r} is reserved", field="uri"
+            )
         with tempfile.TemporaryFile() as sealed:
             env = envelope.encrypt_stream(
                 stream,
@@ -114,11 +146,15 @@ class S3ObjectStore(StoreBase):
                 version=new_version(),
                 provider=self.provider,
                 chunk_size=self.chunk_size,
+                finish=finish,
+                digests=digests,
             )
             sealed.seek(0)
             meta = dict(
                 zip(_META, (str(env.size), env.sha256, env.version, env.key_id), strict=True)
             )
+            if env.attrs is not None:
+                meta[_HEADER_SIZE] = str(env.header_size)
             with self._errors(uri):
                 self._client.upload_fileobj(
                     sealed, self.bucket, self._key(bucket, key), ExtraArgs={"Metadata": meta}
@@ -154,11 +190,33 @@ class S3ObjectStore(StoreBase):
                 f"object {uri} failed its integrity check: its envelope metadata is missing"
             ) from e
 
+    def _range(self, uri: str, key: str, spec: str) -> bytes:
+        with self._errors(uri):
+            body = self._client.get_object(Bucket=self.bucket, Key=key, Range=spec)["Body"]
+            return bytes(body.read())
+
     def head(self, uri: str) -> ObjectInfo:
         bucket, key = parse_object_uri(uri)
+        backing = self._key(bucket, key)
         with self._errors(uri):
-            resp = self._client.head_object(Bucket=self.bucket, Key=self._key(bucket, key))
-        return self._info(uri, resp.get("Metadata", {}), resp["LastModified"])
+            resp = self._client.head_object(Bucket=self.bucket, Key=backing)
+        meta = resp.get("Metadata", {})
+        info = self._info(uri, meta, resp["LastModified"])
+        if _HEADER_SIZE not in meta:
+            return info
+        total = int(resp["ContentLength"])
+        header = self._range(uri, backing, f"bytes=0-{int(meta[_HEADER_SIZE]) - 1}")
+        tail = envelope.TRAILER_BYTES + envelope.ATTRS_BYTES
+        trailer = self._range(uri, backing, f"bytes=-{tail}")
+        env = envelope.info_of(header, trailer, name=uri, provider=self.provider, total=total)
+        if (env.size, env.sha256, env.version) != (info.size, info.sha256, info.version):
+            raise IntegrityError(
+                f"object {uri} failed its integrity check: its metadata does not match it"
+            )
+        return ObjectInfo(
+            uri, info.size, info.version, info.sha256, info.key_id, info.last_modified,
+            env.attrs or {},
+        )  # fmt: skip
 
     def list(self, prefix_uri: str) -> list[ObjectInfo]:
         bucket, prefix = parse_prefix_uri(prefix_uri)
@@ -170,6 +228,7 @@ class S3ObjectStore(StoreBase):
             )
             for page in pages:
                 keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        keys = [k for k in keys if k != BUCKET_MARKER]
         return [self.head(join_uri(bucket, key)) for key in sorted(keys)]
 
     def delete(self, uri: str) -> None:
@@ -177,3 +236,65 @@ class S3ObjectStore(StoreBase):
         self.head(uri)  # S3 deletes of absent keys succeed; the protocol says NotFoundError.
         with self._errors(uri):
             self._client.delete_object(Bucket=self.bucket, Key=self._key(bucket, key))
+
+    # --- buckets ---------------------------------------------------------------------------
+    def list_buckets(self) -> builtins.list[BucketInfo]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        names: builtins.list[str] = []
+        with self._errors(f"s3://{self.bucket}/{base}"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/"
+            )
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    names.append(common["Prefix"][len(base) :].rstrip("/"))
+        return [BucketInfo(n, self._created(n)) for n in sorted(names) if is_bucket_name(n)]
+
+    def _created(self, bucket: str) -> Any:
+        marker = self._key(bucket, BUCKET_MARKER)
+        try:
+            with self._errors(f"s3://{bucket}"):
+                return self._client.head_object(Bucket=self.bucket, Key=marker)["LastModified"]
+        except NotFoundError:  # made by a put, not created: its first object's time
+            with self._errors(f"s3://{bucket}"):
+                page = self._client.list_objects_v2(
+                    Bucket=self.bucket, Prefix=self._key(bucket, ""), MaxKeys=1
+                )
+            return page["Contents"][0]["LastModified"] if page.get("Contents") else None
+
+    def _first_keys(self, bucket: str, n: int) -> builtins.list[str]:
+        check_bucket(bucket)
+        with self._errors(f"s3://{bucket}"):
+            page = self._client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self._key(bucket, ""), MaxKeys=n
+            )
+        return [obj["Key"] for obj in page.get("Contents", [])]
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return bool(self._first_keys(bucket, 1))
+
+    def create_bucket(self, bucket: str) -> bool:
+        if self.bucket_exists(bucket):
+            return False
+        with self._errors(f"s3://{bucket}"):
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._key(bucket, BUCKET_MARKER), Body=b""
+            )
+        return True
+
+    def delete_bucket(self, bucket: str) -> None:
+        keys = self._first_keys(bucket, 2)
+        if not keys:
+            raise NotFoundError(f"bucket {bucket} does not exist", field="bucket")
+        marker = self._key(bucket, BUCKET_MARKER)
+        if any(k != marker for k in keys):
+            raise ConflictError(f"bucket {bucket} is not empty", field="bucket")
+        with self._errors(f"s3://{bucket}"):
+            self._client.delete_object(Bucket=self.bucket, Key=marker)
+
+    def scratch(self, name: str) -> S3ObjectStore:
+        # A leading dot is never a bucket name: nothing here is listed as a bucket.
+        prefix = f"{self.prefix}/.orch-{name}" if self.prefix else f".orch-{name}"
+        return S3ObjectStore(
+            self.bucket, prefix, self.provider, chunk_size=self.chunk_size, client=self._client
+        )

@@ -5,6 +5,14 @@ object at ``<root>/<bucket>/<key>``. A write goes to a temp file in the same dir
 fsynced, then renamed over the old version, and the directory is fsynced: a crash leaves the
 old version or the new one, never a mix. Temp files carry a reserved name that ``list()``
 skips and that keys may not use. ``head()`` reads only the header and the trailer.
+
+``put_stream(..., finish=)`` keeps string attributes with the object, sealed in its trailer
+(S3's ETag, content type and user metadata, see ``envelope``), and lets the caller refuse
+the body once it has been read (a checksum that does not match): the object is then never
+visible. Buckets are directories here (``<root>/<bucket>``, a marker file records when one was
+created); a bucket that holds objects exists whether or not it was created.
+``scratch(name)`` is a store beside this one for the server's own work in progress (S3's
+multipart parts), never listed with it.
 """
 
 from __future__ import annotations
@@ -15,8 +23,8 @@ import io
 import os
 import secrets
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -24,10 +32,19 @@ from urllib.parse import unquote, urlsplit
 
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
 from orchestrator.objects import envelope
+from orchestrator.objects._pipeline import Digest
+from orchestrator.objects.envelope import Attrs, Finish
 from orchestrator.objects.keys import KeyProvider
-from orchestrator.objects.uri import check_bucket, join_uri, parse_object_uri, parse_prefix_uri
+from orchestrator.objects.uri import (
+    check_bucket,
+    is_bucket_name,
+    join_uri,
+    parse_object_uri,
+    parse_prefix_uri,
+)
 
 TEMP_PREFIX = ".orch-tmp-"
+BUCKET_MARKER = ".orch-bucket"  # in a bucket's top directory: when it was created
 
 
 @dataclass(frozen=True)
@@ -38,13 +55,27 @@ class ObjectInfo:
     sha256: str  # hex digest of the plaintext
     key_id: str
     last_modified: datetime
+    attrs: Attrs = field(default_factory=dict)  # what ``put_stream(finish=)`` kept
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime
 
 
 @runtime_checkable
 class ObjectStore(Protocol):
     def put_file(self, uri: str, path: Path) -> ObjectInfo: ...
     def put_bytes(self, uri: str, data: bytes) -> ObjectInfo: ...
-    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo: ...
+    def put_stream(
+        self,
+        uri: str,
+        stream: BinaryIO,
+        *,
+        finish: Finish | None = None,
+        digests: Sequence[Digest] = (),
+    ) -> ObjectInfo: ...
     def get_file(self, uri: str, path: Path) -> ObjectInfo: ...
     def get_bytes(self, uri: str) -> bytes: ...
     def head(self, uri: str) -> ObjectInfo: ...
@@ -52,6 +83,12 @@ class ObjectStore(Protocol):
     def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
     def delete(self, uri: str) -> None: ...
     def download_prefix(self, prefix_uri: str, dest: Path) -> builtins.list[Path]: ...
+    def get_range(self, uri: str, start: int, length: int, dst: BinaryIO) -> ObjectInfo: ...
+    def list_buckets(self) -> builtins.list[BucketInfo]: ...
+    def bucket_exists(self, bucket: str) -> bool: ...
+    def create_bucket(self, bucket: str) -> bool: ...  # False: it was there already
+    def delete_bucket(self, bucket: str) -> None: ...  # ConflictError when it holds objects
+    def scratch(self, name: str) -> ObjectStore: ...
 
 
 def new_version() -> str:
@@ -88,7 +125,14 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 class StoreBase:
     """What every driver derives from its ``put_stream``/``get_file``/``head``/``list``."""
 
-    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo:
+    def put_stream(
+        self,
+        uri: str,
+        stream: BinaryIO,
+        *,
+        finish: Finish | None = None,
+        digests: Sequence[Digest] = (),
+    ) -> ObjectInfo:
         raise NotImplementedError
 
     def get_file(self, uri: str, path: Path) -> ObjectInfo:
@@ -117,6 +161,27 @@ class StoreBase:
         except NotFoundError:
             return False
         return True
+
+    def get_range(self, uri: str, start: int, length: int, dst: BinaryIO) -> ObjectInfo:
+        """Write plaintext bytes ``start`` .. ``start + length - 1`` to ``dst``. Here: the
+        whole object, decrypted and verified into a temp file, then the range copied."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
+            path = Path(tmp) / "object"
+            info = self.get_file(uri, path)
+            if start < 0 or length < 0 or start + length > info.size:
+                raise ValidationError(
+                    f"range {start}+{length} is outside object {uri}'s {info.size} bytes",
+                    field="range",
+                )
+            with open(path, "rb") as f:
+                f.seek(start)
+                left = length
+                while left > 0 and (block := f.read(min(left, 4 << 20))):
+                    dst.write(block)
+                    left -= len(block)
+        return info
 
     def download_prefix(self, prefix_uri: str, dest: Path) -> builtins.list[Path]:
         """SageMaker channel semantics: one object to ``dest/<basename>``, or a whole tree."""
@@ -168,16 +233,18 @@ class FileObjectStore(StoreBase):
 
     def _path(self, uri: str) -> Path:
         bucket, key = parse_object_uri(uri)
-        if any(part.startswith(TEMP_PREFIX) for part in key.split("/")):
+        if any(part.startswith(TEMP_PREFIX) for part in key.split("/")) or key == BUCKET_MARKER:
             raise ValidationError(
-                f"invalid object URI {uri!r}: names starting {TEMP_PREFIX!r} are reserved",
+                f"invalid object URI {uri!r}: names starting {TEMP_PREFIX!r} and the key "
+                f"{BUCKET_MARKER!r} are reserved",
                 field="uri",
             )
         return self.root / bucket / key
 
     def _info(self, uri: str, env: envelope.EnvelopeInfo, mtime: float) -> ObjectInfo:
         when = datetime.fromtimestamp(mtime, tz=UTC)
-        return ObjectInfo(uri, env.size, env.version, env.sha256, env.key_id, when)
+        attrs = env.attrs or {}
+        return ObjectInfo(uri, env.size, env.version, env.sha256, env.key_id, when, attrs)
 
     def _open(self, uri: str) -> BinaryIO:
         path = self._path(uri)
@@ -186,7 +253,14 @@ class FileObjectStore(StoreBase):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
             raise NotFoundError(f"object {uri} does not exist", field="uri") from e
 
-    def put_stream(self, uri: str, stream: BinaryIO) -> ObjectInfo:
+    def put_stream(
+        self,
+        uri: str,
+        stream: BinaryIO,
+        *,
+        finish: Finish | None = None,
+        digests: Sequence[Digest] = (),
+    ) -> ObjectInfo:
         path = self._path(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +272,8 @@ class FileObjectStore(StoreBase):
                     version=new_version(),
                     provider=self.provider,
                     chunk_size=self.chunk_size,
+                    finish=finish,
+                    digests=digests,
                 )
         except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
             raise ConflictError(
@@ -226,6 +302,16 @@ class FileObjectStore(StoreBase):
             env = envelope.read_info(src, name=uri, provider=self.provider, total=st.st_size)
         return self._info(uri, env, st.st_mtime)
 
+    def get_range(self, uri: str, start: int, length: int, dst: BinaryIO) -> ObjectInfo:
+        """Only the records that hold the range are read and decrypted, each authenticated."""
+        with self._open(uri) as src:
+            st = os.fstat(src.fileno())
+            env = envelope.decrypt_range(
+                src, dst, name=uri, provider=self.provider, total=st.st_size, start=start,
+                length=length,
+            )  # fmt: skip
+        return self._info(uri, env, st.st_mtime)
+
     def exists(self, uri: str) -> bool:
         return self._path(uri).is_file()
 
@@ -239,7 +325,8 @@ class FileObjectStore(StoreBase):
             rel = Path(dirpath).relative_to(base).as_posix()
             for name in files:
                 key = name if rel == "." else f"{rel}/{name}"
-                if not name.startswith(TEMP_PREFIX) and key.startswith(prefix):
+                reserved = name.startswith(TEMP_PREFIX) or key == BUCKET_MARKER
+                if not reserved and key.startswith(prefix):
                     found.append(key)
         return [self.head(join_uri(bucket, key)) for key in sorted(found)]
 
@@ -250,6 +337,63 @@ class FileObjectStore(StoreBase):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
             raise NotFoundError(f"object {uri} does not exist", field="uri") from e
         fsync_dir(path.parent)
+
+    # --- buckets ---------------------------------------------------------------------------
+    def _bucket_dir(self, bucket: str) -> Path:
+        check_bucket(bucket)
+        return self.root / bucket
+
+    def list_buckets(self) -> builtins.list[BucketInfo]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+            if entry.is_dir() and is_bucket_name(entry.name):
+                found.append(BucketInfo(entry.name, self._created(Path(entry.path))))
+        return found
+
+    @staticmethod
+    def _created(directory: Path) -> datetime:
+        marker = directory / BUCKET_MARKER
+        try:
+            return datetime.fromisoformat(marker.read_text().strip())
+        except (OSError, ValueError):  # made by a put, not created: its directory's time
+            return datetime.fromtimestamp(directory.stat().st_mtime, tz=UTC)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._bucket_dir(bucket).is_dir()
+
+    def create_bucket(self, bucket: str) -> bool:
+        directory = self._bucket_dir(bucket)
+        try:
+            directory.mkdir(parents=True)
+        except FileExistsError:
+            return False
+        with atomic_file(directory / BUCKET_MARKER) as f:
+            f.write(datetime.now(UTC).isoformat().encode())
+        return True
+
+    def delete_bucket(self, bucket: str) -> None:
+        directory = self._bucket_dir(bucket)
+        if not directory.is_dir():
+            raise NotFoundError(f"bucket {bucket} does not exist", field="bucket")
+        for _dirpath, _dirs, files in os.walk(directory):
+            for name in files:
+                if not name.startswith(TEMP_PREFIX) and name != BUCKET_MARKER:
+                    raise ConflictError(f"bucket {bucket} is not empty", field="bucket")
+        (directory / BUCKET_MARKER).unlink(missing_ok=True)
+        for dirpath, _dirs, _files in os.walk(directory, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError as e:  # a put raced in: leave what it wrote
+                raise ConflictError(f"bucket {bucket} is not empty", field="bucket") from e
+        fsync_dir(self.root)
+
+    def scratch(self, name: str) -> FileObjectStore:
+        # A leading dot is never a bucket name: nothing here is listed as a bucket.
+        return FileObjectStore(
+            self.root / f".orch-{name}", self.provider, chunk_size=self.chunk_size
+        )
 
 
 def open_object_store(

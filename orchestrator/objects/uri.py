@@ -32,12 +32,17 @@ def _split(uri: str, form: str) -> tuple[str, str]:
     return bucket, key
 
 
+def is_bucket_name(bucket: str) -> bool:
+    """Whether ``bucket`` follows the S3 bucket naming rules (see ``check_bucket``)."""
+    return bool(_BUCKET_RE.match(bucket)) and ".." not in bucket and not _IP_RE.match(bucket)
+
+
 def check_bucket(bucket: str, *, uri: str | None = None, form: str = _OBJECT_FORM) -> None:
     """Apply the S3 bucket naming rules (3-63 chars, lowercase letters, digits, dots, hyphens)."""
     shown = uri if uri is not None else f"{SCHEME}{bucket}"
     if not bucket:
         raise _fail(shown, "the bucket name is empty", form)
-    if not _BUCKET_RE.match(bucket) or ".." in bucket or _IP_RE.match(bucket):
+    if not is_bucket_name(bucket):
         raise _fail(shown, f"bucket name {bucket!r} breaks the S3 naming rules", form)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import IntegrityError, NotFoundError, UnavailableError
+from orchestrator.errors import ConflictError, IntegrityError, NotFoundError, UnavailableError
 from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
 
 try:
@@ -124,3 +125,29 @@ def test_unreachable_endpoint_is_unavailable(keyring: LocalKeyring) -> None:
         store.head("s3://bucket/k")
     with pytest.raises(UnavailableError, match=url):
         store.put_bytes("s3://bucket/k", b"x")
+
+
+def test_attributes_and_buckets_on_the_s3_driver(s3: S3ObjectStore) -> None:
+    attrs = {"etag": "abc", "meta-k": "v"}
+    info = s3.put_stream("s3://bucket/a/b", io.BytesIO(b"data"), finish=lambda n, h: attrs)
+    assert info.attrs == attrs
+    assert s3.head("s3://bucket/a/b").attrs == attrs
+    assert s3.put_bytes("s3://bucket/plain", b"x").attrs == {}
+    assert s3.create_bucket("made") is True
+    assert s3.create_bucket("made") is False
+    assert [b.name for b in s3.list_buckets()] == ["bucket", "made"]
+    assert s3.list("s3://made") == []
+    with pytest.raises(ConflictError):
+        s3.delete_bucket("bucket")
+    s3.delete_bucket("made")
+    assert not s3.bucket_exists("made")
+    s3.scratch("uploads").put_bytes("s3://mpu/x", b"part")
+    assert [b.name for b in s3.list_buckets()] == ["bucket"]
+
+
+def test_get_range_on_the_s3_driver(s3: S3ObjectStore) -> None:
+    data = os.urandom(2 * CHUNK + 3)
+    s3.put_bytes("s3://bucket/r", data)
+    out = io.BytesIO()
+    s3.get_range("s3://bucket/r", CHUNK - 2, 10, out)
+    assert out.getvalue() == data[CHUNK - 2 : CHUNK + 8]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -167,3 +168,106 @@ def test_open_object_store(tmp_path: Path, keyring: LocalKeyring) -> None:
     for bad in ("file://relative/x", "ftp://x/y", "/abs/path", "s3://B", "file:///x?y=1"):
         with pytest.raises(ValidationError, match=r"ORCH_OBJECTS__URL|expected"):
             open_object_store(bad, keyring)
+
+
+def test_attributes_are_kept_sealed_and_a_refused_body_is_never_visible(
+    store: FileObjectStore,
+) -> None:
+    data = os.urandom(CHUNK + 3)
+    seen: list[tuple[int, str]] = []
+
+    def finish(size: int, sha256: str) -> dict[str, str]:
+        seen.append((size, sha256))
+        return {"etag": "e1", "content-type": "text/csv", "meta-owner": "ä"}
+
+    info = store.put_stream("s3://bucket/a", io.BytesIO(data), finish=finish)
+    assert seen == [(len(data), hashlib.sha256(data).hexdigest())]
+    assert info.attrs == {"etag": "e1", "content-type": "text/csv", "meta-owner": "ä"}
+    assert store.head("s3://bucket/a").attrs == info.attrs
+    assert store.list("s3://bucket")[0].attrs == info.attrs
+    assert store.get_bytes("s3://bucket/a") == data
+    raw = (store.root / "bucket" / "a").read_bytes()
+    assert b"text/csv" not in raw  # the attributes are encrypted with the object
+    assert store.put_bytes("s3://bucket/plain", b"x").attrs == {}  # format 1: none
+
+    def refuse(size: int, sha256: str) -> dict[str, str]:
+        raise ValidationError("checksum mismatch")
+
+    with pytest.raises(ValidationError, match="checksum mismatch"):
+        store.put_stream("s3://bucket/a", io.BytesIO(b"other"), finish=refuse)
+    assert store.get_bytes("s3://bucket/a") == data  # the old version stays, whole
+    with pytest.raises(ValidationError, match="checksum mismatch"):
+        store.put_stream("s3://bucket/new", io.BytesIO(b"other"), finish=refuse)
+    assert not store.exists("s3://bucket/new")
+    assert [p.name for p in _files(store)] == ["a", "plain"]
+
+
+def test_too_many_attributes_are_refused_naming_the_limit(store: FileObjectStore) -> None:
+    with pytest.raises(ValidationError, match="4096-byte limit"):
+        store.put_stream("s3://bucket/a", io.BytesIO(b"x"), finish=lambda n, h: {"m": "x" * 5000})
+    assert not store.exists("s3://bucket/a")
+
+
+def test_a_tampered_attribute_fails_the_integrity_check(store: FileObjectStore) -> None:
+    store.put_stream("s3://bucket/a", io.BytesIO(b"body"), finish=lambda n, h: {"etag": "e"})
+    path = store.root / "bucket" / "a"
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 1  # inside the trailer's sealed attributes
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match="trailer"):
+        store.head("s3://bucket/a")
+    with pytest.raises(IntegrityError):
+        store.get_bytes("s3://bucket/a")
+
+
+def test_buckets_create_list_delete(store: FileObjectStore) -> None:
+    assert store.list_buckets() == []
+    assert store.create_bucket("made") is True
+    assert store.create_bucket("made") is False
+    store.put_bytes("s3://implicit/k", b"x")  # a put makes its bucket
+    assert [b.name for b in store.list_buckets()] == ["implicit", "made"]
+    assert store.bucket_exists("made") and not store.bucket_exists("other")
+    assert store.list("s3://made") == []  # the marker is not an object
+    with pytest.raises(ValidationError, match="reserved"):
+        store.put_bytes(f"s3://made/{store_mod.BUCKET_MARKER}", b"x")
+    store.put_bytes("s3://made/a/b", b"x")
+    with pytest.raises(ConflictError, match="not empty"):
+        store.delete_bucket("made")
+    store.delete("s3://made/a/b")
+    store.delete_bucket("made")
+    assert not store.bucket_exists("made")
+    with pytest.raises(NotFoundError, match="made"):
+        store.delete_bucket("made")
+    scratch = store.scratch("uploads")
+    scratch.put_bytes("s3://mpu/x", b"part")
+    assert [b.name for b in store.list_buckets()] == ["implicit"]  # scratch is never a bucket
+
+
+@pytest.mark.parametrize(
+    ("start", "length"),
+    [(0, 0), (0, 1), (5, CHUNK), (CHUNK - 1, 2), (CHUNK, CHUNK), (2 * CHUNK + 1, CHUNK + 6)],
+)
+def test_get_range_reads_only_the_records_it_needs(
+    store: FileObjectStore, start: int, length: int
+) -> None:
+    data = os.urandom(3 * CHUNK + 7)
+    store.put_bytes("s3://bucket/r", data)
+    out = io.BytesIO()
+    info = store.get_range("s3://bucket/r", start, length, out)
+    assert out.getvalue() == data[start : start + length]
+    assert info.size == len(data)
+
+
+def test_get_range_checks_bounds_and_authenticates(store: FileObjectStore) -> None:
+    data = os.urandom(2 * CHUNK)
+    store.put_bytes("s3://bucket/r", data)
+    with pytest.raises(ValidationError, match="outside"):
+        store.get_range("s3://bucket/r", CHUNK, CHUNK + 1, io.BytesIO())
+    path = store.root / "bucket" / "r"
+    raw = bytearray(path.read_bytes())
+    raw[-(CHUNK // 2)] ^= 1  # in the second record
+    path.write_bytes(bytes(raw))
+    out = io.BytesIO()
+    assert store.get_range("s3://bucket/r", 0, 10, out).size == len(data)  # first record: fine
+    with pytest.raises(IntegrityError, match="record 1"):
+        store.get_range("s3://bucket/r", CHUNK, 10, io.BytesIO())

@@ -59,6 +59,7 @@ class AwsRequest:
     body: bytes = b""  # the whole body, verified (services that do not stream)
     receive: Receive | None = None  # streaming services read the body themselves
     payload_hash: str = sigv4.EMPTY_SHA256  # what was signed for the body
+    signing_key: bytes = b""  # the day's key the request verified with (S3's signed chunks)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -128,6 +129,9 @@ class AwsGateway:
                 target = value.decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         if target is None and not sigv4.is_signed(authorization, query):
+            if "s3" in self.services and _is_sigv2(authorization, query):
+                await self._serve(scope, receive, send, (authorization, target, query), sigv2=True)
+                return
             await self.api(scope, receive, send)
             return
         await self._serve(scope, receive, send, (authorization, target, query))
@@ -150,13 +154,23 @@ class AwsGateway:
         receive: Receive,
         send: Send,
         found: tuple[str | None, str | None, str],
+        *,
+        sigv2: bool = False,
     ) -> None:
         authorization, target, query = found
-        service = self.services.get(self._service_of(authorization, target, query))
+        name = "s3" if sigv2 else self._service_of(authorization, target, query)
+        service = self.services.get(name)
         if service is None:  # a signing name no service has: answer as the JSON services do
             service = self.services["sagemaker"]
         request_id = str(uuid.uuid4())
         try:
+            if sigv2:
+                raise AwsError(
+                    "InvalidRequest",
+                    "The authorization mechanism you have provided is not supported (Signature "
+                    "Version 2). Please use AWS4-HMAC-SHA256: with boto3, "
+                    "Config(signature_version='s3v4'), also for generate_presigned_url.",
+                )
             request = await self._verified(scope, receive, service, authorization, query)
             request.request_id = request_id
             response = await service.handle(request)
@@ -165,6 +179,8 @@ class AwsGateway:
             if error.http_status >= 500:
                 log.exception("%s request failed", service.signing_name, exc_info=e)
             response = service.render_error(error, request_id)
+            if service.streams_body:  # its body is still unread: not a connection to reuse
+                response.headers.append(("connection", "close"))
         headers = [(b"x-amzn-requestid", request_id.encode())]
         if service.signing_name == "s3":
             headers.append((b"x-amz-request-id", request_id.encode()))
@@ -218,6 +234,7 @@ class AwsGateway:
             sigv4.verify(key, signed, credential, signed_hash)
             request.receive = receive
             request.payload_hash = signed_hash
+            request.signing_key = key
             return request
         body = await read_body(receive, self.max_body)
         actual = sigv4.payload_hash_of(body)
@@ -229,6 +246,13 @@ class AwsGateway:
         request.body = body
         request.payload_hash = actual
         return request
+
+
+def _is_sigv2(authorization: str | None, query: str) -> bool:
+    """S3's old signatures: ``Authorization: AWS AKID:SIG`` or a ``Signature=`` query."""
+    if authorization is not None and authorization.startswith("AWS "):
+        return True
+    return "AWSAccessKeyId=" in query and "Signature=" in query
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

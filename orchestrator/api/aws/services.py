@@ -5,6 +5,7 @@ from __future__ import annotations
 from orchestrator.api.aws.cloudwatch import CloudWatchService
 from orchestrator.api.aws.gateway import ASGIApp, AwsGateway, AwsService
 from orchestrator.api.aws.logs import LogsService
+from orchestrator.api.aws.s3 import S3Service
 from orchestrator.api.aws.sagemaker import SageMakerService
 from orchestrator.api.aws.sts import StsService
 from orchestrator.api.service import ControlPlane
@@ -16,6 +17,12 @@ def services(cp: ControlPlane) -> list[AwsService]:
         LogsService(cp),
         CloudWatchService(cp),
         StsService(cp.settings.account_id),
+        S3Service(
+            cp.objects,
+            region=cp.settings.region,
+            account_id=cp.settings.account_id,
+            spool=cp.settings.home,
+        ),
     ]
 
 
