@@ -5,7 +5,9 @@ URL's query), ``canonical_request`` and ``string_to_sign`` rebuild what the clie
 ``signing_key`` derives the day/region/service key from a secret, and ``verify`` recomputes
 the signature and compares it in constant time. Every refusal is a ``SignatureError`` with a
 ``kind`` that each protocol maps onto its own AWS error code (``InvalidSignatureException``
-for the JSON services, ``SignatureDoesNotMatch`` for S3 and STS, ...).
+for the JSON and REST-JSON services, ``SignatureDoesNotMatch`` for S3 and STS, ...): the table
+is ``ERROR_CODES`` here, so that both front doors (the AWS gateway in ``orchestrator.api.aws``
+and the invocation data plane, which may not import it) answer with the same codes.
 
 Written here rather than taken from a library: botocore signs but has no verifier, and the
 canonical form is the published algorithm (docs.aws.amazon.com, "Create a signed AWS API
@@ -43,6 +45,19 @@ Kind = Literal[
     "scope",  # the credential scope's date, region or service is wrong
     "payload",  # the body's SHA-256 is not the one signed
 ]
+
+
+# (JSON/REST-JSON services' code, S3/STS (XML) code, HTTP status) per kind of refusal.
+ERROR_CODES: dict[Kind, tuple[str, str, int]] = {
+    "missing": ("MissingAuthenticationTokenException", "AccessDenied", 403),
+    "malformed": ("IncompleteSignatureException", "AuthorizationHeaderMalformed", 400),
+    "unknown_key": ("UnrecognizedClientException", "InvalidAccessKeyId", 403),
+    "mismatch": ("InvalidSignatureException", "SignatureDoesNotMatch", 403),
+    "skewed": ("InvalidSignatureException", "RequestTimeTooSkewed", 403),
+    "expired": ("InvalidSignatureException", "AccessDenied", 403),
+    "scope": ("InvalidSignatureException", "AuthorizationHeaderMalformed", 400),
+    "payload": ("InvalidSignatureException", "XAmzContentSHA256Mismatch", 400),
+}
 
 
 class SignatureError(Exception):
@@ -159,11 +174,25 @@ def _from_http_date(value: str | None) -> str | None:
         return None
 
 
+def _timestamp(value: str) -> datetime:
+    # By slices rather than ``strptime`` (7 us of the ~40 us a request's check cost, measured
+    # with timeit): this runs on every signed invocation.
+    if len(value) != 16 or value[8] != "T" or value[15] != "Z":
+        raise ValueError(value)
+    day, clock = value[:8], value[9:15]
+    if not (day.isdigit() and clock.isdigit()):
+        raise ValueError(value)
+    return datetime(
+        int(day[:4]), int(day[4:6]), int(day[6:]),
+        int(clock[:2]), int(clock[2:4]), int(clock[4:]), tzinfo=UTC,
+    )  # fmt: skip
+
+
 def check_time(credential: Credential, now: datetime) -> None:
     """The scope's date is the timestamp's, and the timestamp is within the skew window (or,
     presigned, not past its expiry)."""
     try:
-        when = datetime.strptime(credential.timestamp, TIMESTAMP).replace(tzinfo=UTC)
+        when = _timestamp(credential.timestamp)
     except ValueError as e:
         raise SignatureError(
             "malformed", f"X-Amz-Date {credential.timestamp!r} is not YYYYMMDDTHHMMSSZ"
