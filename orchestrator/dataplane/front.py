@@ -37,8 +37,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +74,7 @@ INVOKED_VARIANT_HEADER = "X-Invoked-Production-Variant"
 _PREFIX = "/endpoints/"
 _V2 = "v2/models/"
 _INVOKED = INVOKED_VARIANT_HEADER.lower().encode()
+_AMZN = runtime.PREFIX
 # Request headers passed on to the replica, as SageMaker's InvokeEndpoint passes them (and
 # SageMaker's own X-Amzn-SageMaker-* ones: ``runtime.sagemaker_headers``).
 _FORWARDED = {b"content-type", b"accept", b"x-custom-attributes"}
@@ -217,7 +218,7 @@ class DataPlaneFront:
                 api_key = value.decode("latin-1")
             elif key == b"x-target-variant":
                 target = value.decode("latin-1")
-            elif key.startswith(runtime.PREFIX):
+            elif key.startswith(_AMZN):
                 if amzn is None:
                     amzn = []
                 amzn.append((key, value))
@@ -266,7 +267,7 @@ class DataPlaneFront:
         but ``ClientGone``)."""
         plane = self.plane
         settings = plane.settings
-        request_id = str(uuid.uuid4()).encode()
+        request_id = _request_id()
         try:
             route = plane.routes.get(request.name)
             principal = await self._check_signature(route, request, read_body)
@@ -380,6 +381,13 @@ class _Signed:
     authorization: str
     declared: bytes | None
     body: bytes = b""
+
+
+def _request_id() -> bytes:
+    """A random id in a UUID's form, as SageMaker's ``x-amzn-RequestId`` (without building a
+    ``uuid.UUID``: a third of its time, timeit)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
 
 
 def _check_length(declared: bytes | None, limit: int) -> None:

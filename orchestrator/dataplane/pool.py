@@ -15,7 +15,8 @@ path needs and no more:
   can never wait for a delayed ACK (the Nagle stall in ``docs/benchmarks.md``);
 - answers are parsed by httptools (the parser uvicorn uses); only the status, the content
   type, ``Retry-After`` and ``X-Amzn-SageMaker-Custom-Attributes`` (which SageMaker Runtime
-  hands back to its caller) are kept;
+  hands back to its caller; the one more compare per header costs ~50 ns an answer, timeit)
+  are kept;
 - a connection that fails before any byte of an answer raises ``NoResponseError`` (the caller
   may send the request elsewhere); a timeout raises ``ReplicaTimeoutError`` and closes it.
   Deadlines are checked by ``Pools.expire``, which the data plane calls on its 50 ms tick,
