@@ -16,6 +16,7 @@
     │   └── JobFailedError           ---  a training job ended Failed (client side)
     └── TemporaryError                    retry after ``retry_after`` seconds
         ├── UnavailableError         503  nothing ready to serve yet, a service unreachable
+        │   └── ModelNotReadyError   503  a variant woken from zero had no replica in time
         ├── BackendError             503  the backend failed for a reason that may pass
         └── DeadlineExceededError    504  the request took longer than its limit
 
@@ -148,6 +149,12 @@ class JobFailedError(PermanentError):
 class UnavailableError(TemporaryError):
     status_code = 503
     code = "ServiceUnavailable"
+
+
+class ModelNotReadyError(UnavailableError):
+    """A request held for a variant scaled to zero saw no replica ready within its deadline.
+    The same 503 as ``UnavailableError`` to the product's callers; SageMaker Runtime's callers
+    get ``ModelNotReadyException`` (429), its answer for capacity still being provisioned."""
 
 
 class BackendError(TemporaryError):

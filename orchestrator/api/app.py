@@ -213,13 +213,17 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
-    # The data plane: invocations are served in front of FastAPI (docs/architecture.md).
-    return build_front(
+    # The data plane: invocations are served in front of FastAPI (docs/architecture.md), to
+    # bearer keys and to SigV4 callers (boto3's sagemaker-runtime) alike.
+    front = build_front(
         aws.gateway(app, plane),
         routes=plane.routes,
         key_checker=partial(authenticate, plane.keys),
+        signing_keys=plane.access_keys.signing_key,
         endpoint_status=plane.endpoint_status,
         series=plane.series,
         settings=plane.settings,
         clock=plane.clock,
     )
+    plane.access_keys.revocation_listeners.append(front.plane.key_revoked)
+    return front

@@ -4,7 +4,8 @@ Invocations (``/endpoints/NAME/invocations``, ``/endpoints/NAME/v2/models/M/infe
 reach the management API's framework: a raw ASGI front (``front``) matches them and a router
 (``router``) sends the body, as bytes, over a per-replica pool of keep-alive HTTP/1.1
 connections (``pool``), and the metrics are appended to a list that is flushed in batches
-(``recorder``). ``keys`` is the seam to the key source, with its cache; ``plane`` holds one
+(``recorder``). ``keys`` holds the seams to the key sources (API keys, SigV4 signing keys),
+with their caches; ``runtime`` is SageMaker Runtime's shapes for SigV4 callers; ``plane`` holds one
 process's pieces together; ``workers`` runs several router processes on one port, fed by the
 control plane. ``build_front`` is what the control plane's app factory calls.
 
@@ -13,7 +14,8 @@ control plane. ``build_front`` is what the control plane's app factory calls.
     plane.py     DataPlane: routes, keys, router, log, and their upkeep
     router.py    variant choice, held requests, retries, trial fallback, shadow copies
     pool.py      keep-alive connections to replicas (asyncio + httptools)
-    keys.py      KeyChecker (the seam) and KeyCache (O(1), invalidated on revocation)
+    keys.py      KeyChecker, SigningKeySource (the seams) and their caches (O(1), revocable)
+    runtime.py   SageMaker Runtime's InvokeEndpoint: its headers, SigV4 checks, answers
     recorder.py  InvocationLog (append only) and the sinks it is flushed into
     workers.py   several router processes: the hub in the control plane, the worker side
 """
@@ -25,7 +27,7 @@ from typing import Any
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.dataplane.front import ASGIApp, DataPlaneFront, match_invocation
-from orchestrator.dataplane.keys import KeyCache, KeyChecker
+from orchestrator.dataplane.keys import KeyCache, KeyChecker, SigningKeySource
 from orchestrator.dataplane.plane import DataPlane, DataPlaneSettings, EndpointStatus
 from orchestrator.dataplane.recorder import LocalSink
 from orchestrator.monitoring.series import SeriesStore
@@ -37,6 +39,7 @@ __all__ = [
     "DataPlaneSettings",
     "KeyCache",
     "KeyChecker",
+    "SigningKeySource",
     "build_front",
     "http_protocol",
     "match_invocation",
@@ -59,6 +62,7 @@ def build_front(
     *,
     routes: RoutingTable,
     key_checker: KeyChecker,
+    signing_keys: SigningKeySource,
     endpoint_status: EndpointStatus,
     series: SeriesStore | None,
     settings: Settings,
@@ -66,10 +70,12 @@ def build_front(
 ) -> DataPlaneFront:
     """The front a control plane serves: invocations through the data plane, the rest to
     ``app``. Its key cache and data plane are put on ``app.state`` (``key_cache``,
-    ``dataplane``) when ``app`` has one, so the management API shares the cache."""
+    ``dataplane``) when ``app`` has one, so the management API shares the cache.
+    ``signing_keys``: where SigV4 callers' signing keys come from (the access keys)."""
     plane = DataPlane(
         routes=routes,
         key_checker=key_checker,
+        signing_key_source=signing_keys,
         endpoint_status=endpoint_status,
         sink=LocalSink(series),
         settings=settings_of(settings),
@@ -88,6 +94,8 @@ def settings_of(settings: Settings) -> DataPlaneSettings:
         invocation_timeout_seconds=settings.serving.invocation_timeout_seconds,
         shadow_max_in_flight=settings.controller.shadow_max_in_flight,
         fast_path=settings.server.invocation_fast_path,
+        region=settings.region,
+        account_id=settings.account_id,
     )
 
 

@@ -105,8 +105,8 @@ def protocol_for(front: DataPlaneFront) -> type[HttpToolsProtocol]:
             keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
             cycle = _FastCycle(keep_alive, self.expect_100_continue)
             self.cycle = cycle  # type: ignore[assignment]
-            # The header list now, before a pipelined request's headers replace it.
-            task = self.loop.create_task(self._serve(cycle, self.headers, *matched))
+            # The header list and target now, before a pipelined request's replace them.
+            task = self.loop.create_task(self._serve(cycle, self.headers, self.url, *matched))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
             return True
@@ -115,6 +115,7 @@ def protocol_for(front: DataPlaneFront) -> type[HttpToolsProtocol]:
             self,
             cycle: _FastCycle,
             headers: list[tuple[bytes, bytes]],
+            raw_target: bytes,
             name: str,
             replica_path: bytes,
         ) -> None:
@@ -145,7 +146,9 @@ def protocol_for(front: DataPlaneFront) -> type[HttpToolsProtocol]:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
             try:
-                reply = await front.answer(name, replica_path, headers, read_body, started)
+                reply = await front.answer(
+                    name, replica_path, headers, read_body, started, raw_target=raw_target
+                )
             except ClientGone:
                 reply = None
             self._respond(cycle, reply)

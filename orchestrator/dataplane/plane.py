@@ -1,17 +1,19 @@
 """The data plane of one process: what the front needs to serve invocations, and its upkeep.
 
-``DataPlane`` holds the routing table it reads, the key seam and its cache, the endpoint status
+``DataPlane`` holds the routing table it reads, the key seams and their caches (API keys and
+SigV4 signing keys), the endpoint status
 lookup, the router (with its replica connections) and the invocation log; ``start`` and
 ``stop`` run with the server (the front calls them from the ASGI lifespan). While it runs, a
 task flushes the log into the ``Sink`` every ``FLUSH_SECONDS``, fails requests to replicas
 whose deadline passed (504) and, every few seconds, closes connections to replicas that left
-the routing table. ``key_revoked`` drops a key from the
-cache here and tells the listeners (the router workers in other processes).
+the routing table. ``key_revoked`` drops a key (an API key's id or an access key's id) from
+both caches here and tells the listeners (the router workers in other processes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.controller.routing import RoutingTable
-from orchestrator.dataplane.keys import KeyCache, KeyChecker
+from orchestrator.dataplane.keys import KeyCache, KeyChecker, SigningKeyCache, SigningKeySource
 from orchestrator.dataplane.recorder import FLUSH_SECONDS, InvocationLog, Sink
 from orchestrator.dataplane.router import Demand, Router
 
@@ -27,6 +29,7 @@ log = logging.getLogger("orchestrator.dataplane")
 
 EndpointStatus = Callable[[str], "tuple[str, str] | None"]
 _RETAIN_EVERY_SECONDS = 5.0
+_TELL_TIMEOUT_SECONDS = 2.0  # a revocation waits this long at most for the loop to pass it on
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class DataPlaneSettings:
     invocation_timeout_seconds: float
     shadow_max_in_flight: int
     fast_path: bool = True  # served from uvicorn's protocol (orchestrator.dataplane.fastpath)
+    # What SigV4 requests are signed for, and what SageMaker Runtime's answers name.
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
 
 
 class DataPlane:
@@ -43,15 +49,21 @@ class DataPlane:
         *,
         routes: RoutingTable,
         key_checker: KeyChecker,
+        signing_key_source: SigningKeySource,
         endpoint_status: EndpointStatus,
         sink: Sink,
         settings: DataPlaneSettings,
         keys: KeyCache | None = None,
         demand: Demand | None = None,
         clock: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.routes = routes
         self.key_checker = key_checker
+        self.signing_key_source = signing_key_source
+        self.signing_keys = SigningKeyCache()
+        # Signatures are checked against the wall clock, whatever clock the metrics use.
+        self.wall_clock = wall_clock
         self.endpoint_status = endpoint_status
         self.keys = keys if keys is not None else KeyCache()
         self.sink = sink
@@ -70,8 +82,10 @@ class DataPlane:
         self.started_hooks: list[Callable[[], object]] = []
         self.stopping_hooks: list[Callable[[], object]] = []
         self._upkeep: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self._upkeep is None:
             self._upkeep = asyncio.create_task(self._run_upkeep(), name="dataplane-upkeep")
         for hook in self.started_hooks:
@@ -102,7 +116,28 @@ class DataPlane:
                 log.exception("recording %d invocation events failed", len(events))
 
     def key_revoked(self, key_id: str) -> None:
+        """Drop ``key_id`` from both caches at once and tell the listeners. Safe from any
+        thread (an access key may be revoked off the loop): the listeners, which write to
+        the router workers, then run on the loop, and this returns once they have."""
         self.keys.forget(key_id)
+        self.signing_keys.forget(key_id)
+        loop = self._loop
+        if loop is None or loop.is_closed() or _running_on(loop):
+            self._tell_revoked(key_id)
+            return
+        told: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def tell() -> None:
+            try:
+                self._tell_revoked(key_id)
+            finally:
+                told.set_result(None)
+
+        loop.call_soon_threadsafe(tell)
+        with contextlib.suppress(TimeoutError):
+            told.result(_TELL_TIMEOUT_SECONDS)
+
+    def _tell_revoked(self, key_id: str) -> None:
         for listener in self.revocation_listeners:
             listener(key_id)
 
@@ -116,3 +151,10 @@ class DataPlane:
             if time.monotonic() >= next_retain:
                 next_retain = time.monotonic() + _RETAIN_EVERY_SECONDS
                 self.router.retain_pools()
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

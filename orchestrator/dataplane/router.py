@@ -6,7 +6,7 @@ then a replica round-robin. Answers name the variant that served them.
 
 - A variant scaled to zero holds the request (``Demand.hold``: the routing table counts it and
   wakes the controller) until a replica is ready, within the request's own deadline: held, not
-  dropped.
+  dropped (past it, ``ModelNotReadyError``).
 - When the connection to a replica fails before any answer arrives (refused, reset, closed: a
   replica that just died or is draining), the request goes to the next replica of the variant;
   inference is expected to be free of side effects, as SageMaker expects of ``/invocations``.
@@ -42,7 +42,12 @@ from orchestrator.dataplane.pool import (
     ReplicaTimeoutError,
 )
 from orchestrator.dataplane.recorder import InvocationLog
-from orchestrator.errors import DeadlineExceededError, UnavailableError, ValidationError
+from orchestrator.errors import (
+    DeadlineExceededError,
+    ModelNotReadyError,
+    UnavailableError,
+    ValidationError,
+)
 
 log = logging.getLogger("orchestrator.dataplane")
 
@@ -176,7 +181,7 @@ class Router:
                         return v
         finally:
             self.demand.release(endpoint, variant.name)
-        raise UnavailableError(
+        raise ModelNotReadyError(
             f"endpoint {endpoint!r}: variant {variant.name!r} is scaled to zero and no replica "
             f"was ready within {self.timeout:g} s; retry",
             retry_after=5,

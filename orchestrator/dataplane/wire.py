@@ -4,9 +4,13 @@ Over a Unix socket in a private (0700) directory. The control plane (the hub) se
 
     {"t": "welcome", "settings": {...}}           once, first
     {"t": "routes", "routes": [...]}               the whole table, after every change
-    {"t": "revoked", "key_id": "..."}              drop this key from the cache now
+    {"t": "revoked", "key_id": "..."}              drop this key (API or access key) now
     {"t": "auth", "id": N, "principal": {...}}     the answer to an auth question, or
-    {"t": "auth", "id": N, "error": "..."}         its refusal (401)
+    {"t": "auth", "id": N, "error": "..."}         its refusal (401; with "kind": a SigV4
+                                                   refusal's sigv4 kind; with "temporary":
+                                                   the key source failed, 503)
+    {"t": "auth", "id": N, "signing_key": "HEX",   the answer to a signing-key question:
+     "principal": {...}}                           the derived key, never the secret
 
 A worker sends:
 
@@ -14,6 +18,8 @@ A worker sends:
     {"t": "events", "events": [...]}               a flush of its invocation log
     {"t": "hold" | "release", "endpoint": E, "variant": V}
     {"t": "auth", "id": N, "key": "..."}           a key its cache does not hold
+    {"t": "signing_key", "id": N,                  a SigV4 scope its cache does not hold
+     "scope": [AKID, DATE, REGION, SERVICE]}
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Started by the control plane (``orchestrator.dataplane.workers``), never by hand. It listens on
 the control plane's own address (``SO_REUSEPORT``) and serves invocations with a data plane
-of its own whose routing table is a copy the hub keeps current; its key checker asks the hub,
-its metrics and held requests go to the hub. Everything else (the management API, endpoints
+of its own whose routing table is a copy the hub keeps current; its key checker and its
+signing-key source ask the hub (which answers with a SigV4 scope's derived key, never the
+secret), its metrics and held requests go to the hub. Everything else (the management API, endpoints
 it has no route for) is passed to the control plane over its private Unix socket, streamed
 both ways (httpx). It exits when the hub goes away.
 """
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from orchestrator import sigv4
 from orchestrator.access import Principal
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.dataplane import wire
@@ -38,7 +40,8 @@ _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgr
 
 
 class HubLink:
-    """The worker's end of the hub connection: it is the worker's sink, demand and checker."""
+    """The worker's end of the hub connection: it is the worker's sink, demand, key checker
+    and signing-key source."""
 
     def __init__(self, index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.index = index
@@ -74,11 +77,30 @@ class HubLink:
             raise UnavailableError(str(reply.get("error", "key check failed")), retry_after=1)
         raise AuthenticationError(str(reply.get("error", "missing or invalid API key")))
 
+    # SigningKeySource: called off the loop too.
+    def signing_key(
+        self, access_key_id: str, date: str, region: str, service: str
+    ) -> tuple[bytes, Principal]:
+        question = {"t": "signing_key", "scope": [access_key_id, date, region, service]}
+        future = asyncio.run_coroutine_threadsafe(self._ask_hub(question), self.loop)
+        reply = future.result(AUTH_TIMEOUT_SECONDS + 1)
+        if "signing_key" in reply:
+            principal = wire.principal_from_wire(reply["principal"])
+            return bytes.fromhex(reply["signing_key"]), principal
+        if reply.get("temporary"):
+            raise UnavailableError(str(reply.get("error", "key check failed")), retry_after=1)
+        kind = reply.get("kind")
+        error = str(reply.get("error", "The security token included in the request is invalid."))
+        raise sigv4.SignatureError(kind if kind in sigv4.ERROR_CODES else "unknown_key", error)
+
     async def _ask(self, presented: str | None) -> dict[str, Any]:
+        return await self._ask_hub({"t": "auth", "key": presented})
+
+    async def _ask_hub(self, question: dict[str, Any]) -> dict[str, Any]:
         n = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._asked[n] = future
-        self._send({"t": "auth", "id": n, "key": presented})
+        self._send({**question, "id": n})
         try:
             return await asyncio.wait_for(future, AUTH_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -93,7 +115,7 @@ class HubLink:
             if kind == "routes":
                 plane.routes.replace_all(wire.routes_from_wire(message["routes"]))
             elif kind == "revoked":
-                plane.keys.forget(str(message["key_id"]))
+                plane.key_revoked(str(message["key_id"]))
             elif kind == "auth":
                 future = self._asked.get(int(message["id"]))
                 if future is not None and not future.done():
@@ -188,6 +210,7 @@ async def run(args: argparse.Namespace) -> None:
     plane = DataPlane(
         routes=routes,
         key_checker=link,
+        signing_key_source=link.signing_key,
         endpoint_status=lambda _name: None,  # never asked: unrouted requests go to main
         sink=link,
         settings=wire.settings_from_wire(welcome["settings"]),

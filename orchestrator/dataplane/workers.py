@@ -18,7 +18,9 @@ The hub keeps the workers in step with the control plane over a second Unix sock
   controller; a worker that goes away has its holds released and its in-flight requests
   dropped;
 - keys: a worker asks the hub for a key its cache does not hold (checked through this
-  process's cache and ``KeyChecker``), and every revocation is sent to every worker at once.
+  process's cache and ``KeyChecker``), or for a SigV4 scope's signing key (through this
+  process's ``SigningKeyCache`` and ``SigningKeySource``: the derived key crosses, never the
+  secret), and every revocation is sent to every worker at once.
 
 A worker that dies is started again; when the control plane stops, its workers get SIGTERM
 (and drain) before the hub closes; a worker whose hub connection closes exits.
@@ -36,7 +38,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from orchestrator import metrics
+from orchestrator import metrics, sigv4
 from orchestrator.dataplane import wire
 from orchestrator.dataplane.plane import DataPlane
 from orchestrator.dataplane.recorder import LocalSink
@@ -187,8 +189,9 @@ class RouterWorkers:
             if link.holds[key] > 0:
                 link.holds[key] -= 1
                 self.plane.routes.release(*key)
-        elif kind == "auth":
-            task = asyncio.ensure_future(self._auth(link, message))
+        elif kind in {"auth", "signing_key"}:
+            answer = self._auth if kind == "auth" else self._signing_key
+            task = asyncio.ensure_future(answer(link, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -201,6 +204,25 @@ class RouterWorkers:
             reply["error"] = e.message
         except OrchestratorError as e:  # the key source is unreachable: the worker says 503
             reply["error"] = e.message
+            reply["temporary"] = True
+        link.send(reply)
+
+    async def _signing_key(self, link: _Link, message: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"t": "auth", "id": message["id"]}
+        plane = self.plane
+        try:
+            akid, date, region, service = (str(part) for part in message["scope"])
+            key, principal = await plane.signing_keys.check(
+                plane.signing_key_source, (akid, date, region, service)
+            )
+            reply["signing_key"] = key.hex()
+            reply["principal"] = wire.principal_to_wire(principal)
+        except sigv4.SignatureError as e:
+            reply["error"] = e.message
+            reply["kind"] = e.kind
+        except Exception as e:  # the key source failed: the worker says 503
+            log.warning("signing key for a router worker: %s", e)
+            reply["error"] = e.message if isinstance(e, OrchestratorError) else type(e).__name__
             reply["temporary"] = True
         link.send(reply)
 

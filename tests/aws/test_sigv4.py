@@ -142,3 +142,14 @@ def test_malformed_or_missing_authorization(authorization: str | None, kind: str
     with pytest.raises(sigv4.SignatureError) as e:
         sigv4.parse(authorization, "", {"x-amz-date": "20261202T000000Z"})
     assert e.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026-12-02T00:00Z", "20261302T000000Z", "20261202T000000", "20261202T00a000Z", "20261202"],
+)
+def test_a_timestamp_not_in_the_basic_format_is_malformed(stamp: str) -> None:
+    cred = sigv4.Credential("AKID", stamp[:8], "us-east-1", "sagemaker", ("host",), "00", stamp)
+    with pytest.raises(sigv4.SignatureError) as e:
+        sigv4.check_time(cred, datetime.now(UTC))
+    assert e.value.kind == "malformed" and "YYYYMMDDTHHMMSSZ" in e.value.message

@@ -1,7 +1,8 @@
 """Two router workers on one port (``ORCH_SERVER__ROUTER_WORKERS=2``): both serve, every request
 is counted once (Prometheus and the series the autoscaler reads), a revoked key stops working
-on both at once, the management API answers through either, and a request held for a variant
-at zero on either wakes the controller."""
+on both at once, the management API answers through either, a request held for a variant at
+zero on either wakes the controller, and boto3's SigV4-signed sagemaker-runtime is served by
+both."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +141,58 @@ def test_a_request_held_by_either_worker_wakes_a_replica(
     after = per_worker(two)
     served = {w: after.get(w, 0) - before.get(w, 0) for w in after}
     assert served.get("0", 0) > 0 and served.get("1", 0) > 0, served  # held on both
+
+
+def test_boto3_sagemaker_runtime_through_both_workers(two: RunningServer, tmp_path: Path) -> None:
+    """boto3's sagemaker-runtime, SigV4-signed, served by each router worker with the hub's
+    signing keys; a replica's refusal comes back as ModelError with its status."""
+    boto3 = pytest.importorskip("boto3", reason="boto3 is in the [dev] extra")
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from orchestrator.api.aws.credentials import AccessKeys
+    from orchestrator.objects import LocalKeyring
+    from orchestrator.settings import Settings
+    from orchestrator.store import StateStore
+
+    c = two.client()
+    make_model(c, tmp_path, "signed", CONSTANT, ANSWER="3")
+    c.create_endpoint_config(
+        EndpointConfigName="signed",
+        ProductionVariants=[{"VariantName": "main", "ModelName": "signed"}],
+    )
+    c.create_endpoint(EndpointName="signed", EndpointConfigName="signed")
+    c.wait_for_endpoint("signed", timeout=90)
+    settings = Settings(home=tmp_path / "home", config_dir=tmp_path / "config")
+    store = StateStore(settings.resolved_database_url)  # the server's own store and keyring
+    try:
+        keys = AccessKeys(store, LocalKeyring(settings.keyring_path))
+        record, secret = keys.create(name="app", role="invoke", now=datetime.now(UTC))
+    finally:
+        store.close()
+
+    def runtime() -> Any:  # a client of its own: a connection of its own, so either worker
+        return boto3.client(
+            "sagemaker-runtime", endpoint_url=two.url, region_name="us-east-1",
+            aws_access_key_id=record.access_key_id, aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1}),
+        )  # fmt: skip
+
+    before = per_worker(two)
+    deadline = time.monotonic() + 60
+    while True:
+        out = runtime().invoke_endpoint(
+            EndpointName="signed", Body=ROW, ContentType="application/json"
+        )
+        assert json.loads(out["Body"].read())["predictions"] == [3]
+        assert out["InvokedProductionVariant"] == "main"
+        served = {w: n - before.get(w, 0) for w, n in per_worker(two).items()}
+        if served.get("0", 0) > 0 and served.get("1", 0) > 0:
+            break
+        assert time.monotonic() < deadline, f"not both workers served: {served}"
+    with pytest.raises(ClientError) as e:
+        runtime().invoke_endpoint(
+            EndpointName="signed", Body=b"{not json", ContentType="application/json"
+        )
+    assert e.value.response["Error"]["Code"] == "ModelError"
+    assert 400 <= e.value.response["OriginalStatusCode"] < 500

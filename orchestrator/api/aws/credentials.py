@@ -13,6 +13,8 @@ key's ``Principal``; the derived keys are cached (they are what AWS itself cache
 request costs one HMAC and a SHA-256 of its canonical form, and ``forget(akid)`` drops a
 revoked key's entries at once; an entry lives ``ttl`` seconds, which bounds how long a key
 revoked behind this process's back (in the database, or in the keys file) keeps working.
+``revoke`` also tells ``revocation_listeners`` (the invocation data plane, which keeps derived
+keys of its own and in every router worker), from the revoking thread.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class AccessKeys:
         self.clock = clock
         self._lock = threading.Lock()
         self._derived: dict[tuple[str, str, str, str], tuple[bytes, Principal, float]] = {}
+        self.revocation_listeners: list[Callable[[str], None]] = []
 
     def create(self, *, name: str, role: str, now: datetime) -> tuple[AccessKeyRecord, str]:
         """A new access key and its secret (shown once: only the sealed form is stored)."""
@@ -119,6 +122,8 @@ class AccessKeys:
             raise ConflictError(f"access key {access_key_id!r} is already revoked")
         revoked = self.store.revoke_access_key(access_key_id)
         self.forget(access_key_id)
+        for listener in self.revocation_listeners:
+            listener(access_key_id)
         return revoked
 
     def forget(self, access_key_id: str) -> None:

@@ -23,7 +23,7 @@ from orchestrator.errors import (
     TemporaryError,
     ValidationError,
 )
-from orchestrator.sigv4 import SignatureError
+from orchestrator.sigv4 import ERROR_CODES, SignatureError
 
 
 class AwsError(OrchestratorError):
@@ -36,22 +36,11 @@ class AwsError(OrchestratorError):
         self.extra = extra
 
 
-# (JSON services' code, S3/STS (XML) code, HTTP status) per kind of signature refusal.
-_SIGNATURE_CODES: dict[str, tuple[str, str, int]] = {
-    "missing": ("MissingAuthenticationTokenException", "AccessDenied", 403),
-    "malformed": ("IncompleteSignatureException", "AuthorizationHeaderMalformed", 400),
-    "unknown_key": ("UnrecognizedClientException", "InvalidAccessKeyId", 403),
-    "mismatch": ("InvalidSignatureException", "SignatureDoesNotMatch", 403),
-    "skewed": ("InvalidSignatureException", "RequestTimeTooSkewed", 403),
-    "expired": ("InvalidSignatureException", "AccessDenied", 403),
-    "scope": ("InvalidSignatureException", "AuthorizationHeaderMalformed", 400),
-    "payload": ("InvalidSignatureException", "XAmzContentSHA256Mismatch", 400),
-}
 _STS_CODES = {"unknown_key": "InvalidClientTokenId", "missing": "MissingAuthenticationToken"}
 
 
 def signature_error(e: SignatureError, service: str) -> AwsError:
-    json_code, xml_code, status = _SIGNATURE_CODES[e.kind]
+    json_code, xml_code, status = ERROR_CODES[e.kind]
     if service == "s3":
         code = xml_code
     elif service == "sts":
