@@ -36,6 +36,7 @@ def aws_env(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", made.AccessKeyId)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", made.SecretAccessKey)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     yield server
@@ -164,6 +165,7 @@ def test_sdk_estimator_fits_with_its_log_deploys_and_predicts(
     from sagemaker.serializers import CSVSerializer
 
     x_tr, x_te, y_tr, y_te = _split()
+    assert sess.default_bucket() == "sdk"  # ListBuckets, HeadBucket, CreateBucket
     train = sess.upload_string_as_file_body(
         _csv(np.column_stack([y_tr, x_tr])).decode(), bucket="sdk", key="train/train.csv"
     )
@@ -230,6 +232,7 @@ def test_sdk_sklearn_runs_in_script_mode(
     from sagemaker.sklearn import SKLearn
 
     x_tr, x_te, y_tr, y_te = _split()
+    assert sess.default_bucket() == "skl"
     sess.upload_string_as_file_body(
         _csv(np.column_stack([y_tr, x_tr])).decode(), bucket="skl", key="train/train.csv"
     )
@@ -258,8 +261,8 @@ def test_sdk_sklearn_runs_in_script_mode(
         serializer=CSVSerializer(), deserializer=CSVDeserializer(), wait=False,
     )  # fmt: skip
     sess.wait_for_endpoint("skl-ep", poll=1)
-    rows = predictor.predict(x_te[:5])
-    assert [float(v) for v in (rows[0] if len(rows) == 1 else [r[0] for r in rows])] == [
-        float(v) for v in y_te[:5]
-    ] or len(rows) >= 1
+    rows = predictor.predict(x_te[:20])
+    labels = np.array([float(v) for row in rows for v in row])
+    assert labels.shape == (20,) and set(labels) <= {0.0, 1.0}
+    assert np.mean(labels == y_te[:20]) >= 0.85
     predictor.delete_endpoint()
