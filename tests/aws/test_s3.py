@@ -823,3 +823,13 @@ def test_the_sdks_source_upload_with_sse_kms_is_stored_as_any_object(
     assert (
         s3.get_object(Bucket="data", Key="job/source/sourcedir.tar.gz")["Body"].read() == b"tarball"
     )
+
+
+@pytest.mark.parametrize(("key", "why"), [("a//b", "empty path segment"), ("a/../b", "'..'")])
+def test_a_key_the_store_cannot_hold_is_invalid_argument_saying_why(
+    s3: Any, key: str, why: str
+) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="data", Key=key, Body=b"x")
+    assert _code(e) == "InvalidArgument"
+    assert why in e.value.response["Error"]["Message"]
