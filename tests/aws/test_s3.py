@@ -809,3 +809,27 @@ def test_a_tampered_part_fails_completion_and_nothing_is_visible(
     assert "integrity" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError):
         s3.head_object(Bucket="data", Key="t")
+
+
+def test_the_sdks_source_upload_with_sse_kms_is_stored_as_any_object(
+    s3: Any, tmp_path: Path
+) -> None:
+    # The SageMaker SDK uploads sourcedir.tar.gz with ServerSideEncryption=aws:kms: accepted,
+    # and the object is encrypted by the store's own keys anyway.
+    src = tmp_path / "sourcedir.tar.gz"
+    src.write_bytes(b"tarball")
+    s3.upload_file(str(src), "data", "job/source/sourcedir.tar.gz",
+                   ExtraArgs={"ServerSideEncryption": "aws:kms"})  # fmt: skip
+    assert (
+        s3.get_object(Bucket="data", Key="job/source/sourcedir.tar.gz")["Body"].read() == b"tarball"
+    )
+
+
+@pytest.mark.parametrize(("key", "why"), [("a//b", "empty path segment"), ("a/../b", "'..'")])
+def test_a_key_the_store_cannot_hold_is_invalid_argument_saying_why(
+    s3: Any, key: str, why: str
+) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="data", Key=key, Body=b"x")
+    assert _code(e) == "InvalidArgument"
+    assert why in e.value.response["Error"]["Message"]

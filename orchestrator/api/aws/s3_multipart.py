@@ -1,4 +1,5 @@
-"""S3 multipart uploads, kept in the object store's scratch space until they are completed.
+"""S3 multipart uploads, kept in the object store's scratch space until they are completed
+(``Uploads``), and the operations over them (``MultipartOps``, a part of ``S3Service``).
 
 An upload is ``s3://mpu/<upload-id>/upload`` (its bucket, key, the attributes the object will
 get and the checksum it asked for, as JSON) and its parts ``s3://mpu/<upload-id>/part-NNNNN``,
@@ -16,18 +17,30 @@ import hashlib
 import io
 import json
 import queue
+import re
 import secrets
 import threading
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO, cast
 
+from orchestrator.api.aws import s3_xml as xml
 from orchestrator.api.aws.errors import AwsError
+from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
+from orchestrator.api.aws.s3_body import Hashing, new_checksum, read_small
+from orchestrator.api.aws.s3_body import b64 as _b64
+from orchestrator.api.aws.s3_objects import ObjectOps
+from orchestrator.api.aws.s3_rules import (
+    MAX_XML,
+    etag_of,
+    modified_of,
+)
 from orchestrator.errors import NotFoundError
-from orchestrator.objects import ObjectInfo, ObjectStore
+from orchestrator.objects import ObjectInfo, ObjectStore, join_uri
 
 MIN_PART = 5 << 20  # every part but the last, as S3
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 MAX_PARTS = 10_000
 
 
@@ -264,3 +277,222 @@ class _Writer:
     def write(self, data: bytes) -> int:
         self._put(bytes(data))
         return len(data)
+
+
+class MultipartOps(ObjectOps):
+    """The multipart operations, over ``Uploads`` in the store's scratch space."""
+
+    def __init__(self, objects: ObjectStore, **kwargs: Any) -> None:
+        super().__init__(objects, **kwargs)
+        self.uploads = Uploads(objects.scratch("uploads"))
+
+    async def create_upload(
+        self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
+    ) -> AwsResponse:
+        await self._need_bucket(bucket)
+        join_uri(bucket, key)  # the key is one the store can hold
+        attrs = self._attrs_from_headers(r)
+        algorithm = (r.header("x-amz-checksum-algorithm") or "").lower() or None
+        if algorithm is not None and algorithm not in ("crc32", "sha1", "sha256"):
+            raise AwsError(
+                "InvalidRequest",
+                f"x-amz-checksum-algorithm {algorithm.upper()} is not supported "
+                "here: use CRC32, SHA1 or SHA256",
+            )
+        kind = (r.header("x-amz-checksum-type") or "COMPOSITE").upper()
+        if kind not in ("COMPOSITE", "FULL_OBJECT") or (
+            kind == "FULL_OBJECT" and algorithm != "crc32"
+        ):
+            raise AwsError(
+                "InvalidRequest",
+                f"x-amz-checksum-type {kind} is not supported with "
+                f"{(algorithm or 'no algorithm').upper()} here (FULL_OBJECT: CRC32 only)",
+            )
+        await read_small(r, 0)
+        upload = await self._run(
+            self.uploads.create,
+            bucket=bucket,
+            key=key,
+            attrs=attrs,
+            algorithm=algorithm,
+            checksum_type=kind,
+            now=self.now(),
+        )
+        headers = [("x-amz-checksum-algorithm", algorithm.upper())] if algorithm else []
+        response = self._xml(
+            "InitiateMultipartUploadResult",
+            xml.el("Bucket", bucket),
+            xml.el("Key", key),
+            xml.el("UploadId", upload.upload_id),
+        )
+        response.headers += headers
+        return response
+
+    async def _upload(self, bucket: str, key: str, q: dict[str, str]) -> Upload:
+        await self._need_bucket(bucket)
+        return await self._run(self.uploads.get, q.get("uploadId", ""), bucket, key)
+
+    def _part_number(self, q: dict[str, str]) -> int:
+        raw = q.get("partNumber", "")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+            raise AwsError(
+                "InvalidArgument",
+                f"Part number must be an integer between 1 and {MAX_PARTS}, "
+                f"inclusive (not {raw!r})",
+                ArgumentName="partNumber",
+                ArgumentValue=raw,
+            )
+        return int(raw)
+
+    async def upload_part(
+        self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
+    ) -> AwsResponse:
+        upload = await self._upload(bucket, key, q)
+        number = self._part_number(q)
+        uri = self.uploads.part_uri(upload.upload_id, number)
+        info = await self._receive(r, self.uploads.scratch, uri, {}, upload.algorithm)
+        return AwsResponse(200, [("etag", etag_of(info)), *self._checksum_headers(info)])
+
+    async def upload_part_copy(
+        self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
+    ) -> AwsResponse:
+        upload = await self._upload(bucket, key, q)
+        number = self._part_number(q)
+        src_bucket, src_key = self._copy_source(r)
+        source = await self._head(src_bucket, src_key)
+        first = last = None
+        spec = r.header("x-amz-copy-source-range")
+        if spec is not None:
+            m = _COPY_RANGE.match(spec.strip())
+            if not m or int(m[1]) > int(m[2]) or int(m[2]) >= source.size:
+                raise AwsError(
+                    "InvalidArgument",
+                    f"x-amz-copy-source-range {spec!r} must be bytes=first-last "
+                    f"within the source's {source.size} bytes",
+                    ArgumentName="x-amz-copy-source-range",
+                )
+            first, last = int(m[1]), int(m[2])
+        await read_small(r, 0)
+        uri = self.uploads.part_uri(upload.upload_id, number)
+        info = await self._run(
+            self._copy, source.uri, self.uploads.scratch, uri, {}, first=first, last=last
+        )
+        return self._xml(
+            "CopyPartResult",
+            xml.el("ETag", etag_of(info)),
+            xml.el("LastModified", xml.iso(modified_of(info))),
+        )
+
+    async def complete(
+        self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
+    ) -> AwsResponse:
+        upload = await self._upload(bucket, key, q)
+        doc = xml.parse(await read_small(r, MAX_XML), "CompleteMultipartUpload")
+        listed = []
+        for node in doc.findall("Part"):
+            number = (xml.text(node, "PartNumber") or "").strip()
+            if not number.isdigit():
+                raise AwsError("MalformedXML", f"PartNumber {number!r} is not a number")
+            checksum = (
+                xml.text(node, f"Checksum{(upload.algorithm or '').upper()}")
+                if upload.algorithm
+                else None
+            )
+            listed.append((int(number), (xml.text(node, "ETag") or "").strip(), checksum))
+        parts = await self._run(self.uploads.check, upload, listed)
+        attrs = {**upload.attrs, "etag": multipart_etag(parts)}
+        full = new_checksum("crc32") if upload.checksum_type == "FULL_OBJECT" else None
+        if upload.algorithm and full is None:
+            if any(p.checksum is None for p in parts):
+                raise AwsError(
+                    "InvalidRequest",
+                    f"every part of an upload created with {upload.algorithm.upper()} "
+                    "needs that checksum",
+                )
+            attrs[f"checksum-{upload.algorithm}"] = composite_checksum(upload.algorithm, parts)
+            attrs["checksum-type"] = "COMPOSITE"
+
+        def assemble() -> ObjectInfo:
+            reader = self.uploads.reader(upload, parts)
+            with reader:
+                source = Hashing(reader, [full] if full is not None else [])
+
+                def finish(size: int, sha: str) -> dict[str, str]:
+                    if full is not None:
+                        return {
+                            **attrs,
+                            "checksum-crc32": _b64(full.digest()),
+                            "checksum-type": "FULL_OBJECT",
+                        }
+                    return attrs
+
+                info = self.objects.put_stream(
+                    join_uri(bucket, key), cast(BinaryIO, source), finish=finish
+                )
+            self.uploads.abort(upload)
+            return info
+
+        info = await self._run(assemble)
+        response = self._xml(
+            "CompleteMultipartUploadResult",
+            xml.el("Location", f"/{bucket}/{key}"),
+            xml.el("Bucket", bucket),
+            xml.el("Key", key),
+            xml.el("ETag", etag_of(info)),
+            *[
+                xml.el(f"Checksum{k[9:].upper()}", v)
+                for k, v in info.attrs.items()
+                if k.startswith("checksum-") and k != "checksum-type"
+            ],
+            xml.opt("ChecksumType", info.attrs.get("checksum-type")),
+        )
+        return response
+
+    async def abort(self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]) -> AwsResponse:
+        upload = await self._upload(bucket, key, q)
+        await self._run(self.uploads.abort, upload)
+        return AwsResponse(204)
+
+    async def list_parts(
+        self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
+    ) -> AwsResponse:
+        upload = await self._upload(bucket, key, q)
+        marker_raw = q.get("part-number-marker", "0") or "0"
+        if not marker_raw.isdigit():
+            raise AwsError(
+                "InvalidArgument",
+                "part-number-marker must be an integer",
+                ArgumentName="part-number-marker",
+            )
+        marker = int(marker_raw)
+        limit = self._max_keys(q, "max-parts")
+        parts = [p for p in await self._run(self.uploads.parts, upload) if p.number > marker]
+        shown, truncated = parts[:limit], len(parts) > limit
+        algo = (upload.algorithm or "").upper()
+        items = [
+            xml.el(
+                "Part",
+                xml.el("PartNumber", p.number),
+                xml.el("LastModified", xml.iso(p.last_modified)),
+                xml.el("ETag", f'"{p.etag}"'),
+                xml.el("Size", p.size),
+                xml.opt(f"Checksum{algo}", p.checksum) if algo else None,
+            )
+            for p in shown
+        ]
+        owner = self._owner()
+        return self._xml(
+            "ListPartsResult",
+            xml.el("Bucket", bucket),
+            xml.el("Key", key),
+            xml.el("UploadId", upload.upload_id),
+            xml.el("PartNumberMarker", marker),
+            xml.opt("NextPartNumberMarker", shown[-1].number if truncated and shown else None),
+            xml.el("MaxParts", limit),
+            xml.el("IsTruncated", truncated),
+            *items,
+            xml.Raw(owner.replace("Owner>", "Initiator>")),
+            owner,
+            xml.el("StorageClass", "STANDARD"),
+            xml.opt("ChecksumAlgorithm", algo or None),
+        )
