@@ -83,3 +83,45 @@ def test_sts_get_caller_identity(aws_plane: AwsPlane) -> None:
 
 def test_bearer_keys_still_reach_the_management_api(aws_plane: AwsPlane) -> None:
     assert aws_plane.local.client.list_training_jobs().TrainingJobSummaries == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "service"),
+    [
+        ("AWS_ENDPOINT_URL", "sagemaker"),
+        ("AWS_ENDPOINT_URL_SAGEMAKER", "sagemaker"),
+        ("AWS_ENDPOINT_URL_S3", "s3"),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "logs"),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH", "cloudwatch"),
+        ("AWS_ENDPOINT_URL_STS", "sts"),
+    ],
+)
+def test_one_url_serves_every_service_by_the_environment_variables(
+    aws_plane: AwsPlane, monkeypatch: pytest.MonkeyPatch, variable: str, service: str
+) -> None:
+    """boto3 finds the control plane from ``AWS_ENDPOINT_URL`` or the service's own variable,
+    with no ``endpoint_url=`` in the code; the signature's scope tells the services apart."""
+    import boto3
+
+    for name in [n for n in __import__("os").environ if n.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv(variable, aws_plane.url)
+    client = boto3.client(
+        service,
+        region_name="us-east-1",
+        aws_access_key_id=aws_plane.access_key_id,
+        aws_secret_access_key=aws_plane.secret,
+    )
+    assert client.meta.endpoint_url == aws_plane.url
+    calls = {
+        "sagemaker": lambda: client.list_endpoints()["Endpoints"],
+        "s3": lambda: client.list_buckets()["Buckets"],
+        "logs": lambda: client.describe_log_groups()["logGroups"],
+        "cloudwatch": lambda: client.list_metrics()["Metrics"],
+        "sts": lambda: [client.get_caller_identity()["UserId"]],
+    }
+    answer = calls[service]()
+    assert isinstance(answer, list)
+    if service == "sts":
+        assert answer == [aws_plane.access_key_id]
