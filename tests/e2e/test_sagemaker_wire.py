@@ -39,6 +39,9 @@ def aws_env(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    # boto3.client() uses a module-wide session that keeps the credentials it first resolved:
+    # each test starts a new one, so that it signs with this server's key.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     yield server
 
 
