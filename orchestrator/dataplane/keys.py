@@ -15,6 +15,8 @@ into the day's derived signing key and the key's ``Principal`` (raising
 and ``SigningKeyCache`` keeps the derived keys by that scope, so that a signed request costs a
 dict read, one HMAC and a SHA-256 of what was signed. The derived key is what crosses to a
 router worker, never the secret; ``forget(key_id)`` drops a revoked key's entries at once.
+In a router worker both caches sit in front of the hub's, so for a key revoked behind the
+API's back the TTLs add up (the hub's, then the worker's, and ``AccessKeys``' own).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Started by the control plane (``orchestrator.dataplane.workers``), never by hand
 the control plane's own address (``SO_REUSEPORT``) and serves invocations with a data plane
 of its own whose routing table is a copy the hub keeps current; its key checker and its
 signing-key source ask the hub (which answers with a SigV4 scope's derived key, never the
-secret), its metrics and held requests go to the hub. Everything else (the management API, endpoints
-it has no route for) is passed to the control plane over its private Unix socket, streamed
-both ways (httpx). It exits when the hub goes away.
+secret), its metrics and held requests go to the hub. Everything else (the management API,
+endpoints it has no route for) is passed to the control plane over its private Unix socket,
+streamed both ways (httpx). It exits when the hub goes away.
 """
 
 from __future__ import annotations

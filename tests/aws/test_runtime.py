@@ -11,12 +11,13 @@ SageMaker Runtime's shapes; bearer callers keep the product's.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ from orchestrator.api.service import ControlPlane
 from orchestrator.backends.fake import FakeBackend
 from orchestrator.controller.plan.types import VariantRoute
 from orchestrator.controller.routing import EndpointRoute
-from orchestrator.dataplane import DataPlaneFront
+from orchestrator.dataplane import DataPlaneFront, runtime
+from orchestrator.dataplane.pool import ReplicaAnswer
 from orchestrator.settings import ServerSettings, ServingSettings, Settings
 from orchestrator.testing import ServerThread
 
@@ -43,6 +45,7 @@ from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
+from botocore.response import StreamingBody  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
@@ -99,6 +102,14 @@ async def container_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+def _read_body(parsed: dict[str, Any], **_kwargs: Any) -> None:
+    """Read an answer's streamed body at once, so its connection goes back to the pool (and is
+    closed with the client) whether or not the test reads it."""
+    if "Body" in parsed:
+        data = parsed["Body"].read()
+        parsed["Body"] = StreamingBody(io.BytesIO(data), len(data))
+
+
 def asgi_only(front: DataPlaneFront) -> Any:
     """``front`` as a plain ASGI app: served through the ASGI front, not the fast path."""
 
@@ -117,6 +128,7 @@ class Runtime:
     secret: str
     replica: str
     api_key: str
+    clients: list[Any] = field(default_factory=list)  # closed at teardown (their sockets)
 
     def route(self, *variants: VariantRoute, name: str = "ep", public: bool = False) -> None:
         variants = variants or (VariantRoute("main", 1.0, (self.replica,), config="cfg"),)
@@ -131,7 +143,14 @@ class Runtime:
             "config": Config(retries={"max_attempts": 1}),
         }
         kwargs.update(overrides)
-        return boto3.client("sagemaker-runtime", **kwargs)
+        client = boto3.client("sagemaker-runtime", **kwargs)
+        client.meta.events.register("after-call.sagemaker-runtime.InvokeEndpoint", _read_body)
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
     def signed_headers(
         self,
@@ -172,7 +191,9 @@ def rt(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     front = create_app(plane, run_controller=False)
     served = front if request.param == "fastpath" else asgi_only(front)
     with ServerThread(container_app) as replica, ServerThread(served) as server:
-        yield Runtime(server.url, front, plane, record.access_key_id, secret, replica.url, api_key)
+        rt = Runtime(server.url, front, plane, record.access_key_id, secret, replica.url, api_key)
+        yield rt
+        rt.close()
     plane.store.close()
 
 
@@ -286,9 +307,6 @@ def test_a_long_replica_error_is_truncated_in_the_original_message(rt: Runtime) 
             EndpointName="ep", Body=b"[1]", CustomAttributes="status=500;say=" + "x" * 1000
         )
     assert e.value.response["OriginalMessage"] == "x" * 1000  # short enough: whole
-    from orchestrator.dataplane import runtime
-    from orchestrator.dataplane.pool import ReplicaAnswer
-
     long = ReplicaAnswer(500, b"text/plain", "é".encode() * 5000, None)
     _, _, body = runtime.model_error(
         long, variant="main", endpoint="ep", region=REGION, account=ACCOUNT, request_id=b"r"
@@ -551,6 +569,7 @@ def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
             assert time.monotonic() < deadline, "the router worker did not start"
             time.sleep(0.1)
         yield rt
+        rt.close()
     plane.store.close()
 
 
