@@ -3,6 +3,7 @@ AWS error botocore expects; the management API and bearer keys are untouched."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -103,7 +104,7 @@ def test_one_url_serves_every_service_by_the_environment_variables(
     with no ``endpoint_url=`` in the code; the signature's scope tells the services apart."""
     import boto3
 
-    for name in [n for n in __import__("os").environ if n.startswith("AWS_ENDPOINT_URL")]:
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv(variable, aws_plane.url)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ WAIT = {"Delay": 1, "MaxAttempts": 240}
 def aws_env(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
     """The environment a SageMaker user sets: the endpoint URL, an access key, a region."""
     made = server.client().create_access_key("e2e", role="admin")
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,5 +95,5 @@ class JsonService:
         body.update(error.extra)
         headers = [("content-type", self.content_type), ("x-amzn-errortype", error.aws_code)]
         if error.aws_code in {"ThrottlingException", "ServiceUnavailable"}:
-            headers.append(("retry-after", str(max(1, math.ceil(1.0)))))
+            headers.append(("retry-after", "1"))
         return AwsResponse(error.http_status, headers, dumps(body))
