@@ -28,6 +28,7 @@ from orchestrator.api.routes import (
     monitoring,
     objects,
     training,
+    tuning,
 )
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
@@ -172,7 +173,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
     app.state.plane = plane
     app.state.series = plane.series
     handlers.install(app)
-    for module in (training, models, endpoints, objects, keys, access_keys):
+    for module in (training, tuning, models, endpoints, objects, keys, access_keys):
         app.include_router(module.router)
     app.include_router(monitoring.router)
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from orchestrator.api.auth import KeyStore
 from orchestrator.api.aws.credentials import AccessKeys
 from orchestrator.api.tags import ResourceTags
+from orchestrator.api.tuning import TuningJobs
 from orchestrator.backends.base import Backend, Configurable
 from orchestrator.clock import Clock
 from orchestrator.controller.plan.support import problems_of
@@ -139,6 +140,8 @@ class ControlPlane:
         self.access_keys = AccessKeys(keys, keyring or LocalKeyring(settings.keyring_path))
         # Tags of any resource, by ARN: they live in the resource's spec, on every source.
         self.tags = ResourceTags(store, settings, clock)
+        # Hyperparameter tuning jobs (their trials are training jobs in the same store).
+        self.tuning = TuningJobs(self)
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""

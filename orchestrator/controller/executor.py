@@ -6,6 +6,8 @@ state lives in. What a backend can do decides how an endpoint's replicas are car
 (``backends.base``): one by one (``LaunchesReplicas``: the launches and removals) or whole
 variants (``VariantFleets``: ``ScaleFleets``, plus the removal of dead replicas, which such a
 backend replaces). A replica named twice in one plan (dead and over the count) is removed once.
+Actions on other records of the source (a tuning job's trials: ``CreateRecord``,
+``RequestStop``) go to the source, as a user's create or stop would.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orchestrator.backends.base import Backend, LaunchesReplicas, VariantFleets
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.types import (
     Action,
     CleanupJob,
+    CreateRecord,
     DeleteRecord,
     LaunchJob,
     LaunchReplica,
     RemoveReplica,
+    RequestStop,
     ScaleFleets,
     StopJob,
     StopReplica,
@@ -35,9 +40,11 @@ class Executor:
         source: DesiredState,
         *,
         on_released: Callable[[Record], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.backend = backend
         self.source = source
+        self.clock = clock or SystemClock()
         self.on_released = on_released  # e.g. withdraw a deleted endpoint's route
         fleets = isinstance(backend, VariantFleets)
         if not fleets and not isinstance(backend, LaunchesReplicas):
@@ -76,6 +83,18 @@ class Executor:
             if isinstance(b, VariantFleets):
                 b.apply_fleets(action.endpoint, action.fleets)
             # else: the plan's launches and removals carried it out, replica by replica
+        elif isinstance(action, CreateRecord):
+            self.source.create(
+                action.kind,
+                action.name,
+                action.spec,
+                action.status,
+                phase=action.phase,
+                active=True,
+                now=action.at,
+            )
+        elif isinstance(action, RequestStop):
+            self.source.set_flag(action.kind, action.name, "stop_requested", self.clock.now())
         elif isinstance(action, DeleteRecord):
             self.source.release(record)
             if self.on_released is not None:

@@ -40,6 +40,11 @@ from orchestrator.controller.plan.training import (
     fail_training_job,
     plan_training_job,
 )
+from orchestrator.controller.plan.tuning import (
+    DesiredTuningJob,
+    needs_series,
+    plan_tuning_job,
+)
 from orchestrator.controller.plan.types import (
     Action,
     DeleteRecord,
@@ -53,6 +58,7 @@ from orchestrator.controller.plan.types import (
 )
 from orchestrator.controller.result import Backoff, Result, is_terminal
 from orchestrator.controller.routing import EndpointRoute
+from orchestrator.controller.trials import MetricSeries, observe_trials
 from orchestrator.errors import ConflictError, OrchestratorError, TemporaryError, ValidationError
 from orchestrator.gpus import GpuInventory
 from orchestrator.resources.common import Condition, ConditionsState, ConditionType, set_condition
@@ -63,13 +69,25 @@ from orchestrator.resources.endpoints import (
     EndpointStatus,
 )
 from orchestrator.resources.failures import FailureReason
-from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, KINDS, MODEL, TRAINING_JOB
+from orchestrator.resources.kinds import (
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    HYPER_PARAMETER_TUNING_JOB,
+    KINDS,
+    MODEL,
+    TRAINING_JOB,
+)
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
     SecondaryStatus,
     TrainingJobState,
     TrainingJobStatus,
+)
+from orchestrator.resources.tuning import (
+    CreateHyperParameterTuningJobRequest,
+    HyperParameterTuningJobState,
+    TuningJobStatus,
 )
 from orchestrator.resources.validation import parse_spec
 from orchestrator.store.source import DesiredState, Record
@@ -139,6 +157,9 @@ class Policies:
     # While requests are held for a starting replica, pass this often (see it ready sooner).
     held_request_poll_seconds: float = 0.1
     default_bucket: str = "orchestrator"
+    # Where ARNs say the resources are (a tuning job's trial summaries name their ARNs).
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
 
 
 class Reconciler:
@@ -155,6 +176,7 @@ class Reconciler:
         routes: RouteSink | None = None,
         watcher: ReplicaWatcher | None = None,
         spec_errors: Callable[[ValidationError], ValidationError] | None = None,
+        metric_series: MetricSeries | None = None,
     ) -> None:
         self.source = source
         # How a bad spec is told to its author (custom resources: camelCase field paths).
@@ -169,7 +191,9 @@ class Reconciler:
         self.demand = demand
         self.routes = routes
         self.watcher = watcher
-        self.executor = Executor(backend, source, on_released=self._released)
+        self.executor = Executor(backend, source, on_released=self._released, clock=self.clock)
+        # Running trials' metric series, for early stopping and Hyperband (from the job logs).
+        self.metric_series = metric_series
         self.backoff = Backoff(self.policies.max_backoff_seconds)
         self._refs: dict[tuple[str, str], Record | None] = {}
         self._gpus_held: dict[str, set[int]] = {}
@@ -185,6 +209,8 @@ class Reconciler:
         kinds: list[tuple[str, Callable[[Record], Result]]] = [
             (MODEL.name, self.validate_only),
             (ENDPOINT_CONFIG.name, self.validate_only),
+            # Before training jobs: the trials a tuning job creates start in the same pass.
+            (HYPER_PARAMETER_TUNING_JOB.name, self.reconcile_tuning_job),
             (TRAINING_JOB.name, self.reconcile_training_job),
             (ENDPOINT.name, self.reconcile_endpoint),
         ]
@@ -401,6 +427,88 @@ class Reconciler:
             total=len(self._gpu_indexes),
             free=tuple(i for i in self._gpu_indexes if i not in held),
         )
+
+    # --- tuning jobs -----------------------------------------------------------------------------
+    def reconcile_tuning_job(self, record: Record) -> Result:
+        now = self.clock.now()
+        status = self._status(HyperParameterTuningJobState, record)
+        try:
+            spec = self._spec(CreateHyperParameterTuningJobRequest, record)
+            self._check_trials(spec)
+        except ValidationError as e:
+            if record.delete_requested:
+                self.source.release(record)
+                return Result()
+            failed = status.model_copy(
+                update={
+                    "HyperParameterTuningJobStatus": TuningJobStatus.FAILED,
+                    "FailureReason": f"ValidationException: {e.message}"[:1024],
+                }
+            )
+            return self._invalid(record, e, failed)
+        done = status.HyperParameterTuningJobStatus in (
+            TuningJobStatus.COMPLETED,
+            TuningJobStatus.FAILED,
+            TuningJobStatus.STOPPED,
+        )
+        if not record.delete_requested and not done:
+            record = self.source.claim(record)
+        warm = spec.WarmStartConfig
+        trials = observe_trials(
+            self.source,
+            record,
+            len(spec.definitions),
+            objective=(lambda d: spec.objective_of(d).MetricName) if needs_series(spec) else None,
+            series=self.metric_series,
+            parents=[p.HyperParameterTuningJobName for p in warm.ParentHyperParameterTuningJobs]
+            if warm
+            else (),
+        )
+        desired = DesiredTuningJob(
+            name=record.name,
+            uid=record.uid,
+            spec=spec,
+            status=self._valid(status),
+            created_at=record.created_at,
+            stop_requested=record.stop_requested,
+            delete_requested=record.delete_requested,
+            arn_prefix=self._arn_prefix(TRAINING_JOB.arn_slug),
+        )
+        plan = plan_tuning_job(desired, trials, now)
+        self.executor.run(record, plan.actions)
+        if _deletes(plan):
+            return Result()
+        return self._write(record, plan)
+
+    def _check_trials(self, spec: CreateHyperParameterTuningJobRequest) -> None:
+        """Each definition must make a training job this backend can run (checked with a
+        trial at each range's low end), so a bad definition fails the tuning job, not 40
+        trials one after another."""
+        from orchestrator.controller.plan.tuning import trial_name
+
+        for i, (where, d) in enumerate(spec.named_definitions()):
+            ranges = spec.ranges_of(i)
+            tuned = {
+                **{r.Name: r.MinValue for r in ranges.IntegerParameterRanges},
+                **{r.Name: r.MinValue for r in ranges.ContinuousParameterRanges},
+                **{r.Name: r.Values[0] for r in ranges.CategoricalParameterRanges},
+            }
+            name = trial_name(spec.HyperParameterTuningJobName, "check", 1)
+            doc = d.training_spec(name, tuned, [])
+            try:
+                trial = parse_spec(CreateTrainingJobRequest, doc)
+            except ValidationError as e:
+                raise ValidationError(f"{where}: {e.message}", field=where) from e
+            configured = (
+                self.backend.configured() if isinstance(self.backend, Configurable) else set()
+            )
+            problems = problems_of(TRAINING_JOB.name, trial, self.backend.name, configured)
+            if problems:
+                text = "; ".join(f"{where}: {p.message}" for p in problems)
+                raise ValidationError(text, field=where)
+
+    def _arn_prefix(self, slug: str) -> str:
+        return f"arn:aws:sagemaker:{self.policies.region}:{self.policies.account_id}:{slug}/"
 
     # --- endpoints -----------------------------------------------------------------------------
     def reconcile_endpoint(self, record: Record) -> Result:

@@ -45,6 +45,8 @@ def policies_from(settings: Settings) -> Policies:
         resync_seconds=c.resync_seconds,
         autoscaling_window_seconds=c.autoscaling_window_seconds,
         default_bucket=settings.objects.default_bucket,
+        region=settings.region,
+        account_id=settings.account_id,
     )
 
 

@@ -28,6 +28,12 @@ from orchestrator.resources.training import (
     TrainingJobState,
     TrainingJobStatus,
 )
+from orchestrator.resources.tuning import (
+    TERMINAL_TUNING_STATUSES,
+    CreateHyperParameterTuningJobRequest,
+    HyperParameterTuningJobState,
+    TuningJobStatus,
+)
 
 REST_PREFIX = "/api/v1"
 
@@ -113,7 +119,23 @@ ENDPOINT = Kind(
     initial_phase=EndpointStatus.CREATING.value,
 )
 
-KINDS: dict[str, Kind] = {k.name: k for k in (TRAINING_JOB, MODEL, ENDPOINT_CONFIG, ENDPOINT)}
+HYPER_PARAMETER_TUNING_JOB = Kind(
+    name="HyperParameterTuningJob",
+    plural_path="hyper-parameter-tuning-jobs",
+    arn_slug="hyper-parameter-tuning-job",
+    name_field="HyperParameterTuningJobName",
+    spec=CreateHyperParameterTuningJobRequest,
+    status=HyperParameterTuningJobState,
+    crd_plural="hyperparametertuningjobs",
+    short_names=("ohpt",),
+    phase_field="HyperParameterTuningJobStatus",
+    initial_phase=TuningJobStatus.IN_PROGRESS.value,
+    terminal_phases=frozenset(s.value for s in TERMINAL_TUNING_STATUSES),
+)
+
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (TRAINING_JOB, MODEL, ENDPOINT_CONFIG, ENDPOINT, HYPER_PARAMETER_TUNING_JOB)
+}
 
 
 def kind_named(name: str) -> Kind:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -238,6 +238,28 @@ class DeleteRecord:
     name: str
 
 
+@dataclass(frozen=True)
+class CreateRecord:
+    """A new resource in the desired-state source (a tuning job's trial: a TrainingJob). The
+    create is idempotent: the same name and spec again is no change."""
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    phase: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RequestStop:
+    """Ask for another resource to stop (a trial), as a user's stop would."""
+
+    kind: str
+    name: str
+    reason: str = ""
+
+
 Action = (
     LaunchJob
     | StopJob
@@ -247,6 +269,8 @@ Action = (
     | RemoveReplica
     | ScaleFleets
     | DeleteRecord
+    | CreateRecord
+    | RequestStop
 )
 
 S = TypeVar("S", bound=BaseModel)
