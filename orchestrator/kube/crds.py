@@ -92,6 +92,39 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         _AGE,
         {"name": "Reason", "type": "string", "jsonPath": ".status.failureReason", "priority": 1},
     ],
+    "HyperParameterTuningJob": [
+        {
+            "name": "Status",
+            "type": "string",
+            "jsonPath": ".status.hyperParameterTuningJobStatus",
+        },
+        {
+            "name": "Strategy",
+            "type": "string",
+            "jsonPath": ".spec.hyperParameterTuningJobConfig.strategy",
+        },
+        {
+            "name": "Completed",
+            "type": "integer",
+            "jsonPath": ".status.trainingJobStatusCounters.completed",
+        },
+        {
+            "name": "Running",
+            "type": "integer",
+            "jsonPath": ".status.trainingJobStatusCounters.inProgress",
+        },
+        {
+            "name": "Best",
+            "type": "string",
+            "jsonPath": ".status.bestTrainingJob.trainingJobName",
+        },
+        {
+            "name": "Objective",
+            "type": "number",
+            "jsonPath": ".status.bestTrainingJob.finalHyperParameterTuningJobObjectiveMetric.value",
+        },
+        _AGE,
+    ],
 }
 
 # Keywords a structural schema may carry; everything else from JSON Schema is dropped.

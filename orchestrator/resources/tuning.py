@@ -313,6 +313,30 @@ class HyperParameterAlgorithmSpecification(Spec):
     MetricDefinitions: Annotated[list[MetricDefinition], Field(max_length=40)] = []
 
 
+class VpcConfig(Spec):
+    SecurityGroupIds: Annotated[list[str], Field(min_length=1, max_length=5)]
+    Subnets: Annotated[list[str], Field(min_length=1, max_length=16)]
+
+
+class HyperParameterTuningInstanceConfig(Spec):
+    InstanceType: str
+    InstanceCount: int
+    VolumeSizeInGB: int
+
+
+class HyperParameterTuningResourceConfig(Spec):
+    InstanceType: str | None = None
+    InstanceCount: int | None = None
+    VolumeSizeInGB: int | None = None
+    VolumeKmsKeyId: str | None = None
+    AllocationStrategy: Literal["Prioritized"] | None = None
+    InstanceConfigs: list[HyperParameterTuningInstanceConfig] | None = None
+
+
+_VpcConfig = VpcConfig
+_TuningResourceConfig = HyperParameterTuningResourceConfig
+
+
 class HyperParameterTrainingJobDefinition(Spec):
     """What each trial is made from: a training job without its name and tuned values."""
 
@@ -333,8 +357,8 @@ class HyperParameterTrainingJobDefinition(Spec):
     RetryStrategy: _RetryStrategy | None = None
     Environment: EnvironmentMap = {}
     # SageMaker fields this server has no counterpart for: refused by name, never ignored.
-    VpcConfig: dict[str, Any] | None = None
-    HyperParameterTuningResourceConfig: dict[str, Any] | None = None
+    VpcConfig: _VpcConfig | None = None
+    HyperParameterTuningResourceConfig: _TuningResourceConfig | None = None
 
     @model_validator(mode="after")
     def _supported(self) -> Self:

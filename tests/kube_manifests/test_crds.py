@@ -158,6 +158,7 @@ def test_short_names_are_unique_and_clash_with_nothing_known(
         "Model": ["omodel"],
         "EndpointConfig": ["oepc"],
         "Endpoint": ["oep"],
+        "HyperParameterTuningJob": ["ohpt"],
     }
 
 

@@ -99,7 +99,7 @@ def test_helm_installs_the_generated_crds(helm: str) -> None:
     expected = {
         d["metadata"]["name"] for p in (MANIFESTS / "crds").glob("*.yaml") for d in load_docs(p)
     }
-    assert crds == expected and len(crds) == 4
+    assert crds == expected and len(crds) == 5
 
 
 def test_gpu_values_reach_the_operator(rendered_gpu: list[dict[str, Any]]) -> None:
@@ -304,7 +304,7 @@ def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None
     # Isolated training attempts: created with the Job, removed with it; nothing more.
     assert operator["networkpolicies"] == ("create", "delete", "list")
     assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
-    kinds = ("endpointconfigs", "endpoints", "models", "trainingjobs")
+    kinds = ("endpointconfigs", "endpoints", "hyperparametertuningjobs", "models", "trainingjobs")
     write = ("create", "delete", "get", "list", "patch", "update", "watch")
     assert _rules(roles["api"]) == sorted(
         [
