@@ -27,6 +27,7 @@ from orchestrator.api.routes import (
     models,
     monitoring,
     objects,
+    tags,
     training,
 )
 from orchestrator.api.service import ControlPlane
@@ -175,6 +176,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
     for module in (training, models, endpoints, objects, keys, access_keys):
         app.include_router(module.router)
     app.include_router(monitoring.router)
+    app.include_router(tags.router)
 
     @app.middleware("http")
     async def authenticate_first(
