@@ -27,6 +27,7 @@ from orchestrator.api.routes import (
     models,
     monitoring,
     objects,
+    tags,
     training,
     tuning,
 )
@@ -176,6 +177,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
     for module in (training, tuning, models, endpoints, objects, keys, access_keys):
         app.include_router(module.router)
     app.include_router(monitoring.router)
+    app.include_router(tags.router)
 
     @app.middleware("http")
     async def authenticate_first(

@@ -26,6 +26,7 @@ from orchestrator.api.tags import ResourceTags
 from orchestrator.api.tuning import TuningJobs
 from orchestrator.backends.base import Backend, Configurable
 from orchestrator.clock import Clock
+from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.plan.support import problems_of
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
@@ -55,6 +56,11 @@ from orchestrator.resources.endpoints import (
     check_overrides,
     merged_overrides,
 )
+from orchestrator.resources.jobmetrics import (
+    MetricPointOut,
+    MetricSeriesOut,
+    TrainingJobMetricsResponse,
+)
 from orchestrator.resources.kinds import (
     ENDPOINT,
     ENDPOINT_CONFIG,
@@ -76,7 +82,11 @@ from orchestrator.resources.training import (
 from orchestrator.settings import Settings
 from orchestrator.store import DesiredState, ListFilter, Record
 from orchestrator.store.source import SORT_BY, SortBy
-from orchestrator.training.contract import builtin_algorithm, check_builtin_algorithm
+from orchestrator.training.contract import (
+    builtin_algorithm,
+    check_builtin_algorithm,
+    metric_patterns,
+)
 
 R = TypeVar("R", bound=BaseModel)
 TF_HINT = "pip install 'orchestrator[tensorflow]'"
@@ -142,6 +152,8 @@ class ControlPlane:
         self.tags = ResourceTags(store, settings, clock)
         # Hyperparameter tuning jobs (their trials are training jobs in the same store).
         self.tuning = TuningJobs(self)
+        # Training jobs' metric series, read from their logs (pod logs on a cluster).
+        self.job_metrics = JobMetrics(backend, clock=clock)
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""
@@ -649,3 +661,34 @@ class ControlPlane:
         if record is None:
             return None
         return record.phase, str(record.status.get("FailureReason") or "")
+
+    def training_job_metrics(
+        self, name: str, metric: str | None = None
+    ) -> TrainingJobMetricsResponse:
+        """Every value of each metric the job printed (or of one), read from its log."""
+        spec = CreateTrainingJobRequest.model_validate(self.store.get(TRAINING_JOB.name, name).spec)
+        series = self.job_metrics.series(name, spec)
+        if metric is not None:
+            defined = list(dict.fromkeys([n for n, _ in metric_patterns(spec)] + list(series)))
+            if metric not in defined:
+                raise ValidationError(
+                    f"metric: TrainingJob {name!r} emits no metric {metric!r}; it emits "
+                    f"{', '.join(defined) if defined else 'none (it has no MetricDefinitions)'}",
+                    field="metric",
+                )
+            series = {metric: series.get(metric, [])}
+        return TrainingJobMetricsResponse(
+            TrainingJobName=name,
+            Metrics=[
+                MetricSeriesOut(
+                    MetricName=metric_name,
+                    Points=[
+                        MetricPointOut(
+                            Timestamp=p.timestamp, Value=p.value, Step=p.step, Epoch=p.epoch
+                        )
+                        for p in points
+                    ],
+                )
+                for metric_name, points in series.items()
+            ],
+        )

@@ -117,3 +117,36 @@ class ResourceTags:
         raise UnavailableError(
             f"{kind} {name!r} changed too often to be tagged; retry", retry_after=1
         )
+
+    # --- by ARN (REST) ---------------------------------------------------------------------
+    def add_by_arn(self, arn: str, tags: Sequence[Tag]) -> list[Tag]:
+        record = self.find_by_arn(arn)
+        return self.add_tags(record.kind, record.name, tags)
+
+    def delete_by_arn(self, arn: str, keys: Sequence[str]) -> None:
+        record = self.find_by_arn(arn)
+        self.delete_tags(record.kind, record.name, keys)
+
+    def list_by_arn(
+        self, arn: str, max_results: int = MAX_TAGS, next_token: str | None = None
+    ) -> tuple[list[Tag], str | None]:
+        """One page of the resource's tags (in the order they were added) and the token of
+        the next page (None on the last): the token is where the next page starts."""
+        if not 1 <= max_results <= 100:
+            raise ValidationError(
+                f"MaxResults must be in 1..100, not {max_results}", field="MaxResults"
+            )
+        start = 0
+        if next_token is not None:
+            if not next_token.isdigit():
+                raise ValidationError(
+                    f"NextToken {next_token!r} is not a token a ListTags answer gave; "
+                    "leave it out to start from the first page",
+                    field="NextToken",
+                )
+            start = int(next_token)
+        record = self.find_by_arn(arn)
+        tags = self.tags_of(record.kind, record.name)
+        page = tags[start : start + max_results]
+        end = start + len(page)
+        return page, (str(end) if end < len(tags) else None)

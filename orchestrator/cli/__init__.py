@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import endpoints, jobs, keys, models, objects, operator
+from orchestrator.cli import endpoints, jobs, keys, models, objects, operator, tags
 from orchestrator.cli.common import ErrorHandlingGroup, OutputFormat, State
 from orchestrator.cli.endpoints import deploy
 from orchestrator.cli.invoke import invoke
@@ -60,6 +60,7 @@ app.command(rich_help_panel="Hosting")(deploy)
 app.command(rich_help_panel="Hosting")(invoke)
 app.add_typer(objects.app, name="objects", rich_help_panel="Objects")
 app.add_typer(keys.app, name="keys", rich_help_panel="Control plane")
+app.add_typer(tags.app, name="tags", rich_help_panel="Control plane")
 
 
 def main() -> None:

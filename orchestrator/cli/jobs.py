@@ -1,4 +1,4 @@
-"""``orch jobs``: list, describe, logs, stop, delete and wait for training jobs."""
+"""``orch jobs``: list, describe, logs, metrics, stop, delete and wait for training jobs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.text import Text
 
 from orchestrator.cli.common import client, console, done, emit, since, state, styled, when
 from orchestrator.cli.evaluation import render_evaluation
+from orchestrator.cli.metricsview import render_metrics
 from orchestrator.cli.train import finish, watch
 from orchestrator.errors import NotFoundError
 from orchestrator.resources.training import (
@@ -187,3 +188,18 @@ def wait(
 ) -> None:
     """Wait until a training job ends; exit 1 unless it completed."""
     finish(ctx, watch(client(ctx), name, logs=logs, as_json=state(ctx).json))
+
+
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    name: Name,
+    metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
+    chart: Annotated[bool, typer.Option("--chart", help="A small chart per metric.")] = False,
+    last: Annotated[
+        int, typer.Option(min=0, help="Rows per metric in the table: the latest N (0: all).")
+    ] = 50,
+) -> None:
+    """Show every value of each metric a training job printed (time, step, epoch)."""
+    resp = client(ctx).training_job_metrics(name, metric=metric)
+    emit(ctx, resp, lambda: console.print(*render_metrics(resp, as_chart=chart, last=last)))

@@ -30,12 +30,14 @@ from orchestrator.errors import (
 )
 from orchestrator.monitoring.shapes import MetricStatistics
 from orchestrator.objects.uri import parse_object_uri
+from orchestrator.resources.common import Tag
 from orchestrator.resources.endpoints import (
     DescribeEndpointConfigResponse,
     DescribeEndpointResponse,
     ListEndpointConfigsResponse,
     ListEndpointsResponse,
 )
+from orchestrator.resources.jobmetrics import TrainingJobMetricsResponse
 from orchestrator.resources.keys import (
     AccessKeySummary,
     ApiKeySummary,
@@ -52,6 +54,7 @@ from orchestrator.resources.kinds import (
     TRAINING_JOB,
 )
 from orchestrator.resources.models import DescribeModelResponse, ListModelsResponse
+from orchestrator.resources.tags import AddTagsResponse, ListTagsResponse
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
     DescribeTrainingJobResponse,
@@ -520,6 +523,40 @@ class Client:
 
     def delete_object(self, uri: str) -> None:
         self.request("DELETE", self._object_path(uri))
+
+    # --- training job metrics and tags -------------------------------------------------------
+    def training_job_metrics(
+        self, name: str, *, metric: str | None = None
+    ) -> TrainingJobMetricsResponse:
+        """Every value of each metric the job printed so far (or of one): time, step, epoch."""
+        return self._get(
+            TrainingJobMetricsResponse,
+            f"{TRAINING_JOB.collection}/{quote(name)}/metrics",
+            metric=metric,
+        )
+
+    def add_tags(self, resource_arn: str, tags: dict[str, str] | Sequence[Tag]) -> list[Tag]:
+        """Add tags to a resource (or overwrite those with the same keys); returns them."""
+        given = [Tag(Key=k, Value=v) for k, v in tags.items()] if isinstance(tags, dict) else tags
+        body = {"ResourceArn": resource_arn, "Tags": [t.model_dump() for t in given]}
+        return AddTagsResponse.model_validate(self._json("POST", f"{API}/tags", json=body)).Tags
+
+    def list_tags(self, resource_arn: str) -> list[Tag]:
+        """Every tag of a resource (all pages)."""
+        tags: list[Tag] = []
+        token: str | None = None
+        while True:
+            page = self._get(ListTagsResponse, f"{API}/tags", ResourceArn=resource_arn,
+                             NextToken=token)  # fmt: skip
+            tags += page.Tags
+            token = page.NextToken
+            if not token:
+                return tags
+
+    def delete_tags(self, resource_arn: str, keys: Sequence[str]) -> None:
+        """Remove the tags with these keys from a resource."""
+        body = {"ResourceArn": resource_arn, "TagKeys": list(keys)}
+        self.request("POST", f"{API}/tags/delete", json=body)
 
 
 def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:

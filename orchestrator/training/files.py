@@ -96,6 +96,8 @@ class Progress(BaseModel):
     at: float
     started_at: float
     metrics: dict[str, float] = {}
+    # When each metric's last value was written (epoch seconds, its log line's time).
+    metric_times: dict[str, float] = {}
     history: list[PhaseEntry] = []
 
 
@@ -105,6 +107,7 @@ class Result(BaseModel):
     failure: FailureReason | None = None  # typed: rendered only in the job's status
     model_artifact: str | None = None
     metrics: dict[str, float] = {}
+    metric_times: dict[str, float] = {}
     started_at: float
     ended_at: float
 

@@ -68,8 +68,9 @@ class JobLog:
         if whole:
             self._last_ms = MARK.unpack(os.pread(fd, MARK.size, whole - MARK.size))[1]
 
-    def write(self, text: str) -> None:
-        """One line (a newline is added when it has none, so the next write starts a line)."""
+    def write(self, text: str) -> int:
+        """One line (a newline is added when it has none, so the next write starts a line);
+        returns the time it was written (epoch milliseconds: its mark's)."""
         data = text.encode("utf-8", "replace")
         if not data.endswith(b"\n"):
             data += b"\n"
@@ -83,6 +84,7 @@ class JobLog:
                 written = self._log.write(view)
                 view = view[written or 0 :]
             self._size += len(data)
+        return ms
 
     def close(self) -> None:
         self._log.close()

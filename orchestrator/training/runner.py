@@ -78,6 +78,7 @@ class Supervisor:
         self.paths = MlPaths(Path(self.job.ml_root))
         self.started_at = time.time()
         self.metrics: dict[str, float] = {}
+        self.metric_times: dict[str, float] = {}  # when each last value was written
         self.stopping = False
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.history: list[PhaseEntry] = []
@@ -118,6 +119,7 @@ class Supervisor:
                 at=time.time(),
                 started_at=self.started_at,
                 metrics=self.metrics,
+                metric_times=self.metric_times,
                 history=self.history,
             ),
         )
@@ -219,11 +221,14 @@ class Supervisor:
 
     def handle_line(self, line: str) -> None:
         """One line of the user's output: into the job log, the failure tail and the metrics."""
-        self.log.write(line)
+        written_ms = self.log.write(line)
         stripped = line.rstrip("\n")
         if stripped.strip():
             self.tail.append(stripped)
-        read_metrics(stripped, self._patterns, self.metrics)
+        found: dict[str, float] = {}
+        read_metrics(stripped, self._patterns, found)
+        self.metrics.update(found)
+        self.metric_times.update(dict.fromkeys(found, written_ms / 1000))
         if self._patterns and time.time() - self._last_progress > 1.0:
             self._last_progress = time.time()
             self.progress_quiet()
@@ -264,6 +269,7 @@ class Supervisor:
                     failure=reason,
                     model_artifact=artifact,
                     metrics=self.metrics,
+                    metric_times=self.metric_times,
                     started_at=self.started_at,
                     ended_at=time.time(),
                 )
@@ -277,6 +283,7 @@ class Supervisor:
             exit_code=code,
             failure=None if self.stopping else reason,
             metrics=self.metrics,
+            metric_times=self.metric_times,
             started_at=self.started_at,
             ended_at=time.time(),
         )

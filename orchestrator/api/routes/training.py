@@ -1,4 +1,4 @@
-"""``/api/v1/training-jobs``: CreateTrainingJob, Describe, List, Stop, Delete, logs."""
+"""``/api/v1/training-jobs``: CreateTrainingJob, Describe, List, Stop, Delete, logs, metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.api.deps import allowed, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
+from orchestrator.resources.jobmetrics import TrainingJobMetricsResponse
 from orchestrator.resources.kinds import TRAINING_JOB
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
@@ -109,3 +110,16 @@ def training_job_logs(
         media_type="text/plain; charset=utf-8",
         headers={"X-Next-Offset": str(nxt), "X-More": "true" if active else "false"},
     )
+
+
+@router.get(
+    "/{name}/metrics",
+    response_model=TrainingJobMetricsResponse,
+    dependencies=[Depends(allowed("training-job:describe"))],
+    responses={400: {"description": "metric names a metric the job does not emit"}},
+)
+def training_job_metrics(
+    name: str, cp: Plane, metric: str | None = None
+) -> TrainingJobMetricsResponse:
+    """Every value of each metric the job printed, with its time, step and epoch."""
+    return cp.training_job_metrics(name, metric)

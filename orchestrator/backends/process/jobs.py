@@ -48,6 +48,10 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+def _times(seconds: dict[str, float]) -> dict[str, datetime]:
+    return {k: _dt(v) for k, v in seconds.items()}
+
+
 def store_access(s: Settings) -> StoreAccess:
     """The object store as the control plane's settings name it, for a child process."""
     return StoreAccess(
@@ -200,6 +204,7 @@ class ProcessJobs:
                 failure=r.failure,
                 model_artifact=r.model_artifact,
                 metrics=r.metrics,
+                metric_times=_times(r.metric_times),
                 phases=phases,
                 gpus=gpus,
             )
@@ -218,6 +223,7 @@ class ProcessJobs:
                 phase_message=progress.message if progress else "",
                 started_at=_dt(progress.started_at) if progress else None,
                 metrics=progress.metrics if progress else {},
+                metric_times=_times(progress.metric_times) if progress else {},
                 phases=phases,
                 gpus=gpus,
             )
@@ -231,6 +237,7 @@ class ProcessJobs:
             outcome=None,
             failure=internal_error(tail) if tail else None,
             metrics=progress.metrics if progress else {},
+            metric_times=_times(progress.metric_times) if progress else {},
         )
 
     def stop_job(self, name: str, *, force: bool) -> None:

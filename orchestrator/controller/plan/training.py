@@ -129,7 +129,9 @@ def _finish(
     if observed is not None:
         if observed.metrics:
             update["FinalMetricDataList"] = [
-                MetricData(MetricName=k, Value=v, Timestamp=end)
+                MetricData(
+                    MetricName=k, Value=v, Timestamp=min(observed.metric_times.get(k, end), end)
+                )
                 for k, v in sorted(observed.metrics.items())
             ]
         if observed.model_artifact:

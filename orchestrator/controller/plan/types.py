@@ -47,6 +47,9 @@ class ObservedJob:
     failure: FailureReason | None = None
     model_artifact: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # When each metric's value was written (its log line's time), where the backend knows;
+    # FinalMetricDataList stamps a metric without one with the job's end.
+    metric_times: dict[str, datetime] = field(default_factory=dict)
     # Every phase the attempt went through, oldest first, with the job's own timestamps, so
     # that a phase shorter than one reconcile pass still shows in the transitions.
     phases: tuple[PhaseMark, ...] = ()

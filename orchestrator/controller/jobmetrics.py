@@ -1,0 +1,94 @@
+"""Training jobs' metric series, read from the job log that every backend serves.
+
+``JobMetrics.series(name, spec)`` reads the job's log from where it stopped last time
+(``Backend.read_job_logs``), feeds the new bytes to the job's ``SeriesParser`` and returns
+every metric's points. A call when nothing new was written is one empty read. The parsers are
+held in memory only (at most ``MAX_JOBS``, least recently used dropped): after a restart, or
+for a dropped job, the log is simply read again from 0; the log is the truth.
+
+A line's time is its time mark's where the backend keeps marks (``JobLogTimes``: the process
+and Docker backends, the fake); lines no mark covers (Kubernetes pod logs keep none) get the
+time this reader first saw them, never later than the first mark.
+
+Shared by the API (``GET /training-jobs/NAME/metrics``) and the reconciler's tuner (early
+stopping and Hyperband read the running trials' series each pass): safe between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+from orchestrator.algorithms.hyperparameters import TRAINING_METRICS
+from orchestrator.backends.base import Backend, JobLogTimes
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.training.contract import builtin_algorithm, metric_patterns
+from orchestrator.training.joblog import ListMarks, Marks, mark_at
+from orchestrator.training.metricseries import MetricPoint, SeriesParser
+
+CHUNK = 1 << 20
+MAX_JOBS = 512
+
+
+def parser_for(spec: CreateTrainingJobRequest) -> SeriesParser:
+    """The parser of a job's output: its metric patterns; a built-in's per-epoch lines."""
+    per_epoch = TRAINING_METRICS if builtin_algorithm(spec) is not None else ()
+    return SeriesParser(metric_patterns(spec), per_epoch=per_epoch)
+
+
+class JobMetrics:
+    def __init__(self, backend: Backend, *, clock: Clock | None = None) -> None:
+        self.backend = backend
+        self.clock = clock or SystemClock()
+        self._parsers: OrderedDict[str, SeriesParser] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def series(self, name: str, spec: CreateTrainingJobRequest) -> dict[str, list[MetricPoint]]:
+        """Every metric the job has printed so far, each as its points, oldest first."""
+        with self._lock:
+            parser = self._parsers.get(name)
+            if parser is None:
+                parser = self._parsers[name] = parser_for(spec)
+                while len(self._parsers) > MAX_JOBS:
+                    self._parsers.popitem(last=False)
+            self._parsers.move_to_end(name)
+            self._read(name, parser)
+            return parser.series
+
+    def forget(self, name: str) -> None:
+        """Drop what is held for the job (it was deleted, or its trial is done with)."""
+        with self._lock:
+            self._parsers.pop(name, None)
+
+    def _read(self, name: str, parser: SeriesParser) -> None:
+        while True:
+            data, _ = self.backend.read_job_logs(name, parser.offset, CHUNK)
+            if not data:
+                return  # nothing (more) written: when nothing is new, one empty read
+            self._feed(name, parser, data)
+
+    def _feed(self, name: str, parser: SeriesParser, data: bytes) -> None:
+        # Marks are written before their lines, so marks opened after the read cover it.
+        marks: Marks = (
+            self.backend.job_log_marks(name)
+            if isinstance(self.backend, JobLogTimes)
+            else ListMarks()
+        )
+        try:
+            seen = self.clock.now()
+            first = _ms_time(marks[0][1]) if len(marks) else None
+            fallback = min(seen, first) if first is not None else seen
+
+            def time_at(offset: int) -> datetime:
+                k = mark_at(marks, offset)
+                return _ms_time(marks[k][1]) if k >= 0 else fallback
+
+            parser.feed(data, time_at)
+        finally:
+            marks.close()
+
+
+def _ms_time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,30 @@
+"""A training job's metrics as time series (``GET /training-jobs/NAME/metrics``).
+
+Every value each metric took, in the order the job printed them: when the line was written,
+the 0-based occurrence index of the metric (``Step``) and the epoch the line names (or, for a
+built-in algorithm's per-epoch lines, the epoch it is), as ``training.metricseries`` reads
+them from the job log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from orchestrator.resources.common import Output
+
+
+class MetricPointOut(Output):
+    Timestamp: datetime
+    Value: float
+    Step: int
+    Epoch: int | None = None
+
+
+class MetricSeriesOut(Output):
+    MetricName: str
+    Points: list[MetricPointOut] = []
+
+
+class TrainingJobMetricsResponse(Output):
+    TrainingJobName: str
+    Metrics: list[MetricSeriesOut] = []
