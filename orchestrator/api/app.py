@@ -27,6 +27,7 @@ from orchestrator.api.routes import (
     models,
     monitoring,
     objects,
+    search,
     tags,
     training,
     tuning,
@@ -174,7 +175,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
     app.state.plane = plane
     app.state.series = plane.series
     handlers.install(app)
-    for module in (training, tuning, models, endpoints, objects, keys, access_keys):
+    for module in (training, tuning, models, endpoints, objects, keys, access_keys, search):
         app.include_router(module.router)
     app.include_router(monitoring.router)
     app.include_router(tags.router)

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from orchestrator.api import search as searching
 from orchestrator.api.auth import KeyStore
 from orchestrator.api.aws.credentials import AccessKeys
 from orchestrator.api.tags import ResourceTags
@@ -70,6 +71,7 @@ from orchestrator.resources.kinds import (
     Kind,
 )
 from orchestrator.resources.models import CreateModelRequest, DescribeModelResponse, ModelSummary
+from orchestrator.resources.search import SearchRequest
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
     CreateTrainingJobRequest,
@@ -692,3 +694,15 @@ class ControlPlane:
                 for metric_name, points in series.items()
             ],
         )
+
+    # --- search ------------------------------------------------------------------------------
+    def search(self, req: SearchRequest) -> dict[str, Any]:
+        """SageMaker's Search: one page of ``{"<Kind>": <its Describe shape>}`` records and the
+        next page's token (``orchestrator.api.search``)."""
+        query = searching.compile_request(req)
+        records, token = searching.run(self.store, query)
+        results = [
+            {query.kind: searching.search_record(query.kind, r, self.arn(query.kind, r.name))}
+            for r in records
+        ]
+        return {"Results": results, "NextToken": token}

@@ -13,6 +13,7 @@ from orchestrator.cli import endpoints, jobs, keys, models, objects, operator, t
 from orchestrator.cli.common import ErrorHandlingGroup, OutputFormat, State
 from orchestrator.cli.endpoints import deploy
 from orchestrator.cli.invoke import invoke
+from orchestrator.cli.search import search
 from orchestrator.cli.server import server
 from orchestrator.cli.train import train
 
@@ -61,6 +62,7 @@ app.command(rich_help_panel="Hosting")(invoke)
 app.add_typer(objects.app, name="objects", rich_help_panel="Objects")
 app.add_typer(keys.app, name="keys", rich_help_panel="Control plane")
 app.add_typer(tags.app, name="tags", rich_help_panel="Control plane")
+app.command(rich_help_panel="Training")(search)
 
 
 def main() -> None:

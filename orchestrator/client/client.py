@@ -54,6 +54,7 @@ from orchestrator.resources.kinds import (
     TRAINING_JOB,
 )
 from orchestrator.resources.models import DescribeModelResponse, ListModelsResponse
+from orchestrator.resources.search_syntax import parse_expression
 from orchestrator.resources.tags import AddTagsResponse, ListTagsResponse
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
@@ -557,6 +558,33 @@ class Client:
         """Remove the tags with these keys from a resource."""
         body = {"ResourceArn": resource_arn, "TagKeys": list(keys)}
         self.request("POST", f"{API}/tags/delete", json=body)
+
+    # --- search ----------------------------------------------------------------------------
+    def search(
+        self,
+        expression: str | dict[str, Any] | None = None,
+        *,
+        resource: str = "TrainingJob",
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
+        """SageMaker's Search: ``expression`` is a ``SearchExpression`` or the readable form
+        (``"Metrics.validation:accuracy > 0.95 and Tags.team exists"``); returns ``{"Results":
+        [{"TrainingJob": {...}}], "NextToken": ...}``."""
+        body: dict[str, Any] = {"Resource": resource}
+        if isinstance(expression, str):
+            body["SearchExpression"] = parse_expression(expression)
+        elif expression is not None:
+            body["SearchExpression"] = expression
+        for key, value in (
+            ("SortBy", sort_by), ("SortOrder", sort_order),
+            ("MaxResults", max_results), ("NextToken", next_token),
+        ):  # fmt: skip
+            if value is not None:
+                body[key] = value
+        return self._json("POST", f"{REST_PREFIX}/search", json=body)
 
 
 def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from orchestrator.errors import ValidationError
+from orchestrator.resources.search import CompiledSearch
 
 Flag = Literal["stop_requested", "delete_requested"]
 # What a list is ordered by (SageMaker's SortBy); each order's key ends in the name, which is
@@ -141,6 +142,16 @@ class DesiredState(Protocol):
 
     def close(self) -> None:
         """Release connections held in this process."""
+
+
+@runtime_checkable
+class Searches(Protocol):
+    """A source that runs a Search itself (the SQL store: one query over its index tables).
+    For one without it the service evaluates the search over the listed records
+    (``resources.search.search_in_memory``), with the same results and errors."""
+
+    def search(self, query: CompiledSearch) -> tuple[builtins.list[Record], str | None]:
+        """One page of records in the query's order and the token of the next one."""
 
 
 # --- paging, shared by every source -------------------------------------------------------

@@ -25,6 +25,14 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.errors import BackendError, ConflictError, NotFoundError, ValidationError
+from orchestrator.resources.search import CompiledSearch
+from orchestrator.store.search_sql import (
+    STATUS_FAMILIES,
+    backfill,
+    drop_index,
+    run_search,
+    write_index,
+)
 from orchestrator.store.source import (
     Flag,
     ListFilter,
@@ -106,6 +114,8 @@ class StateStore:
             raise BackendError(
                 f"state store at {url.split('@')[-1]} is unreachable: {e.orig}", retry_after=5
             ) from e
+        with self._tx() as conn:  # a store from before Search: index what it holds
+            backfill(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -150,6 +160,10 @@ class StateStore:
         try:
             with self._tx() as conn:
                 conn.execute(resources.insert().values(**row))
+                write_index(
+                    conn, kind, name, spec, status, phase=phase,
+                    created=_ts(now), updated=_ts(now), fresh=True,
+                )  # fmt: skip
             return self.get(kind, name), True
         except SqlIntegrityError:
             existing = self.get(kind, name)
@@ -253,6 +267,11 @@ class StateStore:
                     version=int(record.version) + 1,
                 )
             )
+            if result.rowcount == 1:
+                write_index(
+                    conn, record.kind, record.name, record.spec, status, phase=phase,
+                    created=_ts(record.created_at), updated=_ts(now), families=STATUS_FAMILIES,
+                )  # fmt: skip
         if result.rowcount != 1:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
         return self.get(record.kind, record.name)
@@ -293,6 +312,11 @@ class StateStore:
                     **values,
                 )
             )
+            if result.rowcount == 1:
+                write_index(
+                    conn, record.kind, record.name, spec, status, phase=phase or record.phase,
+                    created=_ts(record.created_at), updated=_ts(now),
+                )  # fmt: skip
         if result.rowcount != 1:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
         return self.get(record.kind, record.name)
@@ -324,6 +348,7 @@ class StateStore:
             result = conn.execute(
                 resources.delete().where(resources.c.kind == kind, resources.c.name == name)
             )
+            drop_index(conn, kind, name)
         if result.rowcount != 1:
             raise NotFoundError(f"{kind} {name!r} does not exist")
 
@@ -334,6 +359,12 @@ class StateStore:
         # NotFound: released before (a pass that was killed after the delete).
         with contextlib.suppress(NotFoundError):
             self.delete(record.kind, record.name)
+
+    def search(self, query: CompiledSearch) -> tuple[builtins.list[Record], str | None]:
+        """One page of a Search, as one SQL query over the index tables (``search_sql``)."""
+        with self._tx() as conn:
+            rows, _, token = run_search(conn, query, self.engine.dialect.name)
+        return [_record(r._mapping) for r in rows], token
 
     # --- API keys --------------------------------------------------------------------------
     def add_api_key(

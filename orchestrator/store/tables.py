@@ -62,3 +62,36 @@ access_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
 )
+
+
+# --- Search's index (``search_sql.py``): one row per searchable property of a resource --------
+# Kept in the same transaction as every write of ``resources``; ``text`` is the value as
+# written, ``num`` the number it reads as (NULL when it reads as none), so a filter on a metric
+# plus a sort by one runs on an index, not over every document.
+def _index_table(name: str, *, text_index: bool) -> Table:
+    table = Table(
+        name,
+        metadata,
+        Column("kind", String(64), primary_key=True),
+        Column("name", String(128), primary_key=True),
+        Column("key", String(255), primary_key=True),
+        Column("text", Text, nullable=True),
+        Column("num", Float, nullable=True),
+    )
+    Index(f"ix_{name}_num", table.c.kind, table.c.key, table.c.num, table.c.name)
+    if text_index:
+        Index(f"ix_{name}_text", table.c.kind, table.c.key, table.c.text)
+    return table
+
+
+# Scalar fields of the document (SecondaryStatus, ResourceConfig.InstanceType, dates, ...).
+search_fields = _index_table("search_fields", text_index=True)
+search_hyperparameters = _index_table("search_hyperparameters", text_index=True)
+search_metrics = _index_table("search_metrics", text_index=False)  # FinalMetricDataList
+search_tags = _index_table("search_tags", text_index=True)
+SEARCH_TABLES = {
+    "fields": search_fields,
+    "hyperparameters": search_hyperparameters,
+    "metrics": search_metrics,
+    "tags": search_tags,
+}

@@ -284,7 +284,9 @@ def generated_module(operations: list[str]) -> str:
             lines.append(f"    {q(name)}: {{}},")
             continue
         lines.append(f"    {q(name)}: {{")
-        lines += [f"        {q(m)}: {q(r) if r else 'None'}," for m, r in structures[name].items()]
+        for m, r in structures[name].items():
+            line = f"        {q(m)}: {q(r) if r else 'None'},"
+            lines.append(line if len(line) <= 100 else f"{line}  # noqa: E501")
         lines.append("    },")
     lines += ["}", "# Structure -> its required members (where it has any).",
               "REQUIRED: dict[str, tuple[str, ...]] = {"]  # fmt: skip

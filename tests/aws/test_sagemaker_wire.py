@@ -48,6 +48,11 @@ def test_every_operation_of_the_table_on_the_wire(
     for _ in range(3):
         local.controller.run_pass()
     sm.describe_training_job(TrainingJobName="j")
+    found = sm.search(
+        Resource="TrainingJob", SortBy="Tags.k", SortOrder="Ascending", MaxResults=5,
+        SearchExpression={"Filters": [{"Name": "Tags.k", "Operator": "Equals", "Value": "v"}]},
+    )  # fmt: skip
+    assert [r["TrainingJob"]["TrainingJobName"] for r in found["Results"]] == ["j"]
     sm.create_model(
         ModelName="m", ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": "registry.example/serve:1", "Environment": {"A": "1"},

@@ -61,7 +61,7 @@ MOST_USED_MISSING = (
     "ListTransformJobs", "CreateProcessingJob", "DescribeProcessingJob", "ListProcessingJobs",
     "UpdateTrainingJob", "CreateModelPackage", "CreateModelPackageGroup",
     "CreateCompilationJob", "CreatePipeline", "StartPipelineExecution", "CreateNotebookInstance",
-    "CreateInferenceComponent", "CreateExperiment", "Search",
+    "CreateInferenceComponent", "CreateExperiment",
     "CreateFeatureGroup", "CreateAutoMLJobV2", "CreateDomain", "CreateLabelingJob",
 )  # fmt: skip
 

@@ -48,6 +48,7 @@ from orchestrator.resources.endpoints import (
 )
 from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, MODEL, TRAINING_JOB
 from orchestrator.resources.models import CreateModelRequest
+from orchestrator.resources.search import SearchRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
 
 Params = dict[str, Any]
@@ -377,6 +378,41 @@ def delete_tags(cp: ControlPlane, p: Params) -> dict[str, Any]:
     return {}
 
 
+# --- search ---------------------------------------------------------------------------------
+def search(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(SearchRequest, p, "Search")
+    if req.MaxResults is None:
+        req = req.model_copy(update={"MaxResults": WIRE_PAGE_SIZE})
+    found = cp.search(req)
+    results = [
+        {kind: outgoing(_as_sagemaker(cp, kind, doc), _SEARCH_SHAPES.get(kind, kind))}
+        for r in found["Results"]
+        for kind, doc in r.items()
+    ]
+    return outgoing({"Results": results, "NextToken": found["NextToken"]}, "SearchResponse")
+
+
+def _as_sagemaker(cp: ControlPlane, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """A training job as DescribeTrainingJob shows it (the model's URI from the start, a job
+    under a second counted as one)."""
+    if kind != TRAINING_JOB.name:
+        return doc
+    doc = dict(doc)
+    if not (doc.get("ModelArtifacts") or {}).get("S3ModelArtifacts"):
+        fields = set(CreateTrainingJobRequest.model_fields)
+        spec = CreateTrainingJobRequest.model_validate({k: doc[k] for k in fields if k in doc})
+        uri = training_output_uri(spec, cp.settings.objects.default_bucket)
+        doc["ModelArtifacts"] = {"S3ModelArtifacts": uri}
+    for seconds in ("TrainingTimeInSeconds", "BillableTimeInSeconds"):
+        if doc.get(seconds) == 0:
+            doc[seconds] = 1
+    return doc
+
+
+# SearchRecord's member -> its structure (where the names differ).
+_SEARCH_SHAPES = {"HyperParameterTuningJob": "HyperParameterTuningJobSearchEntity"}
+
+
 TABLE: tuple[Row, ...] = (
     Row("CreateTrainingJob", "training-job:create", create_training_job,
         "script mode, built-in algorithms (AlgorithmName, or SageMaker's image of one), your "
@@ -421,6 +457,10 @@ TABLE: tuple[Row, ...] = (
         "training jobs, models, endpoint configs and endpoints; up to 50 tags each"),
     Row("ListTags", "tag:list", list_tags, "one page (a resource has 50 tags at most)"),
     Row("DeleteTags", "tag:delete", delete_tags),
+    Row("Search", "search", search,
+        "Resource TrainingJob (and HyperParameterTuningJob): Filters, NestedFilters (Tags, "
+        "FinalMetricDataList), SubExpressions, And/Or, every Operator; SortBy any property, "
+        "paging; not CrossAccountFilterOption, VisibilityConditions, TotalHits"),
 )  # fmt: skip
 
 

@@ -1,0 +1,280 @@
+"""Search in SQL: the index tables' upkeep and a compiled search as one query.
+
+``write_index`` rewrites a resource's rows in the index tables (``tables.SEARCH_TABLES``) from
+``resources.search.properties_of``, inside the transaction that writes the resource; the
+in-memory evaluator reads the same properties, so both give the same answers. ``run_search``
+turns a ``CompiledSearch`` into one SELECT over ``resources``: each test on a property is a
+``name IN (SELECT name FROM <index> WHERE key = ... AND <test>)``, the sort property is one
+outer join, the page is a keyset (the last record's sort key) and the same query runs on
+SQLite and PostgreSQL (on PostgreSQL strings compare by code point, ``COLLATE "C"``, as they
+do in Python and SQLite).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator.resources.search import (
+    SEARCHABLE,
+    AllOf,
+    AnyOf,
+    CompiledSearch,
+    Condition,
+    FilterOperator,
+    Nested,
+    Operand,
+    Properties,
+    SortKey,
+    Test,
+    encode_token,
+    properties_of,
+)
+from orchestrator.store.tables import SEARCH_TABLES, resources
+
+Families = Iterable[Literal["fields", "hyperparameters", "metrics", "tags"]]
+ALL_FAMILIES: tuple[Literal["fields", "hyperparameters", "metrics", "tags"], ...] = (
+    "fields",
+    "hyperparameters",
+    "metrics",
+    "tags",
+)
+# What a status write can change (hyperparameters and tags live in the spec).
+STATUS_FAMILIES: tuple[Literal["fields", "metrics"], ...] = ("fields", "metrics")
+
+
+def write_index(
+    conn: Connection,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    *,
+    phase: str,
+    created: float,
+    updated: float,
+    families: Families = ALL_FAMILIES,
+    fresh: bool = False,
+) -> None:
+    """Replace the resource's rows in ``families``' index tables (``fresh``: it has none)."""
+    props = properties_of(kind, name, spec, status, phase=phase, created=created, updated=updated)
+    if props is None:
+        return
+    for family in families:
+        table = SEARCH_TABLES[family]
+        if not fresh:
+            conn.execute(table.delete().where(table.c.kind == kind, table.c.name == name))
+        rows = _rows(kind, props, family)
+        if rows:
+            conn.execute(table.insert(), rows)
+
+
+def _rows(kind: str, props: Properties, family: str) -> list[dict[str, Any]]:
+    return [
+        {"kind": kind, "name": props.name, "key": key, "text": text, "num": num}
+        for key, (text, num) in props.family(family).items()  # type: ignore[arg-type]
+    ]
+
+
+def drop_index(conn: Connection, kind: str, name: str) -> None:
+    for table in SEARCH_TABLES.values():
+        conn.execute(table.delete().where(table.c.kind == kind, table.c.name == name))
+
+
+def backfill(conn: Connection) -> int:
+    """Index every searchable resource of a store written before the index existed (every
+    index table empty); returns how many it indexed."""
+    for table in SEARCH_TABLES.values():
+        if conn.execute(select(table.c.kind).limit(1)).first() is not None:
+            return 0
+    c = resources.c
+    rows = conn.execute(
+        select(c.kind, c.name, c.spec, c.status, c.phase, c.created_at, c.updated_at).where(
+            c.kind.in_(list(SEARCHABLE))
+        )
+    ).all()
+    batches: dict[str, list[dict[str, Any]]] = {f: [] for f in ALL_FAMILIES}
+    for kind, name, spec, status, phase, created, updated in rows:
+        props = properties_of(
+            kind, name, json.loads(spec), json.loads(status),
+            phase=phase, created=created, updated=updated,
+        )  # fmt: skip
+        if props is not None:
+            for family in ALL_FAMILIES:
+                batches[family] += _rows(kind, props, family)
+    try:
+        for name, batch in batches.items():
+            if batch:
+                conn.execute(SEARCH_TABLES[name].insert(), batch)
+    except IntegrityError:  # another process indexed them first
+        return 0
+    return len(rows)
+
+
+# --- the query --------------------------------------------------------------------------------
+class _Compiler:
+    def __init__(self, kind: str, dialect: str) -> None:
+        self.kind = kind
+        self.postgres = dialect == "postgresql"
+
+    def text(self, expr: Any) -> Any:
+        """A string expression compared by code point on every database."""
+        return expr.collate("C") if self.postgres else expr
+
+    def contains(self, expr: Any, needle: str) -> ColumnElement[bool]:
+        fn = func.strpos if self.postgres else func.instr
+        return fn(expr, needle) > 0
+
+    def compare(self, op: FilterOperator, text: Any, num: Any, want: Operand) -> Any:
+        """``_compare`` of the evaluator: as numbers when both are, as strings otherwise."""
+        if op == FilterOperator.CONTAINS:
+            return self.contains(text, want.text)
+        ops: dict[FilterOperator, Callable[[Any, Any], Any]] = {
+            FilterOperator.EQUALS: lambda a, b: a == b,
+            FilterOperator.GREATER_THAN: lambda a, b: a > b,
+            FilterOperator.GREATER_THAN_OR_EQUAL_TO: lambda a, b: a >= b,
+            FilterOperator.LESS_THAN: lambda a, b: a < b,
+            FilterOperator.LESS_THAN_OR_EQUAL_TO: lambda a, b: a <= b,
+        }
+        fn = ops[op]
+        as_text = fn(self.text(text), literal(want.text)) if text is not None else false()
+        if want.number is None or num is None:
+            return as_text
+        if text is None:
+            return fn(num, want.number)
+        return or_(and_(num.is_not(None), fn(num, want.number)), and_(num.is_(None), as_text))
+
+    def holds(self, op: FilterOperator, text: Any, num: Any, values: tuple[Operand, ...]) -> Any:
+        """A test on a value that is present (Exists and NotExists are the caller's)."""
+        if op == FilterOperator.IN:
+            return or_(*(self.compare(FilterOperator.EQUALS, text, num, v) for v in values))
+        if op == FilterOperator.NOT_EQUALS:
+            return not_(self.compare(FilterOperator.EQUALS, text, num, values[0]))
+        return self.compare(op, text, num, values[0])
+
+    def names(self, family: str, *where: Any) -> Any:
+        t = SEARCH_TABLES[family]
+        return select(t.c.name).where(t.c.kind == self.kind, *where)
+
+    def test(self, t: Test) -> Any:
+        prop = t.prop
+        if prop.column is not None:
+            if t.op == FilterOperator.EXISTS:
+                return true()
+            if t.op == FilterOperator.NOT_EXISTS:
+                return false()
+            c = resources.c
+            if prop.column in {"created", "updated"}:
+                when = c.created_at if prop.column == "created" else c.updated_at
+                return self.holds(t.op, None, when, t.values)
+            col: Any = c.name if prop.column == "name" else c.phase
+            if prop.arn:
+                col = func.lower(col)
+            return self.holds(t.op, col, None, t.values)
+        assert prop.family is not None
+        table = SEARCH_TABLES[prop.family]
+        has_key = table.c.key == prop.key
+        if t.op == FilterOperator.EXISTS:
+            return resources.c.name.in_(self.names(prop.family, has_key))
+        if t.op == FilterOperator.NOT_EXISTS:
+            return resources.c.name.not_in(self.names(prop.family, has_key))
+        if t.op == FilterOperator.NOT_EQUALS:  # missing is not equal either
+            equal = self.compare(FilterOperator.EQUALS, table.c.text, table.c.num, t.values[0])
+            return resources.c.name.not_in(self.names(prop.family, has_key, equal))
+        test = self.holds(t.op, table.c.text, table.c.num, t.values)
+        return resources.c.name.in_(self.names(prop.family, has_key, test))
+
+    def nested(self, n: Nested) -> Any:
+        table = SEARCH_TABLES[n.family]
+        parts: list[Any] = []
+        for t in n.tests:
+            if t.op in {FilterOperator.EXISTS, FilterOperator.NOT_EXISTS}:
+                parts.append(true() if t.op == FilterOperator.EXISTS else false())
+            elif t.on == "key":
+                parts.append(self.holds(t.op, table.c.key, None, t.values))
+            else:
+                parts.append(self.holds(t.op, table.c.text, table.c.num, t.values))
+        return resources.c.name.in_(self.names(n.family, *parts))
+
+    def condition(self, c: Condition) -> Any:
+        if isinstance(c, AllOf):
+            return and_(*(self.condition(p) for p in c.parts))
+        if isinstance(c, AnyOf):
+            return or_(*(self.condition(p) for p in c.parts))
+        if isinstance(c, Nested):
+            return self.nested(c)
+        return self.test(c)
+
+
+def run_search(
+    conn: Connection, query: CompiledSearch, dialect: str
+) -> tuple[list[Any], list[SortKey], str | None]:
+    """One page: the ``resources`` rows, their sort keys, and the next page's token."""
+    comp = _Compiler(query.kind, dialect)
+    c = resources.c
+    prop = query.sort.prop
+    source: Any = resources
+    rank: Any
+    num: Any
+    text: Any
+    if prop.column is not None:
+        if prop.column in {"created", "updated"}:
+            rank, text = literal(0), literal_column("''")
+            num = c.created_at if prop.column == "created" else c.updated_at
+        else:
+            column = c.name if prop.column == "name" else c.phase
+            rank, num = literal(1), literal(0.0)
+            text = func.lower(column) if prop.arn else column
+    else:
+        assert prop.family is not None
+        s = SEARCH_TABLES[prop.family].alias("sort_by")
+        source = resources.outerjoin(
+            s, and_(s.c.kind == c.kind, s.c.name == c.name, s.c.key == prop.key)
+        )
+        as_text = func.coalesce(s.c.text, literal_column("''"))
+        if prop.type == "string":
+            rank = case((s.c.name.is_(None), 2), else_=1)
+            num, text = literal(0.0), as_text
+        else:
+            rank = case((s.c.name.is_(None), 2), (s.c.num.is_(None), 1), else_=0)
+            num = func.coalesce(s.c.num, 0.0)
+            text = as_text
+            if prop.type == "date":
+                text = case((s.c.num.is_(None), as_text), else_=literal_column("''"))
+    rank, num, text = rank.label("sort_rank"), num.label("sort_num"), text.label("sort_text")
+    q = select(resources, rank, num, text).select_from(source).where(c.kind == query.kind)
+    if query.condition is not None:
+        q = q.where(comp.condition(query.condition))
+    asc = query.sort.ascending
+    rest = (num.element, comp.text(text.element), comp.text(c.name))
+    if query.after is not None:
+        r0, n0, t0, name0 = query.after
+        here, last = tuple_(*rest), tuple_(literal(n0), literal(t0), literal(name0))
+        later = here > last if asc else here < last
+        q = q.where(or_(rank.element > r0, and_(rank.element == r0, later)))
+    q = q.order_by(rank.element.asc(), *(e.asc() if asc else e.desc() for e in rest))
+    rows = conn.execute(q.limit(query.limit + 1)).all()
+    page = rows[: query.limit]
+    keys: list[SortKey] = [
+        (int(r.sort_rank), float(r.sort_num), str(r.sort_text), str(r.name)) for r in page
+    ]
+    token = encode_token(keys[-1]) if len(rows) > query.limit and keys else None
+    return list(page), keys, token
