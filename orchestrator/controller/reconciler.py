@@ -27,6 +27,7 @@ from orchestrator import metrics
 from orchestrator.backends.base import Backend, Configurable, PassSnapshot
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.executor import Executor
+from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.plan.endpoint import (
     DesiredEndpoint,
     EndpointPolicy,
@@ -193,7 +194,7 @@ class Reconciler:
         self.watcher = watcher
         self.executor = Executor(backend, source, on_released=self._released, clock=self.clock)
         # Running trials' metric series, for early stopping and Hyperband (from the job logs).
-        self.metric_series = metric_series
+        self.metric_series = metric_series or JobMetrics(backend, clock=self.clock)
         self.backoff = Backoff(self.policies.max_backoff_seconds)
         self._refs: dict[tuple[str, str], Record | None] = {}
         self._gpus_held: dict[str, set[int]] = {}
