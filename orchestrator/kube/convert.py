@@ -1,7 +1,8 @@
 """Custom-resource field names: the SageMaker fields in camelCase, as the AWS controller for
 Kubernetes writes them (``TrainingJobName`` -> ``trainingJobName``). Pure.
 
-Free-form maps (``HyperParameters``, ``Environment``) keep their keys as the user wrote them;
+Free-form maps (``HyperParameters``, ``Environment``, a tuning job's ``StaticHyperParameters`` and
+its trials' ``TunedHyperParameters``) keep their keys as the user wrote them;
 only field names are converted.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 # Fields whose values are maps with user-chosen keys.
-FREE_FORM_MAPS = frozenset({"HyperParameters", "Environment"})
+FREE_FORM_MAPS = frozenset(
+    {"HyperParameters", "Environment", "StaticHyperParameters", "TunedHyperParameters"}
+)
 
 API_GROUP = "orchestrator.dev"
 API_VERSION = "v1alpha1"

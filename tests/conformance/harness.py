@@ -132,6 +132,7 @@ class ServingModel:
         )
 
 
+TUNING = "/api/v1/hyper-parameter-tuning-jobs"
 ROW = json.dumps([[5.1, 3.5, 1.4, 0.2]]).encode()
 
 
@@ -215,6 +216,7 @@ class Harness:
         self.hit = []
         self._endpoints: list[str] = []
         self._jobs: list[str] = []
+        self._tunings: list[str] = []
 
     # --- gaps ---------------------------------------------------------------------------------
     def checks(self, part: str) -> bool:
@@ -264,6 +266,51 @@ class Harness:
 
     def job(self, name: str) -> DescribeTrainingJobResponse:
         return self.client.describe_training_job(name)
+
+    # --- tuning -------------------------------------------------------------------------------
+    def create_tuning_job(
+        self, name: str, script: Script, config: dict[str, Any], **definition: Any
+    ) -> None:
+        """A tuning job whose trials run ``script`` (script mode), tuned by ``config``."""
+        uri = f"s3://orchestrator/{name}/source/sourcedir.tar.gz"
+        self.client.upload_bytes(tarball({"train.py": script.source}), uri)
+        spec = {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobConfig": config,
+            "TrainingJobDefinition": {
+                "AlgorithmSpecification": {
+                    "TrainingInputMode": "File",
+                    "MetricDefinitions": [{"Name": "train:loss", "Regex": r"loss=(\S+)"}],
+                },
+                "StaticHyperParameters": {
+                    "sagemaker_program": "train.py",
+                    "sagemaker_submit_directory": uri,
+                },
+                **definition,
+            },
+        }
+        self.client.request("POST", TUNING, json=spec)
+        self._tunings.append(name)
+
+    def tuning_job(self, name: str) -> dict[str, Any]:
+        return self.client.request("GET", f"{TUNING}/{name}").json()  # type: ignore[no-any-return]
+
+    def trials(self, name: str) -> list[dict[str, Any]]:
+        rows = self.client.request("GET", f"{TUNING}/{name}/training-jobs").json()
+        return rows["TrainingJobSummaries"]  # type: ignore[no-any-return]
+
+    def wait_tuning(
+        self, name: str, status: str | None = None, timeout: float = 90.0
+    ) -> dict[str, Any]:
+        """Until the tuning job ends (or reaches ``status``)."""
+
+        def reached() -> dict[str, Any] | None:
+            job = self.tuning_job(name)
+            now = job["HyperParameterTuningJobStatus"]
+            done = now == status if status else now in {"Completed", "Failed", "Stopped"}
+            return job if done else None
+
+        return self.wait(reached, f"tuning job {name} to {status or 'end'}", timeout)
 
     def wait_job(self, name: str, timeout: float = 60.0) -> DescribeTrainingJobResponse:
         """Until the job ends (Completed, Failed or Stopped)."""
@@ -408,6 +455,11 @@ class Harness:
     def cleanup(self) -> None:
         """Stop the scenario's jobs that still run and delete its endpoints (their replicas
         cost CPU): what a failed scenario left must not slow the next ones down."""
+        tunings, self._tunings = self._tunings, []
+        for name in tunings:
+            with contextlib.suppress(OrchestratorError):
+                if self.tuning_job(name)["HyperParameterTuningJobStatus"] == "InProgress":
+                    self.client.request("POST", f"{TUNING}/{name}/stop")
         jobs, self._jobs = self._jobs, []
         for job in jobs:
             with contextlib.suppress(OrchestratorError):

@@ -123,6 +123,7 @@ class ClusterDouble:
         self.cluster = cluster
         self.logs = emulator.km.logs
         self.scripts: dict[str, Script] = {}  # by training job name
+        self.trial_scripts: dict[str, Script] = {}  # by tuning job name: what its trials run
         self.models: dict[str, ServingModel] = {}  # by model name
         self._jobs: dict[str, _Attempt] = {}
         self._pods_made: dict[str, int] = {}  # by Deployment: pods made so far (names them)
@@ -167,7 +168,10 @@ class ClusterDouble:
     # --- training ---------------------------------------------------------------------------
     def _script(self, job: dict[str, Any]) -> Script:
         name = job["metadata"]["labels"][o.LABEL_TRAINING_JOB]
-        return self.scripts.get(name, Script())
+        if name in self.scripts:
+            return self.scripts[name]
+        tuning = name.rsplit("-", 2)[0]  # a trial: <tuning>-<NNN>-<hash>
+        return self.trial_scripts.get(tuning, Script())
 
     def _play_job(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         name = job["metadata"]["name"]
@@ -446,6 +450,12 @@ class KubernetesHarness(Harness):
     def create_script_job(self, name: str, script: Script, **fields: Any) -> None:
         self.double.scripts[name] = script
         super().create_script_job(name, script, **fields)
+
+    def create_tuning_job(
+        self, name: str, script: Script, config: dict[str, Any], **definition: Any
+    ) -> None:
+        self.double.trial_scripts[name] = script
+        super().create_tuning_job(name, script, config, **definition)
 
     @gap(
         "the artifact's contents",

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.controller.plan.support import BACKENDS, REQUIREMENTS, RULES, rules_table
-from tests.conformance import test_endpoints, test_training
+from tests.conformance import test_endpoints, test_training, test_tuning
 from tests.conformance.declarations import REGISTRY, Runs
 from tests.conformance.harness import Harness
 from tests.conformance.kube import ClusterDouble, KubernetesHarness
@@ -25,7 +25,7 @@ HARNESSES: dict[str, type[Harness]] = {
     "docker": DockerHarness,
     "kubernetes": KubernetesHarness,
 }
-SCENARIO_MODULES = (test_training, test_endpoints)  # in the table's order
+SCENARIO_MODULES = (test_training, test_tuning, test_endpoints)  # in the table's order
 
 HEAD = """\
 # Conformance: what runs where
