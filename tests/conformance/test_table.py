@@ -22,6 +22,10 @@ ISSUE_SCENARIOS = {
     "scale_to_zero_and_wake",
     "canary_update_with_rollback",
     "delete",
+    # Hyperparameter tuning (issue 13): trials are training jobs of each backend.
+    "tune_and_complete",
+    "stop_a_tuning_job",
+    "every_trial_fails",
 }
 
 
