@@ -38,8 +38,11 @@ class _Spec:
     high: float | None = None
     choices: tuple[str, ...] = ()
     low_open: bool = False  # the low bound itself is not allowed
+    auto: bool = False  # "auto" is allowed too (resolved by the parser)
 
     def describe(self) -> str:
+        if self.auto:
+            return "auto or " + _Spec(self.kind, None, self.low, self.high).describe()
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
@@ -83,7 +86,17 @@ _MLP: dict[str, _Spec] = {
     "hidden_units": _Spec(int, 64, 1, 4096),
     "dropout": _Spec(float, 0.0, 0.0, 0.9),
 }
-SPECS: dict[str, dict[str, _Spec]] = {"linear-learner": _COMMON, "mlp": {**_COMMON, **_MLP}}
+MAX_NUM_MODELS = 32
+NUM_MODELS_AUTO = 8
+"""``num_models=auto``: the given configuration and seven neighbours (learning rate, L2)."""
+_LINEAR: dict[str, _Spec] = {
+    # SageMaker's linear learner: models trained in parallel in one job, best on validation
+    "num_models": _Spec(int, "auto", 1, MAX_NUM_MODELS, auto=True),
+}
+SPECS: dict[str, dict[str, _Spec]] = {
+    "linear-learner": {**_COMMON, **_LINEAR},
+    "mlp": {**_COMMON, **_MLP},
+}
 DEFAULT_LEARNING_RATE: dict[str, float] = {"linear-learner": 0.05, "mlp": 0.003}
 
 
@@ -114,6 +127,7 @@ class Hyperparameters:
     num_layers: int = 0
     hidden_units: int = 0
     dropout: float = 0.0
+    num_models: int = 1  # linear-learner: models trained in parallel ("auto" resolved)
 
 
 def parse_hyperparameters(algorithm: str, raw: Mapping[str, Any]) -> Hyperparameters:
@@ -144,6 +158,8 @@ def parse_hyperparameters(algorithm: str, raw: Mapping[str, Any]) -> Hyperparame
     ptype = values["predictor_type"]
     if values["learning_rate"] is None:
         values["learning_rate"] = DEFAULT_LEARNING_RATE[algorithm]
+    if values.get("num_models") == "auto":
+        values["num_models"] = NUM_MODELS_AUTO
     if values["normalize_label"] is None:
         values["normalize_label"] = ptype == "regressor"
     elif values["normalize_label"] and ptype != "regressor":
@@ -175,6 +191,8 @@ def _parse(name: str, spec: _Spec, value: Any) -> Any:
     bad = ValidationError(
         f"hyperparameter {name}={text!r} is invalid: it must be {spec.describe()}", field=name
     )
+    if spec.auto and text.strip().lower() == "auto":
+        return "auto"
     if spec.kind is bool:
         lowered = text.strip().lower()
         if lowered not in ("true", "false", "1", "0"):

@@ -46,15 +46,21 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Normalization layer's mean and variance of ``x``'s columns."""
+    variance = x.var(axis=0)
+    variance[variance <= 1e-12] = 1.0  # a constant column stays as it is, centred
+    return x.mean(axis=0), variance
+
+
 def build(hp: Hyperparameters, x: np.ndarray, num_classes: int) -> keras.Model:
     """The training network for ``hp`` with feature statistics taken from ``x``."""
     regularizer = keras.regularizers.L1L2(l1=hp.l1, l2=hp.l2) if hp.l1 or hp.l2 else None
     inputs = keras.Input(shape=(x.shape[1],), name=INPUT_NAME, dtype="float32")
     h = inputs
     if hp.normalize_data:
-        variance = x.var(axis=0)
-        variance[variance <= 1e-12] = 1.0  # a constant column stays as it is, centred
-        h = keras.layers.Normalization(mean=x.mean(axis=0), variance=variance)(h)
+        mean, variance = feature_stats(x)
+        h = keras.layers.Normalization(mean=mean, variance=variance)(h)
     for _ in range(hp.num_layers if hp.algorithm == "mlp" else 0):
         h = keras.layers.Dense(hp.hidden_units, activation="relu", kernel_regularizer=regularizer)(
             h

@@ -54,6 +54,7 @@ class Splits:
     validation: data_lib.Dataset | None
     test: data_lib.Dataset | None
     num_classes: int  # 0 for a regressor
+    validation_given: bool = False  # from a validation channel, not split off train
 
 
 def read_hyperparameters(paths: MlPaths, env: Mapping[str, str]) -> Hyperparameters:
@@ -105,12 +106,17 @@ def load_splits(paths: MlPaths, hp: Hyperparameters) -> Splits:
             sets[name] = held
     if len(train) < 2:
         raise data_lib.DataError(f"too few rows to train on: {len(train)} (at least 2 needed)")
-    return Splits(train, sets["validation"], sets["test"], max(counts))
+    given = paths.channel_dir("validation").is_dir()
+    return Splits(train, sets["validation"], sets["test"], max(counts), given)
 
 
 def _emit(name: str, value: float) -> None:
     text = str(value) if isinstance(value, int) else f"{value:.6g}"
     print(f"{name}={text}", flush=True)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)  # a plain line, never name=value: metric regexes skip it
 
 
 def evaluate(
@@ -130,20 +136,39 @@ def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
     started = time.perf_counter()
     model_lib.seed_everything(hp.seed)
     train, validation, test = splits.train, splits.validation, splits.test
-    network = model_lib.build(hp, train.x, splits.num_classes)
-    scaling = model_lib.label_scaling(hp, train.y)
-    epochs = model_lib.fit(
-        network,
-        hp,
-        scaling,
-        (train.x, train.y),
-        None if validation is None else (validation.x, validation.y),
-        emit=_emit,
-    )
+    fitted = None
+    if hp.algorithm == "linear-learner":
+        from orchestrator.algorithms import linear
+
+        fitted = linear.fit(
+            hp,
+            train,
+            validation,
+            validation_given=splits.validation_given,
+            num_classes=splits.num_classes,
+            emit=_emit,
+            log=_log,
+        )
+        network, scaling, epochs = fitted.network, fitted.scaling, fitted.epochs
+    else:
+        network = model_lib.build(hp, train.x, splits.num_classes)
+        scaling = model_lib.label_scaling(hp, train.y)
+        epochs = model_lib.fit(
+            network,
+            hp,
+            scaling,
+            (train.x, train.y),
+            None if validation is None else (validation.x, validation.y),
+            emit=_emit,
+        )
     module = model_lib.ServingModule(network, scaling, train.x.shape[1])
+    refit_on = fitted.refit_on if fitted is not None else None
     threshold = 0.5
     if hp.predictor_type == "binary_classifier":
-        chooser = validation if validation is not None else train
+        # the refit model's threshold is chosen on the rows it was fitted to
+        chooser = (
+            refit_on if refit_on is not None else (validation if validation is not None else train)
+        )
         threshold = evaluation.choose_threshold(
             chooser.y,
             model_lib.predict(module.serve, chooser.x),
@@ -158,13 +183,21 @@ def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
         "training_seconds": round(time.perf_counter() - started, 3),
         "rows": {"train": len(train)},
     }
+    if fitted is not None:
+        document["model_selection"] = fitted.selection
     if hp.predictor_type == "binary_classifier":
         document["threshold"] = threshold
         document["threshold_criterion"] = hp.binary_classifier_model_selection_criteria
     for name, part in (("validation", validation), ("test", test)):
         if part is None:
             continue
-        metrics = evaluate(hp, part.y, model_lib.predict(module.serve, part.x), threshold)
+        held_out = fitted.held_out if fitted is not None and refit_on is not None else None
+        scores = (
+            held_out  # the refit model has seen these rows: report the held-out model
+            if name == "validation" and held_out is not None
+            else model_lib.predict(module.serve, part.x)
+        )
+        metrics = evaluate(hp, part.y, scores, threshold)
         document[name] = metrics
         document["rows"][name] = len(part)
         for metric in EVALUATION_METRICS[hp.predictor_type]:
@@ -202,6 +235,10 @@ def write_model(
         "signature": model_lib.SIGNATURE,
         "hyperparameters": asdict(hp),
     }
+    chosen = document.get("model_selection")
+    if chosen is not None:
+        keys = ("num_models", "winner", "learning_rate", "l2", "epochs", "criterion", "refit")
+        metadata["model_selection"] = {k: chosen[k] for k in keys}
     (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     (model_dir / EVALUATION_FILE).write_text(json.dumps(document, indent=2))
     check = next(p for p in (splits.test, splits.validation, splits.train) if p is not None)

@@ -116,3 +116,30 @@ def test_package_import_does_not_load_tensorflow() -> None:
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_num_models() -> None:
+    regressor = {"predictor_type": "regressor"}
+    assert parse_hyperparameters("linear-learner", regressor).num_models == 8  # auto
+    assert (
+        parse_hyperparameters("linear-learner", {**regressor, "num_models": '"auto"'}).num_models
+        == 8
+    )
+    assert parse_hyperparameters("linear-learner", {**regressor, "num_models": "1"}).num_models == 1
+    assert parse_hyperparameters("linear-learner", {**regressor, "num_models": 32}).num_models == 32
+    assert parse_hyperparameters("mlp", regressor).num_models == 1  # one network, always
+
+
+@pytest.mark.parametrize("value", ["0", "33", "-1", "two", "2.5", "", "automatic"])
+def test_num_models_rejected(value: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_hyperparameters("linear-learner", {**BINARY, "num_models": value})
+    assert info.value.field == "num_models"
+    assert info.value.message == (
+        f"hyperparameter num_models={value!r} is invalid: it must be auto or an integer in [1, 32]"
+    )
+
+
+def test_num_models_is_linear_learner_only() -> None:
+    with pytest.raises(ValidationError, match=r"unknown hyperparameter num_models for mlp"):
+        parse_hyperparameters("mlp", {**BINARY, "num_models": "4"})

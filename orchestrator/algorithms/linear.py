@@ -1,0 +1,156 @@
+"""linear-learner's training: ``num_models`` in parallel, the best kept, then maybe a refit.
+
+When the validation rows were split off train (no validation channel), the chosen
+configuration is trained again on train plus validation for the winner's best epoch count,
+so no labelled row is left unused; the validation metrics reported are then the chosen
+model's from before the refit (the refit model has seen those rows). With a validation
+channel the chosen model is kept as trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import keras
+import numpy as np
+
+from orchestrator.algorithms import model as model_lib
+from orchestrator.algorithms import parallel, selection
+from orchestrator.algorithms.data import Dataset
+from orchestrator.algorithms.hyperparameters import Hyperparameters
+
+
+@dataclass
+class Fitted:
+    network: keras.Model
+    scaling: model_lib.Scaling
+    epochs: int  # epochs the parallel models ran
+    selection: dict[str, Any]  # the evaluation document's model_selection
+    held_out: np.ndarray | None  # validation scores of the chosen model, before any refit
+    refit_on: Dataset | None  # train + validation when refit
+
+
+def fit(
+    hp: Hyperparameters,
+    train: Dataset,
+    validation: Dataset | None,
+    *,
+    validation_given: bool,
+    num_classes: int,
+    emit: Callable[[str, float], None],
+    log: Callable[[str], None],
+) -> Fitted:
+    cands = selection.candidates(hp)
+    units = num_classes if hp.predictor_type == "multiclass_classifier" else 1
+    scaling = model_lib.label_scaling(hp, train.y)
+    norm = parallel.normaliser(hp, train.x)
+
+    def target(y: np.ndarray) -> np.ndarray:
+        return target_of(scaling, y)
+
+    chooser = validation if validation is not None else train
+    trained = parallel.train(
+        hp,
+        cands,
+        units,
+        (norm(train.x), target(train.y)),
+        (norm(chooser.x), target(chooser.y)),
+        selection_is_validation=validation is not None,
+        emit=emit,
+    )
+    with np.errstate(all="ignore"):  # a model that diverged scores inf/NaN and loses
+        logits = parallel.logits_of(trained.kernels, trained.biases, norm(chooser.x))
+        scores = parallel.scores_of(hp.predictor_type, logits, scaling)
+        objectives = [selection.objective(hp, chooser.y, scores[:, i]) for i in range(len(cands))]
+    best = selection.winner(objectives, trained.best_losses)
+    if best != 0 and chooser is validation:
+        rows = parallel.row_losses(hp.predictor_type, logits, target(chooser.y))
+        if not selection.clearly_better(rows[:, 0], rows[:, best]):
+            log(
+                f"linear-learner: model {best + 1} was best on validation but not by more than "
+                "a standard error; keeping the given configuration"
+            )
+            best = 0
+    chosen, epochs = cands[best], max(trained.best_epochs[best], 1)
+    chosen_hp = replace(hp, learning_rate=chosen.learning_rate, l2=chosen.l2, num_models=1)
+    network = model_lib.build(chosen_hp, train.x, num_classes)
+    network.layers[-1].set_weights(
+        [trained.kernels[best].astype(np.float32), trained.biases[best].astype(np.float32)]
+    )
+    criterion = selection.criterion(hp)
+    on = "validation" if validation is not None else "train"
+    log(
+        f"linear-learner: model {best + 1} of {len(cands)} chosen by {on} {criterion} "
+        f"{_abs(criterion, objectives[best]):.6g}: learning rate {chosen.learning_rate:.6g}, "
+        f"L2 {chosen.l2:.6g}, best epoch {epochs}"
+    )
+    document: dict[str, Any] = {
+        "num_models": len(cands),
+        "criterion": criterion,
+        "selected_on": on,
+        "winner": best,
+        "learning_rate": chosen.learning_rate,
+        "l2": chosen.l2,
+        "epochs": epochs,
+        "averaged_weights": trained.averaged[best],
+        "models": [
+            {
+                "learning_rate": c.learning_rate,
+                "l2": c.l2,
+                "best_epoch": trained.best_epochs[i],
+                "loss": trained.best_losses[i],
+                criterion: _abs(criterion, objectives[i]),
+            }
+            for i, c in enumerate(cands)
+        ],
+        "refit": None,
+    }
+    held_out = scores[:, best] if validation is not None else None
+    refit_on = None
+    if validation is not None and not validation_given:
+        refit_on = Dataset(
+            np.concatenate([train.x, validation.x]),
+            np.concatenate([train.y, validation.y]),
+            train.feature_names,
+            train.label_name,
+            train.origins + validation.origins,
+        )
+        refit_hp = replace(chosen_hp, epochs=epochs, early_stopping_patience=0)
+        model_lib.seed_everything(hp.seed)
+        scaling = model_lib.label_scaling(refit_hp, refit_on.y)
+        norm = parallel.normaliser(refit_hp, refit_on.x)
+        xy = (norm(refit_on.x), target_of(scaling, refit_on.y))
+        # the same trainer (and weight averaging) as the selection run, one model; no
+        # per-epoch lines: the job's time series are the selection run's
+        again = parallel.train(
+            refit_hp,
+            [chosen],
+            units,
+            xy,
+            xy,
+            selection_is_validation=False,
+            emit=_quiet,
+            averaged=[trained.averaged[best]],
+        )
+        network = model_lib.build(refit_hp, refit_on.x, num_classes)
+        network.layers[-1].set_weights(
+            [again.kernels[0].astype(np.float32), again.biases[0].astype(np.float32)]
+        )
+        document["refit"] = {"rows": len(refit_on), "epochs": epochs}
+        log(f"linear-learner: refit on train+validation ({len(refit_on)} rows) for {epochs} epochs")
+    return Fitted(network, scaling, trained.epochs_run, document, held_out, refit_on)
+
+
+def target_of(scaling: model_lib.Scaling, y: np.ndarray) -> np.ndarray:
+    return (np.asarray(y, np.float64) - scaling.shift) / scaling.scale
+
+
+def _quiet(name: str, value: float) -> None:
+    pass
+
+
+def _abs(criterion: str, value: float) -> float:
+    """The objective as people read it (``mse`` is negated for maximising)."""
+    return -value if criterion == "mse" else value
