@@ -59,7 +59,7 @@ from orchestrator.controller.plan.types import (
 )
 from orchestrator.controller.result import Backoff, Result, is_terminal
 from orchestrator.controller.routing import EndpointRoute
-from orchestrator.controller.trials import MetricSeries, observe_trials
+from orchestrator.controller.trials import MetricSeries, TrialSeries, observe_trials
 from orchestrator.errors import ConflictError, OrchestratorError, TemporaryError, ValidationError
 from orchestrator.gpus import GpuInventory
 from orchestrator.resources.common import Condition, ConditionsState, ConditionType, set_condition
@@ -194,7 +194,7 @@ class Reconciler:
         self.watcher = watcher
         self.executor = Executor(backend, source, on_released=self._released, clock=self.clock)
         # Running trials' metric series, for early stopping and Hyperband (from the job logs).
-        self.metric_series = metric_series or JobMetrics(backend, clock=self.clock)
+        self.trial_series = TrialSeries(metric_series or JobMetrics(backend, clock=self.clock))
         self.backoff = Backoff(self.policies.max_backoff_seconds)
         self._refs: dict[tuple[str, str], Record | None] = {}
         self._gpus_held: dict[str, set[int]] = {}
@@ -460,7 +460,7 @@ class Reconciler:
             record,
             len(spec.definitions),
             objective=(lambda d: spec.objective_of(d).MetricName) if needs_series(spec) else None,
-            series=self.metric_series,
+            series=self.trial_series,
             parents=[p.HyperParameterTuningJobName for p in warm.ParentHyperParameterTuningJobs]
             if warm
             else (),

@@ -6,6 +6,7 @@ the API lists are the ones the tuner counts, on every source.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +20,8 @@ from orchestrator.store.source import DesiredState, ListFilter, Record
 from orchestrator.tuning.stopping import Point
 
 PAGE = 100
+# Ended trials whose objective series are kept (the median rule compares with them).
+FINAL_SERIES_KEPT = 4096
 
 
 class MetricSeries(Protocol):
@@ -26,6 +29,29 @@ class MetricSeries(Protocol):
     with ``timestamp``, ``value``, ``step`` and ``epoch``."""
 
     def series(self, name: str, spec: CreateTrainingJobRequest) -> Mapping[str, Sequence[Any]]: ...
+
+
+class TrialSeries:
+    """The objective series of trials: read from the job log while a trial runs, and once
+    more when it has ended, then kept (an ended trial's log does not change), so a pass reads
+    only the running trials' logs. A cache: after a restart the logs are read again."""
+
+    def __init__(self, source: MetricSeries) -> None:
+        self.source = source
+        self._final: OrderedDict[str, tuple[Point, ...]] = OrderedDict()
+
+    def points(
+        self, name: str, spec: CreateTrainingJobRequest, metric: str, running: bool
+    ) -> tuple[Point, ...]:
+        if not running and name in self._final:
+            self._final.move_to_end(name)
+            return self._final[name]
+        found = tuple(_point(p) for p in self.source.series(name, spec).get(metric, []))
+        if not running:
+            self._final[name] = found
+            while len(self._final) > FINAL_SERIES_KEPT:
+                self._final.popitem(last=False)
+        return found
 
 
 def trial_records(source: DesiredState, tuning: str, uid: str) -> list[tuple[int, Record]]:
@@ -51,7 +77,7 @@ def observe_trial(
     definitions: int,
     *,
     objective: str | None = None,
-    series: MetricSeries | None = None,
+    series: TrialSeries | None = None,
     parent: str | None = None,
 ) -> ObservedTrial:
     try:
@@ -63,14 +89,13 @@ def observe_trial(
         phase = "Stopping"
     points: tuple[Point, ...] = ()
     running = phase in ("InProgress", "Stopping")
-    if series is not None and objective is not None and running:
+    if series is not None and objective is not None:
         try:
             spec = CreateTrainingJobRequest.model_validate(record.spec)
         except pydantic.ValidationError:
             spec = None
         if spec is not None:
-            found = series.series(record.name, spec).get(objective, [])
-            points = tuple(_point(p) for p in found)
+            points = series.points(record.name, spec, objective, running)
     return ObservedTrial(
         name=record.name,
         number=number,
@@ -100,12 +125,12 @@ def observe_trials(
     definitions: int,
     *,
     objective: Callable[[int], str] | None = None,
-    series: MetricSeries | None = None,
+    series: TrialSeries | None = None,
     parents: Sequence[str] = (),
 ) -> list[ObservedTrial]:
     """The tuning job's own trials and, for a warm start, its parents' (marked with the
     parent's name). ``objective``: the metric whose series to read for a running trial of
-    definition i (None: none read)."""
+    definition i (None: none read): every trial's, the ended ones' read once."""
     out = []
     for number, r in trial_records(source, record.name, record.uid):
         d = (number - 1) % max(1, definitions)

@@ -277,3 +277,18 @@ def test_stop_stops_trials(lcp: LocalControlPlane) -> None:
     assert job["HyperParameterTuningJobStatus"] == "Stopped", job
     assert job["TrainingJobStatusCounters"]["Stopped"] == 2
     assert len(lcp.backend.jobs) == 2
+
+
+def test_search_finds_trials_and_tuning_jobs(lcp: LocalControlPlane) -> None:
+    assert post(lcp, request()).status_code == 201
+    drive(lcp, lambda hp: abs(float(hp["lr"]) - 0.01))
+    found = lcp.client.search(
+        "TuningJobName = tj and Metrics.loss >= 0", sort_by="Metrics.loss", sort_order="Ascending"
+    )["Results"]
+    names = [r["TrainingJob"]["TrainingJobName"] for r in found]
+    best = lcp.client._http.get(f"{PATH}/tj").json()["BestTrainingJob"]["TrainingJobName"]
+    assert len(names) == 4 and names[0] == best
+    jobs = lcp.client.search(
+        "HyperParameterTuningJobStatus = Completed", resource="HyperParameterTuningJob"
+    )["Results"]
+    assert [j["HyperParameterTuningJob"]["HyperParameterTuningJobName"] for j in jobs] == ["tj"]
