@@ -163,7 +163,9 @@ class Operators:
                 code = self.forks.returncode
                 raise RuntimeError(f"the forking process exited {code}:\n{self.log.read_text()}")
             text = log.read_text() if log.exists() else ""
-            return int(text.split()[2]) if text.startswith(READY) else None
+            # The line is read once whole: a log read mid-write holds its start only.
+            whole = text.startswith(READY) and text.endswith("\n")
+            return int(text.split()[2]) if whole else None
 
         pid: int = eventually(running, timeout=60, what=f"{log.name}: running")
         return pid

@@ -47,7 +47,15 @@ def test_a_steady_pass_lists_each_kind_once_and_reads_nothing_by_name(
     operator.run_once()
     lists = {
         f"GET list {p}"
-        for p in ("models", "endpointconfigs", "trainingjobs", "endpoints", "jobs", "pods")
+        for p in (
+            "models",
+            "endpointconfigs",
+            "hyperparametertuningjobs",
+            "trainingjobs",
+            "endpoints",
+            "jobs",
+            "pods",
+        )
     }
     # Each Endpoint's EndpointConfig and Model come from the pass's own listing.
     assert dict(counter.calls) == {**dict.fromkeys(lists, 1), "GET list deployments": 1}
