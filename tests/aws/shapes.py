@@ -284,7 +284,14 @@ def generated_module(operations: list[str]) -> str:
             lines.append(f"    {q(name)}: {{}},")
             continue
         lines.append(f"    {q(name)}: {{")
-        lines += [f"        {q(m)}: {q(r) if r else 'None'}," for m, r in structures[name].items()]
+        for m, r in structures[name].items():
+            one = f"        {q(m)}: {q(r) if r else 'None'},"
+            # A long line is wrapped as ruff format would (a parenthesized value).
+            lines += (
+                [one]
+                if len(one) <= 100
+                else [f"        {q(m)}: (", f"            {q(r)}", "        ),"]
+            )
         lines.append("    },")
     lines += ["}", "# Structure -> its required members (where it has any).",
               "REQUIRED: dict[str, tuple[str, ...]] = {"]  # fmt: skip

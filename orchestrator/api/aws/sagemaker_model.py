@@ -13,22 +13,40 @@ OPERATIONS: dict[str, tuple[str | None, str | None]] = {
     "AddTags": ("AddTagsInput", "AddTagsOutput"),
     "CreateEndpoint": ("CreateEndpointInput", "CreateEndpointOutput"),
     "CreateEndpointConfig": ("CreateEndpointConfigInput", "CreateEndpointConfigOutput"),
+    "CreateHyperParameterTuningJob": (
+        "CreateHyperParameterTuningJobRequest",
+        "CreateHyperParameterTuningJobResponse",
+    ),
     "CreateModel": ("CreateModelInput", "CreateModelOutput"),
     "CreateTrainingJob": ("CreateTrainingJobRequest", "CreateTrainingJobResponse"),
     "DeleteEndpoint": ("DeleteEndpointInput", None),
     "DeleteEndpointConfig": ("DeleteEndpointConfigInput", None),
+    "DeleteHyperParameterTuningJob": ("DeleteHyperParameterTuningJobRequest", None),
     "DeleteModel": ("DeleteModelInput", None),
     "DeleteTags": ("DeleteTagsInput", "DeleteTagsOutput"),
     "DeleteTrainingJob": ("DeleteTrainingJobRequest", None),
     "DescribeEndpoint": ("DescribeEndpointInput", "DescribeEndpointOutput"),
     "DescribeEndpointConfig": ("DescribeEndpointConfigInput", "DescribeEndpointConfigOutput"),
+    "DescribeHyperParameterTuningJob": (
+        "DescribeHyperParameterTuningJobRequest",
+        "DescribeHyperParameterTuningJobResponse",
+    ),
     "DescribeModel": ("DescribeModelInput", "DescribeModelOutput"),
     "DescribeTrainingJob": ("DescribeTrainingJobRequest", "DescribeTrainingJobResponse"),
     "ListEndpointConfigs": ("ListEndpointConfigsInput", "ListEndpointConfigsOutput"),
     "ListEndpoints": ("ListEndpointsInput", "ListEndpointsOutput"),
+    "ListHyperParameterTuningJobs": (
+        "ListHyperParameterTuningJobsRequest",
+        "ListHyperParameterTuningJobsResponse",
+    ),
     "ListModels": ("ListModelsInput", "ListModelsOutput"),
     "ListTags": ("ListTagsInput", "ListTagsOutput"),
     "ListTrainingJobs": ("ListTrainingJobsRequest", "ListTrainingJobsResponse"),
+    "ListTrainingJobsForHyperParameterTuningJob": (
+        "ListTrainingJobsForHyperParameterTuningJobRequest",
+        "ListTrainingJobsForHyperParameterTuningJobResponse",
+    ),
+    "StopHyperParameterTuningJob": ("StopHyperParameterTuningJobRequest", None),
     "StopTrainingJob": ("StopTrainingJobRequest", None),
     "UpdateEndpoint": ("UpdateEndpointInput", "UpdateEndpointOutput"),
     "UpdateEndpointWeightsAndCapacities": (
@@ -84,8 +102,18 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "NotificationConfig": "AsyncInferenceNotificationConfig",
         "S3FailurePath": None,
     },
+    "AutoParameter": {
+        "Name": None,
+        "ValueHint": None,
+    },
     "AutoRollbackConfig": {
         "Alarms": "[Alarm]",
+    },
+    "Autotune": {
+        "Mode": None,
+    },
+    "BestObjectiveNotImproving": {
+        "MaxNumberOfTrainingJobsNotImproving": None,
     },
     "BlueGreenUpdatePolicy": {
         "TrafficRoutingConfiguration": "TrafficRoutingConfig",
@@ -102,6 +130,10 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "CaptureOption": {
         "CaptureMode": None,
+    },
+    "CategoricalParameterRange": {
+        "Name": None,
+        "Values": None,
     },
     "Channel": {
         "ChannelName": None,
@@ -171,6 +203,15 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "ContainerMetricsConfig": {
         "MetricsEndpoints": "[MetricsEndpoint]",
     },
+    "ContinuousParameterRange": {
+        "Name": None,
+        "MinValue": None,
+        "MaxValue": None,
+        "ScalingType": None,
+    },
+    "ConvergenceDetected": {
+        "CompleteOnConvergence": None,
+    },
     "CreateEndpointConfigInput": {
         "EndpointConfigName": None,
         "ProductionVariants": "[ProductionVariant]",
@@ -197,6 +238,18 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "CreateEndpointOutput": {
         "EndpointArn": None,
+    },
+    "CreateHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+        "HyperParameterTuningJobConfig": "HyperParameterTuningJobConfig",
+        "TrainingJobDefinition": "HyperParameterTrainingJobDefinition",
+        "TrainingJobDefinitions": "[HyperParameterTrainingJobDefinition]",
+        "WarmStartConfig": "HyperParameterTuningJobWarmStartConfig",
+        "Tags": "[Tag]",
+        "Autotune": "Autotune",
+    },
+    "CreateHyperParameterTuningJobResponse": {
+        "HyperParameterTuningJobArn": None,
     },
     "CreateModelInput": {
         "ModelName": None,
@@ -299,6 +352,9 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "DeleteEndpointInput": {
         "EndpointName": None,
     },
+    "DeleteHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+    },
     "DeleteModelInput": {
         "ModelName": None,
     },
@@ -363,6 +419,29 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "ShadowProductionVariants": "[ProductionVariantSummary]",
         "MetricsConfig": "MetricsConfig",
         "CrossRegionTrafficConfig": "CrossRegionTrafficConfig",
+    },
+    "DescribeHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+    },
+    "DescribeHyperParameterTuningJobResponse": {
+        "HyperParameterTuningJobName": None,
+        "HyperParameterTuningJobArn": None,
+        "HyperParameterTuningJobConfig": "HyperParameterTuningJobConfig",
+        "TrainingJobDefinition": "HyperParameterTrainingJobDefinition",
+        "TrainingJobDefinitions": "[HyperParameterTrainingJobDefinition]",
+        "HyperParameterTuningJobStatus": None,
+        "CreationTime": None,
+        "HyperParameterTuningEndTime": None,
+        "LastModifiedTime": None,
+        "TrainingJobStatusCounters": "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters": "ObjectiveStatusCounters",
+        "BestTrainingJob": "HyperParameterTrainingJobSummary",
+        "OverallBestTrainingJob": "HyperParameterTrainingJobSummary",
+        "WarmStartConfig": "HyperParameterTuningJobWarmStartConfig",
+        "Autotune": "Autotune",
+        "FailureReason": None,
+        "TuningJobCompletionDetails": "HyperParameterTuningJobCompletionDetails",
+        "ConsumedResources": "HyperParameterTuningJobConsumedResources",
     },
     "DescribeModelInput": {
         "ModelName": None,
@@ -473,8 +552,112 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "FileSystemType": None,
         "DirectoryPath": None,
     },
+    "FinalHyperParameterTuningJobObjectiveMetric": {
+        "Type": None,
+        "MetricName": None,
+        "Value": None,
+    },
     "HubAccessConfig": {
         "HubContentArn": None,
+    },
+    "HyperParameterAlgorithmSpecification": {
+        "TrainingImage": None,
+        "TrainingInputMode": None,
+        "AlgorithmName": None,
+        "MetricDefinitions": "[MetricDefinition]",
+    },
+    "HyperParameterTrainingJobDefinition": {
+        "DefinitionName": None,
+        "TuningObjective": "HyperParameterTuningJobObjective",
+        "HyperParameterRanges": "ParameterRanges",
+        "StaticHyperParameters": None,
+        "AlgorithmSpecification": "HyperParameterAlgorithmSpecification",
+        "RoleArn": None,
+        "InputDataConfig": "[Channel]",
+        "VpcConfig": "VpcConfig",
+        "OutputDataConfig": "OutputDataConfig",
+        "ResourceConfig": "ResourceConfig",
+        "HyperParameterTuningResourceConfig": "HyperParameterTuningResourceConfig",
+        "StoppingCondition": "StoppingCondition",
+        "EnableNetworkIsolation": None,
+        "EnableInterContainerTrafficEncryption": None,
+        "EnableManagedSpotTraining": None,
+        "CheckpointConfig": "CheckpointConfig",
+        "RetryStrategy": "RetryStrategy",
+        "Environment": None,
+    },
+    "HyperParameterTrainingJobSummary": {
+        "TrainingJobDefinitionName": None,
+        "TrainingJobName": None,
+        "TrainingJobArn": None,
+        "TuningJobName": None,
+        "CreationTime": None,
+        "TrainingStartTime": None,
+        "TrainingEndTime": None,
+        "TrainingJobStatus": None,
+        "TunedHyperParameters": None,
+        "FailureReason": None,
+        "FinalHyperParameterTuningJobObjectiveMetric": (
+            "FinalHyperParameterTuningJobObjectiveMetric"
+        ),
+        "ObjectiveStatus": None,
+    },
+    "HyperParameterTuningInstanceConfig": {
+        "InstanceType": None,
+        "InstanceCount": None,
+        "VolumeSizeInGB": None,
+    },
+    "HyperParameterTuningJobCompletionDetails": {
+        "NumberOfTrainingJobsObjectiveNotImproving": None,
+        "ConvergenceDetectedTime": None,
+    },
+    "HyperParameterTuningJobConfig": {
+        "Strategy": None,
+        "StrategyConfig": "HyperParameterTuningJobStrategyConfig",
+        "HyperParameterTuningJobObjective": "HyperParameterTuningJobObjective",
+        "ResourceLimits": "ResourceLimits",
+        "ParameterRanges": "ParameterRanges",
+        "TrainingJobEarlyStoppingType": None,
+        "TuningJobCompletionCriteria": "TuningJobCompletionCriteria",
+        "RandomSeed": None,
+    },
+    "HyperParameterTuningJobConsumedResources": {
+        "RuntimeInSeconds": None,
+    },
+    "HyperParameterTuningJobObjective": {
+        "Type": None,
+        "MetricName": None,
+    },
+    "HyperParameterTuningJobStrategyConfig": {
+        "HyperbandStrategyConfig": "HyperbandStrategyConfig",
+    },
+    "HyperParameterTuningJobSummary": {
+        "HyperParameterTuningJobName": None,
+        "HyperParameterTuningJobArn": None,
+        "HyperParameterTuningJobStatus": None,
+        "Strategy": None,
+        "CreationTime": None,
+        "HyperParameterTuningEndTime": None,
+        "LastModifiedTime": None,
+        "TrainingJobStatusCounters": "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters": "ObjectiveStatusCounters",
+        "ResourceLimits": "ResourceLimits",
+    },
+    "HyperParameterTuningJobWarmStartConfig": {
+        "ParentHyperParameterTuningJobs": "[ParentHyperParameterTuningJob]",
+        "WarmStartType": None,
+    },
+    "HyperParameterTuningResourceConfig": {
+        "InstanceType": None,
+        "InstanceCount": None,
+        "VolumeSizeInGB": None,
+        "VolumeKmsKeyId": None,
+        "AllocationStrategy": None,
+        "InstanceConfigs": "[HyperParameterTuningInstanceConfig]",
+    },
+    "HyperbandStrategyConfig": {
+        "MinResource": None,
+        "MaxResource": None,
     },
     "ImageConfig": {
         "RepositoryAccessMode": None,
@@ -512,6 +695,12 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "InstanceCount": None,
         "TrainingPlanArns": None,
     },
+    "IntegerParameterRange": {
+        "Name": None,
+        "MinValue": None,
+        "MaxValue": None,
+        "ScalingType": None,
+    },
     "ListEndpointConfigsInput": {
         "SortBy": None,
         "SortOrder": None,
@@ -541,6 +730,22 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "Endpoints": "[EndpointSummary]",
         "NextToken": None,
     },
+    "ListHyperParameterTuningJobsRequest": {
+        "NextToken": None,
+        "MaxResults": None,
+        "SortBy": None,
+        "SortOrder": None,
+        "NameContains": None,
+        "CreationTimeAfter": None,
+        "CreationTimeBefore": None,
+        "LastModifiedTimeAfter": None,
+        "LastModifiedTimeBefore": None,
+        "StatusEquals": None,
+    },
+    "ListHyperParameterTuningJobsResponse": {
+        "HyperParameterTuningJobSummaries": "[HyperParameterTuningJobSummary]",
+        "NextToken": None,
+    },
     "ListModelsInput": {
         "SortBy": None,
         "SortOrder": None,
@@ -561,6 +766,18 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "ListTagsOutput": {
         "Tags": "[Tag]",
+        "NextToken": None,
+    },
+    "ListTrainingJobsForHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+        "NextToken": None,
+        "MaxResults": None,
+        "StatusEquals": None,
+        "SortBy": None,
+        "SortOrder": None,
+    },
+    "ListTrainingJobsForHyperParameterTuningJobResponse": {
+        "TrainingJobSummaries": "[HyperParameterTrainingJobSummary]",
         "NextToken": None,
     },
     "ListTrainingJobsRequest": {
@@ -629,10 +846,24 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "MultiModelConfig": {
         "ModelCacheSetting": None,
     },
+    "ObjectiveStatusCounters": {
+        "Succeeded": None,
+        "Pending": None,
+        "Failed": None,
+    },
     "OutputDataConfig": {
         "KmsKeyId": None,
         "S3OutputPath": None,
         "CompressionType": None,
+    },
+    "ParameterRanges": {
+        "IntegerParameterRanges": "[IntegerParameterRange]",
+        "ContinuousParameterRanges": "[ContinuousParameterRange]",
+        "CategoricalParameterRanges": "[CategoricalParameterRange]",
+        "AutoParameters": "[AutoParameter]",
+    },
+    "ParentHyperParameterTuningJob": {
+        "HyperParameterTuningJobName": None,
     },
     "PendingDeploymentSummary": {
         "EndpointConfigName": None,
@@ -793,6 +1024,11 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "SelectedInstanceType": None,
         "SelectedInstanceCount": None,
     },
+    "ResourceLimits": {
+        "MaxNumberOfTrainingJobs": None,
+        "MaxParallelTrainingJobs": None,
+        "MaxRuntimeInSeconds": None,
+    },
     "RetryStrategy": {
         "MaximumRetryAttempts": None,
     },
@@ -843,6 +1079,9 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "ShuffleConfig": {
         "Seed": None,
     },
+    "StopHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+    },
     "StopTrainingJobRequest": {
         "TrainingJobName": None,
     },
@@ -869,6 +1108,13 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "TrainingRepositoryAccessMode": None,
         "TrainingRepositoryAuthConfig": "TrainingRepositoryAuthConfig",
     },
+    "TrainingJobStatusCounters": {
+        "Completed": None,
+        "InProgress": None,
+        "RetryableError": None,
+        "NonRetryableError": None,
+        "Stopped": None,
+    },
     "TrainingJobSummary": {
         "TrainingJobName": None,
         "TrainingJobArn": None,
@@ -888,6 +1134,11 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "TrainingRepositoryAuthConfig": {
         "TrainingRepositoryCredentialsProviderArn": None,
+    },
+    "TuningJobCompletionCriteria": {
+        "TargetObjectiveMetricValue": None,
+        "BestObjectiveNotImproving": "BestObjectiveNotImproving",
+        "ConvergenceDetected": "ConvergenceDetected",
     },
     "UpdateEndpointInput": {
         "EndpointName": None,
@@ -932,12 +1183,21 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     ),
     "AlgorithmSpecification": ("TrainingInputMode",),
     "AsyncInferenceConfig": ("OutputConfig",),
+    "AutoParameter": (
+        "Name",
+        "ValueHint",
+    ),
+    "Autotune": ("Mode",),
     "BlueGreenUpdatePolicy": ("TrafficRoutingConfiguration",),
     "CapacitySize": (
         "Type",
         "Value",
     ),
     "CaptureOption": ("CaptureMode",),
+    "CategoricalParameterRange": (
+        "Name",
+        "Values",
+    ),
     "Channel": (
         "ChannelName",
         "DataSource",
@@ -949,6 +1209,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "Language",
         "Granularity",
     ),
+    "ContinuousParameterRange": (
+        "Name",
+        "MinValue",
+        "MaxValue",
+    ),
     "CreateEndpointConfigInput": (
         "EndpointConfigName",
         "ProductionVariants",
@@ -959,6 +1224,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "EndpointConfigName",
     ),
     "CreateEndpointOutput": ("EndpointArn",),
+    "CreateHyperParameterTuningJobRequest": (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobConfig",
+    ),
+    "CreateHyperParameterTuningJobResponse": ("HyperParameterTuningJobArn",),
     "CreateModelInput": ("ModelName",),
     "CreateModelOutput": ("ModelArn",),
     "CreateTrainingJobRequest": (
@@ -991,6 +1261,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     ),
     "DeleteEndpointConfigInput": ("EndpointConfigName",),
     "DeleteEndpointInput": ("EndpointName",),
+    "DeleteHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
     "DeleteModelInput": ("ModelName",),
     "DeleteTagsInput": (
         "ResourceArn",
@@ -1012,6 +1283,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "EndpointStatus",
         "CreationTime",
         "LastModifiedTime",
+    ),
+    "DescribeHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
+    "DescribeHyperParameterTuningJobResponse": (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "HyperParameterTuningJobConfig",
+        "HyperParameterTuningJobStatus",
+        "CreationTime",
+        "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters",
     ),
     "DescribeModelInput": ("ModelName",),
     "DescribeModelOutput": (
@@ -1048,7 +1329,51 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "FileSystemType",
         "DirectoryPath",
     ),
+    "FinalHyperParameterTuningJobObjectiveMetric": (
+        "MetricName",
+        "Value",
+    ),
     "HubAccessConfig": ("HubContentArn",),
+    "HyperParameterAlgorithmSpecification": ("TrainingInputMode",),
+    "HyperParameterTrainingJobDefinition": (
+        "AlgorithmSpecification",
+        "RoleArn",
+        "OutputDataConfig",
+        "StoppingCondition",
+    ),
+    "HyperParameterTrainingJobSummary": (
+        "TrainingJobName",
+        "TrainingJobArn",
+        "CreationTime",
+        "TrainingJobStatus",
+        "TunedHyperParameters",
+    ),
+    "HyperParameterTuningInstanceConfig": (
+        "InstanceType",
+        "InstanceCount",
+        "VolumeSizeInGB",
+    ),
+    "HyperParameterTuningJobConfig": (
+        "Strategy",
+        "ResourceLimits",
+    ),
+    "HyperParameterTuningJobObjective": (
+        "Type",
+        "MetricName",
+    ),
+    "HyperParameterTuningJobSummary": (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "HyperParameterTuningJobStatus",
+        "Strategy",
+        "CreationTime",
+        "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters",
+    ),
+    "HyperParameterTuningJobWarmStartConfig": (
+        "ParentHyperParameterTuningJobs",
+        "WarmStartType",
+    ),
     "ImageConfig": ("RepositoryAccessMode",),
     "InferenceExecutionConfig": ("Mode",),
     "InferenceHubAccessConfig": ("HubContentArn",),
@@ -1066,10 +1391,18 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "CurrentInstanceCount",
     ),
     "InstancePreference": ("InstanceType",),
+    "IntegerParameterRange": (
+        "Name",
+        "MinValue",
+        "MaxValue",
+    ),
     "ListEndpointConfigsOutput": ("EndpointConfigs",),
     "ListEndpointsOutput": ("Endpoints",),
+    "ListHyperParameterTuningJobsResponse": ("HyperParameterTuningJobSummaries",),
     "ListModelsOutput": ("Models",),
     "ListTagsInput": ("ResourceArn",),
+    "ListTrainingJobsForHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
+    "ListTrainingJobsForHyperParameterTuningJobResponse": ("TrainingJobSummaries",),
     "ListTrainingJobsResponse": ("TrainingJobSummaries",),
     "MetricDefinition": (
         "Name",
@@ -1108,6 +1441,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "InstanceType",
     ),
     "RepositoryAuthConfig": ("RepositoryCredentialsProviderArn",),
+    "ResourceLimits": ("MaxParallelTrainingJobs",),
     "RetryStrategy": ("MaximumRetryAttempts",),
     "RollingUpdatePolicy": (
         "MaximumBatchSize",
@@ -1131,6 +1465,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "JobType",
     ),
     "ShuffleConfig": ("Seed",),
+    "StopHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
     "StopTrainingJobRequest": ("TrainingJobName",),
     "Tag": (
         "Key",
