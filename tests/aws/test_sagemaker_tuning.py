@@ -234,3 +234,25 @@ def test_a_wire_field_this_server_does_not_take_is_named(plane: AwsPlane, sagema
             HyperParameterTuningJobName="vpc", SortBy="Name", MaxResults=500
         )
     assert error(e)[0] == "ValidationException"
+
+
+def test_the_sdk_s_tuning_resource_config_with_one_instance_type(
+    plane: AwsPlane, sagemaker: Any, wire: Any
+) -> None:
+    doc = tuning_request("sdk")
+    definition = doc["TrainingJobDefinition"]
+    definition["HyperParameterTuningResourceConfig"] = definition.pop("ResourceConfig")
+    sagemaker.create_hyper_parameter_tuning_job(**doc)
+    d = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="sdk")
+    assert d["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"] == "ml.m5.large"
+    doc = tuning_request("many")
+    doc["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"] = {
+        "InstanceConfigs": [{"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                             "VolumeSizeInGB": 5}],
+    }  # fmt: skip
+    del doc["TrainingJobDefinition"]["ResourceConfig"]
+    with pytest.raises(ClientError) as e:
+        sagemaker.create_hyper_parameter_tuning_job(**doc)
+    code, message = error(e)
+    assert code == "ValidationException"
+    assert "HyperParameterTuningResourceConfig.InstanceConfigs" in message

@@ -407,9 +407,44 @@ def _tuning_named(name: str) -> Iterator[None]:
         raise _tuning_missing(name) from e
 
 
+_ONE_INSTANCE_KIND = ("InstanceCount", "InstanceType", "VolumeSizeInGB", "VolumeKmsKeyId")
+
+
+def _tuning_resources(p: Params) -> Params:
+    """The SageMaker SDK always sends a definition's instances as
+    HyperParameterTuningResourceConfig; with one instance type it is a ResourceConfig."""
+    out = dict(p)
+    for key in ("TrainingJobDefinition", "TrainingJobDefinitions"):
+        value = out.get(key)
+        if value is None:
+            continue
+        many = isinstance(value, list)
+        defs = []
+        for i, d in enumerate(value if many else [value]):
+            where = f"{key}[{i}]" if many else key
+            hpo = d.get("HyperParameterTuningResourceConfig") if isinstance(d, dict) else None
+            if not isinstance(hpo, dict):
+                defs.append(d)
+                continue
+            extra = sorted(set(hpo) - set(_ONE_INSTANCE_KIND))
+            if extra or "ResourceConfig" in d:
+                field = f"{where}.HyperParameterTuningResourceConfig"
+                raise ValidationError(
+                    f"{field}" + (f".{extra[0]}" if extra else "") + ": not supported by this "
+                    "server; one instance type per definition (InstanceType, InstanceCount, "
+                    "VolumeSizeInGB), given here or as ResourceConfig, not both",
+                    field=field,
+                )
+            rest = {k: v for k, v in d.items() if k != "HyperParameterTuningResourceConfig"}
+            defs.append({**rest, "ResourceConfig": hpo})
+        out[key] = defs if many else defs[0]
+    return out
+
+
 def create_hyper_parameter_tuning_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     op = "CreateHyperParameterTuningJob"
-    req = parse(CreateHyperParameterTuningJobRequest, p, op)
+    check_members(p, op)
+    req = parse(CreateHyperParameterTuningJobRequest, _tuning_resources(p), op)
     name = req.HyperParameterTuningJobName
     exists = AwsError(
         "ResourceInUse",
@@ -523,7 +558,8 @@ TABLE: tuple[Row, ...] = (
     Row("CreateHyperParameterTuningJob", "tuning-job:create", create_hyper_parameter_tuning_job,
         "Bayesian (Optuna's TPE), Random, Grid, Hyperband; early stopping Auto (the median "
         "rule); completion criteria; warm start; trials are training jobs on any backend. "
-        "Not Autotune, AutoParameters, VpcConfig, HyperParameterTuningResourceConfig"),
+        "HyperParameterTuningResourceConfig (the SDK's) with one instance type, not "
+        "InstanceConfigs; not Autotune, AutoParameters, VpcConfig"),
     Row("DescribeHyperParameterTuningJob", "tuning-job:describe",
         describe_hyper_parameter_tuning_job,
         "status and objective counters, BestTrainingJob, OverallBestTrainingJob (warm start)"),
