@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CategoricalParameter": "orchestrator.client",
     "Client": "orchestrator.client",
+    "ContinuousParameter": "orchestrator.client",
+    "HyperparameterTuner": "orchestrator.client",
+    "IntegerParameter": "orchestrator.client",
     "Estimator": "orchestrator.client",
     "InvokeResult": "orchestrator.client",
     "Predictor": "orchestrator.client",
@@ -35,9 +39,13 @@ _EXPORTS = {
 
 __all__ = [
     "AuthenticationError",
+    "CategoricalParameter",
     "Client",
     "ConflictError",
+    "ContinuousParameter",
     "Estimator",
+    "HyperparameterTuner",
+    "IntegerParameter",
     "InvokeResult",
     "JobFailedError",
     "ModelError",
@@ -55,7 +63,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from orchestrator.client import Client, Estimator, InvokeResult, Predictor
+    from orchestrator.client import (
+        CategoricalParameter,
+        Client,
+        ContinuousParameter,
+        Estimator,
+        HyperparameterTuner,
+        IntegerParameter,
+        InvokeResult,
+        Predictor,
+    )
     from orchestrator.errors import (
         AuthenticationError,
         ConflictError,

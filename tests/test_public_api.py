@@ -11,9 +11,13 @@ from orchestrator import errors
 def test_top_level_names_are_pinned() -> None:
     assert orchestrator.__all__ == [
         "AuthenticationError",
+        "CategoricalParameter",
         "Client",
         "ConflictError",
+        "ContinuousParameter",
         "Estimator",
+        "HyperparameterTuner",
+        "IntegerParameter",
         "InvokeResult",
         "JobFailedError",
         "ModelError",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import endpoints, jobs, keys, models, objects, operator, tags
+from orchestrator.cli import endpoints, jobs, keys, models, objects, operator, tags, tune
 from orchestrator.cli.common import ErrorHandlingGroup, OutputFormat, State
 from orchestrator.cli.endpoints import deploy
 from orchestrator.cli.invoke import invoke
@@ -54,6 +54,7 @@ app.command(rich_help_panel="Control plane")(server)
 app.command(rich_help_panel="Control plane")(operator.operator)
 app.command(rich_help_panel="Training")(train)
 app.add_typer(jobs.app, name="jobs", rich_help_panel="Training")
+app.add_typer(tune.app, name="tune", rich_help_panel="Training")
 app.add_typer(models.models, name="models", rich_help_panel="Hosting")
 app.add_typer(models.configs, name="endpoint-configs", rich_help_panel="Hosting")
 app.add_typer(endpoints.app, name="endpoints", rich_help_panel="Hosting")

@@ -1,6 +1,23 @@
-"""The Python client: ``Client`` (every operation over HTTP), ``Estimator`` and ``Predictor``."""
+"""The Python client: ``Client`` (every operation over HTTP), ``Estimator``, ``Predictor`` and
+``HyperparameterTuner`` with its parameter ranges."""
 
 from orchestrator.client.client import Client, InvokeResult, LogChunk
 from orchestrator.client.estimator import Estimator, Predictor
+from orchestrator.client.tuner import (
+    CategoricalParameter,
+    ContinuousParameter,
+    HyperparameterTuner,
+    IntegerParameter,
+)
 
-__all__ = ["Client", "Estimator", "InvokeResult", "LogChunk", "Predictor"]
+__all__ = [
+    "CategoricalParameter",
+    "Client",
+    "ContinuousParameter",
+    "Estimator",
+    "HyperparameterTuner",
+    "IntegerParameter",
+    "InvokeResult",
+    "LogChunk",
+    "Predictor",
+]

@@ -49,6 +49,7 @@ from orchestrator.resources.keys import (
 from orchestrator.resources.kinds import (
     ENDPOINT,
     ENDPOINT_CONFIG,
+    HYPER_PARAMETER_TUNING_JOB,
     MODEL,
     REST_PREFIX,
     TRAINING_JOB,
@@ -61,6 +62,13 @@ from orchestrator.resources.training import (
     DescribeTrainingJobResponse,
     ListTrainingJobsResponse,
     TrainingJobStatus,
+)
+from orchestrator.resources.tuning import (
+    TERMINAL_TUNING_STATUSES,
+    DescribeHyperParameterTuningJobResponse,
+    HyperParameterTrainingJobSummary,
+    ListHyperParameterTuningJobsResponse,
+    ListTrainingJobsForHyperParameterTuningJobResponse,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -230,6 +238,95 @@ class Client:
             if chunk.next_offset == offset:
                 return offset
             offset = chunk.next_offset
+
+    # --- hyperparameter tuning jobs ----------------------------------------------------------
+    def create_tuning_job(
+        self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
+    ) -> str:
+        """CreateHyperParameterTuningJob; returns the ARN. The same call repeated is a no-op."""
+        body = self._body(spec, fields)
+        path = HYPER_PARAMETER_TUNING_JOB.collection
+        return str(self._json("POST", path, json=body)["HyperParameterTuningJobArn"])
+
+    def describe_tuning_job(self, name: str) -> DescribeHyperParameterTuningJobResponse:
+        return self._get(
+            DescribeHyperParameterTuningJobResponse,
+            f"{HYPER_PARAMETER_TUNING_JOB.collection}/{quote(name)}",
+        )
+
+    def list_tuning_jobs(self, **params: Any) -> ListHyperParameterTuningJobsResponse:
+        """ListHyperParameterTuningJobs (NameContains, StatusEquals, SortBy, paging...)."""
+        return self._get(
+            ListHyperParameterTuningJobsResponse, HYPER_PARAMETER_TUNING_JOB.collection, **params
+        )
+
+    def list_tuning_job_trials(
+        self,
+        name: str,
+        *,
+        sort_by: str = "Name",
+        sort_order: str = "Ascending",
+        status_equals: str | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> ListTrainingJobsForHyperParameterTuningJobResponse:
+        """ListTrainingJobsForHyperParameterTuningJob: one page of the trials; ``sort_by`` is
+        Name, CreationTime, Status or FinalObjectiveMetricValue."""
+        return self._get(
+            ListTrainingJobsForHyperParameterTuningJobResponse,
+            f"{HYPER_PARAMETER_TUNING_JOB.collection}/{quote(name)}/training-jobs",
+            SortBy=sort_by,
+            SortOrder=sort_order,
+            StatusEquals=status_equals,
+            MaxResults=max_results,
+            NextToken=next_token,
+        )
+
+    def all_tuning_job_trials(
+        self, name: str, *, sort_by: str = "Name", sort_order: str = "Ascending"
+    ) -> list[HyperParameterTrainingJobSummary]:
+        """Every trial, all pages."""
+        out: list[HyperParameterTrainingJobSummary] = []
+        token: str | None = None
+        while True:
+            page = self.list_tuning_job_trials(
+                name, sort_by=sort_by, sort_order=sort_order, max_results=100, next_token=token
+            )
+            out += page.TrainingJobSummaries
+            token = page.NextToken
+            if not token:
+                return out
+
+    def stop_tuning_job(self, name: str) -> None:
+        """Stop the tuning job: no new trials, and every running trial is stopped."""
+        self.request("POST", f"{HYPER_PARAMETER_TUNING_JOB.collection}/{quote(name)}/stop")
+
+    def delete_tuning_job(self, name: str) -> None:
+        self.request("DELETE", f"{HYPER_PARAMETER_TUNING_JOB.collection}/{quote(name)}")
+
+    def wait_for_tuning_job(
+        self,
+        name: str,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        on_status: Callable[[DescribeHyperParameterTuningJobResponse], None] | None = None,
+    ) -> DescribeHyperParameterTuningJobResponse:
+        """Poll until the tuning job ends (Completed, Stopped or Failed); ``on_status`` sees
+        each Describe."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.describe_tuning_job(name)
+            if on_status is not None:
+                on_status(job)
+            if job.HyperParameterTuningJobStatus in TERMINAL_TUNING_STATUSES:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"tuning job {name!r} still {job.HyperParameterTuningJobStatus} after "
+                    f"{timeout} s"
+                )
+            time.sleep(poll)
 
     # --- models and endpoint configs ---------------------------------------------------------
     def create_model(self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any) -> str:

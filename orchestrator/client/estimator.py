@@ -163,6 +163,20 @@ class Estimator:
             spec["RetryStrategy"] = {"MaximumRetryAttempts": self.max_retry_attempts}
         return spec
 
+    def prepare(self, name: str, inputs: str | Mapping[str, str] | None) -> dict[str, Any]:
+        """The CreateTrainingJob request of job ``name``, with the script's directory packed
+        and uploaded under ``s3://<bucket>/<name>/source/`` (what ``fit`` and a tuner's trials
+        run)."""
+        channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs or {})
+        source_uri = None
+        if self.source_dir is not None:
+            source_uri = f"s3://{self.bucket}/{name}/source/sourcedir.tar.gz"
+        spec = self.training_job_spec(name, channels, source_uri)  # validates inputs first
+        if self.source_dir is not None and source_uri is not None:
+            self.client.upload_bytes(pack_source(self.source_dir), source_uri)
+        self.source_uri = source_uri
+        return spec
+
     def fit(
         self,
         inputs: str | Mapping[str, str] | None = None,
@@ -172,15 +186,8 @@ class Estimator:
         job_name: str | None = None,
         log_sink: Callable[[str], None] | None = None,
     ) -> DescribeTrainingJobResponse | None:
-        channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs or {})
         name = job_name or unique_name(self.base_job_name)
-        source_uri = None
-        if self.source_dir is not None:
-            source_uri = f"s3://{self.bucket}/{name}/source/sourcedir.tar.gz"
-        spec = self.training_job_spec(name, channels, source_uri)  # validates inputs first
-        if self.source_dir is not None and source_uri is not None:
-            self.client.upload_bytes(pack_source(self.source_dir), source_uri)
-        self.source_uri = source_uri
+        spec = self.prepare(name, inputs)
         self.client.create_training_job(spec)
         self.latest_training_job = name
         if not wait:

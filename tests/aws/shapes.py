@@ -285,8 +285,13 @@ def generated_module(operations: list[str]) -> str:
             continue
         lines.append(f"    {q(name)}: {{")
         for m, r in structures[name].items():
-            line = f"        {q(m)}: {q(r) if r else 'None'},"
-            lines.append(line if len(line) <= 100 else f"{line}  # noqa: E501")
+            one = f"        {q(m)}: {q(r) if r else 'None'},"
+            # A long line is wrapped as ruff format would (a parenthesized value).
+            lines += (
+                [one]
+                if len(one) <= 100
+                else [f"        {q(m)}: (", f"            {q(r)}", "        ),"]
+            )
         lines.append("    },")
     lines += ["}", "# Structure -> its required members (where it has any).",
               "REQUIRED: dict[str, tuple[str, ...]] = {"]  # fmt: skip

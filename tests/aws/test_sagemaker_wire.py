@@ -22,6 +22,26 @@ def test_the_server_s_copy_of_the_model_is_current() -> None:
     )
 
 
+def _tuning_on_the_wire(plane: AwsPlane, sm: Any) -> None:
+    from orchestrator.testing import tarball
+    from tests.aws.test_sagemaker_tuning import SOURCE, tuning_request
+
+    local = plane.local
+    local.plane.objects.put_bytes(SOURCE, tarball({"train.py": "print('loss=1')\n"}))
+    sm.create_hyper_parameter_tuning_job(**tuning_request("t", trials=2, parallel=1))
+    local.controller.run_pass()
+    sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="t")
+    sm.list_hyper_parameter_tuning_jobs(SortBy="Name", StatusEquals="InProgress")
+    sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName="t")
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="t")
+    for _ in range(3):
+        for name, job in list(local.backend.jobs.items()):
+            if job.state != "exited":
+                local.backend.complete(name)
+        local.controller.run_pass()
+    sm.delete_hyper_parameter_tuning_job(HyperParameterTuningJobName="t")
+
+
 def test_every_operation_of_the_table_on_the_wire(
     aws_plane: AwsPlane, sagemaker: Any, wire: Any
 ) -> None:
@@ -98,6 +118,7 @@ def test_every_operation_of_the_table_on_the_wire(
         sm.list_tags(ResourceArn=arn, MaxResults=50)
         sm.delete_tags(ResourceArn=arn, TagKeys=["env"])
     sm.delete_training_job(TrainingJobName="j")
+    _tuning_on_the_wire(aws_plane, sm)
     sm.delete_endpoint(EndpointName="e")
     sm.delete_endpoint_config(EndpointConfigName="c1")
     sm.delete_model(ModelName="m")

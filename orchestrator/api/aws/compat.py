@@ -56,8 +56,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 # Without botocore, the missing operations SageMaker users reach for most.
 MOST_USED_MISSING = (
-    "CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob",
-    "ListHyperParameterTuningJobs", "CreateTransformJob", "DescribeTransformJob",
+    "CreateTransformJob", "DescribeTransformJob",
     "ListTransformJobs", "CreateProcessingJob", "DescribeProcessingJob", "ListProcessingJobs",
     "UpdateTrainingJob", "CreateModelPackage", "CreateModelPackageGroup",
     "CreateCompilationJob", "CreatePipeline", "StartPipelineExecution", "CreateNotebookInstance",

@@ -36,6 +36,7 @@ from orchestrator.api.aws.sagemaker_wire import (
     take_defaults,
 )
 from orchestrator.api.service import ControlPlane, ListQuery
+from orchestrator.api.tuning import TrialQuery
 from orchestrator.controller.reconciler import training_output_uri
 from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
 from orchestrator.resources.common import Spec, Tag, TagList
@@ -46,10 +47,17 @@ from orchestrator.resources.endpoints import (
     UpdateEndpointRequest,
     UpdateEndpointWeightsAndCapacitiesRequest,
 )
-from orchestrator.resources.kinds import ENDPOINT, ENDPOINT_CONFIG, MODEL, TRAINING_JOB
+from orchestrator.resources.kinds import (
+    ENDPOINT,
+    ENDPOINT_CONFIG,
+    HYPER_PARAMETER_TUNING_JOB,
+    MODEL,
+    TRAINING_JOB,
+)
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.search import SearchRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.resources.tuning import TUNING_JOB_TAG, CreateHyperParameterTuningJobRequest
 
 Params = dict[str, Any]
 Handler = Callable[[ControlPlane, Params], dict[str, Any]]
@@ -129,7 +137,8 @@ def _create(cp: ControlPlane, kind: str, name: str, create: Callable[[], tuple[s
 # --- lists ----------------------------------------------------------------------------------
 _LIST_MEMBERS = frozenset(ListQuery.model_fields)
 # SageMaker's default order of each list (botocore's documentation of SortOrder).
-_DEFAULT_ORDER = {"ListTrainingJobs": "Ascending"}
+_DEFAULT_ORDER = {"ListTrainingJobs": "Ascending", "ListHyperParameterTuningJobs": "Ascending"}
+_DEFAULT_SORT = {"ListHyperParameterTuningJobs": "Name"}
 # SageMaker's own page size when MaxResults is not given.
 WIRE_PAGE_SIZE = 10
 
@@ -146,6 +155,8 @@ def _list_query(p: Params, operation: str) -> ListQuery:
         "SortOrder": _DEFAULT_ORDER.get(operation, "Descending"),
         "MaxResults": WIRE_PAGE_SIZE,
     }
+    if operation in _DEFAULT_SORT:
+        doc["SortBy"] = _DEFAULT_SORT[operation]
     doc.update(p)
     q = parse(ListQuery, doc, operation)
     if q.StatusEquals is not None and operation in {"ListModels", "ListEndpointConfigs"}:
@@ -179,6 +190,9 @@ def describe_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     for seconds in ("TrainingTimeInSeconds", "BillableTimeInSeconds"):
         if doc.get(seconds) == 0:
             doc[seconds] = 1  # a job under a second: SageMaker counts one (its model's minimum)
+    tuning = next((t.Value for t in job.Tags if t.Key == TUNING_JOB_TAG), None)
+    if tuning:  # a tuning job's trial: SageMaker links it by ARN
+        doc["TuningJobArn"] = cp.arn(HYPER_PARAMETER_TUNING_JOB.name, tuning)
     return outgoing(doc, "DescribeTrainingJobResponse")
 
 
@@ -413,6 +427,126 @@ def _as_sagemaker(cp: ControlPlane, kind: str, doc: dict[str, Any]) -> dict[str,
 _SEARCH_SHAPES = {"HyperParameterTuningJob": "HyperParameterTuningJobSearchEntity"}
 
 
+# --- hyperparameter tuning jobs -------------------------------------------------------------
+def _tuning_missing(name: str) -> AwsError:
+    return AwsError(
+        "ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}"
+    )
+
+
+@contextmanager
+def _tuning_named(name: str) -> Iterator[None]:
+    """A missing tuning job, in SageMaker's words (ResourceNotFound, as botocore models it)."""
+    try:
+        yield
+    except NotFoundError as e:
+        raise _tuning_missing(name) from e
+
+
+_ONE_INSTANCE_KIND = ("InstanceCount", "InstanceType", "VolumeSizeInGB", "VolumeKmsKeyId")
+
+
+def _tuning_resources(p: Params) -> Params:
+    """The SageMaker SDK always sends a definition's instances as
+    HyperParameterTuningResourceConfig; with one instance type it is a ResourceConfig."""
+    out = dict(p)
+    for key in ("TrainingJobDefinition", "TrainingJobDefinitions"):
+        value = out.get(key)
+        if value is None:
+            continue
+        many = isinstance(value, list)
+        defs = []
+        for i, d in enumerate(value if many else [value]):
+            where = f"{key}[{i}]" if many else key
+            hpo = d.get("HyperParameterTuningResourceConfig") if isinstance(d, dict) else None
+            if not isinstance(hpo, dict):
+                defs.append(d)
+                continue
+            extra = sorted(set(hpo) - set(_ONE_INSTANCE_KIND))
+            if extra or "ResourceConfig" in d:
+                field = f"{where}.HyperParameterTuningResourceConfig"
+                raise ValidationError(
+                    f"{field}" + (f".{extra[0]}" if extra else "") + ": not supported by this "
+                    "server; one instance type per definition (InstanceType, InstanceCount, "
+                    "VolumeSizeInGB), given here or as ResourceConfig, not both",
+                    field=field,
+                )
+            rest = {k: v for k, v in d.items() if k != "HyperParameterTuningResourceConfig"}
+            defs.append({**rest, "ResourceConfig": hpo})
+        out[key] = defs if many else defs[0]
+    return out
+
+
+def create_hyper_parameter_tuning_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    op = "CreateHyperParameterTuningJob"
+    check_members(p, op)
+    req = parse(CreateHyperParameterTuningJobRequest, _tuning_resources(p), op)
+    name = req.HyperParameterTuningJobName
+    exists = AwsError(
+        "ResourceInUse",
+        "Hyperparameter tuning job names must be unique within an AWS account and region, and "
+        f"a tuning job with this name already exists ({cp.arn(KIND_TUNING, name)})",
+    )
+    if cp.store.find(KIND_TUNING, name) is not None:
+        raise exists
+    try:
+        arn, created = cp.tuning.create(req)
+    except ConflictError as e:  # made meanwhile
+        raise exists from e
+    if not created:
+        raise exists
+    return {"HyperParameterTuningJobArn": arn}
+
+
+def describe_hyper_parameter_tuning_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "HyperParameterTuningJobName", "DescribeHyperParameterTuningJob")
+    with _tuning_named(name):
+        job = cp.tuning.describe(name)
+    return outgoing(dump(job), "DescribeHyperParameterTuningJobResponse")
+
+
+def list_hyper_parameter_tuning_jobs(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    items, token = cp.tuning.list_jobs(_list_query(p, "ListHyperParameterTuningJobs"))
+    return _page(
+        "HyperParameterTuningJobSummaries", items, token, "ListHyperParameterTuningJobsResponse"
+    )
+
+
+def list_training_jobs_for_hyper_parameter_tuning_job(
+    cp: ControlPlane, p: Params
+) -> dict[str, Any]:
+    op = "ListTrainingJobsForHyperParameterTuningJob"
+    name = _name(p, "HyperParameterTuningJobName", op)
+    doc: dict[str, Any] = {"MaxResults": WIRE_PAGE_SIZE}
+    doc.update({k: v for k, v in p.items() if k != "HyperParameterTuningJobName"})
+    q = parse(TrialQuery, doc, op)
+    with _tuning_named(name):
+        rows, token = cp.tuning.trials(name, q)
+    if q.SortBy == "FinalObjectiveMetricValue":
+        # SageMaker leaves out the trials without an objective value when sorting by it.
+        rows = [r for r in rows if r.FinalHyperParameterTuningJobObjectiveMetric is not None]
+    return _page(
+        "TrainingJobSummaries", rows, token, "ListTrainingJobsForHyperParameterTuningJobResponse"
+    )
+
+
+def stop_hyper_parameter_tuning_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "HyperParameterTuningJobName", "StopHyperParameterTuningJob")
+    with _tuning_named(name), _refused_as_validation():
+        cp.tuning.stop(name)
+    return {}
+
+
+def delete_hyper_parameter_tuning_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "HyperParameterTuningJobName", "DeleteHyperParameterTuningJob")
+    with _tuning_named(name), _refused_as_validation():
+        cp.tuning.delete(name)
+    return {}
+
+
+KIND_TUNING = HYPER_PARAMETER_TUNING_JOB.name
+
+
 TABLE: tuple[Row, ...] = (
     Row("CreateTrainingJob", "training-job:create", create_training_job,
         "script mode, built-in algorithms (AlgorithmName, or SageMaker's image of one), your "
@@ -461,6 +595,24 @@ TABLE: tuple[Row, ...] = (
         "Resource TrainingJob (and HyperParameterTuningJob): Filters, NestedFilters (Tags, "
         "FinalMetricDataList), SubExpressions, And/Or, every Operator; SortBy any property, "
         "paging; not CrossAccountFilterOption, VisibilityConditions, TotalHits"),
+    Row("CreateHyperParameterTuningJob", "tuning-job:create", create_hyper_parameter_tuning_job,
+        "Bayesian (Optuna's TPE), Random, Grid, Hyperband; early stopping Auto (the median "
+        "rule); completion criteria; warm start; trials are training jobs on any backend. "
+        "HyperParameterTuningResourceConfig (the SDK's) with one instance type, not "
+        "InstanceConfigs; not Autotune, AutoParameters, VpcConfig"),
+    Row("DescribeHyperParameterTuningJob", "tuning-job:describe",
+        describe_hyper_parameter_tuning_job,
+        "status and objective counters, BestTrainingJob, OverallBestTrainingJob (warm start)"),
+    Row("ListHyperParameterTuningJobs", "tuning-job:list", list_hyper_parameter_tuning_jobs,
+        "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
+    Row("ListTrainingJobsForHyperParameterTuningJob", "tuning-job:describe",
+        list_training_jobs_for_hyper_parameter_tuning_job,
+        "StatusEquals, SortBy (FinalObjectiveMetricValue leaves out trials without one), "
+        "SortOrder, paging"),
+    Row("StopHyperParameterTuningJob", "tuning-job:stop", stop_hyper_parameter_tuning_job,
+        "no new trials; every running trial is stopped"),
+    Row("DeleteHyperParameterTuningJob", "tuning-job:delete", delete_hyper_parameter_tuning_job,
+        "a tuning job that has ended; its trials stay"),
 )  # fmt: skip
 
 

@@ -13,23 +13,41 @@ OPERATIONS: dict[str, tuple[str | None, str | None]] = {
     "AddTags": ("AddTagsInput", "AddTagsOutput"),
     "CreateEndpoint": ("CreateEndpointInput", "CreateEndpointOutput"),
     "CreateEndpointConfig": ("CreateEndpointConfigInput", "CreateEndpointConfigOutput"),
+    "CreateHyperParameterTuningJob": (
+        "CreateHyperParameterTuningJobRequest",
+        "CreateHyperParameterTuningJobResponse",
+    ),
     "CreateModel": ("CreateModelInput", "CreateModelOutput"),
     "CreateTrainingJob": ("CreateTrainingJobRequest", "CreateTrainingJobResponse"),
     "DeleteEndpoint": ("DeleteEndpointInput", None),
     "DeleteEndpointConfig": ("DeleteEndpointConfigInput", None),
+    "DeleteHyperParameterTuningJob": ("DeleteHyperParameterTuningJobRequest", None),
     "DeleteModel": ("DeleteModelInput", None),
     "DeleteTags": ("DeleteTagsInput", "DeleteTagsOutput"),
     "DeleteTrainingJob": ("DeleteTrainingJobRequest", None),
     "DescribeEndpoint": ("DescribeEndpointInput", "DescribeEndpointOutput"),
     "DescribeEndpointConfig": ("DescribeEndpointConfigInput", "DescribeEndpointConfigOutput"),
+    "DescribeHyperParameterTuningJob": (
+        "DescribeHyperParameterTuningJobRequest",
+        "DescribeHyperParameterTuningJobResponse",
+    ),
     "DescribeModel": ("DescribeModelInput", "DescribeModelOutput"),
     "DescribeTrainingJob": ("DescribeTrainingJobRequest", "DescribeTrainingJobResponse"),
     "ListEndpointConfigs": ("ListEndpointConfigsInput", "ListEndpointConfigsOutput"),
     "ListEndpoints": ("ListEndpointsInput", "ListEndpointsOutput"),
+    "ListHyperParameterTuningJobs": (
+        "ListHyperParameterTuningJobsRequest",
+        "ListHyperParameterTuningJobsResponse",
+    ),
     "ListModels": ("ListModelsInput", "ListModelsOutput"),
     "ListTags": ("ListTagsInput", "ListTagsOutput"),
     "ListTrainingJobs": ("ListTrainingJobsRequest", "ListTrainingJobsResponse"),
+    "ListTrainingJobsForHyperParameterTuningJob": (
+        "ListTrainingJobsForHyperParameterTuningJobRequest",
+        "ListTrainingJobsForHyperParameterTuningJobResponse",
+    ),
     "Search": ("SearchRequest", "SearchResponse"),
+    "StopHyperParameterTuningJob": ("StopHyperParameterTuningJobRequest", None),
     "StopTrainingJob": ("StopTrainingJobRequest", None),
     "UpdateEndpoint": ("UpdateEndpointInput", "UpdateEndpointOutput"),
     "UpdateEndpointWeightsAndCapacities": (
@@ -121,6 +139,9 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "AutoRollbackConfig": {
         "Alarms": "[Alarm]",
+    },
+    "Autotune": {
+        "Mode": None,
     },
     "BaseModel": {
         "HubContentName": None,
@@ -297,6 +318,18 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "CreateEndpointOutput": {
         "EndpointArn": None,
     },
+    "CreateHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+        "HyperParameterTuningJobConfig": "HyperParameterTuningJobConfig",
+        "TrainingJobDefinition": "HyperParameterTrainingJobDefinition",
+        "TrainingJobDefinitions": "[HyperParameterTrainingJobDefinition]",
+        "WarmStartConfig": "HyperParameterTuningJobWarmStartConfig",
+        "Tags": "[Tag]",
+        "Autotune": "Autotune",
+    },
+    "CreateHyperParameterTuningJobResponse": {
+        "HyperParameterTuningJobArn": None,
+    },
     "CreateModelInput": {
         "ModelName": None,
         "PrimaryContainer": "ContainerDefinition",
@@ -415,6 +448,9 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "DeleteEndpointInput": {
         "EndpointName": None,
     },
+    "DeleteHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+    },
     "DeleteModelInput": {
         "ModelName": None,
     },
@@ -479,6 +515,29 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "ShadowProductionVariants": "[ProductionVariantSummary]",
         "MetricsConfig": "MetricsConfig",
         "CrossRegionTrafficConfig": "CrossRegionTrafficConfig",
+    },
+    "DescribeHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+    },
+    "DescribeHyperParameterTuningJobResponse": {
+        "HyperParameterTuningJobName": None,
+        "HyperParameterTuningJobArn": None,
+        "HyperParameterTuningJobConfig": "HyperParameterTuningJobConfig",
+        "TrainingJobDefinition": "HyperParameterTrainingJobDefinition",
+        "TrainingJobDefinitions": "[HyperParameterTrainingJobDefinition]",
+        "HyperParameterTuningJobStatus": None,
+        "CreationTime": None,
+        "HyperParameterTuningEndTime": None,
+        "LastModifiedTime": None,
+        "TrainingJobStatusCounters": "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters": "ObjectiveStatusCounters",
+        "BestTrainingJob": "HyperParameterTrainingJobSummary",
+        "OverallBestTrainingJob": "HyperParameterTrainingJobSummary",
+        "WarmStartConfig": "HyperParameterTuningJobWarmStartConfig",
+        "Autotune": "Autotune",
+        "FailureReason": None,
+        "TuningJobCompletionDetails": "HyperParameterTuningJobCompletionDetails",
+        "ConsumedResources": "HyperParameterTuningJobConsumedResources",
     },
     "DescribeModelInput": {
         "ModelName": None,
@@ -780,7 +839,9 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "TrainingJobStatus": None,
         "TunedHyperParameters": None,
         "FailureReason": None,
-        "FinalHyperParameterTuningJobObjectiveMetric": "FinalHyperParameterTuningJobObjectiveMetric",  # noqa: E501
+        "FinalHyperParameterTuningJobObjectiveMetric": (
+            "FinalHyperParameterTuningJobObjectiveMetric"
+        ),
         "ObjectiveStatus": None,
     },
     "HyperParameterTuningInstanceConfig": {
@@ -831,6 +892,18 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "HyperParameterTuningJobStrategyConfig": {
         "HyperbandStrategyConfig": "HyperbandStrategyConfig",
+    },
+    "HyperParameterTuningJobSummary": {
+        "HyperParameterTuningJobName": None,
+        "HyperParameterTuningJobArn": None,
+        "HyperParameterTuningJobStatus": None,
+        "Strategy": None,
+        "CreationTime": None,
+        "HyperParameterTuningEndTime": None,
+        "LastModifiedTime": None,
+        "TrainingJobStatusCounters": "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters": "ObjectiveStatusCounters",
+        "ResourceLimits": "ResourceLimits",
     },
     "HyperParameterTuningJobWarmStartConfig": {
         "ParentHyperParameterTuningJobs": "[ParentHyperParameterTuningJob]",
@@ -957,6 +1030,22 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
         "Endpoints": "[EndpointSummary]",
         "NextToken": None,
     },
+    "ListHyperParameterTuningJobsRequest": {
+        "NextToken": None,
+        "MaxResults": None,
+        "SortBy": None,
+        "SortOrder": None,
+        "NameContains": None,
+        "CreationTimeAfter": None,
+        "CreationTimeBefore": None,
+        "LastModifiedTimeAfter": None,
+        "LastModifiedTimeBefore": None,
+        "StatusEquals": None,
+    },
+    "ListHyperParameterTuningJobsResponse": {
+        "HyperParameterTuningJobSummaries": "[HyperParameterTuningJobSummary]",
+        "NextToken": None,
+    },
     "ListModelsInput": {
         "SortBy": None,
         "SortOrder": None,
@@ -977,6 +1066,18 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     },
     "ListTagsOutput": {
         "Tags": "[Tag]",
+        "NextToken": None,
+    },
+    "ListTrainingJobsForHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+        "NextToken": None,
+        "MaxResults": None,
+        "StatusEquals": None,
+        "SortBy": None,
+        "SortOrder": None,
+    },
+    "ListTrainingJobsForHyperParameterTuningJobResponse": {
+        "TrainingJobSummaries": "[HyperParameterTrainingJobSummary]",
         "NextToken": None,
     },
     "ListTrainingJobsRequest": {
@@ -1861,6 +1962,9 @@ STRUCTURES: dict[str, dict[str, str | None]] = {
     "SourceAlgorithmSpecification": {
         "SourceAlgorithms": "[SourceAlgorithm]",
     },
+    "StopHyperParameterTuningJobRequest": {
+        "HyperParameterTuningJobName": None,
+    },
     "StopTrainingJobRequest": {
         "TrainingJobName": None,
     },
@@ -2188,6 +2292,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "Name",
         "ValueHint",
     ),
+    "Autotune": ("Mode",),
     "BatchDataCaptureConfig": ("DestinationS3Uri",),
     "BatchTransformInput": (
         "DataCapturedDestinationS3Uri",
@@ -2236,6 +2341,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "EndpointConfigName",
     ),
     "CreateEndpointOutput": ("EndpointArn",),
+    "CreateHyperParameterTuningJobRequest": (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobConfig",
+    ),
+    "CreateHyperParameterTuningJobResponse": ("HyperParameterTuningJobArn",),
     "CreateModelInput": ("ModelName",),
     "CreateModelOutput": ("ModelArn",),
     "CreateTrainingJobRequest": (
@@ -2273,6 +2383,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     ),
     "DeleteEndpointConfigInput": ("EndpointConfigName",),
     "DeleteEndpointInput": ("EndpointName",),
+    "DeleteHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
     "DeleteModelInput": ("ModelName",),
     "DeleteTagsInput": (
         "ResourceArn",
@@ -2294,6 +2405,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "EndpointStatus",
         "CreationTime",
         "LastModifiedTime",
+    ),
+    "DescribeHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
+    "DescribeHyperParameterTuningJobResponse": (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "HyperParameterTuningJobConfig",
+        "HyperParameterTuningJobStatus",
+        "CreationTime",
+        "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters",
     ),
     "DescribeModelInput": ("ModelName",),
     "DescribeModelOutput": (
@@ -2392,6 +2513,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "Type",
         "MetricName",
     ),
+    "HyperParameterTuningJobSummary": (
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "HyperParameterTuningJobStatus",
+        "Strategy",
+        "CreationTime",
+        "TrainingJobStatusCounters",
+        "ObjectiveStatusCounters",
+    ),
     "HyperParameterTuningJobWarmStartConfig": (
         "ParentHyperParameterTuningJobs",
         "WarmStartType",
@@ -2426,8 +2556,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "LastUpdateStatus": ("Status",),
     "ListEndpointConfigsOutput": ("EndpointConfigs",),
     "ListEndpointsOutput": ("Endpoints",),
+    "ListHyperParameterTuningJobsResponse": ("HyperParameterTuningJobSummaries",),
     "ListModelsOutput": ("Models",),
     "ListTagsInput": ("ResourceArn",),
+    "ListTrainingJobsForHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
+    "ListTrainingJobsForHyperParameterTuningJobResponse": ("TrainingJobSummaries",),
     "ListTrainingJobsResponse": ("TrainingJobSummaries",),
     "MetricDefinition": (
         "Name",
@@ -2601,6 +2734,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ShuffleConfig": ("Seed",),
     "SourceAlgorithm": ("AlgorithmName",),
     "SourceAlgorithmSpecification": ("SourceAlgorithms",),
+    "StopHyperParameterTuningJobRequest": ("HyperParameterTuningJobName",),
     "StopTrainingJobRequest": ("TrainingJobName",),
     "Tag": (
         "Key",
