@@ -247,7 +247,8 @@ def _segments(comp: _Compiler, prop: Prop) -> list[_Segment]:
     """The ranks a sort by ``prop`` can give, each a query the database can read in order
     off an index (a rank's key is plain columns, not a CASE over a join), best rank first."""
     c = resources.c
-    zero, empty = literal(0.0), literal_column("''")
+    zero: Any = literal(0.0)
+    empty: Any = literal_column("''")
     if prop.column is not None:
         if prop.column in {"created", "updated"}:
             when = c.created_at if prop.column == "created" else c.updated_at
@@ -321,11 +322,11 @@ def run_search(
         q = q.order_by(*(e.asc() if asc else e.desc() for e in seg.ordered))
         # The page's names and keys first, then only their documents: a sort or a walk over
         # thousands of candidates carries narrow rows, not every spec and status.
-        keys = q.limit(want - len(rows)).subquery("page")
-        k = keys.c
+        best = q.limit(want - len(rows)).subquery("page")
+        k = best.c
         page_q = (
             select(resources, k.sort_rank, k.sort_num, k.sort_text)
-            .join_from(keys, resources, and_(c.kind == query.kind, c.name == k.name))
+            .join_from(best, resources, and_(c.kind == query.kind, c.name == k.name))
             .order_by(
                 *(
                     e.asc() if asc else e.desc()
