@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    case,
+    exists,
     false,
     func,
     literal,
@@ -42,6 +43,7 @@ from orchestrator.resources.search import (
     FilterOperator,
     Nested,
     Operand,
+    Prop,
     Properties,
     SortKey,
     Test,
@@ -134,6 +136,7 @@ class _Compiler:
     def __init__(self, kind: str, dialect: str) -> None:
         self.kind = kind
         self.postgres = dialect == "postgresql"
+        self.name: Any = resources.c.name  # the record's name in the query being built
 
     def text(self, expr: Any) -> Any:
         """A string expression compared by code point on every database."""
@@ -155,7 +158,10 @@ class _Compiler:
             FilterOperator.LESS_THAN_OR_EQUAL_TO: lambda a, b: a <= b,
         }
         fn = ops[op]
-        as_text = fn(self.text(text), literal(want.text)) if text is not None else false()
+        # Equality needs no collation (every deterministic one compares bytes), and without
+        # one PostgreSQL can use the text index.
+        text = text if op == FilterOperator.EQUALS or text is None else self.text(text)
+        as_text = fn(text, literal(want.text)) if text is not None else false()
         if want.number is None or num is None:
             return as_text
         if text is None:
@@ -193,14 +199,14 @@ class _Compiler:
         table = SEARCH_TABLES[prop.family]
         has_key = table.c.key == prop.key
         if t.op == FilterOperator.EXISTS:
-            return resources.c.name.in_(self.names(prop.family, has_key))
+            return self.name.in_(self.names(prop.family, has_key))
         if t.op == FilterOperator.NOT_EXISTS:
-            return resources.c.name.not_in(self.names(prop.family, has_key))
+            return self.name.not_in(self.names(prop.family, has_key))
         if t.op == FilterOperator.NOT_EQUALS:  # missing is not equal either
             equal = self.compare(FilterOperator.EQUALS, table.c.text, table.c.num, t.values[0])
-            return resources.c.name.not_in(self.names(prop.family, has_key, equal))
+            return self.name.not_in(self.names(prop.family, has_key, equal))
         test = self.holds(t.op, table.c.text, table.c.num, t.values)
-        return resources.c.name.in_(self.names(prop.family, has_key, test))
+        return self.name.in_(self.names(prop.family, has_key, test))
 
     def nested(self, n: Nested) -> Any:
         table = SEARCH_TABLES[n.family]
@@ -212,7 +218,7 @@ class _Compiler:
                 parts.append(self.holds(t.op, table.c.key, None, t.values))
             else:
                 parts.append(self.holds(t.op, table.c.text, table.c.num, t.values))
-        return resources.c.name.in_(self.names(n.family, *parts))
+        return self.name.in_(self.names(n.family, *parts))
 
     def condition(self, c: Condition) -> Any:
         if isinstance(c, AllOf):
@@ -224,54 +230,113 @@ class _Compiler:
         return self.test(c)
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """The records of one sort rank: where they come from and their (number, text) key."""
+
+    rank: int
+    source: Any
+    where: tuple[Any, ...]
+    num: Any
+    text: Any
+    name: Any
+    ordered: tuple[Any, ...]  # what to order by (the key less its constants)
+
+
+def _segments(comp: _Compiler, prop: Prop) -> list[_Segment]:
+    """The ranks a sort by ``prop`` can give, each a query the database can read in order
+    off an index (a rank's key is plain columns, not a CASE over a join), best rank first."""
+    c = resources.c
+    zero: Any = literal(0.0)
+    empty: Any = literal_column("''")
+    if prop.column is not None:
+        if prop.column in {"created", "updated"}:
+            when = c.created_at if prop.column == "created" else c.updated_at
+            return [_Segment(0, resources, (), when, empty, c.name, (when, comp.text(c.name)))]
+        column = c.name if prop.column == "name" else c.phase
+        text = func.lower(column) if prop.arn else column
+        ordered = (comp.text(text), comp.text(c.name))
+        return [_Segment(1, resources, (), zero, text, c.name, ordered)]
+    assert prop.family is not None
+    s = SEARCH_TABLES[prop.family].alias("sort_by")
+    joined = s.join(resources, and_(c.kind == s.c.kind, c.name == s.c.name))
+    has = (s.c.kind == comp.kind, s.c.key == prop.key)
+    text = func.coalesce(s.c.text, empty)
+    name = comp.text(s.c.name)
+    missing = _Segment(
+        2, resources, (not_(exists().where(*has, s.c.name == c.name)),), zero, empty, c.name,
+        (comp.text(c.name),),
+    )  # fmt: skip
+    as_text = (comp.text(text), name)
+    if prop.type == "string":
+        return [_Segment(1, joined, has, zero, text, s.c.name, as_text), missing]
+    numbers = (s.c.num, name) if prop.type == "date" else (s.c.num, comp.text(text), name)
+    return [
+        _Segment(
+            0, joined, (*has, s.c.num.is_not(None)), s.c.num,
+            empty if prop.type == "date" else text, s.c.name, numbers,
+        ),
+        _Segment(1, joined, (*has, s.c.num.is_(None)), zero, text, s.c.name, as_text),
+        missing,
+    ]  # fmt: skip
+
+
 def run_search(
     conn: Connection, query: CompiledSearch, dialect: str
 ) -> tuple[list[Any], list[SortKey], str | None]:
-    """One page: the ``resources`` rows, their sort keys, and the next page's token."""
+    """One page: the ``resources`` rows, their sort keys, and the next page's token.
+
+    The ranks are read in turn (the next only while the page is not full), each as one query
+    ordered by its own key with the page's keyset, so the database can walk an index of the
+    sort property in order and stop at the page's end."""
     comp = _Compiler(query.kind, dialect)
-    c = resources.c
-    prop = query.sort.prop
-    source: Any = resources
-    rank: Any
-    num: Any
-    text: Any
-    if prop.column is not None:
-        if prop.column in {"created", "updated"}:
-            rank, text = literal(0), literal_column("''")
-            num = c.created_at if prop.column == "created" else c.updated_at
-        else:
-            column = c.name if prop.column == "name" else c.phase
-            rank, num = literal(1), literal(0.0)
-            text = func.lower(column) if prop.arn else column
-    else:
-        assert prop.family is not None
-        s = SEARCH_TABLES[prop.family].alias("sort_by")
-        source = resources.outerjoin(
-            s, and_(s.c.kind == c.kind, s.c.name == c.name, s.c.key == prop.key)
-        )
-        as_text = func.coalesce(s.c.text, literal_column("''"))
-        if prop.type == "string":
-            rank = case((s.c.name.is_(None), 2), else_=1)
-            num, text = literal(0.0), as_text
-        else:
-            rank = case((s.c.name.is_(None), 2), (s.c.num.is_(None), 1), else_=0)
-            num = func.coalesce(s.c.num, 0.0)
-            text = as_text
-            if prop.type == "date":
-                text = case((s.c.num.is_(None), as_text), else_=literal_column("''"))
-    rank, num, text = rank.label("sort_rank"), num.label("sort_num"), text.label("sort_text")
-    q = select(resources, rank, num, text).select_from(source).where(c.kind == query.kind)
-    if query.condition is not None:
-        q = q.where(comp.condition(query.condition))
+    if comp.postgres:
+        # psycopg prepares a statement run five times, and PostgreSQL may then reuse one
+        # generic plan for every value; a search's best plan depends on how selective its
+        # values are (a tuning job's 100 trials or 5% of all jobs), so plan each one anew.
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
     asc = query.sort.ascending
-    rest = (num.element, comp.text(text.element), comp.text(c.name))
-    if query.after is not None:
-        r0, n0, t0, name0 = query.after
-        here, last = tuple_(*rest), tuple_(literal(n0), literal(t0), literal(name0))
-        later = here > last if asc else here < last
-        q = q.where(or_(rank.element > r0, and_(rank.element == r0, later)))
-    q = q.order_by(rank.element.asc(), *(e.asc() if asc else e.desc() for e in rest))
-    rows = conn.execute(q.limit(query.limit + 1)).all()
+    want = query.limit + 1
+    c = resources.c
+    rows: list[Any] = []
+    for seg in _segments(comp, query.sort.prop):
+        if query.after is not None and seg.rank < query.after[0]:
+            continue
+        comp.name = seg.name
+        q = select(
+            seg.name.label("name"),
+            literal(seg.rank).label("sort_rank"),
+            seg.num.label("sort_num"),
+            seg.text.label("sort_text"),
+        ).select_from(seg.source)
+        q = q.where(resources.c.kind == query.kind, *seg.where)
+        if query.condition is not None:
+            q = q.where(comp.condition(query.condition))
+        if query.after is not None and seg.rank == query.after[0]:
+            _, n0, t0, name0 = query.after
+            here = tuple_(seg.num, comp.text(seg.text), comp.text(seg.name))
+            last = tuple_(literal(n0), literal(t0), literal(name0))
+            q = q.where(here > last if asc else here < last)
+            if seg.rank == 0:  # the same bound on the number alone, which an index can use
+                q = q.where(seg.num >= n0 if asc else seg.num <= n0)
+        q = q.order_by(*(e.asc() if asc else e.desc() for e in seg.ordered))
+        # The page's names and keys first, then only their documents: a sort or a walk over
+        # thousands of candidates carries narrow rows, not every spec and status.
+        best = q.limit(want - len(rows)).subquery("page")
+        k = best.c
+        page_q = (
+            select(resources, k.sort_rank, k.sort_num, k.sort_text)
+            .join_from(best, resources, and_(c.kind == query.kind, c.name == k.name))
+            .order_by(
+                *(
+                    e.asc() if asc else e.desc()
+                    for e in (k.sort_num, comp.text(k.sort_text), comp.text(k.name))
+                )
+            )
+        )
+        rows += conn.execute(page_q).all()
+        if len(rows) >= want:
+            break
     page = rows[: query.limit]
     keys: list[SortKey] = [
         (int(r.sort_rank), float(r.sort_num), str(r.sort_text), str(r.name)) for r in page
