@@ -294,6 +294,9 @@ class TuningJobs:
         values = {t.name: objective_value(desired, t) for t in trials}
         if q.StatusEquals is not None:
             rows = [r for r in rows if r.TrainingJobStatus.value == q.StatusEquals]
+        if q.SortBy == "FinalObjectiveMetricValue":
+            # As SageMaker: sorted by the objective, the trials without one are left out.
+            rows = [r for r in rows if values.get(r.TrainingJobName) is not None]
         descending = q.SortOrder == "Descending"
 
         def key(r: HyperParameterTrainingJobSummary) -> tuple[Any, ...]:
@@ -302,10 +305,7 @@ class TuningJobs:
             if q.SortBy == "Status":
                 return (r.TrainingJobStatus.value, r.TrainingJobName)
             if q.SortBy == "FinalObjectiveMetricValue":
-                v = values.get(r.TrainingJobName)
-                # Trials without an objective come last, whichever the order.
-                missing = v is None
-                return (missing != descending, v if v is not None else 0.0, r.TrainingJobName)
+                return (values.get(r.TrainingJobName) or 0.0, r.TrainingJobName)
             return (r.TrainingJobName,)
 
         rows.sort(key=key, reverse=descending)

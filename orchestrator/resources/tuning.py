@@ -360,16 +360,35 @@ class HyperParameterTrainingJobDefinition(Spec):
     VpcConfig: _VpcConfig | None = None
     HyperParameterTuningResourceConfig: _TuningResourceConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_instance_type(cls, data: Any) -> Any:
+        """SageMaker's SDK sends a definition's instances as HyperParameterTuningResourceConfig;
+        with one instance type that is a ResourceConfig, and is kept as one."""
+        if not isinstance(data, dict) or data.get("HyperParameterTuningResourceConfig") is None:
+            return data
+        given = data["HyperParameterTuningResourceConfig"]
+        if not isinstance(given, dict):
+            return data  # the model's own error names the field
+        extra = sorted(set(given) - set(ResourceConfig.model_fields))
+        if extra or data.get("ResourceConfig") is not None:
+            raise ValueError(
+                "HyperParameterTuningResourceConfig"
+                + (f".{extra[0]}" if extra else "")
+                + ": not supported by this server; give one instance type per definition "
+                "(InstanceType, InstanceCount, VolumeSizeInGB), here or as ResourceConfig, not "
+                "both"
+            )
+        rest = {k: v for k, v in data.items() if k != "HyperParameterTuningResourceConfig"}
+        return {**rest, "ResourceConfig": given}
+
     @model_validator(mode="after")
     def _supported(self) -> Self:
-        for field in ("VpcConfig", "HyperParameterTuningResourceConfig"):
-            if getattr(self, field) is not None:
-                hint = (
-                    "set ResourceConfig instead"
-                    if field == "HyperParameterTuningResourceConfig"
-                    else "trials run on the backend's own network"
-                )
-                raise ValueError(f"{field}: not supported by this server; leave it out ({hint})")
+        if self.VpcConfig is not None:
+            raise ValueError(
+                "VpcConfig: not supported by this server; leave it out (trials run on the "
+                "backend's own network)"
+            )
         return self
 
     def training_spec(

@@ -277,6 +277,12 @@ def test_stop_stops_trials(lcp: LocalControlPlane) -> None:
     assert job["HyperParameterTuningJobStatus"] == "Stopped", job
     assert job["TrainingJobStatusCounters"]["Stopped"] == 2
     assert len(lcp.backend.jobs) == 2
+    # Sorted by the objective, trials without one are left out (SageMaker's rule).
+    by_objective = lcp.client._http.get(
+        f"{PATH}/tj/training-jobs", params={"SortBy": "FinalObjectiveMetricValue"}
+    ).json()["TrainingJobSummaries"]
+    assert by_objective == []
+    assert len(lcp.client._http.get(f"{PATH}/tj/training-jobs").json()["TrainingJobSummaries"]) == 2
 
 
 def test_search_finds_trials_and_tuning_jobs(lcp: LocalControlPlane) -> None:
@@ -292,3 +298,28 @@ def test_search_finds_trials_and_tuning_jobs(lcp: LocalControlPlane) -> None:
         "HyperParameterTuningJobStatus = Completed", resource="HyperParameterTuningJob"
     )["Results"]
     assert [j["HyperParameterTuningJob"]["HyperParameterTuningJobName"] for j in jobs] == ["tj"]
+
+
+def test_one_instance_type_as_the_sdk_sends_it(lcp: LocalControlPlane) -> None:
+    body = request()
+    body["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"] = {
+        "InstanceType": "ml.m5.large",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 10,
+    }
+    assert post(lcp, body).status_code == 201
+    lcp.controller.run_pass()
+    [trial] = lcp.plane.store.list_active("TrainingJob")[:1]
+    assert trial.spec["ResourceConfig"]["InstanceType"] == "ml.m5.large"
+    many = request()
+    many["HyperParameterTuningJobName"] = "tj"
+    many["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"] = {
+        "InstanceConfigs": [
+            {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5}
+        ]
+    }
+    resp = post(lcp, {**many, "HyperParameterTuningJobName": "tj2"})
+    assert (
+        resp.status_code == 400
+        and "HyperParameterTuningResourceConfig.InstanceConfigs" in resp.text
+    )

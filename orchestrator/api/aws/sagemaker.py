@@ -443,44 +443,10 @@ def _tuning_named(name: str) -> Iterator[None]:
         raise _tuning_missing(name) from e
 
 
-_ONE_INSTANCE_KIND = ("InstanceCount", "InstanceType", "VolumeSizeInGB", "VolumeKmsKeyId")
-
-
-def _tuning_resources(p: Params) -> Params:
-    """The SageMaker SDK always sends a definition's instances as
-    HyperParameterTuningResourceConfig; with one instance type it is a ResourceConfig."""
-    out = dict(p)
-    for key in ("TrainingJobDefinition", "TrainingJobDefinitions"):
-        value = out.get(key)
-        if value is None:
-            continue
-        many = isinstance(value, list)
-        defs = []
-        for i, d in enumerate(value if many else [value]):
-            where = f"{key}[{i}]" if many else key
-            hpo = d.get("HyperParameterTuningResourceConfig") if isinstance(d, dict) else None
-            if not isinstance(hpo, dict):
-                defs.append(d)
-                continue
-            extra = sorted(set(hpo) - set(_ONE_INSTANCE_KIND))
-            if extra or "ResourceConfig" in d:
-                field = f"{where}.HyperParameterTuningResourceConfig"
-                raise ValidationError(
-                    f"{field}" + (f".{extra[0]}" if extra else "") + ": not supported by this "
-                    "server; one instance type per definition (InstanceType, InstanceCount, "
-                    "VolumeSizeInGB), given here or as ResourceConfig, not both",
-                    field=field,
-                )
-            rest = {k: v for k, v in d.items() if k != "HyperParameterTuningResourceConfig"}
-            defs.append({**rest, "ResourceConfig": hpo})
-        out[key] = defs if many else defs[0]
-    return out
-
-
 def create_hyper_parameter_tuning_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     op = "CreateHyperParameterTuningJob"
     check_members(p, op)
-    req = parse(CreateHyperParameterTuningJobRequest, _tuning_resources(p), op)
+    req = parse(CreateHyperParameterTuningJobRequest, p, op)
     name = req.HyperParameterTuningJobName
     exists = AwsError(
         "ResourceInUse",
@@ -522,9 +488,6 @@ def list_training_jobs_for_hyper_parameter_tuning_job(
     q = parse(TrialQuery, doc, op)
     with _tuning_named(name):
         rows, token = cp.tuning.trials(name, q)
-    if q.SortBy == "FinalObjectiveMetricValue":
-        # SageMaker leaves out the trials without an objective value when sorting by it.
-        rows = [r for r in rows if r.FinalHyperParameterTuningJobObjectiveMetric is not None]
     return _page(
         "TrainingJobSummaries", rows, token, "ListTrainingJobsForHyperParameterTuningJobResponse"
     )
