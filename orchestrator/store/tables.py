@@ -80,7 +80,8 @@ def _index_table(name: str, *, text_index: bool) -> Table:
     )
     Index(f"ix_{name}_num", table.c.kind, table.c.key, table.c.num, table.c.name)
     if text_index:
-        Index(f"ix_{name}_text", table.c.kind, table.c.key, table.c.text)
+        # With the name: a filter on a value reads its names from the index alone.
+        Index(f"ix_{name}_text", table.c.kind, table.c.key, table.c.text, table.c.name)
     return table
 
 
