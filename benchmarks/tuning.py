@@ -185,6 +185,7 @@ def trials_to_target(
 def bayes(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="tuning.py bayes")
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="RandomSeed of the first run")
     ap.add_argument("--cap", type=int, default=200)
     ap.add_argument("--parallel", default="1,4")
     ap.add_argument("--tasks", default="hartmann6,mlp-digits")
@@ -198,7 +199,7 @@ def bayes(argv: Sequence[str]) -> int:
     tasks = [makers[t]() for t in args.tasks.split(",")]
     print(
         f"Bayesian vs Random: trials to reach the target, {args.seeds} seeds "
-        f"(RandomSeed 0..{args.seeds - 1}), cap {args.cap} trials (a miss counts as {args.cap})"
+        f"(RandomSeed {args.first_seed}..{args.first_seed + args.seeds - 1}), cap {args.cap} trials (a miss counts as {args.cap})"
     )
     header = (
         f"{'task':10} {'target':>7} {'par':>3} | {'random mean':>11} {'median':>6} {'miss':>4} |"
@@ -214,7 +215,7 @@ def bayes(argv: Sequence[str]) -> int:
             for strategy in ("Random", "Bayesian"):
                 got[strategy] = [
                     trials_to_target(task, strategy, seed, args.cap, parallel)
-                    for seed in range(args.seeds)
+                    for seed in range(args.first_seed, args.first_seed + args.seeds)
                 ]
             r = [n for n, _, _ in got["Random"]]
             b = [n for n, _, _ in got["Bayesian"]]
