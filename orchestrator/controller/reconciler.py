@@ -198,6 +198,8 @@ class Reconciler:
         self.backoff = Backoff(self.policies.max_backoff_seconds)
         self._refs: dict[tuple[str, str], Record | None] = {}
         self._gpus_held: dict[str, set[int]] = {}
+        # A training job ended in this pass (its slot may let a tuning job launch the next).
+        self._job_ended = False
 
     # --- passes ------------------------------------------------------------------------------
     def run_pass(self) -> float:
@@ -205,6 +207,8 @@ class Reconciler:
         p = self.policies
         next_due = p.resync_seconds
         self._refs = {}
+        self._job_ended = False
+        tuning = False
         if isinstance(self.backend, PassSnapshot):
             self.backend.refresh()
         kinds: list[tuple[str, Callable[[Record], Result]]] = [
@@ -218,6 +222,7 @@ class Reconciler:
         seen_endpoints: set[str] = set()
         for kind, reconcile in kinds:
             records = self.source.list_active(kind)
+            tuning = tuning or (kind == HYPER_PARAMETER_TUNING_JOB.name and bool(records))
             if kind in _REFERENCED:
                 # What endpoints refer to, as this listing has it: no read per endpoint.
                 self._refs.update(((kind, r.name), r) for r in records)
@@ -232,6 +237,11 @@ class Reconciler:
                 if requeue is not None:
                     next_due = min(next_due, requeue)
         self._remove_orphans(seen_endpoints)
+        if tuning and self._job_ended:
+            # Tuning jobs are reconciled before training jobs, so a trial that ended in this
+            # pass is only seen by its tuning job in the next one: run it now, not after the
+            # tuning job's RUNNING_RESYNC (docs/benchmarks.md, "Hyperparameter tuning").
+            next_due = 0.0
         if self.watcher is not None:
             self.watcher.pass_done()
         if self.demand is not None and self.demand.any_waiting():
@@ -410,6 +420,8 @@ class Reconciler:
             )
         if _deletes(plan):
             return Result()
+        if record.active and not plan.active:
+            self._job_ended = True
         if self.gpus is not None:
             held = plan.status.AllocatedGpus if plan.active else []
             self._gpus_held[record.name] = {int(i) for i in held}
