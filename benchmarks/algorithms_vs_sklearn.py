@@ -7,10 +7,10 @@ multiclass; diabetes, linnerud's weight: regression), a synthetic many-classes-f
 is written as CSV channels and trained on by our built-in job (in process, through
 ``orchestrator.algorithms.train.main``, with default hyperparameters) and by scikit-learn
 (standardised features; LogisticRegression / LinearRegression / Ridge / MLPClassifier /
-MLPRegressor). Both are scored on the same test rows. Ours holds 10% of its train rows out
-(its defaults): linear-learner chooses among its ``num_models`` there and then refits on all
-of them; mlp uses them for early stopping and, for binary, threshold selection; scikit-learn
-trains on all of them. Prints the mean over seeds of accuracy, F1, AUC, RMSE and training
+MLPRegressor). Both are scored on the same test rows. With its defaults and no validation
+channel, linear-learner chooses among its ``num_models`` by 5-fold cross-validation over all
+its train rows and refits on all of them; mlp holds 10% out for early stopping and, for
+binary, threshold selection; scikit-learn trains on all of them. Prints the mean over seeds of accuracy, F1, AUC, RMSE and training
 time, and the gap (accuracy points, RMSE ratio). Goal for linear-learner: accuracy >=
 scikit-learn's, RMSE <= 1.01x scikit-learn's, on every set.
 

@@ -92,6 +92,9 @@ NUM_MODELS_AUTO = 8
 _LINEAR: dict[str, _Spec] = {
     # SageMaker's linear learner: models trained in parallel in one job, best on validation
     "num_models": _Spec(int, "auto", 1, MAX_NUM_MODELS, auto=True),
+    # auto: a grid scaled to the rows (scikit-learn's default strength first), chosen by
+    # cross-validation; see selection.candidates
+    "l2": _Spec(float, "auto", 0.0, 1000.0, auto=True),
 }
 SPECS: dict[str, dict[str, _Spec]] = {
     "linear-learner": {**_COMMON, **_LINEAR},
@@ -128,6 +131,7 @@ class Hyperparameters:
     hidden_units: int = 0
     dropout: float = 0.0
     num_models: int = 1  # linear-learner: models trained in parallel ("auto" resolved)
+    l2_auto: bool = False  # linear-learner: l2=auto (then l2 reads 0.0 until resolved)
 
 
 def parse_hyperparameters(algorithm: str, raw: Mapping[str, Any]) -> Hyperparameters:
@@ -160,6 +164,8 @@ def parse_hyperparameters(algorithm: str, raw: Mapping[str, Any]) -> Hyperparame
         values["learning_rate"] = DEFAULT_LEARNING_RATE[algorithm]
     if values.get("num_models") == "auto":
         values["num_models"] = NUM_MODELS_AUTO
+    if values["l2"] == "auto":
+        values["l2"], values["l2_auto"] = 0.0, True
     if values["normalize_label"] is None:
         values["normalize_label"] = ptype == "regressor"
     elif values["normalize_label"] and ptype != "regressor":

@@ -16,8 +16,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from orchestrator.algorithms import evaluation, parallel, selection
 from orchestrator.algorithms import model as model_lib
-from orchestrator.algorithms import parallel, selection
 from orchestrator.algorithms.data import Dataset
 from orchestrator.algorithms.hyperparameters import Hyperparameters
 
@@ -30,6 +30,7 @@ class Fitted:
     selection: dict[str, Any]  # the evaluation document's model_selection
     held_out: np.ndarray | None  # validation scores of the chosen model, before any refit
     refit_on: Dataset | None  # train + validation when refit
+    threshold: float | None = None  # a binary classifier's, when chosen here
 
 
 def fit(
@@ -42,7 +43,14 @@ def fit(
     emit: Callable[[str, float], None],
     log: Callable[[str], None],
 ) -> Fitted:
-    cands = selection.candidates(hp)
+    if not validation_given:
+        everything = train if validation is None else _concat(train, validation)
+        k = min(CV_FOLDS, len(everything))
+        if k >= 2:
+            return _fit_cross_validated(
+                hp, everything, len(train), k, num_classes=num_classes, emit=emit, log=log
+            )
+    cands = selection.candidates(hp, len(train))
     units = num_classes if hp.predictor_type == "multiclass_classifier" else 1
     scaling = model_lib.label_scaling(hp, train.y)
     norm = parallel.normaliser(hp, train.x)
@@ -110,13 +118,7 @@ def fit(
     held_out = scores[:, best] if validation is not None else None
     refit_on = None
     if validation is not None and not validation_given:
-        refit_on = Dataset(
-            np.concatenate([train.x, validation.x]),
-            np.concatenate([train.y, validation.y]),
-            train.feature_names,
-            train.label_name,
-            train.origins + validation.origins,
-        )
+        refit_on = _concat(train, validation)
         refit_hp = replace(chosen_hp, epochs=epochs, early_stopping_patience=0)
         model_lib.seed_everything(hp.seed)
         scaling = model_lib.label_scaling(refit_hp, refit_on.y)
@@ -141,6 +143,112 @@ def fit(
         document["refit"] = {"rows": len(refit_on), "epochs": epochs}
         log(f"linear-learner: refit on train+validation ({len(refit_on)} rows) for {epochs} epochs")
     return Fitted(network, scaling, trained.epochs_run, document, held_out, refit_on)
+
+
+CV_FOLDS = 5
+CV_STANDARD_ERRORS = 2.0
+
+
+def _concat(a: Dataset, b: Dataset) -> Dataset:
+    return Dataset(
+        np.concatenate([a.x, b.x]),
+        np.concatenate([a.y, b.y]),
+        a.feature_names,
+        a.label_name,
+        a.origins + b.origins,
+    )
+
+
+def _fit_cross_validated(
+    hp: Hyperparameters,
+    rows: Dataset,
+    train_rows: int,
+    k: int,
+    *,
+    num_classes: int,
+    emit: Callable[[str, float], None],
+    log: Callable[[str], None],
+) -> Fitted:
+    """Choose by ``k``-fold cross-validation over ``rows`` (train first, then validation)."""
+    cands = selection.candidates(hp, len(rows))
+    units = num_classes if hp.predictor_type == "multiclass_classifier" else 1
+    scaling = model_lib.label_scaling(hp, rows.y)
+    norm = parallel.normaliser(hp, rows.x)
+    folds = parallel.assign_folds(hp.predictor_type, rows.y, k, hp.seed)
+    cv = parallel.cross_validate(
+        hp, cands, units, (norm(rows.x), target_of(scaling, rows.y)), folds, emit=emit
+    )
+    with np.errstate(all="ignore"):  # a model that diverged scores inf/NaN and loses
+        scores = parallel.scores_of(hp.predictor_type, cv.logits, scaling)
+        objectives = [selection.objective(hp, rows.y, scores[:, i]) for i in range(len(cands))]
+    losses = [v if np.isfinite(v) else np.inf for v in cv.best_losses]
+    best = min(range(len(cands)), key=lambda i: (losses[i], i))
+    if best != 0 and not selection.clearly_better(
+        cv.row_losses[:, 0], cv.row_losses[:, best], CV_STANDARD_ERRORS
+    ):
+        log(
+            f"linear-learner: model {best + 1} had the lowest cross-validation loss but not by "
+            f"more than {CV_STANDARD_ERRORS:g} standard errors; keeping the first configuration"
+        )
+        best = 0
+    chosen, epochs = cands[best], max(cv.best_epochs[best], 1)
+    chosen_hp = replace(hp, learning_rate=chosen.learning_rate, l2=chosen.l2, num_models=1)
+    network = model_lib.build(chosen_hp, rows.x, num_classes)
+    network.layers[-1].set_weights(
+        [cv.kernels[best].astype(np.float32), cv.biases[best].astype(np.float32)]
+    )
+    criterion = selection.criterion(hp)
+    log(
+        f"linear-learner: model {best + 1} of {len(cands)} chosen by {k}-fold cross-validation "
+        f"loss {cv.best_losses[best]:.6g} ({criterion} {_abs(criterion, objectives[best]):.6g}): "
+        f"learning rate {chosen.learning_rate:.6g}, L2 {chosen.l2:.6g}, best epoch {epochs}; "
+        f"refit on {len(rows)} rows for {epochs} epochs"
+    )
+    document: dict[str, Any] = {
+        "num_models": len(cands),
+        "criterion": "loss",
+        "selected_on": "cross-validation",
+        "folds": k,
+        "winner": best,
+        "learning_rate": chosen.learning_rate,
+        "l2": chosen.l2,
+        "epochs": epochs,
+        "averaged_weights": False,
+        "models": [
+            {
+                "learning_rate": c.learning_rate,
+                "l2": c.l2,
+                "best_epoch": cv.best_epochs[i],
+                "loss": cv.best_losses[i],
+                criterion: _abs(criterion, objectives[i]),
+            }
+            for i, c in enumerate(cands)
+        ],
+        "refit": {"rows": len(rows), "epochs": epochs},
+    }
+    held_out = scores[train_rows:, best] if train_rows < len(rows) else None
+    refit_on = rows if train_rows < len(rows) else None
+    threshold = None
+    if hp.predictor_type == "binary_classifier":
+        threshold = out_of_fold_threshold(hp, rows.y, scores[:, best])
+        document["threshold_from"] = "out-of-fold scores"
+    return Fitted(network, scaling, cv.epochs_run, document, held_out, refit_on, threshold)
+
+
+def out_of_fold_threshold(hp: Hyperparameters, y: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold for ``binary_classifier_model_selection_criteria`` on out-of-fold scores.
+
+    For accuracy, 0.5 (the log loss's own, for calibrated probabilities) is kept unless the
+    best threshold's per-row correctness beats it by more than the rule's standard errors:
+    the best of hundreds of cuts on a few hundred rows is otherwise best by chance.
+    """
+    wanted = hp.binary_classifier_model_selection_criteria
+    best = evaluation.choose_threshold(y, scores, wanted, hp.target_recall, hp.target_precision)
+    if wanted != "accuracy":
+        return best
+    wrong_half = ((scores >= 0.5) != (y == 1)).astype(np.float64)
+    wrong_best = ((scores >= best) != (y == 1)).astype(np.float64)
+    return best if selection.clearly_better(wrong_half, wrong_best, CV_STANDARD_ERRORS) else 0.5
 
 
 def target_of(scaling: model_lib.Scaling, y: np.ndarray) -> np.ndarray:

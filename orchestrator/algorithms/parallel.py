@@ -7,7 +7,9 @@ model's gradient is exactly that of its own loss. Each model's L2 is its own ter
 kernel's regulariser. Each model's learning rate is set by a reparameterisation, see
 ``_scales``. After every epoch each model's loss on the selection set (validation, or train
 when there is none) is computed in numpy; a model keeps its weights from its best epoch, and
-training stops once no model has improved for ``early_stopping_patience`` epochs.
+training stops once no model has improved for ``early_stopping_patience`` epochs. The
+optimizer's rate decays over the epochs (``rate_at``). ``cross_validate`` trains every
+configuration once per fold and once on all rows, all in the same layer.
 """
 
 from __future__ import annotations
@@ -85,10 +87,24 @@ class ParallelLinear(keras.layers.Layer):  # type: ignore[misc]
         return tf.einsum("bd,ndk->bnk", x, w) + b[None]
 
 
-def _loss(predictor_type: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """Per row, the sum over models of each model's loss on its logits ``[batch, n, units]``."""
+def _loss(
+    predictor_type: str, model_folds: np.ndarray | None = None, fractions: np.ndarray | None = None
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Per row, the sum over models of each model's loss on its logits ``[batch, n, units]``.
+
+    With ``model_folds`` (cross-validation), ``y_true`` is ``[batch, 2]``: the target and the
+    row's fold; model ``j`` does not train on rows of fold ``model_folds[j]``, and its loss is
+    divided by ``fractions[j]`` (the share of rows it trains on) so that it is its mean loss.
+    """
+    folds = None if model_folds is None else tf.constant(model_folds, tf.float32)
+    shares = None if fractions is None else tf.constant(fractions, tf.float32)
 
     def loss(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        mask = None
+        if folds is not None:
+            y_true = tf.reshape(y_true, [-1, 2])
+            mask = tf.cast(tf.not_equal(y_true[:, 1:2], folds[None, :]), logits.dtype)
+            y_true = y_true[:, 0]
         shape = tf.shape(logits)[:2]
         if predictor_type == "multiclass_classifier":
             labels = tf.broadcast_to(tf.cast(tf.reshape(y_true, [-1, 1]), tf.int32), shape)
@@ -101,6 +117,8 @@ def _loss(predictor_type: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
                 if predictor_type == "regressor"
                 else tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)
             )
+        if mask is not None and shares is not None:
+            per = per * mask / shares[None, :]
         return tf.reduce_sum(per, axis=1)
 
     return loss
@@ -154,6 +172,37 @@ class Trained:
 
 
 AVERAGE_DECAY = 0.9
+FINAL_RATE = 0.01  # the schedule's last rate, as a share of the first
+PLATEAU_TOLERANCE = 1e-3  # a training loss this much (relative) lower is an improvement
+
+
+def rate_at(hp: Hyperparameters, epoch: int, horizon: int | None = None) -> float:
+    """The optimizer's rate in ``epoch`` (0-based): cosine decay over ``horizon`` epochs.
+
+    A constant step leaves the iterate jittering around the optimum; decaying it to a
+    small share of the first lets each (convex) model converge within its epochs. A refit
+    for fewer epochs passes the selection run's ``horizon`` so it follows the same rates.
+    """
+    total = max(horizon or hp.epochs, 1)
+    progress = min(epoch / total, 1.0)
+    return hp.learning_rate * (
+        FINAL_RATE + (1 - FINAL_RATE) * 0.5 * (1 + math.cos(math.pi * progress))
+    )
+
+
+class _Schedule(keras.callbacks.Callback):  # type: ignore[misc]
+    """Sets the optimizer's rate to ``rate_at`` before each epoch."""
+
+    def __init__(self, hp: Hyperparameters, horizon: int | None) -> None:
+        super().__init__()
+        self._hp, self._horizon = hp, horizon
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.model.optimizer.learning_rate.assign(rate_at(self._hp, epoch, self._horizon))
+
+
+def _schedule(hp: Hyperparameters, horizon: int | None) -> keras.callbacks.Callback:
+    return _Schedule(hp, horizon)
 
 
 class _Tracker(keras.callbacks.Callback):  # type: ignore[misc]
@@ -244,29 +293,16 @@ def train(
     selection_is_validation: bool,
     emit: Callable[[str, float], None],
     averaged: list[bool] | None = None,
+    horizon: int | None = None,
 ) -> Trained:
     """Train ``cands`` side by side on normalised ``train_xy``; targets already scaled.
 
-    ``averaged`` fixes, per model, whether the averaged iterate is kept (else the better).
+    ``averaged`` fixes, per model, whether the averaged iterate is kept (else the better);
+    ``horizon`` is the epochs the rate schedule spans (``hp.epochs`` unless given).
     """
     x, y = train_xy
-    n, d = len(cands), x.shape[1]
-    rng = np.random.default_rng(hp.seed)
-    limit = math.sqrt(6.0 / (d + units))  # Glorot uniform, like keras.layers.Dense
-    layer = ParallelLinear(
-        rng.uniform(-limit, limit, size=(n, d, units)),
-        _scales(hp, cands),
-        hp.l1,
-        np.array([c.l2 for c in cands], np.float64),
-    )
-    inputs = keras.Input(shape=(d,), dtype="float32")
-    model = keras.Model(inputs, layer(inputs), name="linear_learner_parallel")
-    optimizer = (
-        keras.optimizers.Adam(hp.learning_rate)
-        if hp.optimizer == "adam"
-        else keras.optimizers.SGD(hp.learning_rate)
-    )
-    model.compile(optimizer=optimizer, loss=_loss(hp.predictor_type))
+    layer, model = _build(hp, cands, x.shape[1], units)
+    model.compile(optimizer=_optimizer(hp), loss=_loss(hp.predictor_type))
     tracker = _Tracker(layer, hp, selection, selection_is_validation, emit=emit, averaged=averaged)
     model.fit(
         x.astype(np.float32),
@@ -274,7 +310,7 @@ def train(
         batch_size=hp.mini_batch_size,
         epochs=hp.epochs,
         shuffle=hp.shuffle,
-        callbacks=[tracker],
+        callbacks=[_schedule(hp, horizon), tracker],
         verbose=0,
     )
     return Trained(
@@ -284,4 +320,171 @@ def train(
         tracker.best_losses,
         tracker.epochs_run,
         tracker.averaged,
+    )
+
+
+def _build(
+    hp: Hyperparameters, cands: list[Candidate], d: int, units: int
+) -> tuple[ParallelLinear, keras.Model]:
+    rng = np.random.default_rng(hp.seed)
+    limit = math.sqrt(6.0 / (d + units))  # Glorot uniform, like keras.layers.Dense
+    layer = ParallelLinear(
+        rng.uniform(-limit, limit, size=(len(cands), d, units)),
+        _scales(hp, cands),
+        hp.l1,
+        np.array([c.l2 for c in cands], np.float64),
+    )
+    inputs = keras.Input(shape=(d,), dtype="float32")
+    return layer, keras.Model(inputs, layer(inputs), name="linear_learner_parallel")
+
+
+def _optimizer(hp: Hyperparameters) -> keras.optimizers.Optimizer:
+    if hp.optimizer == "adam":
+        return keras.optimizers.Adam(hp.learning_rate)
+    return keras.optimizers.SGD(hp.learning_rate)
+
+
+def assign_folds(predictor_type: str, y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Each row's fold in ``0..k-1``: shuffled, and for a classifier dealt class by class."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    folds = np.empty(len(y), np.int64)
+    if predictor_type == "regressor":
+        folds[order] = np.arange(len(y)) % k
+        return folds
+    start = 0
+    for label in np.unique(y):
+        rows = order[y[order] == label]
+        folds[rows] = (start + np.arange(len(rows))) % k
+        start += len(rows)
+    return folds
+
+
+@dataclass
+class CrossValidated:
+    """Each configuration's cross-validation at its best epoch, and its model on all rows."""
+
+    row_losses: np.ndarray  # [rows, m]: each row's loss under its fold's model
+    logits: np.ndarray  # [rows, m, units]: out-of-fold logits
+    kernels: np.ndarray  # [m, d, units]: the all-rows models at that epoch
+    biases: np.ndarray  # [m, units]
+    best_epochs: list[int]
+    best_losses: list[float]  # mean out-of-fold loss
+    epochs_run: int
+
+
+class _FoldTracker(keras.callbacks.Callback):  # type: ignore[misc]
+    """Scores the fold models on their held-out rows after every epoch, per configuration.
+
+    Model ``f * m + c`` is configuration ``c`` without fold ``f``; model ``k * m + c`` is it
+    on every row (the refit at the chosen epoch count, run alongside). A configuration's
+    loss is its folds' mean out-of-fold loss at the last epoch; training stops once the
+    training loss has not improved for ``early_stopping_patience`` epochs.
+    """
+
+    def __init__(
+        self,
+        layer: ParallelLinear,
+        hp: Hyperparameters,
+        xy: tuple[np.ndarray, np.ndarray],
+        folds: np.ndarray,
+        *,
+        m: int,
+        k: int,
+        emit: Callable[[str, float], None],
+    ) -> None:
+        super().__init__()
+        self._layer, self._hp, self._xy, self._folds = layer, hp, xy, folds
+        self._m, self._k, self._emit = m, k, emit
+        rows, units = len(folds), int(layer._init.shape[2])
+        self.row_losses = np.full((rows, m), np.inf)
+        self.logits = np.zeros((rows, m, units))
+        kernel, bias = layer.effective()
+        self.kernels, self.biases = kernel[k * m :].copy(), bias[k * m :].copy()
+        self.best_epochs = [0] * m
+        self.best_losses = [math.inf] * m
+        self.epochs_run = 0
+        self._lowest, self._since = math.inf, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        with np.errstate(all="ignore"):  # a model that diverged scores inf/NaN and loses
+            self._step(epoch, logs or {})
+
+    def _step(self, epoch: int, logs: dict[str, float]) -> None:
+        m, k = self._m, self._k
+        kernel, bias = self._layer.effective()
+        x, y = self._xy
+        oof = np.empty_like(self.logits)
+        for f in range(k):  # each fold's rows under that fold's models
+            held = self._folds == f
+            oof[held] = logits_of(kernel[f * m : (f + 1) * m], bias[f * m : (f + 1) * m], x[held])
+        per = row_losses(self._hp.predictor_type, oof, y)
+        means = per.mean(axis=0)
+        # every configuration is kept at its latest epoch: each converges to its own
+        # regularised optimum (the schedule decays its rate), and its L2 strength, not an
+        # early stop, is what cross-validation chooses
+        self.best_losses = [float(v) if np.isfinite(v) else math.inf for v in means]
+        self.best_epochs = [epoch + 1] * m
+        self.row_losses, self.logits = per, oof
+        self.kernels, self.biases = kernel[k * m :].copy(), bias[k * m :].copy()
+        self.epochs_run = epoch + 1
+        # one line per epoch, as in ``train``: the mean model's training loss, and the best
+        # configuration's cross-validation loss
+        train_loss = float(logs.get("loss", float("nan"))) / ((k + 1) * m)
+        self._emit("train:loss", train_loss)
+        finite = means[np.isfinite(means)]
+        self._emit("validation:loss", float(finite.min()) if finite.size else float("nan"))
+        # early stopping on a plateau of the (convex) training objective
+        if train_loss < self._lowest * (1.0 - PLATEAU_TOLERANCE):
+            self._lowest, self._since = train_loss, 0
+        else:
+            self._since += 1
+        patience = self._hp.early_stopping_patience
+        if patience > 0 and self._since >= patience:
+            self.model.stop_training = True
+
+
+def cross_validate(
+    hp: Hyperparameters,
+    cands: list[Candidate],
+    units: int,
+    xy: tuple[np.ndarray, np.ndarray],
+    folds: np.ndarray,
+    *,
+    emit: Callable[[str, float], None],
+) -> CrossValidated:
+    """k-fold cross-validation of ``cands`` and their all-rows refits, in one Keras fit.
+
+    ``xy`` is normalised with scaled targets; ``folds`` gives each row's fold (``0..k-1``).
+    The ``(k + 1) * m`` models share one layer; a row's fold masks it out of its fold's
+    models' loss. Every model follows the same rate schedule and sees the same batches.
+    """
+    x, y = xy
+    m, k = len(cands), int(folds.max()) + 1
+    counts = np.bincount(folds, minlength=k).astype(np.float64)
+    model_folds = np.array([f for f in range(k + 1) for _ in range(m)], np.float64)
+    fractions = np.array(
+        [(len(y) - (counts[f] if f < k else 0.0)) / len(y) for f in range(k + 1) for _ in range(m)]
+    )
+    layer, model = _build(hp, cands * (k + 1), x.shape[1], units)
+    model.compile(optimizer=_optimizer(hp), loss=_loss(hp.predictor_type, model_folds, fractions))
+    tracker = _FoldTracker(layer, hp, xy, folds, m=m, k=k, emit=emit)
+    model.fit(
+        x.astype(np.float32),
+        # [rows, 2, 1]: of logits' rank, or Keras squeezes a single unit's axis from them
+        np.column_stack([y, folds]).astype(np.float32)[:, :, None],
+        batch_size=hp.mini_batch_size,
+        epochs=hp.epochs,
+        shuffle=hp.shuffle,
+        callbacks=[_schedule(hp, None), tracker],
+        verbose=0,
+    )
+    return CrossValidated(
+        tracker.row_losses,
+        tracker.logits,
+        tracker.kernels,
+        tracker.biases,
+        tracker.best_epochs,
+        tracker.best_losses,
+        tracker.epochs_run,
     )

@@ -11,6 +11,15 @@ than the given configuration is kept only when its per-row loss on the selection
 the given one's by more than one standard error of the paired difference (the
 one-standard-error rule): on a small validation set the best of several is otherwise often
 best by chance. numpy only.
+
+With ``l2=auto`` (the default) the L2 strengths are a grid scaled to the rows trained on:
+first scikit-learn's default strength in this scaling (the loss is the mean over rows plus
+``l2 * |w|^2``, so LogisticRegression's ``C=1`` is ``l2 = 1 / (2 n)`` and Ridge's
+``alpha=1`` is ``l2 = 1 / n``), then 0.1x, 10x, ... of it, all at the given learning rate
+(past eight models, at 0.3x, 3x and 0.1x of it too). Without a validation channel the
+winner is chosen by k-fold cross-validation (``parallel.cross_validate``) with a
+two-standard-error rule: the folds' models share most of their rows, so the per-row
+differences are correlated and one naive standard error is too lenient.
 """
 
 from __future__ import annotations
@@ -24,6 +33,13 @@ from orchestrator.algorithms.hyperparameters import Hyperparameters
 
 LEARNING_RATE_FACTORS: tuple[float, ...] = (1.0, 0.1, 0.3, 3.0, 0.03, 0.01)
 L2_VALUES: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-5, 1e-1)
+L2_AUTO_FACTORS: tuple[float, ...] = (1.0, 0.1, 10.0, 0.01, 100.0, 0.3, 3.0, 0.001)
+AUTO_RATE_FACTORS: tuple[float, ...] = (1.0, 0.3, 3.0, 0.1)
+
+
+def auto_l2(hp: Hyperparameters, rows: int) -> float:
+    """scikit-learn's default L2 strength for ``rows`` rows, per row (see the module)."""
+    return (1.0 if hp.predictor_type == "regressor" else 0.5) / max(rows, 1)
 
 
 @dataclass(frozen=True)
@@ -34,12 +50,20 @@ class Candidate:
     l2: float
 
 
-def candidates(hp: Hyperparameters) -> list[Candidate]:
+def candidates(hp: Hyperparameters, rows: int = 1) -> list[Candidate]:
     """``hp.num_models`` configurations, the given one first, then a spread of neighbours.
 
     The grid is learning rate x (given factor) by L2 (the given value first), walked by
-    anti-diagonals so that any prefix mixes both directions rather than varying one.
+    anti-diagonals so that any prefix mixes both directions rather than varying one. With
+    ``l2=auto`` it is the L2 grid for ``rows`` rows at the given rate, then at other rates.
     """
+    if hp.l2_auto:
+        base = auto_l2(hp, rows)
+        return [
+            Candidate(hp.learning_rate * f, base * g)
+            for f in AUTO_RATE_FACTORS
+            for g in L2_AUTO_FACTORS
+        ][: hp.num_models]
     l2s = [hp.l2, *(v for v in L2_VALUES if v != hp.l2)]
     if hp.l2 != 0.0:
         l2s.append(0.0)
@@ -93,9 +117,10 @@ def winner(objectives: list[float], losses: list[float]) -> int:
     return min(range(len(objectives)), key=key)
 
 
-def clearly_better(given: np.ndarray, other: np.ndarray) -> bool:
-    """Whether ``other``'s per-row losses beat ``given``'s by more than a standard error."""
+def clearly_better(given: np.ndarray, other: np.ndarray, errors: float = 1.0) -> bool:
+    """Whether ``other``'s per-row losses beat ``given``'s by more than ``errors`` standard
+    errors of the paired difference."""
     diff = np.asarray(given, np.float64) - np.asarray(other, np.float64)
     if len(diff) < 2 or not np.all(np.isfinite(diff)):
         return bool(np.all(np.isfinite(other)) and not np.all(np.isfinite(given)))
-    return bool(diff.mean() > diff.std(ddof=1) / np.sqrt(len(diff)))
+    return bool(diff.mean() > errors * diff.std(ddof=1) / np.sqrt(len(diff)))

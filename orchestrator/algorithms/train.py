@@ -176,6 +176,8 @@ def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
             hp.target_recall,
             hp.target_precision,
         )
+        if fitted is not None and fitted.threshold is not None:
+            threshold = fitted.threshold  # chosen on cross-validation's out-of-fold scores
     document: dict[str, Any] = {
         "algorithm": hp.algorithm,
         "predictor_type": hp.predictor_type,
