@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from orchestrator.algorithms import evaluation, parallel, selection
+from orchestrator.algorithms import evaluation, parallel, polish, selection
 from orchestrator.algorithms import model as model_lib
 from orchestrator.algorithms.data import Dataset
 from orchestrator.algorithms.hyperparameters import Hyperparameters
@@ -59,15 +59,46 @@ def fit(
         return target_of(scaling, y)
 
     chooser = validation if validation is not None else train
+    train_xy = (norm(train.x), target(train.y))
+    chooser_xy = (norm(chooser.x), target(chooser.y))
     trained = parallel.train(
         hp,
         cands,
         units,
-        (norm(train.x), target(train.y)),
-        (norm(chooser.x), target(chooser.y)),
+        train_xy,
+        chooser_xy,
         selection_is_validation=validation is not None,
         emit=emit,
     )
+    each: list[polish.Polished] = []
+    if POLISH_CANDIDATES:
+        each = [
+            polish.polish(
+                hp.predictor_type,
+                *train_xy,
+                trained.kernels[i],
+                trained.biases[i],
+                l2=c.l2,
+                l1=hp.l1,
+            )
+            for i, c in enumerate(cands)
+        ]
+        kernels = np.stack([p.kernel for p in each])
+        biases = np.stack([p.bias for p in each])
+        with np.errstate(all="ignore"):
+            losses = parallel.losses_of(
+                hp.predictor_type, parallel.logits_of(kernels, biases, chooser_xy[0]), chooser_xy[1]
+            )
+        trained = replace(
+            trained,
+            kernels=kernels,
+            biases=biases,
+            best_losses=[float(v) if np.isfinite(v) else np.inf for v in losses],
+        )
+        log(
+            f"linear-learner: polished {sum(p.ran for p in each)} of {len(each)} models "
+            f"(L-BFGS-B, {sum(p.iterations for p in each)} iterations in all) before scoring them"
+        )
     with np.errstate(all="ignore"):  # a model that diverged scores inf/NaN and loses
         logits = parallel.logits_of(trained.kernels, trained.biases, norm(chooser.x))
         scores = parallel.scores_of(hp.predictor_type, logits, scaling)
@@ -84,9 +115,14 @@ def fit(
     chosen, epochs = cands[best], max(trained.best_epochs[best], 1)
     chosen_hp = replace(hp, learning_rate=chosen.learning_rate, l2=chosen.l2, num_models=1)
     network = model_lib.build(chosen_hp, train.x, num_classes)
-    network.layers[-1].set_weights(
-        [trained.kernels[best].astype(np.float32), trained.biases[best].astype(np.float32)]
-    )
+    if each:
+        polished = each[best]
+        _log_polish(log, polished)
+    else:
+        polished = _polish(
+            hp, train_xy, trained.kernels[best], trained.biases[best], chosen.l2, log=log
+        )
+    _set_weights(network, polished)
     criterion = selection.criterion(hp)
     on = "validation" if validation is not None else "train"
     log(
@@ -114,6 +150,7 @@ def fit(
             for i, c in enumerate(cands)
         ],
         "refit": None,
+        "polish": {**polished.document(), "rows": len(train)},
     }
     held_out = scores[:, best] if validation is not None else None
     refit_on = None
@@ -137,9 +174,9 @@ def fit(
             averaged=[trained.averaged[best]],
         )
         network = model_lib.build(refit_hp, refit_on.x, num_classes)
-        network.layers[-1].set_weights(
-            [again.kernels[0].astype(np.float32), again.biases[0].astype(np.float32)]
-        )
+        polished = _polish(hp, xy, again.kernels[0], again.biases[0], chosen.l2, log=log)
+        _set_weights(network, polished)
+        document["polish"] = {**polished.document(), "rows": len(refit_on)}
         document["refit"] = {"rows": len(refit_on), "epochs": epochs}
         log(f"linear-learner: refit on train+validation ({len(refit_on)} rows) for {epochs} epochs")
     return Fitted(network, scaling, trained.epochs_run, document, held_out, refit_on)
@@ -147,6 +184,40 @@ def fit(
 
 CV_FOLDS = 5
 CV_STANDARD_ERRORS = 2.0
+# polish every candidate (each fold's models, or each model on train when a validation set
+# chooses) before it is scored, so that selection compares converged models
+POLISH_CANDIDATES = True
+
+
+def _polish(
+    hp: Hyperparameters,
+    xy: tuple[np.ndarray, np.ndarray],
+    kernel: np.ndarray,
+    bias: np.ndarray,
+    l2: float,
+    *,
+    log: Callable[[str], None],
+) -> polish.Polished:
+    """The chosen model polished on the rows it was trained on (``xy``, as trained)."""
+    done = polish.polish(hp.predictor_type, xy[0], xy[1], kernel, bias, l2=l2, l1=hp.l1)
+    _log_polish(log, done)
+    return done
+
+
+def _log_polish(log: Callable[[str], None], done: polish.Polished) -> None:
+    if done.ran:
+        log(
+            f"linear-learner: polished the chosen model to its optimum (L-BFGS-B, "
+            f"{done.iterations} iterations): objective {done.start:.8g} -> {done.value:.8g}"
+        )
+    else:
+        log(f"linear-learner: kept the trained weights, polish {done.reason}")
+
+
+def _set_weights(network: keras.Model, polished: polish.Polished) -> None:
+    network.layers[-1].set_weights(
+        [polished.kernel.astype(np.float32), polished.bias.astype(np.float32)]
+    )
 
 
 def _concat(a: Dataset, b: Dataset) -> Dataset:
@@ -175,9 +246,20 @@ def _fit_cross_validated(
     scaling = model_lib.label_scaling(hp, rows.y)
     norm = parallel.normaliser(hp, rows.x)
     folds = parallel.assign_folds(hp.predictor_type, rows.y, k, hp.seed)
-    cv = parallel.cross_validate(
-        hp, cands, units, (norm(rows.x), target_of(scaling, rows.y)), folds, emit=emit
-    )
+    xy = (norm(rows.x), target_of(scaling, rows.y))
+    cv = parallel.cross_validate(hp, cands, units, xy, folds, emit=emit)
+    folds_polished: dict[str, object] | None = None
+    if POLISH_CANDIDATES:
+        # selection then compares each configuration's converged models, not how far
+        # mini-batch training got with each L2 strength
+        done = polish.polish_folds(
+            hp.predictor_type, xy, folds, cv, [c.l2 for c in cands], l1=hp.l1
+        )
+        cv, folds_polished = done.cv, done.document()
+        log(
+            f"linear-learner: polished {done.converged} of {done.models} fold models "
+            f"(L-BFGS-B, {done.iterations} iterations in all) before scoring them"
+        )
     with np.errstate(all="ignore"):  # a model that diverged scores inf/NaN and loses
         scores = parallel.scores_of(hp.predictor_type, cv.logits, scaling)
         objectives = [selection.objective(hp, rows.y, scores[:, i]) for i in range(len(cands))]
@@ -194,9 +276,8 @@ def _fit_cross_validated(
     chosen, epochs = cands[best], max(cv.best_epochs[best], 1)
     chosen_hp = replace(hp, learning_rate=chosen.learning_rate, l2=chosen.l2, num_models=1)
     network = model_lib.build(chosen_hp, rows.x, num_classes)
-    network.layers[-1].set_weights(
-        [cv.kernels[best].astype(np.float32), cv.biases[best].astype(np.float32)]
-    )
+    polished = _polish(hp, xy, cv.kernels[best], cv.biases[best], chosen.l2, log=log)
+    _set_weights(network, polished)
     criterion = selection.criterion(hp)
     log(
         f"linear-learner: model {best + 1} of {len(cands)} chosen by {k}-fold cross-validation "
@@ -225,6 +306,7 @@ def _fit_cross_validated(
             for i, c in enumerate(cands)
         ],
         "refit": {"rows": len(rows), "epochs": epochs},
+        "polish": {**polished.document(), "rows": len(rows), "folds": folds_polished},
     }
     held_out = scores[train_rows:, best] if train_rows < len(rows) else None
     refit_on = rows if train_rows < len(rows) else None

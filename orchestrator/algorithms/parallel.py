@@ -371,6 +371,8 @@ class CrossValidated:
     best_epochs: list[int]
     best_losses: list[float]  # mean out-of-fold loss
     epochs_run: int
+    fold_kernels: np.ndarray  # [k * m, d, units]: model ``f * m + c`` is ``c`` without fold f
+    fold_biases: np.ndarray  # [k * m, units]
 
 
 class _FoldTracker(keras.callbacks.Callback):  # type: ignore[misc]
@@ -401,6 +403,7 @@ class _FoldTracker(keras.callbacks.Callback):  # type: ignore[misc]
         self.logits = np.zeros((rows, m, units))
         kernel, bias = layer.effective()
         self.kernels, self.biases = kernel[k * m :].copy(), bias[k * m :].copy()
+        self.fold_kernels, self.fold_biases = kernel[: k * m].copy(), bias[: k * m].copy()
         self.best_epochs = [0] * m
         self.best_losses = [math.inf] * m
         self.epochs_run = 0
@@ -427,6 +430,7 @@ class _FoldTracker(keras.callbacks.Callback):  # type: ignore[misc]
         self.best_epochs = [epoch + 1] * m
         self.row_losses, self.logits = per, oof
         self.kernels, self.biases = kernel[k * m :].copy(), bias[k * m :].copy()
+        self.fold_kernels, self.fold_biases = kernel[: k * m].copy(), bias[: k * m].copy()
         self.epochs_run = epoch + 1
         # one line per epoch, as in ``train``: the mean model's training loss, and the best
         # configuration's cross-validation loss
@@ -487,4 +491,6 @@ def cross_validate(
         tracker.best_epochs,
         tracker.best_losses,
         tracker.epochs_run,
+        tracker.fold_kernels,
+        tracker.fold_biases,
     )
