@@ -3,8 +3,10 @@
 Fills a fresh store with N training jobs (10 final metrics and 4 hyperparameters each),
 inserted in bulk into the store's own tables (``resources`` and the index tables, the rows
 ``search_sql`` writes, from the same ``properties_of``; not one create per job, which would take
-minutes), then times each query through ``StateStore.search`` (compile + one SQL query + the
-page's records decoded). PostgreSQL: ORCH_TEST_POSTGRES_URL's server (a database is made and
+minutes), then times each query twice: through ``StateStore.search`` (compile + one SQL query + the
+page's records decoded), and as a user calls it, ``POST /api/v1/search`` with an API key on a
+control plane served over HTTP in-process over the same database (``Client.search``: auth,
+the checks, the query, 100 records rendered in DescribeTrainingJob's shape, JSON both ways). PostgreSQL: ORCH_TEST_POSTGRES_URL's server (a database is made and
 dropped), skipped when none answers.
 
     python benchmarks/tuning_search.py [--jobs 100000] [--runs 50] [--backends sqlite,postgres]
@@ -21,12 +23,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator.client import Client
 from orchestrator.resources.search import SearchRequest, compile_search, properties_of
 from orchestrator.store import StateStore
 from orchestrator.store.tables import SEARCH_TABLES, resources
+from orchestrator.testing import local_control_plane
 
 METRICS = [f"validation:m{i}" for i in range(9)] + ["validation:accuracy"]
 QUERIES: dict[str, dict[str, Any]] = {
@@ -104,19 +109,35 @@ def fill(store: StateStore, n: int, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def time_queries(store: StateStore, runs: int) -> list[tuple[str, float, float, int]]:
+Row = tuple[str, float, float, float, float, int]
+
+
+def _quantiles(times: list[float]) -> tuple[float, float]:
+    times = times[3:]  # warm-up
+    return statistics.median(times), statistics.quantiles(times, n=20)[-1]
+
+
+def time_queries(store: StateStore, client: Client, runs: int) -> list[Row]:
+    """Per query: the store's p50/p95, the REST API's p50/p95 (ms), and the page's size."""
     out = []
     for label, body in QUERIES.items():
         req = SearchRequest(Resource="TrainingJob", MaxResults=100, **body)
-        times, hits = [], 0
+        inner, outer, hits = [], [], 0
         for _ in range(runs + 3):
             t0 = time.perf_counter()
             page, _ = store.search(compile_search(req, ["TrainingJob"]))
-            times.append((time.perf_counter() - t0) * 1000)
+            inner.append((time.perf_counter() - t0) * 1000)
             hits = len(page)
-        times = times[3:]  # warm-up
-        p95 = statistics.quantiles(times, n=20)[-1]
-        out.append((label, statistics.median(times), p95, hits))
+            t0 = time.perf_counter()
+            answer = client.search(
+                body["SearchExpression"],
+                sort_by=body.get("SortBy"),
+                sort_order=body.get("SortOrder"),
+                max_results=100,
+            )
+            outer.append((time.perf_counter() - t0) * 1000)
+            assert len(answer["Results"]) == hits, (label, len(answer["Results"]), hits)
+        out.append((label, *_quantiles(inner), *_quantiles(outer), hits))
     return out
 
 
@@ -151,7 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"Search over {args.jobs} training jobs, {len(METRICS)} metrics each; {args.runs} runs, MaxResults 100"
     )
-    print(f"{'backend':9} {'query':36} {'p50 ms':>8} {'p95 ms':>8} {'hits':>5}")
+    print(
+        f"{'backend':9} {'query':36} {'store p50':>9} {'p95':>7} {'REST p50':>9} {'p95':>7} "
+        f"{'hits':>5}"
+    )
     for backend in args.backends.split(","):
         drop = None
         with tempfile.TemporaryDirectory() as tmp:
@@ -166,9 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             store = StateStore(url)
             try:
                 seconds = fill(store, args.jobs)
-                print(f"{backend:9} {'(bulk insert)':36} {seconds * 1000:8.0f}")
-                for label, p50, p95, hits in time_queries(store, args.runs):
-                    print(f"{backend:9} {label:36} {p50:8.1f} {p95:8.1f} {hits:5d}")
+                print(f"{backend:9} {'(bulk insert, ms)':36} {seconds * 1000:9.0f}")
+                with local_control_plane(Path(tmp) / "plane", database_url=url) as lcp:
+                    for label, p50, p95, r50, r95, hits in time_queries(
+                        store, lcp.client, args.runs
+                    ):
+                        print(
+                            f"{backend:9} {label:36} {p50:9.1f} {p95:7.1f} {r50:9.1f} {r95:7.1f} "
+                            f"{hits:5d}"
+                        )
             finally:
                 store.close()
                 if drop is not None:

@@ -35,6 +35,7 @@ from orchestrator.api.routes import (
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
 from orchestrator.dataplane import DataPlaneFront, build_front
@@ -92,8 +93,17 @@ def build_control_plane(
         gpus = inventory(settings.gpu_devices)
     series = SeriesStore(clock=clock)
     routes = RoutingTable()
+    # One reader of the jobs' metric series for the API and the tuner: one cache, one read.
+    job_metrics = JobMetrics(backend, clock=clock)
     controller = Controller(
-        store, backend, settings, clock=clock, routes=routes, gpus=gpus, telemetry=series
+        store,
+        backend,
+        settings,
+        clock=clock,
+        routes=routes,
+        gpus=gpus,
+        telemetry=series,
+        metric_series=job_metrics,
     )
     keys: KeyStore = FileKeys(settings.api_keys_file) if settings.api_keys_file else store
     return ControlPlane(
@@ -108,6 +118,7 @@ def build_control_plane(
         clock=clock,
         series=series,
         keyring=keyring,
+        job_metrics=job_metrics,
     )
 
 

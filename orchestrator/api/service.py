@@ -131,6 +131,7 @@ class ControlPlane:
         series: SeriesStore | None = None,
         services: Sequence[Service] = (),
         keyring: KeyProvider | None = None,
+        job_metrics: JobMetrics | None = None,
     ) -> None:
         self.settings = settings
         # Endpoint metrics as time series (None: this control plane records none).
@@ -155,7 +156,8 @@ class ControlPlane:
         # Hyperparameter tuning jobs (their trials are training jobs in the same store).
         self.tuning = TuningJobs(self)
         # Training jobs' metric series, read from their logs (pod logs on a cluster).
-        self.job_metrics = JobMetrics(backend, clock=clock)
+        # (the same reader as the local reconciler's tuner, where there is one: one cache)
+        self.job_metrics = job_metrics or JobMetrics(backend, clock=clock)
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""

@@ -82,10 +82,10 @@ class TuningJobs:
             )
             if config.Strategy == "Hyperband":
                 self._check_hyperband(req, where, d, ranges.names, ranges_at)
-            for tuned in _corners(req, i):
+            for tuned in req.corner_values(i):
                 trial = self._trial(req, where, d, tuned, ranges_at)
                 self.cp._check_supported(TRAINING_JOB.name, trial)
-            sample = self._trial(req, where, d, _corners(req, i)[0], ranges_at)
+            sample = self._trial(req, where, d, req.corner_values(i)[0], ranges_at)
             emitted = [name for name, _ in metric_patterns(sample)]
             objective = req.objective_of(i)
             if objective.MetricName not in emitted:
@@ -344,22 +344,3 @@ class TuningJobs:
             )
         self.cp.store.set_flag(KIND.name, name, "delete_requested", self.cp.clock.now())
         self.cp.wake()
-
-
-def _corners(req: CreateHyperParameterTuningJobRequest, definition: int) -> list[dict[str, str]]:
-    """Trials at the ranges' ends: every range at its min, then each at its max in turn, and
-    each categorical value in turn (what a built-in algorithm's checks must accept)."""
-    ranges = req.ranges_of(definition)
-    low = {
-        **{r.Name: r.MinValue for r in ranges.IntegerParameterRanges},
-        **{r.Name: r.MinValue for r in ranges.ContinuousParameterRanges},
-        **{r.Name: r.Values[0] for r in ranges.CategoricalParameterRanges},
-    }
-    out = [low]
-    for r in ranges.IntegerParameterRanges:
-        out.append({**low, r.Name: r.MaxValue})
-    for c_r in ranges.ContinuousParameterRanges:
-        out.append({**low, c_r.Name: c_r.MaxValue})
-    for c in ranges.CategoricalParameterRanges:
-        out += [{**low, c.Name: v} for v in c.Values[1:]]
-    return out

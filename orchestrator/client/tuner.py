@@ -38,7 +38,7 @@ _DEFINITION_FIELDS = (
 
 
 @dataclass(frozen=True)
-class ContinuousParameter:
+class _NumericParameter:
     min_value: float
     max_value: float
     scaling_type: Scaling = "Auto"
@@ -53,18 +53,14 @@ class ContinuousParameter:
 
 
 @dataclass(frozen=True)
-class IntegerParameter:
+class ContinuousParameter(_NumericParameter):
+    pass
+
+
+@dataclass(frozen=True)
+class IntegerParameter(_NumericParameter):
     min_value: int
     max_value: int
-    scaling_type: Scaling = "Auto"
-
-    def as_range(self, name: str) -> dict[str, str]:
-        return {
-            "Name": name,
-            "MinValue": str(self.min_value),
-            "MaxValue": str(self.max_value),
-            "ScalingType": self.scaling_type,
-        }
 
 
 class CategoricalParameter:

@@ -45,6 +45,7 @@ from orchestrator.controller.plan.tuning import (
     DesiredTuningJob,
     needs_series,
     plan_tuning_job,
+    trial_name,
 )
 from orchestrator.controller.plan.types import (
     Action,
@@ -92,6 +93,7 @@ from orchestrator.resources.tuning import (
 )
 from orchestrator.resources.validation import parse_spec
 from orchestrator.store.source import DesiredState, Record
+from orchestrator.training.contract import check_builtin_algorithm
 
 log = logging.getLogger("orchestrator.reconciler")
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -494,31 +496,22 @@ class Reconciler:
         return self._write(record, plan)
 
     def _check_trials(self, spec: CreateHyperParameterTuningJobRequest) -> None:
-        """Each definition must make a training job this backend can run (checked with a
-        trial at each range's low end), so a bad definition fails the tuning job, not 40
-        trials one after another."""
-        from orchestrator.controller.plan.tuning import trial_name
-
+        """Each definition must make training jobs this backend can run (the trials at the
+        ranges' ends, as the API's create checks them), so a bad definition (a custom
+        resource is not checked by the API) fails the tuning job, not 40 trials in turn."""
+        configured = self.backend.configured() if isinstance(self.backend, Configurable) else set()
         for i, (where, d) in enumerate(spec.named_definitions()):
-            ranges = spec.ranges_of(i)
-            tuned = {
-                **{r.Name: r.MinValue for r in ranges.IntegerParameterRanges},
-                **{r.Name: r.MinValue for r in ranges.ContinuousParameterRanges},
-                **{r.Name: r.Values[0] for r in ranges.CategoricalParameterRanges},
-            }
-            name = trial_name(spec.HyperParameterTuningJobName, "check", 1)
-            doc = d.training_spec(name, tuned, [])
-            try:
-                trial = parse_spec(CreateTrainingJobRequest, doc)
-            except ValidationError as e:
-                raise ValidationError(f"{where}: {e.message}", field=where) from e
-            configured = (
-                self.backend.configured() if isinstance(self.backend, Configurable) else set()
-            )
-            problems = problems_of(TRAINING_JOB.name, trial, self.backend.name, configured)
-            if problems:
-                text = "; ".join(f"{where}: {p.message}" for p in problems)
-                raise ValidationError(text, field=where)
+            for tuned in spec.corner_values(i):
+                name = trial_name(spec.HyperParameterTuningJobName, "check", 1)
+                try:
+                    trial = parse_spec(CreateTrainingJobRequest, d.training_spec(name, tuned, []))
+                    check_builtin_algorithm(trial)
+                except ValidationError as e:
+                    raise ValidationError(f"{where}: {e.message}", field=where) from e
+                problems = problems_of(TRAINING_JOB.name, trial, self.backend.name, configured)
+                if problems:
+                    text = "; ".join(f"{where}: {p.message}" for p in problems)
+                    raise ValidationError(text, field=where)
 
     def _arn_prefix(self, slug: str) -> str:
         return f"arn:aws:sagemaker:{self.policies.region}:{self.policies.account_id}:{slug}/"

@@ -23,6 +23,7 @@ from orchestrator.controller.plan.training import TrainingPolicy
 from orchestrator.controller.plan.types import ObservedReplica
 from orchestrator.controller.reconciler import Policies, Reconciler, training_output_uri
 from orchestrator.controller.routing import RoutingTable
+from orchestrator.controller.trials import MetricSeries
 from orchestrator.gpus import GpuInventory
 from orchestrator.monitoring.series import SeriesStore
 from orchestrator.monitoring.usage import ReplicaProcess, UsageSampler, record_replica_usage
@@ -120,6 +121,7 @@ class Controller:
         routes: RoutingTable | None = None,
         gpus: GpuInventory | None = None,
         telemetry: SeriesStore | None = None,
+        metric_series: MetricSeries | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -140,6 +142,7 @@ class Controller:
             demand=self.routes,
             routes=self.routes,
             watcher=ReplicaMetrics(backend, self.clock, telemetry),
+            metric_series=metric_series,
         )
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -537,6 +537,25 @@ class CreateHyperParameterTuningJobRequest(Spec):
         assert objective is not None  # checked when the request was parsed
         return objective
 
+    def corner_values(self, definition: int) -> list[dict[str, str]]:
+        """Tuned values at the ranges' ends: every range at its min, then each at its max in
+        turn, and each categorical value in turn. Trials made of these are what a create
+        checks (a built-in algorithm must accept every one) before any trial runs."""
+        ranges = self.ranges_of(definition)
+        low = {
+            **{r.Name: r.MinValue for r in ranges.IntegerParameterRanges},
+            **{r.Name: r.MinValue for r in ranges.ContinuousParameterRanges},
+            **{r.Name: r.Values[0] for r in ranges.CategoricalParameterRanges},
+        }
+        out = [low]
+        for i in ranges.IntegerParameterRanges:
+            out.append({**low, i.Name: i.MaxValue})
+        for c in ranges.ContinuousParameterRanges:
+            out.append({**low, c.Name: c.MaxValue})
+        for cat in ranges.CategoricalParameterRanges:
+            out += [{**low, cat.Name: v} for v in cat.Values[1:]]
+        return out
+
     def ranges_of(self, definition: int) -> ParameterRanges:
         ranges = (
             self.definitions[definition].HyperParameterRanges

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, tuple_
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError
@@ -464,13 +465,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _loads(text: str) -> Any:
+    """A stored document. orjson reads one in about a third of the stdlib's time (a page of
+    100 training jobs: ~7 of a search's 15 ms went to ``json.loads``); a document holding a
+    NaN or an infinity (which ``json.dumps`` writes and orjson refuses) is read by the stdlib."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _record(m: Any) -> Record:
     return Record(
         kind=m["kind"],
         name=m["name"],
         uid=m["uid"],
-        spec=json.loads(m["spec"]),
-        status=json.loads(m["status"]),
+        spec=_loads(m["spec"]),
+        status=_loads(m["status"]),
         phase=m["phase"],
         active=bool(m["active"]),
         stop_requested=bool(m["stop_requested"]),

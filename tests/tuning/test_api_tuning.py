@@ -323,3 +323,26 @@ def test_one_instance_type_as_the_sdk_sends_it(lcp: LocalControlPlane) -> None:
         resp.status_code == 400
         and "HyperParameterTuningResourceConfig.InstanceConfigs" in resp.text
     )
+
+
+def test_a_stored_tuning_job_the_api_did_not_check_fails_before_any_trial(
+    lcp: LocalControlPlane,
+) -> None:
+    """A custom resource reaches the reconciler without the API's checks: a built-in's range
+    outside what the algorithm takes fails the tuning job as invalid, and no trial is made."""
+    body = builtin()
+    body["HyperParameterTuningJobConfig"]["ParameterRanges"]["ContinuousParameterRanges"] = [
+        {"Name": "learning_rate", "MinValue": "0.001", "MaxValue": "50"}
+    ]
+    store = lcp.plane.store
+    now = lcp.plane.clock.now()
+    store.create(
+        "HyperParameterTuningJob", "tj", body, {}, phase="InProgress", active=True, now=now
+    )
+    lcp.controller.run_pass()
+    job = lcp.client._http.get(f"{PATH}/tj").json()
+    assert job["HyperParameterTuningJobStatus"] == "Failed", job
+    assert "learning_rate" in job["FailureReason"], job["FailureReason"]
+    valid = next(c for c in job["Conditions"] if c["Type"] == "Valid")
+    assert valid["Status"] == "False"
+    assert store.list_active("TrainingJob") == []
