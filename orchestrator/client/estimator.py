@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrator.client.client import Client
 from orchestrator.errors import JobFailedError, ValidationError
+from orchestrator.resources.distribution import DISTRIBUTION_KEYS
 from orchestrator.resources.training import (
     PROGRAM_HYPERPARAMETER,
     SUBMIT_DIR_HYPERPARAMETER,
@@ -61,8 +62,39 @@ def pack_source(source_dir: Path) -> bytes:
     return buf.getvalue()
 
 
+def distribution_hyperparameters(distribution: Mapping[str, Any]) -> dict[str, str]:
+    """The hyperparameters the SageMaker SDK sets for ``distribution=`` (e.g.
+    ``{"torch_distributed": {"enabled": True}}``), each ``json.dumps(True)``. Modes the server
+    does not set up are passed on too, so that it refuses them by name."""
+    out: dict[str, str] = {}
+    for key, options in distribution.items():
+        if key not in DISTRIBUTION_KEYS:
+            raise ValidationError(
+                f"distribution: unknown mode {key!r}; the SageMaker SDK's are "
+                f"{', '.join(DISTRIBUTION_KEYS)} (this server runs torch_distributed and "
+                "multi_worker_mirrored_strategy)",
+                field="distribution",
+            )
+        if not isinstance(options, Mapping):
+            raise ValidationError(
+                f'distribution.{key}: give a mapping such as {{"enabled": True}}, not {options!r}',
+                field=f"distribution.{key}",
+            )
+        if key == "smdistributed":
+            for part, name in (
+                ("dataparallel", DISTRIBUTION_KEYS["smdistributed"]),
+                ("modelparallel", DISTRIBUTION_KEYS["mpi"]),
+            ):
+                if (options.get(part) or {}).get("enabled"):
+                    out[name] = json.dumps(True)
+        elif options.get("enabled"):
+            out[DISTRIBUTION_KEYS[key]] = json.dumps(True)
+    return out
+
+
 class Estimator:
-    """A training job in script mode (``entry_point``) or with a built-in ``algorithm``."""
+    """A training job in script mode (``entry_point``) or with a built-in ``algorithm``;
+    ``distribution`` as the SageMaker SDK spells it (``distribution_hyperparameters``)."""
 
     def __init__(
         self,
@@ -80,6 +112,7 @@ class Estimator:
         output_path: str | None = None,
         checkpoint_s3_uri: str | None = None,
         max_retry_attempts: int | None = None,
+        distribution: Mapping[str, Any] | None = None,
         bucket: str = DEFAULT_BUCKET,
         client: Client | None = None,
     ) -> None:
@@ -105,6 +138,7 @@ class Estimator:
             self.entry_point = script.name
             self.source_dir = src.resolve()
         self.hyperparameters = dict(hyperparameters or {})
+        self.distribution = distribution_hyperparameters(distribution or {})
         self.instance_count = instance_count
         self.instance_type = instance_type
         self.max_run = max_run
@@ -132,6 +166,7 @@ class Estimator:
             "TrainingInputMode": "File",
             "MetricDefinitions": self.metric_definitions,
         }
+        hps.update(self.distribution)
         if self.entry_point is not None:
             hps[PROGRAM_HYPERPARAMETER] = self.entry_point
             hps[SUBMIT_DIR_HYPERPARAMETER] = source_uri or ""

@@ -11,6 +11,9 @@ attempt that fails for a reason of ours is retried whole, as a new attempt, by t
 preemption is replaced by the Job without counting, while a disrupted host of several fails
 the attempt (the others cannot carry on without it).
 
+A distributed job's framework variables (``MASTER_ADDR``, ``RANK``, ``TF_CONFIG``, ...) are in
+the user's container's env, its rank being the pod's completion index (``$(ORCH_HOST_INDEX)``).
+
 Every pod's download step writes the hosts file (``algo-1`` ... ``algo-N`` and their
 addresses, once each resolves) into a volume that the user's container mounts at
 ``/etc/hosts``, so SageMaker's host names resolve on Kubernetes too.
@@ -49,7 +52,9 @@ from orchestrator.training.contract import (
     ALGORITHM_ENV,
     Host,
     MlPaths,
+    Rendezvous,
     builtin_algorithm,
+    distributed_environment,
     metric_patterns,
     program_of,
     script_args,
@@ -168,12 +173,27 @@ def _user_command(spec: CreateTrainingJobRequest, s: KubeSettings) -> dict[str, 
 
 def _user_env(spec: CreateTrainingJobRequest) -> list[dict[str, Any]]:
     count = spec.ResourceConfig.InstanceCount
-    # One pod template for every host: which one this is, is only known in the pod.
-    env = user_environment(MlPaths(ML_ROOT), spec, {}, host=Host() if count == 1 else None)
+    # One pod template for every host: which one this is, is only known in the pod. Its
+    # framework variables use its completion index through ``$(ORCH_HOST_INDEX)``, which the
+    # kubelet expands (defined first, from the downward API), so any image gets them.
+    rank = f"$({HOST_INDEX_ENV})" if count > 1 else "0"
+    distributed = distributed_environment(spec, count, rank, Rendezvous.by_name(count))
+    env = user_environment(
+        MlPaths(ML_ROOT),
+        spec,
+        {},
+        host=Host() if count == 1 else None,
+        distributed=distributed,
+    )
     builtin = builtin_algorithm(spec)
     if builtin is not None:
         env[ALGORITHM_ENV] = builtin
-    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+    first = [_index_env()] if count > 1 and distributed else []
+    return first + [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def _index_env() -> dict[str, Any]:
+    return _downward(HOST_INDEX_ENV, f"metadata.annotations['{INDEX_ANNOTATION}']")
 
 
 def _downward(name: str, path: str) -> dict[str, Any]:
@@ -225,7 +245,7 @@ def training_job_manifest(
     labels = job_labels(name, attempt)
     hosts = spec.ResourceConfig.InstanceCount
     job = job_name(name, attempt)
-    host_env = [_downward(HOST_INDEX_ENV, f"metadata.annotations['{INDEX_ANNOTATION}']")]
+    host_env = [_index_env()]
     index_args = ["--host-index", f"$({HOST_INDEX_ENV})"] if hosts > 1 else []
     algo = {
         "name": ALGO,

@@ -8,6 +8,16 @@ SageMaker training toolkit defines), so scripts written for SageMaker run unchan
 A job of ``InstanceCount`` N runs on N hosts named ``algo-1`` ... ``algo-N`` (``Host``); each
 host's ``resourceconfig.json`` and ``SM_CURRENT_HOST`` name it, and a channel distributed
 ``ShardedByS3Key`` gives each host its share of the channel's objects (``shard``).
+
+Distributed training (``distributed_environment``), chosen by the hyperparameters the SageMaker
+SDK sets for ``distribution=`` (``"true"``, JSON): ``sagemaker_torch_distributed_enabled`` gives
+each host torchrun's variables (one process per host: ``MASTER_ADDR`` is algo-1's address,
+``WORLD_SIZE`` the host count, ``RANK``/``NODE_RANK``/``GROUP_RANK`` the host's index,
+``LOCAL_RANK`` 0 of ``LOCAL_WORLD_SIZE`` 1); ``sagemaker_multi_worker_mirrored_strategy_enabled``
+gives ``TF_CONFIG`` (every host a worker at ``address:port``, this one's index). Addresses and
+ports are the backend's (``Rendezvous``): 127.0.0.1 and free ports on the process backend, the
+host names on Docker and Kubernetes. The SDK's other modes are refused by name
+(``UNSUPPORTED_DISTRIBUTIONS``, in ``controller.plan.support``).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from orchestrator.algorithms.hyperparameters import (
     parse_hyperparameters,
 )
 from orchestrator.errors import ValidationError
+from orchestrator.resources.distribution import distribution_of
 from orchestrator.resources.images import stand_in
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
@@ -271,16 +282,78 @@ def host_environment(host: Host) -> dict[str, str]:
     return {"SM_CURRENT_HOST": host.name, "SM_HOSTS": json.dumps(host.names)}
 
 
+# --- distributed training ---------------------------------------------------------------------
+# The rendezvous port where every host has an address of its own (Docker, Kubernetes):
+# torchrun's default master port, also each TensorFlow worker's.
+RENDEZVOUS_PORT = 29500
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Where the hosts of one attempt reach each other: host i at ``addresses[i]``; its
+    TensorFlow worker listens on ``ports[i]``, and host 0's ``ports[0]`` is the torch master."""
+
+    addresses: tuple[str, ...]
+    ports: tuple[int, ...]
+    interface: str = "lo"  # resourceconfig.json's network_interface_name
+
+    @classmethod
+    def by_name(cls, count: int, interface: str = "eth0") -> Rendezvous:
+        """Every host its own name and network (Docker, Kubernetes): fixed ports."""
+        return cls(tuple(host_names(count)), (RENDEZVOUS_PORT,) * count, interface)
+
+
+def distributed_environment(
+    spec: CreateTrainingJobRequest,
+    count: int,
+    rank: str,
+    rendezvous: Rendezvous,
+) -> dict[str, str]:
+    """The framework variables of the host whose index is ``rank`` (text: on Kubernetes it is
+    a ``$(VAR)`` reference the kubelet expands), or none when no distribution is enabled."""
+    kind = distribution_of(spec)
+    if kind == "torch_distributed":
+        return {
+            "MASTER_ADDR": rendezvous.addresses[0],
+            "MASTER_PORT": str(rendezvous.ports[0]),
+            "WORLD_SIZE": str(count),
+            "RANK": rank,
+            "NODE_RANK": rank,
+            "GROUP_RANK": rank,
+            "LOCAL_RANK": "0",
+            "LOCAL_WORLD_SIZE": "1",
+            # As SageMaker's toolkit does: the collectives use the hosts' interface.
+            "NCCL_SOCKET_IFNAME": rendezvous.interface,
+            "GLOO_SOCKET_IFNAME": rendezvous.interface,
+        }
+    if kind == "mwms":
+        workers = [f"{a}:{p}" for a, p in zip(rendezvous.addresses, rendezvous.ports, strict=True)]
+        cluster = json.dumps({"worker": workers})
+        # Built as text so that ``rank`` may be a reference expanded later.
+        tf_config = f'{{"cluster": {cluster}, "task": {{"type": "worker", "index": {rank}}}}}'
+        return {"TF_CONFIG": tf_config}
+    return {}
+
+
+def host_distributed_environment(
+    spec: CreateTrainingJobRequest, host: Host, rendezvous: Rendezvous
+) -> dict[str, str]:
+    return distributed_environment(spec, host.count, str(host.index), rendezvous)
+
+
 def user_environment(
     paths: MlPaths,
     spec: CreateTrainingJobRequest,
     base: dict[str, str],
     *,
     host: Host | None,
+    distributed: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The user process's environment: the host's, minus our secrets, plus the contract.
     ``host`` None: the hosts of the job are named (``SM_HOSTS``) but not which one this is
-    (one pod template for every host: the current host is only known in the pod)."""
+    (one pod template for every host: the current host is only known in the pod).
+    ``distributed``: the framework variables (``distributed_environment``); the job's own
+    ``Environment`` still wins over them."""
     count = spec.ResourceConfig.InstanceCount
     env = {
         k: v
@@ -323,5 +396,6 @@ def user_environment(
     if program:
         env["SM_USER_ENTRY_POINT"] = program
         env["SM_MODULE_NAME"] = program.removesuffix(".py")
+    env.update(distributed or {})
     env.update(spec.Environment)
     return env

@@ -9,16 +9,30 @@ Downloads and uploads are the training data contract of ``training.transfer``, w
 in-pod steps on Kubernetes share; the result carries a typed ``FailureReason``.
 SIGTERM is passed to the user's process (the same process group gets it); whatever it saved to
 the model directory in the grace period is still uploaded, as SageMaker does.
+
+``InstanceCount`` N > 1 runs N user processes, hosts ``algo-1`` ... ``algo-N``, each in its own
+``/opt/ml`` (``hosts/algo-K/ml/``: its ``resourceconfig.json``, its share of the
+``ShardedByS3Key`` channels, its model directory), all on 127.0.0.1 with free ports for the
+rendezvous (``contract.distributed_environment``). Their lines go to the one job log, each
+with its host's tag. When one exits non-zero the others get SIGTERM, then SIGKILL after
+``PEER_STOP_GRACE_SECONDS``, and the attempt fails with the failing host named. At the end
+the model (and output data) directories of every host are merged into algo-1's and uploaded
+as one ``model.tar.gz``, as SageMaker aggregates them (a name written by several hosts keeps
+the lowest host's file, and the log says so); every host's checkpoints are uploaded.
 """
 
 from __future__ import annotations
 
 import collections
+import filecmp
 import os
 import resource
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +47,10 @@ from orchestrator.training.contract import (
     ALGORITHM_ENV,
     Host,
     MlPaths,
+    Rendezvous,
     builtin_algorithm,
+    host_distributed_environment,
+    hosts_of,
     metric_patterns,
     program_of,
     read_metrics,
@@ -51,7 +68,7 @@ from orchestrator.training.files import (
     Result,
     write_model,
 )
-from orchestrator.training.joblog import JobLog
+from orchestrator.training.joblog import JobLog, host_tag
 from orchestrator.training.transfer import (
     TrainingFailure,
     Transfer,
@@ -60,6 +77,10 @@ from orchestrator.training.transfer import (
 )
 
 TAIL_LINES = 12
+# How long the other hosts of a failed multi-host attempt get to exit after SIGTERM.
+PEER_STOP_GRACE_SECONDS = 10.0
+# Per host of a multi-host attempt on the process backend: its own /opt/ml (``<host>/ml``).
+HOSTS_DIR = "hosts"
 
 
 def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
@@ -68,6 +89,46 @@ def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
         return {}
     visible = ",".join(str(i) for i in gpus)
     return {"CUDA_VISIBLE_DEVICES": visible, "SM_NUM_GPUS": str(len(gpus))}
+
+
+def host_gpus(gpus: list[int] | None, host: Host) -> list[int] | None:
+    """``host``'s share of the attempt's devices: an equal slice when they divide evenly."""
+    if gpus is None or host.count == 1 or len(gpus) % host.count:
+        return gpus
+    each = len(gpus) // host.count
+    return gpus[host.index * each : (host.index + 1) * each]
+
+
+def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free on ``address`` now (all held open until all are chosen)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((address, 0))
+            held.append(sock)
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def merge_tree(source: Path, dest: Path) -> list[str]:
+    """Copy ``source``'s files into ``dest``, keeping a file ``dest`` has already; the
+    relative paths that were kept although ``source`` had a different file there."""
+    clashes: list[str] = []
+    if not source.is_dir():
+        return clashes
+    for f in sorted(p for p in source.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = f.relative_to(source)
+        target = dest / rel
+        if target.exists() or target.is_symlink():
+            if not (f.is_file() and target.is_file() and filecmp.cmp(f, target, shallow=False)):
+                clashes.append(rel.as_posix())
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target, follow_symlinks=False)
+    return clashes
 
 
 class Supervisor:
@@ -97,6 +158,37 @@ class Supervisor:
         )
         self._patterns = metric_patterns(self.spec)
         self._last_progress = 0.0
+        self.hosts = hosts_of(self.spec)
+        self._line_lock = threading.Lock()  # several hosts' output threads write lines
+        self.host_tails: dict[str, collections.deque[str]] = {}
+        self.failed_host: Host | None = None
+
+    # A backend whose hosts share one /opt/ml (Docker) sets this False.
+    ml_per_host = True
+
+    @property
+    def multi(self) -> bool:
+        return len(self.hosts) > 1
+
+    def host_paths(self, host: Host) -> MlPaths:
+        """``host``'s ``/opt/ml``: the attempt's ``ml/`` on one host, its own on several."""
+        if not (self.multi and self.ml_per_host):
+            return self.paths
+        return MlPaths(self.root / HOSTS_DIR / host.name / "ml")
+
+    def host_transfer(self, host: Host) -> Transfer:
+        if not (self.multi and self.ml_per_host):
+            return self.transfer
+        return Transfer(
+            self.spec,
+            self.host_paths(host),
+            self._open_store,
+            output_uri=self.job.output_uri,
+            host=host,
+            file_uris=self.transfer.reader.file_uris,
+            say=self.say,
+            scratch=self.root,
+        )
 
     # --- helpers ---------------------------------------------------------------------------
     def _open_store(self) -> ObjectStore:
@@ -134,19 +226,24 @@ class Supervisor:
     # --- steps -----------------------------------------------------------------------------
     def download(self) -> None:
         self.progress(SecondaryStatus.DOWNLOADING, "Downloading input data")
-        self.transfer.download()
+        if not (self.multi and self.ml_per_host):
+            self.transfer.download()
+            return
+        for host in self.hosts:
+            self.host_transfer(host).download()
 
-    def command(self) -> tuple[list[str], Path]:
+    def command(self, paths: MlPaths | None = None) -> tuple[list[str], Path]:
+        paths = paths or self.paths
         algo = self.spec.AlgorithmSpecification
         if algo.ContainerEntrypoint:
-            return [*algo.ContainerEntrypoint, *(algo.ContainerArguments or [])], self.paths.root
+            return [*algo.ContainerEntrypoint, *(algo.ContainerArguments or [])], paths.root
         program = program_of(self.spec)
         if program:
-            script = self.paths.code_dir / program
+            script = paths.code_dir / program
             if not script.is_file():
                 present = (
-                    sorted(p.name for p in self.paths.code_dir.glob("*"))
-                    if self.paths.code_dir.exists()
+                    sorted(p.name for p in paths.code_dir.glob("*"))
+                    if paths.code_dir.exists()
                     else []
                 )
                 raise TrainingFailure(
@@ -155,10 +252,10 @@ class Supervisor:
                         f"(sagemaker_submit_directory); it holds: {present or 'nothing'}"
                     )
                 )
-            return [sys.executable, str(script), *script_args(self.spec)], self.paths.code_dir
+            return [sys.executable, str(script), *script_args(self.spec)], paths.code_dir
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
-            return [sys.executable, "-m", "orchestrator.algorithms.train"], self.paths.root
+            return [sys.executable, "-m", "orchestrator.algorithms.train"], paths.root
         raise TrainingFailure(
             client_error(
                 "the process backend runs script-mode jobs (sagemaker_program), "
@@ -185,42 +282,108 @@ class Supervisor:
 
         return apply
 
-    def train(self) -> int:
-        count = self.spec.ResourceConfig.InstanceCount
-        if count > 1:
-            raise TrainingFailure(
-                client_error(
-                    f"ResourceConfig.InstanceCount={count}: the process backend runs "
-                    "one instance per job; use the docker or kubernetes backend for more"
-                )
-            )
-        argv, cwd = self.command()
-        self.progress(
-            SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
+    def rendezvous(self) -> Rendezvous:
+        """Every host on 127.0.0.1, each with a port free now."""
+        return Rendezvous(("127.0.0.1",) * len(self.hosts), tuple(free_ports(len(self.hosts))))
+
+    def host_environment(self, host: Host, rendezvous: Rendezvous) -> dict[str, str]:
+        env = user_environment(
+            self.host_paths(host),
+            self.spec,
+            dict(os.environ),
+            host=host,
+            distributed=host_distributed_environment(self.spec, host, rendezvous),
         )
-        env = user_environment(self.paths, self.spec, dict(os.environ), host=Host())
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
             env[ALGORITHM_ENV] = builtin
-        env.update(gpu_environment(self.job.gpus))
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=self.limits(),  # noqa: PLW1509 - single-threaded supervisor
-            text=True,
-            errors="replace",
+        env.update(gpu_environment(host_gpus(self.job.gpus, host)))
+        return env
+
+    def train(self) -> int:
+        commands = {h: self.command(self.host_paths(h)) for h in self.hosts}
+        self.progress(
+            SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
         )
+        rendezvous = self.rendezvous()
+        running: dict[Host, subprocess.Popen[str]] = {}
+        for host in self.hosts:
+            argv, cwd = commands[host]
+            running[host] = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=self.host_environment(host, rendezvous),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=self.limits(),  # noqa: PLW1509 - no other thread forks meanwhile
+                text=True,
+                errors="replace",
+            )
+        if not self.multi:
+            proc = running[self.hosts[0]]
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                self.handle_line(line)
+            return proc.wait()
+        return self._wait_hosts(running)
+
+    def _stream_host(self, host: Host, proc: subprocess.Popen[str]) -> None:
+        tail = self.host_tails.setdefault(host.name, collections.deque(maxlen=TAIL_LINES))
         assert proc.stdout is not None
         for line in proc.stdout:
-            self.handle_line(line)
-        return proc.wait()
+            self.handle_line(host_tag(host.name) + line)
+            if line.strip():
+                tail.append(line.rstrip("\n"))
+
+    def _wait_hosts(self, running: dict[Host, subprocess.Popen[str]]) -> int:
+        """Every host's output into the log until all have exited; the first to fail stops
+        the others. The exit code of the first host that failed (0: all completed)."""
+        streams = [
+            threading.Thread(target=self._stream_host, args=(h, p), daemon=True)
+            for h, p in running.items()
+        ]
+        for t in streams:
+            t.start()
+        failed: tuple[Host, int] | None = None
+        kill_at: float | None = None
+        while any(p.poll() is None for p in running.values()):
+            if failed is None and not self.stopping:
+                for host, proc in running.items():
+                    code = proc.poll()
+                    if code is not None and code != 0:
+                        failed = (host, code)
+                        self.say(
+                            f"{host.name} exited with code {code}: stopping the other hosts "
+                            f"(SIGTERM, SIGKILL after {PEER_STOP_GRACE_SECONDS:g} s)"
+                        )
+                        for other in running.values():
+                            if other.poll() is None:
+                                other.terminate()
+                        kill_at = time.monotonic() + PEER_STOP_GRACE_SECONDS
+                        break
+            if kill_at is not None and time.monotonic() >= kill_at:
+                for other in running.values():
+                    if other.poll() is None:
+                        other.kill()
+                kill_at = None
+            time.sleep(0.05)
+        for t in streams:
+            t.join()
+        if failed is None:
+            codes = [(h, p.returncode) for h, p in running.items() if p.returncode != 0]
+            failed = codes[0] if codes else None
+        if failed is None:
+            return 0
+        self.failed_host = failed[0]
+        return failed[1]
 
     def handle_line(self, line: str) -> None:
         """One line of the user's output: into the job log, the failure tail and the metrics."""
+        with self._line_lock:
+            self._handle_line(line)
+
+    def _handle_line(self, line: str) -> None:
         written_ms = self.log.write(line)
         stripped = line.rstrip("\n")
         if stripped.strip():
@@ -239,10 +402,42 @@ class Supervisor:
 
     def upload(self) -> str | None:
         self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")
-        return self.transfer.upload()
+        if not (self.multi and self.ml_per_host):
+            return self.transfer.upload()
+        self.merge_hosts()
+        artifact = None
+        for host in self.hosts:  # algo-1 the merged model, every host its checkpoints
+            artifact = self.host_transfer(host).upload() or artifact
+        return artifact
+
+    def merge_hosts(self) -> None:
+        """Every other host's model and output data into algo-1's, as SageMaker aggregates
+        them into one model.tar.gz (and output.tar.gz)."""
+        first = self.host_paths(self.hosts[0])
+        for host in self.hosts[1:]:
+            paths = self.host_paths(host)
+            for source, dest in (
+                (paths.model_dir, first.model_dir),
+                (paths.output_data_dir, first.output_data_dir),
+            ):
+                clashes = merge_tree(source, dest)
+                if clashes:
+                    shown = ", ".join(clashes[:5]) + (" ..." if len(clashes) > 5 else "")
+                    self.say(
+                        f"{host.name} wrote {len(clashes)} file(s) a lower host also wrote, "
+                        f"kept from the lower host: {shown} (write each name on one host, "
+                        "e.g. only on RANK 0)"
+                    )
 
     def failure_reason(self, code: int) -> FailureReason:
-        return algorithm_failure(code, self.paths, list(self.tail))
+        host = self.failed_host
+        if host is None:
+            return algorithm_failure(code, self.paths, list(self.tail))
+        tail = list(self.host_tails.get(host.name, ()))
+        reason = algorithm_failure(
+            code, self.host_paths(host), tail, process=f"the training process of {host.name}"
+        )
+        return reason.model_copy(update={"message": f"{host.name}: {reason.message}"})
 
     # --- the whole attempt -----------------------------------------------------------------
     def run(self) -> None:

@@ -7,7 +7,10 @@ directory is bind-mounted at ``/opt/ml``. With ``InstanceCount`` N > 1, N contai
 ``algo-1`` … ``algo-N`` share a per-attempt bridge network (they resolve each other by those
 names) and the one ``/opt/ml`` (each sees its own ``resourceconfig.json``, and its own share of a
 channel distributed ``ShardedByS3Key``, mounted over that channel's directory); the job
-completes when every host exits 0, and fails with the first failing host's reason otherwise.
+completes when every host exits 0; when one fails, the others get SIGTERM (SIGKILL after
+``PEER_STOP_GRACE_SECONDS``) and the attempt fails with that host's reason, naming it. The
+framework variables of a distributed job (``contract.distributed_environment``) name the
+hosts ``algo-K`` on that network.
 Container output streams into the job log line by line (metrics parsed as on the process
 backend), each line with its time and, on several hosts, its host's tag (``training.joblog``).
 A SIGTERM to the supervisor is passed to the containers; the containers are removed once their
@@ -21,6 +24,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,9 @@ from orchestrator.training.contract import (
     ALGORITHM_ENV,
     Host,
     MlPaths,
+    Rendezvous,
     builtin_algorithm,
+    host_distributed_environment,
     hosts_of,
     program_of,
     resource_config,
@@ -47,7 +53,7 @@ from orchestrator.training.contract import (
 )
 from orchestrator.training.files import ContainerRun
 from orchestrator.training.joblog import host_tag
-from orchestrator.training.runner import Supervisor, main
+from orchestrator.training.runner import PEER_STOP_GRACE_SECONDS, Supervisor, main
 from orchestrator.training.transfer import TrainingFailure, algorithm_failure, unexpected
 
 ML = Path("/opt/ml")
@@ -111,17 +117,15 @@ def create_kwargs(
 
 
 class DockerSupervisor(Supervisor):
+    # Every container mounts the one ml/ (a host's own files are mounted over it).
+    ml_per_host = False
+
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         if self.job.container is None:
             raise ValueError(f"{root}: job.json has no container section")
         self.run_spec: ContainerRun = self.job.container
-        self._lock = threading.Lock()
         self._oom = False
-
-    def handle_line(self, line: str) -> None:
-        with self._lock:  # one thread per host streams lines
-            super().handle_line(line)
 
     def container_command(self) -> tuple[list[str] | None, list[str], str | None]:
         """(entrypoint, command, working dir) in the container, after SageMaker's conventions."""
@@ -146,7 +150,10 @@ class DockerSupervisor(Supervisor):
 
     def environment(self, host: Host) -> dict[str, str]:
         # No host environment at all: the image supplies PATH and the like.
-        env = user_environment(MlPaths(ML), self.spec, {}, host=host)
+        distributed = host_distributed_environment(
+            self.spec, host, Rendezvous.by_name(host.count, self.interface)
+        )
+        env = user_environment(MlPaths(ML), self.spec, {}, host=host, distributed=distributed)
         env["HOME"] = "/tmp"
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:
@@ -302,36 +309,74 @@ class DockerSupervisor(Supervisor):
             client.close()
 
     def _wait(self, containers: list[Container], *, multi: bool) -> int:
-        streams = [
-            threading.Thread(
+        streams = {
+            c.name: threading.Thread(
                 target=self._stream,
                 args=(c, host_tag(c.labels.get(engine.HOST, "")) if multi else ""),
                 daemon=True,
             )
             for c in containers
-        ]
-        for t in streams:
+        }
+        for t in streams.values():
             t.start()
         signalled = False
-        while any(t.is_alive() for t in streams):
+        failed: Container | None = None
+        kill_at: float | None = None
+        while any(t.is_alive() for t in streams.values()):
             if self.stopping and not signalled:
                 signalled = True
-                for c in containers:
-                    with contextlib.suppress(APIError):  # exited already
-                        c.kill(signal="SIGTERM")
-            for t in streams:
+                self._signal(containers, "SIGTERM")
+            if multi and failed is None and not self.stopping:
+                failed = self._first_failed(containers, streams)
+                if failed is not None:
+                    host = failed.labels.get(engine.HOST, failed.name)
+                    self.say(
+                        f"{host} failed: stopping the other hosts (SIGTERM, SIGKILL after "
+                        f"{PEER_STOP_GRACE_SECONDS:g} s)"
+                    )
+                    self._signal([c for c in containers if c is not failed], "SIGTERM")
+                    kill_at = time.monotonic() + PEER_STOP_GRACE_SECONDS
+            if kill_at is not None and time.monotonic() >= kill_at:
+                self._signal(containers, "SIGKILL")
+                kill_at = None
+            for t in streams.values():
                 t.join(0.2)
-        codes = []
+        codes: dict[str, int] = {}
         for c in containers:
-            codes.append(int(c.wait()["StatusCode"]))
+            codes[c.name] = int(c.wait()["StatusCode"])
             c.reload()
             self._oom = self._oom or bool(c.attrs.get("State", {}).get("OOMKilled"))
-        failed = [code for code in codes if code != 0]
-        code = failed[0] if failed else 0
+        if failed is None:
+            failed = next((c for c in containers if codes[c.name] != 0), None)
+        if failed is None:
+            return 0
+        if multi:
+            names = [h.name for h in self.hosts]
+            self.failed_host = self.hosts[names.index(failed.labels.get(engine.HOST, ""))]
+        code = codes[failed.name]
         # A container killed by a signal exits 128+n; report it as the process backend does.
         if 128 < code <= 128 + 64:
             return -(code - 128)
         return code
+
+    @staticmethod
+    def _signal(containers: list[Container], signal_name: str) -> None:
+        for c in containers:
+            with contextlib.suppress(APIError):  # exited already
+                c.kill(signal=signal_name)
+
+    @staticmethod
+    def _first_failed(
+        containers: list[Container], streams: dict[str, threading.Thread]
+    ) -> Container | None:
+        """A container whose log has ended (it exited) with a non-zero code, if any."""
+        for c in containers:
+            if streams[c.name].is_alive():
+                continue
+            with contextlib.suppress(DockerException):
+                if int(c.wait(timeout=1)["StatusCode"]) != 0:
+                    return c
+        return None
 
     def _remove_network(self, client: docker.DockerClient) -> None:
         if self.run_spec.network is None:
@@ -351,9 +396,16 @@ class DockerSupervisor(Supervisor):
                 f"the training container ran out of memory ({itype.memory_mib} MiB on {itype.name})"
             )
         process = "the container" if code == -signal.SIGKILL else "the training process"
-        return algorithm_failure(
-            code, self.paths, list(self.tail), process=process, out_of_memory=oom
+        host = self.failed_host
+        if host is None:
+            return algorithm_failure(
+                code, self.paths, list(self.tail), process=process, out_of_memory=oom
+            )
+        tail = [line for line in self.tail if line.startswith(host_tag(host.name))]
+        reason = algorithm_failure(
+            code, self.paths, tail, process=f"{process} of {host.name}", out_of_memory=oom
         )
+        return reason.model_copy(update={"message": f"{host.name}: {reason.message}"})
 
 
 if __name__ == "__main__":

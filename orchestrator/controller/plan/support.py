@@ -22,6 +22,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestrator.resources.distribution import (
+    DISTRIBUTION_INSTEAD,
+    UNSUPPORTED_DISTRIBUTIONS,
+    enabled,
+)
 from orchestrator.resources.endpoints import CreateEndpointConfigRequest
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
@@ -77,6 +82,11 @@ def _variants(test: Callable[[Any], bool], leaf: str) -> Callable[[Any], list[st
         return out
 
     return find
+
+
+def _hyperparameter(name: str) -> Callable[[Any], list[str]]:
+    """A hyperparameter set true (the SDK's distribution flags)."""
+    return lambda spec: [f"HyperParameters.{name}"] if enabled(spec, name) else []
 
 
 def _images(spec: CreateModelRequest) -> list[str]:
@@ -227,15 +237,19 @@ RULES: tuple[Rule, ...] = (
             "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
         ),
     ),
-    # Docker: one container per host on a per-attempt network; Kubernetes: an Indexed Job
-    # and a headless Service (kube/jobs.py, kube/network.py).
-    Rule(
-        "TrainingJob",
-        "ResourceConfig.InstanceCount",
-        frozenset({"process"}),
-        "a job runs as one process, so InstanceCount above 1 cannot be honoured",
-        "use InstanceCount 1, or run it on the docker or kubernetes backend",
-        _flag(lambda s: s.ResourceConfig.InstanceCount > 1, "ResourceConfig.InstanceCount"),
+    # Every backend runs InstanceCount N as N hosts (process: N processes; Docker: N
+    # containers on a per-attempt network; Kubernetes: an Indexed Job with a headless
+    # Service); the distribution modes they do not set up are refused by name.
+    *(
+        Rule(
+            "TrainingJob",
+            f"HyperParameters.{name}",
+            ALL,
+            f"distribution {what} is not set up",
+            DISTRIBUTION_INSTEAD,
+            _hyperparameter(name),
+        )
+        for name, what in UNSUPPORTED_DISTRIBUTIONS.items()
     ),
     # Docker: no network (one host) or an internal one; Kubernetes: a NetworkPolicy, which
     # also needs a setting (REQUIREMENTS below).
