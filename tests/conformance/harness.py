@@ -50,6 +50,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --- what the scenarios run -----------------------------------------------------------------
+FRAMEWORK_ENV = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "NODE_RANK",
+    "TF_CONFIG",
+)
+# Prints them, one line per host: ``[algo-K] framework-env={...}``.
+FRAMEWORK_PROBE = (
+    f"print('framework-env=' + json.dumps({{k: os.environ[k] for k in {FRAMEWORK_ENV!r} "
+    "if k in os.environ}), flush=True)"
+)
+
+
 @dataclass(frozen=True)
 class Script:
     """A training script, described by what it does. ``source`` is the Python that process
@@ -252,13 +269,19 @@ class Harness:
         return found
 
     # --- training -----------------------------------------------------------------------------
+    @staticmethod
+    def script_hyperparameters(name: str) -> dict[str, str]:
+        """The script-mode hyperparameters ``create_script_job`` sets (to add to them)."""
+        uri = f"s3://orchestrator/{name}/source/sourcedir.tar.gz"
+        return {"sagemaker_program": "train.py", "sagemaker_submit_directory": uri}
+
     def create_script_job(self, name: str, script: Script, **fields: Any) -> None:
         uri = f"s3://orchestrator/{name}/source/sourcedir.tar.gz"
         self.client.upload_bytes(tarball({"train.py": script.source}), uri)
         spec: dict[str, Any] = {
             "TrainingJobName": name,
             "AlgorithmSpecification": {"TrainingInputMode": "File"},
-            "HyperParameters": {"sagemaker_program": "train.py", "sagemaker_submit_directory": uri},
+            "HyperParameters": self.script_hyperparameters(name),
         }
         spec.update(fields)
         self.client.create_training_job(spec)
@@ -347,6 +370,11 @@ class Harness:
 
     def check_isolated(self, job: str) -> None:
         """Assert, from this backend's own evidence, that the job had no network."""
+        raise NotImplementedError
+
+    def framework_env(self, job: str) -> dict[str, dict[str, str]]:
+        """Host -> the distributed-training variables (``FRAMEWORK_ENV``) its process had, as
+        this backend shows it (the script printed them: ``FRAMEWORK_PROBE``)."""
         raise NotImplementedError
 
     def control_plane_address(self) -> tuple[str, int]:

@@ -39,6 +39,7 @@ from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.client import Client
 from orchestrator.controller.runtime import policies_from
 from orchestrator.kube import objects as o
+from orchestrator.kube.jobs import HOST_INDEX_ENV
 from orchestrator.kube.load import ApiTraffic
 from orchestrator.kube.operator import Operator
 from orchestrator.serving.app import build_app
@@ -51,7 +52,14 @@ from orchestrator.settings import (
     Settings,
 )
 from orchestrator.testing import ServerThread
-from tests.conformance.harness import Answer, Harness, Script, ServingModel, gap
+from tests.conformance.harness import (
+    FRAMEWORK_ENV,
+    Answer,
+    Harness,
+    Script,
+    ServingModel,
+    gap,
+)
 from tests.kube_operator.kube_harness import (
     NS,
     Cluster,
@@ -490,6 +498,28 @@ class KubernetesHarness(Harness):
         peers = json.loads(config[0]["data"]["job.json"])["peers"]
         assert len(peers) == spec["completions"], peers
         return [f"algo-{i + 1}" for i in range(int(spec["completions"]))]
+
+    def framework_env(self, job: str) -> dict[str, dict[str, str]]:
+        """The user's container's env in the attempt's Job, as the kubelet expands it in pod
+        ``i`` (``$(ORCH_HOST_INDEX)`` is its completion index, from the downward API)."""
+        (attempt,) = [
+            j for j in self.cluster.items("Job") if _labels(j).get(o.LABEL_TRAINING_JOB) == job
+        ]
+        pod = attempt["spec"]["template"]["spec"]
+        (algo,) = [c for c in pod["containers"] if c["name"] == o.ALGO]
+        env = algo["env"]
+        index = env[0]
+        assert index["name"] == HOST_INDEX_ENV, env[:1]
+        assert o.INDEX_ANNOTATION in index["valueFrom"]["fieldRef"]["fieldPath"], index
+        out: dict[str, dict[str, str]] = {}
+        for i in range(int(attempt["spec"]["completions"])):
+            seen = {
+                e["name"]: e["value"].replace(f"$({HOST_INDEX_ENV})", str(i))
+                for e in env[1:]
+                if e["name"] in FRAMEWORK_ENV
+            }
+            out[f"algo-{i + 1}"] = seen
+        return out
 
     def check_isolated(self, job: str) -> None:
         """The attempt's NetworkPolicy selects its pods and lets them reach nothing but DNS

@@ -32,6 +32,18 @@ class LocalHarness(Harness):
         answer = self.client.invoke_endpoint(endpoint, body, target_variant=target_variant)
         return Answer(answer.variant, json.loads(answer.body)["predictions"])
 
+    def hosts_of(self, job: str) -> list[str]:
+        """Each host (process or container) prints its own name; its log lines carry its prefix."""
+        log = self.client.training_job_logs(job).text
+        seen = re.findall(r"^\[(algo-\d+)\] host=(\S+)$", log, re.MULTILINE)
+        assert all(prefix == own for prefix, own in seen), seen
+        return sorted(own for _, own in seen)
+
+    def framework_env(self, job: str) -> dict[str, dict[str, str]]:
+        log = self.client.training_job_logs(job).text
+        found = re.findall(r"^\[(algo-\d+)\] framework-env=(.*)$", log, re.MULTILINE)
+        return {host: json.loads(doc) for host, doc in found}
+
 
 class ProcessHarness(LocalHarness):
     """The process backend: jobs and replicas are processes on this host."""
@@ -106,13 +118,6 @@ class DockerHarness(LocalHarness):
             for c in self.containers(endpoint)
             if c.labels.get("orchestrator.kind") == "replica" and c.status == "running"
         )
-
-    def hosts_of(self, job: str) -> list[str]:
-        """Each host's container prints its own name; its log lines carry its prefix."""
-        log = self.client.training_job_logs(job).text
-        seen = re.findall(r"^\[(algo-\d+)\] host=(\S+)$", log, re.MULTILINE)
-        assert all(prefix == own for prefix, own in seen), seen
-        return sorted(own for _, own in seen)
 
     def check_isolated(self, job: str) -> None:
         """The job's own probes (see ``ISOLATION_PROBE``) were blocked, every one."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.conformance.declarations import Refused, scenario
-from tests.conformance.harness import Harness, Script
+from tests.conformance.harness import FRAMEWORK_PROBE, Harness, Script
 
 WALK = ["Starting", "Downloading", "Training", "Uploading", "Completed"]
 LOSS = {"Name": "train:loss", "Regex": r"loss=(\S+)"}
@@ -97,7 +99,6 @@ def test_max_runtime(h: Harness) -> None:
 @scenario(
     "Two instances",
     "InstanceCount 2: the job runs on hosts algo-1 and algo-2 and completes when both have",
-    process=Refused("TrainingJob", "ResourceConfig.InstanceCount"),
 )
 def test_two_instances(h: Harness) -> None:
     name = "two-instances"
@@ -106,6 +107,47 @@ def test_two_instances(h: Harness) -> None:
     job = h.wait_job(name, timeout=90)
     assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
     assert h.hosts_of(name) == ["algo-1", "algo-2"], h.backend
+
+
+@scenario(
+    "Distributed environment",
+    "InstanceCount 2 with torch_distributed, then multi_worker_mirrored_strategy: each host "
+    "gets MASTER_ADDR/MASTER_PORT (algo-1's), WORLD_SIZE 2, its RANK, or a TF_CONFIG naming "
+    "both workers and its index",
+)
+def test_distributed_environment(h: Harness) -> None:
+    script = Script(prints=("host={host}",), extra=FRAMEWORK_PROBE)
+    for name, flag in (
+        ("torch-env", "sagemaker_torch_distributed_enabled"),
+        ("mwms-env", "sagemaker_multi_worker_mirrored_strategy_enabled"),
+    ):
+        h.create_script_job(
+            name,
+            script,
+            ResourceConfig={"InstanceType": "local", "InstanceCount": 2},
+            HyperParameters={**h.script_hyperparameters(name), flag: "true"},
+        )
+    for name in ("torch-env", "mwms-env"):
+        job = h.wait_job(name, timeout=90)
+        assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
+    torch = h.framework_env("torch-env")
+    assert sorted(torch) == ["algo-1", "algo-2"], f"{h.backend}: {torch}"
+    one, two = torch["algo-1"], torch["algo-2"]
+    for k, env in enumerate((one, two)):
+        assert (env["WORLD_SIZE"], env["RANK"], env["NODE_RANK"]) == ("2", str(k), str(k)), env
+        assert (env["LOCAL_RANK"], env["LOCAL_WORLD_SIZE"]) == ("0", "1"), env
+        assert "TF_CONFIG" not in env, env
+    assert (one["MASTER_ADDR"], one["MASTER_PORT"]) == (two["MASTER_ADDR"], two["MASTER_PORT"])
+    assert one["MASTER_ADDR"] in ("127.0.0.1", "algo-1"), f"{h.backend}: {one}"
+    tf = {host: json.loads(env["TF_CONFIG"]) for host, env in h.framework_env("mwms-env").items()}
+    assert sorted(tf) == ["algo-1", "algo-2"], f"{h.backend}: {tf}"
+    workers = tf["algo-1"]["cluster"]["worker"]
+    assert len(set(workers)) == 2 and tf["algo-2"]["cluster"]["worker"] == workers, tf
+    assert [tf[f"algo-{k}"]["task"] for k in (1, 2)] == [
+        {"type": "worker", "index": 0},
+        {"type": "worker", "index": 1},
+    ], f"{h.backend}: {tf}"
+    assert "MASTER_ADDR" not in h.framework_env("mwms-env")["algo-1"]
 
 
 ISOLATION_PROBE = """
