@@ -12,6 +12,7 @@ from core_builders import training_doc
 
 from orchestrator.controller.plan.support import BACKENDS, RULES, refusals, rules_table
 from orchestrator.errors import NotFoundError, ValidationError
+from orchestrator.resources.distribution import TORCH_DISTRIBUTED, UNSUPPORTED_DISTRIBUTIONS
 from orchestrator.resources.endpoints import CreateEndpointConfigRequest
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
@@ -19,6 +20,14 @@ from orchestrator.testing import LocalControlPlane, local_control_plane
 
 VARIANT = {"VariantName": "v1", "ModelName": "m"}
 SCRIPT = {"sagemaker_program": "train.py", "sagemaker_submit_directory": "s3://b/src.tar.gz"}
+
+
+def script_job(hyperparameters: dict[str, str], **fields: Any) -> dict[str, Any]:
+    return training_doc(
+        AlgorithmSpecification={"TrainingInputMode": "File"},
+        HyperParameters=hyperparameters,
+        **fields,
+    )
 
 
 def job(**fields: Any) -> dict[str, Any]:
@@ -62,8 +71,11 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
     ("TrainingJob", "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
      training_doc(AlgorithmSpecification={"EnableSageMakerMetricsTimeSeries": True}, HyperParameters=SCRIPT),
      set(BACKENDS)),
-    ("TrainingJob", "ResourceConfig.InstanceCount",
-     job(ResourceConfig={"InstanceCount": 2}), {"process"}),
+    *[
+        ("TrainingJob", f"HyperParameters.{name}",
+         script_job({**SCRIPT, name: "true"}), set(BACKENDS))
+        for name in UNSUPPORTED_DISTRIBUTIONS
+    ],
     ("TrainingJob", "EnableNetworkIsolation", job(EnableNetworkIsolation=True), {"process"}),
     ("TrainingJob", "AlgorithmSpecification.TrainingImage",
      training_doc(AlgorithmSpecification={"TrainingImage": "example/train:1"}), {"process"}),
@@ -109,14 +121,27 @@ def test_every_rule_is_covered_and_a_plain_spec_runs_everywhere() -> None:
     plain = CreateTrainingJobRequest.model_validate(job())
     assert all(refusals("TrainingJob", plain, b) == [] for b in (*BACKENDS, "fake"))
     # The test fake refuses only what no backend does.
-    two = CreateTrainingJobRequest.model_validate(job(ResourceConfig={"InstanceCount": 2}))
-    assert refusals("TrainingJob", two, "fake") == []
+    isolated = CreateTrainingJobRequest.model_validate(job(EnableNetworkIsolation=True))
+    assert refusals("TrainingJob", isolated, "fake") == []
     table = {(kind, field): where for kind, field, where in rules_table()}
-    assert table[("TrainingJob", "ResourceConfig.InstanceCount")] == {
+    assert table[("TrainingJob", "EnableNetworkIsolation")] == {
         "process": False,
         "docker": True,
         "kubernetes": True,
     }
+    # Every backend runs several instances now; the supported modes are not refused.
+    two = script_job({**SCRIPT, TORCH_DISTRIBUTED: "true"}, ResourceConfig={"InstanceCount": 2})
+    spec = CreateTrainingJobRequest.model_validate(two)
+    assert all(refusals("TrainingJob", spec, b) == [] for b in BACKENDS)
+
+
+def test_an_unsupported_distribution_is_refused_naming_it_and_the_fix() -> None:
+    doc = script_job({**SCRIPT, "sagemaker_mpi_enabled": "true"})
+    (found,) = refusals("TrainingJob", CreateTrainingJobRequest.model_validate(doc), "docker")
+    assert found.message.startswith("HyperParameters.sagemaker_mpi_enabled: distribution mpi")
+    assert 'distribution={"torch_distributed": {"enabled": True}}' in found.message
+    off = script_job({**SCRIPT, "sagemaker_mpi_enabled": "false"})
+    assert refusals("TrainingJob", CreateTrainingJobRequest.model_validate(off), "docker") == []
 
 
 @pytest.fixture
@@ -130,10 +155,8 @@ def test_rest_refuses_before_anything_is_stored(plane: LocalControlPlane) -> Non
     c = plane.client
     c.upload_bytes(b"x", "s3://orchestrator/code/sourcedir.tar.gz")
     with pytest.raises(ValidationError) as refused:
-        c.create_training_job(
-            job(TrainingJobName="two", ResourceConfig={"InstanceType": "local", "InstanceCount": 2})
-        )
-    assert refused.value.field == "ResourceConfig.InstanceCount"
+        c.create_training_job(job(TrainingJobName="two", EnableNetworkIsolation=True))
+    assert refused.value.field == "EnableNetworkIsolation"
     with pytest.raises(NotFoundError):
         c.describe_training_job("two")
     with pytest.raises(ValidationError, match=r"^PrimaryContainer\.Image: .* on the process"):
