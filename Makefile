@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 
-.PHONY: demo test lint typecheck contracts unit services bench bench-serving bench-kube clean help docker-setup images
+.PHONY: demo test lint typecheck contracts unit services torch bench bench-serving bench-kube clean help docker-setup images
 
 help:
 	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
@@ -54,7 +54,11 @@ docker-setup:
 images: $(VENV)/.stamp-dev docker-setup
 	@bash containers/build.sh
 
-unit: $(VENV)/.stamp-dev services kube-tools images
+# PyTorch, pinned, for the distributed-training tests (installed in CI only: .ci/torch.sh).
+torch: $(VENV)/.stamp-dev
+	@bash .ci/torch.sh $(PY)
+
+unit: $(VENV)/.stamp-dev services kube-tools images torch
 	$(BIN)/pytest
 
 test: lint typecheck contracts unit
