@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.resources.training import (
+    MULTI_WORKER_MIRRORED,
+    TORCH_DISTRIBUTED,
+    CreateTrainingJobRequest,
+)
 
-TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"
-MULTI_WORKER_MIRRORED = "sagemaker_multi_worker_mirrored_strategy_enabled"
 DISTRIBUTIONS = {TORCH_DISTRIBUTED: "torch_distributed", MULTI_WORKER_MIRRORED: "mwms"}
 # The SDK's other distribution hyperparameters: what each is, and what to use instead.
 UNSUPPORTED_DISTRIBUTIONS = {

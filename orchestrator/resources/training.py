@@ -30,6 +30,10 @@ from orchestrator.resources.instances import InstanceTypeName
 # Hyperparameters that select a script-mode entry point (the SageMaker training toolkit's names).
 PROGRAM_HYPERPARAMETER = "sagemaker_program"
 SUBMIT_DIR_HYPERPARAMETER = "sagemaker_submit_directory"
+# The SageMaker SDK's distribution flags that set up a framework's variables
+# (``resources.distribution``); one job gets one framework's.
+TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"
+MULTI_WORKER_MIRRORED = "sagemaker_multi_worker_mirrored_strategy_enabled"
 
 
 class TrainingJobStatus(StrEnum):
@@ -221,6 +225,18 @@ class CreateTrainingJobRequest(Spec):
                 f"{SUBMIT_DIR_HYPERPARAMETER!r}"
             )
         _check_stand_in(self)
+        both = [
+            n
+            for n in (TORCH_DISTRIBUTED, MULTI_WORKER_MIRRORED)
+            if str(self.HyperParameters.get(n, "")).strip('"').lower() == "true"
+        ]
+        if len(both) == 2:
+            raise ValueError(
+                f"HyperParameters.{MULTI_WORKER_MIRRORED}: a job gets one framework's "
+                f"distributed environment, and {TORCH_DISTRIBUTED} is set too; keep one "
+                "(distribution={'torch_distributed': ...} or "
+                "{'multi_worker_mirrored_strategy': ...})"
+            )
         return self
 
 

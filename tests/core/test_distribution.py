@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_builders import training_spec
+from core_builders import training_doc, training_spec
 
 from orchestrator.client.estimator import distribution_hyperparameters
 from orchestrator.errors import ValidationError
 from orchestrator.kube.jobs import HOST_INDEX_ENV, training_job_manifest
 from orchestrator.resources.distribution import distribution_of
+from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.resources.validation import parse_spec
 from orchestrator.settings import KubeSettings
 from orchestrator.training.contract import (
     Host,
@@ -167,3 +169,13 @@ def test_process_helpers_ports_gpus_and_the_model_merge(tmp_path: Path) -> None:
     assert merge_tree(b, a) == ["sub/x"]  # a clash, kept from a; an equal file is no clash
     assert (a / "sub" / "x").read_text() == "from a"
     assert sorted(p.name for p in a.iterdir()) == ["only-a", "only-b", "same", "sub"]
+
+
+def test_two_frameworks_at_once_are_refused_naming_the_second_flag() -> None:
+    doc = training_doc(
+        HyperParameters={**TORCH, "sagemaker_multi_worker_mirrored_strategy_enabled": "true"}
+    )
+    with pytest.raises(ValidationError) as e:
+        parse_spec(CreateTrainingJobRequest, doc)
+    assert "HyperParameters.sagemaker_multi_worker_mirrored_strategy_enabled" in str(e.value)
+    assert "keep one" in str(e.value)
