@@ -58,6 +58,7 @@ from orchestrator.training.transfer import (
     algorithm_failure,
     unexpected,
 )
+from orchestrator.training.usage import Probe, TreeProbe, UsageSampler, job_sampler
 
 TAIL_LINES = 12
 
@@ -97,6 +98,8 @@ class Supervisor:
         )
         self._patterns = metric_patterns(self.spec)
         self._last_progress = 0.0
+        # Each running host's usage probe (``training.usage``), sampled while training.
+        self.usage_targets: dict[str, Probe] = {}
 
     # --- helpers ---------------------------------------------------------------------------
     def _open_store(self) -> ObjectStore:
@@ -215,6 +218,7 @@ class Supervisor:
             errors="replace",
         )
         assert proc.stdout is not None
+        self.usage_targets[Host().name] = TreeProbe(proc.pid)
         for line in proc.stdout:
             self.handle_line(line)
         return proc.wait()
@@ -237,6 +241,23 @@ class Supervisor:
         """Fresh metrics for the control plane, without a new phase."""
         self._write_progress(SecondaryStatus.TRAINING, "Training in progress")
 
+    def sampled_train(self) -> int:
+        """``train()`` with every host's resource use sampled meanwhile (``training.usage``)."""
+        interval = self.job.usage_interval_seconds
+        if interval <= 0:
+            return self.train()
+        sampler: UsageSampler = job_sampler(
+            self.job, self.paths.root, self.usage_targets, on_error=self._usage_failed
+        )
+        sampler.start()
+        try:
+            return self.train()
+        finally:
+            sampler.stop()
+
+    def _usage_failed(self, error: Exception) -> None:
+        self.say(f"resource usage sampling failed ({type(error).__name__}: {error}); retrying")
+
     def upload(self) -> str | None:
         self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")
         return self.transfer.upload()
@@ -253,7 +274,7 @@ class Supervisor:
                 self.say("stopped before training started")
                 self.finish(self._failed(None, None))
                 return
-            code = self.train()
+            code = self.sampled_train()
             artifact = self.upload() if (code == 0 or self.stopping) else None
             reason: FailureReason | None = None
             if self.stopping:
