@@ -458,6 +458,14 @@ class KubernetesHarness(Harness):
         super().create_tuning_job(name, script, config, **definition)
 
     @gap(
+        "resource usage",
+        "not sampled on this backend yet: the in-pod side (kube/hostenv.py sampling its "
+        "container's cgroup) is not built; process and Docker sample per host",
+    )
+    def usage_series(self, name: str) -> dict[tuple[str, str], list[float]]:
+        raise NotImplementedError
+
+    @gap(
         "the artifact's contents",
         "the upload step in the pod packs and uploads it, and no container runs against the "
         "emulator (the step is tested on its own in tests/kube_operator/test_kube_steps.py)",
