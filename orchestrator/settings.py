@@ -272,6 +272,9 @@ class KubeSettings(BaseModel):
     # How long each host of a multi-host job waits for every other host's DNS name to
     # resolve (all its pods scheduled and given an address) before the job fails.
     peer_wait_seconds: int = Field(default=600, ge=1)
+    # Each training pod samples its container's CPU, memory, disk and GPU use this often
+    # (``kube/hostenv.py``, marked lines in the pod's log); 0: not sampled.
+    usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)
 
 
 class Settings(BaseSettings):

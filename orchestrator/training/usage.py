@@ -24,6 +24,12 @@ the usage file (``usage_path``: beside the job log, all attempts appended, each 
 
 CPU needs two readings: a host's first sample has no ``CPUUtilization``. ``UsageParser``
 (``training.usageseries``) reads the file back as series.
+
+Where no file beside the log can reach the control plane (a pod on Kubernetes: the pod's log
+is all it reads), the same lines go into the log, each behind ``USAGE_MARK`` and written in
+one ``write``; ``split_usage`` takes them out again, so the log readers never show them and
+the usage reader sees only them. A mark written into the middle of a line the user's code had
+not finished is cut out with its newline, and that line is whole again.
 """
 
 from __future__ import annotations
@@ -56,6 +62,33 @@ METRICS = (CPU, MEMORY, DISK, GPU, GPU_MEMORY)
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+USAGE_MARK = b"\x1e[orchestrator:usage] "
+# The pod's sampling interval and volume size (Kubernetes: kube/hostenv.py reads them).
+INTERVAL_ENV = "ORCH_USAGE_INTERVAL_SECONDS"
+VOLUME_ENV = "ORCH_USAGE_VOLUME_GB"
+ATTEMPT_ENV = "ORCH_USAGE_ATTEMPT"
+
+
+def split_usage(data: bytes) -> tuple[bytes, bytes]:
+    """(the log without the marked usage lines, those lines without their mark)."""
+    if USAGE_MARK not in data:
+        return data, b""
+    log, usage = bytearray(), bytearray()
+    start = 0
+    while True:
+        at = data.find(USAGE_MARK, start)
+        if at < 0:
+            log += data[start:]
+            break
+        log += data[start:at]
+        end = data.find(b"\n", at)
+        if end < 0:  # a mark whose line is not written yet: neither log nor sample
+            break
+        usage += data[at + len(USAGE_MARK) : end + 1]
+        start = end + 1
+    return bytes(log), bytes(usage)
 
 
 def usage_path(log: Path) -> Path:
@@ -145,11 +178,11 @@ class CgroupProbe:
     def read(self) -> Reading | None:
         try:
             return self._v2()
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):
             pass
         try:
             return self._v1()
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):
             return None
 
     def _v2(self) -> Reading:
@@ -258,24 +291,40 @@ def gpu_percents(inventory: GpuInventory, devices: list[int] | None) -> tuple[fl
 # --- the sampler ----------------------------------------------------------------------------
 
 
-class UsageFile:
-    """Appends sample lines to the usage file; one ``write`` per line (see the docstring)."""
+def usage_line(at_ms: int, host: str, attempt: int, values: Mapping[str, float]) -> bytes:
+    """One sample as the usage file (or, behind ``USAGE_MARK``, the pod's log) holds it."""
+    doc = {
+        "Timestamp": at_ms,
+        "Host": host,
+        "Attempt": attempt,
+        "Metrics": {k: round(v, 3) for k, v in values.items()},
+    }
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+class UsageFile:
+    """Appends sample lines to the usage file; one ``write`` per line (see the docstring).
+    ``UsageFile.on_fd(1, USAGE_MARK)``: marked lines on standard output instead."""
+
+    def __init__(self, path: Path | None, *, fd: int | None = None, prefix: bytes = b"") -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        assert fd is not None
+        self._fd = fd
+        self._owned = path is not None
+        self._prefix = prefix
+
+    @classmethod
+    def on_fd(cls, fd: int, prefix: bytes) -> UsageFile:
+        return cls(None, fd=fd, prefix=prefix)
 
     def write(self, at_ms: int, host: str, attempt: int, values: Mapping[str, float]) -> None:
-        doc = {
-            "Timestamp": at_ms,
-            "Host": host,
-            "Attempt": attempt,
-            "Metrics": {k: round(v, 3) for k, v in values.items()},
-        }
-        os.write(self._fd, (json.dumps(doc, separators=(",", ":")) + "\n").encode())
+        os.write(self._fd, self._prefix + usage_line(at_ms, host, attempt, values))
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._owned:
+            os.close(self._fd)
 
 
 @dataclass(frozen=True)
@@ -414,13 +463,14 @@ def sizes_of(spec: CreateTrainingJobRequest) -> Sizes:
 
 
 def gpu_reader(
-    spec: CreateTrainingJobRequest,
+    instance_type: str,
     devices: list[int] | None,
     inventory: GpuInventory | None = None,
 ) -> Callable[[], tuple[float, float] | None] | None:
-    """The GPU reading of a job's devices; None for an instance type without GPUs (NVML is
-    not even loaded)."""
-    if not INSTANCE_TYPES[spec.ResourceConfig.InstanceType].gpus:
+    """The GPU reading of a job's devices (None: every device this process sees, as in a
+    container given only its own); None for an instance type without GPUs (NVML is not even
+    loaded)."""
+    if not INSTANCE_TYPES[instance_type].gpus:
         return None
     found = inventory if inventory is not None else host_gpus.detect()
     return lambda: gpu_percents(found, devices)
@@ -438,7 +488,7 @@ def job_sampler(
     and, on one machine, the devices it was given)."""
     sizes = sizes_of(job.spec)
     disk = DiskProbe(ml_root, interval=job.usage_interval_seconds)
-    gpu = gpu_reader(job.spec, job.gpus, inventory)
+    gpu = gpu_reader(job.spec.ResourceConfig.InstanceType, job.gpus, inventory)
 
     def make(probe: Probe) -> HostSampler:
         return HostSampler(probe, sizes, disk=disk, gpus=gpu)

@@ -193,7 +193,9 @@ def test_gpu_percents_sum_over_the_held_devices() -> None:
     assert gpu_percents(gpus, None) == pytest.approx((220.0, 175.0))  # all it shows
     assert gpu_percents(gpus, [3]) is None  # NVML reports nothing for it
     cpu_spec = training_spec()
-    assert gpu_reader(cpu_spec, [0], gpus) is None  # no GPUs on the type: NVML not loaded
+    assert (
+        gpu_reader(cpu_spec.ResourceConfig.InstanceType, [0], gpus) is None
+    )  # no GPUs on the type: NVML not loaded
     gpu_spec = training_spec(
         ResourceConfig={
             "InstanceType": "ml.g4dn.12xlarge",
@@ -201,7 +203,7 @@ def test_gpu_percents_sum_over_the_held_devices() -> None:
             "VolumeSizeInGB": 10,
         }
     )
-    reader = gpu_reader(gpu_spec, [2], gpus)
+    reader = gpu_reader(gpu_spec.ResourceConfig.InstanceType, [2], gpus)
     assert reader is not None and reader() == pytest.approx((100.0, 100.0))
 
 
