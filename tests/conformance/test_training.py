@@ -172,3 +172,5 @@ def test_resource_usage(h: Harness) -> None:
     # Percent of one core summed over cores; one busy core on a shared machine.
     assert max(cpu) > 5.0 and all(0.0 <= v <= 100.0 * 64 for v in cpu), (h.backend, cpu)
     assert all(0.0 < v <= 100.0 for v in memory), (h.backend, memory)
+    log = h.client.training_job_logs(name).text
+    assert "busy for 3 s" in log and "orchestrator:usage" not in log, (h.backend, log)

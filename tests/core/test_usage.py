@@ -21,6 +21,7 @@ from orchestrator.training.usage import (
     GPU,
     GPU_MEMORY,
     MEMORY,
+    USAGE_MARK,
     CgroupProbe,
     DiskProbe,
     HostSampler,
@@ -36,6 +37,8 @@ from orchestrator.training.usage import (
     host_memory_bytes,
     memory_size,
     sizes_of,
+    split_usage,
+    usage_line,
     usage_path,
 )
 
@@ -297,3 +300,20 @@ def test_a_failing_probe_is_said_once_and_sampling_goes_on(tmp_path: Path) -> No
         time.sleep(0.01)
     sampler.stop()
     assert Broken.calls >= 3 and len(said) == 1 and "gone sideways" in str(said[0])
+
+
+def test_marked_samples_are_split_off_a_log_even_mid_line() -> None:
+    sample = USAGE_MARK + usage_line(5, "algo-1", 1, {CPU: 10.0})
+    log = b"epoch 1\n" + sample + b"loss=0." + sample + b"5\n" + USAGE_MARK + b'{"Time'
+    text, samples = split_usage(log)
+    # The cut line is whole again; a mark whose line is not finished is neither.
+    assert text == b"epoch 1\nloss=0.5\n"
+    assert samples == usage_line(5, "algo-1", 1, {CPU: 10.0}) * 2
+    assert split_usage(b"plain\n") == (b"plain\n", b"")
+
+
+def test_the_termination_message_does_not_show_samples() -> None:
+    from orchestrator.kube.observe import _message
+
+    tail = (USAGE_MARK + usage_line(5, "algo-1", 1, {CPU: 10.0})).decode() + "KeyError: 'x'\n"
+    assert _message({"name": "algo"}, {"message": tail, "exitCode": 1}) == "KeyError: 'x'"
