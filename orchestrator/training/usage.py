@@ -358,13 +358,14 @@ class HostSampler:
         values: dict[str, float] = {}
         reading = self.probe.read()
         now = self._monotonic()
-        if reading is not None:
-            if self._last is not None and now > self._last[0]:
-                busy = max(0.0, reading.cpu_seconds - self._last[1])
-                values[CPU] = 100.0 * busy / (now - self._last[0])
-            self._last = (now, reading.cpu_seconds)
-            if self.sizes.memory_bytes > 0:
-                values[MEMORY] = 100.0 * reading.memory_bytes / self.sizes.memory_bytes
+        if reading is None:
+            return values  # not running (yet, or any more): no sample of this host
+        if self._last is not None and now > self._last[0]:
+            busy = max(0.0, reading.cpu_seconds - self._last[1])
+            values[CPU] = 100.0 * busy / (now - self._last[0])
+        self._last = (now, reading.cpu_seconds)
+        if self.sizes.memory_bytes > 0:
+            values[MEMORY] = 100.0 * reading.memory_bytes / self.sizes.memory_bytes
         if self._disk is not None and self.sizes.disk_bytes > 0:
             values[DISK] = 100.0 * self._disk() / self.sizes.disk_bytes
         if self._gpus is not None:
