@@ -317,3 +317,41 @@ def test_the_termination_message_does_not_show_samples() -> None:
 
     tail = (USAGE_MARK + usage_line(5, "algo-1", 1, {CPU: 10.0})).decode() + "KeyError: 'x'\n"
     assert _message({"name": "algo"}, {"message": tail, "exitCode": 1}) == "KeyError: 'x'"
+
+
+def test_the_supervisors_sampler_writes_each_hosts_gpus_beside_the_log(tmp_path: Path) -> None:
+    from orchestrator.training.files import JobFile, StoreAccess
+    from orchestrator.training.usage import job_sampler
+
+    spec = training_spec(
+        ResourceConfig={
+            "InstanceType": "ml.g4dn.12xlarge",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 1,
+        }
+    )
+    log = tmp_path / "logs" / "job-1.log"
+    job = JobFile(
+        name="job-1",
+        attempt=3,
+        spec=spec,
+        output_uri="s3://b/out",
+        ml_root=str(tmp_path / "ml"),
+        log_path=str(log),
+        store=StoreAccess(object_store_url="file:///nowhere", keyring_path="/nowhere"),
+        gpus=[1, 2],
+        usage_interval_seconds=60,
+    )
+    (tmp_path / "ml").mkdir()
+    gpus = FakeGpus(4)
+    gpus.usage_of = {0: (99.0, 16 << 30), 1: (60.0, 4 << 30), 2: (20.0, 8 << 30)}
+    targets = {"algo-1": Steps(Reading(1.0, 48 << 30), Reading(2.0, 48 << 30))}
+    sampler = job_sampler(job, tmp_path / "ml", targets, inventory=gpus)
+    assert sampler.sample_once() == 1
+    sampler.stop()
+    (line,) = [json.loads(x) for x in usage_path(log).read_text().splitlines()]
+    assert (line["Host"], line["Attempt"]) == ("algo-1", 3)
+    # Devices 1 and 2 only (device 0 is another job's): 60 + 20, and 25% + 50% of 16 GiB.
+    assert line["Metrics"][GPU] == 80.0 and line["Metrics"][GPU_MEMORY] == 75.0
+    assert line["Metrics"][MEMORY] == 25.0  # 48 GiB of the type's 192
+    assert 0.0 <= line["Metrics"][DISK] < 0.01
