@@ -82,6 +82,9 @@ class JobFile(BaseModel):
     gpus: list[int] | None = None
     # Set by container backends (Docker): the user's code runs in a container, not a process.
     container: ContainerRun | None = None
+    # Resource usage sampled every this many seconds into the usage file beside the job log
+    # (``training.usage``); 0: not sampled.
+    usage_interval_seconds: float = 5.0
 
 
 class PhaseEntry(BaseModel):

@@ -75,6 +75,7 @@ from orchestrator.training.transfer import (
     algorithm_failure,
     unexpected,
 )
+from orchestrator.training.usage import Probe, TreeProbe, UsageSampler, job_sampler
 
 TAIL_LINES = 12
 # How long the other hosts of a failed multi-host attempt get to exit after SIGTERM.
@@ -162,6 +163,8 @@ class Supervisor:
         self._line_lock = threading.Lock()  # several hosts' output threads write lines
         self.host_tails: dict[str, collections.deque[str]] = {}
         self.failed_host: Host | None = None
+        # Each running host's usage probe (``training.usage``), sampled while training.
+        self.usage_targets: dict[str, Probe] = {}
 
     # A backend whose hosts share one /opt/ml (Docker) sets this False.
     ml_per_host = True
@@ -320,6 +323,7 @@ class Supervisor:
                 text=True,
                 errors="replace",
             )
+            self.usage_targets[host.name] = TreeProbe(running[host].pid)
         if not self.multi:
             proc = running[self.hosts[0]]
             assert proc.stdout is not None
@@ -400,6 +404,23 @@ class Supervisor:
         """Fresh metrics for the control plane, without a new phase."""
         self._write_progress(SecondaryStatus.TRAINING, "Training in progress")
 
+    def sampled_train(self) -> int:
+        """``train()`` with every host's resource use sampled meanwhile (``training.usage``)."""
+        interval = self.job.usage_interval_seconds
+        if interval <= 0:
+            return self.train()
+        sampler: UsageSampler = job_sampler(
+            self.job, self.paths.root, self.usage_targets, on_error=self._usage_failed
+        )
+        sampler.start()
+        try:
+            return self.train()
+        finally:
+            sampler.stop()
+
+    def _usage_failed(self, error: Exception) -> None:
+        self.say(f"resource usage sampling failed ({type(error).__name__}: {error}); retrying")
+
     def upload(self) -> str | None:
         self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")
         if not (self.multi and self.ml_per_host):
@@ -448,7 +469,7 @@ class Supervisor:
                 self.say("stopped before training started")
                 self.finish(self._failed(None, None))
                 return
-            code = self.train()
+            code = self.sampled_train()
             artifact = self.upload() if (code == 0 or self.stopping) else None
             reason: FailureReason | None = None
             if self.stopping:

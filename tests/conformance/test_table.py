@@ -26,6 +26,9 @@ ISSUE_SCENARIOS = {
     "tune_and_complete",
     "stop_a_tuning_job",
     "every_trial_fails",
+    # Training at scale (issue 14).
+    "resource_usage",
+    "distributed_environment",
 }
 
 
