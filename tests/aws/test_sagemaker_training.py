@@ -196,14 +196,16 @@ def test_the_concurrency_limit_is_resource_limit_exceeded(
         ({"VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}}, "VpcConfig"),
         ({"DebugRuleConfigurations": [{"RuleConfigurationName": "r", "RuleEvaluatorImage": "i"}]},
          "DebugRuleConfigurations"),
-        ({"EnableManagedSpotTraining": True}, "EnableManagedSpotTraining"),
+        ({"EnableManagedSpotTraining": True,
+          "StoppingCondition": {"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": 50}},
+         "StoppingCondition.MaxWaitTimeInSeconds"),
         ({"AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": SKLEARN}},
          "AlgorithmSpecification.TrainingImage"),
         ({"AlgorithmSpecification": {"TrainingInputMode": "Pipe", "TrainingImage": LINEAR}},
          "AlgorithmSpecification.TrainingInputMode"),
         ({"HyperParameters": {"predictor_type": "regressor", "epochs": "0"}}, "epochs"),
     ],
-    ids=["debug collections", "profiling interval", "vpc", "debug rules", "spot",
+    ids=["debug collections", "profiling interval", "vpc", "debug rules", "spot wait below runtime",
          "sklearn without script mode", "pipe mode", "bad hyperparameter"],
 )  # fmt: skip
 def test_what_cannot_be_honoured_is_refused_naming_the_field(

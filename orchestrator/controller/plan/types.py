@@ -18,6 +18,10 @@ from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 
 JobOutcome = Literal["completed", "failed", "stopped"]
+# How the user's code ended, where the backend knows: it exited with ``exit_code``, a signal
+# killed it (``exit_code`` < 0 on the process backend; 128 + S from a container runtime), or
+# it ran out of memory (an OOM kill, or the process backend's memory limit hit).
+ExitKind = Literal["exit", "signal", "oom"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class ObservedJob:
     phases: tuple[PhaseMark, ...] = ()
     # The GPUs the attempt was given (as launched), so an unrecorded launch is adopted whole.
     gpus: tuple[int, ...] = ()
+    # How the user's code ended (None: it did not run, or the backend cannot say).
+    exit_kind: ExitKind | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,18 @@ class GpuCapacity:
 
     total: int
     free: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The queue's word on one training job this pass (controller/plan/admission.py)."""
+
+    admitted: bool = True  # may launch an attempt now
+    gpus: tuple[int, ...] | None = None  # devices for the attempt (None: not accounted)
+    reason: str = ""  # why it waits: the Pending transition's message
+    position: int | None = None  # 1-based place in the queue while it waits
+    preempt: str = ""  # non-empty: stop the running attempt now (why)
+    fail: FailureReason | None = None  # it can never be admitted here (CapacityError)
 
 
 @dataclass(frozen=True)
