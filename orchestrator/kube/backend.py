@@ -306,7 +306,14 @@ class KubernetesBackend:
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
         jobs = self.list_items("Job", j.job_labels(name))
         job = max(jobs, key=_attempt, default=None)
-        pods = self.list_items("Pod", j.job_labels(name, _attempt(job))) if job else []
+        return self.read_attempt_log(name, _attempt(job), offset, limit) if job else (b"", offset)
+
+    def read_attempt_log(
+        self, name: str, attempt: int, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        """The ``algo`` log of the attempt's latest pod (one host's on several), while
+        Kubernetes keeps the attempt's Job and pod."""
+        pods = self.list_items("Pod", j.job_labels(name, attempt))
         if not pods:
             return b"", offset
         pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")

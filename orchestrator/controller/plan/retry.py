@@ -15,8 +15,7 @@ minutes, as a Kubernetes Job backs off its pods.
 
 from __future__ import annotations
 
-from orchestrator.controller.plan.types import ExitKind
-from orchestrator.resources.failures import FailureReason
+from orchestrator.resources.failures import ExitKind, FailureReason
 from orchestrator.resources.training import RetryStrategy
 
 BACKOFF_CAP_SECONDS = 360.0

@@ -13,15 +13,11 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from orchestrator.resources.endpoints import ProductionVariant, VariantRouteState
-from orchestrator.resources.failures import FailureReason
+from orchestrator.resources.failures import ExitKind, FailureReason
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 
 JobOutcome = Literal["completed", "failed", "stopped"]
-# How the user's code ended, where the backend knows: it exited with ``exit_code``, a signal
-# killed it (``exit_code`` < 0 on the process backend; 128 + S from a container runtime), or
-# it ran out of memory (an OOM kill, or the process backend's memory limit hit).
-ExitKind = Literal["exit", "signal", "oom"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,9 @@ class ObservedJob:
     phases: tuple[PhaseMark, ...] = ()
     # The GPUs the attempt was given (as launched), so an unrecorded launch is adopted whole.
     gpus: tuple[int, ...] = ()
-    # How the user's code ended (None: it did not run, or the backend cannot say).
+    # How the user's code ended (``resources.failures.ExitKind``; None: it did not run, or
+    # the backend cannot say). A signal's ``exit_code`` is -S from a process, 128 + S from a
+    # container runtime.
     exit_kind: ExitKind | None = None
 
 
