@@ -310,7 +310,7 @@ class Supervisor:
         start = self.root / LOG_START_FILE
         if not start.exists():
             write_atomic(start, str(self.log.size))
-        self.say(f"attempt {self.job.attempt} of training job {self.job.name}")
+        self.say(f"=== attempt {self.job.attempt} ===")
 
     def run(self) -> None:
         code: int | None = None

@@ -64,10 +64,10 @@ def test_an_attempt_out_of_memory_twice_then_completing_has_three_attempts(
     # One log, every attempt marked; each attempt's part on its own.
     whole = c.training_job_logs("oom-twice").text
     for n in (1, 2, 3):
-        assert f"attempt {n} of training job oom-twice" in whole
+        assert f"[orchestrator] === attempt {n} ===\n" in whole
     parts = [c.training_job_logs("oom-twice", attempt=n).text for n in (1, 2, 3)]
     for n, part in enumerate(parts, start=1):
-        assert part.startswith(f"[orchestrator] attempt {n} of training job oom-twice\n"), part
+        assert part.startswith(f"[orchestrator] === attempt {n} ===\n"), part
         assert f"run {n}\n" in part
         assert all(f"run {m}\n" not in part for m in (1, 2, 3) if m != n)
     assert "MemoryError" in parts[0] and "MemoryError" not in parts[2]

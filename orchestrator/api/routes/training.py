@@ -105,8 +105,8 @@ def training_job_logs(
     limit: Annotated[int, Query(ge=1, le=4 << 20)] = 1 << 20,
     attempt: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """The job's log: every attempt (each starts with an ``attempt N`` line), or ``attempt``'s
-    part only (offsets from its start)."""
+    """The job's log: every attempt (each starts with ``[orchestrator] === attempt N ===``),
+    or ``attempt``'s part only (offsets from its start)."""
     data, nxt, active = cp.training_job_logs(name, offset, limit, attempt)
     return Response(
         content=data,
