@@ -165,6 +165,9 @@ class CheckpointConfig(Spec):
 _CheckpointConfig = CheckpointConfig
 
 
+# On SageMaker's wire (no such member there), ``RetryStrategy.RetryableExitCodes`` travels as
+# this tag: its entries joined with commas ("3,137-143").
+RETRYABLE_EXIT_CODES_TAG = "orchestrator:retryable-exit-codes"
 EXIT_CODE_FORMS = "'N' or 'N-M' with 1 <= N <= M <= 255 (e.g. '3' or '137-143')"
 
 
