@@ -299,3 +299,21 @@ def test_max_wait_ends_a_job_that_never_started() -> None:
         "Stopped",
         "MaxWaitTimeExceeded",
     )
+
+
+def test_max_runtime_counts_the_attempts_run_time_not_the_waits_between() -> None:
+    job = spec(
+        RetryStrategy={"MaximumRetryAttempts": 3}, StoppingCondition={"MaxRuntimeInSeconds": 100}
+    )
+    # Attempt 1 ran 60 s, then the job waited 1000 s; attempt 2 started at 1060.
+    first = {"AttemptNumber": 1, "StartTime": NOW, "EndTime": at(60), "Outcome": "Failed"}
+    st = job_state(Attempt=2, TrainingStartTime=NOW, Attempts=[first])
+    plan, _ = step(
+        desired_job(spec=job, status=st), running(attempt=2, started_at=at(1060)), at(1099)
+    )
+    assert plan.actions == ()
+    plan, after = step(
+        desired_job(spec=job, status=st), running(attempt=2, started_at=at(1060)), at(1100)
+    )
+    assert plan.actions == (StopJob("job-1", force=False),)
+    assert after.SecondaryStatus == "MaxRuntimeExceeded"

@@ -610,6 +610,11 @@ def _plan_running(
     limit = desired.spec.StoppingCondition.MaxRuntimeInSeconds
     started = st.TrainingStartTime or desired.created_at
     deadline = started + timedelta(seconds=limit)
+    if st.Attempts:
+        # The limit is for all the attempts together (SageMaker): the time the ended ones
+        # ran is spent, the backoffs and waits in the queue between them are not.
+        began = _attempt_start(st, observed) or now
+        deadline = began + timedelta(seconds=limit - billable_seconds(st))
     reason: str | None = None
     secondary = SecondaryStatus.STOPPING
     if desired.stop_requested:
