@@ -68,6 +68,9 @@ class ControllerSettings(BaseModel):
     resync_seconds: float = Field(default=1.0, gt=0)
     # SIGTERM, then SIGKILL after this grace (SageMaker gives training 120 s).
     stop_grace_seconds: float = Field(default=30.0, ge=0)
+    # A retried attempt waits base x 2^n (n: retries so far), at most 6 minutes, as a
+    # Kubernetes Job backs off; tests set a small base.
+    retry_backoff_seconds: float = Field(default=10.0, ge=0)
     # An endpoint replica must answer GET /ping within this after it starts.
     replica_startup_timeout_seconds: float = Field(default=120.0, gt=0)
     # A replica that dies this many times in a row while starting fails the endpoint.

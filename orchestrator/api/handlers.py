@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.errors import OrchestratorError, ValidationError, http_answer
-from orchestrator.resources.validation import field_path
+from orchestrator.resources.validation import field_path, named_field
 
 log = logging.getLogger("orchestrator.api")
 
@@ -52,6 +52,9 @@ def install(app: FastAPI) -> None:
                 got = err.get("input")
                 if isinstance(got, str | int | float | bool) and kind != "json_invalid":
                     msg += f" (got {got!r})"
+            if path == "(body)":
+                path, msg = named_field(msg) or (path, msg)
+                first = path if first == "(body)" else first
             parts.append(f"{path}: {msg}")
         return render(ValidationError("; ".join(parts), field=first))
 

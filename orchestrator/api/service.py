@@ -25,7 +25,7 @@ from orchestrator.api.auth import KeyStore
 from orchestrator.api.aws.credentials import AccessKeys
 from orchestrator.api.tags import ResourceTags
 from orchestrator.api.tuning import TuningJobs
-from orchestrator.backends.base import Backend, Configurable
+from orchestrator.backends.base import AttemptLogs, Backend, Configurable
 from orchestrator.clock import Clock
 from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.plan.support import problems_of
@@ -344,12 +344,33 @@ class ControlPlane:
         self.store.set_flag(TRAINING_JOB.name, name, "delete_requested", self.clock.now())
         self.wake()
 
-    def training_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int, bool]:
+    def training_job_logs(
+        self, name: str, offset: int, limit: int, attempt: int | None = None
+    ) -> tuple[bytes, int, bool]:
+        """The job's log (every attempt, each starting with a line that names it), or one
+        attempt's part of it (offsets counted from the attempt's start)."""
         r = self.store.get(TRAINING_JOB.name, name)
         if offset < 0 or not 1 <= limit <= 4 << 20:
             raise ValidationError("offset must be >= 0 and limit in 1..4194304", field="offset")
-        data, nxt = self.backend.read_job_logs(name, offset, limit)
-        return data, nxt, r.active
+        if attempt is None:
+            data, nxt = self.backend.read_job_logs(name, offset, limit)
+            return data, nxt, r.active
+        made = TrainingJobState.model_validate(r.status or {}).Attempt
+        if not 1 <= attempt <= max(made, 1):
+            raise ValidationError(
+                f"attempt={attempt}: TrainingJob {name!r} has attempts 1..{made}"
+                if made
+                else f"attempt={attempt}: TrainingJob {name!r} has not started an attempt yet",
+                field="attempt",
+            )
+        if not isinstance(self.backend, AttemptLogs):
+            raise ValidationError(
+                f"attempt: the {self.settings.backend} backend keeps no log per attempt; "
+                "leave attempt out to read the job's log",
+                field="attempt",
+            )
+        data, nxt = self.backend.read_attempt_log(name, attempt, offset, limit)
+        return data, nxt, r.active and attempt == made
 
     def training_job_evaluation(self, name: str) -> dict[str, Any]:
         """The job's evaluation.json (written by built-in algorithms, or by any script)."""

@@ -113,6 +113,17 @@ class Configurable(Protocol):
 
 
 @runtime_checkable
+class AttemptLogs(Protocol):
+    """Optional: backends that can give one attempt's part of a job's log."""
+
+    def read_attempt_log(
+        self, name: str, attempt: int, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        """Bytes of attempt ``attempt``'s log from ``offset`` (counted from the attempt's
+        first byte; at most ``limit``) and the next offset; nothing for an unknown attempt."""
+
+
+@runtime_checkable
 class JobLogTimes(Protocol):
     """Optional: backends whose job logs are in the supervisor's format (``training.joblog``):
     time marks beside the log and, on several hosts, each host's lines tagged."""

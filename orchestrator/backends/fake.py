@@ -21,7 +21,7 @@ from orchestrator.controller.plan.types import (
     ObservedReplica,
     ReplicaLaunch,
 )
-from orchestrator.resources.failures import FailureKind, FailureReason
+from orchestrator.resources.failures import ExitKind, FailureKind, FailureReason
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.training.joblog import ListMarks, Mark, Marks
 
@@ -157,14 +157,17 @@ class FakeBackend:
         *,
         kind: FailureKind = "AlgorithmError",
         exit_code: int = 1,
+        exit_kind: ExitKind | None = None,
     ) -> None:
-        """The attempt failed; the job's FailureReason becomes ``"<kind>: <message>"``."""
+        """The attempt failed; the job's FailureReason becomes ``"<kind>: <message>"``
+        (``exit_kind="oom"``: it ran out of memory, which a RetryStrategy retries)."""
         with self._lock:
             self.jobs[name] = replace(
                 self.jobs[name],
                 state="exited",
                 outcome="failed",
                 exit_code=exit_code,
+                exit_kind=exit_kind,
                 failure=FailureReason(kind=kind, message=message),
                 ended_at=self.clock.now(),
             )

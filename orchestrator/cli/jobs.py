@@ -107,7 +107,29 @@ def _panel(job: DescribeTrainingJobResponse, evaluation: list[Any] | None = None
         "Instance", f"{job.ResourceConfig.InstanceCount} x {job.ResourceConfig.InstanceType}"
     )
     info.add_row("Model artifact", Text(job.ModelArtifacts.S3ModelArtifacts or "-"))
+    if job.Attempt:
+        note = f" ({job.PreemptionCount} preempted)" if job.PreemptionCount else ""
+        info.add_row("Attempt", f"{job.Attempt}{note}")
+    if job.NextAttemptTime:
+        info.add_row("Next attempt", when(job.NextAttemptTime))
+    if job.BillableTimeInSeconds is not None:
+        info.add_row(
+            "Time",
+            f"{job.TrainingTimeInSeconds} s training, {job.BillableTimeInSeconds} s billable",
+        )
     parts: list[Any] = [info]
+    if job.Attempts:
+        t = Table("Attempt", "Start", "End", "Outcome", "Retried", "Reason", title="Attempts")
+        for a in job.Attempts:
+            t.add_row(
+                str(a.AttemptNumber),
+                when(a.StartTime),
+                when(a.EndTime),
+                styled(a.Outcome),
+                "yes" if a.Retried else "no",
+                Text(a.FailureReason or ""),
+            )
+        parts.append(t)
     if job.SecondaryStatusTransitions:
         t = Table("Status", "Start", "End", "Message", title="Status transitions")
         for tr in job.SecondaryStatusTransitions:
@@ -153,12 +175,16 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
     ] = False,
+    attempt: Annotated[
+        int | None,
+        typer.Option("--attempt", min=1, help="Only this attempt's log (default: every attempt)."),
+    ] = None,
 ) -> None:
-    """Print a training job's log."""
+    """Print a training job's log: every attempt, each starting with a line naming it."""
     api = client(ctx)
     offset = 0
     while True:
-        chunk = api.training_job_logs(name, offset)
+        chunk = api.training_job_logs(name, offset, attempt=attempt)
         if chunk.text:
             typer.echo(chunk.text, nl=False)
         if chunk.next_offset != offset:

@@ -192,10 +192,14 @@ class Client:
         """The job's evaluation.json (metrics, threshold, confusion matrix)."""
         return self._json("GET", f"{TRAINING_JOB.collection}/{quote(name)}/evaluation")
 
-    def training_job_logs(self, name: str, offset: int = 0) -> LogChunk:
-        resp = self.request(
-            "GET", f"{TRAINING_JOB.collection}/{quote(name)}/logs", params={"offset": offset}
-        )
+    def training_job_logs(
+        self, name: str, offset: int = 0, *, attempt: int | None = None
+    ) -> LogChunk:
+        """The job's log from ``offset``: every attempt, or ``attempt``'s part only."""
+        params: dict[str, int] = {"offset": offset}
+        if attempt is not None:
+            params["attempt"] = attempt
+        resp = self.request("GET", f"{TRAINING_JOB.collection}/{quote(name)}/logs", params=params)
         return LogChunk(
             text=resp.content.decode(errors="replace"),
             next_offset=int(resp.headers.get("x-next-offset", offset)),

@@ -39,7 +39,9 @@ log = logging.getLogger("orchestrator.controller")
 def policies_from(settings: Settings) -> Policies:
     c = settings.controller
     return Policies(
-        training=TrainingPolicy(c.stop_grace_seconds),
+        training=TrainingPolicy(
+            c.stop_grace_seconds, retry_backoff_seconds=c.retry_backoff_seconds
+        ),
         endpoint=EndpointPolicy(
             startup_timeout_seconds=c.replica_startup_timeout_seconds,
             max_start_failures=c.replica_max_start_failures,

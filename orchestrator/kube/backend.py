@@ -318,11 +318,23 @@ class KubernetesBackend:
     def _latest_log(self, name: str) -> bytes:
         jobs = self.list_items("Job", j.job_labels(name))
         job = max(jobs, key=_attempt, default=None)
-        pods = self.list_items("Pod", j.job_labels(name, _attempt(job))) if job else []
+        return self._attempt_log(name, _attempt(job)) if job else b""
+
+    def _attempt_log(self, name: str, attempt: int) -> bytes:
+        pods = self.list_items("Pod", j.job_labels(name, attempt))
         if not pods:
             return b""
         pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
         return self._algo_log(pod, f"logs of {name}")
+
+    def read_attempt_log(
+        self, name: str, attempt: int, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        """The ``algo`` log of the attempt's latest pod (one host's on several), while
+        Kubernetes keeps the attempt's Job and pod; the usage samples split off."""
+        log, _ = split_usage(self._attempt_log(name, attempt))
+        data = log[offset : offset + limit]
+        return data, offset + len(data)
 
     # --- endpoints: VariantFleets ----------------------------------------------------------------
     def apply_fleets(self, endpoint: str, fleets: Sequence[VariantFleet]) -> None:

@@ -28,7 +28,9 @@ from typing import Any
 from orchestrator.controller.plan.types import ObservedJob, ObservedReplica, PhaseMark
 from orchestrator.kube import objects as o
 from orchestrator.resources.failures import (
+    OUT_OF_MEMORY,
     CorruptFailureReason,
+    ExitKind,
     FailureReason,
     algorithm_error,
     internal_error,
@@ -197,6 +199,12 @@ def _multi_host_phases(pods: list[dict[str, Any]], hosts: int) -> tuple[PhaseMar
 def _container_failure(name: str, status: dict[str, Any], state: dict[str, Any]) -> FailureReason:
     """Why one container failed, by which container it is."""
     if name == o.ALGO:
+        if state.get("reason") == "OOMKilled":
+            said = str(state.get("message") or "").strip()
+            return algorithm_error(
+                f"{OUT_OF_MEMORY}: container {name} was OOM-killed at its memory limit "
+                f"(OOMKilled, exit code {state.get('exitCode')})" + (f": {said}" if said else "")
+            )
         return algorithm_error(_message(status, state))
     text = str(state.get("message") or "").strip()
     if not text:
@@ -282,6 +290,18 @@ def _unfinished_hosts(job: dict[str, Any], hosts: int) -> str | None:
     return f"{', '.join(missing)} did not succeed" if missing else None
 
 
+def exit_kind(pods: list[dict[str, Any]]) -> ExitKind | None:
+    """How the user's container ended: OOM-killed on any host (the kubelet's ``OOMKilled``),
+    else by a signal (the runtime's ``signal``, when it says), else its exit code; None
+    while it has not ended (``pods`` oldest first: the last one's counts)."""
+    ended = [d for p in pods if (d := _state(_statuses(p).get(o.ALGO), "terminated"))]
+    if not ended:
+        return None
+    if any(d.get("reason") == "OOMKilled" for d in ended):
+        return "oom"
+    return "signal" if ended[-1].get("signal") else "exit"
+
+
 def job_observation(name: str, job: dict[str, Any], pods: list[dict[str, Any]]) -> ObservedJob:
     meta, spec, status = job.get("metadata", {}), job.get("spec", {}), job.get("status", {})
     attempt = int((meta.get("labels") or {}).get(o.LABEL_ATTEMPT, "1"))
@@ -296,6 +316,7 @@ def job_observation(name: str, job: dict[str, Any], pods: list[dict[str, Any]]) 
         "attempt": attempt,
         "started_at": parse_time(status.get("startTime")),
         "exit_code": done.get("exitCode"),
+        "exit_kind": exit_kind(pods),
         "phases": phases,
         "phase": phases[-1].phase if phases else None,
         "phase_message": phases[-1].message if phases else "",

@@ -26,6 +26,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 FailureKind = Literal["ClientError", "AlgorithmError", "InternalServerError", "CapacityError"]
 FAILURE_KINDS: tuple[FailureKind, ...] = get_args(FailureKind)
+# How the user's code ended, where the backend knows: it exited with its code, a signal
+# killed it, or it ran out of memory (an OOM kill, or the process backend's memory limit
+# hit). An out-of-memory failure stays an ``AlgorithmError`` whose message starts
+# ``OutOfMemory:`` (SageMaker's categories are fixed); the kind travels beside it.
+ExitKind = Literal["exit", "signal", "oom"]
+OUT_OF_MEMORY = "OutOfMemory"
 # What SageMaker keeps of a FailureReason.
 REASON_LIMIT = 1024
 # The ``format`` of an encoded reason; a reader refuses any other.
@@ -106,8 +112,10 @@ def capacity_error(message: str) -> FailureReason:
 __all__ = [
     "FAILURE_KINDS",
     "FORMAT",
+    "OUT_OF_MEMORY",
     "REASON_LIMIT",
     "CorruptFailureReason",
+    "ExitKind",
     "FailureKind",
     "FailureReason",
     "algorithm_error",

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from orchestrator.resources.common import (
     Condition,
@@ -64,6 +64,7 @@ class SecondaryStatus(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     INTERRUPTED = "Interrupted"
+    MAX_WAIT_TIME_EXCEEDED = "MaxWaitTimeExceeded"
     RESTARTING = "Restarting"
 
 
@@ -168,8 +169,38 @@ class CheckpointConfig(Spec):
 _CheckpointConfig = CheckpointConfig
 
 
+# On SageMaker's wire (no such member there), ``RetryStrategy.RetryableExitCodes`` travels as
+# this tag: its entries joined with commas ("3,137-143").
+RETRYABLE_EXIT_CODES_TAG = "orchestrator:retryable-exit-codes"
+EXIT_CODE_FORMS = "'N' or 'N-M' with 1 <= N <= M <= 255 (e.g. '3' or '137-143')"
+
+
+def _exit_code_entry(entry: str) -> str:
+    parse_exit_codes(entry)
+    return entry
+
+
+def parse_exit_codes(entry: str) -> range:
+    """One ``RetryableExitCodes`` entry as the exit codes it names; ValueError if malformed."""
+    first, dash, last = entry.strip().partition("-")
+    if not first.isdigit() or (dash and not last.isdigit()):
+        raise ValueError(f"{entry!r} is not of the form {EXIT_CODE_FORMS}")
+    low, high = int(first), int(last) if dash else int(first)
+    if not 1 <= low <= high <= 255:
+        raise ValueError(f"{entry!r} is outside 1..255 or reversed; use {EXIT_CODE_FORMS}")
+    return range(low, high + 1)
+
+
 class RetryStrategy(Spec):
     MaximumRetryAttempts: Annotated[int, Field(ge=1, le=30)]
+    # Ours (beside SageMaker's): exit codes of the user's code that are retried too (a user
+    # error is not, otherwise). A process killed by signal S counts as exit code 128 + S.
+    RetryableExitCodes: Annotated[
+        list[Annotated[str, AfterValidator(_exit_code_entry)]], Field(max_length=100)
+    ] = []
+
+    def retries_exit_code(self, code: int) -> bool:
+        return any(code in parse_exit_codes(entry) for entry in self.RetryableExitCodes)
 
 
 _RetryStrategy = RetryStrategy
@@ -237,7 +268,26 @@ class CreateTrainingJobRequest(Spec):
                 "(distribution={'torch_distributed': ...} or "
                 "{'multi_worker_mirrored_strategy': ...})"
             )
+        _check_max_wait(self)
         return self
+
+
+def _check_max_wait(spec: CreateTrainingJobRequest) -> None:
+    """SageMaker's rules for MaxWaitTimeInSeconds: spot jobs only, at least the runtime."""
+    stop = spec.StoppingCondition
+    if stop.MaxWaitTimeInSeconds is None:
+        return
+    if not spec.EnableManagedSpotTraining:
+        raise ValueError(
+            "StoppingCondition.MaxWaitTimeInSeconds: applies to managed spot training only; "
+            "set EnableManagedSpotTraining to true, or leave MaxWaitTimeInSeconds out"
+        )
+    if stop.MaxWaitTimeInSeconds < stop.MaxRuntimeInSeconds:
+        raise ValueError(
+            f"StoppingCondition.MaxWaitTimeInSeconds: {stop.MaxWaitTimeInSeconds} is smaller "
+            f"than StoppingCondition.MaxRuntimeInSeconds ({stop.MaxRuntimeInSeconds}); it is the "
+            "total time, waits for capacity included, so set it to at least the runtime"
+        )
 
 
 def _check_stand_in(spec: CreateTrainingJobRequest) -> None:
@@ -287,6 +337,25 @@ class ModelArtifacts(Output):
 _ModelArtifacts = ModelArtifacts
 
 
+class AttemptOutcome(StrEnum):
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+    PREEMPTED = "Preempted"
+
+
+class TrainingAttempt(Output):
+    """One ended attempt of a training job (ours: SageMaker shows only the last)."""
+
+    AttemptNumber: int
+    StartTime: datetime | None = None
+    EndTime: datetime
+    Outcome: AttemptOutcome
+    FailureReason: str | None = None
+    # A new attempt followed because of this one (a retry or, Preempted, a relaunch).
+    Retried: bool = False
+
+
 class TrainingJobState(Output):
     """What the control plane observed and decided; written only by the controller."""
 
@@ -307,6 +376,11 @@ class TrainingJobState(Output):
     AllocatedGpus: list[int] = []
     StoppingSince: datetime | None = None
     StopReason: str | None = None
+    # Every ended attempt, oldest first; the next attempt's launch time while it backs off;
+    # how many attempts were preempted (not counted against MaximumRetryAttempts).
+    Attempts: list[TrainingAttempt] = []
+    NextAttemptTime: datetime | None = None
+    PreemptionCount: int = 0
 
 
 class DescribeTrainingJobResponse(CreateTrainingJobRequest, TrainingJobState):

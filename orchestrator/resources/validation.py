@@ -14,6 +14,13 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 _FIELD_PATH = re.compile(r"^[A-Z][A-Za-z0-9]*(\[[0-9]+\])?(\.[A-Z][A-Za-z0-9]*(\[[0-9]+\])?)*$")
 
 
+def named_field(text: str) -> tuple[str, str] | None:
+    """A check across fields names the field it is about as its message's start
+    (``"A.B: why"``): that field and the rest, or None."""
+    head, sep, rest = text.partition(": ")
+    return (head, rest) if sep and _FIELD_PATH.match(head) else None
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """``("InputDataConfig", 0, "DataSource")`` -> ``InputDataConfig[0].DataSource``."""
     out = ""
@@ -63,10 +70,7 @@ def parse_spec(
             if unknown is not None and err.get("type") == "extra_forbidden":
                 text = unknown(path) or text
             if not path:
-                # A check across fields names the field it is about as its message's start.
-                head, sep, rest = text.partition(": ")
-                if sep and _FIELD_PATH.match(head):
-                    path, text = head, rest
+                path, text = named_field(text) or (path, text)
             first_field = first_field or path or None
             parts.append(f"{path or '(body)'}: {text}")
         raise ValidationError("; ".join(parts), field=first_field) from e

@@ -15,13 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
-from orchestrator.resources.failures import FailureReason
+from orchestrator.resources.failures import ExitKind, FailureReason
 from orchestrator.resources.training import CreateTrainingJobRequest
 
 JOB_FILE = "job.json"
 PID_FILE = "supervisor.pid"
 PROGRESS_FILE = "progress.json"
 RESULT_FILE = "result.json"
+# Where the attempt's lines start in the job's log (all attempts append to one log).
+LOG_START_FILE = "log.start"
 
 
 class StoreAccess(BaseModel):
@@ -108,6 +110,8 @@ class Result(BaseModel):
     outcome: Literal["completed", "failed", "stopped"]
     exit_code: int | None
     failure: FailureReason | None = None  # typed: rendered only in the job's status
+    # How the user's process ended (None: it never ran, e.g. a download failed).
+    exit_kind: ExitKind | None = None
     model_artifact: str | None = None
     metrics: dict[str, float] = {}
     metric_times: dict[str, float] = {}

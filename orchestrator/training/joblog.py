@@ -86,6 +86,12 @@ class JobLog:
             self._size += len(data)
         return ms
 
+    @property
+    def size(self) -> int:
+        """Bytes in the log so far: where the next line starts."""
+        with self._lock:
+            return self._size
+
     def close(self) -> None:
         self._log.close()
         self._times.close()

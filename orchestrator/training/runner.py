@@ -19,6 +19,14 @@ with its host's tag. When one exits non-zero the others get SIGTERM, then SIGKIL
 the model (and output data) directories of every host are merged into algo-1's and uploaded
 as one ``model.tar.gz``, as SageMaker aggregates them (a name written by several hosts keeps
 the lowest host's file, and the log says so); every host's checkpoints are uploaded.
+
+Out of memory, on the process backend (the result's ``exit_kind`` is ``"oom"``, for the retry
+policy): the user's process killed by SIGKILL while this supervisor lives (the control plane's
+SIGKILL goes to the whole process group, this supervisor included, so one it survives was
+sent by someone else: the kernel's OOM killer or a cgroup's memory limit, confirmed when the
+cgroup's ``memory.events`` counted an ``oom_kill`` meanwhile); or, under the instance type's
+memory limit (``RLIMIT_DATA``), a Python process that ended with ``MemoryError`` as the last
+line of its output (an allocation refused at the limit: the process backend's OOM).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from pathlib import Path
 from orchestrator import procs
 from orchestrator.algorithms.hyperparameters import ALGORITHMS
 from orchestrator.objects import ObjectStore
-from orchestrator.resources.failures import FailureReason, client_error
+from orchestrator.resources.failures import ExitKind, FailureReason, client_error
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 from orchestrator.training.contract import (
@@ -59,6 +67,7 @@ from orchestrator.training.contract import (
 )
 from orchestrator.training.files import (
     JOB_FILE,
+    LOG_START_FILE,
     PID_FILE,
     PROGRESS_FILE,
     RESULT_FILE,
@@ -66,6 +75,7 @@ from orchestrator.training.files import (
     PhaseEntry,
     Progress,
     Result,
+    write_atomic,
     write_model,
 )
 from orchestrator.training.joblog import JobLog, host_tag
@@ -82,6 +92,22 @@ TAIL_LINES = 12
 PEER_STOP_GRACE_SECONDS = 10.0
 # Per host of a multi-host attempt on the process backend: its own /opt/ml (``<host>/ml``).
 HOSTS_DIR = "hosts"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def oom_kills(cgroup_root: Path = CGROUP_ROOT) -> int | None:
+    """The ``oom_kill`` count of this process's cgroup (v2), or None where it cannot be read."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        path = next(line[3:] for line in lines if line.startswith("0::"))
+        events = (cgroup_root / path.lstrip("/") / "memory.events").read_text()
+    except (OSError, StopIteration):
+        return None
+    for line in events.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
@@ -163,6 +189,7 @@ class Supervisor:
         self._line_lock = threading.Lock()  # several hosts' output threads write lines
         self.host_tails: dict[str, collections.deque[str]] = {}
         self.failed_host: Host | None = None
+        self._oom_kills_before: int | None = None
         # Each running host's usage probe (``training.usage``), sampled while training.
         self.usage_targets: dict[str, Probe] = {}
 
@@ -309,6 +336,7 @@ class Supervisor:
             SecondaryStatus.TRAINING, "Training image download completed. Training in progress."
         )
         rendezvous = self.rendezvous()
+        self._oom_kills_before = oom_kills()
         running: dict[Host, subprocess.Popen[str]] = {}
         for host in self.hosts:
             argv, cwd = commands[host]
@@ -450,20 +478,69 @@ class Supervisor:
                         "e.g. only on RANK 0)"
                     )
 
-    def failure_reason(self, code: int) -> FailureReason:
+    def _failing_tail(self) -> list[str]:
+        """The last lines of the host that failed (a multi-host attempt), else of the job."""
+        host = self.failed_host
+        return list(self.host_tails.get(host.name, ()) if host else self.tail)
+
+    def out_of_memory(self, code: int) -> str | None:
+        """What is known of the user's process running out of memory (None: it did not)."""
+        if code == -signal.SIGKILL and not self.stopping:
+            before, after = self._oom_kills_before, oom_kills()
+            if before is not None and after is not None and after > before:
+                return (
+                    "the training process was killed by the kernel's OOM killer (SIGKILL; its "
+                    f"cgroup counted {after - before} OOM kill(s) while it ran)"
+                )
+            return (
+                "the training process was killed by SIGKILL, which the orchestrator did not "
+                "send: the kernel's OOM killer or a cgroup's memory limit sends it"
+            )
+        itype = INSTANCE_TYPES[self.spec.ResourceConfig.InstanceType]
+        tail = self._failing_tail()
+        last = tail[-1].strip() if tail else ""
+        if (
+            code == 1
+            and itype.memory_mib
+            and (last == "MemoryError" or last.startswith("MemoryError:"))
+        ):
+            return (
+                "the training process raised MemoryError at the memory limit of "
+                f"{itype.name} ({itype.memory_mib} MiB of heap, RLIMIT_DATA)"
+            )
+        return None
+
+    def failure_reason(self, code: int, out_of_memory: str | None) -> FailureReason:
         host = self.failed_host
         if host is None:
-            return algorithm_failure(code, self.paths, list(self.tail))
-        tail = list(self.host_tails.get(host.name, ()))
+            return algorithm_failure(code, self.paths, list(self.tail), out_of_memory=out_of_memory)
         reason = algorithm_failure(
-            code, self.host_paths(host), tail, process=f"the training process of {host.name}"
+            code,
+            self.host_paths(host),
+            self._failing_tail(),
+            process=f"the training process of {host.name}",
+            out_of_memory=out_of_memory,
         )
         return reason.model_copy(update={"message": f"{host.name}: {reason.message}"})
 
+    @staticmethod
+    def exit_kind(code: int, out_of_memory: str | None) -> ExitKind:
+        if out_of_memory is not None:
+            return "oom"
+        return "signal" if code < 0 else "exit"
+
     # --- the whole attempt -----------------------------------------------------------------
+    def mark_attempt(self) -> None:
+        """Where this attempt's lines start in the job's log, and a line that says so."""
+        start = self.root / LOG_START_FILE
+        if not start.exists():
+            write_atomic(start, str(self.log.size))
+        self.say(f"=== attempt {self.job.attempt} ===")
+
     def run(self) -> None:
         code: int | None = None
         try:
+            self.mark_attempt()
             self.download()
             if self.stopping:
                 self.say("stopped before training started")
@@ -472,16 +549,19 @@ class Supervisor:
             code = self.sampled_train()
             artifact = self.upload() if (code == 0 or self.stopping) else None
             reason: FailureReason | None = None
+            oom: str | None = None
             if self.stopping:
                 outcome = "stopped"
             elif code == 0:
                 outcome = "completed"
             else:
-                outcome, reason = "failed", self.failure_reason(code)
+                oom = self.out_of_memory(code)
+                outcome, reason = "failed", self.failure_reason(code, oom)
             self.finish(
                 Result(
                     outcome=outcome,
                     exit_code=code,
+                    exit_kind=self.exit_kind(code, oom),
                     failure=reason,
                     model_artifact=artifact,
                     metrics=self.metrics,

@@ -38,6 +38,7 @@ from orchestrator.errors import NotFoundError, OrchestratorError, PermanentError
 from orchestrator.objects import ObjectStore, pack_dir, safe_extract
 from orchestrator.objects.store import prefix_objects
 from orchestrator.resources.failures import (
+    OUT_OF_MEMORY,
     REASON_LIMIT,
     FailureReason,
     algorithm_error,
@@ -308,8 +309,8 @@ def algorithm_failure(
     if written:
         return algorithm_error(written[: REASON_LIMIT - len("AlgorithmError: ")])
     if out_of_memory is not None:
-        return algorithm_error(out_of_memory)
-    if code < 0:
+        head = f"{OUT_OF_MEMORY}: {out_of_memory}"
+    elif code < 0:
         try:
             sig = signal.Signals(-code).name
         except ValueError:

@@ -196,14 +196,16 @@ def test_the_concurrency_limit_is_resource_limit_exceeded(
         ({"VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}}, "VpcConfig"),
         ({"DebugRuleConfigurations": [{"RuleConfigurationName": "r", "RuleEvaluatorImage": "i"}]},
          "DebugRuleConfigurations"),
-        ({"EnableManagedSpotTraining": True}, "EnableManagedSpotTraining"),
+        ({"EnableManagedSpotTraining": True,
+          "StoppingCondition": {"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": 50}},
+         "StoppingCondition.MaxWaitTimeInSeconds"),
         ({"AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": SKLEARN}},
          "AlgorithmSpecification.TrainingImage"),
         ({"AlgorithmSpecification": {"TrainingInputMode": "Pipe", "TrainingImage": LINEAR}},
          "AlgorithmSpecification.TrainingInputMode"),
         ({"HyperParameters": {"predictor_type": "regressor", "epochs": "0"}}, "epochs"),
     ],
-    ids=["debug collections", "profiling interval", "vpc", "debug rules", "spot",
+    ids=["debug collections", "profiling interval", "vpc", "debug rules", "spot wait below runtime",
          "sklearn without script mode", "pipe mode", "bad hyperparameter"],
 )  # fmt: skip
 def test_what_cannot_be_honoured_is_refused_naming_the_field(
@@ -329,3 +331,45 @@ def test_a_list_parameter_that_cannot_be_honoured_is_refused(
         sagemaker.list_training_jobs(**params)
     code, message = error(e)
     assert code == "ValidationException" and named in message, message
+
+
+def test_spot_fields_and_retryable_exit_codes_travel_on_the_wire(
+    plane: AwsPlane, sagemaker: Any
+) -> None:
+    tags = [{"Key": "orchestrator:retryable-exit-codes", "Value": "3, 137-143"}]
+    sagemaker.create_training_job(
+        **job_request(
+            "spot-1",
+            EnableManagedSpotTraining=True,
+            RetryStrategy={"MaximumRetryAttempts": 2},
+            StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+            Tags=tags,
+        )
+    )
+    spec = plane.local.plane.describe_training_job("spot-1")
+    assert spec.RetryStrategy is not None
+    assert spec.RetryStrategy.RetryableExitCodes == ["3", "137-143"]
+    d = sagemaker.describe_training_job(TrainingJobName="spot-1")
+    assert d["EnableManagedSpotTraining"] is True
+    assert d["StoppingCondition"]["MaxWaitTimeInSeconds"] == 1200
+    assert d["RetryStrategy"] == {"MaximumRetryAttempts": 2}  # SageMaker's members only
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"RetryStrategy": {"MaximumRetryAttempts": 1},
+          "Tags": [{"Key": "orchestrator:retryable-exit-codes", "Value": "3,abc"}]},
+         "RetryStrategy.RetryableExitCodes[1]"),
+        ({"Tags": [{"Key": "orchestrator:retryable-exit-codes", "Value": "3"}]},
+         "needs RetryStrategy"),
+    ],
+    ids=["bad entry", "no retry strategy"],
+)  # fmt: skip
+def test_a_bad_retryable_exit_codes_tag_is_refused_naming_it(
+    plane: AwsPlane, sagemaker: Any, fields: dict[str, Any], needle: str
+) -> None:
+    with pytest.raises(ClientError) as e:
+        sagemaker.create_training_job(**job_request("bad-tag", **fields))
+    code, message = error(e)
+    assert code == "ValidationException" and "Tags[0].Value" in message and needle in message

@@ -280,3 +280,32 @@ def test_train_with_a_built_in_algorithm_needs_no_script(cli: Cli, tmp_path: Pat
     # Neither a script nor an algorithm: a clear error.
     result = cli("train", "--job-name", "nothing", "--no-wait")
     assert result.exit_code == 1 and "entry_point" in result.output
+
+
+def test_describe_shows_the_attempts_and_logs_says_what_an_attempt_needs(
+    cli: Cli, script: Path
+) -> None:
+    from orchestrator.resources.training import CreateTrainingJobRequest
+
+    spec = CreateTrainingJobRequest.model_validate(
+        {
+            "TrainingJobName": "job-r",
+            "AlgorithmSpecification": {"TrainingImage": "example/train:1"},
+            "RetryStrategy": {"MaximumRetryAttempts": 2},
+        }
+    )
+    cli.plane.create_training_job(spec)
+    cli.run_pass()
+    cli.backend.fail("job-r", "OutOfMemory: killed", exit_code=-9, exit_kind="oom")
+    cli.run_pass()
+    panel = cli.ok("jobs", "describe", "job-r").stdout
+    assert "Attempts" in panel and "Next attempt" in panel
+    assert "AlgorithmError: OutOfMemory: killed" in panel
+    described = cli.json("jobs", "describe", "job-r")
+    assert [(a["AttemptNumber"], a["Outcome"]) for a in described["Attempts"]] == [(1, "Failed")]
+    assert described["SecondaryStatus"] == "Restarting"
+    # The fake backend keeps one log per job, not per attempt: said, naming the option.
+    result = cli("jobs", "logs", "job-r", "--attempt", "1")
+    assert result.exit_code == 1
+    assert "attempt: the fake backend keeps no log per attempt" in result.stderr
+    assert cli("jobs", "logs", "job-r", "--attempt", "2").exit_code == 1  # not made yet

@@ -413,7 +413,9 @@ class KubernetesHarness(Harness):
             desired_state="kubernetes",
             api_keys_file=_keys_file(root / "keys.json"),
             kube=self.kube,
-            controller=ControllerSettings(resync_seconds=0.2, stop_grace_seconds=2),
+            controller=ControllerSettings(
+                resync_seconds=0.2, stop_grace_seconds=2, retry_backoff_seconds=0.2
+            ),
             serving=ServingSettings(invocation_timeout_seconds=HOLD_SECONDS),
         )
         self.plane = build_control_plane(settings, kube_api=self.api)

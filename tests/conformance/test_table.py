@@ -29,6 +29,7 @@ ISSUE_SCENARIOS = {
     # Training at scale (issue 14).
     "resource_usage",
     "distributed_environment",
+    "retry_by_exit_code",
 }
 
 

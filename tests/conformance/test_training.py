@@ -216,3 +216,35 @@ def test_resource_usage(h: Harness) -> None:
     assert all(0.0 < v <= 100.0 for v in memory), (h.backend, memory)
     log = h.client.training_job_logs(name).text
     assert "busy for 3 s" in log and "orchestrator:usage" not in log, (h.backend, log)
+
+
+FLAKY = Script(prints=("trying",), failure="flaky data source", exit_code=3)
+
+
+@scenario(
+    "Retry by exit code",
+    "an exit code listed in RetryStrategy.RetryableExitCodes is retried after a backoff "
+    "(Restarting, NextAttemptTime); every attempt is recorded with its reason and its own "
+    "log; the FailureReason names the attempt that failed",
+)
+def test_retry_by_exit_code(h: Harness) -> None:
+    name = "retry-exit-code"
+    retry = {"MaximumRetryAttempts": 1, "RetryableExitCodes": ["3"]}
+    h.create_script_job(name, FLAKY, RetryStrategy=retry)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Failed", h.backend
+    assert job.FailureReason == "AlgorithmError: attempt 2 of 2: flaky data source", (
+        f"{h.backend}: FailureReason {job.FailureReason!r}"
+    )
+    attempts = [(a.AttemptNumber, a.Outcome, a.Retried, a.FailureReason) for a in job.Attempts]
+    assert attempts == [
+        (1, "Failed", True, "AlgorithmError: flaky data source"),
+        (2, "Failed", False, "AlgorithmError: flaky data source"),
+    ], f"{h.backend}: {attempts}"
+    restarting = [t for t in job.SecondaryStatusTransitions if t.Status == "Restarting"]
+    assert restarting, h.backend
+    assert restarting[0].StatusMessage.startswith("Restarting in "), restarting[0].StatusMessage
+    assert "exit code 3 is in RetryStrategy.RetryableExitCodes" in restarting[0].StatusMessage
+    assert job.NextAttemptTime is None
+    for n in (1, 2):
+        assert "trying" in h.client.training_job_logs(name, attempt=n).text, (h.backend, n)

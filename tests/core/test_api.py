@@ -463,3 +463,51 @@ async def test_lists_sort_by_name_and_status_and_refuse_an_order_they_lack(api: 
     assert r.status_code == 400 and r.json()["field"] == "SortBy"
     r = await api.get("/api/v1/models", SortBy="Name", LastModifiedTimeAfter="2000-01-01T00:00:00Z")
     assert [m["ModelName"] for m in r.json()["Models"]] == ["model-1"]
+
+
+SPOT = {"EnableManagedSpotTraining": True}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "needle"),
+    [
+        (training_doc(RetryStrategy={"MaximumRetryAttempts": 1, "RetryableExitCodes": ["3", "x"]}),
+         "RetryStrategy.RetryableExitCodes[1]", "'N' or 'N-M'"),
+        (training_doc(RetryStrategy={"MaximumRetryAttempts": 1, "RetryableExitCodes": ["0"]}),
+         "RetryStrategy.RetryableExitCodes[0]", "outside 1..255"),
+        (training_doc(RetryStrategy={"MaximumRetryAttempts": 1, "RetryableExitCodes": ["200-256"]}),
+         "RetryStrategy.RetryableExitCodes[0]", "outside 1..255"),
+        (training_doc(RetryStrategy={"MaximumRetryAttempts": 1, "RetryableExitCodes": ["9-3"]}),
+         "RetryStrategy.RetryableExitCodes[0]", "reversed"),
+        (training_doc(RetryStrategy={"MaximumRetryAttempts": 1, "RetryableExitCodes": ["1-"]}),
+         "RetryStrategy.RetryableExitCodes[0]", "'N' or 'N-M'"),
+        (training_doc(RetryStrategy={"MaximumRetryAttempts": 0}),
+         "RetryStrategy.MaximumRetryAttempts", "greater than or equal to 1"),
+        (training_doc(**SPOT, StoppingCondition={"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": 99}),
+         "StoppingCondition.MaxWaitTimeInSeconds", "at least the runtime"),
+        (training_doc(StoppingCondition={"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": 200}),
+         "StoppingCondition.MaxWaitTimeInSeconds", "EnableManagedSpotTraining"),
+    ],
+    ids=["exit code not a number", "exit code 0", "range past 255", "reversed range",
+         "open range", "no retries", "wait below runtime", "wait without spot"],
+)  # fmt: skip
+async def test_bad_retry_and_spot_fields_are_400_naming_the_field(
+    api: Api, body: Any, field: str, needle: str
+) -> None:
+    r = await api.post(JOBS, body)
+    assert r.status_code == 400, r.text
+    assert (r.json()["code"], r.json()["field"]) == ("ValidationException", field)
+    assert needle in r.json()["message"]
+
+
+async def test_a_spot_job_with_retries_and_exit_codes_is_accepted(api: Api) -> None:
+    body = training_doc(
+        **SPOT,
+        RetryStrategy={"MaximumRetryAttempts": 2, "RetryableExitCodes": ["3", "137-143"]},
+        StoppingCondition={"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": 100},
+    )
+    r = await api.post(JOBS, body)
+    assert r.status_code == 201, r.text
+    described = (await api.get(f"{JOBS}/job-1")).json()
+    assert described["RetryStrategy"]["RetryableExitCodes"] == ["3", "137-143"]
+    assert (described["Attempts"], described["PreemptionCount"]) == ([], 0)

@@ -175,10 +175,12 @@ def test_the_container_backends_run_the_project_s_images_for_sagemaker_s() -> No
         assert run.image == docker_image
         container = _kube_user_container(spec)
         assert container["image"] == kube_image
+    # The project's images start the command through kube.hostenv (it samples the usage).
+    hostenv = ["python", "-m", "orchestrator.kube.hostenv", "--"]
     script = _kube_user_container(job(SKLEARN, HyperParameters=SCRIPT))
-    assert script["command"][:2] == ["python", "/opt/ml/code/train.py"]
+    assert script["command"][:6] == [*hostenv, "python", "/opt/ml/code/train.py"]
     builtin = _kube_user_container(job(LINEAR))
-    assert builtin["command"] == ["python", "-m", "orchestrator.algorithms.train"]
+    assert builtin["command"] == [*hostenv, "python", "-m", "orchestrator.algorithms.train"]
     assert {"name": "ORCH_ALGORITHM", "value": "linear-learner"} in builtin["env"]
 
 

@@ -102,17 +102,19 @@ CASES = [
          [], "Completed", "Completed", active=False, status={"FailureReason": None}),
     Case("exited failed", desired_job(status=LAUNCHED), failed("AlgorithmError", "boom"), at(101),
          [], "Failed", "Failed", active=False, status={"FailureReason": "AlgorithmError: boom"}),
-    # RetryStrategy retries the whole job for a reason of ours, never for the user's.
+    # RetryStrategy retries the whole job for a reason of ours, never for the user's; the
+    # next attempt waits out a backoff (test_plan_training_retry.py has the rest).
     Case("internal error, retry allowed", desired_job(spec=RETRY3, status=LAUNCHED),
-         failed("InternalServerError", "upload failed"), at(101), [("launch", 2)],
-         "InProgress", "Restarting", status={"Attempt": 2, "FailureReason": None}),
+         failed("InternalServerError", "upload failed"), at(101), [],
+         "InProgress", "Restarting",
+         status={"Attempt": 1, "FailureReason": None, "NextAttemptTime": at(111)}),
     Case("internal error, no retry strategy", desired_job(status=LAUNCHED),
          failed("InternalServerError", "upload failed"), at(101), [], "Failed", "Failed",
          active=False, status={"FailureReason": "InternalServerError: upload failed"}),
     Case("internal error, retries used up", desired_job(spec=RETRY3, status=job_state(Attempt=4)),
          failed("InternalServerError", "algo-2: pod p was interrupted", attempt=4), at(101), [],
          "Failed", "Failed", active=False,
-         status={"FailureReason": "InternalServerError: algo-2: pod p was interrupted"}),
+         status={"FailureReason": "InternalServerError: attempt 4 of 4: algo-2: pod p was interrupted"}),
     Case("algorithm error is not retried", desired_job(spec=RETRY3, status=LAUNCHED),
          failed("AlgorithmError", "ValueError: bad"), at(101), [], "Failed", "Failed",
          active=False, status={"FailureReason": "AlgorithmError: ValueError: bad"}),
@@ -128,8 +130,8 @@ CASES = [
     Case("supervisor killed, no retry", desired_job(status=LAUNCHED),
          exited(outcome=None, exit_code=-9), at(101), [], "Failed", "Failed", active=False),
     Case("supervisor killed, retry allowed", desired_job(spec=RETRY3, status=LAUNCHED),
-         exited(outcome=None, exit_code=-9), at(101), [("launch", 2)], "InProgress", "Restarting",
-         status={"Attempt": 2}),
+         exited(outcome=None, exit_code=-9), at(101), [], "InProgress", "Restarting",
+         status={"Attempt": 1, "NextAttemptTime": at(111)}),
     Case("supervisor killed, retries used up", desired_job(spec=RETRY3, status=job_state(Attempt=4)),
          exited(attempt=4, outcome=None, exit_code=-9), at(101), [], "Failed", "Failed", active=False),
     Case("vanished after launch", desired_job(status=LAUNCHED), None, at(10),
@@ -137,7 +139,7 @@ CASES = [
     Case("vanished while stopping", desired_job(status=STOPPING, stop=True), None, at(10),
          [], "Stopped", "Stopped", active=False, status={"FailureReason": None}),
     Case("vanished, retry allowed", desired_job(spec=RETRY3, status=LAUNCHED), None, at(10),
-         [("launch", 2)], "InProgress", "Restarting", status={"Attempt": 2}),
+         [], "InProgress", "Restarting", status={"Attempt": 1, "NextAttemptTime": at(20)}),
     Case("adopts a launch it did not record", desired_job(), running(attempt=1), at(1),
          [], "InProgress", "Starting", status={"Attempt": 1, "TrainingStartTime": NOW}),
     Case("terminal and delete requested", desired_job(status=COMPLETED, delete=True), None, at(1),
@@ -229,8 +231,8 @@ def test_a_retry_says_why_the_previous_attempt_failed() -> None:
     last = st.SecondaryStatusTransitions[-1]
     assert (last.Status, last.StatusMessage) == (
         "Restarting",
-        "Retrying: attempt 2 (attempt 1 failed: InternalServerError: upload failed: "
-        "store unreachable)",
+        "Restarting in 10 s (attempt 2 of 4; retried for an infrastructure failure): "
+        "InternalServerError: upload failed: store unreachable",
     )
 
 
@@ -323,6 +325,8 @@ def test_requeue_is_bounded_by_the_grace_left() -> None:
 def test_retry_attempts_of_one_allows_one_retry() -> None:
     spec = training_spec(RetryStrategy={"MaximumRetryAttempts": 1})
     plan, st = step(desired_job(spec=spec, status=LAUNCHED), exited(outcome=None), at(10))
+    assert plan.actions == ()
+    plan, st = step(desired_job(spec=spec, status=st), exited(outcome=None), at(20))
     assert [brief(a) for a in plan.actions] == [("launch", 2)]
     assert st.Attempt == 2
 

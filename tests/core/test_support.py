@@ -42,9 +42,6 @@ ARTIFACT = {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://models/
 
 # (kind, field path, a spec that uses it, backends that refuse it)
 CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
-    ("TrainingJob", "EnableManagedSpotTraining", job(EnableManagedSpotTraining=True), set(BACKENDS)),
-    ("TrainingJob", "StoppingCondition.MaxWaitTimeInSeconds",
-     job(StoppingCondition={"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}), set(BACKENDS)),
     ("TrainingJob", "StoppingCondition.MaxPendingTimeInSeconds",
      job(StoppingCondition={"MaxPendingTimeInSeconds": 7200}), set(BACKENDS)),
     ("TrainingJob", "InputDataConfig[0].ShuffleConfig",

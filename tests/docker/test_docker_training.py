@@ -505,3 +505,69 @@ def test_sagemaker_s_scikit_learn_images_run_on_the_project_s_images(
     )
     serving = DockerSettings().serving_image
     assert [r.attrs["Config"]["Image"] for r in replicas] == [serving]
+
+
+# Writes past the 4 GiB memory limit of ml.t3.medium's container (no swap beyond it): the
+# kernel kills it and the engine says State.OOMKilled; with "ok" in its data it completes.
+HUNGRY = """
+import os
+mode = open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "mode.txt")).read().strip()
+print("mode=" + mode, flush=True)
+if mode == "hungry":
+    big = b"x" * (6 << 30)
+open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write(mode)
+"""
+
+
+def test_an_oom_killed_container_is_retried_and_the_job_completes(
+    tmp_path: Path, images: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    from tests.docker.conftest import remove_test_containers
+    from tests.e2e.conftest import _kill_leftovers, server_env
+
+    # A backoff long enough for the test to change the data between the two attempts.
+    env = server_env(
+        tmp_path, ORCH_BACKEND="docker", ORCH_CONTROLLER__RETRY_BACKOFF_SECONDS="5", **images
+    )
+    server = RunningServer(root=tmp_path, env=env)
+    server.start()
+    try:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "mode.txt").write_text("hungry")
+        c = server.client()
+        script_job(
+            c,
+            "oom-docker",
+            HUNGRY,
+            ResourceConfig={"InstanceType": "ml.t3.medium", "InstanceCount": 1},
+            RetryStrategy={"MaximumRetryAttempts": 1},
+            InputDataConfig=[
+                {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": data.as_uri()}}}
+            ],
+        )
+        deadline = time.monotonic() + 120
+        while not c.describe_training_job("oom-docker").Attempts:
+            assert time.monotonic() < deadline, "attempt 1 never ended"
+            time.sleep(0.1)
+        (data / "mode.txt").write_text("ok")
+        first = c.describe_training_job("oom-docker").Attempts[0]
+        assert first.Outcome == "Failed" and first.Retried
+        assert first.FailureReason is not None
+        assert first.FailureReason.startswith(
+            "AlgorithmError: OutOfMemory: the training container was OOM-killed "
+            "(State.OOMKilled) at its memory limit (4096 MiB on ml.t3.medium)"
+        ), first.FailureReason
+        job = c.wait_for_training_job("oom-docker", timeout=120, poll=0.2)
+        assert job.TrainingJobStatus == "Completed", job.FailureReason
+        assert [(a.AttemptNumber, a.Outcome) for a in job.Attempts] == [
+            (1, "Failed"),
+            (2, "Completed"),
+        ]
+        assert "mode=hungry" in c.training_job_logs("oom-docker", attempt=1).text
+        second = c.training_job_logs("oom-docker", attempt=2).text
+        assert "mode=ok" in second and "mode=hungry" not in second
+    finally:
+        server.stop()
+        _kill_leftovers(tmp_path / "home")
+        remove_test_containers(docker_client, tmp_path)

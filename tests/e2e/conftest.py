@@ -77,6 +77,7 @@ def server_env(root: Path, **extra: str) -> dict[str, str]:
             "ORCH_SERVER__PORT": "0",
             "ORCH_CONTROLLER__RESYNC_SECONDS": "0.2",
             "ORCH_CONTROLLER__STOP_GRACE_SECONDS": "2",
+            "ORCH_CONTROLLER__RETRY_BACKOFF_SECONDS": "0.2",
         }
     )
     env.update(extra)

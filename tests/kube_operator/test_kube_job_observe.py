@@ -216,3 +216,46 @@ def test_the_phases_of_several_hosts_move_forward_once() -> None:
     seen = job_observation("j", indexed(2, {"active": 2}), pods)
     assert [m.phase for m in seen.phases][-1] == SecondaryStatus.UPLOADING
     assert seen.phases[-1].at.strftime("%M:%S") == "00:40"
+
+
+def test_an_oom_killed_user_container_is_an_out_of_memory_failure_of_kind_oom() -> None:
+    job = {"status": FAILED}
+    killed = {
+        "terminated": {
+            "exitCode": 137,
+            "reason": "OOMKilled",
+            "finishedAt": "2024-05-01T12:00:09Z",
+        }
+    }
+    seen = job_observation("j", job, [pod(None, download=ended(0, "12:00:05"), algo=killed)])
+    assert (seen.outcome, seen.exit_code, seen.exit_kind) == ("failed", 137, "oom")
+    assert seen.failure is not None and seen.failure.kind == "AlgorithmError"
+    assert seen.failure.message.startswith(
+        "OutOfMemory: container algo was OOM-killed at its memory limit (OOMKilled, exit code 137)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("algo", "kind"),
+    [
+        (ended(3, "12:00:09"), "exit"),
+        ({"terminated": {"exitCode": 143, "signal": 15, "finishedAt": "2024-05-01T12:00:09Z"}},
+         "signal"),
+        (running("12:00:06"), None),
+    ],
+    ids=["exit code", "signal", "still running"],
+)  # fmt: skip
+def test_the_exit_kind_of_the_user_container(algo: dict[str, Any], kind: str | None) -> None:
+    seen = job_observation("j", {"status": FAILED}, [pod(None, algo=algo)])
+    assert seen.exit_kind == kind
+
+
+def test_an_oom_kill_on_any_host_makes_the_attempt_oom() -> None:
+    oom = {
+        "terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2024-05-01T12:04:00Z"}
+    }
+    pods = [pod(0, algo=ended(143, "12:05:00")), pod(1, algo=oom)]
+    seen = job_observation("j", indexed(2, FAILED), pods)
+    assert seen.exit_kind == "oom"
+    assert seen.failure is not None
+    assert seen.failure.message.startswith("algo-2: OutOfMemory:")

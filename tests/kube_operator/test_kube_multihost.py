@@ -11,6 +11,8 @@ import pytest
 from kube_harness import Cluster, stamp
 from kubernetes import client
 
+from orchestrator.controller.plan.training import TrainingPolicy
+from orchestrator.controller.reconciler import Policies
 from orchestrator.kube.jobs import AS_HOST
 from orchestrator.kube.objects import INDEX_ANNOTATION, KubeSettings
 from orchestrator.kube.operator import Operator
@@ -217,8 +219,11 @@ def test_a_failing_host_fails_the_job_with_its_reason(cluster: Cluster, operator
 
 
 def test_an_internal_failure_retries_the_whole_job_as_a_new_attempt(
-    cluster: Cluster, operator: Operator
+    cluster: Cluster, api: client.ApiClient, settings: KubeSettings
 ) -> None:
+    # No backoff, so that the retry is the next pass (the planner's tables time it).
+    policies = Policies(training=TrainingPolicy(retry_backoff_seconds=0))
+    operator = Operator(api, settings, policies=policies)
     cluster.create("TrainingJob", "again", {**SCRIPT, "retryStrategy": {"maximumRetryAttempts": 1}})
     operator.run_once()
     job = cluster.one("Job")
@@ -229,13 +234,17 @@ def test_an_internal_failure_retries_the_whole_job_as_a_new_attempt(
         host_pod(cluster, job, i, host_status(terminated(0, 3), upload))
     failed_job(cluster, "again-1")
     operator.run_once()
+    status = cluster.status("TrainingJob", "again")
+    last = status["secondaryStatusTransitions"][-1]
+    assert last["status"] == "Restarting"
+    assert last["statusMessage"].startswith("Restarting in 0 s (attempt 2 of 2;")
+    assert "InternalServerError: algo-1: upload failed: store down" in last["statusMessage"]
+    assert [a["outcome"] for a in status["attempts"]] == ["Failed"]
+    operator.run_once()
     assert cluster.names("Job") == ["again-1", "again-2"]
     assert cluster.names("Service") == ["again-1", "again-2"]
     status = cluster.status("TrainingJob", "again")
     assert (status["trainingJobStatus"], status["attempt"]) == ("InProgress", 2)
-    last = status["secondaryStatusTransitions"][-1]
-    assert last["status"] == "Restarting"
-    assert "InternalServerError: algo-1: upload failed: store down" in last["statusMessage"]
 
 
 def test_an_isolated_job_is_refused_where_the_egress_is_not_configured(

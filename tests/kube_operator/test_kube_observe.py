@@ -84,7 +84,9 @@ def test_an_oom_killed_container_says_so() -> None:
         },
     }
     reason = job_observation("j", job, [pod]).failure
-    assert reason == algorithm_error("container algo exited with code 137 (out of memory)")
+    assert reason == algorithm_error(
+        "OutOfMemory: container algo was OOM-killed at its memory limit (OOMKilled, exit code 137)"
+    )
 
 
 def test_a_bad_image_is_a_pod_problem() -> None:

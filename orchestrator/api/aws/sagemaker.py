@@ -56,7 +56,11 @@ from orchestrator.resources.kinds import (
 )
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.search import SearchRequest
-from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.resources.training import (
+    RETRYABLE_EXIT_CODES_TAG,
+    CreateTrainingJobRequest,
+    parse_exit_codes,
+)
 from orchestrator.resources.tuning import TUNING_JOB_TAG, CreateHyperParameterTuningJobRequest
 
 Params = dict[str, Any]
@@ -171,9 +175,37 @@ def _page(key: str, items: list[Any], token: str | None, structure: str) -> dict
 # --- training jobs --------------------------------------------------------------------------
 def create_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     op = "CreateTrainingJob"
-    req = parse(CreateTrainingJobRequest, take_defaults(p, op), op)
+    req = _retryable_exit_codes(parse(CreateTrainingJobRequest, take_defaults(p, op), op))
     arn = _create(cp, TRAINING_JOB.name, req.TrainingJobName, lambda: cp.create_training_job(req))
     return {"TrainingJobArn": arn}
+
+
+def _retryable_exit_codes(req: CreateTrainingJobRequest) -> CreateTrainingJobRequest:
+    """``RetryStrategy.RetryableExitCodes`` from its tag (SageMaker has no such member)."""
+    i, tag = next(
+        ((i, t) for i, t in enumerate(req.Tags) if t.Key == RETRYABLE_EXIT_CODES_TAG), (0, None)
+    )
+    if tag is None:
+        return req
+    where = f"Tags[{i}].Value"
+    if req.RetryStrategy is None:
+        raise ValidationError(
+            f"{where}: the {RETRYABLE_EXIT_CODES_TAG} tag needs RetryStrategy "
+            "(MaximumRetryAttempts) on the job",
+            field=where,
+        )
+    codes = [c.strip() for c in tag.Value.split(",") if c.strip()]
+    for k, entry in enumerate(codes):
+        try:
+            parse_exit_codes(entry)
+        except ValueError as e:
+            raise ValidationError(
+                f"{where}: entry {k} of the {RETRYABLE_EXIT_CODES_TAG} tag "
+                f"(RetryStrategy.RetryableExitCodes[{k}]): {e}",
+                field=where,
+            ) from None
+    strategy = req.RetryStrategy.model_copy(update={"RetryableExitCodes": codes})
+    return req.model_copy(update={"RetryStrategy": strategy})
 
 
 def describe_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:

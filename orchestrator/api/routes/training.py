@@ -103,8 +103,11 @@ def training_job_logs(
     cp: Plane,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=4 << 20)] = 1 << 20,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    data, nxt, active = cp.training_job_logs(name, offset, limit)
+    """The job's log: every attempt (each starts with ``[orchestrator] === attempt N ===``),
+    or ``attempt``'s part only (offsets from its start)."""
+    data, nxt, active = cp.training_job_logs(name, offset, limit, attempt)
     return Response(
         content=data,
         media_type="text/plain; charset=utf-8",

@@ -390,22 +390,26 @@ class DockerSupervisor(Supervisor):
         except DockerException as e:
             self.say(f"could not remove network {self.run_spec.network}: {e}")
 
-    def failure_reason(self, code: int) -> FailureReason:
-        oom: str | None = None
-        if self._oom:
-            itype = INSTANCE_TYPES[self.spec.ResourceConfig.InstanceType]
-            oom = (
-                f"the training container ran out of memory ({itype.memory_mib} MiB on {itype.name})"
-            )
+    def out_of_memory(self, code: int) -> str | None:
+        """The engine's word (``State.OOMKilled``), never a guess from the exit code."""
+        if not self._oom:
+            return None
+        itype = INSTANCE_TYPES[self.spec.ResourceConfig.InstanceType]
+        return (
+            "the training container was OOM-killed (State.OOMKilled) at its memory limit "
+            f"({itype.memory_mib} MiB on {itype.name})"
+        )
+
+    def failure_reason(self, code: int, out_of_memory: str | None) -> FailureReason:
         process = "the container" if code == -signal.SIGKILL else "the training process"
         host = self.failed_host
         if host is None:
             return algorithm_failure(
-                code, self.paths, list(self.tail), process=process, out_of_memory=oom
+                code, self.paths, list(self.tail), process=process, out_of_memory=out_of_memory
             )
         tail = [line for line in self.tail if line.startswith(host_tag(host.name))]
         reason = algorithm_failure(
-            code, self.paths, tail, process=f"{process} of {host.name}", out_of_memory=oom
+            code, self.paths, tail, process=f"{process} of {host.name}", out_of_memory=out_of_memory
         )
         return reason.model_copy(update={"message": f"{host.name}: {reason.message}"})
 

@@ -26,6 +26,7 @@ from orchestrator.resources.training import SecondaryStatus
 from orchestrator.settings import Settings
 from orchestrator.training.files import (
     JOB_FILE,
+    LOG_START_FILE,
     PID_FILE,
     PROGRESS_FILE,
     RESULT_FILE,
@@ -202,6 +203,7 @@ class ProcessJobs:
                 started_at=_dt(r.started_at),
                 ended_at=_dt(r.ended_at),
                 exit_code=r.exit_code,
+                exit_kind=r.exit_kind,
                 outcome=r.outcome,
                 failure=r.failure,
                 model_artifact=r.model_artifact,
@@ -256,6 +258,27 @@ class ProcessJobs:
 
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
         return read_log(self.job_log_path(name), offset, limit)
+
+    def _log_start(self, name: str, attempt: int) -> int | None:
+        try:
+            return int((self._job_dir(name) / f"attempt-{attempt}" / LOG_START_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def read_attempt_log(
+        self, name: str, attempt: int, offset: int, limit: int
+    ) -> tuple[bytes, int]:
+        """Attempt ``attempt``'s part of the job log (offsets from its start): from where
+        its supervisor started writing to where the next attempt's did (or the end)."""
+        start = self._log_start(name, attempt)
+        if start is None:
+            return b"", offset
+        end = self._log_start(name, attempt + 1)
+        room = limit if end is None else max(0, min(limit, end - start - offset))
+        if room == 0:
+            return b"", offset
+        data, _ = read_log(self.job_log_path(name), start + offset, room)
+        return data, offset + len(data)
 
     def job_log_marks(self, name: str) -> Marks:
         """The supervisor's time marks beside the job log (``training.joblog``)."""

@@ -104,25 +104,6 @@ KMS_INSTEAD = "leave it unset (a KMS key provider per resource is not available 
 RULES: tuple[Rule, ...] = (
     Rule(
         "TrainingJob",
-        "EnableManagedSpotTraining",
-        ALL,
-        "there is no spot capacity to bid for",
-        "leave it false; for preemptible nodes use RetryStrategy with CheckpointConfig",
-        _flag(lambda s: s.EnableManagedSpotTraining, "EnableManagedSpotTraining"),
-    ),
-    Rule(
-        "TrainingJob",
-        "StoppingCondition.MaxWaitTimeInSeconds",
-        ALL,
-        "it only applies to managed spot training, which is not available",
-        "leave it unset; StoppingCondition.MaxRuntimeInSeconds bounds the run",
-        _flag(
-            lambda s: s.StoppingCondition.MaxWaitTimeInSeconds is not None,
-            "StoppingCondition.MaxWaitTimeInSeconds",
-        ),
-    ),
-    Rule(
-        "TrainingJob",
         "StoppingCondition.MaxPendingTimeInSeconds",
         ALL,
         "a job waiting for capacity is not stopped after a time yet",

@@ -6,9 +6,13 @@ table of (status, observation, now) -> (actions, new status).
 
 Failures arrive typed (``FailureReason``: SageMaker's category and a message) and become
 SageMaker's ``FailureReason`` string only in the status. ``RetryStrategy`` retries the whole
-job, as SageMaker does, when an attempt failed for a reason of ours (``InternalServerError``:
-a supervisor that died, a failed upload, an interrupted host of a multi-host job), never for a
-``ClientError`` or an ``AlgorithmError``, which a new attempt would only repeat.
+job, as SageMaker does, by the policy of ``plan.retry`` (infrastructure failures and OOM kills;
+a user error only for the exit codes listed), after a backoff: the failed attempt is recorded
+in ``Attempts``, the status says ``Restarting in N s`` with ``NextAttemptTime``, and the next
+attempt launches when that time has come. An attempt the queue preempts (``Admission.preempt``)
+is stopped as a stop is (SIGTERM, then SIGKILL after the grace), recorded as Preempted (not a
+retry), and the job waits in the queue (Interrupted, then Pending) for its next attempt.
+``StoppingCondition.MaxWaitTimeInSeconds`` (spot jobs) bounds the whole job, waits included.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orchestrator.controller.plan.retry import BACKOFF_CAP_SECONDS, backoff_seconds, retry_cause
 from orchestrator.controller.plan.types import (
     Action,
+    Admission,
     CleanupJob,
     DeleteRecord,
     GpuCapacity,
@@ -38,11 +44,13 @@ from orchestrator.resources.failures import (
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
+    AttemptOutcome,
     CreateTrainingJobRequest,
     MetricData,
     ModelArtifacts,
     SecondaryStatus,
     SecondaryStatusTransition,
+    TrainingAttempt,
     TrainingJobState,
     TrainingJobStatus,
 )
@@ -65,6 +73,8 @@ class DesiredJob:
 @dataclass(frozen=True)
 class TrainingPolicy:
     stop_grace_seconds: float = 30.0
+    retry_backoff_seconds: float = 10.0
+    retry_backoff_cap_seconds: float = BACKOFF_CAP_SECONDS
 
 
 def _secondary(
@@ -78,6 +88,75 @@ def _secondary(
         transitions[-1] = transitions[-1].model_copy(update={"EndTime": now})
     transitions.append(SecondaryStatusTransition(Status=new, StartTime=now, StatusMessage=message))
     return st.model_copy(update={"SecondaryStatus": new, "SecondaryStatusTransitions": transitions})
+
+
+def _transition(
+    st: TrainingJobState, new: SecondaryStatus, now: datetime, message: str
+) -> TrainingJobState:
+    """A new transition even when the secondary status stays (a second Restarting)."""
+    if st.SecondaryStatus == new:
+        st = st.model_copy(update={"SecondaryStatus": SecondaryStatus.STARTING})
+    return _secondary(st, new, now, message)
+
+
+_OUTCOMES = {
+    TrainingJobStatus.COMPLETED: AttemptOutcome.COMPLETED,
+    TrainingJobStatus.FAILED: AttemptOutcome.FAILED,
+    TrainingJobStatus.STOPPED: AttemptOutcome.STOPPED,
+}
+
+
+def _attempt_recorded(st: TrainingJobState) -> bool:
+    return bool(st.Attempts) and st.Attempts[-1].AttemptNumber == st.Attempt
+
+
+def _attempt_start(st: TrainingJobState, observed: ObservedJob | None) -> datetime | None:
+    """When the current attempt began: its own record, else its launch's transition."""
+    if observed is not None and observed.started_at is not None:
+        return observed.started_at
+    for t in reversed(st.SecondaryStatusTransitions):
+        if t.Status in (SecondaryStatus.STARTING, SecondaryStatus.RESTARTING):
+            return t.StartTime
+    return st.TrainingStartTime
+
+
+def _record_attempt(
+    st: TrainingJobState,
+    observed: ObservedJob | None,
+    end: datetime,
+    outcome: AttemptOutcome,
+    failure: str | None = None,
+    *,
+    retried: bool = False,
+) -> TrainingJobState:
+    """The current attempt, ended, into ``Attempts`` (once)."""
+    if st.Attempt == 0 or _attempt_recorded(st):
+        return st
+    start = _attempt_start(st, observed)
+    attempt = TrainingAttempt(
+        AttemptNumber=st.Attempt,
+        StartTime=min(start, end) if start else None,
+        EndTime=end,
+        Outcome=outcome,
+        FailureReason=failure[:FAILURE_REASON_LIMIT] if failure else None,
+        Retried=retried,
+    )
+    return st.model_copy(update={"Attempts": [*st.Attempts, attempt]})
+
+
+def billable_seconds(st: TrainingJobState) -> int:
+    """The time attempts ran (each from its start to its end), summed: backoffs and waits in
+    the queue (a preempted spot job's) are not billed."""
+    total = sum(
+        (a.EndTime - a.StartTime).total_seconds() for a in st.Attempts if a.StartTime is not None
+    )
+    return max(0, int(total))
+
+
+def _attempts_allowed(desired: DesiredJob, st: TrainingJobState) -> int:
+    """Attempts the job may make: one, plus its retries, plus those preempted (not counted)."""
+    strategy = desired.spec.RetryStrategy
+    return 1 + (strategy.MaximumRetryAttempts if strategy else 0) + st.PreemptionCount
 
 
 def _replay(st: TrainingJobState, observed: ObservedJob, now: datetime) -> TrainingJobState:
@@ -104,6 +183,7 @@ def _finish(
     message: str,
     failure: FailureReason | str | None = None,
     observed: ObservedJob | None = None,
+    attempts_allowed: int | None = None,
 ) -> TrainingJobState:
     # The job's own end time, kept between the last recorded transition and now so that
     # transitions stay in order whatever the two clocks say.
@@ -118,13 +198,21 @@ def _finish(
     seconds = max(0, int((end - start).total_seconds())) if start else 0
     # The one place a typed reason becomes SageMaker's string.
     rendered = failure.render() if isinstance(failure, FailureReason) else failure
+    st = _record_attempt(st, observed, end, _OUTCOMES[status], rendered)
+    if rendered and status == TrainingJobStatus.FAILED and st.Attempt > 1 and attempts_allowed:
+        # After retries: which attempt failed, and of how many the job could make; SageMaker's
+        # category stays first (``"AlgorithmError: attempt 3 of 3: ..."``).
+        which = f"attempt {st.Attempt} of {max(attempts_allowed, st.Attempt)}"
+        kind, sep, rest = rendered.partition(": ")
+        rendered = f"{kind}: {which}: {rest}" if sep else f"{which}: {rendered}"
     update: dict[str, object] = {
         "TrainingJobStatus": status,
         "SecondaryStatusTransitions": transitions,
         "TrainingEndTime": end,
         "TrainingTimeInSeconds": seconds,
-        "BillableTimeInSeconds": seconds,
+        "BillableTimeInSeconds": billable_seconds(st) if st.Attempts else seconds,
         "FailureReason": rendered[:FAILURE_REASON_LIMIT] if rendered else None,
+        "NextAttemptTime": None,
     }
     if observed is not None:
         if observed.metrics:
@@ -156,6 +244,7 @@ def _failed(
     now: datetime,
     reason: FailureReason | str,
     observed: ObservedJob | None = None,
+    attempts_allowed: int | None = None,
 ) -> Plan[TrainingJobState]:
     """The job ends Failed with ``reason`` as its FailureReason."""
     return _plan(
@@ -167,6 +256,7 @@ def _failed(
             message="Job failed",
             failure=reason,
             observed=observed,
+            attempts_allowed=attempts_allowed,
         ),
         [],
         None,
@@ -293,9 +383,103 @@ def _adopt(st: TrainingJobState, observed: ObservedJob, now: datetime) -> Traini
 
 
 def _retry_allowed(desired: DesiredJob, st: TrainingJobState) -> bool:
-    """MaximumRetryAttempts counts retries (SageMaker), so attempts may reach it plus one."""
+    """MaximumRetryAttempts counts retries (SageMaker), so attempts may reach it plus one;
+    preempted attempts do not count."""
     strategy = desired.spec.RetryStrategy
-    return strategy is not None and st.Attempt <= strategy.MaximumRetryAttempts
+    return strategy is not None and st.Attempt - st.PreemptionCount <= strategy.MaximumRetryAttempts
+
+
+def _max_wait_exceeded(desired: DesiredJob, now: datetime) -> str | None:
+    """SageMaker's MaxWaitTimeExceeded: a spot job not done within MaxWaitTimeInSeconds of
+    its creation (time waiting for capacity included), or None."""
+    limit = desired.spec.StoppingCondition.MaxWaitTimeInSeconds
+    if limit is None or not desired.spec.EnableManagedSpotTraining:
+        return None
+    if now < desired.created_at + timedelta(seconds=limit):
+        return None
+    return (
+        f"MaxWaitTimeExceeded: the job did not complete within "
+        f"StoppingCondition.MaxWaitTimeInSeconds={limit} (waits for capacity included)"
+    )
+
+
+def _retry_later(
+    desired: DesiredJob,
+    st: TrainingJobState,
+    observed: ObservedJob | None,
+    now: datetime,
+    policy: TrainingPolicy,
+    *,
+    reason: FailureReason,
+    cause: str,
+) -> Plan[TrainingJobState]:
+    """Record the failed attempt and wait out the backoff before the next one."""
+    end = min(observed.ended_at or now, now) if observed is not None else now
+    st = _record_attempt(st, observed, end, AttemptOutcome.FAILED, reason.render(), retried=True)
+    retries_done = st.Attempt - st.PreemptionCount - 1
+    delay = backoff_seconds(
+        policy.retry_backoff_seconds, retries_done, policy.retry_backoff_cap_seconds
+    )
+    message = (
+        f"Restarting in {delay:g} s (attempt {st.Attempt + 1} of "
+        f"{_attempts_allowed(desired, st)}; retried for {cause}): {reason.render()}"
+    )
+    st = _transition(st, SecondaryStatus.RESTARTING, now, message[:FAILURE_REASON_LIMIT])
+    conditions = set_condition(
+        st.Conditions, ConditionType.RUNNING, "False", reason="Restarting", message=message, now=now
+    )
+    st = st.model_copy(
+        update={
+            "NextAttemptTime": now + timedelta(seconds=delay),
+            "AllocatedGpus": [],
+            "Conditions": conditions,
+        }
+    )
+    return _plan(st, [], max(0.05, delay))
+
+
+def _plan_next(
+    desired: DesiredJob,
+    st: TrainingJobState,
+    now: datetime,
+    capacity: GpuCapacity | None,
+    admission: Admission | None,
+) -> Plan[TrainingJobState]:
+    """Between attempts (the last one's end is recorded): stop, give up, wait, or launch."""
+    if desired.stop_requested:
+        message = "Stopped by request (StopTrainingJob) between attempts"
+        st = st.model_copy(update={"StopReason": message})
+        return _plan(
+            _finish(st, TrainingJobStatus.STOPPED, SecondaryStatus.STOPPED, now, message=message),
+            [],
+            None,
+        )
+    waited_out = _max_wait_exceeded(desired, now)
+    if waited_out is not None:
+        st = st.model_copy(update={"StopReason": waited_out})
+        return _plan(
+            _finish(
+                st,
+                TrainingJobStatus.STOPPED,
+                SecondaryStatus.MAX_WAIT_TIME_EXCEEDED,
+                now,
+                message=waited_out,
+            ),
+            [],
+            None,
+        )
+    if st.NextAttemptTime is not None and now < st.NextAttemptTime:
+        return _plan(st, [], max(0.05, (st.NextAttemptTime - now).total_seconds()))
+    if admission is not None and admission.preempt:
+        return _plan(st, [], RUNNING_RESYNC)  # the queue still wants the capacity back
+    plan = _launch(desired, st, now, st.Attempt + 1, capacity)
+    if any(isinstance(a, LaunchJob) for a in plan.actions):
+        return _plan(
+            plan.status.model_copy(update={"NextAttemptTime": None}),
+            list(plan.actions),
+            plan.requeue_after,
+        )
+    return plan
 
 
 def fail_training_job(
@@ -312,8 +496,12 @@ def plan_training_job(
     now: datetime,
     policy: TrainingPolicy | None = None,
     capacity: GpuCapacity | None = None,
+    *,
+    admission: Admission | None = None,
 ) -> Plan[TrainingJobState]:
-    """``capacity``: the host's GPUs when the controller allocates them (None: it does not)."""
+    """``capacity``: the host's GPUs when the controller allocates them (None: it does not).
+    ``admission``: the queue's word this pass (None: admitted); only its ``preempt`` is read
+    here, the rest by the launch (q14-queue's ``_launch`` takes it in place of ``capacity``)."""
     policy = policy or TrainingPolicy()
     st = desired.status
 
@@ -326,7 +514,11 @@ def plan_training_job(
 
     # The backend's attempt is the truth: a launch that happened before a crash is adopted.
     if observed is not None and observed.attempt > st.Attempt:
-        st = _adopt(st, observed, now)
+        st = _adopt(st, observed, now).model_copy(update={"NextAttemptTime": None})
+
+    # Between attempts (a backoff, or back in the queue after a preemption).
+    if _attempt_recorded(st) and (observed is None or observed.attempt <= st.Attempt):
+        return _plan_next(desired, st, now, capacity, admission)
 
     if observed is None:
         if st.Attempt == 0:
@@ -338,6 +530,20 @@ def plan_training_job(
                         SecondaryStatus.STOPPED,
                         now,
                         message="Stopped before it started",
+                    ),
+                    [],
+                    None,
+                )
+            waited_out = _max_wait_exceeded(desired, now)
+            if waited_out is not None:
+                st = st.model_copy(update={"StopReason": waited_out})
+                return _plan(
+                    _finish(
+                        st,
+                        TrainingJobStatus.STOPPED,
+                        SecondaryStatus.MAX_WAIT_TIME_EXCEEDED,
+                        now,
+                        message=waited_out,
                     ),
                     [],
                     None,
@@ -360,16 +566,26 @@ def plan_training_job(
                 [],
                 None,
             )
-        if _retry_allowed(desired, st):
-            return _launch(desired, st, now, st.Attempt + 1, capacity, after=reason)
-        return _failed(st, now, reason)
+        cause = retry_cause(desired.spec.RetryStrategy, reason, None, None)
+        if cause is not None and _retry_allowed(desired, st):
+            return _retry_later(desired, st, None, now, policy, reason=reason, cause=cause)
+        return _failed(st, now, reason, attempts_allowed=_attempts_allowed(desired, st))
 
     if observed.started_at and st.TrainingStartTime is None:
         st = st.model_copy(update={"TrainingStartTime": observed.started_at})
 
     if observed.state == "running":
-        return _plan_running(desired, st, observed, now, policy)
-    return _plan_exited(desired, st, observed, now, capacity)
+        return _plan_running(desired, st, observed, now, policy, admission=admission)
+    return _plan_exited(desired, st, observed, now, policy)
+
+
+def _preempting(st: TrainingJobState) -> bool:
+    """The running attempt was told to stop for a preemption (and the user did not stop it)."""
+    return (
+        st.TrainingJobStatus == TrainingJobStatus.IN_PROGRESS
+        and st.SecondaryStatus == SecondaryStatus.INTERRUPTED
+        and st.StoppingSince is not None
+    )
 
 
 def _plan_running(
@@ -378,8 +594,16 @@ def _plan_running(
     observed: ObservedJob,
     now: datetime,
     policy: TrainingPolicy,
+    *,
+    admission: Admission | None = None,
 ) -> Plan[TrainingJobState]:
-    stopping = st.TrainingJobStatus == TrainingJobStatus.STOPPING
+    if _preempting(st) and desired.stop_requested:
+        # A user's stop during a preemption's grace: the job stops for good (same grace).
+        asked = "Stopped by request (StopTrainingJob)"
+        st = _secondary(st, SecondaryStatus.STOPPING, now, asked).model_copy(
+            update={"TrainingJobStatus": TrainingJobStatus.STOPPING, "StopReason": asked}
+        )
+    stopping = st.TrainingJobStatus == TrainingJobStatus.STOPPING or _preempting(st)
     if stopping and st.StoppingSince is not None:
         waited = (now - st.StoppingSince).total_seconds()
         if waited >= policy.stop_grace_seconds:
@@ -389,6 +613,11 @@ def _plan_running(
     limit = desired.spec.StoppingCondition.MaxRuntimeInSeconds
     started = st.TrainingStartTime or desired.created_at
     deadline = started + timedelta(seconds=limit)
+    if st.Attempts:
+        # The limit is for all the attempts together (SageMaker): the time the ended ones
+        # ran is spent, the backoffs and waits in the queue between them are not.
+        began = _attempt_start(st, observed) or now
+        deadline = began + timedelta(seconds=limit - billable_seconds(st))
     reason: str | None = None
     secondary = SecondaryStatus.STOPPING
     if desired.stop_requested:
@@ -399,6 +628,14 @@ def _plan_running(
             f"StoppingCondition.MaxRuntimeInSeconds={limit}"
         )
         secondary = SecondaryStatus.MAX_RUNTIME_EXCEEDED
+    elif (waited_out := _max_wait_exceeded(desired, now)) is not None:
+        reason, secondary = waited_out, SecondaryStatus.MAX_WAIT_TIME_EXCEEDED
+    if reason is None and admission is not None and admission.preempt:
+        # Stopped as a stop is (SIGTERM, the grace, then SIGKILL); the job stays InProgress.
+        st = _transition(
+            st, SecondaryStatus.INTERRUPTED, now, f"Preempted: {admission.preempt}"
+        ).model_copy(update={"StoppingSince": now})
+        return _plan(st, [StopJob(desired.name, force=False)], RUNNING_RESYNC)
     if reason is not None:
         st = _secondary(st, secondary, now, reason).model_copy(
             update={
@@ -419,8 +656,12 @@ def _plan_exited(
     st: TrainingJobState,
     observed: ObservedJob,
     now: datetime,
-    capacity: GpuCapacity | None = None,
+    policy: TrainingPolicy,
 ) -> Plan[TrainingJobState]:
+    if _preempting(st) and observed.outcome != "completed" and not desired.stop_requested:
+        return _requeue_preempted(st, observed, now)
+    if _preempting(st):
+        st = st.model_copy(update={"StoppingSince": None})
     if st.TrainingJobStatus != TrainingJobStatus.STOPPING:
         st = _replay(st, observed, now)
     we_stopped = st.TrainingJobStatus == TrainingJobStatus.STOPPING or desired.stop_requested
@@ -444,6 +685,8 @@ def _plan_exited(
         secondary = (
             SecondaryStatus.MAX_RUNTIME_EXCEEDED
             if deadline or st.SecondaryStatus == SecondaryStatus.MAX_RUNTIME_EXCEEDED
+            else SecondaryStatus.MAX_WAIT_TIME_EXCEEDED
+            if st.SecondaryStatus == SecondaryStatus.MAX_WAIT_TIME_EXCEEDED
             else SecondaryStatus.STOPPED
         )
         message = (
@@ -468,6 +711,42 @@ def _plan_exited(
         )
     else:
         reason = observed.failure or algorithm_error(f"exit code {observed.exit_code}")
-    if reason.kind == "InternalServerError" and _retry_allowed(desired, st):
-        return _launch(desired, st, now, st.Attempt + 1, capacity, after=reason)
-    return _failed(st, now, reason, observed)
+    cause = retry_cause(
+        desired.spec.RetryStrategy,
+        reason,
+        None if observed.outcome is None else observed.exit_kind,
+        observed.exit_code,
+    )
+    if cause is not None and _retry_allowed(desired, st):
+        return _retry_later(desired, st, observed, now, policy, reason=reason, cause=cause)
+    return _failed(st, now, reason, observed, attempts_allowed=_attempts_allowed(desired, st))
+
+
+def _requeue_preempted(
+    st: TrainingJobState, observed: ObservedJob, now: datetime
+) -> Plan[TrainingJobState]:
+    """The preempted attempt has exited: record it (not a failure), back to the queue."""
+    end = min(observed.ended_at or now, now)
+    why = next(
+        (
+            t.StatusMessage
+            for t in reversed(st.SecondaryStatusTransitions)
+            if t.Status == SecondaryStatus.INTERRUPTED
+        ),
+        "Preempted",
+    )
+    st = _record_attempt(st, observed, end, AttemptOutcome.PREEMPTED, why, retried=True)
+    message = f"Waiting in the queue for capacity after attempt {st.Attempt} was preempted"
+    st = _secondary(st, SecondaryStatus.PENDING, now, message)
+    conditions = set_condition(
+        st.Conditions, ConditionType.RUNNING, "False", reason="Pending", message=message, now=now
+    )
+    st = st.model_copy(
+        update={
+            "StoppingSince": None,
+            "PreemptionCount": st.PreemptionCount + 1,
+            "AllocatedGpus": [],
+            "Conditions": conditions,
+        }
+    )
+    return _plan(st, [], RUNNING_RESYNC)

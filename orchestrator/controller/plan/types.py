@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from orchestrator.resources.endpoints import ProductionVariant, VariantRouteState
-from orchestrator.resources.failures import FailureReason
+from orchestrator.resources.failures import ExitKind, FailureReason
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
 
@@ -55,6 +55,10 @@ class ObservedJob:
     phases: tuple[PhaseMark, ...] = ()
     # The GPUs the attempt was given (as launched), so an unrecorded launch is adopted whole.
     gpus: tuple[int, ...] = ()
+    # How the user's code ended (``resources.failures.ExitKind``; None: it did not run, or
+    # the backend cannot say). A signal's ``exit_code`` is -S from a process, 128 + S from a
+    # container runtime.
+    exit_kind: ExitKind | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,18 @@ class GpuCapacity:
 
     total: int
     free: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The queue's word on one training job this pass (controller/plan/admission.py)."""
+
+    admitted: bool = True  # may launch an attempt now
+    gpus: tuple[int, ...] | None = None  # devices for the attempt (None: not accounted)
+    reason: str = ""  # why it waits: the Pending transition's message
+    position: int | None = None  # 1-based place in the queue while it waits
+    preempt: str = ""  # non-empty: stop the running attempt now (why)
+    fail: FailureReason | None = None  # it can never be admitted here (CapacityError)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""The process backend's side of retries: each attempt's part of the one job log, the exit
+kind read back from result.json, and the cgroup OOM counter (no processes started)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.backends.base import AttemptLogs
+from orchestrator.backends.process.jobs import ProcessJobs
+from orchestrator.settings import Settings
+from orchestrator.training.files import JOB_FILE, LOG_START_FILE, RESULT_FILE
+from orchestrator.training.runner import oom_kills
+
+
+def attempt(jobs: ProcessJobs, n: int, start: int | None) -> Path:
+    root = jobs.jobs_dir / "j" / f"attempt-{n}"
+    root.mkdir(parents=True)
+    (root / JOB_FILE).write_text("{}")
+    if start is not None:
+        (root / LOG_START_FILE).write_text(str(start))
+    return root
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> ProcessJobs:
+    jobs = ProcessJobs(Settings(home=tmp_path / "home"))
+    jobs.logs_dir.mkdir(parents=True)
+    return jobs
+
+
+def test_each_attempt_reads_its_own_part_of_the_log(jobs: ProcessJobs) -> None:
+    assert isinstance(jobs, AttemptLogs)
+    one, two, three = b"attempt one\n", b"attempt two, longer\n", b"three\n"
+    jobs.job_log_path("j").write_bytes(one + two + three)
+    attempt(jobs, 1, 0)
+    attempt(jobs, 2, len(one))
+    attempt(jobs, 3, len(one + two))
+    assert jobs.read_attempt_log("j", 1, 0, 1000) == (one, len(one))
+    assert jobs.read_attempt_log("j", 2, 0, 1000) == (two, len(two))
+    assert jobs.read_attempt_log("j", 3, 0, 1000) == (three, len(three))
+    # Paged: offsets count from the attempt's start, and stop at the next attempt's.
+    assert jobs.read_attempt_log("j", 2, 4, 5) == (two[4:9], 9)
+    assert jobs.read_attempt_log("j", 2, len(two), 100) == (b"", len(two))
+    # The last attempt grows with the log.
+    with open(jobs.job_log_path("j"), "ab") as f:
+        f.write(b"more\n")
+    assert jobs.read_attempt_log("j", 3, 0, 1000) == (three + b"more\n", len(three) + 5)
+
+
+def test_an_attempt_that_never_started_writing_has_no_log(jobs: ProcessJobs) -> None:
+    jobs.job_log_path("j").write_bytes(b"x\n")
+    attempt(jobs, 1, None)
+    assert jobs.read_attempt_log("j", 1, 0, 100) == (b"", 0)
+    assert jobs.read_attempt_log("j", 7, 3, 100) == (b"", 3)
+
+
+@pytest.mark.parametrize("kind", ["exit", "signal", "oom", None])
+def test_the_exit_kind_is_read_back_from_the_result(jobs: ProcessJobs, kind: str | None) -> None:
+    root = attempt(jobs, 1, 0)
+    doc = {"outcome": "failed", "exit_code": -9, "started_at": 1, "ended_at": 2}
+    (root / RESULT_FILE).write_text(json.dumps({**doc, "exit_kind": kind}))
+    seen = jobs.observe_job("j")
+    assert seen is not None and (seen.exit_code, seen.exit_kind) == (-9, kind)
+
+
+def test_oom_kills_reads_the_cgroup_counter(tmp_path: Path) -> None:
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    path = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if path is None:
+        pytest.skip("no cgroup v2 here")
+    events = tmp_path / path.lstrip("/") / "memory.events"
+    events.parent.mkdir(parents=True, exist_ok=True)
+    events.write_text("low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\noom_group_kill 0\n")
+    assert oom_kills(tmp_path) == 2
+    events.write_text("low 0\n")
+    assert oom_kills(tmp_path) is None
+    assert oom_kills(tmp_path / "nowhere") is None
