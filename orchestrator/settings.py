@@ -72,6 +72,9 @@ class ControllerSettings(BaseModel):
     replica_startup_timeout_seconds: float = Field(default=120.0, gt=0)
     # A replica that dies this many times in a row while starting fails the endpoint.
     replica_max_start_failures: int = Field(default=3, ge=1)
+    # Training jobs with a CheckpointConfig: how often the checkpoint directory is scanned;
+    # a file unchanged for one scan is uploaded (process and Docker backends).
+    checkpoint_sync_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Simultaneous InProgress training jobs (a quota; 0 = unlimited).
     max_concurrent_training_jobs: int = Field(default=8, ge=0)
     # The autoscaler reads each variant's traffic over this window (SageMaker's
@@ -269,6 +272,9 @@ class KubeSettings(BaseModel):
     # How long each host of a multi-host job waits for every other host's DNS name to
     # resolve (all its pods scheduled and given an address) before the job fails.
     peer_wait_seconds: int = Field(default=600, ge=1)
+    # Training jobs with a CheckpointConfig: how often the upload container scans the
+    # checkpoint directory while the user's container runs.
+    checkpoint_sync_seconds: float = Field(default=5.0, gt=0, le=3600)
 
 
 class Settings(BaseSettings):

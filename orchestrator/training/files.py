@@ -82,6 +82,8 @@ class JobFile(BaseModel):
     gpus: list[int] | None = None
     # Set by container backends (Docker): the user's code runs in a container, not a process.
     container: ContainerRun | None = None
+    # How often the checkpoint directory is scanned for finished files to upload (seconds).
+    checkpoint_sync_seconds: float = 5.0
 
 
 class PhaseEntry(BaseModel):

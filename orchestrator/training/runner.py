@@ -4,7 +4,9 @@ Started by the process backend as ``python -m orchestrator.training.runner ROOT`
 of its own, so it outlives a control plane that is killed: the control plane re-reads the
 progress and result files on restart. Sequence (SageMaker's secondary statuses):
 Downloading (channels, source, checkpoints) -> Training (the user's process, with resource
-limits, output to the job log) -> Uploading (model.tar.gz, output data, checkpoints) -> result.
+limits, output to the job log; the checkpoint directory uploaded as files in it are finished,
+``training.checkpoints``, and once more when it exits) -> Uploading (model.tar.gz, output data,
+the checkpoints left) -> result.
 Downloads and uploads are the training data contract of ``training.transfer``, which the
 in-pod steps on Kubernetes share; the result carries a typed ``FailureReason``.
 SIGTERM is passed to the user's process (the same process group gets it); whatever it saved to
@@ -43,6 +45,7 @@ from orchestrator.objects import ObjectStore
 from orchestrator.resources.failures import FailureReason, client_error
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
+from orchestrator.training.checkpoints import Watcher
 from orchestrator.training.contract import (
     ALGORITHM_ENV,
     Host,
@@ -136,7 +139,7 @@ class Supervisor:
         self.root = root
         self.job = JobFile.model_validate_json((root / JOB_FILE).read_text())
         self.spec: CreateTrainingJobRequest = self.job.spec
-        self.paths = MlPaths(Path(self.job.ml_root))
+        self.paths = MlPaths(Path(self.job.ml_root)).for_spec(self.spec)
         self.started_at = time.time()
         self.metrics: dict[str, float] = {}
         self.metric_times: dict[str, float] = {}  # when each last value was written
@@ -378,6 +381,19 @@ class Supervisor:
         self.failed_host = failed[0]
         return failed[1]
 
+    def train_syncing_checkpoints(self) -> int:
+        """``train`` with the checkpoint directory uploaded while it runs (a thread of this
+        process, niced) and once more after the user's code exits, however it exits."""
+        sync = self.transfer.checkpoints
+        if sync is None:
+            return self.train()
+        watcher = Watcher(sync, self.job.checkpoint_sync_seconds)
+        watcher.start()
+        try:
+            return self.train()
+        finally:
+            watcher.finish()  # failures are in the log; the upload step tries them again
+
     def handle_line(self, line: str) -> None:
         """One line of the user's output: into the job log, the failure tail and the metrics."""
         with self._line_lock:
@@ -448,7 +464,7 @@ class Supervisor:
                 self.say("stopped before training started")
                 self.finish(self._failed(None, None))
                 return
-            code = self.train()
+            code = self.train_syncing_checkpoints()
             artifact = self.upload() if (code == 0 or self.stopping) else None
             reason: FailureReason | None = None
             if self.stopping:

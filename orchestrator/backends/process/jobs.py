@@ -143,6 +143,7 @@ class ProcessJobs:
             store=store_access(s),
             allow_file_uris=s.allow_file_uris,
             gpus=None if launch.gpus is None else list(launch.gpus),
+            checkpoint_sync_seconds=s.controller.checkpoint_sync_seconds,
         )
 
     def launch_job(self, launch: JobLaunch) -> None:
