@@ -26,6 +26,8 @@ ISSUE_SCENARIOS = {
     "tune_and_complete",
     "stop_a_tuning_job",
     "every_trial_fails",
+    # Training at scale (issue 14).
+    "checkpoints_while_running",
 }
 
 
