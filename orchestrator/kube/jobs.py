@@ -115,6 +115,7 @@ def step_config(
             else [],
             "peer_wait_seconds": s.peer_wait_seconds,
             "checkpoint_sync_seconds": s.checkpoint_sync_seconds,
+            "checkpoint_upload_mib_per_second": s.checkpoint_upload_mib_per_second,
         },
         sort_keys=True,
     )

@@ -71,6 +71,7 @@ class StepConfig(BaseModel):
     peers: list[str] = []
     peer_wait_seconds: float = 600.0
     checkpoint_sync_seconds: float = 5.0
+    checkpoint_upload_mib_per_second: float | None = None
 
 
 class Fatal(TrainingFailure):
@@ -120,6 +121,9 @@ def transfer(
         file_uris=FILE_URIS,
         interface="eth0",
         say=say,
+        checkpoint_rate=None
+        if cfg.checkpoint_upload_mib_per_second is None
+        else cfg.checkpoint_upload_mib_per_second * (1 << 20),
     )
 
 

@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.objects import ObjectStore
@@ -44,6 +47,38 @@ DEFAULT_INTERVAL = 5.0
 UPLOADER_NICENESS = 10
 
 Stamp = tuple[int, int]  # (size, mtime_ns)
+
+
+class Throttled(io.RawIOBase):
+    """A file read at ``rate`` bytes per second at most (on average since it was opened), so
+    the uploader's share of CPU, disk and memory bandwidth stays bounded however large the
+    checkpoint is: the training process beside it is what matters."""
+
+    def __init__(
+        self,
+        f: io.BufferedIOBase,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._f = f
+        self._rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._start = clock()
+        self._done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view: Any) -> int:
+        ahead = self._done / self._rate - (self._clock() - self._start)
+        if ahead > 0:
+            self._sleep(ahead)
+        n = self._f.readinto(view)
+        self._done += n or 0
+        return n or 0
 
 
 def _stamp(st: os.stat_result) -> Stamp:
@@ -76,8 +111,10 @@ class CheckpointSync:
         open_store: Callable[[], ObjectStore],
         *,
         say: Callable[[str], None] = lambda _message: None,
+        rate: float | None = None,
     ) -> None:
         self.local = local
+        self.rate = rate  # bytes per second an upload may read at most (None: no limit)
         self.base = uri.rstrip("/")
         self._open_store = open_store
         self._store: ObjectStore | None = None
@@ -122,7 +159,8 @@ class CheckpointSync:
 
     def sync(self, *, final: bool = False) -> SyncReport:
         """One pass: upload each changed file that has been stable for one pass (every changed
-        file when ``final``). A failed upload is reported and tried again next pass."""
+        file when ``final``, at full speed: the user's code has exited; otherwise read at
+        ``rate`` at most). A failed upload is reported and tried again next pass."""
         report = SyncReport()
         for rel, (path, stamp) in self.files().items():
             if self.uploaded.get(rel) == stamp:
@@ -131,7 +169,7 @@ class CheckpointSync:
                 self._seen[rel] = stamp  # changed since the last pass: wait for one more
                 continue
             try:
-                self._upload(rel, path, stamp)
+                self._upload(rel, path, stamp, throttle=not final)
             except (OrchestratorError, OSError) as e:
                 message = e.message if isinstance(e, OrchestratorError) else str(e)
                 report.errors.append(f"{rel}: {message}")
@@ -140,12 +178,17 @@ class CheckpointSync:
             report.uploaded.append(rel)
         return report
 
-    def _upload(self, rel: str, path: Path, stamp: Stamp) -> None:
+    def _upload(self, rel: str, path: Path, stamp: Stamp, *, throttle: bool = False) -> None:
         remote = self._remote_objects().get(rel)
         if remote is not None and remote[0] == stamp[0] and remote[1] == _sha256(path):
             self.uploaded[rel] = stamp  # the store has it (a downloaded checkpoint)
             return
-        info = self.store.put_file(f"{self.base}/{rel}", path)
+        uri = f"{self.base}/{rel}"
+        with open(path, "rb") as f:
+            # The final sync runs once the user's code has exited: nothing to make room for.
+            rate = self.rate if throttle else None
+            stream: BinaryIO = f if rate is None else io.BufferedReader(Throttled(f, rate))
+            info = self.store.put_stream(uri, stream)
         self._remote_objects()[rel] = (info.size, info.sha256)
         try:
             after = _stamp(path.stat())

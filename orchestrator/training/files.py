@@ -84,6 +84,8 @@ class JobFile(BaseModel):
     container: ContainerRun | None = None
     # How often the checkpoint directory is scanned for finished files to upload (seconds).
     checkpoint_sync_seconds: float = 5.0
+    # How fast a checkpoint is read for upload while the user's code runs (None: no limit).
+    checkpoint_upload_mib_per_second: float | None = None
 
 
 class PhaseEntry(BaseModel):

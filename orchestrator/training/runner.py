@@ -86,6 +86,10 @@ PEER_STOP_GRACE_SECONDS = 10.0
 HOSTS_DIR = "hosts"
 
 
+def mib(per_second: float | None) -> float | None:
+    return None if per_second is None else per_second * (1 << 20)
+
+
 def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
     """Only the devices the controller gave the job are visible to it; a CPU job sees none."""
     if gpus is None:
@@ -158,6 +162,7 @@ class Supervisor:
             else "file:// URIs are disabled on this server (ORCH_ALLOW_FILE_URIS)",
             say=self.say,
             scratch=root,
+            checkpoint_rate=mib(self.job.checkpoint_upload_mib_per_second),
         )
         self._patterns = metric_patterns(self.spec)
         self._last_progress = 0.0

@@ -160,7 +160,8 @@ class Transfer:
 
     ``open_store`` is called once, when the store is first needed (a job reading only
     ``file://`` data never opens it); ``file_uris`` as for ``Reader``. ``say`` writes to the
-    job's log.
+    job's log; ``checkpoint_rate``: how fast checkpoints are read for upload while the user's
+    code runs (bytes per second; None: no limit).
     """
 
     def __init__(
@@ -175,6 +176,7 @@ class Transfer:
         interface: str = "lo",
         say: Callable[[str], None] = lambda _message: None,
         scratch: Path | None = None,
+        checkpoint_rate: float | None = None,
     ) -> None:
         self.spec = spec
         self.paths = paths.for_spec(spec)
@@ -185,6 +187,7 @@ class Transfer:
         self.say = say
         self.scratch = scratch
         self._checkpoints: CheckpointSync | None = None
+        self.checkpoint_rate = checkpoint_rate  # bytes/s while the user's code runs
 
     @property
     def store(self) -> ObjectStore:
@@ -280,7 +283,11 @@ class Transfer:
             return None
         if self._checkpoints is None:
             self._checkpoints = CheckpointSync(
-                self.paths.checkpoint_dir, ckpt.S3Uri, lambda: self.store, say=self.say
+                self.paths.checkpoint_dir,
+                ckpt.S3Uri,
+                lambda: self.store,
+                say=self.say,
+                rate=self.checkpoint_rate,
             )
         return self._checkpoints
 

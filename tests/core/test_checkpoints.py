@@ -42,9 +42,9 @@ class Counting:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def put_file(self, uri: str, path: Path) -> Any:
+    def put_stream(self, uri: str, stream: Any) -> Any:
         self.puts.append(uri.removeprefix(URI + "/"))
-        return self.store.put_file(uri, path)
+        return self.store.put_stream(uri, stream)
 
 
 def syncer(local: Path, store: Any, said: list[str] | None = None) -> CheckpointSync:
@@ -134,16 +134,16 @@ def test_a_failed_upload_is_reported_and_tried_again(
 ) -> None:
     sync = syncer(local, store)
     (local / "a.pt").write_bytes(b"a")
-    real = store.put_file
+    real = store.put_stream
 
     def broken(*_args: Any) -> Any:
         raise UnavailableError("the object store did not answer")
 
-    monkeypatch.setattr(store, "put_file", broken)
+    monkeypatch.setattr(store, "put_stream", broken)
     report = sync.sync(final=True)
     assert report.uploaded == []
     assert report.errors == ["a.pt: the object store did not answer"]
-    monkeypatch.setattr(store, "put_file", real)
+    monkeypatch.setattr(store, "put_stream", real)
     assert sync.sync(final=True).uploaded == ["a.pt"]
 
 
@@ -193,7 +193,47 @@ def test_a_checkpoint_that_cannot_be_uploaded_fails_the_upload(
     sync = t.checkpoints
     assert sync is not None
     monkeypatch.setattr(
-        sync, "_upload", lambda *_a: (_ for _ in ()).throw(UnavailableError("store down"))
+        sync, "_upload", lambda *_a, **_k: (_ for _ in ()).throw(UnavailableError("store down"))
     )
     with pytest.raises(TrainingFailure, match=r"upload failed: checkpoints: a\.pt: store down"):
         t.upload()
+
+
+def test_a_throttled_read_keeps_to_its_rate() -> None:
+    import io
+
+    from orchestrator.training.checkpoints import Throttled
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    raw = Throttled(io.BytesIO(b"x" * 300), 100.0, clock=lambda: now[0], sleep=sleep)
+    buf = bytearray(100)
+    assert [raw.readinto(buf) for _ in range(4)] == [100, 100, 100, 0]
+    assert slept == [1.0, 1.0, 1.0]  # 100 bytes a second: a second after each 100
+
+
+def test_uploads_while_running_are_throttled_and_the_final_sync_is_not(
+    local: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.training import checkpoints
+
+    made: list[float] = []
+    real = checkpoints.Throttled
+
+    def spy(f: Any, rate: float, **kw: Any) -> Any:
+        made.append(rate)
+        return real(f, rate, **kw)
+
+    monkeypatch.setattr(checkpoints, "Throttled", spy)
+    sync = CheckpointSync(local, URI, lambda: store, rate=1e9)
+    (local / "a.pt").write_bytes(b"a")
+    sync.sync()
+    assert sync.sync().uploaded == ["a.pt"] and made == [1e9]
+    (local / "b.pt").write_bytes(b"b")
+    assert sync.sync(final=True).uploaded == ["b.pt"] and made == [1e9]
+    assert store.get_bytes(f"{URI}/a.pt") == b"a"

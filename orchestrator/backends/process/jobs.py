@@ -144,6 +144,7 @@ class ProcessJobs:
             allow_file_uris=s.allow_file_uris,
             gpus=None if launch.gpus is None else list(launch.gpus),
             checkpoint_sync_seconds=s.controller.checkpoint_sync_seconds,
+            checkpoint_upload_mib_per_second=s.controller.checkpoint_upload_mib_per_second,
         )
 
     def launch_job(self, launch: JobLaunch) -> None:
