@@ -16,12 +16,19 @@ costs microseconds per file (docs/benchmarks.md); the price is up to two interva
 file's close and its upload.
 
 What is uploaded already is skipped: the manifest keeps each uploaded file's size and
-modification time, and is seeded from the store's listing (size and SHA-256 of each object),
-so the checkpoints a retried attempt downloaded are recognised by their content and not
-uploaded again. Each object is written whole or not at all (``objects``: a temp file renamed
-on the file store, one PUT on S3), so a reader never sees part of a file. Deletes are not
-mirrored: an object once uploaded stays (a job that clears its checkpoint directory at the
-end keeps its checkpoints in the store); SageMaker documents the two as synced.
+modification time; the checkpoints an attempt downloaded are entered in it as they land (where
+one process downloads and syncs), and otherwise recognised by their content against the
+store's listing (size and SHA-256 of each object: the Kubernetes sidecar), so a retried
+attempt does not upload them again. Symbolic links are not followed. Each object is written
+whole or not at all (``objects``: a temp file renamed on the file store, one PUT on S3), so a
+reader never sees part of a file. Deletes are not mirrored: an object once uploaded stays (a
+job that clears its checkpoint directory at the end keeps its checkpoints in the store);
+SageMaker documents the two as synced and says no more.
+
+What the upload may take from training: the uploader thread is niced (``UPLOADER_NICENESS``)
+and, while the user's code runs, reads at ``rate`` at most (the final sync runs at full
+speed). On Docker and Kubernetes the user's code runs in a cgroup of its own, where the CPU is
+shared by cgroup weight (the sidecar requests 100m) and the rate is what bounds the upload.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,9 +49,10 @@ from orchestrator.objects import ObjectStore
 from orchestrator.objects.store import TEMP_PREFIX
 
 DEFAULT_INTERVAL = 5.0
-# The uploader runs at this niceness above the supervisor's (a thread on Linux): it gives the
-# CPU to the user's process when both want it.
-UPLOADER_NICENESS = 10
+# The uploader runs at this niceness above the supervisor's (a thread on Linux): when it and
+# the user's process want the same CPU, the scheduler gives the uploader 15/(15+1024) of it
+# (nice 10: 110/(110+1024), ~10%), so training slows by ~1.5% at worst (docs/benchmarks.md).
+UPLOADER_NICENESS = 19
 
 Stamp = tuple[int, int]  # (size, mtime_ns)
 
@@ -138,6 +146,12 @@ class CheckpointSync:
                 if o.uri.startswith(prefix)
             }
         return self._remote
+
+    def mark_uploaded(self, relatives: Iterable[str]) -> None:
+        """These files under ``local`` are in the store as they are now (just downloaded)."""
+        for rel in relatives:
+            with contextlib.suppress(FileNotFoundError):
+                self.uploaded[rel] = _stamp((self.local / rel).stat())
 
     def files(self) -> dict[str, tuple[Path, Stamp]]:
         """Every regular file under ``local`` (symbolic links not followed), by its path."""

@@ -219,6 +219,9 @@ class Transfer:
             # None saved yet (a first attempt) is not an error.
             saved = self.reader.items(ckpt.S3Uri, "checkpoints", missing_ok=True)
             self.reader.copy(saved, self.paths.checkpoint_dir, "checkpoints")
+            sync = self.checkpoints
+            if sync is not None:  # what came from the store need not go back to it
+                sync.mark_uploaded(relative for _, relative in saved)
         write_config(self.paths, spec, self.host, self.interface)
 
     def fetch_channel(self, channel: Channel, dest: Path, host: Host | None) -> int:

@@ -237,3 +237,20 @@ def test_uploads_while_running_are_throttled_and_the_final_sync_is_not(
     (local / "b.pt").write_bytes(b"b")
     assert sync.sync(final=True).uploaded == ["b.pt"] and made == [1e9]
     assert store.get_bytes(f"{URI}/a.pt") == b"a"
+
+
+def test_downloaded_checkpoints_are_not_uploaded_again_nor_hashed(
+    tmp_path: Path, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.training import checkpoints
+
+    store.put_bytes(f"{URI}/epoch-1.pt", b"1")
+    spec = training_spec(CheckpointConfig={"S3Uri": URI})
+    counting = Counting(store)
+    t = Transfer(spec, MlPaths(tmp_path / "ml"), lambda: counting, output_uri="s3://bkt/o/m.tgz")
+    t.download()
+    monkeypatch.setattr(checkpoints, "_sha256", lambda _p: pytest.fail("hashed"))
+    sync = t.checkpoints
+    assert sync is not None
+    assert sync.sync(final=True).uploaded == []
+    assert counting.puts == []
