@@ -40,10 +40,6 @@ def default_config_dir() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "orchestrator"
 
 
-# The default cap on a checkpoint upload while training runs (MiB/s; docs/benchmarks.md).
-CHECKPOINT_RATE = 64.0
-
-
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8686, ge=0, le=65535)
@@ -79,9 +75,10 @@ class ControllerSettings(BaseModel):
     # Training jobs with a CheckpointConfig: how often the checkpoint directory is scanned;
     # a file unchanged for one scan is uploaded (process and Docker backends).
     checkpoint_sync_seconds: float = Field(default=5.0, gt=0, le=3600)
-    # How fast a checkpoint is read for upload while the user's code runs (MiB/s; none: no
-    # limit): bounds the upload's share of the machine (docs/benchmarks.md, checkpoint sync).
-    checkpoint_upload_mib_per_second: float | None = Field(default=CHECKPOINT_RATE, gt=0)
+    # How fast a checkpoint is read for upload while the user's code runs (MiB/s; unset: no
+    # limit; the niced uploader is what keeps training's slowdown small on a shared core,
+    # docs/benchmarks.md): a bound where niceness does not reach (a container's cgroup).
+    checkpoint_upload_mib_per_second: float | None = Field(default=None, gt=0)
     # Simultaneous InProgress training jobs (a quota; 0 = unlimited).
     max_concurrent_training_jobs: int = Field(default=8, ge=0)
     # The autoscaler reads each variant's traffic over this window (SageMaker's
@@ -282,9 +279,10 @@ class KubeSettings(BaseModel):
     # Training jobs with a CheckpointConfig: how often the upload container scans the
     # checkpoint directory while the user's container runs.
     checkpoint_sync_seconds: float = Field(default=5.0, gt=0, le=3600)
-    # How fast a checkpoint is read for upload while the user's code runs (MiB/s; none: no
-    # limit): bounds the upload's share of the machine (docs/benchmarks.md, checkpoint sync).
-    checkpoint_upload_mib_per_second: float | None = Field(default=CHECKPOINT_RATE, gt=0)
+    # How fast a checkpoint is read for upload while the user's code runs (MiB/s; unset: no
+    # limit; the niced uploader is what keeps training's slowdown small on a shared core,
+    # docs/benchmarks.md): a bound where niceness does not reach (a container's cgroup).
+    checkpoint_upload_mib_per_second: float | None = Field(default=None, gt=0)
 
 
 class Settings(BaseSettings):

@@ -154,22 +154,28 @@ class CheckpointSync:
                 self.uploaded[rel] = _stamp((self.local / rel).stat())
 
     def files(self) -> dict[str, tuple[Path, Stamp]]:
-        """Every regular file under ``local`` (symbolic links not followed), by its path."""
+        """Every regular file under ``local`` (symbolic links not followed), by its path: one
+        ``lstat`` a file (``scandir`` tells files, links and directories apart)."""
         out: dict[str, tuple[Path, Stamp]] = {}
-        if not self.local.is_dir():
-            return out
-        for dirpath, dirnames, filenames in os.walk(self.local):
-            dirnames.sort()
-            for name in sorted(filenames):
-                if name.startswith(TEMP_PREFIX):
-                    continue  # a key the store refuses (its own temp files)
-                path = Path(dirpath) / name
-                with contextlib.suppress(FileNotFoundError):  # deleted while we walk
-                    st = path.lstat()
-                    if path.is_symlink() or not path.is_file():
-                        continue
-                    out[path.relative_to(self.local).as_posix()] = (path, _stamp(st))
-        return out
+        pending = [("", str(self.local))]
+        while pending:
+            prefix, directory = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # none yet, or removed while we walk
+            for entry in entries:
+                rel = prefix + entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((rel + "/", entry.path))
+                    elif entry.is_file(follow_symlinks=False) and not entry.name.startswith(
+                        TEMP_PREFIX  # a key the store refuses (its own temp files)
+                    ):
+                        out[rel] = (Path(entry.path), _stamp(entry.stat(follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue  # deleted while we walk
+        return dict(sorted(out.items()))
 
     def sync(self, *, final: bool = False) -> SyncReport:
         """One pass: upload each changed file that has been stable for one pass (every changed
