@@ -170,6 +170,7 @@ class Supervisor:
         self._line_lock = threading.Lock()  # several hosts' output threads write lines
         self.host_tails: dict[str, collections.deque[str]] = {}
         self.failed_host: Host | None = None
+        self._host_transfers: dict[Host, Transfer] = {}
 
     # A backend whose hosts share one /opt/ml (Docker) sets this False.
     ml_per_host = True
@@ -185,18 +186,23 @@ class Supervisor:
         return MlPaths(self.root / HOSTS_DIR / host.name / "ml")
 
     def host_transfer(self, host: Host) -> Transfer:
+        """``host``'s transfer: one per host for the attempt (its checkpoint manifest lasts
+        from the download to the upload)."""
         if not (self.multi and self.ml_per_host):
             return self.transfer
-        return Transfer(
-            self.spec,
-            self.host_paths(host),
-            self._open_store,
-            output_uri=self.job.output_uri,
-            host=host,
-            file_uris=self.transfer.reader.file_uris,
-            say=self.say,
-            scratch=self.root,
-        )
+        if host not in self._host_transfers:
+            self._host_transfers[host] = Transfer(
+                self.spec,
+                self.host_paths(host),
+                self._open_store,
+                output_uri=self.job.output_uri,
+                host=host,
+                file_uris=self.transfer.reader.file_uris,
+                say=self.say,
+                scratch=self.root,
+                checkpoint_rate=self.transfer.checkpoint_rate,
+            )
+        return self._host_transfers[host]
 
     # --- helpers ---------------------------------------------------------------------------
     def _open_store(self) -> ObjectStore:
@@ -387,17 +393,23 @@ class Supervisor:
         return failed[1]
 
     def train_syncing_checkpoints(self) -> int:
-        """``train`` with the checkpoint directory uploaded while it runs (a thread of this
-        process, niced) and once more after the user's code exits, however it exits."""
-        sync = self.transfer.checkpoints
-        if sync is None:
-            return self.train()
-        watcher = Watcher(sync, self.job.checkpoint_sync_seconds)
-        watcher.start()
+        """``train`` with each host's checkpoint directory uploaded while it runs (a thread of
+        this process each, niced) and once more after the user's code exits, however it
+        exits."""
+        per_host = self.multi and self.ml_per_host  # else one /opt/ml, one directory
+        transfers = [self.host_transfer(h) for h in self.hosts] if per_host else [self.transfer]
+        watchers = [
+            Watcher(t.checkpoints, self.job.checkpoint_sync_seconds)
+            for t in transfers
+            if t.checkpoints is not None
+        ]
+        for w in watchers:
+            w.start()
         try:
             return self.train()
         finally:
-            watcher.finish()  # failures are in the log; the upload step tries them again
+            for w in watchers:
+                w.finish()  # failures are in the log; the upload step tries them again
 
     def handle_line(self, line: str) -> None:
         """One line of the user's output: into the job log, the failure tail and the metrics."""
