@@ -136,6 +136,33 @@ JOB_GPU_MEMORY = Gauge(
 )
 
 
+# A running job's resource use per host (training.usage), SageMaker's names and meanings.
+JOB_USAGE = {
+    name: Gauge(
+        f"orch_job_{snake}_percent",
+        f"{name} of a running training job's host, as SageMaker defines it ({meaning}).",
+        ["job", "host"],
+        registry=REGISTRY,
+    )
+    for name, snake, meaning in (
+        ("CPUUtilization", "cpu_utilization", "each core's busy percent, summed"),
+        ("MemoryUtilization", "memory_utilization", "percent of the instance's memory"),
+        ("DiskUtilization", "disk_utilization", "percent of VolumeSizeInGB under /opt/ml"),
+        ("GPUUtilization", "host_gpu_utilization", "each held GPU's percent, summed"),
+        ("GPUMemoryUtilization", "host_gpu_memory_utilization", "each GPU's memory %, summed"),
+    )
+}
+
+
+def record_job_usage(samples: list[tuple[str, str, str, float]]) -> None:
+    """(job, host, metric, value) of each running job's latest samples; the rest (jobs that
+    ended, hosts that went) drop out."""
+    for gauge in JOB_USAGE.values():
+        gauge.clear()
+    for job, host, metric, value in samples:
+        JOB_USAGE[metric].labels(job=job, host=host).set(value)
+
+
 def record_job_gpu_usage(samples: list[tuple[str, int, float, int]]) -> None:
     """(job, device index, utilization %, memory bytes) for every held device; jobs that
     ended drop out."""

@@ -79,6 +79,9 @@ class ControllerSettings(BaseModel):
     # limit; the niced uploader is what keeps training's slowdown small on a shared core,
     # docs/benchmarks.md): a bound where niceness does not reach (a container's cgroup).
     checkpoint_upload_mib_per_second: float | None = Field(default=None, gt=0)
+    # A running training job's CPU, memory, disk and GPU use is sampled per host this often
+    # (SageMaker's CloudWatch metrics are per minute; 0 turns sampling off).
+    usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)
     # Simultaneous InProgress training jobs (a quota; 0 = unlimited).
     max_concurrent_training_jobs: int = Field(default=8, ge=0)
     # The autoscaler reads each variant's traffic over this window (SageMaker's
@@ -283,6 +286,9 @@ class KubeSettings(BaseModel):
     # limit; the niced uploader is what keeps training's slowdown small on a shared core,
     # docs/benchmarks.md): a bound where niceness does not reach (a container's cgroup).
     checkpoint_upload_mib_per_second: float | None = Field(default=None, gt=0)
+    # Each training pod samples its container's CPU, memory, disk and GPU use this often
+    # (``kube/hostenv.py``, marked lines in the pod's log); 0: not sampled.
+    usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)
 
 
 class Settings(BaseSettings):

@@ -89,9 +89,22 @@ from orchestrator.training.contract import (
     check_builtin_algorithm,
     metric_patterns,
 )
+from orchestrator.training.metricseries import MetricPoint
+from orchestrator.training.usage import METRICS as USAGE_METRICS
 
 R = TypeVar("R", bound=BaseModel)
 TF_HINT = "pip install 'orchestrator[tensorflow]'"
+
+
+def _series_out(name: str, host: str | None, points: list[MetricPoint]) -> MetricSeriesOut:
+    return MetricSeriesOut(
+        MetricName=name,
+        Host=host,
+        Points=[
+            MetricPointOut(Timestamp=p.timestamp, Value=p.value, Step=p.step, Epoch=p.epoch)
+            for p in points
+        ],
+    )
 
 
 class Service(Protocol):
@@ -669,31 +682,27 @@ class ControlPlane:
     def training_job_metrics(
         self, name: str, metric: str | None = None
     ) -> TrainingJobMetricsResponse:
-        """Every value of each metric the job printed (or of one), read from its log."""
+        """Every value of each metric the job printed (or of one), read from its log, and
+        its resource use per host (``training.usage``) from the backend's samples."""
         spec = CreateTrainingJobRequest.model_validate(self.store.get(TRAINING_JOB.name, name).spec)
         series = self.job_metrics.series(name, spec)
+        usage = self.job_metrics.usage(name)
         if metric is not None:
-            defined = list(dict.fromkeys([n for n, _ in metric_patterns(spec)] + list(series)))
-            if metric not in defined:
+            algorithm = list(dict.fromkeys([n for n, _ in metric_patterns(spec)] + list(series)))
+            if metric not in algorithm and metric not in USAGE_METRICS:
                 raise ValidationError(
                     f"metric: TrainingJob {name!r} emits no metric {metric!r}; it emits "
-                    f"{', '.join(defined) if defined else 'none (it has no MetricDefinitions)'}",
+                    f"{', '.join(algorithm) if algorithm else 'none of its own'} and, per "
+                    f"host, {', '.join(USAGE_METRICS)}",
                     field="metric",
                 )
-            series = {metric: series.get(metric, [])}
+            series = {metric: series.get(metric, [])} if metric in algorithm else {}
+            usage = {k: v for k, v in usage.items() if k[0] == metric}
         return TrainingJobMetricsResponse(
             TrainingJobName=name,
             Metrics=[
-                MetricSeriesOut(
-                    MetricName=metric_name,
-                    Points=[
-                        MetricPointOut(
-                            Timestamp=p.timestamp, Value=p.value, Step=p.step, Epoch=p.epoch
-                        )
-                        for p in points
-                    ],
-                )
-                for metric_name, points in series.items()
+                *(_series_out(metric_name, None, points) for metric_name, points in series.items()),
+                *(_series_out(m, host, points) for (m, host), points in usage.items()),
             ],
         )
 

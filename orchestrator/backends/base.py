@@ -16,7 +16,9 @@ capability, declared by implementing its protocol and checked with ``isinstance`
 - ``Configurable``: says which of its settings are set, for fields that need one;
 - ``JobLogTimes``: its job logs say when each line was written and, on several hosts, by
   which host (``training.joblog``);
-- ``ReplicaLogs``: keeps each endpoint replica's output as a log (CloudWatch Logs serves it).
+- ``ReplicaLogs``: keeps each endpoint replica's output as a log (CloudWatch Logs serves it);
+- ``JobUsage``: keeps a running job's resource use per host (``training.usage``: CPU, memory,
+  disk, GPU samples as lines).
 
 A backend has ``LaunchesReplicas`` or ``VariantFleets``; the executor uses whichever it has.
 """
@@ -134,6 +136,16 @@ class ReplicaLogs(Protocol):
 
     def replica_log_marks(self, endpoint: str, replica_id: str) -> Marks:
         """The time marks of the replica's log (empty: none kept); close them after."""
+
+
+@runtime_checkable
+class JobUsage(Protocol):
+    """Optional: backends that keep the resource-usage samples of a job's hosts, in the usage
+    file's format (``training.usage``: one JSON line per host and sample, all attempts)."""
+
+    def read_job_usage(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """Bytes of the job's usage samples from ``offset`` (at most ``limit``) and the next
+        offset."""
 
 
 @runtime_checkable

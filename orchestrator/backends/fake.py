@@ -10,6 +10,7 @@ controller plans with, nothing depends on the wall clock. Logs (``write_log``,
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 
@@ -42,6 +43,7 @@ class FakeBackend:
         self.logs: dict[str, bytearray] = {}
         self.log_marks: dict[str, list[Mark]] = {}
         self.log_reads: dict[str, int] = {}
+        self.usage: dict[str, bytearray] = {}
         self.replica_logs: dict[tuple[str, str], bytearray] = {}
         self.replica_log_times: dict[tuple[str, str], list[Mark]] = {}
         self.replicas: dict[str, dict[str, ObservedReplica]] = {}
@@ -97,6 +99,24 @@ class FakeBackend:
     def job_log_marks(self, name: str) -> Marks:
         with self._lock:
             return ListMarks(self.log_marks.get(name, ()))
+
+    def read_job_usage(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        with self._lock:
+            data = bytes(self.usage.get(name, b"")[offset : offset + limit])
+        return data, offset + len(data)
+
+    def write_usage(
+        self, name: str, host: str, values: dict[str, float], *, attempt: int = 1
+    ) -> None:
+        """A usage sample of one of the job's hosts, taken now (``training.usage``'s line)."""
+        line = {
+            "Timestamp": int(self.clock.now().timestamp() * 1000),
+            "Host": host,
+            "Attempt": attempt,
+            "Metrics": values,
+        }
+        with self._lock:
+            self.usage.setdefault(name, bytearray()).extend(json.dumps(line).encode() + b"\n")
 
     def _append(self, log: bytearray, marks: list[Mark], text: str) -> None:
         """Like ``training.joblog.JobLog.write``: a mark when the millisecond moved."""

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from orchestrator.cli.common import client, console, done, emit, since, state, styled, when
 from orchestrator.cli.evaluation import render_evaluation
-from orchestrator.cli.metricsview import render_metrics
+from orchestrator.cli.metricsview import render_metrics, usage_table
 from orchestrator.cli.train import finish, watch
 from orchestrator.errors import NotFoundError
 from orchestrator.resources.training import (
@@ -87,6 +87,9 @@ def describe(ctx: typer.Context, name: Name) -> None:
             evaluation = render_evaluation(api.training_job_evaluation(name))
         except NotFoundError:
             evaluation = []  # the job wrote no evaluation.json: nothing more to show
+    if not state(ctx).json:
+        usage = usage_table(api.training_job_metrics(name))
+        evaluation = [*([usage] if usage is not None else []), *evaluation]
     emit(ctx, job, lambda: console.print(_panel(job, evaluation)))
 
 

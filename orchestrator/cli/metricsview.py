@@ -1,4 +1,5 @@
-"""How ``orch jobs metrics`` shows a job's metric series: a table of points, or a chart."""
+"""How ``orch jobs metrics`` shows a job's metric series: a table of points, or a chart; and
+how ``orch jobs describe`` shows its latest resource use per host."""
 
 from __future__ import annotations
 
@@ -36,12 +37,45 @@ def sparkline(values: Sequence[float], width: int = CHART_WIDTH) -> str:
     return "".join(BLOCKS[round((v - low) / span * top)] for v in columns)
 
 
+USAGE_COLUMNS = (
+    ("CPUUtilization", "CPU %"),
+    ("MemoryUtilization", "Memory %"),
+    ("DiskUtilization", "Disk %"),
+    ("GPUUtilization", "GPU %"),
+    ("GPUMemoryUtilization", "GPU memory %"),
+)
+
+
+def label(series: MetricSeriesOut) -> str:
+    """A series' name, with the host a resource-usage series was sampled on."""
+    return f"{series.MetricName} [{series.Host}]" if series.Host else series.MetricName
+
+
+def usage_table(resp: TrainingJobMetricsResponse) -> Table | None:
+    """The latest resource-usage sample of each host (None: none sampled)."""
+    latest: dict[str, dict[str, float]] = {}
+    when_of: dict[str, str] = {}
+    for s in resp.Metrics:
+        if s.Host is None or not s.Points:
+            continue
+        latest.setdefault(s.Host, {})[s.MetricName] = s.Points[-1].Value
+        when_of[s.Host] = max(when_of.get(s.Host, ""), when(s.Points[-1].Timestamp))
+    if not latest:
+        return None
+    shown = [(m, head) for m, head in USAGE_COLUMNS if any(m in v for v in latest.values())]
+    table = Table("Host", *(head for _, head in shown), "Sampled", title="Resource use (latest)")
+    for host, values in latest.items():
+        cells = [f"{values[m]:.1f}" if m in values else "-" for m, _ in shown]
+        table.add_row(host, *cells, when_of[host])
+    return table
+
+
 def chart(series: MetricSeriesOut) -> Table:
     values = [p.Value for p in series.Points]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row(Text(series.MetricName), Text(sparkline(values), style="cyan"))
+    grid.add_row(Text(label(series)), Text(sparkline(values), style="cyan"))
     if values:
         last = series.Points[-1]
         epoch = f", epoch {last.Epoch}" if last.Epoch is not None else ""
@@ -65,7 +99,7 @@ def points_table(series: MetricSeriesOut, last: int) -> Table:
         if len(shown) < len(series.Points)
         else None
     )
-    table = Table("Step", "Epoch", "Time", "Value", title=series.MetricName, caption=caption)
+    table = Table("Step", "Epoch", "Time", "Value", title=label(series), caption=caption)
     for p in shown:
         table.add_row(
             str(p.Step), "-" if p.Epoch is None else str(p.Epoch), when(p.Timestamp), f"{p.Value:g}"

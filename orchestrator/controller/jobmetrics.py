@@ -10,6 +10,10 @@ A line's time is its time mark's where the backend keeps marks (``JobLogTimes``:
 and Docker backends, the fake); lines no mark covers (Kubernetes pod logs keep none) get the
 time this reader first saw them, never later than the first mark.
 
+``JobMetrics.usage(name)`` does the same for the job's resource use (CPU, memory, disk, GPU
+per host) from the samples a backend with ``JobUsage`` keeps (``training.usage``); a backend
+without it has none.
+
 Shared by the API (``GET /training-jobs/NAME/metrics``) and the reconciler's tuner (early
 stopping and Hyperband read the running trials' series each pass): safe between threads.
 """
@@ -21,12 +25,13 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 
 from orchestrator.algorithms.hyperparameters import TRAINING_METRICS
-from orchestrator.backends.base import Backend, JobLogTimes
+from orchestrator.backends.base import Backend, JobLogTimes, JobUsage
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.training.contract import builtin_algorithm, metric_patterns
 from orchestrator.training.joblog import ListMarks, Marks, mark_at
 from orchestrator.training.metricseries import MetricPoint, SeriesParser
+from orchestrator.training.usageseries import Key, UsageParser
 
 CHUNK = 1 << 20
 MAX_JOBS = 512
@@ -43,6 +48,7 @@ class JobMetrics:
         self.backend = backend
         self.clock = clock or SystemClock()
         self._parsers: OrderedDict[str, SeriesParser] = OrderedDict()
+        self._usage: OrderedDict[str, UsageParser] = OrderedDict()
         self._lock = threading.Lock()
 
     def series(self, name: str, spec: CreateTrainingJobRequest) -> dict[str, list[MetricPoint]]:
@@ -57,10 +63,38 @@ class JobMetrics:
             self._read(name, parser)
             return parser.series
 
+    def usage(self, name: str) -> dict[Key, list[MetricPoint]]:
+        """The job's resource use so far: each (metric, host)'s points, oldest first."""
+        with self._lock:
+            parser = self._usage_parser(name)
+            return parser.series if parser is not None else {}
+
+    def latest_usage(self, name: str) -> dict[Key, MetricPoint]:
+        """Each (metric, host)'s latest sample."""
+        with self._lock:
+            parser = self._usage_parser(name)
+            return parser.last() if parser is not None else {}
+
+    def _usage_parser(self, name: str) -> UsageParser | None:
+        if not isinstance(self.backend, JobUsage):
+            return None
+        parser = self._usage.get(name)
+        if parser is None:
+            parser = self._usage[name] = UsageParser()
+            while len(self._usage) > MAX_JOBS:
+                self._usage.popitem(last=False)
+        self._usage.move_to_end(name)
+        while True:
+            data, _ = self.backend.read_job_usage(name, parser.offset, CHUNK)
+            if not data:
+                return parser
+            parser.feed(data)
+
     def forget(self, name: str) -> None:
         """Drop what is held for the job (it was deleted, or its trial is done with)."""
         with self._lock:
             self._parsers.pop(name, None)
+            self._usage.pop(name, None)
 
     def _read(self, name: str, parser: SeriesParser) -> None:
         while True:

@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator import metrics
 from orchestrator.backends.base import Backend, ReplicaProcesses
 from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.plan.endpoint import EndpointPolicy
 from orchestrator.controller.plan.training import TrainingPolicy
 from orchestrator.controller.plan.types import ObservedReplica
@@ -148,6 +149,12 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_counts = 0.0
+        # The running jobs' latest resource use for Prometheus (the API's reader when shared).
+        self.job_metrics = (
+            metric_series
+            if isinstance(metric_series, JobMetrics)
+            else JobMetrics(backend, clock=self.clock)
+        )
 
     # --- passes ------------------------------------------------------------------------------
     def run_pass(self) -> float:
@@ -163,6 +170,7 @@ class Controller:
         self._last_counts = now
         metrics.record_training_job_counts(self.store.count_by_phase("TrainingJob"))
         metrics.record_endpoint_counts(self.store.count_by_phase("Endpoint"))
+        self._record_job_usage()
         gpus = self.reconciler.gpus
         if gpus is None:
             return
@@ -179,6 +187,18 @@ class Controller:
                 if i in usage
             ]
         )
+
+    def _record_job_usage(self) -> None:
+        """Each training job's latest usage sample per host, while it is fresh (a host that
+        stopped sampling, training over or gone, drops out)."""
+        fresh_for = max(15.0, 3 * self.settings.controller.usage_interval_seconds)
+        now = self.clock.now()
+        samples = []
+        for record in self.store.list_active("TrainingJob"):
+            for (metric, host), point in self.job_metrics.latest_usage(record.name).items():
+                if (now - point.timestamp).total_seconds() <= fresh_for:
+                    samples.append((record.name, host, metric, point.value))
+        metrics.record_job_usage(samples)
 
     # --- background loop ---------------------------------------------------------------------
     def wake(self) -> None:

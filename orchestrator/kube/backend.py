@@ -45,6 +45,7 @@ from orchestrator.kube.observe import (
 )
 from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import KubeSettings
+from orchestrator.training.usage import split_usage
 
 MANAGED = {o.LABEL_MANAGED: "orchestrator"}
 FLEET_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Deployment")
@@ -263,7 +264,7 @@ class KubernetesBackend:
             return observed
         # Once, when it has ended: the status it gets now is final (the job is then inactive).
         pod = metrics_pod(job, pods)
-        log = self._algo_log(pod, f"metrics of {name}") if pod is not None else b""
+        log = split_usage(self._algo_log(pod, f"metrics of {name}"))[0] if pod is not None else b""
         metrics = metrics_of(log.decode(errors="replace"), patterns)
         return replace(observed, metrics=metrics) if metrics else observed
 
@@ -304,14 +305,24 @@ class KubernetesBackend:
                 self.delete(kind, item["metadata"]["name"])
 
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        log, _ = split_usage(self._latest_log(name))
+        data = log[offset : offset + limit]
+        return data, offset + len(data)
+
+    def read_job_usage(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """The usage samples ``kube.hostenv`` wrote into the pod's log (``JobUsage``)."""
+        _, usage = split_usage(self._latest_log(name))
+        data = usage[offset : offset + limit]
+        return data, offset + len(data)
+
+    def _latest_log(self, name: str) -> bytes:
         jobs = self.list_items("Job", j.job_labels(name))
         job = max(jobs, key=_attempt, default=None)
         pods = self.list_items("Pod", j.job_labels(name, _attempt(job))) if job else []
         if not pods:
-            return b"", offset
+            return b""
         pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        data = self._algo_log(pod, f"logs of {name}")[offset : offset + limit]
-        return data, offset + len(data)
+        return self._algo_log(pod, f"logs of {name}")
 
     # --- endpoints: VariantFleets ----------------------------------------------------------------
     def apply_fleets(self, endpoint: str, fleets: Sequence[VariantFleet]) -> None:

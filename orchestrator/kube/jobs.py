@@ -62,6 +62,7 @@ from orchestrator.training.contract import (
     script_args,
     user_environment,
 )
+from orchestrator.training.usage import ATTEMPT_ENV, INTERVAL_ENV, VOLUME_ENV
 
 # A pod's hostname is ``<job>-<index>`` (at most 63 characters) with up to 100 hosts.
 JOB_NAME_LIMIT = 60
@@ -146,7 +147,8 @@ def _user_command(spec: CreateTrainingJobRequest, s: KubeSettings) -> dict[str, 
     ``SM_CURRENT_HOST``; the user's own image reads ``resourceconfig.json``, as on SageMaker."""
     algo = spec.AlgorithmSpecification
     paths = MlPaths(ML_ROOT)
-    wrap = AS_HOST if spec.ResourceConfig.InstanceCount > 1 else []
+    # Also on one host when usage is sampled: hostenv samples beside the command.
+    wrap = AS_HOST if spec.ResourceConfig.InstanceCount > 1 or s.usage_interval_seconds else []
     if algo.own_image:
         out: dict[str, Any] = {"image": algo.own_image}
         if algo.ContainerEntrypoint:
@@ -198,6 +200,19 @@ def _user_env(spec: CreateTrainingJobRequest) -> list[dict[str, Any]]:
 
 def _index_env() -> dict[str, Any]:
     return _downward(HOST_INDEX_ENV, f"metadata.annotations['{INDEX_ANNOTATION}']")
+
+
+def _usage_env(
+    spec: CreateTrainingJobRequest, attempt: int, s: KubeSettings
+) -> list[dict[str, Any]]:
+    """What ``kube.hostenv`` needs to sample this pod's usage (none: not sampled)."""
+    if not s.usage_interval_seconds or spec.AlgorithmSpecification.own_image:
+        return []
+    return [
+        {"name": ATTEMPT_ENV, "value": str(attempt)},
+        {"name": INTERVAL_ENV, "value": f"{s.usage_interval_seconds:g}"},
+        {"name": VOLUME_ENV, "value": str(spec.ResourceConfig.VolumeSizeInGB)},
+    ]
 
 
 def _downward(name: str, path: str) -> dict[str, Any]:
@@ -255,7 +270,7 @@ def training_job_manifest(
         "name": ALGO,
         **_user_command(spec, s),
         "imagePullPolicy": s.image_pull_policy,
-        "env": _user_env(spec),
+        "env": _user_env(spec) + _usage_env(spec, attempt, s),
         "volumeMounts": [
             {"name": "ml", "mountPath": str(ML_ROOT)},
             # The hosts file the download step wrote: algo-1..N resolve (kubelet leaves a

@@ -35,6 +35,7 @@ from orchestrator.resources.failures import (
 )
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.training.contract import read_metrics
+from orchestrator.training.usage import split_usage
 
 MESSAGE_LIMIT = 1024
 # Waiting reasons of a container that will not come up by itself.
@@ -371,7 +372,9 @@ def metrics_of(log: str, patterns: list[tuple[str, re.Pattern[str]]]) -> dict[st
 
 
 def _message(status: dict[str, Any], state: dict[str, Any]) -> str:
-    text = str(state.get("message") or "").strip()
+    # FallbackToLogsOnError: the log's tail, without the usage samples hostenv wrote in it.
+    raw = str(state.get("message") or "")
+    text = split_usage(raw.encode())[0].decode(errors="replace").strip()
     if text:
         return text
     code = state.get("exitCode")

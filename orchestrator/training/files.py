@@ -86,6 +86,9 @@ class JobFile(BaseModel):
     checkpoint_sync_seconds: float = 5.0
     # How fast a checkpoint is read for upload while the user's code runs (None: no limit).
     checkpoint_upload_mib_per_second: float | None = None
+    # Resource usage sampled every this many seconds into the usage file beside the job log
+    # (``training.usage``); 0: not sampled.
+    usage_interval_seconds: float = 5.0
 
 
 class PhaseEntry(BaseModel):

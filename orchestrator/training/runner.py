@@ -78,6 +78,7 @@ from orchestrator.training.transfer import (
     algorithm_failure,
     unexpected,
 )
+from orchestrator.training.usage import Probe, TreeProbe, UsageSampler, job_sampler
 
 TAIL_LINES = 12
 # How long the other hosts of a failed multi-host attempt get to exit after SIGTERM.
@@ -171,6 +172,8 @@ class Supervisor:
         self.host_tails: dict[str, collections.deque[str]] = {}
         self.failed_host: Host | None = None
         self._host_transfers: dict[Host, Transfer] = {}
+        # Each running host's usage probe (``training.usage``), sampled while training.
+        self.usage_targets: dict[str, Probe] = {}
 
     # A backend whose hosts share one /opt/ml (Docker) sets this False.
     ml_per_host = True
@@ -334,6 +337,7 @@ class Supervisor:
                 text=True,
                 errors="replace",
             )
+            self.usage_targets[host.name] = TreeProbe(running[host].pid)
         if not self.multi:
             proc = running[self.hosts[0]]
             assert proc.stdout is not None
@@ -393,9 +397,9 @@ class Supervisor:
         return failed[1]
 
     def train_syncing_checkpoints(self) -> int:
-        """``train`` with each host's checkpoint directory uploaded while it runs (a thread of
-        this process each, niced) and once more after the user's code exits, however it
-        exits."""
+        """``sampled_train`` with each host's checkpoint directory uploaded while it runs (a
+        thread of this process each, niced) and once more after the user's code exits,
+        however it exits."""
         per_host = self.multi and self.ml_per_host  # else one /opt/ml, one directory
         transfers = [self.host_transfer(h) for h in self.hosts] if per_host else [self.transfer]
         watchers = [
@@ -406,7 +410,7 @@ class Supervisor:
         for w in watchers:
             w.start()
         try:
-            return self.train()
+            return self.sampled_train()
         finally:
             for w in watchers:
                 w.finish()  # failures are in the log; the upload step tries them again
@@ -432,6 +436,23 @@ class Supervisor:
     def progress_quiet(self) -> None:
         """Fresh metrics for the control plane, without a new phase."""
         self._write_progress(SecondaryStatus.TRAINING, "Training in progress")
+
+    def sampled_train(self) -> int:
+        """``train()`` with every host's resource use sampled meanwhile (``training.usage``)."""
+        interval = self.job.usage_interval_seconds
+        if interval <= 0:
+            return self.train()
+        sampler: UsageSampler = job_sampler(
+            self.job, self.paths.root, self.usage_targets, on_error=self._usage_failed
+        )
+        sampler.start()
+        try:
+            return self.train()
+        finally:
+            sampler.stop()
+
+    def _usage_failed(self, error: Exception) -> None:
+        self.say(f"resource usage sampling failed ({type(error).__name__}: {error}); retrying")
 
     def upload(self) -> str | None:
         self.progress(SecondaryStatus.UPLOADING, "Uploading generated training model")

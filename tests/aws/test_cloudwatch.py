@@ -270,3 +270,79 @@ def test_the_operation_tables_name_real_operations() -> None:
     assert set(cloudwatch_module.SUPPORTED) <= real
     assert set(cloudwatch_module.NOT_SUPPORTED) <= real
     assert not set(cloudwatch_module.SUPPORTED) & set(cloudwatch_module.NOT_SUPPORTED)
+
+
+# --- training jobs' resource use ------------------------------------------------------------
+def test_training_job_usage_per_host_as_sagemaker_publishes_it(aws_plane: AwsPlane) -> None:
+    from orchestrator.backends.fake import FakeBackend
+    from orchestrator.testing import tarball, training_job_spec
+
+    local = aws_plane.local
+    source = "s3://orchestrator/code/sourcedir.tar.gz"
+    local.plane.objects.put_bytes(source, tarball({"train.py": "print('hi')\n"}))
+    local.client.create_training_job(training_job_spec("job-u", source=source))
+    fake = local.plane.backend
+    assert isinstance(fake, FakeBackend)
+    clock = local.plane.clock
+    t0 = clock.now()
+    for i in range(12):  # one every 10 s for two minutes, two hosts
+        fake.write_usage(
+            "job-u", "algo-1", {"CPUUtilization": 100.0 + i, "MemoryUtilization": 20.0}
+        )
+        fake.write_usage("job-u", "algo-2", {"CPUUtilization": 50.0})
+        clock.advance(10)  # type: ignore[attr-defined]
+    cw = aws_plane.client("cloudwatch")
+    args: dict[str, Any] = {
+        "Namespace": "/aws/sagemaker/TrainingJobs",
+        "MetricName": "CPUUtilization",
+        "Dimensions": [{"Name": "Host", "Value": "job-u/algo-1"}],
+        "StartTime": t0,
+        "EndTime": t0 + timedelta(seconds=120),
+        "Period": 60,
+    }
+    points = sorted(
+        cw.get_metric_statistics(**args, Statistics=["Average", "Maximum", "SampleCount"])[
+            "Datapoints"
+        ],
+        key=lambda p: p["Timestamp"],
+    )
+    assert [(p["SampleCount"], p["Average"], p["Maximum"], p["Unit"]) for p in points] == [
+        (6.0, 102.5, 105.0, "Percent"),
+        (6.0, 108.5, 111.0, "Percent"),
+    ]
+    p50 = cw.get_metric_statistics(**args, ExtendedStatistics=["p50"])["Datapoints"]
+    assert sorted(p["ExtendedStatistics"]["p50"] for p in p50) == [102.0, 108.0]
+    data = cw.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "host2",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "/aws/sagemaker/TrainingJobs",
+                        "MetricName": "CPUUtilization",
+                        "Dimensions": [{"Name": "Host", "Value": "job-u/algo-2"}],
+                    },
+                    "Period": 120,
+                    "Stat": "Average",
+                },
+            }
+        ],
+        StartTime=t0,
+        EndTime=t0 + timedelta(seconds=120),
+    )["MetricDataResults"][0]
+    assert data["Values"] == [50.0]
+    # Another job, host, unit, or the endpoints' namespace: no datapoints, as CloudWatch.
+    for changed in (
+        {"Dimensions": [{"Name": "Host", "Value": "nope/algo-1"}]},
+        {"Dimensions": [{"Name": "Host", "Value": "job-u/algo-9"}]},
+        {"Dimensions": [{"Name": "Host", "Value": "job-u"}]},
+        {"Namespace": "/aws/sagemaker/Endpoints"},
+        {"Unit": "Count"},
+    ):
+        assert (
+            cw.get_metric_statistics(**{**args, **changed}, Statistics=["Sum"])["Datapoints"] == []
+        )
+    with pytest.raises(ClientError) as e:
+        cw.get_metric_statistics(**{**args, "Period": 1, "EndTime": t0 + timedelta(days=1)},
+                                 Statistics=["Sum"])  # fmt: skip
+    assert _code(e) == "InvalidParameterCombination"

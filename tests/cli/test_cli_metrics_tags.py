@@ -100,3 +100,25 @@ def test_tags_bad_input(cli: Cli) -> None:
     result = cli("tags", "list", ARN.replace("job-1", "nope"))
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_resource_usage_in_the_chart_and_in_describe(cli: Cli) -> None:
+    _job(cli)
+    out = cli.ok("jobs", "describe", "job-1").stdout
+    assert "Resource use" not in out  # nothing sampled yet
+    for cpu in (100.0, 180.0, 150.0):
+        cli.backend.write_usage(
+            "job-1", "algo-1", {"CPUUtilization": cpu, "MemoryUtilization": 12.5}
+        )
+    cli.backend.write_usage("job-1", "algo-2", {"CPUUtilization": 42.0, "DiskUtilization": 3.25})
+    chart = cli.ok("jobs", "metrics", "job-1", "--chart").stdout
+    assert "CPUUtilization [algo-1]" in chart
+    assert "▁█▅" in chart
+    assert "3 points; min 100, max 180, last 150 (step 2)" in chart
+    assert "CPUUtilization [algo-2]" in chart
+    out = cli.ok("jobs", "describe", "job-1").stdout
+    assert "Resource use (latest)" in out
+    rows = {h: line for line in out.splitlines() for h in ("algo-1", "algo-2") if h in line}
+    assert "150.0" in rows["algo-1"] and "12.5" in rows["algo-1"]
+    assert "42.0" in rows["algo-2"] and "3.2" in rows["algo-2"]  # 3.25 shown as 3.2
+    assert "GPU" not in out  # no GPU column where nothing reported one

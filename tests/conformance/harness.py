@@ -290,6 +290,11 @@ class Harness:
     def job(self, name: str) -> DescribeTrainingJobResponse:
         return self.client.describe_training_job(name)
 
+    def usage_series(self, name: str) -> dict[tuple[str, str], list[float]]:
+        """The job's resource-usage series, (metric, host) -> values, as the API serves them."""
+        resp = self.client.training_job_metrics(name)
+        return {(m.MetricName, m.Host): [p.Value for p in m.Points] for m in resp.Metrics if m.Host}
+
     # --- tuning -------------------------------------------------------------------------------
     def create_tuning_job(
         self, name: str, script: Script, config: dict[str, Any], **definition: Any

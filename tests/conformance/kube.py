@@ -31,6 +31,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from orchestrator.settings import (
     Settings,
 )
 from orchestrator.testing import ServerThread
+from orchestrator.training.usage import ATTEMPT_ENV, INTERVAL_ENV, USAGE_MARK, usage_line
 from tests.conformance.harness import (
     FRAMEWORK_ENV,
     Answer,
@@ -210,7 +212,7 @@ class ClusterDouble:
             attempt.training = now
             for i in range(hosts):
                 self._host_pod(job, i, hosts, _training(attempt.started, now))
-                self._log(job, i, "\n".join(script.log))
+                self._log(job, i, "\n".join(script.log) + _usage_lines(job, i))
             attempt.stage = "training"
             return
         if attempt.stage == "training":
@@ -616,3 +618,19 @@ def _keys_file(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return path
+
+
+def _usage_lines(job: dict[str, Any], index: int) -> str:
+    """What ``kube.hostenv`` writes into the log of an ``algo`` container started to sample
+    (the manifest sets ORCH_USAGE_INTERVAL_SECONDS): two marked samples of a busy script (its
+    measurement is tested for real in tests/kube_operator/test_kube_steps.py)."""
+    (algo,) = [c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == o.ALGO]
+    env = {e["name"]: e.get("value") for e in algo.get("env", [])}
+    if not env.get(INTERVAL_ENV):
+        return ""
+    host, attempt, now = f"algo-{index + 1}", int(env[ATTEMPT_ENV] or 1), int(time.time() * 1000)
+    first = usage_line(now, host, attempt, {"MemoryUtilization": 2.0, "DiskUtilization": 0.1})
+    second = usage_line(
+        now + 500, host, attempt, {"CPUUtilization": 97.0, "MemoryUtilization": 3.0}
+    )
+    return "\n" + (USAGE_MARK + first + USAGE_MARK + second).decode()

@@ -28,6 +28,7 @@ ISSUE_SCENARIOS = {
     "every_trial_fails",
     # Training at scale (issue 14).
     "checkpoints_while_running",
+    "resource_usage",
     "distributed_environment",
 }
 

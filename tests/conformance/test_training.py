@@ -215,3 +215,40 @@ def test_network_isolation(h: Harness) -> None:
     job = h.wait_job(name)
     assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
     h.check_isolated(name)
+
+
+BUSY = Script(
+    prints=("busy for 3 s",),
+    extra=(
+        "held = bytearray(100 << 20)\n"
+        "for i in range(0, len(held), 4096):\n"
+        "    held[i] = 1\n"
+        "t = time.time()\n"
+        "while time.time() - t < 3:\n"
+        "    pass"
+    ),
+)
+
+
+@scenario(
+    "Resource usage",
+    "a job running a few seconds has CPUUtilization and MemoryUtilization points for algo-1 "
+    "(SageMaker's names and ranges), served beside its metrics",
+    uses=("usage_series",),
+)
+def test_resource_usage(h: Harness) -> None:
+    name = "resource-usage"
+    h.create_script_job(name, BUSY)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
+    if not h.checks("usage_series"):
+        return
+    usage = h.usage_series(name)
+    cpu = usage.get(("CPUUtilization", "algo-1"), [])
+    memory = usage.get(("MemoryUtilization", "algo-1"), [])
+    assert cpu and memory, f"{h.backend}: usage series {sorted(usage)}"
+    # Percent of one core summed over cores; one busy core on a shared machine.
+    assert max(cpu) > 5.0 and all(0.0 <= v <= 100.0 * 64 for v in cpu), (h.backend, cpu)
+    assert all(0.0 < v <= 100.0 for v in memory), (h.backend, memory)
+    log = h.client.training_job_logs(name).text
+    assert "busy for 3 s" in log and "orchestrator:usage" not in log, (h.backend, log)

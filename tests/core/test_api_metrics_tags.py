@@ -98,8 +98,42 @@ async def test_metric_filter_and_a_metric_the_job_does_not_emit(api: Api) -> Non
 async def test_a_defined_metric_not_printed_yet_has_no_points(api: Api) -> None:
     await _job(api)
     r = await api.get(f"{JOBS}/job-1/metrics", metric="loss")
-    assert r.json()["Metrics"] == [{"MetricName": "loss", "Points": []}]
+    assert r.json()["Metrics"] == [{"MetricName": "loss", "Host": None, "Points": []}]
     assert (await api.get(f"{JOBS}/job-1/metrics")).json()["Metrics"] == []
+
+
+async def test_resource_usage_is_served_per_host_beside_the_algorithms_metrics(api: Api) -> None:
+    await _job(api)
+    api.fake.write_log("job-1", "loss=0.9 acc=0.4\n")
+    api.fake.write_usage("job-1", "algo-1", {"MemoryUtilization": 10.0, "DiskUtilization": 1.5})
+    api.fake.clock.advance(5)  # type: ignore[attr-defined]
+    api.fake.write_usage("job-1", "algo-2", {"CPUUtilization": 250.0, "MemoryUtilization": 20.0})
+    api.fake.write_usage("job-1", "algo-1", {"CPUUtilization": 98.5, "MemoryUtilization": 11.0})
+    body = (await api.get(f"{JOBS}/job-1/metrics")).json()
+    got = [(m["MetricName"], m["Host"], [p["Value"] for p in m["Points"]]) for m in body["Metrics"]]
+    assert got == [
+        ("loss", None, [0.9]),
+        ("acc", None, [0.4]),
+        ("CPUUtilization", "algo-1", [98.5]),
+        ("MemoryUtilization", "algo-1", [10.0, 11.0]),
+        ("DiskUtilization", "algo-1", [1.5]),
+        ("CPUUtilization", "algo-2", [250.0]),
+        ("MemoryUtilization", "algo-2", [20.0]),
+    ]
+    memory = body["Metrics"][3]["Points"]
+    assert [(p["Step"], p["Epoch"]) for p in memory] == [(0, None), (1, None)]
+    times = [datetime.fromisoformat(p["Timestamp"]) for p in memory]
+    assert (times[1] - times[0]).total_seconds() == 5
+    r = await api.get(f"{JOBS}/job-1/metrics", metric="CPUUtilization")
+    assert [(m["MetricName"], m["Host"]) for m in r.json()["Metrics"]] == [
+        ("CPUUtilization", "algo-1"),
+        ("CPUUtilization", "algo-2"),
+    ]
+    # Not sampled (yet) is no series, not an error.
+    r = await api.get(f"{JOBS}/job-1/metrics", metric="GPUUtilization")
+    assert r.status_code == 200 and r.json()["Metrics"] == []
+    r = await api.get(f"{JOBS}/job-1/metrics", metric="cpu")
+    assert r.status_code == 400 and "CPUUtilization" in r.json()["message"]
 
 
 async def test_metrics_of_an_unknown_job_is_a_404_naming_it(api: Api) -> None:

@@ -136,3 +136,32 @@ def test_without_marks_a_line_gets_the_time_it_was_first_read() -> None:
     assert jm.series("job-1", SPEC)["loss"][0].timestamp == seen
     clock.advance(10)
     assert jm.series("job-1", SPEC)["loss"][0].timestamp == seen  # it does not move
+
+
+def test_usage_is_read_incrementally_and_bounded_per_host() -> None:
+    clock, backend, jm = make()
+    assert jm.usage("job-1") == {}
+    backend.write_usage("job-1", "algo-1", {"CPUUtilization": 50.0, "MemoryUtilization": 5.0})
+    t1 = clock.now()
+    clock.advance(5)
+    backend.write_usage("job-1", "algo-1", {"CPUUtilization": 75.0, "MemoryUtilization": 6.0})
+    usage = jm.usage("job-1")
+    assert [(p.value, p.step, p.timestamp) for p in usage[("CPUUtilization", "algo-1")]] == [
+        (50.0, 0, t1),
+        (75.0, 1, clock.now()),
+    ]
+    backend.write_usage("job-1", "algo-1", {"CPUUtilization": 80.0})
+    latest = jm.latest_usage("job-1")
+    assert latest[("CPUUtilization", "algo-1")].value == 80.0
+    assert latest[("MemoryUtilization", "algo-1")].value == 6.0
+    jm.forget("job-1")
+    assert len(jm.usage("job-1")[("CPUUtilization", "algo-1")]) == 3  # read again from 0
+
+
+def test_a_backend_without_usage_has_none() -> None:
+    class NoUsage:
+        def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+            return b"", offset
+
+    jm = JobMetrics(NoUsage())  # type: ignore[arg-type]
+    assert jm.usage("job-1") == {} and jm.latest_usage("job-1") == {}

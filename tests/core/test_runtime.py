@@ -347,3 +347,40 @@ def test_the_controller_feeds_instances_setup_times_and_replica_usage(tmp_path: 
     assert points("CPUUtilization", "Average")
     assert points("MemoryUtilization", "Maximum")[0] > 0
     assert points("ModelSetupTime", "SampleCount") == [2]  # each replica once, not per pass
+
+
+def _gauges() -> dict[tuple[str, str, str], float]:
+    from orchestrator import metrics
+
+    out = {}
+    for metric, gauge in metrics.JOB_USAGE.items():
+        for sample in gauge.collect()[0].samples:
+            out[(sample.labels["job"], sample.labels["host"], metric)] = sample.value
+    return out
+
+
+def test_running_jobs_latest_usage_is_exported_and_dropped_when_they_end(env: Env) -> None:
+    env.add_job()
+    env.ctl.run_pass()
+    env.fake.set_phase(JOB, SecondaryStatus.TRAINING)
+    env.fake.write_usage(JOB, "algo-1", {"CPUUtilization": 150.0, "MemoryUtilization": 30.0})
+    env.fake.write_usage(JOB, "algo-1", {"CPUUtilization": 175.0, "MemoryUtilization": 31.0})
+    env.fake.write_usage(JOB, "algo-2", {"DiskUtilization": 2.5})
+    env.ctl._last_counts = 0.0  # the counts are refreshed every 5 s; now
+    env.ctl.run_pass()
+    assert _gauges() == {
+        (JOB, "algo-1", "CPUUtilization"): 175.0,
+        (JOB, "algo-1", "MemoryUtilization"): 31.0,
+        (JOB, "algo-2", "DiskUtilization"): 2.5,
+    }
+    env.clock.advance(60)  # no sample since: stale, dropped
+    env.ctl._last_counts = 0.0
+    env.ctl.run_pass()
+    assert _gauges() == {}
+    env.fake.write_usage(JOB, "algo-1", {"CPUUtilization": 10.0})
+    env.fake.complete(JOB)
+    env.ctl.run_pass()
+    env.ctl._last_counts = 0.0
+    env.ctl.run_pass()
+    assert env.job().TrainingJobStatus == "Completed"
+    assert _gauges() == {}  # the job ended: not active, not exported

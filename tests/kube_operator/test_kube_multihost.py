@@ -11,6 +11,7 @@ import pytest
 from kube_harness import Cluster, stamp
 from kubernetes import client
 
+from orchestrator.kube.jobs import AS_HOST
 from orchestrator.kube.objects import INDEX_ANNOTATION, KubeSettings
 from orchestrator.kube.operator import Operator
 from orchestrator.resources.failures import FailureReason
@@ -327,6 +328,9 @@ def test_a_builtin_algorithm_runs_in_the_algorithms_image(
     pod = cluster.one("Job")["spec"]["template"]["spec"]
     algo = next(c for c in pod["containers"] if c["name"] == "algo")
     assert algo["image"] == settings.algorithms_image
-    assert algo["command"] == ["python", "-m", "orchestrator.algorithms.train"]
+    # Through hostenv, which samples the container's usage beside it (training.usage).
+    assert algo["command"] == [*AS_HOST, "python", "-m", "orchestrator.algorithms.train"]
     env = {e["name"]: e["value"] for e in algo["env"]}
     assert env["ORCH_ALGORITHM"] == "linear-learner"
+    assert env["ORCH_USAGE_INTERVAL_SECONDS"] == f"{settings.usage_interval_seconds:g}"
+    assert (env["ORCH_USAGE_ATTEMPT"], env["ORCH_USAGE_VOLUME_GB"]) == ("1", "30")

@@ -487,3 +487,68 @@ def test_the_training_pod_has_the_sync_sidecar_on_the_ml_volume() -> None:
         job_step_config(spec, OUTPUT, settings, job="job-1", namespace="ml")
     )
     assert cfg.checkpoint_sync_seconds == 2.5
+
+
+def test_hostenv_samples_its_containers_usage_into_the_log(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ORCH_USAGE_INTERVAL_SECONDS the command runs as hostenv's child; marked usage
+    lines of the container's cgroup (here a fake one that a burning child drives) go to the
+    log, the log readers split them off, and the exit code is the child's."""
+    from orchestrator.kube import hostenv
+    from orchestrator.training.usage import CgroupProbe, split_usage
+    from orchestrator.training.usageseries import UsageParser
+
+    config_dir = tmp_path / "input" / "config"
+    config_dir.mkdir(parents=True)
+    doc = {"current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.m5.large"}
+    (config_dir / "resourceconfig.json").write_text(json.dumps(doc))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"w" * (1 << 20))
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "memory.stat").write_text("inactive_file 0\n")
+    (cgroup / "memory.current").write_text(str(1 << 30))  # 1 GiB of ml.m5.large's 8
+    # The child counts CPU into the fake cgroup as 4 CPU seconds per wall second (400%),
+    # refreshed every 10 ms, and prints a line every quarter second (one left unfinished).
+    script = (
+        "import pathlib, time\n"
+        f"p = pathlib.Path({str(cgroup / 'cpu.stat')!r})\n"
+        "t0 = time.monotonic()\n"
+        "printed = 0\n"
+        "while time.monotonic() - t0 < 2.0:\n"
+        "    now = time.monotonic() - t0\n"
+        "    p.write_text(f'usage_usec {int(now * 4_000_000)}\\n')\n"
+        "    if now >= printed * 0.25:\n"
+        "        printed += 1\n"
+        "        print('step', printed, end='' if printed == 4 else '\\n', flush=True)\n"
+        "    time.sleep(0.01)\n"
+        "raise SystemExit(3)\n"
+    )
+    (cgroup / "cpu.stat").write_text("usage_usec 0\n")
+    monkeypatch.setattr(hostenv, "CgroupProbe", lambda: CgroupProbe(root=cgroup))
+    monkeypatch.setenv("ORCH_ML_ROOT", str(tmp_path))
+    monkeypatch.setenv("ORCH_USAGE_INTERVAL_SECONDS", "0.3")
+    monkeypatch.setenv("ORCH_USAGE_VOLUME_GB", "1")
+    monkeypatch.setenv("ORCH_USAGE_ATTEMPT", "2")
+    code = hostenv.main(["--", sys.executable, "-c", script])
+    assert code == 3
+    out = capfd.readouterr().out.encode()
+    log, usage = split_usage(out)
+    assert [line.split()[:2] for line in log.decode().splitlines()][:3] == [
+        ["step", "1"],
+        ["step", "2"],
+        ["step", "3"],
+    ]
+    assert b"orchestrator:usage" not in log and b"Timestamp" not in log
+    assert "step 4step 5\n" in log.decode()  # a line cut by a sample is whole again
+    parser = UsageParser()
+    parser.feed(usage)
+    series = parser.series
+    cpu = [p.value for p in series[("CPUUtilization", "algo-1")]]
+    memory = [p.value for p in series[("MemoryUtilization", "algo-1")]]
+    disk = [p.value for p in series[("DiskUtilization", "algo-1")]]
+    assert cpu and all(250 <= v <= 550 for v in cpu), cpu  # 400%, give or take a refresh
+    assert memory and all(v == 12.5 for v in memory)
+    assert disk and 0.09 <= disk[0] <= 0.2  # 1 MiB and the config of 1 GiB
+    assert json.loads(usage.splitlines()[0])["Attempt"] == 2

@@ -14,9 +14,11 @@ Metrics are the ones the series keep (``monitoring.shapes.METRICS``: Invocations
 Invocation4XXErrors, Invocation5XXErrors, InvocationsPerInstance, ModelLatency,
 OverheadLatency, ConcurrentRequests, ModelSetupTime in ``AWS/SageMaker``; CPUUtilization and
 MemoryUtilization in ``/aws/sagemaker/Endpoints``, where SageMaker puts them) with the
-dimensions SageMaker publishes them with, EndpointName and VariantName. As CloudWatch, a
-query for a metric that does not exist (another namespace, name, dimension set or unit)
-answers no datapoints, not an error; a malformed one is ``InvalidParameterValue``,
+dimensions SageMaker publishes them with, EndpointName and VariantName; and training jobs'
+resource use in ``/aws/sagemaker/TrainingJobs`` with dimension ``Host`` = ``<job>/algo-N``
+(``jobusage.py``; GetMetricStatistics and GetMetricData, not listed by ListMetrics). As
+CloudWatch, a query for a metric that does not exist (another namespace, name, dimension set
+or unit) answers no datapoints, not an error; a malformed one is ``InvalidParameterValue``,
 ``InvalidParameterCombination`` or ``MissingParameter``, naming the parameter.
 """
 
@@ -33,6 +35,9 @@ from urllib.parse import parse_qsl
 from orchestrator.access import Principal, authorize
 from orchestrator.api.aws.errors import AwsError, aws_error
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
+from orchestrator.api.aws.jobusage import UNIT as JOB_UNIT
+from orchestrator.api.aws.jobusage import datapoints as job_datapoints
+from orchestrator.api.aws.jobusage import job_host
 from orchestrator.api.aws.jsonrpc import JsonService, Operation
 from orchestrator.api.aws.logevents import opaque_token, read_opaque_token
 from orchestrator.api.aws.query import error_xml, to_xml, unflatten
@@ -46,7 +51,8 @@ from orchestrator.monitoring.shapes import (
     Datapoint,
     percentile_of,
 )
-from orchestrator.resources.kinds import ENDPOINT
+from orchestrator.resources.kinds import ENDPOINT, TRAINING_JOB
+from orchestrator.training.usage import METRICS as USAGE_METRICS
 
 Params = dict[str, Any]
 SAGEMAKER = "AWS/SageMaker"
@@ -94,7 +100,9 @@ SUPPORTED: dict[str, str] = {
         "AWS/SageMaker and /aws/sagemaker/Endpoints endpoint metrics by EndpointName + "
         "VariantName: Statistics SampleCount/Average/Sum/Minimum/Maximum, ExtendedStatistics "
         "pNN (latencies, setup time, concurrency, CPU, memory), Period 1/5/10/30 or n*60 s, "
-        "Unit; kept 3 hours at one-second resolution"
+        "Unit; kept 3 hours at one-second resolution; and /aws/sagemaker/TrainingJobs "
+        "CPUUtilization, MemoryUtilization, DiskUtilization, GPUUtilization, "
+        "GPUMemoryUtilization by Host (<job>/algo-N) from the job's samples"
     ),
     "GetMetricData": (
         "MetricDataQueries with MetricStat (Stat: a basic statistic or pNN), ScanBy, "
@@ -239,19 +247,23 @@ class Metrics:
 
     @staticmethod
     def _series_of(namespace: str, metric: str, dims: list[tuple[str, str | None]]) -> (
-        tuple[str, str] | None
+        tuple[str, str, str] | None
     ):  # fmt: skip
-        """(endpoint, variant) when the namespace, name and dimensions name a kept metric."""
+        """("endpoint", endpoint, variant) or ("job", job, host) when the namespace, name and
+        dimensions name a kept metric."""
+        job = job_host(namespace, metric, dims)
+        if job is not None:
+            return ("job", *job)
         names = {k: v for k, v in dims}
-        if NAMESPACE.get(metric) != namespace or len(names) != len(dims):
+        if metric not in METRICS or NAMESPACE.get(metric) != namespace or len(names) != len(dims):
             return None
         if set(names) != set(DIMENSIONS) or not all(names.values()):
             return None
-        return str(names["EndpointName"]), str(names["VariantName"])
+        return "endpoint", str(names["EndpointName"]), str(names["VariantName"])
 
     def _datapoints(
         self,
-        which: tuple[str, str] | None,
+        which: tuple[str, str, str] | None,
         metric: str,
         unit: str | None,
         *,
@@ -260,11 +272,16 @@ class Metrics:
         period: int,
         statistics: list[str],
     ) -> list[Datapoint]:
+        if which is not None and which[0] == "job":
+            return self._job_datapoints(
+                which[1], which[2], metric, unit, start=start, end=end, period=period,
+                statistics=statistics,
+            )  # fmt: skip
         if which is None or (unit is not None and unit != METRICS[metric].unit):
             return []
         try:
             answer = self.series.query(
-                which[0], metric, variant=which[1], start=start, end=end, period=period,
+                which[1], metric, variant=which[2], start=start, end=end, period=period,
                 statistics=statistics,
             )  # fmt: skip
         except ValidationError as e:
@@ -272,6 +289,31 @@ class Metrics:
                 raise _combination(e.message) from e
             raise _invalid(e.message) from e
         return answer.Datapoints
+
+    def _job_datapoints(
+        self,
+        job: str,
+        host: str,
+        metric: str,
+        unit: str | None,
+        *,
+        start: datetime,
+        end: datetime,
+        period: int,
+        statistics: list[str],
+    ) -> list[Datapoint]:
+        if (end - start).total_seconds() / period > MAX_DATAPOINTS:
+            raise _combination(
+                f"You have requested up to {math.ceil((end - start).total_seconds() / period)} "
+                f"datapoints, which exceeds the limit of {MAX_DATAPOINTS}. You may reduce the "
+                "datapoints requested by increasing Period, or decreasing the time range."
+            )
+        if (unit is not None and unit != JOB_UNIT) or self.cp.store.find(
+            TRAINING_JOB.name, job
+        ) is None:
+            return []
+        points = self.cp.job_metrics.usage(job).get((metric, host), [])
+        return job_datapoints(points, start=start, end=end, period=period, statistics=statistics)
 
     def get_metric_statistics(self, p: Params, _: Principal) -> dict[str, Any]:
         namespace = _str(p, "Namespace", required=True) or ""
@@ -298,7 +340,7 @@ class Metrics:
         if start >= end:
             raise _invalid("The parameter StartTime must be less than the parameter EndTime.")
         unit = _unit(p, "Unit")
-        known = metric in METRICS
+        known = metric in METRICS or metric in USAGE_METRICS
         points = self._datapoints(
             self._series_of(namespace, metric, dims) if known else None,
             metric, unit, start=start, end=end, period=period, statistics=basic or extended,
@@ -403,7 +445,7 @@ class Metrics:
         return_data = q.get("ReturnData", True)
         if return_data in (False, "false"):
             return None
-        which = self._series_of(namespace, metric, dims) if metric in METRICS else None
+        which = self._series_of(namespace, metric, dims)
         timestamps: list[datetime] = []
         values: list[float] = []
         for lo, hi in _spans(start, end, period):

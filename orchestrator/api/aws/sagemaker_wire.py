@@ -130,8 +130,10 @@ def _profiler(value: Any) -> None:
         if doc.get(member) is not None:
             raise ValidationError(
                 f"ProfilerConfig.{member}: the SageMaker Debugger profiler does not run here; "
-                "the job's CPU, memory and GPU use are measured anyway (Prometheus, "
-                "orch_job_*). Leave it out, or pass disable_profiler=True to the estimator",
+                "the job's CPU, memory, disk and GPU use are sampled per host anyway (GET "
+                "/api/v1/training-jobs/NAME/metrics, CloudWatch /aws/sagemaker/TrainingJobs, "
+                "Prometheus orch_job_*). Leave it out, or pass disable_profiler=True to the "
+                "estimator",
                 field=f"ProfilerConfig.{member}",
             )
 
@@ -160,7 +162,8 @@ DEFAULTS: tuple[Default, ...] = (
         "accepted with S3OutputPath and DisableProfiler (the SDK's default); "
         "DisableProfiler: true is SageMaker's own no-op. With DisableProfiler false SageMaker "
         "writes system-metric files under S3OutputPath; here nothing is written there, and "
-        "the job's CPU, memory and GPU use are Prometheus metrics (orch_job_*) instead",
+        "the job's CPU, memory, disk and GPU use are sampled per host instead (CloudWatch "
+        "/aws/sagemaker/TrainingJobs by Host, the job's metrics, Prometheus orch_job_*)",
     ),
     Default(
         "UpdateEndpoint", "RetainAllVariantProperties", _retain_variants,

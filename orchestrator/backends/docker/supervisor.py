@@ -34,6 +34,7 @@ from docker.models.containers import Container
 from docker.types import Mount
 
 from orchestrator.backends.docker import engine
+from orchestrator.backends.docker.stats import StatsProbe
 from orchestrator.resources.failures import FailureReason, client_error, internal_error
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import SecondaryStatus
@@ -294,6 +295,7 @@ class DockerSupervisor(Supervisor):
                     shards=self.shards(host),
                 )
                 containers.append(self._start(client, kwargs))
+                self.usage_targets[host.name] = StatsProbe(containers[-1])
             return self._wait(containers, multi=len(hosts) > 1)
         except DockerException as e:
             raise TrainingFailure(unexpected(e, "Docker")) from e

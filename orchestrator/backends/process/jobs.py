@@ -38,6 +38,7 @@ from orchestrator.training.files import (
     write_model,
 )
 from orchestrator.training.joblog import FileMarks, Marks, times_path
+from orchestrator.training.usage import usage_path
 
 _ATTEMPT = re.compile(r"^attempt-(\d+)$")
 # A launch that left a directory but no pid file this long ago did not happen.
@@ -145,6 +146,7 @@ class ProcessJobs:
             gpus=None if launch.gpus is None else list(launch.gpus),
             checkpoint_sync_seconds=s.controller.checkpoint_sync_seconds,
             checkpoint_upload_mib_per_second=s.controller.checkpoint_upload_mib_per_second,
+            usage_interval_seconds=s.controller.usage_interval_seconds,
         )
 
     def launch_job(self, launch: JobLaunch) -> None:
@@ -260,3 +262,7 @@ class ProcessJobs:
     def job_log_marks(self, name: str) -> Marks:
         """The supervisor's time marks beside the job log (``training.joblog``)."""
         return FileMarks(times_path(self.job_log_path(name)))
+
+    def read_job_usage(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """The supervisor's usage samples beside the job log (``training.usage``)."""
+        return read_log(usage_path(self.job_log_path(name)), offset, limit)
