@@ -75,6 +75,13 @@ class ControllerSettings(BaseModel):
     replica_startup_timeout_seconds: float = Field(default=120.0, gt=0)
     # A replica that dies this many times in a row while starting fails the endpoint.
     replica_max_start_failures: int = Field(default=3, ge=1)
+    # Training jobs with a CheckpointConfig: how often the checkpoint directory is scanned;
+    # a file unchanged for one scan is uploaded (process and Docker backends).
+    checkpoint_sync_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # How fast a checkpoint is read for upload while the user's code runs (MiB/s; unset: no
+    # limit; the niced uploader is what keeps training's slowdown small on a shared core,
+    # docs/benchmarks.md): a bound where niceness does not reach (a container's cgroup).
+    checkpoint_upload_mib_per_second: float | None = Field(default=None, gt=0)
     # A running training job's CPU, memory, disk and GPU use is sampled per host this often
     # (SageMaker's CloudWatch metrics are per minute; 0 turns sampling off).
     usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)
@@ -275,6 +282,13 @@ class KubeSettings(BaseModel):
     # How long each host of a multi-host job waits for every other host's DNS name to
     # resolve (all its pods scheduled and given an address) before the job fails.
     peer_wait_seconds: int = Field(default=600, ge=1)
+    # Training jobs with a CheckpointConfig: how often the upload container scans the
+    # checkpoint directory while the user's container runs.
+    checkpoint_sync_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # How fast a checkpoint is read for upload while the user's code runs (MiB/s; unset: no
+    # limit; the niced uploader is what keeps training's slowdown small on a shared core,
+    # docs/benchmarks.md): a bound where niceness does not reach (a container's cgroup).
+    checkpoint_upload_mib_per_second: float | None = Field(default=None, gt=0)
     # Each training pod samples its container's CPU, memory, disk and GPU use this often
     # (``kube/hostenv.py``, marked lines in the pod's log); 0: not sampled.
     usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)

@@ -1,7 +1,9 @@
 """A training-job attempt as a ``batch/v1`` Job plus the ConfigMap of its step config. Pure.
 
 The pod runs the orchestrator's ``download`` step (an init container), the user's container
-(``algo``) and the ``upload`` step beside it; see ``orchestrator.kube.steps``.
+(``algo``) and the ``upload`` step beside it (a sidecar that uploads checkpoints while ``algo``
+runs and ends after it: both mount the ``ml`` volume at ``/opt/ml``, where any
+``CheckpointConfig.LocalPath`` is); see ``orchestrator.kube.steps``.
 
 ``InstanceCount`` N > 1: an Indexed Job of N completions run at once, one pod per host
 (``algo-<index+1>``), whose pods are ``<job>-<index>.<service>`` in DNS through the attempt's
@@ -113,6 +115,8 @@ def step_config(
             if spec.ResourceConfig.InstanceCount > 1
             else [],
             "peer_wait_seconds": s.peer_wait_seconds,
+            "checkpoint_sync_seconds": s.checkpoint_sync_seconds,
+            "checkpoint_upload_mib_per_second": s.checkpoint_upload_mib_per_second,
         },
         sort_keys=True,
     )

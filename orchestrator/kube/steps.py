@@ -11,8 +11,11 @@ Training pods:
   ``input/config/*.json`` naming this host; then, on several hosts, it waits for every other
   host's DNS name and writes the hosts file (``kube.hosts``). A missing channel is the
   user's error (``ClientError``, exit code 2: the Job fails at once).
-* ``upload`` (a second container): waits until the user's container has terminated, reading
-  its own pod's status through the API (the pod's name comes from the downward API), then
+* ``upload`` (a second container, the sidecar): while the user's container runs, uploads the
+  checkpoint directory as files in it are finished (``training.checkpoints``, the same code as
+  the other backends' supervisors, every ``checkpoint_sync_seconds``); it waits until the
+  user's container has terminated, reading its own pod's status through the API (the pod's
+  name comes from the downward API), syncs the checkpoints once more whatever the exit, then
   packs ``/opt/ml/model`` into ``model.tar.gz`` (on algo-1 only), encrypts and uploads it (and
   output data and checkpoints). On SIGTERM (a stop) it keeps waiting for the user's container
   and uploads what was saved, as SageMaker does; a failed upload exits 1 and fails the attempt.
@@ -49,6 +52,7 @@ from orchestrator.kube.objects import ALGO, CLIENT_ERROR_EXIT, FATAL_EXIT
 from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
 from orchestrator.resources.failures import FailureReason, internal_error
 from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.training.checkpoints import Watcher
 from orchestrator.training.contract import Host, MlPaths
 from orchestrator.training.transfer import Reader, TrainingFailure, Transfer, unexpected
 
@@ -66,6 +70,8 @@ class StepConfig(BaseModel):
     # On several hosts: host i's DNS name is peers[i].
     peers: list[str] = []
     peer_wait_seconds: float = 600.0
+    checkpoint_sync_seconds: float = 5.0
+    checkpoint_upload_mib_per_second: float | None = None
 
 
 class Fatal(TrainingFailure):
@@ -115,6 +121,9 @@ def transfer(
         file_uris=FILE_URIS,
         interface="eth0",
         say=say,
+        checkpoint_rate=None
+        if cfg.checkpoint_upload_mib_per_second is None
+        else cfg.checkpoint_upload_mib_per_second * (1 << 20),
     )
 
 
@@ -153,11 +162,18 @@ def upload(
     stopping: bool,
     *,
     host: Host | None = None,
+    moved: Transfer | None = None,
 ) -> None:
-    """What SageMaker uploads: the model (after success or a stop), output data, checkpoints."""
+    """What SageMaker uploads: the model (after success or a stop), output data, checkpoints
+    (after any exit: what was finished before a crash is kept)."""
+    t = transfer(cfg, store, paths, host) if moved is None else moved
     if exit_code != 0 and not stopping:
-        return  # the user's container failed: its termination message is the reason
-    transfer(cfg, store, paths, host).upload()
+        # The user's container failed: its termination message is the reason.
+        sync = t.checkpoints
+        if sync is not None:
+            Watcher(sync).pass_once(final=True)  # failures are said; the attempt failed anyway
+        return
+    t.upload()
 
 
 def container_exit_code(pod: dict[str, Any], container: str) -> int | None:
@@ -171,9 +187,21 @@ def container_exit_code(pod: dict[str, Any], container: str) -> int | None:
 
 
 def wait_for_container(
-    read_pod: Callable[[], dict[str, Any]], container: str, *, poll: float = 2.0
+    read_pod: Callable[[], dict[str, Any]],
+    container: str,
+    *,
+    poll: float = 2.0,
+    meanwhile: Callable[[], object] | None = None,
+    every: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
+    """The exit code of ``container``, once it has terminated; ``meanwhile`` is called every
+    ``every`` seconds until then (the checkpoint sync)."""
+    due = clock() + every
     while True:
+        if meanwhile is not None and clock() >= due:
+            meanwhile()
+            due = clock() + every
         try:
             code = container_exit_code(read_pod(), container)
         except OrchestratorError as e:
@@ -261,8 +289,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             signal.signal(signal.SIGTERM, on_term)
-            code = wait_for_container(_pod_reader(args.pod, args.namespace), ALGO)
-            upload(cfg, store, paths, code, stopping, host=host)
+            moved = transfer(cfg, store, paths, host)
+            sync = moved.checkpoints
+            code = wait_for_container(
+                _pod_reader(args.pod, args.namespace),
+                ALGO,
+                meanwhile=None if sync is None else Watcher(sync).pass_once,
+                every=cfg.checkpoint_sync_seconds,
+            )
+            upload(cfg, store, paths, code, stopping, host=host, moved=moved)
     except Exception as e:  # every failure is reported, planned (TrainingFailure) or not
         reason = unexpected(e, args.command)
         code = exit_code_of(reason, isinstance(e, Fatal))

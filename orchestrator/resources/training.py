@@ -161,9 +161,51 @@ class StoppingCondition(Spec):
 _StoppingCondition = StoppingCondition
 
 
+ML_ROOT = "/opt/ml"
+DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
+# The directories of /opt/ml the training contract fills or empties itself: checkpoints may not
+# live in (or be) one of them.
+CONTRACT_DIRS = ("input", "model", "output", "code")
+
+
+def checkpoint_subpath(local_path: str) -> str:
+    """``LocalPath`` relative to ``/opt/ml`` (``checkpoints`` by default), or ``ValueError``
+    saying what is wrong and what to write instead."""
+    fix = (
+        f"use a directory under {ML_ROOT} that is none of {', '.join(CONTRACT_DIRS)} "
+        f"(default {DEFAULT_CHECKPOINT_PATH})"
+    )
+    if not local_path.startswith("/"):
+        raise ValueError(f"{local_path!r} is not an absolute path; {fix}")
+    parts = [p for p in local_path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"{local_path!r} contains '..'; {fix}")
+    if parts[:2] != ["opt", "ml"]:
+        raise ValueError(f"{local_path!r} is outside {ML_ROOT}; {fix}")
+    rest = parts[2:]
+    if not rest:
+        raise ValueError(f"{local_path!r} is {ML_ROOT} itself; {fix}")
+    if rest[0] in CONTRACT_DIRS:
+        raise ValueError(
+            f"{local_path!r} is inside {ML_ROOT}/{rest[0]}, which the training contract owns; {fix}"
+        )
+    return "/".join(rest)
+
+
 class CheckpointConfig(Spec):
     S3Uri: S3Uri
-    LocalPath: str = "/opt/ml/checkpoints"
+    LocalPath: Annotated[str, StringConstraints(max_length=4096)] = DEFAULT_CHECKPOINT_PATH
+
+    @field_validator("LocalPath")
+    @classmethod
+    def _under_opt_ml(cls, v: str) -> str:
+        checkpoint_subpath(v)
+        return v
+
+    @property
+    def subpath(self) -> str:
+        """Where checkpoints are under ``/opt/ml`` (each backend's stand-in for it)."""
+        return checkpoint_subpath(self.LocalPath)
 
 
 _CheckpointConfig = CheckpointConfig

@@ -1,7 +1,8 @@
 """The SageMaker training contract on a local directory: paths, config files, environment.
 
 A job's root plays the part of ``/opt/ml``: ``input/config/*.json``, ``input/data/<channel>/``,
-``model/``, ``output/failure``, ``output/data/``, ``checkpoints/``, ``code/``. The root's path
+``model/``, ``output/failure``, ``output/data/``, ``checkpoints/`` (or the directory under it that
+``CheckpointConfig.LocalPath`` names under ``/opt/ml``), ``code/``. The root's path
 is given to the user's process in ``ORCH_ML_ROOT`` (and each path in the ``SM_*`` variables the
 SageMaker training toolkit defines), so scripts written for SageMaker run unchanged.
 
@@ -27,7 +28,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,6 +107,14 @@ def sharded(channel: Channel) -> bool:
 @dataclass(frozen=True)
 class MlPaths:
     root: Path
+    # The checkpoint directory relative to the root (``CheckpointConfig.LocalPath`` under
+    # ``/opt/ml``): see ``for_spec``.
+    checkpoints: str = "checkpoints"
+
+    def for_spec(self, spec: CreateTrainingJobRequest) -> MlPaths:
+        """These paths with the job's checkpoint directory (its ``LocalPath``)."""
+        ckpt = spec.CheckpointConfig
+        return self if ckpt is None else replace(self, checkpoints=ckpt.subpath)
 
     @property
     def config_dir(self) -> Path:
@@ -136,7 +145,7 @@ class MlPaths:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / self.checkpoints
 
     @property
     def code_dir(self) -> Path:
@@ -355,6 +364,7 @@ def user_environment(
     ``distributed``: the framework variables (``distributed_environment``); the job's own
     ``Environment`` still wins over them."""
     count = spec.ResourceConfig.InstanceCount
+    paths = paths.for_spec(spec)
     env = {
         k: v
         for k, v in base.items()

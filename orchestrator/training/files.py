@@ -84,6 +84,10 @@ class JobFile(BaseModel):
     gpus: list[int] | None = None
     # Set by container backends (Docker): the user's code runs in a container, not a process.
     container: ContainerRun | None = None
+    # How often the checkpoint directory is scanned for finished files to upload (seconds).
+    checkpoint_sync_seconds: float = 5.0
+    # How fast a checkpoint is read for upload while the user's code runs (None: no limit).
+    checkpoint_upload_mib_per_second: float | None = None
     # Resource usage sampled every this many seconds into the usage file beside the job log
     # (``training.usage``); 0: not sampled.
     usage_interval_seconds: float = 5.0

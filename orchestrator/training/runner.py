@@ -4,7 +4,9 @@ Started by the process backend as ``python -m orchestrator.training.runner ROOT`
 of its own, so it outlives a control plane that is killed: the control plane re-reads the
 progress and result files on restart. Sequence (SageMaker's secondary statuses):
 Downloading (channels, source, checkpoints) -> Training (the user's process, with resource
-limits, output to the job log) -> Uploading (model.tar.gz, output data, checkpoints) -> result.
+limits, output to the job log; the checkpoint directory uploaded as files in it are finished,
+``training.checkpoints``, and once more when it exits) -> Uploading (model.tar.gz, output data,
+the checkpoints left) -> result.
 Downloads and uploads are the training data contract of ``training.transfer``, which the
 in-pod steps on Kubernetes share; the result carries a typed ``FailureReason``.
 SIGTERM is passed to the user's process (the same process group gets it); whatever it saved to
@@ -51,6 +53,7 @@ from orchestrator.objects import ObjectStore
 from orchestrator.resources.failures import ExitKind, FailureReason, client_error
 from orchestrator.resources.instances import INSTANCE_TYPES
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
+from orchestrator.training.checkpoints import Watcher
 from orchestrator.training.contract import (
     ALGORITHM_ENV,
     Host,
@@ -110,6 +113,10 @@ def oom_kills(cgroup_root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
+def mib(per_second: float | None) -> float | None:
+    return None if per_second is None else per_second * (1 << 20)
+
+
 def gpu_environment(gpus: list[int] | None) -> dict[str, str]:
     """Only the devices the controller gave the job are visible to it; a CPU job sees none."""
     if gpus is None:
@@ -163,7 +170,7 @@ class Supervisor:
         self.root = root
         self.job = JobFile.model_validate_json((root / JOB_FILE).read_text())
         self.spec: CreateTrainingJobRequest = self.job.spec
-        self.paths = MlPaths(Path(self.job.ml_root))
+        self.paths = MlPaths(Path(self.job.ml_root)).for_spec(self.spec)
         self.started_at = time.time()
         self.metrics: dict[str, float] = {}
         self.metric_times: dict[str, float] = {}  # when each last value was written
@@ -182,6 +189,7 @@ class Supervisor:
             else "file:// URIs are disabled on this server (ORCH_ALLOW_FILE_URIS)",
             say=self.say,
             scratch=root,
+            checkpoint_rate=mib(self.job.checkpoint_upload_mib_per_second),
         )
         self._patterns = metric_patterns(self.spec)
         self._last_progress = 0.0
@@ -190,6 +198,7 @@ class Supervisor:
         self.host_tails: dict[str, collections.deque[str]] = {}
         self.failed_host: Host | None = None
         self._oom_kills_before: int | None = None
+        self._host_transfers: dict[Host, Transfer] = {}
         # Each running host's usage probe (``training.usage``), sampled while training.
         self.usage_targets: dict[str, Probe] = {}
 
@@ -207,18 +216,23 @@ class Supervisor:
         return MlPaths(self.root / HOSTS_DIR / host.name / "ml")
 
     def host_transfer(self, host: Host) -> Transfer:
+        """``host``'s transfer: one per host for the attempt (its checkpoint manifest lasts
+        from the download to the upload)."""
         if not (self.multi and self.ml_per_host):
             return self.transfer
-        return Transfer(
-            self.spec,
-            self.host_paths(host),
-            self._open_store,
-            output_uri=self.job.output_uri,
-            host=host,
-            file_uris=self.transfer.reader.file_uris,
-            say=self.say,
-            scratch=self.root,
-        )
+        if host not in self._host_transfers:
+            self._host_transfers[host] = Transfer(
+                self.spec,
+                self.host_paths(host),
+                self._open_store,
+                output_uri=self.job.output_uri,
+                host=host,
+                file_uris=self.transfer.reader.file_uris,
+                say=self.say,
+                scratch=self.root,
+                checkpoint_rate=self.transfer.checkpoint_rate,
+            )
+        return self._host_transfers[host]
 
     # --- helpers ---------------------------------------------------------------------------
     def _open_store(self) -> ObjectStore:
@@ -410,6 +424,25 @@ class Supervisor:
         self.failed_host = failed[0]
         return failed[1]
 
+    def train_syncing_checkpoints(self) -> int:
+        """``sampled_train`` with each host's checkpoint directory uploaded while it runs (a
+        thread of this process each, niced) and once more after the user's code exits,
+        however it exits."""
+        per_host = self.multi and self.ml_per_host  # else one /opt/ml, one directory
+        transfers = [self.host_transfer(h) for h in self.hosts] if per_host else [self.transfer]
+        watchers = [
+            Watcher(t.checkpoints, self.job.checkpoint_sync_seconds)
+            for t in transfers
+            if t.checkpoints is not None
+        ]
+        for w in watchers:
+            w.start()
+        try:
+            return self.sampled_train()
+        finally:
+            for w in watchers:
+                w.finish()  # failures are in the log; the upload step tries them again
+
     def handle_line(self, line: str) -> None:
         """One line of the user's output: into the job log, the failure tail and the metrics."""
         with self._line_lock:
@@ -546,7 +579,7 @@ class Supervisor:
                 self.say("stopped before training started")
                 self.finish(self._failed(None, None))
                 return
-            code = self.sampled_train()
+            code = self.train_syncing_checkpoints()
             artifact = self.upload() if (code == 0 or self.stopping) else None
             reason: FailureReason | None = None
             oom: str | None = None

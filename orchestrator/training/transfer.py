@@ -12,12 +12,13 @@ URI or, where allowed, a ``file://`` path; a channel ``ShardedByS3Key`` of a job
 gives each host every N-th object of the sorted keys, and a host past the number of objects
 gets none, as SageMaker does), the script-mode source (``sagemaker_submit_directory``: tar
 archives unpacked safely, other files copied) into ``code/``, the checkpoints already saved
-under ``CheckpointConfig.S3Uri`` into ``checkpoints/``, then ``input/config/*.json``.
+under ``CheckpointConfig.S3Uri`` into the checkpoint directory, then ``input/config/*.json``.
 
 Upload (``Transfer.upload``): from the host that holds the model (algo-1), ``model/`` packed as
 ``model.tar.gz`` at the job's output URI, ``model/evaluation.json`` beside it (so the API can
 show it without unpacking the model) and ``output/data/`` as ``output.tar.gz`` beside it; from
-every host, the files in ``checkpoints/`` under ``CheckpointConfig.S3Uri``.
+every host, the files in its checkpoint directory (``CheckpointConfig.LocalPath``) under
+``CheckpointConfig.S3Uri``, skipping those uploaded while it ran (``training.checkpoints``).
 
 Failures are ``TrainingFailure`` carrying a typed ``FailureReason``: data that cannot be read is
 a ``ClientError`` (a missing object, a refused URI) unless the store failed for a reason that
@@ -46,6 +47,7 @@ from orchestrator.resources.failures import (
     internal_error,
 )
 from orchestrator.resources.training import Channel, CreateTrainingJobRequest
+from orchestrator.training.checkpoints import CheckpointSync
 from orchestrator.training.contract import (
     Host,
     MlPaths,
@@ -159,7 +161,8 @@ class Transfer:
 
     ``open_store`` is called once, when the store is first needed (a job reading only
     ``file://`` data never opens it); ``file_uris`` as for ``Reader``. ``say`` writes to the
-    job's log.
+    job's log; ``checkpoint_rate``: how fast checkpoints are read for upload while the user's
+    code runs (bytes per second; None: no limit).
     """
 
     def __init__(
@@ -174,15 +177,18 @@ class Transfer:
         interface: str = "lo",
         say: Callable[[str], None] = lambda _message: None,
         scratch: Path | None = None,
+        checkpoint_rate: float | None = None,
     ) -> None:
         self.spec = spec
-        self.paths = paths
+        self.paths = paths.for_spec(spec)
         self.reader = Reader(open_store, file_uris=file_uris)
         self.output_uri = output_uri
         self.host = host or Host(0, spec.ResourceConfig.InstanceCount)
         self.interface = interface
         self.say = say
         self.scratch = scratch
+        self._checkpoints: CheckpointSync | None = None
+        self.checkpoint_rate = checkpoint_rate  # bytes/s while the user's code runs
 
     @property
     def store(self) -> ObjectStore:
@@ -214,6 +220,9 @@ class Transfer:
             # None saved yet (a first attempt) is not an error.
             saved = self.reader.items(ckpt.S3Uri, "checkpoints", missing_ok=True)
             self.reader.copy(saved, self.paths.checkpoint_dir, "checkpoints")
+            sync = self.checkpoints
+            if sync is not None:  # what came from the store need not go back to it
+                sync.mark_uploaded(relative for _, relative in saved)
         write_config(self.paths, spec, self.host, self.interface)
 
     def fetch_channel(self, channel: Channel, dest: Path, host: Host | None) -> int:
@@ -269,13 +278,32 @@ class Transfer:
                 self.store.put_file(self.sibling("output.tar.gz"), archive)
         return self.output_uri
 
-    def _upload_checkpoints(self) -> None:
+    @property
+    def checkpoints(self) -> CheckpointSync | None:
+        """The mirror of this host's checkpoint directory (None: the job has no
+        ``CheckpointConfig``), one per transfer so what it uploaded is not uploaded again."""
         ckpt = self.spec.CheckpointConfig
-        if ckpt is None or not self.paths.checkpoint_dir.exists():
+        if ckpt is None:
+            return None
+        if self._checkpoints is None:
+            self._checkpoints = CheckpointSync(
+                self.paths.checkpoint_dir,
+                ckpt.S3Uri,
+                lambda: self.store,
+                say=self.say,
+                rate=self.checkpoint_rate,
+            )
+        return self._checkpoints
+
+    def _upload_checkpoints(self) -> None:
+        sync = self.checkpoints
+        if sync is None:
             return
-        base = ckpt.S3Uri.rstrip("/")
-        for f in sorted(p for p in self.paths.checkpoint_dir.rglob("*") if p.is_file()):
-            self.store.put_file(f"{base}/{f.relative_to(self.paths.checkpoint_dir).as_posix()}", f)
+        errors = sync.sync(final=True).errors
+        if errors:
+            raise TrainingFailure(
+                internal_error(f"upload failed: checkpoints: {'; '.join(errors)[:500]}")
+            )
 
 
 # --- how the user's code ended ---------------------------------------------------------------

@@ -362,6 +362,14 @@ class Harness:
         """The files of the model artifact at ``uri`` (downloaded through the REST API)."""
         return untar(self.client.download_bytes(uri))
 
+    def checkpoint_object(self, uri: str) -> bytes | None:
+        """The object at ``uri`` if it is in the store yet (read through the REST API): a
+        checkpoint the job's checkpoint sync uploaded."""
+        try:
+            return self.client.download_bytes(uri)
+        except NotFoundError:
+            return None
+
     def saved_on_stop(self, name: str) -> dict[str, bytes]:
         """The files of the artifact a stopped job's status reports (what it saved on
         SIGTERM)."""

@@ -478,6 +478,15 @@ class KubernetesHarness(Harness):
         raise NotImplementedError
 
     @gap(
+        "checkpoints uploaded while the job runs",
+        "the upload sidecar in the pod syncs them while the user's container runs, and no "
+        "container runs against the emulator (the sidecar's loop is tested on its own in "
+        "tests/kube_operator/test_kube_steps.py)",
+    )
+    def checkpoint_object(self, uri: str) -> bytes | None:
+        raise NotImplementedError
+
+    @gap(
         "a stopped job's artifact",
         "not reported on this backend: suspending the Job deletes its pods, and with them the "
         "upload step's status, so the operator cannot tell whether what the script saved on "

@@ -19,6 +19,7 @@ class LocalHarness(Harness):
 
     def __init__(self, root: Path, **env: str) -> None:
         super().__init__()
+        env.setdefault("ORCH_CONTROLLER__CHECKPOINT_SYNC_SECONDS", "0.5")
         # Usage sampled often enough that a job of a few seconds has several samples.
         env.setdefault("ORCH_CONTROLLER__USAGE_INTERVAL_SECONDS", "0.5")
         self.server = RunningServer(root=root, env=server_env(root, **env))

@@ -27,6 +27,7 @@ ISSUE_SCENARIOS = {
     "stop_a_tuning_job",
     "every_trial_fails",
     # Training at scale (issue 14).
+    "checkpoints_while_running",
     "resource_usage",
     "distributed_environment",
     "retry_by_exit_code",

@@ -78,6 +78,42 @@ def test_stop(h: Harness) -> None:
         assert h.saved_on_stop(name)["partial.txt"] == b"saved", h.backend
 
 
+CHECKPOINTING = Script(
+    until_stopped=True,
+    extra=(
+        "ckpt = os.environ['SM_CHECKPOINT_DIR']\n"
+        "os.makedirs(ckpt, exist_ok=True)\n"
+        "with open(os.path.join(ckpt, 'epoch-1.pt'), 'wb') as f:\n"
+        "    f.write(b'epoch 1')\n"
+    ),
+)
+
+
+@scenario(
+    "Checkpoints while running",
+    "a checkpoint written under CheckpointConfig.LocalPath (/opt/ml/state/ckpt) is in the store "
+    "under S3Uri while the job still runs, not only at its end",
+    uses=("checkpoint_object",),
+)
+def test_checkpoints_while_running(h: Harness) -> None:
+    name = "checkpoints-while-running"
+    uri = f"s3://orchestrator/{name}/checkpoints"
+    h.create_script_job(
+        name, CHECKPOINTING, CheckpointConfig={"S3Uri": uri, "LocalPath": "/opt/ml/state/ckpt"}
+    )
+    h.wait_log(name, Script.READY)
+    if h.checks("checkpoint_object"):
+        saved = h.wait(
+            lambda: h.checkpoint_object(f"{uri}/epoch-1.pt"),
+            "the checkpoint in the store while the job runs",
+        )
+        assert saved == b"epoch 1", h.backend
+        assert h.job(name).TrainingJobStatus == "InProgress", h.backend
+    h.client.stop_training_job(name)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Stopped", f"{h.backend}: {job.FailureReason}"
+
+
 @scenario(
     "Max runtime",
     "a script that never ends is Stopped with MaxRuntimeExceeded after MaxRuntimeInSeconds, "

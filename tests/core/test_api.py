@@ -181,8 +181,10 @@ async def test_create_is_idempotent_and_conflicts_on_a_different_spec(api: Api) 
         (training_doc(ResourceConfig={"InstanceCount": "many"}), "ResourceConfig.InstanceCount", "'many'"),
         (training_doc(ResourceConfig={"InstanceType": "ml.huge"}), "ResourceConfig.InstanceType", "allowed: local"),
         ([1, 2], "(body)", "must be a JSON object"),
+        (training_doc(CheckpointConfig={"S3Uri": "s3://b/c", "LocalPath": "/tmp/ckpt"}),
+         "CheckpointConfig.LocalPath", "is outside /opt/ml; use a directory under /opt/ml"),
     ],
-    ids=["unknown field", "wrong type", "bad instance type", "not an object"],
+    ids=["unknown field", "wrong type", "bad instance type", "not an object", "checkpoint path"],
 )  # fmt: skip
 async def test_bad_body_is_400_naming_the_field(
     api: Api, body: Any, field: str, needle: str

@@ -57,6 +57,33 @@ CASES: list[tuple[str, type[BaseModel], Any, str | None, list[str]]] = [
     ("metric regex not compiling", CreateTrainingJobRequest,
      training_doc(AlgorithmSpecification={"TrainingImage": "i", "MetricDefinitions": [{"Name": "loss", "Regex": "(x"}]}),
      "AlgorithmSpecification.MetricDefinitions[0].Regex", ["not a valid regular expression"]),
+    ("checkpoint path outside /opt/ml", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/tmp/ckpt'}),
+     "CheckpointConfig.LocalPath", ['is outside /opt/ml', "use a directory under /opt/ml"]),
+    ("checkpoint path relative", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": 'checkpoints'}),
+     "CheckpointConfig.LocalPath", ['is not an absolute path', "use a directory under /opt/ml"]),
+    ("checkpoint path with ..", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/ml/checkpoints/../../etc'}),
+     "CheckpointConfig.LocalPath", ["contains '..'", "use a directory under /opt/ml"]),
+    ("checkpoint path /opt/ml itself", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/ml/'}),
+     "CheckpointConfig.LocalPath", ['is /opt/ml itself', "use a directory under /opt/ml"]),
+    ("checkpoint path in the model directory", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/ml/model/ckpt'}),
+     "CheckpointConfig.LocalPath", ['inside /opt/ml/model', "use a directory under /opt/ml"]),
+    ("checkpoint path the input directory", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/ml/input'}),
+     "CheckpointConfig.LocalPath", ['inside /opt/ml/input', "use a directory under /opt/ml"]),
+    ("checkpoint path in the output directory", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/ml/output/ckpt'}),
+     "CheckpointConfig.LocalPath", ['inside /opt/ml/output', "use a directory under /opt/ml"]),
+    ("checkpoint path in the code directory", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/ml/code'}),
+     "CheckpointConfig.LocalPath", ['inside /opt/ml/code', "use a directory under /opt/ml"]),
+    ("checkpoint path a sibling of /opt/ml", CreateTrainingJobRequest,
+     training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": '/opt/mlx/ckpt'}),
+     "CheckpointConfig.LocalPath", ['is outside /opt/ml', "use a directory under /opt/ml"]),
     ("duplicate variants", CreateEndpointConfigRequest,
      {"EndpointConfigName": "c", "ProductionVariants": [variant(), variant()]},
      None, ["variant names must be unique; repeated: ['v1']"]),
@@ -158,6 +185,24 @@ def test_valid_spec_parses_with_sagemaker_defaults() -> None:
     assert spec.InputDataConfig[0].DataSource.S3DataSource.S3DataDistributionType == (
         "FullyReplicated"
     )
+
+
+@pytest.mark.parametrize(
+    ("local_path", "subpath"),
+    [
+        ("/opt/ml/checkpoints", "checkpoints"),
+        ("/opt/ml/checkpoints/", "checkpoints"),
+        ("/opt/ml/state/ckpt", "state/ckpt"),
+        ("/opt/ml//./state", "state"),
+    ],
+)
+def test_checkpoint_local_path_under_opt_ml_is_accepted(local_path: str, subpath: str) -> None:
+    spec = parse_spec(
+        CreateTrainingJobRequest,
+        training_doc(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": local_path}),
+    )
+    assert spec.CheckpointConfig is not None
+    assert spec.CheckpointConfig.subpath == subpath
 
 
 def test_script_mode_hyperparameter_is_something_to_run() -> None:

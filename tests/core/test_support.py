@@ -61,8 +61,6 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
      job(ResourceConfig={"VolumeKmsKeyId": "alias/k"}), set(BACKENDS)),
     ("TrainingJob", "ResourceConfig.KeepAlivePeriodInSeconds",
      job(ResourceConfig={"KeepAlivePeriodInSeconds": 60}), set(BACKENDS)),
-    ("TrainingJob", "CheckpointConfig.LocalPath",
-     job(CheckpointConfig={"S3Uri": "s3://b/ckpt", "LocalPath": "/tmp/ckpt"}), set(BACKENDS)),
     ("TrainingJob", "EnableInterContainerTrafficEncryption",
      job(EnableInterContainerTrafficEncryption=True), set(BACKENDS)),
     ("TrainingJob", "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",

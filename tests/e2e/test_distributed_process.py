@@ -293,3 +293,33 @@ def test_one_failing_instance_stops_the_others_and_names_itself(
     assert "algo-2 gives up" in job.FailureReason
     log = c.training_job_logs("fails").text
     assert "algo-2 exited with code 3: stopping the other hosts" in log
+
+
+PER_HOST_CHECKPOINT = """
+import os, sys
+host = os.environ["SM_CURRENT_HOST"]
+ckpt = os.environ["SM_CHECKPOINT_DIR"]
+saved = sorted(os.listdir(ckpt)) if os.path.isdir(ckpt) else []
+print("[%s] found %s" % (host, ",".join(saved) or "nothing"), flush=True)
+os.makedirs(ckpt, exist_ok=True)
+open(os.path.join(ckpt, "%s.pt" % host), "w").write(host)
+sys.exit(0 if saved else 3)  # the first attempt fails after its checkpoint: a new job resumes
+"""
+
+
+def test_every_host_uploads_its_own_checkpoints(server: RunningServer) -> None:
+    """Each host's own /opt/ml has a checkpoint directory; each is synced, and a job resuming
+    from the same S3Uri finds every host's checkpoint on every host."""
+    c = server.client()
+    checkpoints = {"S3Uri": "s3://orchestrator/ckpt2/checkpoints", "LocalPath": "/opt/ml/ck"}
+    for name in ("ckpt2-first", "ckpt2-resumed"):
+        distributed_job(c, name, PER_HOST_CHECKPOINT, 2, {}, CheckpointConfig=checkpoints)
+        c.wait_for_training_job(name, timeout=60, poll=0.2)
+    uris = [o["Uri"] for o in c.list_objects(checkpoints["S3Uri"] + "/")]
+    assert sorted(u.rsplit("/", 1)[1] for u in uris) == ["algo-1.pt", "algo-2.pt"]
+    first = c.training_job_logs("ckpt2-first").text
+    assert "[algo-1] found nothing" in first and "[algo-2] found nothing" in first
+    resumed = c.training_job_logs("ckpt2-resumed").text
+    assert "[algo-1] found algo-1.pt,algo-2.pt" in resumed
+    assert "[algo-2] found algo-1.pt,algo-2.pt" in resumed
+    assert c.describe_training_job("ckpt2-resumed").TrainingJobStatus == "Completed"

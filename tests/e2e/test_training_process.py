@@ -329,3 +329,61 @@ def test_more_than_one_instance_is_refused_by_name_on_the_process_backend(
     assert "docker or kubernetes backend" in refused.value.message
     with pytest.raises(NotFoundError):
         c.describe_training_job("two-hosts")
+
+
+CHECKPOINTING_SCRIPT = """
+import hashlib, json, os, sys, time
+ckpt = os.environ["SM_CHECKPOINT_DIR"]
+os.makedirs(ckpt, exist_ok=True)
+saved = sorted(f for f in os.listdir(ckpt) if f.startswith("epoch-"))
+if saved:  # resumed: report what is in place, with its content's digest
+    found = {f: hashlib.sha256(open(os.path.join(ckpt, f), "rb").read()).hexdigest() for f in saved}
+    print("resumed with " + json.dumps(found), flush=True)
+    sys.exit(0)
+for epoch in (1, 2):
+    with open(os.path.join(ckpt, "epoch-%d.pt" % epoch), "wb") as f:
+        f.write(bytes([epoch]) * (1 << 20))
+f = open(os.path.join(ckpt, "epoch-3.pt"), "wb")  # still being written when it is killed
+f.write(b"partial")
+f.flush()
+print("closed two; pid=%d" % os.getpid(), flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_sigkilled_checkpointing_job_resumes_with_every_closed_checkpoint(
+    server: RunningServer,
+) -> None:
+    """The user's process is SIGKILLed after it closed two checkpoints and while it writes a
+    third: the next attempt finds both closed ones in place, byte for byte."""
+    import hashlib
+    import os
+    import re
+    import signal
+
+    c = server.client()
+    checkpoints = {"S3Uri": "s3://orchestrator/ckpt-kill/checkpoints", "LocalPath": "/opt/ml/state"}
+    script_job(
+        c,
+        "ckpt-kill",
+        CHECKPOINTING_SCRIPT,
+        CheckpointConfig=checkpoints,
+        RetryStrategy={"MaximumRetryAttempts": 1},
+    )
+    wait_for_log(c, "ckpt-kill", "closed two")
+    match = re.search(r"closed two; pid=(\d+)", c.training_job_logs("ckpt-kill").text)
+    assert match is not None
+    os.kill(int(match.group(1)), signal.SIGKILL)
+    job = c.wait_for_training_job("ckpt-kill", timeout=60, poll=0.1)
+    resumed = "ckpt-kill"
+    # A user process killed by a SIGKILL we did not send is retried (RetryStrategy).
+    assert job.Attempt == 2, job.FailureReason
+    assert job.TrainingJobStatus == "Completed", job.FailureReason
+    found = re.search(r"resumed with (\{.*\})", c.training_job_logs(resumed).text)
+    assert found is not None
+    closed = {f"epoch-{n}.pt": hashlib.sha256(bytes([n]) * (1 << 20)).hexdigest() for n in (1, 2)}
+    # The one being written is synced as it was at the kill (SageMaker syncs the directory).
+    assert json.loads(found.group(1)) == {
+        **closed,
+        "epoch-3.pt": hashlib.sha256(b"partial").hexdigest(),
+    }

@@ -411,6 +411,84 @@ def test_hostenv_runs_the_command_as_this_host(tmp_path: Path) -> None:
     assert "cannot tell which host this is" in bad.stderr
 
 
+def test_the_upload_sidecar_syncs_checkpoints_while_the_user_container_runs(
+    tmp_path: Path, store: ObjectStore
+) -> None:
+    """The sidecar's loop: the checkpoint sync every interval until ``algo`` terminates."""
+    cfg = step_config(
+        config(
+            tmp_path,
+            "s3://ml-bucket/x",
+            CheckpointConfig={"S3Uri": "s3://ml-bucket/ckpt", "LocalPath": "/opt/ml/state"},
+        )
+    )
+    moved = steps.transfer(cfg, store, MlPaths(tmp_path / "ml"))
+    sync = moved.checkpoints
+    assert sync is not None and sync.local == tmp_path / "ml" / "state"
+    sync.local.mkdir(parents=True)
+    (sync.local / "epoch-1.pt").write_bytes(b"1")
+    now = [0.0]
+    uploaded_while_running: list[bool] = []
+
+    def read_pod() -> dict[str, Any]:
+        now[0] += 5.0  # each status read: one sync interval later
+        uploaded_while_running.append(store.exists("s3://ml-bucket/ckpt/epoch-1.pt"))
+        state: dict[str, Any] = {"running": {}}
+        if len(uploaded_while_running) == 4:
+            state = {"terminated": {"exitCode": 137}}
+        return {"status": {"containerStatuses": [{"name": "algo", "state": state}]}}
+
+    code = steps.wait_for_container(
+        read_pod, "algo", poll=0.0, meanwhile=steps.Watcher(sync).pass_once, every=5.0,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    assert code == 137
+    assert uploaded_while_running == [False, False, True, True]
+    # Killed: the model is not uploaded, the checkpoint written last still is.
+    (sync.local / "epoch-2.pt").write_bytes(b"2")
+    steps.upload(cfg, store, MlPaths(tmp_path / "ml"), code, False, moved=moved)
+    assert not store.exists(OUTPUT)
+    assert [o.uri for o in store.list("s3://ml-bucket/ckpt/")] == [
+        "s3://ml-bucket/ckpt/epoch-1.pt",
+        "s3://ml-bucket/ckpt/epoch-2.pt",
+    ]
+
+
+def test_the_training_pod_has_the_sync_sidecar_on_the_ml_volume() -> None:
+    from orchestrator.kube.jobs import step_config as job_step_config
+    from orchestrator.kube.jobs import training_job_manifest
+    from orchestrator.resources.training import CreateTrainingJobRequest
+    from orchestrator.settings import KubeSettings
+
+    spec = CreateTrainingJobRequest.model_validate(
+        {
+            "TrainingJobName": "job",
+            "AlgorithmSpecification": {"TrainingImage": "algo:1"},
+            "CheckpointConfig": {"S3Uri": "s3://b/ckpt", "LocalPath": "/opt/ml/state/ckpt"},
+        }
+    )
+    settings = KubeSettings(checkpoint_sync_seconds=2.5)
+    job = training_job_manifest(
+        "job", "ml", 1, spec, output_uri=OUTPUT, owner=None, settings=settings
+    )
+    pod = job["spec"]["template"]["spec"]
+    # A regular container beside algo (it ends when algo has ended), not an init container.
+    assert [c["name"] for c in pod["initContainers"]] == ["download"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert list(containers) == ["algo", "upload"]
+    upload = containers["upload"]
+    assert upload["command"][-2:] == ["orchestrator.kube.steps", "upload"]
+    for c in containers.values():
+        assert {"name": "ml", "mountPath": "/opt/ml"} in c["volumeMounts"]
+    assert {"name": "ml", "emptyDir": {"sizeLimit": "30Gi"}} in pod["volumes"]
+    env = {e["name"]: e.get("value") for e in containers["algo"]["env"]}
+    assert env["SM_CHECKPOINT_DIR"] == "/opt/ml/state/ckpt"
+    cfg = steps.StepConfig.model_validate_json(
+        job_step_config(spec, OUTPUT, settings, job="job-1", namespace="ml")
+    )
+    assert cfg.checkpoint_sync_seconds == 2.5
+
+
 def test_hostenv_samples_its_containers_usage_into_the_log(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

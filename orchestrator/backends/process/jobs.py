@@ -145,6 +145,8 @@ class ProcessJobs:
             store=store_access(s),
             allow_file_uris=s.allow_file_uris,
             gpus=None if launch.gpus is None else list(launch.gpus),
+            checkpoint_sync_seconds=s.controller.checkpoint_sync_seconds,
+            checkpoint_upload_mib_per_second=s.controller.checkpoint_upload_mib_per_second,
             usage_interval_seconds=s.controller.usage_interval_seconds,
         )
 

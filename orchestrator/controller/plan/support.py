@@ -97,7 +97,6 @@ def _images(spec: CreateModelRequest) -> list[str]:
     return [f"Containers[{i}].Image" for i, c in enumerate(spec.Containers or []) if c.own_image]
 
 
-DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"  # SageMaker's, where the backends sync from
 KMS = "objects are always encrypted with per-object data keys under the store's master keys"
 KMS_INSTEAD = "leave it unset (a KMS key provider per resource is not available yet)"
 
@@ -178,20 +177,6 @@ RULES: tuple[Rule, ...] = (
         _flag(
             lambda s: bool(s.ResourceConfig.KeepAlivePeriodInSeconds),
             "ResourceConfig.KeepAlivePeriodInSeconds",
-        ),
-    ),
-    Rule(
-        "TrainingJob",
-        "CheckpointConfig.LocalPath",
-        ALL,
-        "checkpoints are synced from /opt/ml/checkpoints only (SM_CHECKPOINT_DIR)",
-        "leave it unset (or /opt/ml/checkpoints) and save checkpoints under SM_CHECKPOINT_DIR",
-        _flag(
-            lambda s: (
-                s.CheckpointConfig is not None
-                and s.CheckpointConfig.LocalPath.rstrip("/") != DEFAULT_CHECKPOINT_PATH
-            ),
-            "CheckpointConfig.LocalPath",
         ),
     ),
     Rule(
