@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +28,13 @@ from orchestrator.backends.base import Backend, Configurable, PassSnapshot
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.executor import Executor
 from orchestrator.controller.jobmetrics import JobMetrics
+from orchestrator.controller.plan.admission import (
+    Candidate,
+    HostCapacity,
+    candidate_of,
+    holds_capacity,
+    plan_admissions,
+)
 from orchestrator.controller.plan.endpoint import (
     DesiredEndpoint,
     EndpointPolicy,
@@ -49,9 +56,9 @@ from orchestrator.controller.plan.tuning import (
 )
 from orchestrator.controller.plan.types import (
     Action,
+    Admission,
     DeleteRecord,
     FleetHealth,
-    GpuCapacity,
     ObservedReplica,
     Plan,
     RemoveReplica,
@@ -163,6 +170,11 @@ class Policies:
     # Where ARNs say the resources are (a tuning job's trial summaries name their ARNs).
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    # Training capacity the queue hands out (None: not accounted): job slots, and the host's
+    # vCPUs and memory (ignored where the backend's scheduler places them: Kubernetes).
+    training_slots: int | None = None
+    host_vcpus: int | None = None
+    host_memory_mib: int | None = None
 
 
 class Reconciler:
@@ -199,7 +211,18 @@ class Reconciler:
         self.trial_series = TrialSeries(metric_series or JobMetrics(backend, clock=self.clock))
         self.backoff = Backoff(self.policies.max_backoff_seconds)
         self._refs: dict[tuple[str, str], Record | None] = {}
-        self._gpus_held: dict[str, set[int]] = {}
+        # The admission queue (controller/plan/admission.py): this pass's view of every active
+        # training job, and each one's admission.
+        places = backend.schedules_gpus
+        self.host = HostCapacity(
+            slots=self.policies.training_slots,
+            gpus=tuple(self._gpu_indexes) if self.gpus is not None else None,
+            vcpus=None if places else self.policies.host_vcpus,
+            memory_mib=None if places else self.policies.host_memory_mib,
+        )
+        self._queue: dict[str, Candidate] = {}
+        self._admissions: dict[str, Admission] = {}
+        self._queue_changed = False
         # A training job ended in this pass (its slot may let a tuning job launch the next).
         self._job_ended = False
 
@@ -229,12 +252,12 @@ class Reconciler:
                 # What endpoints refer to, as this listing has it: no read per endpoint.
                 self._refs.update(((kind, r.name), r) for r in records)
             if kind == TRAINING_JOB.name:
-                self._gpus_held = {
-                    r.name: {int(i) for i in r.status.get("AllocatedGpus") or []} for r in records
-                }
+                records = self._admit(records)
             for record in records:
                 if kind == ENDPOINT.name:
                     seen_endpoints.add(record.name)
+                if kind == TRAINING_JOB.name and self._queue_changed:
+                    self._readmit(record.name)
                 requeue = self._one(kind, record, reconcile)
                 if requeue is not None:
                     next_due = min(next_due, requeue)
@@ -409,7 +432,7 @@ class Reconciler:
         )
         observed = self.backend.observe_job(record.name)
         plan = plan_training_job(
-            desired, observed, now, self.policies.training, capacity=self._capacity(record.name)
+            desired, observed, now, self.policies.training, self._admissions.get(record.name)
         )
         try:
             self.executor.run(record, plan.actions)
@@ -424,24 +447,51 @@ class Reconciler:
             return Result()
         if record.active and not plan.active:
             self._job_ended = True
-        if self.gpus is not None:
-            held = plan.status.AllocatedGpus if plan.active else []
-            self._gpus_held[record.name] = {int(i) for i in held}
-        return self._write(record, plan)
+        holds = plan.active and holds_capacity(plan.status.Attempt, plan.status.SecondaryStatus)
+        self._queued(record.name, holds, tuple(plan.status.AllocatedGpus))
+        result = self._write(record, plan)
+        if record.preempt_requested and plan.active and not holds:
+            # Carried out: the job is back in the queue (or never left it).
+            self.source.set_flag(
+                TRAINING_JOB.name, record.name, "preempt_requested", now, value=False
+            )
+        return result
 
-    def _capacity(self, job: str) -> GpuCapacity | None:
-        """The host's GPUs less those every other active job holds (read at the start of the
-        pass and kept current as jobs are planned, so a job planned earlier in it counts)."""
-        if self.gpus is None:
-            return None
-        held: set[int] = set()
-        for other, devices in self._gpus_held.items():
-            if other != job:
-                held |= devices
-        return GpuCapacity(
-            total=len(self._gpu_indexes),
-            free=tuple(i for i in self._gpu_indexes if i not in held),
-        )
+    # --- the admission queue ---------------------------------------------------------------------
+    def _admit(self, records: list[Record]) -> list[Record]:
+        """Every active training job's admission for this pass (one O(n log n) plan), and the
+        order to reconcile them in: the jobs that hold capacity first, so that what they free
+        in this pass goes to the queue in the same pass (``_readmit``)."""
+        self._queue = {}
+        for r in records:
+            c = candidate_of(
+                r.name, r.created_at, r.spec, r.status, preempt_requested=r.preempt_requested
+            )
+            if c.holds or not (r.stop_requested or r.delete_requested):
+                self._queue[r.name] = c  # a waiting job asked to stop takes no place
+        self._admissions = plan_admissions(list(self._queue.values()), self.host)
+        self._queue_changed = False
+        holding = [r for r in records if r.name in self._queue and self._queue[r.name].holds]
+        return holding + [
+            r for r in records if r.name not in self._queue or not self._queue[r.name].holds
+        ]
+
+    def _queued(self, name: str, holds: bool, gpus: tuple[int, ...]) -> None:
+        """What planning did to a job: a job that held capacity and no longer does frees it."""
+        before = self._queue.get(name)
+        if before is None:
+            return
+        if before.holds and not holds:
+            self._queue_changed = True
+        self._queue[name] = replace(before, holds=holds, held_gpus=gpus)
+
+    def _readmit(self, next_job: str) -> None:
+        """Capacity was freed in this pass: plan the admissions of the jobs not yet reconciled
+        again (once, before the first waiting one)."""
+        if next_job in self._queue and self._queue[next_job].holds:
+            return
+        self._admissions = plan_admissions(list(self._queue.values()), self.host)
+        self._queue_changed = False
 
     # --- tuning jobs -----------------------------------------------------------------------------
     def reconcile_tuning_job(self, record: Record) -> Result:

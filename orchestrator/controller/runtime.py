@@ -11,6 +11,7 @@ create or a stop wakes it. Safe to kill at any line (see the reconciler).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -48,7 +49,18 @@ def policies_from(settings: Settings) -> Policies:
         default_bucket=settings.objects.default_bucket,
         region=settings.region,
         account_id=settings.account_id,
+        training_slots=c.max_concurrent_training_jobs or None,
+        host_vcpus=c.training_vcpus or os.cpu_count(),
+        host_memory_mib=c.training_memory_mib or host_memory_mib(),
     )
+
+
+def host_memory_mib() -> int | None:
+    """The machine's memory (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 class ReplicaMetrics:

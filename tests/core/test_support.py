@@ -36,8 +36,6 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
     ("TrainingJob", "EnableManagedSpotTraining", job(EnableManagedSpotTraining=True), set(BACKENDS)),
     ("TrainingJob", "StoppingCondition.MaxWaitTimeInSeconds",
      job(StoppingCondition={"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120}), set(BACKENDS)),
-    ("TrainingJob", "StoppingCondition.MaxPendingTimeInSeconds",
-     job(StoppingCondition={"MaxPendingTimeInSeconds": 7200}), set(BACKENDS)),
     ("TrainingJob", "InputDataConfig[0].ShuffleConfig",
      job(InputDataConfig=[{"ChannelName": "train", "ShuffleConfig": {"Seed": 1},
                                     "DataSource": {"S3DataSource": {"S3Uri": "s3://b/t"}}}]), set(BACKENDS)),

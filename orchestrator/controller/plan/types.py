@@ -58,12 +58,15 @@ class ObservedJob:
 
 
 @dataclass(frozen=True)
-class GpuCapacity:
-    """The host's GPUs as the controller accounts for them: all of them, and those no active
-    job holds. None (in the planners) means the backend places GPUs itself (Kubernetes)."""
+class Admission:
+    """The queue's word on one training job this pass (controller/plan/admission.py)."""
 
-    total: int
-    free: tuple[int, ...]
+    admitted: bool = True  # may launch an attempt now
+    gpus: tuple[int, ...] | None = None  # devices for the attempt (None: not accounted)
+    reason: str = ""  # why it waits: the Pending transition's message
+    position: int | None = None  # 1-based place in the queue while it waits
+    preempt: str = ""  # non-empty: stop the running attempt now (why)
+    fail: FailureReason | None = None  # it can never be admitted here (CapacityError)
 
 
 @dataclass(frozen=True)
