@@ -448,7 +448,7 @@ class Reconciler:
         if record.active and not plan.active:
             self._job_ended = True
         holds = plan.active and holds_capacity(plan.status.Attempt, plan.status.SecondaryStatus)
-        self._queued(record.name, holds, tuple(plan.status.AllocatedGpus))
+        self._queued(record.name, plan.active, holds, tuple(plan.status.AllocatedGpus))
         result = self._write(record, plan)
         if record.preempt_requested and plan.active and not holds:
             # Carried out: the job is back in the queue (or never left it).
@@ -476,14 +476,18 @@ class Reconciler:
             r for r in records if r.name not in self._queue or not self._queue[r.name].holds
         ]
 
-    def _queued(self, name: str, holds: bool, gpus: tuple[int, ...]) -> None:
-        """What planning did to a job: a job that held capacity and no longer does frees it."""
+    def _queued(self, name: str, active: bool, holds: bool, gpus: tuple[int, ...]) -> None:
+        """What planning did to a job: a job that held capacity and no longer does (it ended,
+        or went back to the queue) frees it."""
         before = self._queue.get(name)
         if before is None:
             return
         if before.holds and not holds:
             self._queue_changed = True
-        self._queue[name] = replace(before, holds=holds, held_gpus=gpus)
+        if active:
+            self._queue[name] = replace(before, holds=holds, held_gpus=gpus)
+        else:
+            del self._queue[name]
 
     def _readmit(self, next_job: str) -> None:
         """Capacity was freed in this pass: plan the admissions of the jobs not yet reconciled

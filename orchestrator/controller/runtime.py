@@ -38,6 +38,7 @@ log = logging.getLogger("orchestrator.controller")
 
 def policies_from(settings: Settings) -> Policies:
     c = settings.controller
+    on_host = settings.backend in ("process", "docker") and settings.desired_state == "sql"
     return Policies(
         training=TrainingPolicy(c.stop_grace_seconds),
         endpoint=EndpointPolicy(
@@ -50,8 +51,10 @@ def policies_from(settings: Settings) -> Policies:
         region=settings.region,
         account_id=settings.account_id,
         training_slots=c.max_concurrent_training_jobs or None,
-        host_vcpus=c.training_vcpus or os.cpu_count(),
-        host_memory_mib=c.training_memory_mib or host_memory_mib(),
+        # The machine's, where jobs run on it (the fake backend runs nothing: unaccounted
+        # unless set; on Kubernetes the scheduler places CPU and memory).
+        host_vcpus=c.training_vcpus or (os.cpu_count() if on_host else None),
+        host_memory_mib=c.training_memory_mib or (host_memory_mib() if on_host else None),
     )
 
 
@@ -160,11 +163,13 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_counts = 0.0
+        self.passes = 0  # passes run (what the API's queue view is as fresh as)
 
     # --- passes ------------------------------------------------------------------------------
     def run_pass(self) -> float:
         """Reconcile every active resource once; returns seconds until the next pass is due."""
         delay = self.reconciler.run_pass()
+        self.passes += 1
         self._record_counts()
         return delay
 

@@ -1,0 +1,104 @@
+"""The training queue through the control plane (fake backend, REST client): jobs beyond the
+slots wait as Pending in priority order, with their place and reason on read, a queued job
+costs no status write per pass, freed capacity goes to the queue in the same pass; the
+queued-jobs limit, a bad Priority, and preempt requests refused by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrator.controller.plan.admission import QUEUED
+from orchestrator.errors import LimitExceededError, ValidationError
+from orchestrator.testing import local_control_plane, training_job_spec
+
+SLOTS = {"controller": {"max_concurrent_training_jobs": 2}}
+
+
+def upload(cp: Any) -> None:
+    cp.client.upload_bytes(b"x", "s3://orchestrator/code/sourcedir.tar.gz")
+
+
+def test_jobs_beyond_the_slots_wait_in_priority_order(tmp_path: Any) -> None:
+    with local_control_plane(tmp_path, **SLOTS) as cp:
+        upload(cp)
+        api = cp.client
+        for name, priority in (("a", None), ("b", None), ("c", 5), ("d", None)):
+            api.create_training_job(training_job_spec(name, Priority=priority))
+        cp.controller.run_pass()
+        assert sorted(x.name for x in cp.backend.launches) == ["a", "c"]
+        b, d = api.describe_training_job("b"), api.describe_training_job("d")
+        assert (b.SecondaryStatus, b.QueuePosition, d.QueuePosition) == ("Pending", 1, 2)
+        assert b.SecondaryStatusTransitions[-1].StatusMessage == (
+            "Waiting for a job slot: 2 of 2 in use (ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS)"
+        )
+        assert d.SecondaryStatusTransitions[-1].StatusMessage == QUEUED
+        summaries = {s.TrainingJobName: s for s in api.list_training_jobs().TrainingJobSummaries}
+        assert (summaries["d"].QueuePosition, summaries["d"].StatusMessage) == (2, QUEUED)
+        assert summaries["c"].QueuePosition is None and summaries["c"].StatusMessage is None
+
+        # A pass over an unchanged queue writes nothing for the waiting jobs.
+        versions = {n: cp.plane.store.get("TrainingJob", n).version for n in "bd"}
+        cp.controller.run_pass()
+        assert {n: cp.plane.store.get("TrainingJob", n).version for n in "bd"} == versions
+
+        # A job ends: its slot goes to the head of the queue in the same pass.
+        cp.backend.complete("c")
+        cp.controller.run_pass()
+        assert [x.name for x in cp.backend.launches][2:] == ["b"]
+        assert api.describe_training_job("d").QueuePosition == 1
+
+
+def test_the_queued_jobs_limit_names_its_setting(tmp_path: Any) -> None:
+    with local_control_plane(tmp_path, controller={"max_queued_training_jobs": 2}) as cp:
+        upload(cp)
+        cp.client.create_training_job(training_job_spec("one"))
+        cp.client.create_training_job(training_job_spec("two"))
+        with pytest.raises(LimitExceededError) as e:
+            cp.client.create_training_job(training_job_spec("three"))
+        assert "ORCH_CONTROLLER__MAX_QUEUED_TRAINING_JOBS" in str(e.value)
+        cp.controller.run_pass()  # both start (five slots): nothing waits any more
+        cp.client.create_training_job(training_job_spec("three"))
+
+
+@pytest.mark.parametrize("priority", ["high", 1.5, 1001])
+def test_a_priority_that_is_not_an_integer_in_range_is_refused(
+    tmp_path: Any, priority: Any
+) -> None:
+    with local_control_plane(tmp_path) as cp, pytest.raises(ValidationError) as e:
+        cp.client.create_training_job(training_job_spec("j", Priority=priority))
+    assert "Priority" in str(e.value)
+
+
+def test_preempt_is_refused_for_a_job_that_is_not_a_spot_job(tmp_path: Any) -> None:
+    with local_control_plane(tmp_path) as cp:
+        upload(cp)
+        cp.client.create_training_job(training_job_spec("firm"))
+        cp.controller.run_pass()
+        with pytest.raises(ValidationError) as e:
+            cp.client.preempt_training_job("firm")
+        assert e.value.field == "EnableManagedSpotTraining"
+
+
+def test_the_preempt_flag_is_set_and_withdrawn(tmp_path: Any) -> None:
+    with local_control_plane(tmp_path) as cp:
+        upload(cp)
+        cp.client.create_training_job(training_job_spec("j"))
+        store, now = cp.plane.store, cp.plane.clock.now()
+        assert store.set_flag("TrainingJob", "j", "preempt_requested", now).preempt_requested
+        r = store.set_flag("TrainingJob", "j", "preempt_requested", now, value=False)
+        assert not r.preempt_requested
+        with pytest.raises(ValueError, match="cannot be withdrawn"):
+            store.set_flag("TrainingJob", "j", "stop_requested", now, value=False)
+
+
+def test_a_preempt_request_on_a_waiting_job_is_withdrawn_by_the_pass(tmp_path: Any) -> None:
+    with local_control_plane(tmp_path, controller={"max_concurrent_training_jobs": 1}) as cp:
+        upload(cp)
+        for name in ("a", "b"):
+            cp.client.create_training_job(training_job_spec(name))
+        cp.controller.run_pass()
+        cp.plane.store.set_flag("TrainingJob", "b", "preempt_requested", cp.plane.clock.now())
+        cp.controller.run_pass()
+        assert not cp.plane.store.get("TrainingJob", "b").preempt_requested
