@@ -5,13 +5,15 @@ queued-jobs limit, a bad Priority, and preempt requests refused by name."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from orchestrator.controller.plan.admission import QUEUED
+from orchestrator.controller.reconciler import Reconciler
 from orchestrator.errors import LimitExceededError, ValidationError
-from orchestrator.testing import local_control_plane, training_job_spec
+from orchestrator.testing import FakeClock, local_control_plane, training_job_spec
 
 SLOTS = {"controller": {"max_concurrent_training_jobs": 2}}
 
@@ -102,3 +104,94 @@ def test_a_preempt_request_on_a_waiting_job_is_withdrawn_by_the_pass(tmp_path: A
         cp.plane.store.set_flag("TrainingJob", "b", "preempt_requested", cp.plane.clock.now())
         cp.controller.run_pass()
         assert not cp.plane.store.get("TrainingJob", "b").preempt_requested
+
+
+def counting_observations(cp: Any) -> list[str]:
+    """The names the backend is asked about, from now on."""
+    seen: list[str] = []
+    observe = cp.backend.observe_job
+
+    def counted(name: str) -> Any:
+        seen.append(name)
+        return observe(name)
+
+    cp.backend.observe_job = counted
+    return seen
+
+
+def test_a_pass_skips_waiting_jobs_whose_wait_did_not_change(tmp_path: Any) -> None:
+    clock = FakeClock()
+    with local_control_plane(tmp_path, clock=clock, **SLOTS) as cp:
+        upload(cp)
+        api = cp.client
+        for name in ("a", "b", "c", "d", "e"):
+            api.create_training_job(training_job_spec(name))
+        api.create_training_job(
+            training_job_spec("f", StoppingCondition={"MaxPendingTimeInSeconds": 7200})
+        )
+        seen = counting_observations(cp)
+        cp.controller.run_pass()  # the first pass plans every job
+        assert sorted(set(seen)) == ["a", "b", "c", "d", "e", "f"]
+        seen.clear()
+        cp.controller.run_pass()  # the waiting ones are neither observed nor planned
+        assert sorted(seen) == ["a", "b"]
+
+        # A stop asked of a waiting job is carried out by the next pass.
+        api.stop_training_job("d")
+        seen.clear()
+        cp.controller.run_pass()
+        assert sorted(seen) == ["a", "b", "d"]
+        assert api.describe_training_job("d").TrainingJobStatus == "Stopped"
+
+        # MaxPendingTimeInSeconds falls due: planned again, and stopped.
+        clock.advance(7201)
+        seen.clear()
+        cp.controller.run_pass()
+        assert sorted(seen) == ["a", "b", "f"]
+        assert "MaxPendingTimeExceeded" in (api.describe_training_job("f").StopReason or "")
+
+        # A slot frees: the head is admitted and launched, and the job behind it, now the
+        # head, is planned for its new reason (it waits for a slot, no longer behind others).
+        cp.backend.complete("a")
+        seen.clear()
+        cp.controller.run_pass()
+        assert sorted(seen) == ["a", "b", "c", "e"]
+        assert [x.name for x in cp.backend.launches] == ["a", "b", "c"]
+        assert api.describe_training_job("e").QueuePosition == 1
+
+
+def test_jobs_admitted_in_one_pass_launch_in_queue_order(tmp_path: Any) -> None:
+    with local_control_plane(tmp_path, controller={"max_concurrent_training_jobs": 3}) as cp:
+        upload(cp)
+        for name, priority in (("late", None), ("low", -5), ("mid", 3), ("top", 9)):
+            cp.client.create_training_job(training_job_spec(name, Priority=priority))
+        cp.controller.run_pass()
+        assert [x.name for x in cp.backend.launches] == ["top", "mid", "late"]
+
+
+def test_an_attempt_launched_before_a_crash_and_never_recorded_holds_its_slot(
+    tmp_path: Any,
+) -> None:
+    with local_control_plane(tmp_path, controller={"max_concurrent_training_jobs": 1}) as cp:
+        upload(cp)
+        cp.client.create_training_job(training_job_spec("first"))
+        cp.controller.run_pass()
+        cp.backend.complete("first")
+        cp.client.create_training_job(training_job_spec("ran"))
+        # The controller launched "ran" and died before writing its status; meanwhile a job
+        # of higher priority arrived.
+        cp.backend.launch_job(replace(cp.backend.launches[0], name="ran"))
+        cp.client.create_training_job(training_job_spec("urgent", Priority=9))
+        old = cp.controller.reconciler
+        cp.controller.reconciler = Reconciler(
+            cp.plane.store, cp.backend, policies=old.policies, clock=old.clock
+        )
+        cp.controller.run_pass()
+        assert [x.name for x in cp.backend.launches] == ["first", "ran"]  # urgent waits
+        ran = cp.client.describe_training_job("ran")
+        assert (ran.TrainingJobStatus, ran.SecondaryStatus) == ("InProgress", "Starting")
+        urgent = cp.client.describe_training_job("urgent")
+        assert (urgent.SecondaryStatus, urgent.QueuePosition) == ("Pending", 1)
+        cp.backend.complete("ran")
+        cp.controller.run_pass()
+        assert [x.name for x in cp.backend.launches] == ["first", "ran", "urgent"]

@@ -199,8 +199,13 @@ def _take(free: _Free, d: Demand, *, sign: int = 1) -> None:
         free.memory_mib -= sign * d.memory_mib
 
 
-def plan_admissions(jobs: Sequence[Candidate], host: HostCapacity) -> dict[str, Admission]:
-    """Every job's admission this pass (see the module docstring for the rules)."""
+def plan_admissions(
+    jobs: Sequence[Candidate],
+    host: HostCapacity,
+    order: Sequence[Candidate] | None = None,
+) -> dict[str, Admission]:
+    """Every job's admission this pass (see the module docstring for the rules); ``order``:
+    ``queue_order(jobs)`` where the caller has it already (one sort per pass)."""
     out: dict[str, Admission] = {}
     all_gpus = host.gpus
     held: set[int] = set()
@@ -218,7 +223,7 @@ def plan_admissions(jobs: Sequence[Candidate], host: HostCapacity) -> dict[str, 
         free.gpus = [i for i in all_gpus if i not in held]
     position = 0
     blocked = False
-    for j in queue_order(jobs):
+    for j in queue_order(jobs) if order is None else order:
         if all_gpus is not None and j.demand.gpus > len(all_gpus):
             out[j.name] = Admission(
                 admitted=False,
