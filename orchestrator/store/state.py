@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -265,7 +265,11 @@ class StateStore:
         active: bool,
         now: datetime,
     ) -> Record:
-        """Write a new status if nobody wrote since ``record`` was read (else ConflictError)."""
+        """Write a new status if nobody wrote since ``record`` was read (else ConflictError).
+        The record returned is the row as written, not read back (a write per job launch and
+        end: the read was a quarter of its cost); the flags are ``record``'s, as the version
+        check proves (setting a flag bumps the version)."""
+        text = json.dumps(status, default=str)
         with self._tx() as conn:
             result = conn.execute(
                 resources.update()
@@ -275,7 +279,7 @@ class StateStore:
                     resources.c.version == int(record.version),
                 )
                 .values(
-                    status=json.dumps(status, default=str),
+                    status=text,
                     phase=phase,
                     active=active,
                     updated_at=_ts(now),
@@ -289,7 +293,14 @@ class StateStore:
                 )  # fmt: skip
         if result.rowcount != 1:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
-        return self.get(record.kind, record.name)
+        return replace(
+            record,
+            status=_loads(text),
+            phase=phase,
+            active=active,
+            updated_at=_dt(_ts(now)),
+            version=str(int(record.version) + 1),
+        )
 
     def update_spec(
         self,

@@ -163,6 +163,10 @@ def _clamped(d: Demand, host: HostCapacity) -> tuple[Demand, list[str]]:
     """``d`` no larger than the whole host in vCPUs and memory; what was clamped."""
     notes: list[str] = []
     vcpus, memory = d.vcpus, d.memory_mib
+    if (host.vcpus is None or vcpus <= host.vcpus) and (
+        host.memory_mib is None or memory <= host.memory_mib
+    ):
+        return d, notes
     if host.vcpus is not None and vcpus > host.vcpus:
         notes.append(f"{vcpus} vCPUs (the host has {host.vcpus})")
         vcpus = host.vcpus
@@ -233,9 +237,13 @@ def plan_admissions(
                 ),
             )
             continue
+        if blocked:  # behind the head: its place, nothing to size (one step per queued job)
+            position += 1
+            out[j.name] = Admission(admitted=False, reason=QUEUED, position=position)
+            continue
         d, notes = _clamped(j.demand, host)
-        short = "" if blocked else _short(d, free, host)
-        if not blocked and not short:
+        short = _short(d, free, host)
+        if not short:
             gpus: tuple[int, ...] | None = None
             if free.gpus is not None:
                 gpus, free.gpus = tuple(free.gpus[: d.gpus]), free.gpus[d.gpus :]
@@ -243,9 +251,6 @@ def plan_admissions(
             out[j.name] = Admission(gpus=gpus)
             continue
         position += 1
-        if blocked:
-            out[j.name] = Admission(admitted=False, reason=QUEUED, position=position)
-            continue
         blocked = True
         if notes:
             short += (
