@@ -85,8 +85,16 @@ class ControllerSettings(BaseModel):
     # A running training job's CPU, memory, disk and GPU use is sampled per host this often
     # (SageMaker's CloudWatch metrics are per minute; 0 turns sampling off).
     usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)
-    # Simultaneous InProgress training jobs (a quota; 0 = unlimited).
-    max_concurrent_training_jobs: int = Field(default=8, ge=0)
+    # Job slots: training jobs running at once (0 = unlimited); more wait in the queue as
+    # Pending, ordered by Priority then submission (controller/plan/admission.py).
+    max_concurrent_training_jobs: int = Field(default=5, ge=0)
+    # Jobs waiting in the queue at most; a create beyond answers ResourceLimitExceeded.
+    max_queued_training_jobs: int = Field(default=10_000, ge=1)
+    # The host's vCPUs and memory that training jobs share (an instance type's size is what
+    # a job takes); None: the machine's (process and Docker backends; on Kubernetes the
+    # scheduler places CPU and memory).
+    training_vcpus: int | None = Field(default=None, ge=1)
+    training_memory_mib: int | None = Field(default=None, ge=1)
     # The autoscaler reads each variant's traffic over this window (SageMaker's
     # high-resolution metrics are 10 s).
     autoscaling_window_seconds: float = Field(default=10.0, gt=0)

@@ -23,11 +23,13 @@ from pydantic import BaseModel
 from orchestrator.api import search as searching
 from orchestrator.api.auth import KeyStore
 from orchestrator.api.aws.credentials import AccessKeys
+from orchestrator.api.queue import TrainingQueue
 from orchestrator.api.tags import ResourceTags
 from orchestrator.api.tuning import TuningJobs
 from orchestrator.backends.base import AttemptLogs, Backend, Configurable
 from orchestrator.clock import Clock
 from orchestrator.controller.jobmetrics import JobMetrics
+from orchestrator.controller.plan.admission import holds_capacity
 from orchestrator.controller.plan.support import problems_of
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
@@ -171,6 +173,8 @@ class ControlPlane:
         # Training jobs' metric series, read from their logs (pod logs on a cluster).
         # (the same reader as the local reconciler's tuner, where there is one: one cache)
         self.job_metrics = job_metrics or JobMetrics(backend, clock=clock)
+        # The admission queue as users see it (positions; the queued-jobs limit).
+        self.queue = TrainingQueue(store, (lambda: controller.passes) if controller else None)
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""
@@ -276,15 +280,18 @@ class ControlPlane:
                     f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri",
                     prefix=True,
                 )
-            quota = self.settings.controller.max_concurrent_training_jobs
-            if quota:
-                counts = self.store.count_by_phase(TRAINING_JOB.name)
-                running = counts.get("InProgress", 0) + counts.get("Stopping", 0)
-                if running >= quota:
-                    raise LimitExceededError(
-                        f"{running} training jobs are in progress and the limit is {quota} "
-                        "(ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS); wait for one to end"
-                    )
+            limit = self.settings.controller.max_queued_training_jobs
+            queued = self.queue.view().queued
+            if queued >= limit:
+                raise LimitExceededError(
+                    f"{queued} training jobs are waiting in the queue and the limit is {limit} "
+                    "(ORCH_CONTROLLER__MAX_QUEUED_TRAINING_JOBS); wait for the queue to drain, "
+                    "or stop queued jobs (orch jobs list --status InProgress)"
+                )
+            arn, created = self._create(TRAINING_JOB, req)
+            if created:
+                self.queue.created()
+            return arn, created
         return self._create(TRAINING_JOB, req)
 
     def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
@@ -294,6 +301,8 @@ class ControlPlane:
             # Asked for: shown at once, as SageMaker does, until the controller has it.
             status["TrainingJobStatus"] = TrainingJobStatus.STOPPING.value
             status["SecondaryStatus"] = SecondaryStatus.STOPPING.value
+        elif r.active:
+            status["QueuePosition"] = self.queue.view().positions.get(name)
         return DescribeTrainingJobResponse.model_validate(
             {
                 **r.spec,
@@ -315,6 +324,7 @@ class ControlPlane:
                 LastModifiedTime=r.updated_at,
                 TrainingJobStatus=st.TrainingJobStatus,
                 SecondaryStatus=st.SecondaryStatus,
+                **self._waiting(r, st),
             )
 
         if q.StatusEquals is not None and q.StatusEquals not in {
@@ -325,6 +335,35 @@ class ControlPlane:
                 field="StatusEquals",
             )
         return self._list(TRAINING_JOB.name, q, summarize)
+
+    def _waiting(self, r: Record, st: TrainingJobState) -> dict[str, Any]:
+        """A job waiting in the queue: its place and why (the Pending transition's message)."""
+        if not r.active or st.SecondaryStatus != SecondaryStatus.PENDING:
+            return {}
+        last = st.SecondaryStatusTransitions[-1] if st.SecondaryStatusTransitions else None
+        return {
+            "QueuePosition": self.queue.view().positions.get(r.name),
+            "StatusMessage": last.StatusMessage if last else None,
+        }
+
+    def preempt_training_job(self, name: str) -> None:
+        """Ask a running spot job to give its capacity back: it is stopped (SIGTERM and its
+        grace) and goes back in the queue, to resume from its checkpoints when admitted."""
+        r = self.store.get(TRAINING_JOB.name, name)
+        if r.spec.get("EnableManagedSpotTraining") is not True:
+            raise ValidationError(
+                f"TrainingJob {name!r} is not a spot job (EnableManagedSpotTraining is false): "
+                "only spot jobs can be preempted; stop it instead (orch jobs stop)",
+                field="EnableManagedSpotTraining",
+            )
+        if not r.active or r.phase != TrainingJobStatus.IN_PROGRESS.value:
+            raise ConflictError(f"TrainingJob {name!r} is {r.phase}; nothing to preempt")
+        if not holds_capacity(int(r.status.get("Attempt") or 0), r.status.get("SecondaryStatus")):
+            raise ConflictError(
+                f"TrainingJob {name!r} is waiting in the queue (Pending); nothing to preempt"
+            )
+        self.store.set_flag(TRAINING_JOB.name, name, "preempt_requested", self.clock.now())
+        self.wake()
 
     def stop_training_job(self, name: str) -> None:
         r = self.store.get(TRAINING_JOB.name, name)

@@ -1,4 +1,5 @@
-"""``orch jobs``: list, describe, logs, metrics, stop, delete and wait for training jobs."""
+"""``orch jobs``: list, describe, logs, metrics, stop, preempt, delete and wait for training
+jobs."""
 
 from __future__ import annotations
 
@@ -64,10 +65,15 @@ def list_jobs(
 def _print_list(jobs: list[TrainingJobSummary], next_token: str | None) -> None:
     table = Table("Name", "Status", "Secondary", "Created", "Duration")
     for j in jobs:
+        secondary = j.SecondaryStatus or "-"
+        if j.QueuePosition is not None:
+            secondary = f"{secondary} #{j.QueuePosition}"
+        if j.StatusMessage:
+            secondary = f"{secondary}: {j.StatusMessage}"
         table.add_row(
             j.TrainingJobName,
             styled(j.TrainingJobStatus),
-            j.SecondaryStatus or "-",
+            Text(secondary),
             when(j.CreationTime),
             since(j.CreationTime, j.TrainingEndTime),
         )
@@ -98,6 +104,8 @@ def _panel(job: DescribeTrainingJobResponse, evaluation: list[Any] | None = None
     info.add_column(style="bold")
     info.add_column()
     info.add_row("Status", f"{styled(job.TrainingJobStatus)} ({job.SecondaryStatus})")
+    if job.QueuePosition is not None:
+        info.add_row("Queue position", str(job.QueuePosition))
     if job.FailureReason:
         info.add_row("Failure reason", Text(job.FailureReason, style="red"))
     if job.StopReason:
@@ -200,6 +208,14 @@ def stop(ctx: typer.Context, name: Name) -> None:
     """Stop a running training job (SIGTERM, then SIGKILL after the grace period)."""
     client(ctx).stop_training_job(name)
     done(ctx, {"TrainingJobName": name, "TrainingJobStatus": "Stopping"}, f"stopping {name}")
+
+
+@app.command()
+def preempt(ctx: typer.Context, name: Name) -> None:
+    """Give a running spot job's capacity back: it is stopped with its grace and waits in the
+    queue again, resuming from its checkpoints (EnableManagedSpotTraining jobs only)."""
+    client(ctx).preempt_training_job(name)
+    done(ctx, {"TrainingJobName": name, "TrainingJobStatus": "InProgress"}, f"preempting {name}")
 
 
 @app.command()

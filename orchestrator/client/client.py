@@ -179,6 +179,11 @@ class Client:
     def stop_training_job(self, name: str) -> None:
         self.request("POST", f"{TRAINING_JOB.collection}/{quote(name)}/stop")
 
+    def preempt_training_job(self, name: str) -> None:
+        """Have a running spot job give its capacity back: it is stopped with its grace and
+        waits in the queue again (only jobs with EnableManagedSpotTraining)."""
+        self.request("POST", f"{TRAINING_JOB.collection}/{quote(name)}/preempt")
+
     def delete_training_job(self, name: str) -> None:
         self.request("DELETE", f"{TRAINING_JOB.collection}/{quote(name)}")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +28,14 @@ from orchestrator.backends.base import Backend, Configurable, PassSnapshot
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.executor import Executor
 from orchestrator.controller.jobmetrics import JobMetrics
+from orchestrator.controller.plan.admission import (
+    Candidate,
+    HostCapacity,
+    candidate_of,
+    holds_capacity,
+    plan_admissions,
+    queue_order,
+)
 from orchestrator.controller.plan.endpoint import (
     DesiredEndpoint,
     EndpointPolicy,
@@ -35,6 +43,9 @@ from orchestrator.controller.plan.endpoint import (
     plan_endpoint,
 )
 from orchestrator.controller.plan.support import problems_of
+from orchestrator.controller.plan.training import (
+    RUNNING_RESYNC as TRAINING_RESYNC,
+)
 from orchestrator.controller.plan.training import (
     DesiredJob,
     TrainingPolicy,
@@ -49,9 +60,9 @@ from orchestrator.controller.plan.tuning import (
 )
 from orchestrator.controller.plan.types import (
     Action,
+    Admission,
     DeleteRecord,
     FleetHealth,
-    GpuCapacity,
     ObservedReplica,
     Plan,
     RemoveReplica,
@@ -163,6 +174,11 @@ class Policies:
     # Where ARNs say the resources are (a tuning job's trial summaries name their ARNs).
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    # Training capacity the queue hands out (None: not accounted): job slots, and the host's
+    # vCPUs and memory (ignored where the backend's scheduler places them: Kubernetes).
+    training_slots: int | None = None
+    host_vcpus: int | None = None
+    host_memory_mib: int | None = None
 
 
 class Reconciler:
@@ -199,7 +215,24 @@ class Reconciler:
         self.trial_series = TrialSeries(metric_series or JobMetrics(backend, clock=self.clock))
         self.backoff = Backoff(self.policies.max_backoff_seconds)
         self._refs: dict[tuple[str, str], Record | None] = {}
-        self._gpus_held: dict[str, set[int]] = {}
+        # The admission queue (controller/plan/admission.py): this pass's view of every active
+        # training job, and each one's admission.
+        places = backend.schedules_gpus
+        self.host = HostCapacity(
+            slots=self.policies.training_slots,
+            gpus=tuple(self._gpu_indexes) if self.gpus is not None else None,
+            vcpus=None if places else self.policies.host_vcpus,
+            memory_mib=None if places else self.policies.host_memory_mib,
+        )
+        self._queue: dict[str, Candidate] = {}
+        self._admissions: dict[str, Admission] = {}
+        self._queue_changed = False
+        # Jobs that waited in this process's last plan of them (and the spec they waited
+        # with): a pass skips those whose wait did not change (``_still_waiting``). Empty
+        # after a restart: the first pass observes every job, so an attempt launched before a
+        # crash and never recorded is adopted, and counts as holding capacity.
+        self._waited: dict[str, dict[str, Any]] = {}
+        self._first_pass = True
         # A training job ended in this pass (its slot may let a tuning job launch the next).
         self._job_ended = False
 
@@ -229,16 +262,22 @@ class Reconciler:
                 # What endpoints refer to, as this listing has it: no read per endpoint.
                 self._refs.update(((kind, r.name), r) for r in records)
             if kind == TRAINING_JOB.name:
-                self._gpus_held = {
-                    r.name: {int(i) for i in r.status.get("AllocatedGpus") or []} for r in records
-                }
+                records = self._admit(records)
             for record in records:
                 if kind == ENDPOINT.name:
                     seen_endpoints.add(record.name)
+                if kind == TRAINING_JOB.name:
+                    if self._queue_changed:
+                        self._readmit(record.name)
+                    waits = self._still_waiting(record)
+                    if waits is not None:
+                        next_due = min(next_due, waits)
+                        continue
                 requeue = self._one(kind, record, reconcile)
                 if requeue is not None:
                     next_due = min(next_due, requeue)
         self._remove_orphans(seen_endpoints)
+        self._first_pass = False
         if tuning and self._job_ended:
             # Tuning jobs are reconciled before training jobs, so a trial that ended in this
             # pass is only seen by its tuning job in the next one: run it now, not after the
@@ -409,7 +448,7 @@ class Reconciler:
         )
         observed = self.backend.observe_job(record.name)
         plan = plan_training_job(
-            desired, observed, now, self.policies.training, capacity=self._capacity(record.name)
+            desired, observed, now, self.policies.training, self._admissions.get(record.name)
         )
         try:
             self.executor.run(record, plan.actions)
@@ -424,24 +463,112 @@ class Reconciler:
             return Result()
         if record.active and not plan.active:
             self._job_ended = True
-        if self.gpus is not None:
-            held = plan.status.AllocatedGpus if plan.active else []
-            self._gpus_held[record.name] = {int(i) for i in held}
-        return self._write(record, plan)
+        holds = plan.active and holds_capacity(plan.status.Attempt, plan.status.SecondaryStatus)
+        self._queued(record.name, plan.active, holds, tuple(plan.status.AllocatedGpus))
+        if (
+            plan.active
+            and not holds
+            and not plan.actions
+            and plan.status.SecondaryStatus == SecondaryStatus.PENDING
+        ):
+            self._waited[record.name] = record.spec
+        else:
+            self._waited.pop(record.name, None)
+        result = self._write(record, plan)
+        if record.preempt_requested and plan.active and not holds:
+            # Carried out: the job is back in the queue (or never left it).
+            self.source.set_flag(
+                TRAINING_JOB.name, record.name, "preempt_requested", now, value=False
+            )
+        return result
 
-    def _capacity(self, job: str) -> GpuCapacity | None:
-        """The host's GPUs less those every other active job holds (read at the start of the
-        pass and kept current as jobs are planned, so a job planned earlier in it counts)."""
-        if self.gpus is None:
+    # --- the admission queue ---------------------------------------------------------------------
+    def _admit(self, records: list[Record]) -> list[Record]:
+        """Every active training job's admission for this pass (one O(n log n) plan), and the
+        order to reconcile them in: the jobs that hold capacity first, so that what they free
+        in this pass goes to the queue in the same pass (``_readmit``), then the waiting jobs
+        in queue order (those admitted together launch in priority order)."""
+        self._queue = {}
+        for r in records:
+            c = candidate_of(
+                r.name, r.created_at, r.spec, r.status, preempt_requested=r.preempt_requested
+            )
+            if not c.holds and self._first_pass:
+                c = self._launched_unrecorded(c, r)
+            if c.holds or not (r.stop_requested or r.delete_requested):
+                self._queue[r.name] = c  # a waiting job asked to stop takes no place
+        self._waited = {n: spec for n, spec in self._waited.items() if n in self._queue}
+        order = queue_order(self._queue.values())
+        self._admissions = plan_admissions(list(self._queue.values()), self.host, order)
+        self._queue_changed = False
+        by_name = {r.name: r for r in records}
+        holding = [r for r in records if r.name in self._queue and self._queue[r.name].holds]
+        waiting = [by_name[c.name] for c in order]
+        rest = [r for r in records if r.name not in self._queue]
+        return holding + waiting + rest
+
+    def _launched_unrecorded(self, c: Candidate, record: Record) -> Candidate:
+        """A waiting job whose attempt the backend runs: launched before a crash, its status
+        never written. It holds capacity (its plan adopts the attempt), so that the queue does
+        not hand the same capacity to another job in the meantime."""
+        try:
+            observed = self.backend.observe_job(record.name)
+        except OrchestratorError as e:
+            log.warning("observing training job %s: %s", record.name, e)
+            return c
+        attempt = int(record.status.get("Attempt") or 0)
+        if observed is None or observed.attempt <= attempt or observed.state != "running":
+            return c
+        return replace(c, holds=True, held_gpus=tuple(observed.gpus))
+
+    def _still_waiting(self, record: Record) -> float | None:
+        """Seconds until a waiting job needs planning again, when its wait is what it was
+        after its last plan in this process (so its plan would change nothing: no read, no
+        observation, no write); None: plan it. Never skipped: a job the queue admits now or
+        fails, one with an attempt (the backend may have something to adopt), one asked to
+        stop, be deleted or preempted, one whose spec or Pending reason changed, one whose
+        MaxPendingTimeInSeconds is due."""
+        spec = self._waited.get(record.name)
+        admission = self._admissions.get(record.name)
+        if spec is None or admission is None or admission.admitted or admission.fail:
             return None
-        held: set[int] = set()
-        for other, devices in self._gpus_held.items():
-            if other != job:
-                held |= devices
-        return GpuCapacity(
-            total=len(self._gpu_indexes),
-            free=tuple(i for i in self._gpu_indexes if i not in held),
-        )
+        if record.stop_requested or record.delete_requested or record.preempt_requested:
+            return None
+        st = record.status
+        if st.get("Attempt") or st.get("SecondaryStatus") != SecondaryStatus.PENDING.value:
+            return None
+        transitions = st.get("SecondaryStatusTransitions") or ()
+        if not transitions or transitions[-1].get("StatusMessage") != admission.reason:
+            return None
+        if record.spec is not spec and record.spec != spec:
+            return None
+        limit = (record.spec.get("StoppingCondition") or {}).get("MaxPendingTimeInSeconds")
+        if limit is None:
+            return TRAINING_RESYNC
+        left = limit - (self.clock.now() - record.created_at).total_seconds()
+        return None if left <= 0 else min(TRAINING_RESYNC, max(0.05, left))
+
+    def _queued(self, name: str, active: bool, holds: bool, gpus: tuple[int, ...]) -> None:
+        """What planning did to a job: a job that held capacity and no longer does (it ended,
+        or went back to the queue) frees it."""
+        before = self._queue.get(name)
+        if before is None:
+            return
+        if before.holds and not holds:
+            self._queue_changed = True
+        if active:
+            self._queue[name] = replace(before, holds=holds, held_gpus=gpus)
+        else:
+            del self._queue[name]
+
+    def _readmit(self, next_job: str) -> None:
+        """Capacity was freed in this pass: plan the admissions of the jobs not yet reconciled
+        again (once, before the first waiting one)."""
+        if next_job in self._queue and self._queue[next_job].holds:
+            return
+        jobs = list(self._queue.values())
+        self._admissions = plan_admissions(jobs, self.host, queue_order(jobs))
+        self._queue_changed = False
 
     # --- tuning jobs -----------------------------------------------------------------------------
     def reconcile_tuning_job(self, record: Record) -> Result:

@@ -11,6 +11,7 @@ create or a stop wakes it. Safe to kill at any line (see the reconciler).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -38,6 +39,7 @@ log = logging.getLogger("orchestrator.controller")
 
 def policies_from(settings: Settings) -> Policies:
     c = settings.controller
+    on_host = settings.backend in ("process", "docker") and settings.desired_state == "sql"
     return Policies(
         training=TrainingPolicy(
             c.stop_grace_seconds, retry_backoff_seconds=c.retry_backoff_seconds
@@ -51,7 +53,20 @@ def policies_from(settings: Settings) -> Policies:
         default_bucket=settings.objects.default_bucket,
         region=settings.region,
         account_id=settings.account_id,
+        training_slots=c.max_concurrent_training_jobs or None,
+        # The machine's, where jobs run on it (the fake backend runs nothing: unaccounted
+        # unless set; on Kubernetes the scheduler places CPU and memory).
+        host_vcpus=c.training_vcpus or (os.cpu_count() if on_host else None),
+        host_memory_mib=c.training_memory_mib or (host_memory_mib() if on_host else None),
     )
+
+
+def host_memory_mib() -> int | None:
+    """The machine's memory (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 class ReplicaMetrics:
@@ -157,11 +172,13 @@ class Controller:
             if isinstance(metric_series, JobMetrics)
             else JobMetrics(backend, clock=self.clock)
         )
+        self.passes = 0  # passes run (what the API's queue view is as fresh as)
 
     # --- passes ------------------------------------------------------------------------------
     def run_pass(self) -> float:
         """Reconcile every active resource once; returns seconds until the next pass is due."""
         delay = self.reconciler.run_pass()
+        self.passes += 1
         self._record_counts()
         return delay
 

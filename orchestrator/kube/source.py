@@ -46,6 +46,8 @@ from orchestrator.store.source import Flag, ListFilter, Record, page_of
 
 FINALIZER = "orchestrator.dev/cleanup"
 STOP_ANNOTATION = "orchestrator.dev/stop"
+# A spot training job asked to give its capacity back (removed once it is requeued).
+PREEMPT_ANNOTATION = "orchestrator.dev/preempt"
 DEMAND_ANNOTATION = "orchestrator.dev/demand"
 
 
@@ -138,6 +140,7 @@ class CustomResources:
             created_at=created,
             updated_at=max(stamps, default=created),
             version=str(meta.get("resourceVersion", "")),
+            preempt_requested=str(annotations.get(PREEMPT_ANNOTATION, "")).lower() == "true",
         )
 
     def _body(self, kind: Kind, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -310,12 +313,19 @@ class CustomResources:
             raise self._race(record) from None
         return self.record(k, cr)
 
-    def set_flag(self, kind: str, name: str, flag: Flag, now: datetime) -> Record:
+    def set_flag(
+        self, kind: str, name: str, flag: Flag, now: datetime, *, value: bool = True
+    ) -> Record:
         k = KINDS[kind]
         if flag == "delete_requested":
             self._delete(k, name)
             return self.get(kind, name) if k.reconciled else self._gone(k, name)
-        cr = self._patch(k, name, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}})
+        annotation = PREEMPT_ANNOTATION if flag == "preempt_requested" else STOP_ANNOTATION
+        if not value and flag != "preempt_requested":
+            raise ValueError(f"{flag} cannot be withdrawn")
+        # null removes the annotation (a JSON merge patch).
+        mark = "true" if value else None
+        cr = self._patch(k, name, {"metadata": {"annotations": {annotation: mark}}})
         return self.record(k, cr)
 
     def _gone(self, kind: Kind, name: str) -> Record:

@@ -277,6 +277,9 @@ class CreateTrainingJobRequest(Spec):
     CheckpointConfig: _CheckpointConfig | None = None
     Environment: EnvironmentMap = {}
     RetryStrategy: _RetryStrategy | None = None
+    # Ours, beside SageMaker's (the tag ``orchestrator:priority`` on the SageMaker wire): the
+    # queue admits higher priorities first, then older jobs (controller/plan/admission.py).
+    Priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -423,6 +426,9 @@ class TrainingJobState(Output):
     Attempts: list[TrainingAttempt] = []
     NextAttemptTime: datetime | None = None
     PreemptionCount: int = 0
+    # 1-based place in the admission queue while the job waits (Pending); computed on read by
+    # the API, never stored.
+    QueuePosition: int | None = None
 
 
 class DescribeTrainingJobResponse(CreateTrainingJobRequest, TrainingJobState):
@@ -440,6 +446,9 @@ class TrainingJobSummary(Output):
     LastModifiedTime: datetime
     TrainingJobStatus: _TrainingJobStatus
     SecondaryStatus: _SecondaryStatus | None = None
+    # Ours: while it waits in the queue, its place and why (the Pending transition's message).
+    QueuePosition: int | None = None
+    StatusMessage: str | None = None
 
 
 class ListTrainingJobsResponse(Output):

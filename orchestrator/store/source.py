@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from orchestrator.errors import ValidationError
 from orchestrator.resources.search import CompiledSearch
 
-Flag = Literal["stop_requested", "delete_requested"]
+Flag = Literal["stop_requested", "delete_requested", "preempt_requested"]
 # What a list is ordered by (SageMaker's SortBy); each order's key ends in the name, which is
 # unique per kind, so a page's last key is an exact cursor.
 SortBy = Literal["CreationTime", "Name", "Status"]
@@ -47,6 +47,8 @@ class Record:
     updated_at: datetime
     # Opaque: the SQL row's counter, or the custom resource's resourceVersion.
     version: str
+    # A spot training job asked to give its capacity back (cleared once it is requeued).
+    preempt_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,11 @@ class DesiredState(Protocol):
     ) -> Record:
         """Write the status if nobody wrote since ``record`` was read, else ``ConflictError``."""
 
-    def set_flag(self, kind: str, name: str, flag: Flag, now: datetime) -> Record:
-        """Ask for a stop or a deletion (idempotent); the reconciler carries it out."""
+    def set_flag(
+        self, kind: str, name: str, flag: Flag, now: datetime, *, value: bool = True
+    ) -> Record:
+        """Ask for a stop, a deletion or a preemption (idempotent); the reconciler carries it
+        out. ``value=False`` withdraws a preemption request once it was carried out."""
 
     def delete(self, kind: str, name: str) -> None:
         """Remove a resource that has no lifecycle (a Model, an EndpointConfig) now."""

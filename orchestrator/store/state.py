@@ -15,13 +15,25 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    tuple_,
+)
+from sqlalchemy import (
+    text as sql_text,
+)
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError
 
@@ -117,6 +129,7 @@ class StateStore:
             ) from e
         with self._tx() as conn:  # a store from before Search: index what it holds
             backfill(conn)
+            _add_columns(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -154,6 +167,7 @@ class StateStore:
             "active": active,
             "stop_requested": False,
             "delete_requested": False,
+            "preempt_requested": False,
             "created_at": _ts(now),
             "updated_at": _ts(now),
             "version": 1,
@@ -251,7 +265,11 @@ class StateStore:
         active: bool,
         now: datetime,
     ) -> Record:
-        """Write a new status if nobody wrote since ``record`` was read (else ConflictError)."""
+        """Write a new status if nobody wrote since ``record`` was read (else ConflictError).
+        The record returned is the row as written, not read back (a write per job launch and
+        end: the read was a quarter of its cost); the flags are ``record``'s, as the version
+        check proves (setting a flag bumps the version)."""
+        text = json.dumps(status, default=str)
         with self._tx() as conn:
             result = conn.execute(
                 resources.update()
@@ -261,7 +279,7 @@ class StateStore:
                     resources.c.version == int(record.version),
                 )
                 .values(
-                    status=json.dumps(status, default=str),
+                    status=text,
                     phase=phase,
                     active=active,
                     updated_at=_ts(now),
@@ -275,7 +293,14 @@ class StateStore:
                 )  # fmt: skip
         if result.rowcount != 1:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
-        return self.get(record.kind, record.name)
+        return replace(
+            record,
+            status=_loads(text),
+            phase=phase,
+            active=active,
+            updated_at=_dt(_ts(now)),
+            version=str(int(record.version) + 1),
+        )
 
     def update_spec(
         self,
@@ -322,10 +347,15 @@ class StateStore:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
         return self.get(record.kind, record.name)
 
-    def set_flag(self, kind: str, name: str, flag: Flag, now: datetime) -> Record:
-        """Mark desired state: ``stop_requested`` or ``delete_requested`` (idempotent)."""
-        if flag not in {"stop_requested", "delete_requested"}:
+    def set_flag(
+        self, kind: str, name: str, flag: Flag, now: datetime, *, value: bool = True
+    ) -> Record:
+        """Mark desired state: ``stop_requested``, ``delete_requested`` or
+        ``preempt_requested`` (idempotent); only a preemption request is ever withdrawn."""
+        if flag not in {"stop_requested", "delete_requested", "preempt_requested"}:
             raise ValueError(flag)
+        if not value and flag != "preempt_requested":
+            raise ValueError(f"{flag} cannot be withdrawn")
         with self._tx() as conn:
             result = conn.execute(
                 resources.update()
@@ -333,7 +363,7 @@ class StateStore:
                 # A resource asked to stop or go needs the controller again.
                 .values(
                     {
-                        flag: True,
+                        flag: value,
                         "active": True,
                         "updated_at": _ts(now),
                         "version": resources.c.version + 1,
@@ -475,6 +505,19 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
+def _add_columns(conn: Connection) -> None:
+    """Columns added since the table was first made (``create_all`` makes only new tables)."""
+    have = {c["name"] for c in inspect(conn).get_columns("resources")}
+    if "preempt_requested" not in have:
+        false = "0" if conn.dialect.name == "sqlite" else "false"
+        conn.execute(
+            sql_text(
+                "ALTER TABLE resources ADD COLUMN preempt_requested BOOLEAN NOT NULL "
+                f"DEFAULT {false}"
+            )
+        )
+
+
 def _record(m: Any) -> Record:
     return Record(
         kind=m["kind"],
@@ -489,6 +532,7 @@ def _record(m: Any) -> Record:
         created_at=_dt(m["created_at"]),
         updated_at=_dt(m["updated_at"]),
         version=str(m["version"]),
+        preempt_requested=bool(m["preempt_requested"]),
     )
 
 

@@ -31,6 +31,8 @@ resources = Table(
     Column("active", Boolean, nullable=False),
     Column("stop_requested", Boolean, nullable=False, default=False),
     Column("delete_requested", Boolean, nullable=False, default=False),
+    # A spot training job asked to give its capacity back (orch jobs preempt).
+    Column("preempt_requested", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     # Optimistic concurrency: every write bumps it; a writer states the one it read.

@@ -174,16 +174,33 @@ def test_delete_needs_an_ended_job(plane: AwsPlane, sagemaker: Any, wire: Any) -
     assert error(e) == ("ValidationException", "Requested resource not found.")
 
 
-def test_the_concurrency_limit_is_resource_limit_exceeded(
+def test_jobs_beyond_the_slots_wait_and_the_queue_limit_is_resource_limit_exceeded(
     tmp_path: Any, wire: Any, sagemaker: Any, plane: AwsPlane
 ) -> None:
-    plane.local.plane.settings.controller.max_concurrent_training_jobs = 1
-    sagemaker.create_training_job(**job_request("first"))
-    plane.local.controller.run_pass()
+    plane.local.plane.settings.controller.max_queued_training_jobs = 1
+    sagemaker.create_training_job(**job_request("first"))  # queued: one of one
     with pytest.raises(ClientError) as e:
         sagemaker.create_training_job(**job_request("second"))
     code, message = error(e)
-    assert code == "ResourceLimitExceeded" and "MAX_CONCURRENT_TRAINING_JOBS" in message
+    assert code == "ResourceLimitExceeded" and "MAX_QUEUED_TRAINING_JOBS" in message
+    plane.local.controller.run_pass()  # first launches: the queue is empty again
+    sagemaker.create_training_job(**job_request("second"))
+
+
+def test_priority_is_read_from_its_tag(
+    tmp_path: Any, wire: Any, sagemaker: Any, plane: AwsPlane
+) -> None:
+    tag = [{"Key": "orchestrator:priority", "Value": "7"}]
+    sagemaker.create_training_job(**job_request("urgent"), Tags=tag)
+    assert plane.local.client.describe_training_job("urgent").Priority == 7
+    for bad in ("high", "1.5", "5000"):
+        with pytest.raises(ClientError) as e:
+            sagemaker.create_training_job(
+                **job_request(f"bad-{len(bad)}"),
+                Tags=[{"Key": "orchestrator:priority", "Value": bad}],
+            )
+        code, message = error(e)
+        assert code == "ValidationException" and message.startswith("Priority: the tag")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from cli_harness import Cli
@@ -309,3 +310,21 @@ def test_describe_shows_the_attempts_and_logs_says_what_an_attempt_needs(
     assert result.exit_code == 1
     assert "attempt: the fake backend keeps no log per attempt" in result.stderr
     assert cli("jobs", "logs", "job-r", "--attempt", "2").exit_code == 1  # not made yet
+
+
+def test_list_shows_the_queue_position_and_reason(cli: Cli, script: Path) -> None:
+    cli.plane.controller.reconciler.host = replace(cli.plane.controller.reconciler.host, slots=1)
+    _start(cli, script, "job-run")
+    _start(cli, script, "job-wait")
+    table = cli.ok("jobs", "list").stdout
+    assert "Pending #1: Waiting for a job slot" in " ".join(table.split())
+    assert cli.json("jobs", "describe", "job-wait")["QueuePosition"] == 1
+    assert "Queue position" in cli.ok("jobs", "describe", "job-wait").stdout
+
+
+def test_preempt_refuses_a_job_that_is_not_a_spot_job(cli: Cli, script: Path) -> None:
+    _start(cli, script, "job-p")
+    result = cli("jobs", "preempt", "job-p")
+    assert result.exit_code == 1
+    assert "EnableManagedSpotTraining" in result.stderr and "orch jobs stop" in result.stderr
+    assert not cli.plane.store.get("TrainingJob", "job-p").preempt_requested

@@ -11,8 +11,15 @@ import pytest
 from core_builders import NOW, at, desired_job, job_state, training_spec
 
 from orchestrator import metrics
+from orchestrator.controller.plan.admission import (
+    Candidate,
+    Demand,
+    HostCapacity,
+    candidate_of,
+    plan_admissions,
+)
 from orchestrator.controller.plan.training import plan_training_job
-from orchestrator.controller.plan.types import GpuCapacity, LaunchJob, ObservedJob
+from orchestrator.controller.plan.types import Admission, LaunchJob, ObservedJob
 from orchestrator.gpus import NoGpus, NvmlGpus, Restricted
 from orchestrator.resources.training import TrainingJobState
 from orchestrator.testing import FakeGpus, local_control_plane, training_job_spec
@@ -22,43 +29,58 @@ FOUR_GPU_SPEC = training_spec(ResourceConfig={"InstanceType": "ml.p3.8xlarge"}) 
 CPU_SPEC = training_spec()
 
 
+def gpus_free(spec: Any, total: int, free: tuple[int, ...]) -> Admission:
+    """The queue's admission of the job on a host of ``total`` GPUs of which ``free`` are free
+    (another running job holds the rest)."""
+    job = candidate_of("job-1", NOW, spec.model_dump(mode="json"), {})
+    held = tuple(i for i in range(total) if i not in free)
+    other = Candidate("other", NOW, Demand(gpus=len(held)), holds=True, held_gpus=held)
+    return plan_admissions([job, other], HostCapacity(gpus=tuple(range(total))))["job-1"]
+
+
 def launched_gpus(plan: Any) -> tuple[int, ...] | None:
     [action] = [a for a in plan.actions if isinstance(a, LaunchJob)]
     return action.launch.gpus
 
 
 def test_gpu_job_gets_the_first_free_devices() -> None:
-    plan = plan_training_job(desired_job(spec=GPU_SPEC), None, NOW, capacity=GpuCapacity(2, (1,)))
+    plan = plan_training_job(
+        desired_job(spec=GPU_SPEC), None, NOW, admission=gpus_free(GPU_SPEC, 2, (1,))
+    )
     assert launched_gpus(plan) == (1,)
     assert TrainingJobState.model_validate(plan.status).AllocatedGpus == [1]
 
 
 def test_cpu_job_gets_no_device_so_it_sees_none() -> None:
-    plan = plan_training_job(desired_job(spec=CPU_SPEC), None, NOW, capacity=GpuCapacity(2, (0, 1)))
+    plan = plan_training_job(
+        desired_job(spec=CPU_SPEC), None, NOW, admission=gpus_free(CPU_SPEC, 2, (0, 1))
+    )
     assert launched_gpus(plan) == ()
 
 
 def test_without_capacity_the_backend_places_gpus_itself() -> None:
-    plan = plan_training_job(desired_job(spec=GPU_SPEC), None, NOW, capacity=None)
+    plan = plan_training_job(desired_job(spec=GPU_SPEC), None, NOW, admission=None)
     assert launched_gpus(plan) is None
 
 
 def test_no_free_device_waits_as_pending_with_a_reason() -> None:
-    plan = plan_training_job(desired_job(spec=GPU_SPEC), None, NOW, capacity=GpuCapacity(1, ()))
+    plan = plan_training_job(
+        desired_job(spec=GPU_SPEC), None, NOW, admission=gpus_free(GPU_SPEC, 1, ())
+    )
     st = TrainingJobState.model_validate(plan.status)
     assert plan.actions == () and plan.active and plan.requeue_after is not None
     assert (st.TrainingJobStatus, st.SecondaryStatus) == ("InProgress", "Pending")
     assert st.SecondaryStatusTransitions[-1].StatusMessage == "Waiting for 1 GPU(s): 0 of 1 free"
     # Freed later: it launches then.
     later = plan_training_job(
-        desired_job(spec=GPU_SPEC, status=st), None, at(5), capacity=GpuCapacity(1, (0,))
+        desired_job(spec=GPU_SPEC, status=st), None, at(5), admission=gpus_free(GPU_SPEC, 1, (0,))
     )
     assert launched_gpus(later) == (0,)
 
 
 def test_more_gpus_than_the_host_has_fails_at_once() -> None:
     plan = plan_training_job(
-        desired_job(spec=FOUR_GPU_SPEC), None, NOW, capacity=GpuCapacity(2, (0, 1))
+        desired_job(spec=FOUR_GPU_SPEC), None, NOW, admission=gpus_free(FOUR_GPU_SPEC, 2, (0, 1))
     )
     st = TrainingJobState.model_validate(plan.status)
     assert st.TrainingJobStatus == "Failed" and not plan.active
@@ -70,13 +92,15 @@ def test_more_gpus_than_the_host_has_fails_at_once() -> None:
 
 def test_a_stop_while_pending_stops_without_launching() -> None:
     pending = TrainingJobState.model_validate(
-        plan_training_job(desired_job(spec=GPU_SPEC), None, NOW, capacity=GpuCapacity(1, ())).status
+        plan_training_job(
+            desired_job(spec=GPU_SPEC), None, NOW, admission=gpus_free(GPU_SPEC, 1, ())
+        ).status
     )
     plan = plan_training_job(
         desired_job(spec=GPU_SPEC, status=pending, stop=True),
         None,
         at(1),
-        capacity=GpuCapacity(1, ()),
+        admission=gpus_free(GPU_SPEC, 1, ()),
     )
     assert TrainingJobState.model_validate(plan.status).TrainingJobStatus == "Stopped"
     assert plan.actions == ()
@@ -88,7 +112,7 @@ def test_an_adopted_launch_keeps_the_devices_it_was_given() -> None:
         desired_job(spec=GPU_SPEC, status=job_state()),
         observed,
         at(1),
-        capacity=GpuCapacity(4, (0, 1, 2)),
+        admission=gpus_free(GPU_SPEC, 4, (0, 1, 2)),
     )
     assert plan.actions == ()
     assert TrainingJobState.model_validate(plan.status).AllocatedGpus == [3]

@@ -346,3 +346,22 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     finally:
         s.close()
+
+
+def test_a_store_from_before_the_preempt_flag_gains_its_column(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = StateStore(url)
+    old.create(
+        "TrainingJob", "j", {"TrainingJobName": "j"}, {}, phase="InProgress", active=True, now=NOW
+    )
+    with old.engine.begin() as conn:  # the table as it was made before the flag existed
+        conn.execute(text("ALTER TABLE resources DROP COLUMN preempt_requested"))
+    old.close()
+    store = StateStore(url)
+    try:
+        assert store.get("TrainingJob", "j").preempt_requested is False
+        flagged = store.set_flag("TrainingJob", "j", "preempt_requested", at(1))
+        assert flagged.preempt_requested
+        assert [r.name for r in store.list_active("TrainingJob") if r.preempt_requested] == ["j"]
+    finally:
+        store.close()

@@ -42,8 +42,6 @@ ARTIFACT = {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://models/
 
 # (kind, field path, a spec that uses it, backends that refuse it)
 CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
-    ("TrainingJob", "StoppingCondition.MaxPendingTimeInSeconds",
-     job(StoppingCondition={"MaxPendingTimeInSeconds": 7200}), set(BACKENDS)),
     ("TrainingJob", "InputDataConfig[0].ShuffleConfig",
      job(InputDataConfig=[{"ChannelName": "train", "ShuffleConfig": {"Seed": 1},
                                     "DataSource": {"S3DataSource": {"S3Uri": "s3://b/t"}}}]), set(BACKENDS)),

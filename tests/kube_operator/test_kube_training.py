@@ -7,6 +7,7 @@ the tests play the Job controller and kubelet by creating pods and patching stat
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from kube_harness import NS, Cluster, algo_exited, complete, running, stamp, trained
@@ -444,3 +445,21 @@ def test_a_job_without_metric_definitions_reads_no_log(
     assert (
         "orchestrator.dev/metric-definitions" not in cluster.one("Job")["metadata"]["annotations"]
     )
+
+
+def test_the_preempt_annotation_is_the_preempt_flag(cluster: Cluster, operator: Operator) -> None:
+    cluster.create("TrainingJob", "spare", SPEC)
+    operator.run_once()
+    source = operator.source
+    assert not source.get("TrainingJob", "spare").preempt_requested
+    cluster.annotate("TrainingJob", "spare", {"orchestrator.dev/preempt": "true"})
+    assert source.get("TrainingJob", "spare").preempt_requested
+    flagged = source.set_flag("TrainingJob", "spare", "preempt_requested", datetime.now(UTC))
+    assert flagged.preempt_requested
+    withdrawn = source.set_flag(
+        "TrainingJob", "spare", "preempt_requested", datetime.now(UTC), value=False
+    )
+    assert not withdrawn.preempt_requested
+    annotations = cluster.get("TrainingJob", "spare")["metadata"].get("annotations") or {}
+    assert "orchestrator.dev/preempt" not in annotations
+    assert not source.get("TrainingJob", "spare").stop_requested

@@ -34,6 +34,7 @@ from orchestrator.api.aws.sagemaker_wire import (
     outgoing,
     parse,
     take_defaults,
+    with_priority,
 )
 from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.api.tuning import TrialQuery
@@ -175,7 +176,9 @@ def _page(key: str, items: list[Any], token: str | None, structure: str) -> dict
 # --- training jobs --------------------------------------------------------------------------
 def create_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     op = "CreateTrainingJob"
-    req = _retryable_exit_codes(parse(CreateTrainingJobRequest, take_defaults(p, op), op))
+    req = with_priority(
+        _retryable_exit_codes(parse(CreateTrainingJobRequest, take_defaults(p, op), op))
+    )
     arn = _create(cp, TRAINING_JOB.name, req.TrainingJobName, lambda: cp.create_training_job(req))
     return {"TrainingJobArn": arn}
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from orchestrator.api.aws.sagemaker_model import OPERATIONS, REQUIRED, STRUCTURES
 from orchestrator.errors import ValidationError
+from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.resources.validation import parse_spec
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +99,29 @@ def parse(model: type[M], params: dict[str, Any], operation: str) -> M:
         return None
 
     return parse_spec(model, params, unknown=unknown)
+
+
+# --- our extensions, carried by tags ----------------------------------------------------------
+PRIORITY_TAG = "orchestrator:priority"
+
+
+def with_priority(req: CreateTrainingJobRequest) -> CreateTrainingJobRequest:
+    """The job's ``Priority`` from its tag ``orchestrator:priority`` (SageMaker's request has
+    no such member: a tag carries it, so the SDK sends it unchanged)."""
+    value = next((t.Value for t in req.Tags if t.Key == PRIORITY_TAG), None)
+    if value is None:
+        return req
+    try:
+        priority = int(value.strip())
+    except ValueError:
+        priority = None
+    if priority is None or not -1000 <= priority <= 1000:
+        raise ValidationError(
+            f"Priority: the tag {PRIORITY_TAG} must be an integer from -1000 to 1000 (higher "
+            f"runs first), not {value!r}",
+            field="Priority",
+        )
+    return req.model_copy(update={"Priority": priority})
 
 
 # --- fields the SDK sends by default ---------------------------------------------------------

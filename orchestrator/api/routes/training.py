@@ -63,6 +63,14 @@ def stop_training_job(name: str, cp: Plane) -> dict[str, str]:
     return {"TrainingJobName": name, "TrainingJobStatus": "Stopping"}
 
 
+@router.post(
+    "/{name}/preempt", status_code=202, dependencies=[Depends(allowed("training-job:preempt"))]
+)
+def preempt_training_job(name: str, cp: Plane) -> dict[str, str]:
+    cp.preempt_training_job(name)
+    return {"TrainingJobName": name, "TrainingJobStatus": "InProgress"}
+
+
 @router.delete("/{name}", status_code=202, dependencies=[Depends(allowed("training-job:delete"))])
 def delete_training_job(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_training_job(name)

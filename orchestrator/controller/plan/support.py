@@ -103,17 +103,6 @@ KMS_INSTEAD = "leave it unset (a KMS key provider per resource is not available 
 RULES: tuple[Rule, ...] = (
     Rule(
         "TrainingJob",
-        "StoppingCondition.MaxPendingTimeInSeconds",
-        ALL,
-        "a job waiting for capacity is not stopped after a time yet",
-        "leave it unset and stop a job that waits too long (orch jobs stop)",
-        _flag(
-            lambda s: s.StoppingCondition.MaxPendingTimeInSeconds is not None,
-            "StoppingCondition.MaxPendingTimeInSeconds",
-        ),
-    ),
-    Rule(
-        "TrainingJob",
         "InputDataConfig[].ShuffleConfig",
         ALL,
         "channel files are not shuffled",

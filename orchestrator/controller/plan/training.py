@@ -26,7 +26,6 @@ from orchestrator.controller.plan.types import (
     Admission,
     CleanupJob,
     DeleteRecord,
-    GpuCapacity,
     JobLaunch,
     LaunchJob,
     ObservedJob,
@@ -38,7 +37,6 @@ from orchestrator.resources.failures import (
     REASON_LIMIT,
     FailureReason,
     algorithm_error,
-    capacity_error,
     internal_error,
 )
 from orchestrator.resources.instances import INSTANCE_TYPES
@@ -286,38 +284,20 @@ def _launch(
     st: TrainingJobState,
     now: datetime,
     attempt: int,
-    capacity: GpuCapacity | None = None,
+    admission: Admission | None = None,
     *,
     after: FailureReason | None = None,
 ) -> Plan[TrainingJobState]:
-    """Launch ``attempt``; ``after``: why the previous one failed (said in the transition)."""
+    """Launch ``attempt`` when the queue admits it (``admission``; None: admitted, nothing
+    accounted), else wait as Pending; ``after``: why the previous one failed."""
     gpus: tuple[int, ...] | None = None
-    if capacity is not None:
-        needed = gpus_needed(desired.spec)
-        itype = desired.spec.ResourceConfig.InstanceType
-        if needed > capacity.total:
-            reason = capacity_error(
-                f"{itype} needs {needed} GPU(s) and this host has "
-                f"{capacity.total}; pick an instance type with fewer GPUs, or a bigger host"
-            )
-            return _failed(st, now, reason)
-        if needed > len(capacity.free):
-            message = f"Waiting for {needed} GPU(s): {len(capacity.free)} of {capacity.total} free"
-            st = _secondary(st, SecondaryStatus.PENDING, now, message)
-            st = st.model_copy(
-                update={
-                    "Conditions": set_condition(
-                        st.Conditions,
-                        ConditionType.RUNNING,
-                        "False",
-                        reason="Pending",
-                        message=message,
-                        now=now,
-                    )
-                }
-            )
-            return _plan(st, [], RUNNING_RESYNC)
-        gpus = capacity.free[:needed]
+    if admission is not None:
+        if admission.fail is not None:
+            return _failed(st, now, admission.fail)
+        if not admission.admitted:
+            return _wait(desired, st, now, admission.reason or "Waiting for capacity")
+        if admission.gpus is not None:
+            gpus = admission.gpus[: gpus_needed(desired.spec)]
     message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
     if after is not None:
         message += f" (attempt {attempt - 1} failed: {after.render()})"
@@ -339,6 +319,50 @@ def _launch(
     )
     launch = JobLaunch(desired.name, attempt, desired.spec, desired.output_uri, gpus)
     return _plan(st, [LaunchJob(launch)], RUNNING_RESYNC)
+
+
+def _pending_since(desired: DesiredJob, st: TrainingJobState) -> datetime:
+    """When the current wait began: the job's creation for a first attempt, else the start of
+    its Pending transition (back in the queue after a retry or a preemption)."""
+    if st.Attempt == 0:
+        return desired.created_at
+    last = st.SecondaryStatusTransitions[-1] if st.SecondaryStatusTransitions else None
+    if last is not None and last.Status == SecondaryStatus.PENDING:
+        return last.StartTime
+    return desired.created_at
+
+
+def _wait(
+    desired: DesiredJob, st: TrainingJobState, now: datetime, reason: str
+) -> Plan[TrainingJobState]:
+    """Wait in the queue as Pending with ``reason``; the status changes only when the reason
+    does (a queued job costs no write per pass). Past MaxPendingTimeInSeconds the job is
+    stopped, as SageMaker stops a job that was pending too long."""
+    limit = desired.spec.StoppingCondition.MaxPendingTimeInSeconds
+    requeue = RUNNING_RESYNC
+    if limit is not None:
+        waited = (now - _pending_since(desired, st)).total_seconds()
+        if waited >= limit:
+            why = (
+                f"MaxPendingTimeExceeded: the job waited {int(waited)} s for capacity, longer "
+                f"than StoppingCondition.MaxPendingTimeInSeconds={limit} ({reason})"
+            )
+            st = st.model_copy(update={"StopReason": why})
+            finished = _finish(
+                st, TrainingJobStatus.STOPPED, SecondaryStatus.STOPPED, now, message=why
+            )
+            return _plan(finished, [], None)
+        requeue = min(requeue, max(0.05, limit - waited))
+    st = _secondary(st, SecondaryStatus.PENDING, now, reason)
+    transitions = list(st.SecondaryStatusTransitions)
+    if transitions[-1].StatusMessage != reason:
+        # Still Pending, for another reason: the open transition says the current one.
+        transitions[-1] = transitions[-1].model_copy(update={"StatusMessage": reason})
+    conditions = set_condition(
+        st.Conditions, ConditionType.RUNNING, "False", reason="Pending", message=reason, now=now
+    )
+    st = st.model_copy(update={"SecondaryStatusTransitions": transitions, "Conditions": conditions})
+    return _plan(st, [], requeue)
 
 
 def _adopt(st: TrainingJobState, observed: ObservedJob, now: datetime) -> TrainingJobState:
@@ -442,7 +466,6 @@ def _plan_next(
     desired: DesiredJob,
     st: TrainingJobState,
     now: datetime,
-    capacity: GpuCapacity | None,
     admission: Admission | None,
 ) -> Plan[TrainingJobState]:
     """Between attempts (the last one's end is recorded): stop, give up, wait, or launch."""
@@ -472,7 +495,7 @@ def _plan_next(
         return _plan(st, [], max(0.05, (st.NextAttemptTime - now).total_seconds()))
     if admission is not None and admission.preempt:
         return _plan(st, [], RUNNING_RESYNC)  # the queue still wants the capacity back
-    plan = _launch(desired, st, now, st.Attempt + 1, capacity)
+    plan = _launch(desired, st, now, st.Attempt + 1, admission)
     if any(isinstance(a, LaunchJob) for a in plan.actions):
         return _plan(
             plan.status.model_copy(update={"NextAttemptTime": None}),
@@ -495,13 +518,11 @@ def plan_training_job(
     observed: ObservedJob | None,
     now: datetime,
     policy: TrainingPolicy | None = None,
-    capacity: GpuCapacity | None = None,
-    *,
     admission: Admission | None = None,
 ) -> Plan[TrainingJobState]:
-    """``capacity``: the host's GPUs when the controller allocates them (None: it does not).
-    ``admission``: the queue's word this pass (None: admitted); only its ``preempt`` is read
-    here, the rest by the launch (q14-queue's ``_launch`` takes it in place of ``capacity``)."""
+    """``admission``: the queue's word on the job this pass (``plan.admission``; None:
+    admitted with nothing accounted): whether an attempt may launch, with which GPUs, and
+    whether the running one is to be preempted."""
     policy = policy or TrainingPolicy()
     st = desired.status
 
@@ -518,7 +539,7 @@ def plan_training_job(
 
     # Between attempts (a backoff, or back in the queue after a preemption).
     if _attempt_recorded(st) and (observed is None or observed.attempt <= st.Attempt):
-        return _plan_next(desired, st, now, capacity, admission)
+        return _plan_next(desired, st, now, admission)
 
     if observed is None:
         if st.Attempt == 0:
@@ -548,7 +569,7 @@ def plan_training_job(
                     [],
                     None,
                 )
-            return _launch(desired, st, now, 1, capacity)
+            return _launch(desired, st, now, 1, admission)
         # Launched and recorded, but the backend knows nothing of it any more.
         reason = internal_error(
             f"attempt {st.Attempt} of the job vanished from the backend "

@@ -62,15 +62,6 @@ class ObservedJob:
 
 
 @dataclass(frozen=True)
-class GpuCapacity:
-    """The host's GPUs as the controller accounts for them: all of them, and those no active
-    job holds. None (in the planners) means the backend places GPUs itself (Kubernetes)."""
-
-    total: int
-    free: tuple[int, ...]
-
-
-@dataclass(frozen=True)
 class Admission:
     """The queue's word on one training job this pass (controller/plan/admission.py)."""
 
