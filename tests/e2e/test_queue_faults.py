@@ -1,7 +1,7 @@
-"""The training queue drains through a control-plane crash: a real ``orch server`` (process
-backend, 4 job slots) is killed with SIGKILL while a queue of no-op jobs of mixed priorities
-drains, and restarted on the same home. Every job runs exactly once, to completion, and the
-jobs start in the queue's order (priority first)."""
+"""The training queue drains through control-plane crashes: a real ``orch server`` (process
+backend, 4 job slots) is killed with SIGKILL, twice, while a queue of no-op jobs of mixed
+priorities drains, and restarted on the same home each time. Every job runs exactly once, to
+completion, and the jobs start in the queue's order (priority first)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,10 @@ from tests.e2e.conftest import RunningServer, _kill_leftovers, server_env, sourc
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
-JOBS = int(os.environ.get("ORCH_TEST_QUEUE_JOBS", "200"))
+# The issue's figure is 200 (ORCH_TEST_QUEUE_JOBS=200); 80 keep the test near two minutes on
+# a small shared machine, where a no-op job costs about a second of CPU (the supervisor's
+# start) and the queue drains at about one job a second.
+JOBS = int(os.environ.get("ORCH_TEST_QUEUE_JOBS", "80"))
 SLOTS = 4
 SOURCE = "s3://orchestrator/queue-faults/sourcedir.tar.gz"
 # Waits for the gate (while the queue is filled), then appends its name and the time.
@@ -64,7 +68,7 @@ def _starting(job: DescribeTrainingJobResponse) -> float:
     return found[0].timestamp()
 
 
-def test_a_queue_drains_through_a_control_plane_crash_each_job_once_in_priority_order(
+def test_a_queue_drains_through_control_plane_crashes_each_job_once_in_priority_order(
     tmp_path: Path,
 ) -> None:
     server = RunningServer(
@@ -89,26 +93,32 @@ def test_a_queue_drains_through_a_control_plane_crash_each_job_once_in_priority_
         names = [f"job-{i:03d}" for i in range(JOBS)]
         priority = {name: _priority(i) or 0 for i, name in enumerate(names)}
         priority.update(dict.fromkeys(holders, 1000))
-        for i, name in enumerate(names):
-            _create(c, name, marker, _priority(i), None)
+        with ThreadPoolExecutor(4) as pool:  # the order they are created in: CreationTime
+            list(pool.map(lambda i: _create(c, names[i], marker, _priority(i), None), range(JOBS)))
         assert not _lines(marker), "a job ran while the slots were held"
         gate.touch()
+        opened = time.monotonic()
 
-        # SIGKILL mid-drain, restarted on the same home.
-        deadline = time.monotonic() + 90
-        while len(_lines(marker)) < len(names) // 3:
-            assert time.monotonic() < deadline, f"only {len(_lines(marker))} jobs ran"
-            time.sleep(0.05)
-        server.kill()
-        ran_before_kill = len(_lines(marker))
-        server.start()
-        c = server.client()
+        # SIGKILL mid-drain, twice, each time restarted on the same home.
+        killed_at, restart_seconds = [], 0.0
+        for share in (1, 2):
+            deadline = time.monotonic() + 90
+            while len(_lines(marker)) < len(names) * share // 3:
+                assert time.monotonic() < deadline, f"only {len(_lines(marker))} jobs ran"
+                time.sleep(0.05)
+            server.kill()
+            killed_at.append(len(_lines(marker)))
+            down = time.monotonic()
+            server.start()
+            restart_seconds += time.monotonic() - down
+            c = server.client()
 
         everyone = holders + names
         deadline = time.monotonic() + 120
         while len(_lines(marker)) < len(everyone):
             assert time.monotonic() < deadline, f"{len(_lines(marker))} of {len(everyone)} ran"
             time.sleep(0.2)
+        drained = time.monotonic()
         jobs = {name: c.wait_for_training_job(name, timeout=30, poll=0.1) for name in everyone}
     finally:
         server.stop()
@@ -128,7 +138,7 @@ def test_a_queue_drains_through_a_control_plane_crash_each_job_once_in_priority_
     # The queue's order (priority, then creation): every queued job waited before any of them
     # started (the gate), so a job starts after one ahead of it in the queue only among the 4
     # that may start together.
-    queue = sorted(names, key=lambda n: (-priority[n], names.index(n)))
+    queue = sorted(names, key=lambda n: (-priority[n], jobs[n].CreationTime, n))
     ahead = {n: k for k, n in enumerate(queue)}
     by_start = sorted(names, key=lambda n: _starting(jobs[n]))
     rank = {n: k for k, n in enumerate(by_start)}
@@ -141,6 +151,13 @@ def test_a_queue_drains_through_a_control_plane_crash_each_job_once_in_priority_
     assert [priority[n] for n in by_start[:SLOTS]] == [10] * SLOTS, by_start[:SLOTS]
     print(
         json.dumps(
-            {"jobs": len(everyone), "ran_before_kill": ran_before_kill, "seconds": round(took, 1)}
+            {
+                "jobs": len(everyone),
+                "ran_when_killed": killed_at,
+                "seconds": round(took, 1),
+                "filling": round(opened - started, 1),
+                "draining": round(drained - opened - restart_seconds, 1),
+                "restarts": round(restart_seconds, 1),
+            }
         )
     )
