@@ -319,19 +319,20 @@ def test_queue(h: Harness) -> None:
             "queue-low-b": (3, QUEUED),
         }
 
-        def queued() -> dict[str, tuple[int | None, str | None]] | None:
-            seen = {}
+        seen: dict[str, object] = {}
+
+        def queued() -> bool:
             for name in expected:
                 job = h.job(name)
-                last = (
-                    job.SecondaryStatusTransitions[-1] if job.SecondaryStatusTransitions else None
-                )
-                if job.SecondaryStatus != "Pending" or last is None:
-                    return None
-                seen[name] = (job.QueuePosition, last.StatusMessage)
-            return seen if seen == expected else None
+                transitions = job.SecondaryStatusTransitions
+                reason = transitions[-1].StatusMessage if transitions else None
+                seen[name] = (job.SecondaryStatus, job.QueuePosition, reason)
+            return seen == {n: ("Pending", *want) for n, want in expected.items()}
 
-        h.wait(queued, "the three jobs queued behind the one slot, in priority order")
+        try:
+            h.wait(queued, "the three jobs queued behind the one slot, in priority order")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; (status, QueuePosition, reason) last seen: {seen}") from e
         assert h.job("queue-holder").TrainingJobStatus == "InProgress", h.backend
         h.client.stop_training_job("queue-holder")
         holder = h.wait_job("queue-holder")
