@@ -29,7 +29,7 @@ import io
 import json
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -289,6 +289,14 @@ class Harness:
 
     def job(self, name: str) -> DescribeTrainingJobResponse:
         return self.client.describe_training_job(name)
+
+    @contextlib.contextmanager
+    def job_slots(self, slots: int) -> Iterator[None]:
+        """Within the block, the control plane hands out ``slots`` training job slots (the
+        setting ``controller.max_concurrent_training_jobs``; the harness servers run with the
+        default, 5); the default again after it."""
+        raise NotImplementedError
+        yield
 
     def usage_series(self, name: str) -> dict[tuple[str, str], list[float]]:
         """The job's resource-usage series, (metric, host) -> values, as the API serves them."""

@@ -27,11 +27,14 @@ an isolated job is a 400 naming the setting: ``plan.support.REQUIREMENTS``, test
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -449,6 +452,17 @@ class KubernetesHarness(Harness):
         self.double.close()
         self.emulator.km.objects.clear()
         self.emulator.km.logs.clear()
+
+    @contextlib.contextmanager
+    def job_slots(self, slots: int) -> Iterator[None]:
+        """The operator's reconciler hands out ``slots`` (what the setting gives it at start)."""
+        reconciler = self.operator.reconciler
+        before = reconciler.host
+        reconciler.host = dataclasses.replace(before, slots=slots)
+        try:
+            yield
+        finally:
+            reconciler.host = before
 
     def tick(self) -> None:
         """The cluster moves on (the double), the operator makes a pass, and the API pods'

@@ -4,8 +4,10 @@ processes, the Docker backend as hardened containers of the project's images."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,28 @@ class LocalHarness(Harness):
     def close(self) -> None:
         self.server.stop()
         _kill_leftovers(self.server.root / "home")
+
+    @contextlib.contextmanager
+    def job_slots(self, slots: int) -> Iterator[None]:
+        """The server restarted on the same home with the setting, then restarted without it
+        (the setting is read at start; what runs outlives a restart by design)."""
+        self._restart(ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS=str(slots))
+        try:
+            yield
+        finally:
+            self._restart(ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS=None)
+
+    def _restart(self, **env: str | None) -> None:
+        self.server.stop()
+        self.server.clients = []
+        for k, v in env.items():
+            if v is None:
+                self.server.env.pop(k, None)
+            else:
+                self.server.env[k] = v
+        self.server.start()
+        self.client = self.server.client()
+        self.port = int(self.server.url.rsplit(":", 1)[1])
 
     def round_trip(self, endpoint: str, body: bytes, target_variant: str | None) -> Answer:
         answer = self.client.invoke_endpoint(endpoint, body, target_variant=target_variant)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from datetime import datetime
 
+from orchestrator.resources.training import DescribeTrainingJobResponse
 from tests.conformance.declarations import Refused, scenario
 from tests.conformance.harness import FRAMEWORK_PROBE, Harness, Script
 
@@ -284,3 +287,67 @@ def test_retry_by_exit_code(h: Harness) -> None:
     assert job.NextAttemptTime is None
     for n in (1, 2):
         assert "trying" in h.client.training_job_logs(name, attempt=n).text, (h.backend, n)
+
+
+SLOT_REASON = (
+    "Waiting for a job slot: 1 of 1 in use (ORCH_CONTROLLER__MAX_CONCURRENT_TRAINING_JOBS)"
+)
+QUEUED = "Queued behind jobs ahead of it (see QueuePosition)"
+
+
+def _began(job: DescribeTrainingJobResponse, status: str) -> datetime:
+    found = [t.StartTime for t in job.SecondaryStatusTransitions if t.Status == status]
+    assert len(found) == 1, f"{job.TrainingJobName}: {status} transitions {found}"
+    return found[0]
+
+
+@scenario(
+    "Queue",
+    "with 1 job slot, jobs beyond it wait as Pending with the reason and a QueuePosition; then "
+    "every one runs to completion, one at a time, a higher Priority submitted later first",
+)
+def test_queue(h: Harness) -> None:
+    with h.job_slots(1):
+        h.create_script_job("queue-holder", Script(until_stopped=True))
+        h.wait_log("queue-holder", Script.READY)
+        quick = Script(prints=("ran",))
+        for name, priority in (("queue-low-a", None), ("queue-low-b", None), ("queue-high", 10)):
+            h.create_script_job(name, quick, **({"Priority": priority} if priority else {}))
+        expected = {
+            "queue-high": (1, SLOT_REASON),
+            "queue-low-a": (2, QUEUED),
+            "queue-low-b": (3, QUEUED),
+        }
+
+        seen: dict[str, object] = {}
+
+        def queued() -> bool:
+            for name in expected:
+                job = h.job(name)
+                transitions = job.SecondaryStatusTransitions
+                reason = transitions[-1].StatusMessage if transitions else None
+                seen[name] = (job.SecondaryStatus, job.QueuePosition, reason)
+            return seen == {n: ("Pending", *want) for n, want in expected.items()}
+
+        try:
+            h.wait(queued, "the three jobs queued behind the one slot, in priority order")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; (status, QueuePosition, reason) last seen: {seen}") from e
+        assert h.job("queue-holder").TrainingJobStatus == "InProgress", h.backend
+        h.client.stop_training_job("queue-holder")
+        holder = h.wait_job("queue-holder")
+        assert holder.TrainingJobStatus == "Stopped", h.backend
+        order = ("queue-holder", "queue-high", "queue-low-a", "queue-low-b")
+        jobs = {name: h.wait_job(name, timeout=90) for name in order[1:]}
+        jobs["queue-holder"] = holder
+    for name in order[1:]:
+        job = jobs[name]
+        assert job.TrainingJobStatus == "Completed", f"{h.backend}: {name}: {job.FailureReason}"
+        assert job.QueuePosition is None and job.Attempt == 1, (h.backend, name)
+        assert "ran" in h.client.training_job_logs(name).text, (h.backend, name)
+    # One at a time, in priority order: each started once the one before it had ended.
+    for before, after in itertools.pairwise(order):
+        ended = jobs[before].SecondaryStatusTransitions[-1].StartTime
+        assert _began(jobs[after], "Starting") >= ended, (
+            f"{h.backend}: {after} started before {before} ended"
+        )
