@@ -17,8 +17,16 @@ SHOW = "import os, time\nprint('visible=[' + os.environ.get('CUDA_VISIBLE_DEVICE
 
 @pytest.fixture
 def gpu_server(tmp_path: Path) -> Iterator[RunningServer]:
-    # Two devices declared by settings (this machine has none for NVML to find).
-    s = RunningServer(root=tmp_path, env=server_env(tmp_path, ORCH_GPU_DEVICES="[0, 1]"))
+    # Two devices declared by settings (this machine has none for NVML to find), on a host
+    # declared big enough for two ml.p3.2xlarge jobs at once (8 vCPUs, 61 GiB each), so that
+    # the GPUs, not the CPUs, are what the queue hands out here.
+    env = server_env(
+        tmp_path,
+        ORCH_GPU_DEVICES="[0, 1]",
+        ORCH_CONTROLLER__TRAINING_VCPUS="16",
+        ORCH_CONTROLLER__TRAINING_MEMORY_MIB=str(2 * 62464),
+    )
+    s = RunningServer(root=tmp_path, env=env)
     s.start()
     try:
         yield s
