@@ -31,6 +31,7 @@ ISSUE_SCENARIOS = {
     "resource_usage",
     "distributed_environment",
     "retry_by_exit_code",
+    "managed_spot",
 }
 
 

@@ -284,3 +284,53 @@ def test_retry_by_exit_code(h: Harness) -> None:
     assert job.NextAttemptTime is None
     for n in (1, 2):
         assert "trying" in h.client.training_job_logs(name, attempt=n).text, (h.backend, n)
+
+
+SPOT = Script(prints=("epoch 1",), resumes=True, model_files=(("model.txt", "trained"),))
+
+
+@scenario(
+    "Managed spot",
+    "a spot job (EnableManagedSpotTraining, MaxWaitTimeInSeconds, CheckpointConfig) preempted "
+    "through the API: SIGTERM, Interrupted then Pending, relaunched; the new attempt resumes "
+    "from its checkpoint and completes; PreemptionCount 1, attempts Preempted and Completed, "
+    "BillableTimeInSeconds the attempts' run time, the retries left untouched",
+    uses=("resumed_from_checkpoint",),
+)
+def test_managed_spot(h: Harness) -> None:
+    name = "managed-spot"
+    h.create_script_job(
+        name,
+        SPOT,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+        CheckpointConfig={"S3Uri": f"s3://orchestrator/{name}/checkpoints"},
+    )
+    h.wait_log(name, Script.READY)
+    if h.checks("resumed_from_checkpoint"):  # the checkpoint is uploaded before the preemption
+        h.wait(
+            lambda: h.checkpoint_object(f"s3://orchestrator/{name}/checkpoints/epoch-1"),
+            "the checkpoint in the store",
+        )
+    h.client.preempt_training_job(name)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
+    assert job.PreemptionCount == 1, h.backend
+    attempts = [(a.AttemptNumber, a.Outcome) for a in job.Attempts]
+    assert attempts == [(1, "Preempted"), (2, "Completed")], f"{h.backend}: {attempts}"
+    statuses = [t.Status.value for t in job.SecondaryStatusTransitions]
+    i = statuses.index("Interrupted")
+    assert statuses[i + 1] == "Pending" and statuses[-1] == "Completed", (h.backend, statuses)
+    # No RetryStrategy, yet it relaunched: a preemption is not a retry.
+    assert job.FailureReason is None and job.RetryStrategy is None, h.backend
+    ran = sum(
+        (a.EndTime - a.StartTime).total_seconds()
+        for a in job.Attempts
+        if a.StartTime is not None and a.EndTime is not None
+    )
+    assert job.BillableTimeInSeconds == int(ran), (h.backend, job.BillableTimeInSeconds, ran)
+    assert job.TrainingTimeInSeconds is not None
+    assert job.BillableTimeInSeconds <= job.TrainingTimeInSeconds, h.backend
+    if h.checks("resumed_from_checkpoint"):
+        assert h.resumed_from_checkpoint(name, 2), h.backend
+        assert not h.resumed_from_checkpoint(name, 1), h.backend
