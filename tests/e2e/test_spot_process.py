@@ -180,3 +180,29 @@ def test_max_wait_time_exceeded_while_waiting_after_a_preemption(
     statuses = [t.Status for t in job.SecondaryStatusTransitions]
     assert statuses[-3:] == ["Interrupted", "Pending", "MaxWaitTimeExceeded"], statuses
     c.stop_training_job("hog")
+
+
+def test_a_spot_job_that_ignores_sigterm_is_killed_after_its_grace_and_resumes(
+    server: RunningServer,
+) -> None:
+    """The grace (ORCH_CONTROLLER__STOP_GRACE_SECONDS=2 here) is given in full, then SIGKILL;
+    the attempt is still Preempted (not a failure) and the job resumes."""
+    c = server.client()
+    stubborn = spot_script(12, 0.5).replace(
+        "signal.signal(signal.SIGTERM, on_term)",
+        "signal.signal(signal.SIGTERM, lambda *_: print('ignoring SIGTERM', flush=True))",
+    )
+    spot_job(c, "stubborn", stubborn)
+    wait_for_log(c, "stubborn", "epoch 1 done")
+    c.preempt_training_job("stubborn")
+    job = c.wait_for_training_job("stubborn", timeout=60, poll=0.1)
+    assert job.TrainingJobStatus == "Completed", job.FailureReason
+    assert [a.Outcome for a in job.Attempts] == ["Preempted", "Completed"]
+    first = c.training_job_logs("stubborn", attempt=1).text
+    assert "ignoring SIGTERM" in first
+    interrupted = next(t for t in job.SecondaryStatusTransitions if t.Status == "Interrupted")
+    end = job.Attempts[0].EndTime
+    assert end is not None
+    assert (end - interrupted.StartTime).total_seconds() >= 2.0
+    second = c.training_job_logs("stubborn", attempt=2).text
+    assert "resuming from epoch" in second, first + "\n----\n" + second
