@@ -83,10 +83,16 @@ class Script:
     # A spot job's: its first attempt writes a checkpoint and runs until SIGTERM; an attempt
     # that finds the checkpoint in place says so (RESUMED) and ends well.
     resumes: bool = False
+    # With ``resumes``: the first attempt writes its checkpoint only on SIGTERM and keeps
+    # running, so it is killed after the grace (the checkpoint must survive the kill).
+    saves_on_sigterm: bool = False
 
     READY: ClassVar[str] = "script is running"
     ON_SIGTERM: ClassVar[str] = "got SIGTERM, saving"
     RESUMED: ClassVar[str] = "resuming from epoch 2"
+
+    def _resumes(self) -> str:
+        return _RESUMES.format(resumed=self.RESUMED, late=self.saves_on_sigterm, ready=self.READY)
 
     @property
     def resumed(self) -> Script:
@@ -103,7 +109,7 @@ class Script:
             until_stopped=self.until_stopped,
             ready=self.READY,
             on_sigterm=self.ON_SIGTERM,
-            extra=self.extra + (_RESUMES.format(resumed=self.RESUMED) if self.resumes else ""),
+            extra=self.extra + (self._resumes() if self.resumes else ""),
         )
 
     @property
@@ -116,9 +122,18 @@ class Script:
 _RESUMES = """
 ckpt = os.environ["SM_CHECKPOINT_DIR"]
 os.makedirs(ckpt, exist_ok=True)
+def write_checkpoint(*_):
+    with open(os.path.join(ckpt, "epoch-1"), "w") as f:
+        f.write("1")
+    print("checkpoint written", flush=True)
 if os.path.exists(os.path.join(ckpt, "epoch-1")):
     print({resumed!r}, flush=True)
     until_stopped = False
+elif {late!r}:
+    signal.signal(signal.SIGTERM, write_checkpoint)  # and runs on, until SIGKILL
+    print({ready!r}, flush=True)
+    while True:
+        time.sleep(3600)
 else:
     with open(os.path.join(ckpt, "epoch-1"), "w") as f:
         f.write("1")

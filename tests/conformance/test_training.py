@@ -334,3 +334,33 @@ def test_managed_spot(h: Harness) -> None:
     if h.checks("resumed_from_checkpoint"):
         assert h.resumed_from_checkpoint(name, 2), h.backend
         assert not h.resumed_from_checkpoint(name, 1), h.backend
+
+
+LATE_SPOT = Script(resumes=True, saves_on_sigterm=True, model_files=(("model.txt", "trained"),))
+
+
+@scenario(
+    "Managed spot, killed after the grace",
+    "a preempted spot job that writes its checkpoint on SIGTERM and does not exit is killed "
+    "after the stop grace; the attempt is Preempted all the same, and the next one resumes "
+    "from the checkpoint written during the grace",
+    uses=("resumed_from_checkpoint",),
+)
+def test_managed_spot_killed_after_the_grace(h: Harness) -> None:
+    name = "managed-spot-killed"
+    h.create_script_job(
+        name,
+        LATE_SPOT,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+        CheckpointConfig={"S3Uri": f"s3://orchestrator/{name}/checkpoints"},
+    )
+    h.wait_log(name, Script.READY)
+    h.client.preempt_training_job(name)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
+    attempts = [(a.AttemptNumber, a.Outcome) for a in job.Attempts]
+    assert attempts == [(1, "Preempted"), (2, "Completed")], f"{h.backend}: {attempts}"
+    if h.checks("resumed_from_checkpoint"):
+        assert "checkpoint written" in h.client.training_job_logs(name, attempt=1).text
+        assert h.resumed_from_checkpoint(name, 2), h.backend
