@@ -100,3 +100,31 @@ def signal_group(pid_id: ProcessId, sig: signal.Signals) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid_id.pid, sig)
+
+
+def group_members(pid_id: ProcessId) -> list[int]:
+    """The live processes of ``pid_id``'s process group other than its leader (``/proc``)."""
+    members: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pid_id.pid:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": state, ppid, pgrp
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pid_id.pid:
+            members.append(int(entry.name))
+    return members
+
+
+def kill_members(pid_id: ProcessId) -> bool:
+    """SIGKILL the group's processes but its leader (a supervisor kills the code it runs and
+    lives on to report); False when there were none left to kill."""
+    if not alive(pid_id):
+        return False
+    members = group_members(pid_id)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return bool(members)

@@ -390,3 +390,46 @@ def test_a_bad_retryable_exit_codes_tag_is_refused_naming_it(
         sagemaker.create_training_job(**job_request("bad-tag", **fields))
     code, message = error(e)
     assert code == "ValidationException" and "Tags[0].Value" in message and needle in message
+
+
+def test_a_preempted_spot_job_describes_its_billable_time_on_the_wire(
+    plane: AwsPlane, sagemaker: Any, wire: Any
+) -> None:
+    """BillableTimeInSeconds is the attempts' run time (60 s + 30 s), not the job's span
+    (the 50 s in the queue after the preemption included); the attempts and
+    PreemptionCount are ours and stay off the wire, the Interrupted transition is SageMaker's."""
+    local = plane.local
+    clock = local.plane.clock
+    sagemaker.create_training_job(
+        **job_request(
+            "spot-2",
+            EnableManagedSpotTraining=True,
+            StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+            CheckpointConfig={"S3Uri": "s3://bucket/ckpt"},
+        )
+    )
+    local.controller.run_pass()
+    clock.advance(60)
+    local.plane.preempt_training_job("spot-2")
+    local.controller.run_pass()  # SIGTERM; the fake honours it: the attempt has exited
+    local.controller.run_pass()  # recorded Preempted, back in the queue
+    clock.advance(50)
+    local.controller.run_pass()  # relaunched
+    assert [launch.attempt for launch in local.backend.launches] == [1, 2]
+    clock.advance(30)
+    local.backend.complete("spot-2")
+    local.controller.run_pass()
+    d = sagemaker.describe_training_job(TrainingJobName="spot-2")
+    assert d["TrainingJobStatus"] == "Completed"
+    assert d["EnableManagedSpotTraining"] is True
+    assert d["CheckpointConfig"] == {
+        "S3Uri": "s3://bucket/ckpt",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert d["StoppingCondition"]["MaxWaitTimeInSeconds"] == 1200
+    assert d["TrainingTimeInSeconds"] == 140
+    assert d["BillableTimeInSeconds"] == 90
+    statuses = [t["Status"] for t in d["SecondaryStatusTransitions"]]
+    assert "Interrupted" in statuses and statuses[-1] == "Completed", statuses
+    raw = wire.last("DescribeTrainingJob").response
+    assert not {"Attempts", "PreemptionCount", "NextAttemptTime"} & set(raw)

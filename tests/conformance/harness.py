@@ -80,9 +80,24 @@ class Script:
     exit_code: int = 0
     until_stopped: bool = False  # runs until SIGTERM, then saves its model and exits 0
     extra: str = ""  # more Python, run after the prints (process and Docker only)
+    # A spot job's: its first attempt writes a checkpoint and runs until SIGTERM; an attempt
+    # that finds the checkpoint in place says so (RESUMED) and ends well.
+    resumes: bool = False
+    # With ``resumes``: the first attempt writes its checkpoint only on SIGTERM and keeps
+    # running, so it is killed after the grace (the checkpoint must survive the kill).
+    saves_on_sigterm: bool = False
 
     READY: ClassVar[str] = "script is running"
     ON_SIGTERM: ClassVar[str] = "got SIGTERM, saving"
+    RESUMED: ClassVar[str] = "resuming from epoch 2"
+
+    def _resumes(self) -> str:
+        return _RESUMES.format(resumed=self.RESUMED, late=self.saves_on_sigterm, ready=self.READY)
+
+    @property
+    def resumed(self) -> Script:
+        """What a ``resumes`` script does on an attempt that finds its checkpoint."""
+        return Script(prints=(*self.prints, self.RESUMED), model_files=self.model_files)
 
     @property
     def source(self) -> str:
@@ -94,13 +109,36 @@ class Script:
             until_stopped=self.until_stopped,
             ready=self.READY,
             on_sigterm=self.ON_SIGTERM,
-            extra=self.extra,
+            extra=self.extra + (self._resumes() if self.resumes else ""),
         )
 
     @property
     def log(self) -> tuple[str, ...]:
         """The lines it prints, in order, as far as it gets by itself."""
         return (*self.prints, self.READY) if self.until_stopped else self.prints
+
+
+# A ``resumes`` script's checkpoint (an epoch per file under SM_CHECKPOINT_DIR).
+_RESUMES = """
+ckpt = os.environ["SM_CHECKPOINT_DIR"]
+os.makedirs(ckpt, exist_ok=True)
+def write_checkpoint(*_):
+    with open(os.path.join(ckpt, "epoch-1"), "w") as f:
+        f.write("1")
+    print("checkpoint written", flush=True)
+if os.path.exists(os.path.join(ckpt, "epoch-1")):
+    print({resumed!r}, flush=True)
+    until_stopped = False
+elif {late!r}:
+    signal.signal(signal.SIGTERM, write_checkpoint)  # and runs on, until SIGKILL
+    print({ready!r}, flush=True)
+    while True:
+        time.sleep(3600)
+else:
+    with open(os.path.join(ckpt, "epoch-1"), "w") as f:
+        f.write("1")
+    until_stopped = True
+"""
 
 
 _SCRIPT = """\
@@ -111,8 +149,9 @@ def save():
             f.write(text)
 for line in {prints!r}:
     print(line.replace("{{host}}", os.environ.get("SM_CURRENT_HOST", "algo-1")), flush=True)
+until_stopped = {until_stopped!r}
 {extra}
-if {until_stopped!r}:
+if until_stopped:
     def on_term(*_):
         print({on_sigterm!r}, flush=True)
         save()
@@ -377,6 +416,11 @@ class Harness:
             return self.client.download_bytes(uri)
         except NotFoundError:
             return None
+
+    def resumed_from_checkpoint(self, name: str, attempt: int) -> bool:
+        """Whether ``attempt`` of a ``resumes`` script found the checkpoint an earlier attempt
+        wrote (it says so in its own log)."""
+        return Script.RESUMED in self.client.training_job_logs(name, attempt=attempt).text
 
     def saved_on_stop(self, name: str) -> dict[str, bytes]:
         """The files of the artifact a stopped job's status reports (what it saved on

@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,9 @@ class ClusterDouble:
         spec = job["spec"]
         hosts = int(spec.get("completions") or 1) if spec.get("completionMode") else 1
         script = self._script(job)
+        if script.resumes:  # a spot job's: until stopped, then resumed from its checkpoint
+            again = int(job["metadata"]["labels"].get(o.LABEL_ATTEMPT, "1")) > 1
+            script = script.resumed if again else replace(script, until_stopped=True)
         if attempt.stage == "ended":
             return
         if spec.get("suspend"):
@@ -498,6 +501,15 @@ class KubernetesHarness(Harness):
         "tests/kube_operator/test_kube_steps.py)",
     )
     def checkpoint_object(self, uri: str) -> bytes | None:
+        raise NotImplementedError
+
+    @gap(
+        "the new attempt resumed from the checkpoint",
+        "the download step in the new attempt's pod puts the last uploaded checkpoint under "
+        "LocalPath, and no container runs against the emulator (the step is tested on its own "
+        "in tests/kube_operator/test_kube_steps.py)",
+    )
+    def resumed_from_checkpoint(self, name: str, attempt: int) -> bool:
         raise NotImplementedError
 
     @gap(

@@ -32,6 +32,8 @@ ISSUE_SCENARIOS = {
     "distributed_environment",
     "retry_by_exit_code",
     "queue",
+    "managed_spot",
+    "managed_spot_killed_after_the_grace",
 }
 
 

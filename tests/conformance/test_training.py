@@ -351,3 +351,83 @@ def test_queue(h: Harness) -> None:
         assert _began(jobs[after], "Starting") >= ended, (
             f"{h.backend}: {after} started before {before} ended"
         )
+
+
+SPOT = Script(prints=("epoch 1",), resumes=True, model_files=(("model.txt", "trained"),))
+
+
+@scenario(
+    "Managed spot",
+    "a spot job (EnableManagedSpotTraining, MaxWaitTimeInSeconds, CheckpointConfig) preempted "
+    "through the API: SIGTERM, Interrupted then Pending, relaunched; the new attempt resumes "
+    "from its checkpoint and completes; PreemptionCount 1, attempts Preempted and Completed, "
+    "BillableTimeInSeconds the attempts' run time, the retries left untouched",
+    uses=("resumed_from_checkpoint",),
+)
+def test_managed_spot(h: Harness) -> None:
+    name = "managed-spot"
+    h.create_script_job(
+        name,
+        SPOT,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+        CheckpointConfig={"S3Uri": f"s3://orchestrator/{name}/checkpoints"},
+    )
+    h.wait_log(name, Script.READY)
+    if h.checks("resumed_from_checkpoint"):  # the checkpoint is uploaded before the preemption
+        h.wait(
+            lambda: h.checkpoint_object(f"s3://orchestrator/{name}/checkpoints/epoch-1"),
+            "the checkpoint in the store",
+        )
+    h.client.preempt_training_job(name)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
+    assert job.PreemptionCount == 1, h.backend
+    attempts = [(a.AttemptNumber, a.Outcome) for a in job.Attempts]
+    assert attempts == [(1, "Preempted"), (2, "Completed")], f"{h.backend}: {attempts}"
+    statuses = [t.Status.value for t in job.SecondaryStatusTransitions]
+    i = statuses.index("Interrupted")
+    assert statuses[i + 1] == "Pending" and statuses[-1] == "Completed", (h.backend, statuses)
+    # No RetryStrategy, yet it relaunched: a preemption is not a retry.
+    assert job.FailureReason is None and job.RetryStrategy is None, h.backend
+    ran = sum(
+        (a.EndTime - a.StartTime).total_seconds()
+        for a in job.Attempts
+        if a.StartTime is not None and a.EndTime is not None
+    )
+    assert job.BillableTimeInSeconds == int(ran), (h.backend, job.BillableTimeInSeconds, ran)
+    assert job.TrainingTimeInSeconds is not None
+    assert job.BillableTimeInSeconds <= job.TrainingTimeInSeconds, h.backend
+    if h.checks("resumed_from_checkpoint"):
+        assert h.resumed_from_checkpoint(name, 2), h.backend
+        assert not h.resumed_from_checkpoint(name, 1), h.backend
+
+
+LATE_SPOT = Script(resumes=True, saves_on_sigterm=True, model_files=(("model.txt", "trained"),))
+
+
+@scenario(
+    "Managed spot, killed after the grace",
+    "a preempted spot job that writes its checkpoint on SIGTERM and does not exit is killed "
+    "after the stop grace; the attempt is Preempted all the same, and the next one resumes "
+    "from the checkpoint written during the grace",
+    uses=("resumed_from_checkpoint",),
+)
+def test_managed_spot_killed_after_the_grace(h: Harness) -> None:
+    name = "managed-spot-killed"
+    h.create_script_job(
+        name,
+        LATE_SPOT,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+        CheckpointConfig={"S3Uri": f"s3://orchestrator/{name}/checkpoints"},
+    )
+    h.wait_log(name, Script.READY)
+    h.client.preempt_training_job(name)
+    job = h.wait_job(name)
+    assert job.TrainingJobStatus == "Completed", f"{h.backend}: {job.FailureReason}"
+    attempts = [(a.AttemptNumber, a.Outcome) for a in job.Attempts]
+    assert attempts == [(1, "Preempted"), (2, "Completed")], f"{h.backend}: {attempts}"
+    if h.checks("resumed_from_checkpoint"):
+        assert "checkpoint written" in h.client.training_job_logs(name, attempt=1).text
+        assert h.resumed_from_checkpoint(name, 2), h.backend

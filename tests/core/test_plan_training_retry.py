@@ -230,6 +230,10 @@ def test_preemption_stops_requeues_and_relaunches_without_counting() -> None:
     assert plan.actions == ()
     plan, st = step(desired_job(spec=SPOT, status=st), gone, at(50), Admission())
     assert [a.launch.attempt for a in plan.actions if isinstance(a, LaunchJob)] == [2]
+    # It resumes (no retry was used), and says so rather than "Retrying".
+    assert st.SecondaryStatusTransitions[-1].StatusMessage == (
+        "Resuming after a preemption: attempt 2"
+    )
     # Attempt 2 fails for an infrastructure reason: the one retry is still there.
     broke = ended("InternalServerError", None, attempt=2, started_at=at(50), ended_at=at(60))
     plan, st = step(desired_job(spec=SPOT, status=st), broke, at(60))

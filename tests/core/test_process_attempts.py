@@ -78,3 +78,53 @@ def test_oom_kills_reads_the_cgroup_counter(tmp_path: Path) -> None:
     events.write_text("low 0\n")
     assert oom_kills(tmp_path) is None
     assert oom_kills(tmp_path / "nowhere") is None
+
+
+def test_a_forced_stop_kills_the_user_code_and_leaves_the_supervisor_to_report(
+    jobs: ProcessJobs, tmp_path: Path
+) -> None:
+    """After the grace the supervisor's group members (the user's code) get SIGKILL, the
+    supervisor lives on (to sync the checkpoints and report); alone, it is killed next time."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from orchestrator import procs
+    from orchestrator.training.files import PID_FILE
+
+    root = attempt(jobs, 1, 0)
+    child = tmp_path / "child.pid"
+    leader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, subprocess, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            f"open({str(child)!r}, 'w').write(str(p.pid))\n"
+            "p.wait()\n"
+            "time.sleep(60)\n",
+        ],
+        start_new_session=True,
+    )
+    try:
+        ticks = procs.start_ticks(leader.pid)
+        (root / PID_FILE).write_text(procs.ProcessId(leader.pid, ticks or -1).to_json())
+        deadline = time.monotonic() + 10
+        while not child.exists() or not child.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        user = int(child.read_text())
+        jobs.stop_job("j", force=True)
+        deadline = time.monotonic() + 10
+        while user in procs.group_members(procs.ProcessId(leader.pid, -1)):
+            assert time.monotonic() < deadline, "the user's process outlived the forced stop"
+            time.sleep(0.02)
+        assert leader.poll() is None, "the supervisor was killed with its code"
+        jobs.stop_job("j", force=True)  # nothing left but the supervisor: it goes too
+        assert leader.wait(10) == -9
+    finally:
+        if leader.poll() is None:
+            os.killpg(leader.pid, 9)
+            leader.wait(10)

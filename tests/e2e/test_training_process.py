@@ -312,25 +312,6 @@ def test_evaluation_written_by_a_job_is_served_beside_its_model(server: RunningS
         c.training_job_evaluation("plain")
 
 
-def test_more_than_one_instance_is_refused_by_name_on_the_process_backend(
-    server: RunningServer,
-) -> None:
-    c = server.client()
-    # Refused before anything exists: a 400 naming the field, the backend and what to use.
-    with pytest.raises(ValidationError) as refused:
-        script_job(
-            c,
-            "two-hosts",
-            "print('hi')\n",
-            ResourceConfig={"InstanceType": "local", "InstanceCount": 2},
-        )
-    assert refused.value.field == "ResourceConfig.InstanceCount"
-    assert "on the process backend" in refused.value.message
-    assert "docker or kubernetes backend" in refused.value.message
-    with pytest.raises(NotFoundError):
-        c.describe_training_job("two-hosts")
-
-
 CHECKPOINTING_SCRIPT = """
 import hashlib, json, os, sys, time
 ckpt = os.environ["SM_CHECKPOINT_DIR"]

@@ -113,12 +113,19 @@ class DockerJobs(ProcessJobs):
         return observed
 
     def stop_job(self, name: str, *, force: bool) -> None:
-        super().stop_job(name, force=force)
-        if force:
-            for c in self._job_containers(name):
-                if c.status == "running":
-                    with contextlib.suppress(DockerException):
-                        c.kill()
+        if not force:
+            super().stop_job(name, force=False)
+            return
+        # The grace is over: the user's containers are killed and the supervisor lives on to
+        # sync the checkpoints and report; with none left running, the supervisor goes too.
+        killed = False
+        for c in self._job_containers(name):
+            if c.status == "running":
+                with contextlib.suppress(DockerException):
+                    c.kill()
+                    killed = True
+        if not killed:
+            super().stop_job(name, force=True)
 
     def cleanup_job(self, name: str) -> None:
         super().cleanup_job(name)

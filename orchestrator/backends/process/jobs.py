@@ -251,11 +251,21 @@ class ProcessJobs:
         if latest is None:
             return
         pid = procs.ProcessId.from_file(latest[1] / PID_FILE)
-        if pid is not None:
-            procs.signal_group(pid, signal.SIGKILL if force else signal.SIGTERM)
+        if pid is None:
+            return
+        if not force:
+            procs.signal_group(pid, signal.SIGTERM)
+        elif not procs.kill_members(pid):
+            # The grace is over: the user's code is killed and its supervisor lives on to
+            # sync the checkpoints and the model saved so far and to report (a preempted
+            # attempt resumes from them). A supervisor left alone is killed the next time.
+            procs.signal_group(pid, signal.SIGKILL)
 
     def cleanup_job(self, name: str) -> None:
-        self.stop_job(name, force=True)
+        latest = self._latest_attempt(name)
+        pid = procs.ProcessId.from_file(latest[1] / PID_FILE) if latest else None
+        if pid is not None:
+            procs.signal_group(pid, signal.SIGKILL)
         shutil.rmtree(self._job_dir(name), ignore_errors=True)
 
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:

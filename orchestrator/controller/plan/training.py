@@ -279,6 +279,16 @@ def gpus_needed(spec: CreateTrainingJobRequest) -> int:
     return INSTANCE_TYPES[rc.InstanceType].gpus * rc.InstanceCount
 
 
+def _relaunch_message(st: TrainingJobState, attempt: int) -> str:
+    """The Starting/Restarting transition's message: a preempted attempt's successor resumes
+    (no retry was used), a failed one's is a retry."""
+    if attempt == 1:
+        return "Launching the job"
+    if st.Attempts and st.Attempts[-1].Outcome == AttemptOutcome.PREEMPTED:
+        return f"Resuming after a preemption: attempt {attempt}"
+    return f"Retrying: attempt {attempt}"
+
+
 def _launch(
     desired: DesiredJob,
     st: TrainingJobState,
@@ -298,7 +308,7 @@ def _launch(
             return _wait(desired, st, now, admission.reason or "Waiting for capacity")
         if admission.gpus is not None:
             gpus = admission.gpus[: gpus_needed(desired.spec)]
-    message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
+    message = _relaunch_message(st, attempt)
     if after is not None:
         message += f" (attempt {attempt - 1} failed: {after.render()})"
     secondary = SecondaryStatus.STARTING if attempt == 1 else SecondaryStatus.RESTARTING
@@ -372,7 +382,7 @@ def _adopt(st: TrainingJobState, observed: ObservedJob, now: datetime) -> Traini
     attempt's own record, then what the attempt has done since."""
     attempt = observed.attempt
     secondary = SecondaryStatus.STARTING if attempt == 1 else SecondaryStatus.RESTARTING
-    message = "Launching the job" if attempt == 1 else f"Retrying: attempt {attempt}"
+    message = _relaunch_message(st, attempt)
     known = list(st.SecondaryStatusTransitions)
     seen = [m.at for m in observed.phases]
     if observed.started_at is not None:
