@@ -118,6 +118,23 @@ def group_members(pid_id: ProcessId) -> list[int]:
     return members
 
 
+def find_by_argument(argument: str) -> ProcessId | None:
+    """A live process with ``argument`` as one of its command-line arguments (``/proc``)."""
+    wanted = argument.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in argv:
+            ticks = start_ticks(int(entry.name))
+            if ticks is not None:
+                return ProcessId(int(entry.name), ticks)
+    return None
+
+
 def kill_members(pid_id: ProcessId) -> bool:
     """SIGKILL the group's processes but its leader (a supervisor kills the code it runs and
     lives on to report); False when there were none left to kill."""

@@ -128,3 +128,34 @@ def test_a_forced_stop_kills_the_user_code_and_leaves_the_supervisor_to_report(
         if leader.poll() is None:
             os.killpg(leader.pid, 9)
             leader.wait(10)
+
+
+def test_a_launch_whose_pid_was_never_written_adopts_its_running_supervisor(
+    jobs: ProcessJobs,
+) -> None:
+    """The control plane died between starting an attempt's supervisor and writing its pid:
+    the next launch of that attempt finds the supervisor by its argument (the attempt's
+    directory) and records it, rather than wiping the directory and starting a second one."""
+    import subprocess
+    import sys
+
+    from core_builders import training_spec
+
+    from orchestrator import procs
+    from orchestrator.controller.plan.types import JobLaunch
+    from orchestrator.training.files import PID_FILE
+
+    root = attempt(jobs, 1, None)
+    (root / "marker").write_text("kept")
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; time.sleep(60)", str(root)],
+        start_new_session=True,
+    )
+    try:
+        jobs.launch_job(JobLaunch("j", 1, training_spec("j"), "s3://b/o"))
+        recorded = procs.ProcessId.from_file(root / PID_FILE)
+        assert recorded is not None and recorded.pid == sleeper.pid
+        assert (root / "marker").read_text() == "kept"  # the attempt's directory is kept
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)

@@ -155,6 +155,12 @@ class ProcessJobs:
         if (root / PID_FILE).exists():
             return  # launched already (idempotent)
         if root.exists():
+            # The control plane died between starting the supervisor and writing its pid: a
+            # supervisor of this attempt that runs is adopted, never started twice.
+            running = procs.find_by_argument(str(root))
+            if running is not None:
+                write_atomic(root / PID_FILE, running.to_json())
+                return
             shutil.rmtree(root)  # a launch interrupted before its process started
         root.mkdir(parents=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
