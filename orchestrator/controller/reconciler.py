@@ -522,7 +522,7 @@ class Reconciler:
         not hand the same capacity to another job in the meantime."""
         try:
             observed = self.backend.observe_job(record.name)
-        except OrchestratorError as e:
+        except Exception as e:  # one bad resource must not stop the pass (its plan reports it)
             log.warning("observing training job %s: %s", record.name, e)
             return c
         attempt = int(record.status.get("Attempt") or 0)
