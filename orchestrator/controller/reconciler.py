@@ -225,6 +225,9 @@ class Reconciler:
             memory_mib=None if places else self.policies.host_memory_mib,
         )
         self._queue: dict[str, Candidate] = {}
+        # Each job's candidate as of its record in the last listing: a source that hands back
+        # the same record for a row that did not change (the SQL store) is not read again.
+        self._candidates: dict[str, tuple[Record, Candidate]] = {}
         self._admissions: dict[str, Admission] = {}
         self._queue_changed = False
         # Jobs that waited in this process's last plan of them (and the spec they waited
@@ -489,10 +492,16 @@ class Reconciler:
         in this pass goes to the queue in the same pass (``_readmit``), then the waiting jobs
         in queue order (those admitted together launch in priority order)."""
         self._queue = {}
+        known, self._candidates = self._candidates, {}
         for r in records:
-            c = candidate_of(
-                r.name, r.created_at, r.spec, r.status, preempt_requested=r.preempt_requested
-            )
+            before = known.get(r.name)
+            if before is not None and before[0] is r:  # the same record as the last pass
+                c = before[1]
+            else:
+                c = candidate_of(
+                    r.name, r.created_at, r.spec, r.status, preempt_requested=r.preempt_requested
+                )
+            self._candidates[r.name] = (r, c)
             if not c.holds and self._first_pass:
                 c = self._launched_unrecorded(c, r)
             if c.holds or not (r.stop_requested or r.delete_requested):
@@ -513,7 +522,7 @@ class Reconciler:
         not hand the same capacity to another job in the meantime."""
         try:
             observed = self.backend.observe_job(record.name)
-        except Exception as e:  # one bad resource must not stop the others
+        except Exception as e:  # one bad resource must not stop the pass (its plan reports it)
             log.warning("observing training job %s: %s", record.name, e)
             return c
         attempt = int(record.status.get("Attempt") or 0)

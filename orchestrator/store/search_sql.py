@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -87,6 +88,56 @@ def write_index(
         rows = _rows(kind, props, family)
         if rows:
             conn.execute(table.insert(), rows)
+
+
+def update_index(
+    conn: Connection,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    *,
+    before: tuple[dict[str, Any], str],
+    status: dict[str, Any],
+    phase: str,
+    created: float,
+    updated: float,
+    families: Families = STATUS_FAMILIES,
+) -> None:
+    """Bring the rows of ``families`` from what ``before`` (the status and phase the resource
+    was indexed with) gave to what ``status`` gives: only the keys whose value changed are
+    deleted and written again (a training job's launch changes a few of its 30-odd fields;
+    rewriting them all was most of a status write)."""
+    new = properties_of(kind, name, spec, status, phase=phase, created=created, updated=updated)
+    if new is None:
+        return
+    old = properties_of(
+        kind, name, spec, before[0], phase=before[1], created=created, updated=updated
+    )
+    assert old is not None
+    for family in families:
+        was, now = old.family(family), new.family(family)
+        stale = [k for k, v in was.items() if now.get(k) != v]
+        if stale:
+            conn.execute(_DELETE_KEYS[family], {"b_kind": kind, "b_name": name, "b_keys": stale})
+        rows = [
+            {"kind": kind, "name": name, "key": k, "text": text, "num": num}
+            for k, (text, num) in now.items()
+            if was.get(k) != (text, num)
+        ]
+        if rows:
+            conn.execute(_INSERT[family], rows)
+
+
+# Built once (a status write runs them; building a statement cost more than running it).
+_DELETE_KEYS = {
+    family: table.delete().where(
+        table.c.kind == bindparam("b_kind"),
+        table.c.name == bindparam("b_name"),
+        table.c.key.in_(bindparam("b_keys", expanding=True)),
+    )
+    for family, table in SEARCH_TABLES.items()
+}
+_INSERT = {family: table.insert() for family, table in SEARCH_TABLES.items()}
 
 
 def _rows(kind: str, props: Properties, family: str) -> list[dict[str, Any]]:

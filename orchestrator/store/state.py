@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     event,
     func,
@@ -44,6 +45,7 @@ from orchestrator.store.search_sql import (
     backfill,
     drop_index,
     run_search,
+    update_index,
     write_index,
 )
 from orchestrator.store.source import (
@@ -130,6 +132,9 @@ class StateStore:
         with self._tx() as conn:  # a store from before Search: index what it holds
             backfill(conn)
             _add_columns(conn)
+        # ``list_active``'s last listing of each kind, by name (replaced whole, never edited:
+        # safe to read while another thread lists).
+        self._listed: dict[str, dict[str, Record]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -241,11 +246,31 @@ class StateStore:
         return records, token
 
     def list_active(self, kind: str) -> builtins.list[Record]:
+        """Every active resource of the kind. The reconciler lists them on every pass, and
+        most have not changed since the last one (a queue of waiting jobs): a first query
+        reads each row's (name, uid, version), and only the rows whose version this store has
+        not parsed yet are read whole; the others are the ``Record`` parsed before (the same
+        object: callers treat records as read-only). Memory: the records of the last listing
+        of each kind, the active ones only."""
         with self._tx() as conn:
-            rows = conn.execute(
-                select(resources).where(resources.c.kind == kind, resources.c.active.is_(True))
-            ).all()
-        return [_record(r._mapping) for r in rows]
+            heads = conn.execute(_ACTIVE_HEADS, {"b_kind": kind}).all()
+            seen = self._listed.get(kind, {})
+            out: dict[str, Record | None] = {}
+            missing: builtins.list[str] = []
+            for name, uid, version in heads:
+                r = seen.get(name)
+                if r is not None and r.uid == uid and r.version == str(version):
+                    out[name] = r
+                else:
+                    out[name] = None
+                    missing.append(name)
+            for i in range(0, len(missing), _IN_CHUNK):
+                chunk = missing[i : i + _IN_CHUNK]
+                for row in conn.execute(_ACTIVE_ROWS, {"b_kind": kind, "b_names": chunk}):
+                    out[row.name] = _record(row._mapping)
+        records = {name: r for name, r in out.items() if r is not None}  # None: gone since
+        self._listed[kind] = records
+        return builtins.list(records.values())
 
     def count_by_phase(self, kind: str) -> dict[str, int]:
         with self._tx() as conn:
@@ -270,32 +295,34 @@ class StateStore:
         end: the read was a quarter of its cost); the flags are ``record``'s, as the version
         check proves (setting a flag bumps the version)."""
         text = json.dumps(status, default=str)
+        stored = _loads(text)
         with self._tx() as conn:
             result = conn.execute(
-                resources.update()
-                .where(
-                    resources.c.kind == record.kind,
-                    resources.c.name == record.name,
-                    resources.c.version == int(record.version),
-                )
-                .values(
-                    status=text,
-                    phase=phase,
-                    active=active,
-                    updated_at=_ts(now),
-                    version=int(record.version) + 1,
-                )
+                _UPDATE_STATUS,
+                {
+                    "b_kind": record.kind,
+                    "b_name": record.name,
+                    "b_version": int(record.version),
+                    "b_status": text,
+                    "b_phase": phase,
+                    "b_active": active,
+                    "b_updated": _ts(now),
+                    "b_next": int(record.version) + 1,
+                },
             )
             if result.rowcount == 1:
-                write_index(
-                    conn, record.kind, record.name, record.spec, status, phase=phase,
+                # The row was ``record`` (the version says so), and its index rows are what
+                # its status gave: rewrite only those that change.
+                update_index(
+                    conn, record.kind, record.name, record.spec,
+                    before=(record.status, record.phase), status=stored, phase=phase,
                     created=_ts(record.created_at), updated=_ts(now), families=STATUS_FAMILIES,
                 )  # fmt: skip
         if result.rowcount != 1:
             raise ConflictError(f"{record.kind} {record.name!r} changed while being updated")
         return replace(
             record,
-            status=_loads(text),
+            status=stored,
             phase=phase,
             active=active,
             updated_at=_dt(_ts(now)),
@@ -485,6 +512,31 @@ class StateStore:
         record = self.get_access_key(access_key_id)
         assert record is not None
         return record
+
+
+_IN_CHUNK = 500  # names per ``IN (...)``: under SQLite's limit on bound parameters
+
+# The statements of every pass, built once: building a SQLAlchemy statement (and its cache
+# key) cost more than running it (a third of a status write).
+_c = resources.c
+_ACTIVE = (_c.kind == bindparam("b_kind"), _c.active.is_(True))
+_ACTIVE_HEADS = select(_c.name, _c.uid, _c.version).where(*_ACTIVE)
+_ACTIVE_ROWS = select(resources).where(*_ACTIVE, _c.name.in_(bindparam("b_names", expanding=True)))
+_UPDATE_STATUS = (
+    resources.update()
+    .where(
+        _c.kind == bindparam("b_kind"),
+        _c.name == bindparam("b_name"),
+        _c.version == bindparam("b_version"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        phase=bindparam("b_phase"),
+        active=bindparam("b_active"),
+        updated_at=bindparam("b_updated"),
+        version=bindparam("b_next"),
+    )
+)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

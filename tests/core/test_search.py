@@ -351,3 +351,57 @@ def test_pages_cross_from_numbers_to_strings_to_missing_values(
         store, SearchRequest(Resource="TrainingJob", SortBy="Metrics.loss", MaxResults=size)
     )
     assert len(everyone) == 30  # the missing ones come last, not dropped
+
+
+def _index_rows(store: StateStore, name: str) -> dict[str, set[tuple[Any, ...]]]:
+    with store.engine.begin() as conn:
+        return {
+            family: {
+                tuple(row)
+                for row in conn.execute(
+                    text(f"SELECT key, text, num FROM {table.name} WHERE name = :n"), {"n": name}
+                )
+            }
+            for family, table in SEARCH_TABLES.items()
+        }
+
+
+def test_a_status_write_rewrites_only_what_changed_and_leaves_the_index_as_a_fresh_one(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """Status writes that add, change and remove fields and metrics: the index rows are those
+    a store indexing the final documents from scratch has."""
+    rnd = random.Random(3)
+    spec, _, _ = _job(1, rnd)
+    name = spec["TrainingJobName"]
+    record, _ = store.create(
+        "TrainingJob", name, spec, {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Pending"},
+        phase="InProgress", active=True, now=datetime.fromtimestamp(1_700_000_000, tz=UTC),
+    )  # fmt: skip
+    acc = {"MetricName": "acc", "Value": 0.5, "Timestamp": "2024-01-01T00:00:00Z"}
+    loss = {"MetricName": "loss", "Value": 2.0, "Timestamp": "2024-01-01T00:00:00Z"}
+    statuses = [
+        ({"TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting"}, "InProgress"),
+        ({"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training",
+          "TrainingStartTime": "2024-01-01T00:00:01Z", "FinalMetricDataList": [acc, loss]},
+         "InProgress"),
+        ({"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training",
+          "TrainingStartTime": "2024-01-01T00:00:01Z", "FinalMetricDataList": [{**acc, "Value": 0.9}]},
+         "InProgress"),
+        ({"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed",
+          "FailureReason": "AlgorithmError: exit 1"}, "Failed"),
+    ]  # fmt: skip
+    for i, (status, phase) in enumerate(statuses, start=1):
+        record = store.update_status(
+            record, status, phase=phase, active=True,
+            now=datetime.fromtimestamp(1_700_000_000 + i, tz=UTC),
+        )  # fmt: skip
+        fresh = StateStore(f"sqlite:///{tmp_path / f'fresh-{i}.db'}")
+        fresh.create(
+            "TrainingJob", name, spec, record.status, phase=phase, active=True,
+            now=datetime.fromtimestamp(1_700_000_000, tz=UTC),
+        )  # fmt: skip
+        assert _index_rows(store, name) == _index_rows(fresh, name), status
+        fresh.close()
+    assert _index_rows(store, name)["metrics"] == set()
+    assert ("FailureReason", "AlgorithmError: exit 1", None) in _index_rows(store, name)["fields"]

@@ -365,3 +365,34 @@ def test_a_store_from_before_the_preempt_flag_gains_its_column(tmp_path: Path) -
         assert [r.name for r in store.list_active("TrainingJob") if r.preempt_requested] == ["j"]
     finally:
         store.close()
+
+
+def test_list_active_parses_only_what_changed(store: StateStore) -> None:
+    a, b = add(store, "a"), add(store, "b", seconds=1)
+    first = {r.name: r for r in store.list_active(KIND)}
+    again = {r.name: r for r in store.list_active(KIND)}
+    assert again["a"] is first["a"] and again["b"] is first["b"]  # not read again
+    store.update_status(a, {"n": 2}, phase="InProgress", active=True, now=at(2))
+    store.set_flag(KIND, "b", "stop_requested", at(3))
+    changed = {r.name: r for r in store.list_active(KIND)}
+    assert (changed["a"].status, changed["a"].version) == ({"n": 2}, "2")
+    assert (changed["b"].stop_requested, changed["b"].version) == (True, "2")
+    assert changed["a"] is not first["a"] and changed["b"] is not first["b"]
+    # Deleted and made again: version 1 once more, but another resource (another uid).
+    store.delete(KIND, "a")
+    store.create(
+        KIND, "a", {"TrainingJobName": "a", "x": 1}, {"n": 9}, phase="InProgress", active=True,
+        now=at(4),
+    )  # fmt: skip
+    remade = {r.name: r for r in store.list_active(KIND)}
+    assert (remade["a"].status, remade["a"].spec["x"]) == ({"n": 9}, 1)
+    store.update_status(remade["a"], {}, phase="Completed", active=False, now=at(5))
+    assert [r.name for r in store.list_active(KIND)] == ["b"]
+    assert b.name == "b"
+
+
+def test_list_active_reads_more_rows_than_one_query_binds(store: StateStore) -> None:
+    for i in range(1200):  # over the chunk of names per IN (...)
+        add(store, f"j{i:04d}")
+    assert sorted(r.name for r in store.list_active(KIND)) == [f"j{i:04d}" for i in range(1200)]
+    assert len(store.list_active(KIND)) == 1200
