@@ -49,8 +49,9 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def read_process(pid: int) -> ProcessSample | None:
-    """CPU time, RSS and start of ``pid``; None when it is gone (or there is no /proc)."""
+def read_stat(pid: int) -> tuple[list[bytes], int] | None:
+    """``/proc/PID/stat``'s fields after the command name (``fields[0]`` is the state) and
+    the RSS in bytes (``statm``); None when the process is gone (or there is no /proc)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -59,13 +60,17 @@ def read_process(pid: int) -> ProcessSample | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2 :].split()
+    return stat[stat.rindex(b")") + 2 :].split(), int(statm.split()[1]) * _PAGE
+
+
+def read_process(pid: int) -> ProcessSample | None:
+    """CPU time, RSS and start of ``pid``; None when it is gone (or there is no /proc)."""
+    read = read_stat(pid)
+    if read is None:
+        return None
+    fields, rss = read
     utime, stime, started = int(fields[11]), int(fields[12]), int(fields[19])
-    return ProcessSample(
-        cpu_seconds=(utime + stime) / _TICKS,
-        rss_bytes=int(statm.split()[1]) * _PAGE,
-        started=started,
-    )
+    return ProcessSample(cpu_seconds=(utime + stime) / _TICKS, rss_bytes=rss, started=started)
 
 
 class UsageSampler:

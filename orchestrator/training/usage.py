@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from orchestrator import gpus as host_gpus
 from orchestrator.gpus import GpuInventory
+from orchestrator.monitoring.usage import read_stat
 from orchestrator.resources.instances import INSTANCE_TYPES
 
 if TYPE_CHECKING:
@@ -114,19 +115,13 @@ class Probe(Protocol):
 
 def _stat(pid: int) -> tuple[int, float, int] | None:
     """(parent pid, CPU seconds of it and its reaped children, RSS bytes) of ``pid``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            statm = f.read()
-    except OSError:
+    read = read_stat(pid)
+    if read is None:
         return None
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    ppid = int(fields[1])
+    fields, rss = read
     # utime, stime, cutime, cstime: a reaped child's time moves to its parent's c*time.
     ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    rss = int(statm.split()[1]) * _PAGE
-    return ppid, ticks / _TICKS, rss
+    return int(fields[1]), ticks / _TICKS, rss
 
 
 def descendants(root: int) -> list[int]:

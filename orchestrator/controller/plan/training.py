@@ -472,6 +472,25 @@ def _retry_later(
     return _plan(st, [], max(0.05, delay))
 
 
+def _waited_out(
+    desired: DesiredJob, st: TrainingJobState, now: datetime
+) -> Plan[TrainingJobState] | None:
+    """A spot job not running now whose ``MaxWaitTimeInSeconds`` is spent ends Stopped
+    (MaxWaitTimeExceeded); None while it may still wait."""
+    waited_out = _max_wait_exceeded(desired, now)
+    if waited_out is None:
+        return None
+    st = st.model_copy(update={"StopReason": waited_out})
+    stopped = _finish(
+        st,
+        TrainingJobStatus.STOPPED,
+        SecondaryStatus.MAX_WAIT_TIME_EXCEEDED,
+        now,
+        message=waited_out,
+    )
+    return _plan(stopped, [], None)
+
+
 def _plan_next(
     desired: DesiredJob,
     st: TrainingJobState,
@@ -487,20 +506,9 @@ def _plan_next(
             [],
             None,
         )
-    waited_out = _max_wait_exceeded(desired, now)
+    waited_out = _waited_out(desired, st, now)
     if waited_out is not None:
-        st = st.model_copy(update={"StopReason": waited_out})
-        return _plan(
-            _finish(
-                st,
-                TrainingJobStatus.STOPPED,
-                SecondaryStatus.MAX_WAIT_TIME_EXCEEDED,
-                now,
-                message=waited_out,
-            ),
-            [],
-            None,
-        )
+        return waited_out
     if st.NextAttemptTime is not None and now < st.NextAttemptTime:
         return _plan(st, [], max(0.05, (st.NextAttemptTime - now).total_seconds()))
     if admission is not None and admission.preempt:
@@ -565,20 +573,9 @@ def plan_training_job(
                     [],
                     None,
                 )
-            waited_out = _max_wait_exceeded(desired, now)
+            waited_out = _waited_out(desired, st, now)
             if waited_out is not None:
-                st = st.model_copy(update={"StopReason": waited_out})
-                return _plan(
-                    _finish(
-                        st,
-                        TrainingJobStatus.STOPPED,
-                        SecondaryStatus.MAX_WAIT_TIME_EXCEEDED,
-                        now,
-                        message=waited_out,
-                    ),
-                    [],
-                    None,
-                )
+                return waited_out
             return _launch(desired, st, now, 1, admission)
         # Launched and recorded, but the backend knows nothing of it any more.
         reason = internal_error(
