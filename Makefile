@@ -45,6 +45,7 @@ services:
 
 kube-tools:
 	@bash .ci/kube-tools.sh
+	@bash .ci/promtool.sh
 
 # A Docker engine and the offline base image (installs and starts them when root).
 docker-setup:

@@ -68,6 +68,20 @@ async def load(
     return len(latencies) / elapsed, latencies, errors
 
 
+def bench_config(client: Client, artifact: bytes) -> None:
+    """The model ``bench`` (the artifact uploaded) and its one-variant endpoint config
+    ``bench``, for an endpoint to be made from."""
+    client.upload_bytes(artifact, "s3://orchestrator/bench/model.tar.gz")
+    client.create_model(
+        ModelName="bench",
+        PrimaryContainer={"ModelDataUrl": "s3://orchestrator/bench/model.tar.gz"},
+    )
+    client.create_endpoint_config(
+        EndpointConfigName="bench",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -75,15 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     artifact, body = model_tarball()
     with control_plane() as (url, key, root), Client(url, key) as client:
-        client.upload_bytes(artifact, "s3://orchestrator/bench/model.tar.gz")
-        client.create_model(
-            ModelName="bench",
-            PrimaryContainer={"ModelDataUrl": "s3://orchestrator/bench/model.tar.gz"},
-        )
-        client.create_endpoint_config(
-            EndpointConfigName="bench",
-            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "bench"}],
-        )
+        bench_config(client, artifact)
         t0 = time.perf_counter()
         client.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
         client.wait_for_endpoint("bench", poll=0.05)

@@ -22,6 +22,7 @@ _EXPORTS = {
     "Estimator": "orchestrator.client",
     "InvokeResult": "orchestrator.client",
     "Predictor": "orchestrator.client",
+    "Transformer": "orchestrator.client",
     "Settings": "orchestrator.settings",
     "get_settings": "orchestrator.settings",
     "AuthenticationError": "orchestrator.errors",
@@ -56,6 +57,7 @@ __all__ = [
     "Predictor",
     "Settings",
     "TemporaryError",
+    "Transformer",
     "UnavailableError",
     "ValidationError",
     "__version__",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
         IntegerParameter,
         InvokeResult,
         Predictor,
+        Transformer,
     )
     from orchestrator.errors import (
         AuthenticationError,

@@ -12,12 +12,14 @@
     │   ├── PayloadTooLargeError     413  request body over the limit
     │   ├── LimitExceededError       429  a quota or a queue is full
     │   ├── IntegrityError           500  a stored object failed its integrity check
+    │   │   └── KeyRetiredError      500  its data key's master key version was retired
     │   ├── ModelError               4xx/5xx  the model's own code raised while serving
-    │   └── JobFailedError           ---  a training job ended Failed (client side)
+    │   └── JobFailedError           ---  a job ended Failed or Stopped (client side)
     └── TemporaryError                    retry after ``retry_after`` seconds
         ├── UnavailableError         503  nothing ready to serve yet, a service unreachable
         │   └── ModelNotReadyError   503  a variant woken from zero had no replica in time
         ├── BackendError             503  the backend failed for a reason that may pass
+        ├── ThrottlingError          429  this caller's rate limit: retry after ``retry_after``
         └── DeadlineExceededError    504  the request took longer than its limit
 
 Third-party errors are wrapped at the boundary with the cause chained (``raise X(...) from e``).
@@ -128,6 +130,12 @@ class IntegrityError(PermanentError):
     code = "IntegrityCheckFailed"
 
 
+class KeyRetiredError(IntegrityError):
+    """The master key version that wraps a data key was retired (its material destroyed)."""
+
+    code = "MasterKeyRetired"
+
+
 class ModelError(PermanentError):
     """The model's code raised; ``http_status`` is what the endpoint answered (4xx or 5xx)."""
 
@@ -140,7 +148,8 @@ class ModelError(PermanentError):
 
 
 class JobFailedError(PermanentError):
-    """A training job ended Failed; the message is its FailureReason."""
+    """A training, tuning or transform job ended without completing; the message has its
+    FailureReason."""
 
     status_code = 400
     code = "JobFailed"
@@ -160,6 +169,14 @@ class ModelNotReadyError(UnavailableError):
 class BackendError(TemporaryError):
     status_code = 503
     code = "BackendError"
+
+
+class ThrottlingError(TemporaryError):
+    """The caller's key went over its rate limit (``orchestrator.ratelimit``); ``retry_after``
+    is when its next request will be let through."""
+
+    status_code = 429
+    code = "ThrottlingException"
 
 
 class DeadlineExceededError(TemporaryError):
@@ -190,8 +207,10 @@ _ALL: tuple[type[OrchestratorError], ...] = (
     UnavailableError,
     BackendError,
     DeadlineExceededError,
+    ThrottlingError,
 )
 _BY_CODE: dict[str, type[OrchestratorError]] = {c.code: c for c in _ALL}
 _BY_STATUS: dict[int, type[OrchestratorError]] = {}
 for _cls in _ALL:
     _BY_STATUS.setdefault(_cls.status_code, _cls)
+_BY_CODE[KeyRetiredError.code] = KeyRetiredError

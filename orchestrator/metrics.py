@@ -6,6 +6,7 @@ The control plane and each inference server expose these on ``GET /metrics``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -134,6 +135,57 @@ JOB_GPU_MEMORY = Gauge(
     ["job", "gpu"],
     registry=REGISTRY,
 )
+
+
+# Batch transform jobs' progress (what the runners recorded, as the job's status has it).
+TRANSFORM_RECORDS = Gauge(
+    "orch_transform_records_total",
+    "Records a running transform job has scored so far, all instances together.",
+    ["job"],
+    registry=REGISTRY,
+)
+TRANSFORM_RECORDS_PER_SECOND = Gauge(
+    "orch_transform_records_per_second",
+    "Records a running transform job scores per second, all instances together.",
+    ["job"],
+    registry=REGISTRY,
+)
+TRANSFORM_MODEL_LATENCY = Gauge(
+    "orch_transform_model_latency_seconds",
+    "Mean time a running transform job's model takes per request (send to whole answer).",
+    ["job"],
+    registry=REGISTRY,
+)
+
+
+def record_transform_progress(
+    job: str,
+    *,
+    records: int,
+    records_per_second: float | None,
+    model_latency_seconds: float | None,
+) -> None:
+    """A running transform job's progress as its status has it now (None: not measured yet)."""
+    TRANSFORM_RECORDS.labels(job=job).set(records)
+    for gauge, value in (
+        (TRANSFORM_RECORDS_PER_SECOND, records_per_second),
+        (TRANSFORM_MODEL_LATENCY, model_latency_seconds),
+    ):
+        if value is not None:
+            gauge.labels(job=job).set(value)
+        else:
+            _remove(gauge, job)
+
+
+def remove_transform_job(job: str) -> None:
+    """The transform job ended (or went): its series drop out."""
+    for gauge in (TRANSFORM_RECORDS, TRANSFORM_RECORDS_PER_SECOND, TRANSFORM_MODEL_LATENCY):
+        _remove(gauge, job)
+
+
+def _remove(gauge: Gauge, job: str) -> None:
+    with contextlib.suppress(KeyError):  # never set
+        gauge.remove(job)
 
 
 # A running job's resource use per host (training.usage), SageMaker's names and meanings.
@@ -315,6 +367,150 @@ def record_replica_usage(samples: list[tuple[str, str, str, float, int]]) -> Non
         REPLICA_MEMORY.labels(endpoint=endpoint, variant=variant, replica=replica).set(memory)
 
 
+# --- the control plane's own health (what helm/orchestrator/alerts/ and the dashboards read)
+CONTROLLER_PASS_SECONDS = Histogram(
+    "orch_controller_pass_seconds",
+    "Time for one whole controller pass over every active resource.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+CONTROLLER_LAST_PASS = Gauge(
+    "orch_controller_last_pass_timestamp_seconds",
+    "Unix time the last controller pass finished (0: none yet in this process).",
+    registry=REGISTRY,
+)
+TRAINING_QUEUE_LENGTH = Gauge(
+    "orch_training_queue_length",
+    "Training jobs waiting in the admission queue (not holding capacity), as of the last pass.",
+    registry=REGISTRY,
+)
+OBJECT_STORE_ERRORS = Counter(
+    "orch_object_store_errors_total",
+    "Object-store operations that failed for a reason other than the caller's input "
+    "(integrity, io, backend, unavailable, permission).",
+    ["error"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "orch_api_request_seconds",
+    "Time the control-plane API took to answer a request.",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+HELD_REQUESTS = Gauge(
+    "orch_held_requests",
+    "Requests held for a variant with no ready replica (scaled to zero), as of the last pass.",
+    ["endpoint", "variant"],
+    registry=REGISTRY,
+)
+
+# Training jobs' ends and attempts (counted once the status that records them is stored).
+TRAINING_JOBS_ENDED = Counter(
+    "orch_training_jobs_ended_total",
+    "Training jobs that reached a terminal status (Completed, Failed, Stopped).",
+    ["status"],
+    registry=REGISTRY,
+)
+TRAINING_JOB_SECONDS = Histogram(
+    "orch_training_job_seconds",
+    "TrainingTimeInSeconds of each training job that ended, by its terminal status.",
+    ["status"],
+    buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200),
+    registry=REGISTRY,
+)
+TRAINING_ATTEMPTS_ENDED = Counter(
+    "orch_training_attempts_ended_total",
+    "Training job attempts that ended, by outcome (Completed, Failed, Stopped, Preempted) and "
+    "whether another attempt followed (retried: a retry, or a preempted job's relaunch).",
+    ["outcome", "retried"],
+    registry=REGISTRY,
+)
+
+# What ``orch_object_store_errors_total{error=...}`` may say.
+OBJECT_STORE_ERROR_KINDS = ("integrity", "io", "backend", "unavailable", "permission")
+
+
+def record_controller_pass(seconds: float, finished_at: float) -> None:
+    """A controller pass took ``seconds`` and finished at Unix time ``finished_at``."""
+    CONTROLLER_PASS_SECONDS.observe(seconds)
+    CONTROLLER_LAST_PASS.set(finished_at)
+
+
+def record_training_queue_length(waiting: int) -> None:
+    TRAINING_QUEUE_LENGTH.set(waiting)
+
+
+def record_object_store_error(error: str) -> None:
+    """One failed object-store operation; ``error`` is one of ``OBJECT_STORE_ERROR_KINDS``."""
+    if error not in OBJECT_STORE_ERROR_KINDS:
+        raise ValueError(
+            f"object-store error kind {error!r} is not one of {OBJECT_STORE_ERROR_KINDS}"
+        )
+    OBJECT_STORE_ERRORS.labels(error=error).inc()
+
+
+def record_training_job_ended(status: str, training_seconds: float | None) -> None:
+    TRAINING_JOBS_ENDED.labels(status=status).inc()
+    if training_seconds is not None:
+        TRAINING_JOB_SECONDS.labels(status=status).observe(training_seconds)
+
+
+def record_training_attempt_ended(outcome: str, *, retried: bool) -> None:
+    TRAINING_ATTEMPTS_ENDED.labels(outcome=outcome, retried=str(retried).lower()).inc()
+
+
+def record_api_latency(method: str, route: str, seconds: float) -> None:
+    API_REQUEST_SECONDS.labels(method=method, route=route).observe(seconds)
+
+
+def record_held_requests(counts: dict[tuple[str, str], int]) -> None:
+    """Requests held now for every (endpoint, variant) that has some; the others drop out."""
+    HELD_REQUESTS.clear()
+    for (endpoint, variant), n in counts.items():
+        if n:
+            HELD_REQUESTS.labels(endpoint=endpoint, variant=variant).set(n)
+
+
 def exposition() -> tuple[bytes, str]:
     """The registry in Prometheus text format, with its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# Usage (orchestrator.usage): added by the usage flusher for each window it closes, so the
+# totals are the usage report's, window after window.
+USAGE_INSTANCE_SECONDS = Counter(
+    "orch_usage_instance_seconds_total",
+    "Instance-seconds used, by kind (TrainingJob: billable; Endpoint; TransformJob) and type.",
+    ["kind", "instance_type"],
+    registry=REGISTRY,
+)
+USAGE_PREDICTIONS = Counter(
+    "orch_usage_predictions_total",
+    "Predictions (invocations) served, by endpoint.",
+    ["endpoint"],
+    registry=REGISTRY,
+)
+
+
+# Metric alarms (orchestrator.api.alarms): state changes and the actions they ran.
+ALARM_STATE_CHANGES = Counter(
+    "orch_alarm_state_changes_total",
+    "Metric alarm state changes, by the new state (OK, ALARM, INSUFFICIENT_DATA).",
+    ["state"],
+    registry=REGISTRY,
+)
+ALARM_ACTIONS = Counter(
+    "orch_alarm_actions_total",
+    "Alarm actions run, by kind (webhook, stop-training-job, scale-variant) and outcome.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+
+
+def record_alarm_state_change(state: str) -> None:
+    ALARM_STATE_CHANGES.labels(state=state).inc()
+
+
+def record_alarm_action(kind: str, *, ok: bool) -> None:
+    ALARM_ACTIONS.labels(kind=kind, outcome="succeeded" if ok else "failed").inc()

@@ -8,10 +8,12 @@ as zombies.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,35 @@ def write_own_pid(path: Path) -> None:
 
     ticks = start_ticks(os.getpid())
     write_atomic(path, ProcessId(os.getpid(), ticks if ticks is not None else -1).to_json())
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that has the child SIGKILLed when this process (the thread that
+    starts it) dies, however it dies: a runner killed with SIGKILL takes its server along.
+    Linux only (``prctl``); elsewhere the child outlives its parent."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
+
+
+def signal_leader(pid_id: ProcessId, sig: signal.Signals) -> None:
+    """Signal the process itself, not its group (it passes the signal on as it sees fit)."""
+    if not alive(pid_id):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid_id.pid, sig)
 
 
 def alive(pid_id: ProcessId) -> bool:

@@ -52,6 +52,13 @@ class ServerSettings(BaseModel):
     # Invocations answered straight from uvicorn's HTTP protocol (orchestrator.dataplane.
     # fastpath) rather than through an ASGI cycle; false: the plain ASGI front.
     invocation_fast_path: bool = True
+    # HTTPS: a PEM certificate (chain) and its unencrypted key (``orch tls self-signed HOST``
+    # makes a pair); the same socket then serves the API and invocations over TLS only.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Plain HTTP on an address other than loopback is refused unless this is set (say, behind
+    # a proxy or an Ingress that terminates TLS); --insecure-http-on-network.
+    allow_insecure_http: bool = False
 
 
 class ObjectStoreSettings(BaseModel):
@@ -61,6 +68,22 @@ class ObjectStoreSettings(BaseModel):
     s3_region: str = "us-east-1"
     default_bucket: str = "orchestrator"
     chunk_size: int = Field(default=4 << 20, ge=64 << 10, le=64 << 20)
+    # What wraps each object's data key (objects/providers.py): the local keyring (default),
+    # AWS KMS (boto3's credentials; kms_endpoint_url for a KMS-compatible service) or a Vault
+    # / OpenBao Transit engine (vault_addr, a token file, the engine's mount).
+    key_provider: Literal["local", "aws-kms", "vault"] = "local"
+    # The key for objects whose resource names no KmsKeyId: a KMS key id, alias or ARN, a
+    # Transit key name, or a named local key (unset: the local keyring's default key;
+    # required with aws-kms and vault).
+    kms_key_id: str | None = None
+    kms_region: str | None = None  # AWS KMS's region (unset: ORCH_REGION)
+    kms_endpoint_url: str | None = None
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_token_file: Path | None = None  # unset: VAULT_TOKEN or ~/.vault-token
+    vault_mount: str = "transit"
+    vault_namespace: str | None = None
+    # The background master key re-wrap: objects per second at most (ORCH_OBJECTS__REWRAP_RATE).
+    rewrap_rate: float = Field(default=1000.0, gt=0)
 
 
 class ControllerSettings(BaseModel):
@@ -121,6 +144,16 @@ class ServingSettings(BaseModel):
     # replica cannot answer its own 504 or /ping; the router's deadline still answers 504 and a
     # replica whose /ping stops answering leaves the routing table. 0 turns it off.
     inline_below_ms: float = Field(default=2.0, ge=0, le=1000)
+    # Replicas serve HTTPS with a certificate from the control plane's replica CA
+    # (``<config_dir>/tls/replica-ca.*``) and the data plane verifies it against that CA only.
+    replica_tls: bool = False
+    # The replica CA certificate the data plane verifies replicas against, when it is not the
+    # control plane's own (on a cluster: the mounted ``tls.crt`` of the replica CA Secret).
+    replica_ca_file: Path | None = None
+    # One line per model request on the replica's output (its log stream): time, path,
+    # status, latency. Off by default; ``ORCH_SERVING__REQUEST_LOG=true`` in a Model's
+    # Environment turns it on for that model's replicas.
+    request_log: bool = False
 
     def overridden(self, environment: Mapping[str, str]) -> ServingSettings:
         """These settings with ``ORCH_SERVING__<FIELD>`` entries of a container's Environment
@@ -139,6 +172,20 @@ class ServingSettings(BaseModel):
                 f"ORCH_SERVING__{str(err['loc'][0]).upper()}: {err['msg']}" for err in e.errors()
             )
             raise ValueError(f"Environment: {problems}") from e
+
+
+class TransformSettings(BaseModel):
+    """Batch transform jobs (``ORCH_TRANSFORM__*``)."""
+
+    # A Line-split, uncompressed input is cut into ranges of about this size (at line
+    # boundaries), so that instances share a large file and a restart loses at most a range.
+    range_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    # An instance whose runner died without a result is relaunched this many times.
+    max_instance_restarts: int = Field(default=3, ge=0, le=100)
+    # How often a runner rewrites its progress record.
+    progress_interval_seconds: float = Field(default=2.0, gt=0, le=600)
+    # How long an instance waits for its model server's GET /ping, and for instance 0's plan.
+    startup_timeout_seconds: float = Field(default=300.0, gt=0)
 
 
 class DockerSettings(BaseModel):
@@ -269,6 +316,9 @@ class KubeSettings(BaseModel):
     keyring_secret: str = "orchestrator-keyring"  # noqa: S105 - a name; key keyring.json
     serving_port: int = 8080
     cluster_domain: str = "cluster.local"
+    # With ORCH_SERVING__REPLICA_TLS: the Secret (kubernetes.io/tls) holding the replica CA
+    # that signs each fleet's serving certificate; the operator makes it once when absent.
+    replica_ca_secret: str = "orchestrator-replica-ca"  # noqa: S105 - a name
     # Who sizes each fleet's Deployment: the planner's autoscaler (the one every backend
     # runs: scale to zero, no metrics adapter needed) or an HPA per Deployment (needs a
     # custom-metrics adapter for the invocation metrics; cannot scale to zero).
@@ -300,6 +350,71 @@ class KubeSettings(BaseModel):
     # Each training pod samples its container's CPU, memory, disk and GPU use this often
     # (``kube/hostenv.py``, marked lines in the pod's log); 0: not sampled.
     usage_interval_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # ``orch operator`` serves the controller's Prometheus metrics (passes, the training queue,
+    # reconcile errors, object-store errors: docs/dashboards.md) at /metrics on this port;
+    # unset: not served (the chart sets it).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class RateLimitSettings(BaseModel):
+    # Per API key (or SigV4 access key): requests a second and the burst allowed above it.
+    # The management API and the AWS protocols (``orchestrator.ratelimit``); 0: no limit.
+    api_requests_per_second: float = Field(default=50.0, ge=0)
+    api_burst: int = Field(default=100, ge=1)
+    # Invocations, per key, in each serving process; 0 (the default): no limit.
+    invocations_per_second: float = Field(default=0.0, ge=0)
+    invocation_burst: int = Field(default=1000, ge=1)
+
+
+class AuditSettings(BaseModel):
+    # Record every management API and AWS call and every refused invocation (the audit trail).
+    enabled: bool = True
+    # The bucket the trail is kept in; users cannot write to it through the object routes.
+    bucket: str = "orchestrator-audit"
+    # Record files are written every ``flush_seconds`` or ``batch_records`` calls.
+    flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    batch_records: int = Field(default=1000, ge=1, le=1_000_000)
+    # A signed digest of the record files is written this often.
+    digest_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # The Ed25519 signing key (PEM); default ``<config_dir>/audit-signing.key``, made when
+    # absent. On a cluster, point it at a mounted Secret.
+    signing_key_file: Path | None = None
+    # This process's chain: each writer keeps its own (on a cluster, each API pod: the
+    # chart sets the pod's name).
+    writer: str = Field(default="main", pattern=r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class MetricsSettings(BaseModel):
+    # Endpoint metrics kept in the SQL store (the desired state's database; on a cluster only
+    # when ORCH_DATABASE_URL names a PostgreSQL one), flushed from memory this often: a kill
+    # loses at most this much. Off: memory only, 3 hours, lost on restart.
+    durable: bool = True
+    flush_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # How long each resolution is kept, as CloudWatch: 1-second points 3 hours, 1-minute 15
+    # days, 5-minute 63 days, 1-hour 455 days.
+    retention_1s_hours: float = Field(default=3.0, gt=0, le=24 * 15)
+    retention_1m_days: float = Field(default=15.0, gt=0, le=455)
+    retention_5m_days: float = Field(default=63.0, gt=0, le=455)
+    retention_1h_days: float = Field(default=455.0, gt=0, le=3650)
+    # This process's rows (default the host name: on a cluster, the pod's).
+    writer: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class AlarmSettings(BaseModel):
+    # Metric alarms (orchestrator.api.alarms): evaluated by a service of the control plane
+    # this often (and at least six times per the smallest alarm Period).
+    enabled: bool = True
+    evaluation_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # The HMAC-SHA256 key webhook bodies are signed with (X-Orchestrator-Signature); a
+    # webhook action is refused at PutMetricAlarm while it is unset.
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_attempts: int = Field(default=4, ge=1, le=10)
+    # The first retry waits this long, each next one twice as long.
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0, le=300)
+    # TEST ONLY: let webhooks reach loopback/private addresses and plain http:// (never in
+    # production: it lets a caller make the control plane reach its own network).
+    allow_private_webhooks: bool = False
 
 
 class Settings(BaseSettings):
@@ -319,9 +434,17 @@ class Settings(BaseSettings):
     backend: Literal["process", "docker", "fake"] = "process"
     # API keys from a file instead of the SQL store (a mounted Secret on a cluster).
     api_keys_file: Path | None = None
+    # Usage and cost: a YAML/JSON price table (USD per instance-hour, spot discount); unset:
+    # the defaults, shaped like SageMaker's on-demand prices (docs/usage.md).
+    usage_price_file: Path | None = None
+    # How often invocation counts are made durable (a crash loses at most this much of them).
+    usage_flush_seconds: float = Field(default=10.0, gt=0, le=3600)
     # Client side: where the control plane is and the key to use.
     endpoint_url: str = "http://127.0.0.1:8686"
     api_key: SecretStr | None = None
+    # Client side: the CA certificates (PEM) to verify the control plane's certificate with,
+    # instead of the system's (for a self-signed server: its certificate).
+    ca_bundle: Path | None = None
     # ``file://`` channel URIs read host paths directly; turn off on shared servers.
     allow_file_uris: bool = True
     # The GPU device indexes jobs may be given (default: every device NVML reports); set it to
@@ -337,6 +460,11 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
     docker: DockerSettings = Field(default_factory=DockerSettings)
+    transform: TransformSettings = Field(default_factory=TransformSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -358,6 +486,15 @@ class Settings(BaseSettings):
     def work_dir(self) -> Path:
         """Per-resource roots (the ``/opt/ml`` of each job and replica)."""
         return self.home / "work"
+
+    @property
+    def audit_signing_key_path(self) -> Path:
+        return self.audit.signing_key_file or self.config_dir / "audit-signing.key"
+
+    @property
+    def replica_ca_dir(self) -> Path:
+        """Where the replica CA (``replica-ca.crt``/``.key``) is kept."""
+        return self.config_dir / "tls"
 
     @property
     def logs_dir(self) -> Path:

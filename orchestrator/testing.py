@@ -50,6 +50,7 @@ __all__ = [
     "model_spec",
     "tarball",
     "training_job_spec",
+    "transform_job_spec",
 ]
 
 
@@ -159,6 +160,34 @@ def training_job_spec(
     return spec
 
 
+def transform_job_spec(
+    name: str,
+    model: str,
+    input_uri: str,
+    output_path: str,
+    *,
+    instances: int = 1,
+    split_type: str = "None",
+    content_type: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A CreateTransformJob body scoring every object under ``input_uri`` with ``model`` into
+    ``output_path``; ``fields`` override top-level fields."""
+    spec: dict[str, Any] = {
+        "TransformJobName": name,
+        "ModelName": model,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+            "SplitType": split_type,
+            **({"ContentType": content_type} if content_type else {}),
+        },
+        "TransformOutput": {"S3OutputPath": output_path},
+        "TransformResources": {"InstanceType": "local", "InstanceCount": instances},
+    }
+    spec.update(fields)
+    return spec
+
+
 def model_spec(name: str, model_data: str, **env: str) -> dict[str, Any]:
     return {"ModelName": name, "PrimaryContainer": {"ModelDataUrl": model_data, "Environment": env}}
 
@@ -173,15 +202,23 @@ def endpoint_config_spec(name: str, model: str, *, instances: int = 1) -> dict[s
 
 
 class ServerThread:
-    """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
+    """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread; over
+    HTTPS when given a PEM certificate and key (``tls``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, tls: tuple[Path, Path] | None = None) -> None:
         # IPPROTO_TCP: see orchestrator.api.server (asyncio's TCP_NODELAY needs it).
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(
-            app, http=http_protocol(app), log_level="warning", access_log=False, lifespan="on"
+            app,
+            http=http_protocol(app),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            ssl_certfile=str(tls[0]) if tls is not None else None,
+            ssl_keyfile=str(tls[1]) if tls is not None else None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -28,6 +28,7 @@ def test_top_level_names_are_pinned() -> None:
         "Predictor",
         "Settings",
         "TemporaryError",
+        "Transformer",
         "UnavailableError",
         "ValidationError",
         "__version__",
@@ -52,6 +53,7 @@ def test_testing_helpers_are_pinned() -> None:
         "model_spec",
         "tarball",
         "training_job_spec",
+        "transform_job_spec",
     ]
 
 

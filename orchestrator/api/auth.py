@@ -14,14 +14,16 @@ import hmac
 import json
 import os
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from orchestrator import tenancy
 from orchestrator.access import Principal, authorize
+from orchestrator.api.identities import LastUsed, principal_of_key
 from orchestrator.dataplane.keys import KeyCache
 from orchestrator.errors import AuthenticationError, ConflictError, NotFoundError
-from orchestrator.store import AccessKeyRecord, ApiKeyRecord
+from orchestrator.store import AccessKeyRecord, ApiKeyRecord, IdentityRecord
 
 PREFIX = "orch"
 
@@ -33,7 +35,15 @@ class KeyStore(Protocol):
     def get_api_key(self, key_id: str) -> ApiKeyRecord | None: ...
 
     def add_api_key(
-        self, key_id: str, secret_hash: str, *, name: str, role: str, now: datetime
+        self,
+        key_id: str,
+        secret_hash: str,
+        *,
+        name: str,
+        role: str,
+        now: datetime,
+        identity: str | None = None,
+        expires_at: datetime | None = None,
     ) -> None: ...
 
     def count_api_keys(self) -> int: ...
@@ -44,7 +54,15 @@ class KeyStore(Protocol):
 
     # SigV4 access keys (``orchestrator.api.aws.credentials`` seals and opens the secrets).
     def add_access_key(
-        self, access_key_id: str, sealed_secret: str, *, name: str, role: str, now: datetime
+        self,
+        access_key_id: str,
+        sealed_secret: str,
+        *,
+        name: str,
+        role: str,
+        now: datetime,
+        identity: str | None = None,
+        expires_at: datetime | None = None,
     ) -> None: ...
 
     def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
@@ -53,16 +71,45 @@ class KeyStore(Protocol):
 
     def revoke_access_key(self, access_key_id: str) -> AccessKeyRecord: ...
 
+    # Identities (``orchestrator.api.identities``).
+    def get_identity(self, name: str) -> IdentityRecord | None: ...
+
+    def list_identities(self) -> list[IdentityRecord]: ...
+
+    def add_identity(
+        self, name: str, *, kind: str, document: dict[str, object], now: datetime
+    ) -> IdentityRecord: ...
+
+    def update_identity(self, name: str, document: dict[str, object]) -> IdentityRecord: ...
+
+    def delete_identity(self, name: str) -> None: ...
+
+    def touch_keys(self, api: dict[str, datetime], access: dict[str, datetime]) -> None: ...
+
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_api_key(store: KeyStore, *, name: str, role: str, now: datetime) -> str:
+def new_api_key(
+    store: KeyStore,
+    *,
+    name: str,
+    role: str,
+    now: datetime,
+    identity: str | None = None,
+    expires_at: datetime | None = None,
+) -> str:
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    store.add_api_key(key_id, _hash(secret), name=name, role=role, now=now)
+    store.add_api_key(
+        key_id, _hash(secret), name=name, role=role, now=now, identity=identity,
+        expires_at=expires_at,
+    )  # fmt: skip
     return f"{PREFIX}_{key_id}_{secret}"
+
+
+LAST_USED = LastUsed()  # the API keys' last-use writes of this process
 
 
 def revoke_api_key(store: KeyStore, key_id: str) -> ApiKeyRecord:
@@ -71,8 +118,8 @@ def revoke_api_key(store: KeyStore, key_id: str) -> ApiKeyRecord:
     record = store.get_api_key(key_id)
     if record is None:
         raise NotFoundError(f"API key {key_id!r} does not exist", field="KeyId")
-    if record.role == "admin" and not record.revoked:
-        admins = [k for k in store.list_api_keys() if k.role == "admin" and not k.revoked]
+    if _administers(store, record) and not record.revoked:
+        admins = [k for k in store.list_api_keys() if not k.revoked and _administers(store, k)]
         if len(admins) == 1:
             raise ConflictError(
                 f"API key {key_id!r} is the last admin key; create another admin key first "
@@ -82,7 +129,22 @@ def revoke_api_key(store: KeyStore, key_id: str) -> ApiKeyRecord:
     return store.revoke_api_key(key_id)
 
 
-def authenticate(store: KeyStore, presented: str | None) -> Principal:
+def _administers(store: KeyStore, key: ApiKeyRecord) -> bool:
+    """Whether the key has administrator access: issued as admin, or with the own policies
+    of an identity that has AdministratorAccess."""
+    if key.role == "admin":
+        return True
+    if key.role or key.identity is None:
+        return False
+    identity = store.get_identity(key.identity)
+    return identity is not None and "AdministratorAccess" in identity.document.get(
+        "ManagedPolicies", []
+    )
+
+
+def authenticate(
+    store: KeyStore, presented: str | None, *, now: datetime | None = None
+) -> Principal:
     denied = AuthenticationError(
         "missing or invalid API key: send 'Authorization: Bearer <key>' (orch reads it from "
         "ORCH_API_KEY or the credentials file written by the first `orch server` run)"
@@ -92,14 +154,26 @@ def authenticate(store: KeyStore, presented: str | None) -> Principal:
     parts = presented.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         raise denied
-    record = store.get_api_key(parts[1])
+    with tenancy.acting_as(None):  # any account's key: its account is what this finds out
+        record = store.get_api_key(parts[1])
     if record is None or record.revoked:
         # Same work as a real check, so timing does not tell whether the key id exists.
         hmac.compare_digest(_hash(parts[2]), _hash(""))
         raise denied
     if not hmac.compare_digest(record.secret_hash, _hash(parts[2])):
         raise denied
-    return Principal(record.key_id, record.name, record.role)
+    now = now or datetime.now(UTC)
+    if record.expires_at is not None and record.expires_at <= now:
+        raise denied  # expired: the same 401 as an unknown key
+    principal = principal_of_key(
+        store, record.key_id, name=record.name, role=record.role, identity=record.identity,
+        account=record.account,
+    )  # fmt: skip
+    if principal is None:
+        raise denied  # its identity was deleted, or may no longer assume the role
+    if LAST_USED.due(record.key_id, now):
+        store.touch_keys({record.key_id: now}, {})
+    return principal
 
 
 def write_credentials(path: Path, *, endpoint_url: str, api_key: str) -> None:
@@ -120,7 +194,13 @@ def ensure_admin_key(
     """On the first run (no keys at all) create an admin key and save it; returns it if new."""
     if store.count_api_keys() > 0:
         return None
-    key = new_api_key(store, name="admin", role="admin", now=now)
+    if store.get_identity("admin") is None:
+        store.add_identity(
+            "admin", kind="user", now=now,
+            document={"ManagedPolicies": ["AdministratorAccess"], "InlinePolicies": {},
+                      "Roles": ["admin"]},
+        )  # fmt: skip
+    key = new_api_key(store, name="admin", role="admin", now=now, identity="admin")
     write_credentials(credentials, endpoint_url=endpoint_url, api_key=key)
     return key
 

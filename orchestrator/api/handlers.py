@@ -8,16 +8,30 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from orchestrator.errors import OrchestratorError, ValidationError, http_answer
 from orchestrator.resources.validation import field_path, named_field
 
 log = logging.getLogger("orchestrator.api")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def render(error: OrchestratorError) -> Response:
     status, headers, body = http_answer(error)
     return Response(body, status_code=status, headers=dict(headers))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path: a 405's ``Allow`` (RFC 9110).
+    Starlette's own names only the first route that matched the path, not its siblings
+    (``GET`` and ``DELETE`` of one resource are two routes), and is lost in rendering."""
+    allowed: list[str] = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def install(app: FastAPI) -> None:
@@ -59,9 +73,17 @@ def install(app: FastAPI) -> None:
         return render(ValidationError("; ".join(parts), field=first))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
-        return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            allow = allowed_methods(request)
+            headers["Allow"] = ", ".join(allow)
+            message = f"{request.method} is not allowed here; use {', '.join(allow)}"
+        return JSONResponse(
+            {"code": code, "message": message}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import uvicorn
 
+from orchestrator import tls
+from orchestrator.api import serverlog
 from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.api.auth import ensure_admin_key
+from orchestrator.api.https import ListenerTls, listener_tls, local_url, record_endpoint
+from orchestrator.api.jobcreds import JobCredentials
 from orchestrator.api.service import ControlPlane
 from orchestrator.dataplane import DataPlaneFront, http_protocol
 from orchestrator.errors import ValidationError
@@ -30,7 +34,9 @@ def serve(
     """Serve until SIGINT/SIGTERM. Writes the bound URL to ``ready_file`` once listening."""
     say = announce or (lambda msg: print(msg, file=sys.stderr))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serverlog.install(settings.logs_dir)  # the /orchestrator/control-plane log group
     host, port = settings.server.host, settings.server.port
+    listener = listener_tls(settings)  # before anything listens: plain HTTP may be refused
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
     # listening socket says TCP; with proto 0 every response with a body waited ~40 ms for
     # the peer's delayed ACK (measured: 44 ms -> 0.7 ms per request).
@@ -51,16 +57,33 @@ def serve(
         ) from e
     bound_port = sock.getsockname()[1]
     plane = build_control_plane(settings)
-    url = f"http://{host}:{bound_port}"
+    url = local_url(host, bound_port, listener)
+    issuer = plane.controller.reconciler.executor.credentials if plane.controller else None
+    if isinstance(issuer, JobCredentials):  # jobs' code reaches the server where it listens
+        issuer.endpoint_url = url
+        if listener is not None and listener.self_signed:
+            issuer.ca_bundle = str(listener.cert)
     key = ensure_admin_key(
         plane.keys, settings.credentials_path, endpoint_url=url, now=plane.clock.now()
     )
     if key is not None:
         say(f"created an admin API key; saved to {settings.credentials_path} (mode 0600)")
+    ca_bundle = listener.cert if listener is not None and listener.self_signed else None
+    if record_endpoint(settings.credentials_path, url, ca_bundle) and key is None:
+        say(f"{settings.credentials_path} now points at {url}")
+    if listener is not None:
+        say(f"TLS certificate {listener.cert}, SHA-256 fingerprint {listener.fingerprint}")
+    elif not tls.is_loopback(host):
+        say(
+            f"plain HTTP on {host or 'every address'}, reachable from the network (allowed by "
+            "ORCH_SERVER__ALLOW_INSECURE_HTTP): TLS must be terminated in front of it"
+        )
     app = create_app(plane)
     sockets = [sock]
     if workers > 1:
-        sockets.append(_start_router_workers(app, plane, host, bound_port, workers))
+        sockets.append(
+            _start_router_workers(app, plane, host, bound_port, workers, listener=listener)
+        )
     config = uvicorn.Config(
         app,
         # Invocations straight from the protocol (orchestrator.dataplane.fastpath).
@@ -71,6 +94,10 @@ def serve(
         # Nothing reads the client address from X-Forwarded-For, and the middleware runs on
         # every request, invocations included.
         proxy_headers=False,
+        # Every socket is served with it, the workers' private one to the API included
+        # (they speak TLS over it: orchestrator.dataplane.worker).
+        ssl_certfile=str(listener.cert) if listener is not None else None,
+        ssl_keyfile=str(listener.key) if listener is not None else None,
     )
     server = uvicorn.Server(config)
     if ready_file is not None:
@@ -92,7 +119,13 @@ def serve(
 
 
 def _start_router_workers(
-    app: DataPlaneFront, plane: ControlPlane, host: str, port: int, workers: int
+    app: DataPlaneFront,
+    plane: ControlPlane,
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    listener: ListenerTls | None,
 ) -> socket.socket:
     """Arrange for ``workers - 1`` router workers to start with the data plane; returns the
     private Unix socket they pass the management API's requests to."""
@@ -107,6 +140,7 @@ def _start_router_workers(
         run_dir=run_dir,
         series=plane.series,
         clock=lambda: plane.clock.now().timestamp(),
+        tls=(listener.cert, listener.key) if listener is not None else None,
     )
     api = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     api.bind(str(hub.api_path))

@@ -10,6 +10,7 @@ resources on a cluster, where this layer is a stateless front of the Kubernetes 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -20,12 +21,18 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from orchestrator import tenancy
 from orchestrator.api import search as searching
+from orchestrator.api.alarms import Alarms
 from orchestrator.api.auth import KeyStore
-from orchestrator.api.aws.credentials import AccessKeys
+from orchestrator.api.aws.credentials import AccessKeys, open_secret, seal
+from orchestrator.api.inputs import check_file_uri, check_source_uri, current_caller
+from orchestrator.api.kms import KmsKeys
 from orchestrator.api.queue import TrainingQueue
 from orchestrator.api.tags import ResourceTags
+from orchestrator.api.transform import TransformJobs
 from orchestrator.api.tuning import TuningJobs
+from orchestrator.audit import AuditTrail
 from orchestrator.backends.base import AttemptLogs, Backend, Configurable
 from orchestrator.clock import Clock
 from orchestrator.controller.jobmetrics import JobMetrics
@@ -38,12 +45,15 @@ from orchestrator.errors import (
     DeadlineExceededError,
     LimitExceededError,
     NotFoundError,
+    OrchestratorError,
+    PermissionDeniedError,
     UnavailableError,
     ValidationError,
 )
 from orchestrator.monitoring.series import SeriesStore
-from orchestrator.objects import LocalKeyring, ObjectStore, safe_extract
+from orchestrator.objects import LocalKeyring, ObjectStore, buckets, safe_extract
 from orchestrator.objects.keys import KeyProvider
+from orchestrator.objects.rewrap import MasterKeys
 from orchestrator.resources.common import make_arn
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
@@ -72,12 +82,19 @@ from orchestrator.resources.kinds import (
     TRAINING_JOB,
     Kind,
 )
-from orchestrator.resources.models import CreateModelRequest, DescribeModelResponse, ModelSummary
+from orchestrator.resources.models import (
+    SUBMIT_DIR_ENV,
+    CreateModelRequest,
+    DescribeModelResponse,
+    ModelSummary,
+)
 from orchestrator.resources.search import SearchRequest
 from orchestrator.resources.training import (
+    SUBMIT_DIR_HYPERPARAMETER,
     TERMINAL_TRAINING_STATUSES,
     CreateTrainingJobRequest,
     DescribeTrainingJobResponse,
+    OutputDataConfig,
     SecondaryStatus,
     TrainingJobState,
     TrainingJobStatus,
@@ -85,17 +102,21 @@ from orchestrator.resources.training import (
 )
 from orchestrator.settings import Settings
 from orchestrator.store import DesiredState, ListFilter, Record
+from orchestrator.store.metrics_sql import UserMetricsStore
 from orchestrator.store.source import SORT_BY, SortBy
 from orchestrator.training.contract import (
     builtin_algorithm,
     check_builtin_algorithm,
     metric_patterns,
 )
+from orchestrator.training.files import output_kms_key
 from orchestrator.training.metricseries import MetricPoint
 from orchestrator.training.usage import METRICS as USAGE_METRICS
 
 R = TypeVar("R", bound=BaseModel)
 TF_HINT = "pip install 'orchestrator[tensorflow]'"
+
+log = logging.getLogger("orchestrator.api")
 
 
 def _series_out(name: str, host: str | None, points: list[MetricPoint]) -> MetricSeriesOut:
@@ -147,6 +168,7 @@ class ControlPlane:
         services: Sequence[Service] = (),
         keyring: KeyProvider | None = None,
         job_metrics: JobMetrics | None = None,
+        key_provider: KeyProvider | None = None,
     ) -> None:
         self.settings = settings
         # Endpoint metrics as time series (None: this control plane records none).
@@ -166,15 +188,68 @@ class ControlPlane:
         self.clock = clock
         # SigV4 access keys, in the same key store, their secrets sealed by the keyring.
         self.access_keys = AccessKeys(keys, keyring or LocalKeyring(settings.keyring_path))
+        # What wraps objects' data keys: a resource's KmsKeyId is checked against it at create.
+        self.key_provider: KeyProvider = key_provider or keyring or self.access_keys.keyring
+        # The local keyring's named keys (orch kms).
+        self.kms = KmsKeys(self)
+        # Master key versions: rotation, the background re-wrap (a service), retirement.
+        self.master_keys = MasterKeys(
+            objects,
+            self.access_keys.keyring,
+            settings.keyring_path.with_name("rewrap.json"),
+            rate=settings.objects.rewrap_rate,
+            other_users=self._sealed_secrets,
+            after_pass=self._reseal_secrets,
+        )
+        self.services.append(self.master_keys.service)
         # Tags of any resource, by ARN: they live in the resource's spec, on every source.
         self.tags = ResourceTags(store, settings, clock)
         # Hyperparameter tuning jobs (their trials are training jobs in the same store).
         self.tuning = TuningJobs(self)
+        # Batch transform jobs (their instances are the backend's, their logs too).
+        self.transform = TransformJobs(self)
         # Training jobs' metric series, read from their logs (pod logs on a cluster).
         # (the same reader as the local reconciler's tuner, where there is one: one cache)
         self.job_metrics = job_metrics or JobMetrics(backend, clock=clock)
         # The admission queue as users see it (positions; the queued-jobs limit).
         self.queue = TrainingQueue(store, (lambda: controller.passes) if controller else None)
+        # The audit trail (None: ORCH_AUDIT__ENABLED=false); set by build_control_plane.
+        self.audit: AuditTrail | None = None
+        # PutMetricData's store (None: no durable metrics); set by build_control_plane.
+        self.user_metrics: UserMetricsStore | None = None
+        # Metric alarms and their evaluator (None: no SQL store); set by build_control_plane.
+        self.alarms: Alarms | None = None
+
+    def _sealed_secrets(self, key_id: str) -> dict[str, int]:
+        """How many SigV4 access keys' secrets master key version ``key_id`` seals."""
+        with tenancy.acting_as(None):  # every account's keys
+            every = self.keys.list_access_keys()
+        sealed = sum(1 for r in every if r.sealed_secret.startswith(f"v1:{key_id}:"))
+        return {"access keys": sealed}
+
+    def _reseal_secrets(self) -> int:
+        """Seal again, under the current master key version, every access key secret sealed
+        under an older one (after each re-wrap pass); returns how many moved."""
+        reseal = getattr(self.keys, "reseal_access_key", None)
+        if reseal is None:  # a keys file (a Secret) holds its secrets in the clear
+            return 0
+        keyring = self.access_keys.keyring
+        current = f"v1:{keyring.active_key_id}:"
+        moved = 0
+        with tenancy.acting_as(None):  # every account's keys
+            every = self.keys.list_access_keys()
+        for record in every:
+            if not record.sealed_secret.startswith("v1:") or record.sealed_secret.startswith(
+                current
+            ):
+                continue
+            try:
+                new = seal(keyring, record.access_key_id, open_secret(keyring, record))
+            except OrchestratorError as e:  # a secret under a destroyed key stays as it is
+                log.warning("access key %s not resealed: %s", record.access_key_id, e.message)
+                continue
+            moved += bool(reseal(record.access_key_id, record.sealed_secret, new))
+        return moved
 
     def close(self) -> None:
         """Release what this process holds (connections), not the work that runs."""
@@ -210,23 +285,60 @@ class ControlPlane:
         if problems:
             raise ValidationError("; ".join(p.message for p in problems), field=problems[0].field)
 
-    def arn(self, kind: str, name: str) -> str:
+    def check_kms_key(self, key: str | None, field: str) -> None:
+        """A ``KmsKeyId`` the key provider does not have, or refuses, is a 400 naming
+        ``field``, before anything is stored (an unreachable provider stays a 503)."""
+        if key is None:
+            return
+        try:
+            self.key_provider.check_key(key)
+        except (ValidationError, PermissionDeniedError, NotFoundError) as e:
+            raise ValidationError(f"{field}: {e.message}", field=field) from e
+
+    def arn(self, kind: str, name: str, account: str | None = None) -> str:
+        """The ARN of a resource of ``account`` (None: the caller's, ``tenancy``)."""
         s = self.settings
-        return make_arn(s.region, s.account_id, KINDS[kind].arn_slug, name)
+        owner = (tenancy.current() or tenancy.ROOT) if account is None else account
+        return make_arn(
+            s.region, tenancy.arn_account(owner, s.account_id), KINDS[kind].arn_slug, name
+        )
 
     # --- shared ----------------------------------------------------------------------------
+    def check_bucket(self, uri: str, field: str, *, output: bool = False) -> None:
+        """The bucket of an ``s3://`` URI a create names must be the caller's account's (an
+        ``output`` one may also not exist yet, for the server's own account: the job's put
+        makes it, the server's), else a 400 naming ``field``, in the same words whether the
+        bucket is absent or another account's (``objects.buckets``)."""
+        if not uri.startswith("s3://"):
+            return
+        bucket = uri[len("s3://") :].partition("/")[0]
+        ok = (buckets.writable if output else buckets.visible)(self.objects, bucket)
+        account = tenancy.stamp()
+        if not ok and account and bucket == buckets.default_bucket(account):
+            raise ValidationError(
+                f"{field}: {uri} is in your account's default bucket, {bucket}, which has not "
+                "been made: have an administrator make it (orch accounts), or name a bucket of "
+                "yours",
+                field=field,
+            )
+        if not ok:
+            raise ValidationError(
+                f"{field}: {'cannot write to' if output else 'no object at'} {uri}: bucket "
+                f"{bucket} does not exist or is not your "
+                "account's; name one of your own buckets (create it first with S3 CreateBucket, "
+                "or use your account's default bucket)",
+                field=field,
+            )
+
     def _check_uri(self, uri: str, field: str, *, prefix: bool) -> None:
-        """A referenced object must exist now: fail the call, not the job ten seconds later."""
+        """A referenced object must exist now: fail the call, not the job ten seconds later.
+        A ``file://`` URI only where this server and the caller allow it (``api.inputs``)."""
         if uri.startswith("file://"):
-            if not self.settings.allow_file_uris:
-                raise ValidationError(
-                    f"{field}: file:// URIs are disabled on this server (ORCH_ALLOW_FILE_URIS); "
-                    "upload the data with `orch objects put` and use its s3:// URI",
-                    field=field,
-                )
+            check_file_uri(field, self.settings, current_caller())
             if not Path(uri[len("file://") :]).exists():
                 raise ValidationError(f"{field}: {uri} does not exist on the server", field=field)
             return
+        self.check_bucket(uri, field)
         found = bool(self.objects.list(uri)) if prefix else self.objects.exists(uri)
         if not found:
             raise ValidationError(
@@ -234,6 +346,18 @@ class ControlPlane:
                 "client's upload) or fix the URI",
                 field=field,
             )
+
+    def _check_source(self, values: dict[str, str], name: str, field: str) -> None:
+        """The script-mode source URI in ``values`` (hyperparameters, an environment), if any:
+        a string the models do not type, checked as a channel's URI is."""
+        raw = values.get(name)
+        if raw is None:
+            return
+        try:
+            decoded = json.loads(raw)  # the SageMaker SDK JSON-encodes hyperparameters
+        except ValueError:
+            decoded = raw
+        check_source_uri(decoded if isinstance(decoded, str) else raw, field, self.settings)
 
     def _list(self, kind: str, q: ListQuery, summarize: Any) -> tuple[list[Any], str | None]:
         page = q.MaxResults or self.settings.server.default_page_size
@@ -270,16 +394,24 @@ class ControlPlane:
 
     # --- training jobs -----------------------------------------------------------------------
     def create_training_job(self, req: CreateTrainingJobRequest) -> tuple[str, bool]:
+        req = self.with_own_output(req)
         existing = self.store.find(TRAINING_JOB.name, req.TrainingJobName)
         if existing is None:
             self._check_supported(TRAINING_JOB.name, req)
             check_builtin_algorithm(req)
+            self._check_source(
+                req.HyperParameters,
+                SUBMIT_DIR_HYPERPARAMETER,
+                f"HyperParameters.{SUBMIT_DIR_HYPERPARAMETER}",
+            )
+            self.check_kms_key(output_kms_key(req), "OutputDataConfig.KmsKeyId")
             for i, c in enumerate(req.InputDataConfig):
                 self._check_uri(
                     c.DataSource.S3DataSource.S3Uri,
                     f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri",
                     prefix=True,
                 )
+            self.check_training_outputs(req, "")
             limit = self.settings.controller.max_queued_training_jobs
             queued = self.queue.view().queued
             if queued >= limit:
@@ -294,6 +426,28 @@ class ControlPlane:
             return arn, created
         return self._create(TRAINING_JOB, req)
 
+    def with_own_output(self, req: CreateTrainingJobRequest) -> CreateTrainingJobRequest:
+        """A job of another account than the server's with no ``OutputDataConfig`` writes to
+        its account's default bucket, not the server's (``ORCH_OBJECTS__DEFAULT_BUCKET``)."""
+        account = tenancy.stamp()
+        if req.OutputDataConfig is not None or account == tenancy.ROOT:
+            return req
+        path = f"s3://{buckets.default_bucket(account)}/training-jobs"
+        return req.model_copy(update={"OutputDataConfig": OutputDataConfig(S3OutputPath=path)})
+
+    def check_training_outputs(self, req: CreateTrainingJobRequest, where: str) -> None:
+        """Where a training job writes (its output path, its checkpoints): the caller's
+        buckets. ``where``: the fields' prefix (a tuning job's definition)."""
+        at = f"{where}." if where else ""
+        if req.OutputDataConfig is not None:
+            self.check_bucket(
+                req.OutputDataConfig.S3OutputPath, f"{at}OutputDataConfig.S3OutputPath", output=True
+            )
+        if req.CheckpointConfig is not None:
+            self.check_bucket(
+                req.CheckpointConfig.S3Uri, f"{at}CheckpointConfig.S3Uri", output=True
+            )
+
     def describe_training_job(self, name: str) -> DescribeTrainingJobResponse:
         r = self.store.get(TRAINING_JOB.name, name)
         status = dict(r.status)
@@ -307,7 +461,7 @@ class ControlPlane:
             {
                 **r.spec,
                 **status,
-                "TrainingJobArn": self.arn(TRAINING_JOB.name, name),
+                "TrainingJobArn": self.arn(TRAINING_JOB.name, name, r.account),
                 "CreationTime": r.created_at,
                 "LastModifiedTime": r.updated_at,
             }
@@ -318,7 +472,7 @@ class ControlPlane:
             st = TrainingJobState.model_validate(r.status)
             return TrainingJobSummary(
                 TrainingJobName=r.name,
-                TrainingJobArn=self.arn(TRAINING_JOB.name, r.name),
+                TrainingJobArn=self.arn(TRAINING_JOB.name, r.name, r.account),
                 CreationTime=r.created_at,
                 TrainingEndTime=st.TrainingEndTime,
                 LastModifiedTime=r.updated_at,
@@ -496,12 +650,19 @@ class ControlPlane:
                 where = field if field == "PrimaryContainer" else f"Containers[{i}]"
                 if c.ModelDataUrl:
                     self._check_uri(c.ModelDataUrl, f"{where}.ModelDataUrl", prefix=False)
+                self._check_source(
+                    c.Environment, SUBMIT_DIR_ENV, f"{where}.Environment.{SUBMIT_DIR_ENV}"
+                )
         return self._create(MODEL, req)
 
     def describe_model(self, name: str) -> DescribeModelResponse:
         r = self.store.get(MODEL.name, name)
         return DescribeModelResponse.model_validate(
-            {**r.spec, "ModelArn": self.arn(MODEL.name, name), "CreationTime": r.created_at}
+            {
+                **r.spec,
+                "ModelArn": self.arn(MODEL.name, name, r.account),
+                "CreationTime": r.created_at,
+            }
         )
 
     def list_models(self, q: ListQuery) -> tuple[list[ModelSummary], str | None]:
@@ -509,7 +670,9 @@ class ControlPlane:
             MODEL.name,
             q,
             lambda r: ModelSummary(
-                ModelName=r.name, ModelArn=self.arn(MODEL.name, r.name), CreationTime=r.created_at
+                ModelName=r.name,
+                ModelArn=self.arn(MODEL.name, r.name, r.account),
+                CreationTime=r.created_at,
             ),
         )
 
@@ -534,7 +697,7 @@ class ControlPlane:
         return DescribeEndpointConfigResponse.model_validate(
             {
                 **r.spec,
-                "EndpointConfigArn": self.arn(ENDPOINT_CONFIG.name, name),
+                "EndpointConfigArn": self.arn(ENDPOINT_CONFIG.name, name, r.account),
                 "CreationTime": r.created_at,
             }
         )
@@ -545,7 +708,7 @@ class ControlPlane:
             q,
             lambda r: EndpointConfigSummary(
                 EndpointConfigName=r.name,
-                EndpointConfigArn=self.arn(ENDPOINT_CONFIG.name, r.name),
+                EndpointConfigArn=self.arn(ENDPOINT_CONFIG.name, r.name, r.account),
                 CreationTime=r.created_at,
             ),
         )
@@ -563,6 +726,29 @@ class ControlPlane:
                 field="EndpointConfigName",
             )
         return self._create(ENDPOINT, req)
+
+    def _check_rollback_alarms(self, req: UpdateEndpointRequest) -> None:
+        """Rollback alarms named by AlarmName alone must be metric alarms that exist here."""
+        rollback = req.DeploymentConfig.AutoRollbackConfiguration if req.DeploymentConfig else None
+        names = [a.AlarmName for a in (rollback.Alarms if rollback else []) if a.MetricName is None]
+        if not names:
+            return
+        if self.controller is None:  # on a cluster the operator's planner reads no alarms yet
+            raise ValidationError(
+                "DeploymentConfig.AutoRollbackConfiguration.Alarms: on a cluster an update's "
+                f"rollback alarms ({', '.join(repr(n) for n in names)}) need MetricName and "
+                "Threshold: the operator does not read metric alarms yet",
+                field="DeploymentConfig.AutoRollbackConfiguration.Alarms",
+            )
+        found = self.alarms.states(names) if self.alarms is not None else {}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise ValidationError(
+                "DeploymentConfig.AutoRollbackConfiguration.Alarms: no metric alarm named "
+                f"{', '.join(repr(n) for n in missing)}; create it (orch alarms put, "
+                "PutMetricAlarm) or give MetricName and Threshold",
+                field="DeploymentConfig.AutoRollbackConfiguration.Alarms",
+            )
 
     def update_endpoint(self, name: str, req: UpdateEndpointRequest) -> str:
         """Point the endpoint at another EndpointConfig: the controller starts a new fleet and
@@ -582,6 +768,7 @@ class ControlPlane:
                     "exist; create it first",
                     field="EndpointConfigName",
                 )
+        self._check_rollback_alarms(req)
         for _ in range(20):  # the controller writes the status often: re-read on a conflict
             record = self.store.get(ENDPOINT.name, name)
             spec = CreateEndpointRequest.model_validate(record.spec)
@@ -615,7 +802,7 @@ class ControlPlane:
             except ConflictError:
                 continue
             self.wake()
-            return self.arn(ENDPOINT.name, name)
+            return self.arn(ENDPOINT.name, name, record.account)
         raise UnavailableError(
             f"endpoint {name!r} changed too often to be updated; retry", retry_after=1
         )
@@ -688,7 +875,7 @@ class ControlPlane:
             except ConflictError:
                 continue
             self.wake()
-            return self.arn(ENDPOINT.name, name)
+            return self.arn(ENDPOINT.name, name, record.account)
         raise UnavailableError(
             f"endpoint {name!r} changed too often to be updated; retry", retry_after=1
         )
@@ -702,7 +889,7 @@ class ControlPlane:
             {
                 **r.spec,
                 **status,
-                "EndpointArn": self.arn(ENDPOINT.name, name),
+                "EndpointArn": self.arn(ENDPOINT.name, name, r.account),
                 "CreationTime": r.created_at,
                 "LastModifiedTime": r.updated_at,
             }
@@ -719,7 +906,7 @@ class ControlPlane:
             q,
             lambda r: EndpointSummary(
                 EndpointName=r.name,
-                EndpointArn=self.arn(ENDPOINT.name, r.name),
+                EndpointArn=self.arn(ENDPOINT.name, r.name, r.account),
                 CreationTime=r.created_at,
                 LastModifiedTime=r.updated_at,
                 EndpointStatus=EndpointStatus(r.phase),
@@ -733,9 +920,10 @@ class ControlPlane:
         self.wake()
 
     def endpoint_status(self, name: str) -> tuple[str, str] | None:
-        """(EndpointStatus, FailureReason) or None when there is no such endpoint."""
+        """(EndpointStatus, FailureReason) or None when there is no such endpoint (another
+        account's is none to the caller: ``orchestrator.tenancy``)."""
         record = self.store.find(ENDPOINT.name, name)
-        if record is None:
+        if record is None or not tenancy.visible(record.account):
             return None
         return record.phase, str(record.status.get("FailureReason") or "")
 
@@ -773,7 +961,11 @@ class ControlPlane:
         query = searching.compile_request(req)
         records, token = searching.run(self.store, query)
         results = [
-            {query.kind: searching.search_record(query.kind, r, self.arn(query.kind, r.name))}
+            {
+                query.kind: searching.search_record(
+                    query.kind, r, self.arn(query.kind, r.name, r.account)
+                )
+            }
             for r in records
         ]
         return {"Results": results, "NextToken": token}

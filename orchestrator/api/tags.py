@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from orchestrator import tenancy
 from orchestrator.clock import Clock
 from orchestrator.errors import (
     ConflictError,
@@ -18,6 +19,7 @@ from orchestrator.errors import (
     UnavailableError,
     ValidationError,
 )
+from orchestrator.iam import OWNER_TAG
 from orchestrator.resources.common import Tag
 from orchestrator.resources.kinds import KINDS
 from orchestrator.settings import Settings
@@ -36,12 +38,17 @@ class ResourceTags:
 
     def find_by_arn(self, arn: str) -> Record:
         """The resource an ARN of this server names (its name is lower-cased in the ARN, as
-        SageMaker writes it), or ``NotFoundError``."""
+        SageMaker writes it), or ``NotFoundError``. An ARN of another account's resource (its
+        account id not the caller's, ``orchestrator.tenancy``) is not found, exactly as an
+        absent one."""
         s = self.settings
-        prefix = f"arn:aws:sagemaker:{s.region}:{s.account_id}:"
-        slug, _, name = (
-            arn[len(prefix) :].partition("/") if arn.startswith(prefix) else ("", "", "")
-        )
+        mine = tenancy.arn_account(tenancy.current() or tenancy.ROOT, s.account_id)
+        prefix = f"arn:aws:sagemaker:{s.region}:{mine}:"
+        head = f"arn:aws:sagemaker:{s.region}:"
+        account, _, rest = arn[len(head) :].partition(":") if arn.startswith(head) else ("", "", "")
+        if not tenancy.ACCOUNT_ID.match(account):
+            rest = ""
+        slug, _, name = rest.partition("/")
         kind = next((k for k in KINDS.values() if k.arn_slug == slug), None)
         if kind is None or not name:
             raise ValidationError(
@@ -49,7 +56,11 @@ class ResourceTags:
                 f"<{'|'.join(k.arn_slug for k in KINDS.values())}>/<name>",
                 field="ResourceArn",
             )
-        found = self.store.find(kind.name, name) or self._named_alike(kind.name, name)
+        found = None
+        if account == mine or tenancy.current() is None:
+            found = self.store.find(kind.name, name) or self._named_alike(kind.name, name)
+        if found is not None and tenancy.arn_account(found.account, s.account_id) != account:
+            found = None  # another account's resource: as absent
         if found is None:
             raise NotFoundError(f"{kind.name} of ARN {arn!r} does not exist", field="ResourceArn")
         return found
@@ -93,6 +104,12 @@ class ResourceTags:
     @staticmethod
     def _check_tag_keys(keys: Sequence[str], field: str) -> None:
         reserved = sorted(k for k in keys if k.lower().startswith(RESERVED_TAG_PREFIX))
+        if OWNER_TAG in keys:
+            raise ValidationError(
+                f"{field}: the tag {OWNER_TAG!r} is set by the server when a resource is made "
+                "(its creator); it cannot be added, changed or removed",
+                field=field,
+            )
         if reserved:
             raise ValidationError(
                 f"{field}: tag keys starting with {RESERVED_TAG_PREFIX!r} are reserved: {reserved}",

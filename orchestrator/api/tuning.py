@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from orchestrator import tenancy
 from orchestrator.controller.plan.tuning import (
     EPOCH_KEYS,
     DesiredTuningJob,
@@ -24,8 +25,14 @@ from orchestrator.controller.plan.tuning import (
 )
 from orchestrator.controller.trials import observe_trials
 from orchestrator.errors import ConflictError, ValidationError
+from orchestrator.objects import buckets
 from orchestrator.resources.kinds import HYPER_PARAMETER_TUNING_JOB, TRAINING_JOB
-from orchestrator.resources.training import CreateTrainingJobRequest, TrainingJobStatus
+from orchestrator.resources.training import (
+    SUBMIT_DIR_HYPERPARAMETER,
+    CreateTrainingJobRequest,
+    OutputDataConfig,
+    TrainingJobStatus,
+)
 from orchestrator.resources.tuning import (
     TERMINAL_TUNING_STATUSES,
     CreateHyperParameterTuningJobRequest,
@@ -61,9 +68,34 @@ class TuningJobs:
 
     # --- create ------------------------------------------------------------------------------
     def create(self, req: CreateHyperParameterTuningJobRequest) -> tuple[str, bool]:
+        req = self._with_own_outputs(req)
         if self.cp.store.find(KIND.name, req.HyperParameterTuningJobName) is None:
             self.check(req)
         return self.cp._create(KIND, req)
+
+    @staticmethod
+    def _with_own_outputs(
+        req: CreateHyperParameterTuningJobRequest,
+    ) -> CreateHyperParameterTuningJobRequest:
+        """A definition with no ``OutputDataConfig`` of another account than the server's:
+        its trials write to that account's default bucket (as a training job's do)."""
+        account = tenancy.stamp()
+        if account == tenancy.ROOT:
+            return req
+        path = f"s3://{buckets.default_bucket(account)}/training-jobs"
+
+        def own(d: HyperParameterTrainingJobDefinition) -> HyperParameterTrainingJobDefinition:
+            if d.OutputDataConfig is not None:
+                return d
+            return d.model_copy(update={"OutputDataConfig": OutputDataConfig(S3OutputPath=path)})
+
+        if req.TrainingJobDefinition is not None:
+            return req.model_copy(update={"TrainingJobDefinition": own(req.TrainingJobDefinition)})
+        if req.TrainingJobDefinitions:
+            return req.model_copy(
+                update={"TrainingJobDefinitions": [own(d) for d in req.TrainingJobDefinitions]}
+            )
+        return req
 
     def check(self, req: CreateHyperParameterTuningJobRequest) -> None:
         if len(req.Tags) > 49:
@@ -86,6 +118,11 @@ class TuningJobs:
                 trial = self._trial(req, where, d, tuned, ranges_at)
                 self.cp._check_supported(TRAINING_JOB.name, trial)
             sample = self._trial(req, where, d, req.corner_values(i)[0], ranges_at)
+            if sample.OutputDataConfig is not None:
+                self.cp.check_kms_key(
+                    sample.OutputDataConfig.KmsKeyId, f"{where}.OutputDataConfig.KmsKeyId"
+                )
+            self.cp.check_training_outputs(sample, where)
             emitted = [name for name, _ in metric_patterns(sample)]
             objective = req.objective_of(i)
             if objective.MetricName not in emitted:
@@ -101,6 +138,11 @@ class TuningJobs:
                     + (f" (it emits: {', '.join(emitted)})" if emitted else ""),
                     field=at,
                 )
+            self.cp._check_source(
+                d.StaticHyperParameters,
+                SUBMIT_DIR_HYPERPARAMETER,
+                f"{where}.StaticHyperParameters.{SUBMIT_DIR_HYPERPARAMETER}",
+            )
             for c_i, c in enumerate(d.InputDataConfig):
                 self.cp._check_uri(
                     c.DataSource.S3DataSource.S3Uri,
@@ -228,7 +270,7 @@ class TuningJobs:
             {
                 **r.spec,
                 **status,
-                "HyperParameterTuningJobArn": self.cp.arn(KIND.name, name),
+                "HyperParameterTuningJobArn": self.cp.arn(KIND.name, name, r.account),
                 "CreationTime": r.created_at,
                 "LastModifiedTime": r.updated_at,
             }
@@ -246,7 +288,7 @@ class TuningJobs:
             config = r.spec.get("HyperParameterTuningJobConfig") or {}
             return HyperParameterTuningJobSummary(
                 HyperParameterTuningJobName=r.name,
-                HyperParameterTuningJobArn=self.cp.arn(KIND.name, r.name),
+                HyperParameterTuningJobArn=self.cp.arn(KIND.name, r.name, r.account),
                 HyperParameterTuningJobStatus=st.HyperParameterTuningJobStatus,
                 Strategy=config.get("Strategy", "Bayesian"),
                 CreationTime=r.created_at,

@@ -18,7 +18,9 @@ capability, declared by implementing its protocol and checked with ``isinstance`
   which host (``training.joblog``);
 - ``ReplicaLogs``: keeps each endpoint replica's output as a log (CloudWatch Logs serves it);
 - ``JobUsage``: keeps a running job's resource use per host (``training.usage``: CPU, memory,
-  disk, GPU samples as lines).
+  disk, GPU samples as lines);
+- ``TransformBackend``: runs batch transform jobs' instances (the instance runner beside a
+  model server, ``orchestrator.transformer``).
 
 A backend has ``LaunchesReplicas`` or ``VariantFleets``; the executor uses whichever it has.
 """
@@ -32,7 +34,9 @@ from orchestrator.controller.plan.types import (
     JobLaunch,
     ObservedJob,
     ObservedReplica,
+    ObservedTransform,
     ReplicaLaunch,
+    TransformLaunch,
     VariantFleet,
 )
 from orchestrator.training.joblog import Marks
@@ -157,6 +161,28 @@ class JobUsage(Protocol):
     def read_job_usage(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
         """Bytes of the job's usage samples from ``offset`` (at most ``limit``) and the next
         offset."""
+
+
+@runtime_checkable
+class TransformBackend(Protocol):
+    """Optional: backends that run transform jobs. Every method is idempotent."""
+
+    def launch_transform_instance(self, launch: TransformLaunch) -> None:
+        """Start this attempt of this instance; a second call for the same one does nothing."""
+
+    def observe_transform(self, name: str) -> ObservedTransform:
+        """The latest attempt of each instance of the job the backend knows, and the
+        progress the runners recorded."""
+
+    def stop_transform(self, name: str, *, force: bool) -> None:
+        """SIGTERM (force=False) or SIGKILL (force=True) every running instance."""
+
+    def cleanup_transform(self, name: str) -> None:
+        """Remove the instances' scratch and the job's scratch records. Logs stay."""
+
+    def read_transform_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """Bytes of the job's log (every instance's runner and model server) from
+        ``offset`` (at most ``limit``) and the next offset."""
 
 
 @runtime_checkable

@@ -2,10 +2,14 @@
 
 Launches are recorded and appear as running attempts; the test then moves them along with
 ``set_phase``, ``complete``, ``fail``, ``crash`` or ``lose``. Replicas become ready at once
-unless ``auto_ready`` is off. Every call is recorded for assertions. Times (starts, ends,
-readiness) come from the clock it is given: with the tests' ``FakeClock``, the same one the
-controller plans with, nothing depends on the wall clock. Logs (``write_log``,
-``write_replica_log``) are timed by that clock too, with marks as ``training.joblog`` keeps them.
+unless ``auto_ready`` is off. Transform instances start as running (``starting`` with
+``auto_ready`` off) and move with ``run_transform_instance``, ``complete_transform_instance``,
+``fail_transform_instance``, ``kill_transform_instance`` and ``lose_transform_instance``; the
+runners' progress is what ``set_transform_progress`` says. Every call is recorded for
+assertions. Times (starts, ends, readiness) come from the clock it is given: with the tests'
+``FakeClock``, the same one the controller plans with, nothing depends on the wall clock.
+Logs (``write_log``, ``write_replica_log``) are timed by that clock too, with marks as
+``training.joblog`` keeps them.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ from orchestrator.controller.plan.types import (
     JobLaunch,
     ObservedJob,
     ObservedReplica,
+    ObservedTransform,
+    ObservedTransformInstance,
     ReplicaLaunch,
+    TransformLaunch,
 )
 from orchestrator.resources.failures import ExitKind, FailureKind, FailureReason
 from orchestrator.resources.training import SecondaryStatus
+from orchestrator.resources.transform import TransformProgress
 from orchestrator.training.joblog import ListMarks, Mark, Marks
 
 
@@ -49,6 +57,13 @@ class FakeBackend:
         self.replicas: dict[str, dict[str, ObservedReplica]] = {}
         self.replica_launches: list[ReplicaLaunch] = []
         self.removed_replicas: list[tuple[str, str]] = []
+        # Transform jobs: each instance's latest attempt, per job.
+        self.transforms: dict[str, dict[int, ObservedTransformInstance]] = {}
+        self.transform_launches: list[TransformLaunch] = []
+        self.transform_progress: dict[str, TransformProgress] = {}
+        self.transform_stops: list[tuple[str, bool]] = []
+        self.transform_cleaned: list[str] = []
+        self.transform_logs: dict[str, bytearray] = {}
         self._lock = threading.RLock()
 
     # --- TrainingBackend ---------------------------------------------------------------------
@@ -181,6 +196,122 @@ class FakeBackend:
         """The backend forgets the job (a host that was wiped)."""
         with self._lock:
             self.jobs.pop(name, None)
+
+    # --- TransformBackend --------------------------------------------------------------------
+    def launch_transform_instance(self, launch: TransformLaunch) -> None:
+        with self._lock:
+            instances = self.transforms.setdefault(launch.name, {})
+            current = instances.get(launch.instance)
+            if current is not None and current.attempt >= launch.attempt:
+                return
+            self.transform_launches.append(launch)
+            instances[launch.instance] = ObservedTransformInstance(
+                name=launch.name,
+                instance=launch.instance,
+                attempt=launch.attempt,
+                state="running" if self.auto_ready else "starting",
+                started_at=self.clock.now(),
+            )
+
+    def observe_transform(self, name: str) -> ObservedTransform:
+        with self._lock:
+            instances = self.transforms.get(name, {})
+            return ObservedTransform(
+                instances=tuple(instances[i] for i in sorted(instances)),
+                progress=self.transform_progress.get(name),
+            )
+
+    def stop_transform(self, name: str, *, force: bool) -> None:
+        with self._lock:
+            self.transform_stops.append((name, force))
+            instances = self.transforms.get(name, {})
+            for i, x in list(instances.items()):
+                if x.state == "exited":
+                    continue
+                if force:
+                    instances[i] = replace(
+                        x, state="exited", exit_code=-9, ended_at=self.clock.now()
+                    )
+                elif self.honour_sigterm:
+                    instances[i] = replace(
+                        x,
+                        state="exited",
+                        outcome="stopped",
+                        exit_code=143,
+                        ended_at=self.clock.now(),
+                    )
+
+    def cleanup_transform(self, name: str) -> None:
+        with self._lock:
+            self.transform_cleaned.append(name)
+            self.transforms.pop(name, None)
+            self.transform_progress.pop(name, None)
+
+    def read_transform_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        with self._lock:
+            data = bytes(self.transform_logs.get(name, b"")[offset : offset + limit])
+        return data, offset + len(data)
+
+    # --- test controls for transform jobs ----------------------------------------------------
+    def _move(self, name: str, instance: int, **fields: object) -> None:
+        with self._lock:
+            x = self.transforms[name][instance]
+            self.transforms[name][instance] = replace(x, **fields)  # type: ignore[arg-type]
+
+    def run_transform_instance(self, name: str, instance: int) -> None:
+        """The instance's model server answers: its runner scores."""
+        self._move(name, instance, state="running")
+
+    def complete_transform_instance(self, name: str, instance: int) -> None:
+        self._move(
+            name,
+            instance,
+            state="exited",
+            outcome="completed",
+            exit_code=0,
+            ended_at=self.clock.now(),
+        )
+
+    def fail_transform_instance(
+        self, name: str, instance: int, message: str, *, kind: FailureKind = "ClientError"
+    ) -> None:
+        """The instance's runner failed the job: its FailureReason is ``"<kind>: <message>"``."""
+        self._move(
+            name,
+            instance,
+            state="exited",
+            outcome="failed",
+            exit_code=1,
+            failure=FailureReason(kind=kind, message=message),
+            ended_at=self.clock.now(),
+        )
+
+    def kill_transform_instance(
+        self, name: str, instance: int, message: str = "exit code -9 (SIGKILL)"
+    ) -> None:
+        """The instance's runner died without a result (``message``: what is known of it)."""
+        self._move(
+            name,
+            instance,
+            state="exited",
+            outcome=None,
+            exit_code=-9,
+            message=message,
+            ended_at=self.clock.now(),
+        )
+
+    def lose_transform_instance(self, name: str, instance: int) -> None:
+        """The backend forgets the instance (its host was wiped)."""
+        with self._lock:
+            self.transforms.get(name, {}).pop(instance, None)
+
+    def set_transform_progress(self, name: str, progress: TransformProgress) -> None:
+        with self._lock:
+            self.transform_progress[name] = progress
+
+    def write_transform_log(self, name: str, text: str) -> None:
+        with self._lock:
+            self.transform_logs.setdefault(name, bytearray()).extend(text.encode())
 
     # --- EndpointBackend ---------------------------------------------------------------------
     def launch_replica(self, launch: ReplicaLaunch) -> None:

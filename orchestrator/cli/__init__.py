@@ -5,17 +5,37 @@ Global options live in a ``State`` on the click context; nothing is read at impo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from orchestrator.cli import endpoints, jobs, keys, models, objects, operator, tags, tune
+from orchestrator.cli import accounts as accounts_commands
+from orchestrator.cli import alarms as alarms_commands
+from orchestrator.cli import audit as audit_commands
+from orchestrator.cli import (
+    endpoints,
+    jobs,
+    keys,
+    kms,
+    master_keys,
+    models,
+    objects,
+    operator,
+    tags,
+    tls,
+    transform,
+    tune,
+    users,
+)
+from orchestrator.cli import logs as logs_commands
 from orchestrator.cli.common import ErrorHandlingGroup, OutputFormat, State
 from orchestrator.cli.endpoints import deploy
 from orchestrator.cli.invoke import invoke
 from orchestrator.cli.search import search
 from orchestrator.cli.server import server
 from orchestrator.cli.train import train
+from orchestrator.cli.usage import usage
 
 app = typer.Typer(
     name="orch",
@@ -39,6 +59,13 @@ def _global_options(
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", help="table, or json (the API's response).")
     ] = OutputFormat.table,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA certificates (PEM) to verify an https:// control plane with "
+            "(else ORCH_CA_BUNDLE or the credentials file)."
+        ),
+    ] = None,
 ) -> None:
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     if endpoint_url:
@@ -46,6 +73,8 @@ def _global_options(
     if api_key:
         state.api_key = api_key
     state.output = output
+    if ca_bundle:
+        state.ca_bundle = ca_bundle
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -60,10 +89,20 @@ app.add_typer(models.configs, name="endpoint-configs", rich_help_panel="Hosting"
 app.add_typer(endpoints.app, name="endpoints", rich_help_panel="Hosting")
 app.command(rich_help_panel="Hosting")(deploy)
 app.command(rich_help_panel="Hosting")(invoke)
+app.add_typer(transform.app, name="transform", rich_help_panel="Hosting")
 app.add_typer(objects.app, name="objects", rich_help_panel="Objects")
+master_keys.register(keys.app)
 app.add_typer(keys.app, name="keys", rich_help_panel="Control plane")
+app.add_typer(users.app, name="users", rich_help_panel="Control plane")
+app.add_typer(accounts_commands.app, name="accounts", rich_help_panel="Control plane")
 app.add_typer(tags.app, name="tags", rich_help_panel="Control plane")
+app.add_typer(tls.app, name="tls", rich_help_panel="Control plane")
+app.add_typer(kms.app, name="kms", rich_help_panel="Control plane")
+app.add_typer(audit_commands.app, name="audit", rich_help_panel="Control plane")
+app.add_typer(logs_commands.app, name="logs", rich_help_panel="Control plane")
+app.add_typer(alarms_commands.app, name="alarms", rich_help_panel="Control plane")
 app.command(rich_help_panel="Training")(search)
+app.command(rich_help_panel="Control plane")(usage)
 
 
 def main() -> None:

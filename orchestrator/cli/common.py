@@ -8,6 +8,7 @@ red on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from orchestrator.client import Client
+from orchestrator.client import Client, LogChunk
 from orchestrator.errors import OrchestratorError
 
 # Rich resolves sys.stdout / sys.stderr at write time, so these follow redirection.
@@ -44,6 +45,7 @@ class State:
     api_key: str | None = None
     output: OutputFormat = OutputFormat.table
     transport: httpx.BaseTransport | None = None
+    ca_bundle: Path | None = None
     _client: Client | None = None
 
     @property
@@ -52,7 +54,9 @@ class State:
 
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.endpoint_url, self.api_key, transport=self.transport)
+            self._client = Client(
+                self.endpoint_url, self.api_key, transport=self.transport, ca_bundle=self.ca_bundle
+            )
         return self._client
 
     def close(self) -> None:
@@ -90,6 +94,22 @@ class ErrorHandlingGroup(TyperGroup):
 
 
 # --- output ----------------------------------------------------------------------------------
+def print_log(read: Callable[[int], LogChunk], *, follow: bool, poll: float = 0.5) -> None:
+    """Print a job's log from the start (``read(offset)`` is the client's log call); with
+    ``follow``, keep printing until the server says no more will come (the job ended)."""
+    offset = 0
+    while True:
+        chunk = read(offset)
+        if chunk.text:
+            typer.echo(chunk.text, nl=False)
+        if chunk.next_offset != offset:
+            offset = chunk.next_offset
+            continue
+        if not (follow and chunk.more):
+            return
+        time.sleep(poll)
+
+
 def print_json(data: Any) -> None:
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""``orch endpoints`` (create, update, list, describe, delete, metrics) and ``orch deploy``."""
+"""``orch endpoints`` (create, update, list, describe, delete, metrics, logs), ``orch deploy``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from orchestrator.cli.common import (
     when,
 )
 from orchestrator.cli.jobs import list_all
+from orchestrator.cli.logs import print_events
 from orchestrator.client import Client
 from orchestrator.resources.endpoints import DescribeEndpointResponse, ListEndpointsResponse
 
@@ -269,6 +270,30 @@ def endpoint_metrics(
         console.print(table)
 
     emit(ctx, resp, render)
+
+
+@app.command("logs")
+def endpoint_logs(  # noqa: PLR0917 - one option per query parameter
+    ctx: typer.Context,
+    name: Name,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until interrupted.")
+    ] = False,
+    variant: Annotated[str | None, typer.Option(help="Only this variant's replicas.")] = None,
+    filter: Annotated[
+        str | None, typer.Option(help="CloudWatch filter pattern (ERROR, ?A ?B, -x).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time on: 10m, 2h, ISO 8601 or epoch ms.")
+    ] = None,
+) -> None:
+    """Print an endpoint's replica logs (group /aws/sagemaker/Endpoints/NAME), one stream
+    ``VARIANT/INSTANCE`` per replica, in time order."""
+    print_events(
+        ctx, client(ctx), f"/aws/sagemaker/Endpoints/{name}",
+        stream_prefix=f"{variant}/" if variant else None, pattern=filter, since=since,
+        follow=follow,
+    )  # fmt: skip
 
 
 def _when_option(value: str | None, option: str) -> datetime | None:

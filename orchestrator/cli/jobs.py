@@ -3,7 +3,6 @@ jobs."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +11,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.common import client, console, done, emit, since, state, styled, when
+from orchestrator.cli.common import (
+    client,
+    console,
+    done,
+    emit,
+    print_log,
+    since,
+    state,
+    styled,
+    when,
+)
 from orchestrator.cli.evaluation import render_evaluation
 from orchestrator.cli.metricsview import render_metrics, usage_table
 from orchestrator.cli.train import finish, watch
@@ -190,17 +199,7 @@ def logs(
 ) -> None:
     """Print a training job's log: every attempt, each starting with a line naming it."""
     api = client(ctx)
-    offset = 0
-    while True:
-        chunk = api.training_job_logs(name, offset, attempt=attempt)
-        if chunk.text:
-            typer.echo(chunk.text, nl=False)
-        if chunk.next_offset != offset:
-            offset = chunk.next_offset
-            continue
-        if not (follow and chunk.more):
-            return
-        time.sleep(0.5)
+    print_log(lambda at: api.training_job_logs(name, at, attempt=attempt), follow=follow)
 
 
 @app.command()

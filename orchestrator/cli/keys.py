@@ -1,4 +1,8 @@
-"""``orch keys``: create, list and revoke API keys and SigV4 access keys (admins only)."""
+"""``orch keys``: create, list, rotate and revoke API keys and SigV4 access keys.
+
+With ``--user NAME`` a key belongs to that identity (``orch users``): issued as a role it may
+assume (``--role``) or with the identity's own policies, optionally ending (``--expires``).
+Without it, the first keys' routes: a key of its own name with the role admin or invoke."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ class Role(StrEnum):
 
 
 @app.command("create")
-def create(
+def create(  # noqa: PLR0917 - one parameter per option
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="What the key is for (a label).")],
     role: Annotated[
@@ -34,8 +38,26 @@ def create(
             "--aws", help="An access key id and secret for SigV4 (boto3, the SageMaker SDK)."
         ),
     ] = False,
+    user: Annotated[
+        str | None, typer.Option(help="The identity the key belongs to (orch users list).")
+    ] = None,
+    as_role: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="With --user: issue the key as this role (admin, invoke, data-scientist, "
+            "read-only), which the identity must be allowed to assume; the key then has the "
+            "role's policies only. Without it: the identity's own policies.",
+        ),
+    ] = None,
+    expires: Annotated[
+        int | None, typer.Option(help="With --user: the key ends after this many seconds.")
+    ] = None,
 ) -> None:
     """Create a key; its secret is printed once and never again."""
+    if user is not None:
+        _create_user_key(ctx, user, name, aws=aws, role=as_role or "", expires=expires)
+        return
     if aws:
         _create_access_key(ctx, name, role)
         return
@@ -46,6 +68,24 @@ def create(
         console.print(resp.ApiKey, markup=False)
 
     emit(ctx, resp, render)
+
+
+def _create_user_key(
+    ctx: typer.Context, user: str, name: str, *, aws: bool, role: str, expires: int | None
+) -> None:
+    made = client(ctx).create_user_key(user, name, aws=aws, role=role, expires_in=expires)
+
+    def render() -> None:
+        as_what = f"as {made['Role']}" if made["Role"] else "with its own policies"
+        until = f", until {made['Expires']}" if made["Expires"] else ""
+        console.print(
+            f"created {made['Kind']} key {made['KeyId']} ({made['Name']}) of {user}, {as_what}"
+            f"{until}; its secret, shown once:",
+            markup=False,
+        )
+        console.print(made.get("ApiKey") or made.get("SecretAccessKey"), markup=False)
+
+    emit(ctx, made, render)
 
 
 def _create_access_key(ctx: typer.Context, name: str, role: Role) -> None:
@@ -71,9 +111,27 @@ def _create_access_key(ctx: typer.Context, name: str, role: Role) -> None:
 
 
 @app.command("list")
-def list_keys(ctx: typer.Context) -> None:
+def list_keys(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="Only the keys of this identity.")] = None,
+) -> None:
     """List API keys and access keys (never their secrets)."""
     c = client(ctx)
+    if user is not None:
+        keys = c.list_user_keys(user)
+
+        def render_user() -> None:
+            table = Table("Key id", "Kind", "Name", "Role", "Created", "Expires", "Last used",
+                          "Revoked")  # fmt: skip
+            for k in keys:
+                table.add_row(
+                    k["KeyId"], k["Kind"], k["Name"], k["Role"] or "-", k["CreationTime"],
+                    k["Expires"] or "-", k["LastUsed"] or "-", "yes" if k["Revoked"] else "",
+                )  # fmt: skip
+            console.print(table)
+
+        emit(ctx, {"Keys": keys}, render_user)
+        return
     resp = c.list_api_keys()
     access = c.list_access_keys()
 
@@ -97,8 +155,13 @@ def list_keys(ctx: typer.Context) -> None:
 def revoke(
     ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(help="The key's id or access key id (orch keys list).")],
+    user: Annotated[str | None, typer.Option(help="The identity the key belongs to.")] = None,
 ) -> None:
     """Revoke a key: it stops working at once, on every router worker."""
+    if user is not None:
+        done = client(ctx).revoke_user_key(user, key_id)
+        emit(ctx, done, lambda: console.print(f"revoked key {key_id} of {user}", markup=False))
+        return
     if key_id.startswith("AKIA"):
         access = client(ctx).revoke_access_key(key_id)
         emit(
@@ -110,3 +173,23 @@ def revoke(
         return
     resp = client(ctx).revoke_api_key(key_id)
     emit(ctx, resp, lambda: console.print(f"revoked key {resp.KeyId} ({resp.Name})", markup=False))
+
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key to replace (orch keys list --user).")],
+    user: Annotated[str, typer.Option(help="The identity the key belongs to.")],
+) -> None:
+    """Replace a key: a new id and secret (same name, role and expiry), printed once; the old
+    key is revoked at once (no grace period: switch callers to the new secret)."""
+    made = client(ctx).rotate_user_key(user, key_id)
+
+    def render() -> None:
+        console.print(
+            f"revoked {key_id}; its replacement {made['KeyId']}'s secret, shown once:",
+            markup=False,
+        )
+        console.print(made.get("ApiKey") or made.get("SecretAccessKey"), markup=False)
+
+    emit(ctx, made, render)

@@ -20,12 +20,15 @@ def operator(
 
     In a pod it uses its service account; elsewhere KUBECONFIG (or ~/.kube/config).
     """
-    from orchestrator.kube.operator import operator_from_environment
+    from orchestrator.kube.operator import operator_from_environment, serve_metrics
 
     op = operator_from_environment(namespace)
     if once:
         op.run_once()
         return
+    if op.metrics_port is not None:
+        serve_metrics(op.metrics_port)
+        err_console.print(f"operator metrics on :{op.metrics_port}/metrics", markup=False)
     err_console.print(f"operator watching namespace {op.namespace}", markup=False)
     try:
         op.run()

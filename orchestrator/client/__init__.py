@@ -1,8 +1,9 @@
-"""The Python client: ``Client`` (every operation over HTTP), ``Estimator``, ``Predictor`` and
-``HyperparameterTuner`` with its parameter ranges."""
+"""The Python client: ``Client`` (every operation over HTTP), ``Estimator``, ``Predictor``,
+``Transformer`` (batch transform) and ``HyperparameterTuner`` with its parameter ranges."""
 
 from orchestrator.client.client import Client, InvokeResult, LogChunk
 from orchestrator.client.estimator import Estimator, Predictor
+from orchestrator.client.transformer import Transformer
 from orchestrator.client.tuner import (
     CategoricalParameter,
     ContinuousParameter,
@@ -20,4 +21,5 @@ __all__ = [
     "InvokeResult",
     "LogChunk",
     "Predictor",
+    "Transformer",
 ]

@@ -9,10 +9,11 @@ an app on a local port for tests.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from orchestrator import tls
 from orchestrator.client.connection import resolve
 from orchestrator.errors import (
     DeadlineExceededError,
@@ -30,6 +32,7 @@ from orchestrator.errors import (
 )
 from orchestrator.monitoring.shapes import MetricStatistics
 from orchestrator.objects.uri import parse_object_uri
+from orchestrator.resources.alarms import AlarmHistory, AlarmList, AlarmOut
 from orchestrator.resources.common import Tag
 from orchestrator.resources.endpoints import (
     DescribeEndpointConfigResponse,
@@ -53,7 +56,10 @@ from orchestrator.resources.kinds import (
     MODEL,
     REST_PREFIX,
     TRAINING_JOB,
+    TRANSFORM_JOB,
 )
+from orchestrator.resources.kms import KmsKeyMetadata, ListKmsKeysResponse
+from orchestrator.resources.master_keys import MasterKeyStatusResponse, MasterKeyVersionResponse
 from orchestrator.resources.models import DescribeModelResponse, ListModelsResponse
 from orchestrator.resources.search_syntax import parse_expression
 from orchestrator.resources.tags import AddTagsResponse, ListTagsResponse
@@ -63,6 +69,11 @@ from orchestrator.resources.training import (
     ListTrainingJobsResponse,
     TrainingJobStatus,
 )
+from orchestrator.resources.transform import (
+    TERMINAL_TRANSFORM_STATUSES,
+    DescribeTransformJobResponse,
+    ListTransformJobsResponse,
+)
 from orchestrator.resources.tuning import (
     TERMINAL_TUNING_STATUSES,
     DescribeHyperParameterTuningJobResponse,
@@ -70,8 +81,10 @@ from orchestrator.resources.tuning import (
     ListHyperParameterTuningJobsResponse,
     ListTrainingJobsForHyperParameterTuningJobResponse,
 )
+from orchestrator.usage.models import UsageReport
 
 M = TypeVar("M", bound=BaseModel)
+J = TypeVar("J")
 API = REST_PREFIX
 
 
@@ -89,6 +102,23 @@ class LogChunk:
     more: bool
 
 
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds, or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 class Client:
     def __init__(
         self,
@@ -97,16 +127,32 @@ class Client:
         *,
         timeout: float = 70.0,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: str | Path | None = None,
+        throttle_retries: int = 3,
+        max_throttle_wait: float = 30.0,
     ) -> None:
-        conn = resolve(endpoint_url, api_key)
+        """``throttle_retries``: how many times a request answered 429 (the caller's rate limit)
+        is sent again after the ``Retry-After`` the server gave, as the AWS SDKs do; a wait
+        longer than ``max_throttle_wait`` seconds is not waited for (the 429 is raised)."""
+        if throttle_retries < 0:
+            raise ValueError(f"throttle_retries must be 0 or more, not {throttle_retries}")
+        self.throttle_retries = throttle_retries
+        self.max_throttle_wait = max_throttle_wait
+        self._sleep: Callable[[float], None] = time.sleep
+        self._default_bucket: str | None = None
+        conn = resolve(endpoint_url, api_key, ca_bundle=ca_bundle)
         self.endpoint_url = conn.endpoint_url
+        self.ca_bundle = conn.ca_bundle
         headers = {"Authorization": f"Bearer {conn.api_key}"} if conn.api_key else {}
+        # No bundle: httpx's default CAs; a bundle replaces them.
+        verify = tls.client_context(conn.ca_bundle) if conn.ca_bundle and not transport else True
         self._http = httpx.Client(
             base_url=self.endpoint_url,
             headers=headers,
             timeout=timeout,
             transport=transport,
             trust_env=False,
+            verify=verify,
         )
 
     def close(self) -> None:
@@ -125,16 +171,19 @@ class Client:
 
     # --- transport ---------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as e:
-            raise DeadlineExceededError(f"{self.endpoint_url}{path}: timed out") from e
-        except httpx.TransportError as e:
-            raise UnavailableError(
-                f"cannot reach the control plane at {self.endpoint_url} ({e}); is `orch server` "
-                "running? (set ORCH_ENDPOINT_URL to point elsewhere)",
-                retry_after=2,
-            ) from e
+        resp = self._send(method, path, kwargs)
+        # A 429 was refused before anything was done, so sending it again is safe; a body that
+        # is a stream cannot be sent twice, so only bytes, text and JSON bodies are retried.
+        content = kwargs.get("content")
+        replayable = isinstance(content, (bytes, str, type(None))) and "files" not in kwargs
+        for _ in range(self.throttle_retries if replayable else 0):
+            if resp.status_code != 429:
+                break
+            wait = _retry_after(resp.headers.get("retry-after"))
+            if wait is None or wait > self.max_throttle_wait:
+                break
+            self._sleep(wait)
+            resp = self._send(method, path, kwargs)
         if resp.status_code >= 400:
             try:
                 payload = resp.json()
@@ -144,6 +193,20 @@ class Client:
                 payload = {"message": str(payload)}
             raise OrchestratorError.from_payload(resp.status_code, payload)
         return resp
+
+    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as e:
+            raise DeadlineExceededError(f"{self.endpoint_url}{path}: timed out") from e
+        except httpx.TransportError as e:
+            if isinstance(e, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(e):
+                raise _unverified(self.endpoint_url, self.ca_bundle, e) from e
+            raise UnavailableError(
+                f"cannot reach the control plane at {self.endpoint_url} ({e}); is `orch server` "
+                "running? (set ORCH_ENDPOINT_URL to point elsewhere)",
+                retry_after=2,
+            ) from e
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         data = self.request(method, path, **kwargs).json()
@@ -205,11 +268,7 @@ class Client:
         if attempt is not None:
             params["attempt"] = attempt
         resp = self.request("GET", f"{TRAINING_JOB.collection}/{quote(name)}/logs", params=params)
-        return LogChunk(
-            text=resp.content.decode(errors="replace"),
-            next_offset=int(resp.headers.get("x-next-offset", offset)),
-            more=resp.headers.get("x-more", "false") == "true",
-        )
+        return _log_chunk(resp, offset)
 
     def wait_for_training_job(
         self,
@@ -221,32 +280,17 @@ class Client:
         on_status: Callable[[DescribeTrainingJobResponse], None] | None = None,
     ) -> DescribeTrainingJobResponse:
         """Poll until the job ends; stream its log to ``on_log`` as it grows."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        offset = 0
-        while True:
-            job = self.describe_training_job(name)
-            if on_status is not None:
-                on_status(job)
-            if on_log is not None:
-                offset = self._drain_logs(name, offset, on_log)
-            if job.TrainingJobStatus in TERMINAL_TRAINING_STATUSES:
-                if on_log is not None:
-                    self._drain_logs(name, offset, on_log)
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeadlineExceededError(
-                    f"training job {name!r} still {job.TrainingJobStatus} after {timeout} s"
-                )
-            time.sleep(poll)
-
-    def _drain_logs(self, name: str, offset: int, on_log: Callable[[str], None]) -> int:
-        while True:
-            chunk = self.training_job_logs(name, offset)
-            if chunk.text:
-                on_log(chunk.text)
-            if chunk.next_offset == offset:
-                return offset
-            offset = chunk.next_offset
+        return _wait_until_ended(
+            f"training job {name!r}",
+            lambda: self.describe_training_job(name),
+            lambda job: job.TrainingJobStatus,
+            TERMINAL_TRAINING_STATUSES,
+            poll=poll,
+            timeout=timeout,
+            on_status=on_status,
+            fetch_log=lambda at: self.training_job_logs(name, at),
+            on_log=on_log,
+        )
 
     # --- hyperparameter tuning jobs ----------------------------------------------------------
     def create_tuning_job(
@@ -323,19 +367,109 @@ class Client:
     ) -> DescribeHyperParameterTuningJobResponse:
         """Poll until the tuning job ends (Completed, Stopped or Failed); ``on_status`` sees
         each Describe."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.describe_tuning_job(name)
-            if on_status is not None:
-                on_status(job)
-            if job.HyperParameterTuningJobStatus in TERMINAL_TUNING_STATUSES:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeadlineExceededError(
-                    f"tuning job {name!r} still {job.HyperParameterTuningJobStatus} after "
-                    f"{timeout} s"
-                )
-            time.sleep(poll)
+        return _wait_until_ended(
+            f"tuning job {name!r}",
+            lambda: self.describe_tuning_job(name),
+            lambda job: job.HyperParameterTuningJobStatus,
+            TERMINAL_TUNING_STATUSES,
+            poll=poll,
+            timeout=timeout,
+            on_status=on_status,
+        )
+
+    # --- transform jobs ----------------------------------------------------------------------
+    def create_transform_job(
+        self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
+    ) -> str:
+        """CreateTransformJob; returns the ARN (a job of that name already there: ConflictError)."""
+        body = self._body(spec, fields)
+        return str(self._json("POST", TRANSFORM_JOB.collection, json=body)["TransformJobArn"])
+
+    def describe_transform_job(self, name: str) -> DescribeTransformJobResponse:
+        """The job with its status, FailureReason, Progress and Instances."""
+        return self._get(DescribeTransformJobResponse, f"{TRANSFORM_JOB.collection}/{quote(name)}")
+
+    def list_transform_jobs(self, **params: Any) -> ListTransformJobsResponse:
+        """ListTransformJobs (StatusEquals, NameContains, SortBy, SortOrder, MaxResults,
+        NextToken)."""
+        return self._get(ListTransformJobsResponse, TRANSFORM_JOB.collection, **params)
+
+    def stop_transform_job(self, name: str) -> None:
+        """Stop the job: its instances stop; finished output files stay."""
+        self.request("POST", f"{TRANSFORM_JOB.collection}/{quote(name)}/stop")
+
+    def delete_transform_job(self, name: str) -> None:
+        """Delete the job's record (it must have ended; its output stays)."""
+        self.request("DELETE", f"{TRANSFORM_JOB.collection}/{quote(name)}")
+
+    def transform_job_logs(self, name: str, offset: int = 0, limit: int | None = None) -> LogChunk:
+        """The job's log (every instance's) from byte ``offset``, at most ``limit`` bytes."""
+        params: dict[str, int] = {"offset": offset}
+        if limit is not None:
+            params["limit"] = limit
+        resp = self.request("GET", f"{TRANSFORM_JOB.collection}/{quote(name)}/logs", params=params)
+        return _log_chunk(resp, offset)
+
+    # --- log groups (CloudWatch Logs' groups, over REST) -------------------------------------
+    def log_groups(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every log group: ``Name``, ``CreationTime`` (epoch ms), ``RetentionInDays``."""
+        return list(self._json("GET", "/api/v1/logs/groups", params=_clean(Prefix=prefix))[
+            "LogGroups"])  # fmt: skip
+
+    def log_streams(self, group: str) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/api/v1/logs/streams", params={"Group": group})[
+            "LogStreams"])  # fmt: skip
+
+    def log_events(
+        self,
+        group: str,
+        *,
+        stream: str | None = None,
+        stream_prefix: str | None = None,
+        pattern: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        next_token: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """One page of events in time order (``Events``: ``Stream``, ``Timestamp``,
+        ``Message``) and the ``NextToken`` to poll on from; times: epoch ms, ISO 8601 or a
+        duration before now (``10m``)."""
+        params = _clean(
+            Group=group, Stream=stream, StreamPrefix=stream_prefix, Filter=pattern,
+            StartTime=since, EndTime=until, NextToken=next_token, Limit=limit,
+        )  # fmt: skip
+        return self._json("GET", "/api/v1/logs/events", params=params)
+
+    def put_log_retention(self, group: str, days: int | None) -> None:
+        """Keep ``days`` of the group's events (None: all of them)."""
+        self.request(
+            "PUT", "/api/v1/logs/retention", params={"Group": group},
+            json={"RetentionInDays": days},
+        )  # fmt: skip
+
+    def wait_for_transform_job(
+        self,
+        name: str,
+        *,
+        poll: float = 0.5,
+        timeout: float | None = None,
+        on_progress: Callable[[DescribeTransformJobResponse], None] | None = None,
+        on_log: Callable[[str], None] | None = None,
+    ) -> DescribeTransformJobResponse:
+        """Poll until the job ends (Completed, Failed or Stopped) and return it; ``on_progress``
+        sees each Describe (its ``Progress``), ``on_log`` the log as it grows."""
+        return _wait_until_ended(
+            f"transform job {name!r}",
+            lambda: self.describe_transform_job(name),
+            lambda job: job.TransformJobStatus,
+            TERMINAL_TRANSFORM_STATUSES,
+            poll=poll,
+            timeout=timeout,
+            on_status=on_progress,
+            fetch_log=lambda at: self.transform_job_logs(name, at),
+            on_log=on_log,
+        )
 
     # --- models and endpoint configs ---------------------------------------------------------
     def create_model(self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any) -> str:
@@ -351,6 +485,26 @@ class Client:
 
     def delete_model(self, name: str) -> None:
         self.request("DELETE", f"{MODEL.collection}/{quote(name)}")
+
+    def create_model_from_artifact(
+        self,
+        name: str,
+        model_data: str,
+        *,
+        program: str | None = None,
+        source: str | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> str:
+        """A Model serving a training job's artifact: script mode's ``program`` from the
+        ``source`` tarball, or the built-in algorithm's server. Returns the ARN."""
+        env = dict(environment or {})
+        if program:
+            env["SAGEMAKER_PROGRAM"] = program
+        if source:
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = source
+        return self.create_model(
+            ModelName=name, PrimaryContainer={"ModelDataUrl": model_data, "Environment": env}
+        )
 
     def create_endpoint_config(
         self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
@@ -398,13 +552,8 @@ class Client:
         public: bool = False,
     ) -> None:
         """Model -> EndpointConfig -> Endpoint, all named ``name`` (SageMaker's Model.deploy)."""
-        env = dict(environment or {})
-        if program:
-            env["SAGEMAKER_PROGRAM"] = program
-        if source:
-            env["SAGEMAKER_SUBMIT_DIRECTORY"] = source
-        self.create_model(
-            ModelName=name, PrimaryContainer={"ModelDataUrl": model_data, "Environment": env}
+        self.create_model_from_artifact(
+            name, model_data, program=program, source=source, environment=environment
         )
         self.create_endpoint_config(
             EndpointConfigName=name,
@@ -558,6 +707,54 @@ class Client:
         }
         return self._get(MetricStatistics, f"{ENDPOINT.collection}/{quote(name)}/metrics", **params)
 
+    def put_metric_data(self, namespace: str, metric_data: Sequence[dict[str, Any]]) -> int:
+        """CloudWatch's PutMetricData, e.g. from a training script: ``put_metric_data("MyApp",
+        [{"MetricName": "loss", "Value": 0.3, "Dimensions": [{"Name": "Job", "Value": "j1"}]}])``;
+        returns how many data were stored. Read back with GetMetricStatistics (CloudWatch
+        protocol) under the same namespace, name and dimensions."""
+        body = {"Namespace": namespace, "MetricData": [_plain(d) for d in metric_data]}
+        return int(self._json("POST", "/api/v1/metrics/data", json=body).get("Stored", 0))
+
+    # --- metric alarms -----------------------------------------------------------------------
+    def put_metric_alarm(self, alarm: dict[str, Any]) -> AlarmOut:
+        """CloudWatch's PutMetricAlarm (create or update), e.g. ``{"AlarmName": "5xx",
+        "Namespace": "AWS/SageMaker", "MetricName": "Invocation5XXErrors", "Dimensions": [...],
+        "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 3, "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold"}`` (docs/alarms.md)."""
+        return AlarmOut.model_validate(self._json("POST", f"{API}/alarms", json=_plain(alarm)))
+
+    def describe_alarms(
+        self,
+        *,
+        prefix: str | None = None,
+        state: str | None = None,
+        names: Sequence[str] | None = None,
+    ) -> AlarmList:
+        return self._get(AlarmList, f"{API}/alarms", AlarmNamePrefix=prefix, StateValue=state,
+                         AlarmNames=list(names) if names else None)  # fmt: skip
+
+    def describe_alarm_history(
+        self, name: str, *, item_type: str | None = None, max_records: int = 100
+    ) -> AlarmHistory:
+        """The alarm's history, newest first (StateUpdate, ConfigurationUpdate, Action)."""
+        return self._get(AlarmHistory, f"{API}/alarms/{quote(name, safe='')}/history",
+                         HistoryItemType=item_type, MaxRecords=max_records)  # fmt: skip
+
+    def delete_alarms(self, names: Sequence[str]) -> int:
+        body = {"AlarmNames": list(names)}
+        return int(self._json("POST", f"{API}/alarms/delete", json=body).get("Deleted", 0))
+
+    def set_alarm_state(
+        self, name: str, state: str, reason: str, reason_data: str | None = None
+    ) -> AlarmOut:
+        """SetAlarmState: the alarm's actions for ``state`` run; the next evaluation sets the
+        state from the data again."""
+        body = {"StateValue": state, "StateReason": reason, "StateReasonData": reason_data}
+        return AlarmOut.model_validate(
+            self._json("POST", f"{API}/alarms/{quote(name, safe='')}/state",
+                       json={k: v for k, v in body.items() if v is not None})
+        )  # fmt: skip
+
     # --- API keys ----------------------------------------------------------------------------
     def create_api_key(self, name: str, *, role: str = "invoke") -> CreateApiKeyResponse:
         """A new key (``role``: ``invoke``, only InvokeEndpoint, or ``admin``); its secret,
@@ -579,6 +776,77 @@ class Client:
         info: dict[str, Any] = self._json("GET", "/healthz")
         return info
 
+    # --- the audit trail ------------------------------------------------------------------------
+    def lookup_audit_events(
+        self,
+        *,
+        username: str | None = None,
+        event_name: str | None = None,
+        resource_name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_results: int = 50,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of audit records, newest first (LookupEvents' filters: ``username`` is
+        a key's name or id); ``NextToken`` in the answer pages on."""
+        params: dict[str, Any] = {
+            "Username": username,
+            "EventName": event_name,
+            "ResourceName": resource_name,
+            "StartTime": start.isoformat() if start else None,
+            "EndTime": end.isoformat() if end else None,
+            "MaxResults": max_results,
+            "NextToken": next_token,
+        }
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._json("GET", f"{API}/audit/events", params=clean)
+
+    def iter_audit_events(
+        self, *, limit: int | None = None, page_size: int = 1000, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching audit record, newest first, page after page (up to ``limit``)."""
+        token: str | None = None
+        seen = 0
+        while True:
+            size = page_size if limit is None else min(page_size, limit - seen)
+            if size <= 0:
+                return
+            page = self.lookup_audit_events(max_results=size, next_token=token, **filters)
+            for event in page.get("Events", []):
+                yield event
+                seen += 1
+            token = page.get("NextToken")
+            if token is None:
+                return
+
+    def verify_audit_trail(self) -> dict[str, Any]:
+        """Check every digest and record: ``Ok``, the counts, and ``FirstProblem``."""
+        return self._json("POST", f"{API}/audit/verify")
+
+    def audit_public_key(self) -> dict[str, str]:
+        """The PEM key the trail's digests verify with, and its fingerprint."""
+        return {k: str(v) for k, v in self._json("GET", f"{API}/audit/public-key").items()}
+
+    # --- master key versions ----------------------------------------------------------------
+    def describe_master_keys(self, *, census: bool = False) -> MasterKeyStatusResponse:
+        """The master key versions, the objects each wraps, the re-wrap's progress
+        (``census``: count every object's version now, exact but slower)."""
+        params = {"Census": "true"} if census else {}
+        return self._get(MasterKeyStatusResponse, f"{API}/master-keys", **params)
+
+    def rotate_master_key(self) -> MasterKeyVersionResponse:
+        """A new master key version: new objects use it at once; a re-wrap pass starts."""
+        return MasterKeyVersionResponse.model_validate(
+            self._json("POST", f"{API}/master-keys/rotate")
+        )
+
+    def retire_master_key(self, key_id: str) -> MasterKeyVersionResponse:
+        """Destroy version ``key_id`` (ConflictError while objects still use it)."""
+        return MasterKeyVersionResponse.model_validate(
+            self._json("POST", f"{API}/master-keys/{quote(key_id, safe='')}/retire")
+        )
+
     # --- SigV4 access keys ----------------------------------------------------------------------
     def create_access_key(self, name: str, *, role: str = "admin") -> CreateAccessKeyResponse:
         """A new access key for boto3 and the SageMaker SDK; its ``SecretAccessKey`` is in
@@ -596,6 +864,133 @@ class Client:
         return AccessKeySummary.model_validate(
             self._json("DELETE", f"{API}/access-keys/{quote(access_key_id, safe='')}")
         )
+
+    # --- KMS keys (the local keyring's named keys) ------------------------------------------
+    def create_kms_key(self, alias: str | None = None) -> KmsKeyMetadata:
+        """A new named key of the local keyring; its ``KeyId`` or ``alias/ALIAS`` is what a
+        resource's ``KmsKeyId`` names."""
+        body = {} if alias is None else {"Alias": alias}
+        return KmsKeyMetadata.model_validate(self._json("POST", f"{API}/kms/keys", json=body))
+
+    def list_kms_keys(self) -> ListKmsKeysResponse:
+        return self._get(ListKmsKeysResponse, f"{API}/kms/keys")
+
+    # --- identities and their keys (``/api/v1/users``) -----------------------------------------
+    def create_user(
+        self,
+        name: str,
+        *,
+        kind: str = "user",
+        managed_policies: Sequence[str] = (),
+        inline_policies: dict[str, Any] | None = None,
+        roles: Sequence[str] = (),
+        account: str | None = None,
+    ) -> dict[str, Any]:
+        """A new identity (``kind``: ``user`` or ``service``) with managed policies (by name:
+        AdministratorAccess, DataScientist, Invoker, ReadOnly), inline policy documents and
+        the roles it may assume (admin, invoke, data-scientist, read-only), in the caller's
+        account or (an administrator of the server's own account only) ``account``."""
+        body: dict[str, Any] = {
+            "UserName": name, "Kind": kind, "ManagedPolicies": list(managed_policies),
+            "InlinePolicies": inline_policies or {}, "Roles": list(roles),
+        }  # fmt: skip
+        if account is not None:
+            body["Account"] = account
+        return self._json("POST", f"{API}/users", json=body)
+
+    # --- accounts (tenants, ``/api/v1/accounts``) ----------------------------------------------
+    def create_account(self, name: str, *, admin: str | None = None) -> dict[str, Any]:
+        """A new account (``AccountId``, ``AccountName``, ``CreatedAt``); with ``admin``, also
+        its first administrator and that identity's API key (``ApiKey``: in this answer only)."""
+        body: dict[str, Any] = {"AccountName": name}
+        if admin is not None:
+            body["AdminUserName"] = admin
+        return self._json("POST", f"{API}/accounts", json=body)
+
+    def default_bucket(self) -> str:
+        """The caller's account's default bucket (asked once; a server from before accounts,
+        with no ``/caller``: ``orchestrator``, the server's own)."""
+        if self._default_bucket is None:
+            try:
+                self._default_bucket = str(self.caller_identity()["DefaultBucket"])
+            except NotFoundError:
+                self._default_bucket = "orchestrator"
+        return self._default_bucket
+
+    def caller_identity(self) -> dict[str, Any]:
+        """Who this client's key is: UserName, AccountId, Arn and DefaultBucket (its account's
+        own bucket, where uploads go by default)."""
+        return self._json("GET", f"{API}/caller")
+
+    def list_accounts(self) -> list[dict[str, Any]]:
+        """Every account (a caller of the server's own account), or the caller's own."""
+        found: list[dict[str, Any]] = self._json("GET", f"{API}/accounts")["Accounts"]
+        return found
+
+    def list_users(self) -> list[dict[str, Any]]:
+        users: list[dict[str, Any]] = self._json("GET", f"{API}/users")["Users"]
+        return users
+
+    def describe_user(self, name: str) -> dict[str, Any]:
+        """The identity, its policies and roles, and its keys (never their secrets)."""
+        return self._json("GET", f"{API}/users/{quote(name, safe='')}")
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        managed_policies: Sequence[str] = (),
+        inline_policies: dict[str, Any] | None = None,
+        roles: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Replace the identity's policies and roles (its keys act on the new ones at once)."""
+        body = {
+            "ManagedPolicies": list(managed_policies), "InlinePolicies": inline_policies or {},
+            "Roles": list(roles),
+        }  # fmt: skip
+        return self._json("PUT", f"{API}/users/{quote(name, safe='')}/policies", json=body)
+
+    def delete_user(self, name: str) -> dict[str, Any]:
+        """Delete the identity; its keys are revoked."""
+        return self._json("DELETE", f"{API}/users/{quote(name, safe='')}")
+
+    def create_user_key(
+        self,
+        user: str,
+        name: str,
+        *,
+        aws: bool = False,
+        role: str = "",
+        expires_in: int | None = None,
+    ) -> dict[str, Any]:
+        """A new key of ``user``: bearer (``ApiKey``) or, with ``aws``, SigV4
+        (``KeyId``, ``SecretAccessKey``); issued as ``role`` (its policies only) or with the
+        identity's own policies; ending after ``expires_in`` seconds. The secret is in this
+        answer only."""
+        body = {
+            "Name": name, "Kind": "access" if aws else "api", "Role": role,
+            "ExpiresInSeconds": expires_in,
+        }  # fmt: skip
+        return self._json("POST", f"{API}/users/{quote(user, safe='')}/keys", json=body)
+
+    def list_user_keys(self, user: str) -> list[dict[str, Any]]:
+        keys: list[dict[str, Any]] = self._json("GET", f"{API}/users/{quote(user, safe='')}/keys")[
+            "Keys"
+        ]
+        return keys
+
+    def rotate_user_key(self, user: str, key_id: str) -> dict[str, Any]:
+        """A new secret under a new key id (same name, role, expiry); the old key is revoked."""
+        path = f"{API}/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}/rotate"
+        return self._json("POST", path)
+
+    def revoke_user_key(self, user: str, key_id: str) -> dict[str, Any]:
+        path = f"{API}/users/{quote(user, safe='')}/keys/{quote(key_id, safe='')}"
+        return self._json("DELETE", path)
+
+    def list_policies(self) -> dict[str, Any]:
+        """The managed policies (their documents) and the roles (their managed policies)."""
+        return self._json("GET", f"{API}/policies")
 
     # --- objects -----------------------------------------------------------------------------
     def _object_path(self, uri: str) -> str:
@@ -648,6 +1043,20 @@ class Client:
         body = {"ResourceArn": resource_arn, "Tags": [t.model_dump() for t in given]}
         return AddTagsResponse.model_validate(self._json("POST", f"{API}/tags", json=body)).Tags
 
+    def get_usage(
+        self,
+        since: str,
+        until: str | None = None,
+        group_by: str = "resource",
+        *,
+        storage: bool = True,
+    ) -> UsageReport:
+        """Usage and cost within [since, until) (ISO 8601 dates or times; until: now), grouped
+        by ``tenant``, ``resource`` or ``instance-type``; with ``storage``, the object store's
+        bytes per bucket now."""
+        return self._get(UsageReport, f"{API}/usage", Since=since, Until=until,
+                         GroupBy=group_by, Storage=str(storage).lower())  # fmt: skip
+
     def list_tags(self, resource_arn: str) -> list[Tag]:
         """Every tag of a resource (all pages)."""
         tags: list[Tag] = []
@@ -693,6 +1102,77 @@ class Client:
         return self._json("POST", f"{REST_PREFIX}/search", json=body)
 
 
+def _unverified(url: str, ca_bundle: Path | None, e: Exception) -> ValidationError:
+    if "mismatch" in str(e):  # OpenSSL: "Hostname mismatch", "IP address mismatch"
+        return ValidationError(
+            f"the certificate of {url} does not name the host in that URL ({e}); connect with "
+            "a name or address the certificate holds (for one made by `orch tls self-signed "
+            "HOST` or `orch server --self-signed HOST`: HOST, localhost or 127.0.0.1)",
+            field="ORCH_ENDPOINT_URL",
+        )
+    using = f"the CA bundle {ca_bundle}" if ca_bundle else "the system's CA certificates"
+    return ValidationError(
+        f"the certificate of {url} is not trusted by {using} ({e}). Pass the CA certificate "
+        "that signed it (for a self-signed server: its certificate, printed with its "
+        "fingerprint when it starts) with --ca-bundle, ORCH_CA_BUNDLE or Client(ca_bundle=...)",
+        field="ORCH_CA_BUNDLE",
+    )
+
+
+def _clean(**params: Any) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _log_chunk(resp: httpx.Response, offset: int) -> LogChunk:
+    return LogChunk(
+        text=resp.content.decode(errors="replace"),
+        next_offset=int(resp.headers.get("x-next-offset", offset)),
+        more=resp.headers.get("x-more", "false") == "true",
+    )
+
+
+def _wait_until_ended(
+    what: str,
+    describe: Callable[[], J],
+    status_of: Callable[[J], Any],
+    terminal: Collection[Any],
+    *,
+    poll: float,
+    timeout: float | None,
+    on_status: Callable[[J], None] | None = None,
+    fetch_log: Callable[[int], LogChunk] | None = None,
+    on_log: Callable[[str], None] | None = None,
+) -> J:
+    """Describe until the status is terminal (every job kind's wait): ``on_status`` sees each
+    Describe, ``on_log`` the log as it grows (all of it once the job has ended)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    offset = 0
+    while True:
+        job = describe()
+        if on_status is not None:
+            on_status(job)
+        if fetch_log is not None and on_log is not None:
+            offset = _drain(fetch_log, offset, on_log)
+        if status_of(job) in terminal:
+            if fetch_log is not None and on_log is not None:
+                _drain(fetch_log, offset, on_log)
+            return job
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceededError(f"{what} still {status_of(job)} after {timeout} s")
+        time.sleep(poll)
+
+
+def _drain(fetch: Callable[[int], LogChunk], offset: int, on_log: Callable[[str], None]) -> int:
+    """Pass every log byte there is from ``offset`` to ``on_log``; returns the next offset."""
+    while True:
+        chunk = fetch(offset)
+        if chunk.text:
+            on_log(chunk.text)
+        if chunk.next_offset == offset:
+            return offset
+        offset = chunk.next_offset
+
+
 def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:
     while chunk := f.read(size):
         yield chunk
@@ -711,3 +1191,9 @@ def _update_ended(ep: DescribeEndpointResponse) -> bool:
     return serving == ep.EndpointConfigName or (
         last is not None and last.TargetEndpointConfigName == ep.EndpointConfigName
     )
+
+
+def _plain(datum: dict[str, Any]) -> dict[str, Any]:
+    """A datum as JSON: a ``Timestamp`` datetime as ISO 8601."""
+    t = datum.get("Timestamp")
+    return {**datum, "Timestamp": t.isoformat()} if isinstance(t, datetime) else dict(datum)

@@ -4,7 +4,8 @@
 packs the script's directory, uploads it, runs the job in script mode, streams its log and
 returns when it ends (raising ``JobFailedError`` with the FailureReason if it did not
 complete). ``deploy()`` makes a Model, an EndpointConfig and an Endpoint and returns a
-``Predictor``.
+``Predictor``; ``transformer()`` makes the Model and returns a ``Transformer`` for batch
+transform.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import re
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.client.client import Client
 from orchestrator.errors import JobFailedError, ValidationError
@@ -29,7 +30,8 @@ from orchestrator.resources.training import (
     TrainingJobStatus,
 )
 
-DEFAULT_BUCKET = "orchestrator"
+if TYPE_CHECKING:
+    from orchestrator.client.transformer import Transformer
 
 
 def unique_name(base: str) -> str:
@@ -113,8 +115,9 @@ class Estimator:
         checkpoint_s3_uri: str | None = None,
         max_retry_attempts: int | None = None,
         distribution: Mapping[str, Any] | None = None,
-        bucket: str = DEFAULT_BUCKET,
+        bucket: str | None = None,
         client: Client | None = None,
+        output_kms_key: str | None = None,
     ) -> None:
         if (entry_point is None) == (algorithm is None):
             raise ValidationError(
@@ -149,12 +152,23 @@ class Estimator:
         self.environment = dict(environment or {})
         self.output_path = output_path
         self.checkpoint_s3_uri = checkpoint_s3_uri
+        # The KmsKeyId the job's model and output are written under (OutputDataConfig.KmsKeyId).
+        self.output_kms_key = output_kms_key
         self.max_retry_attempts = max_retry_attempts
-        self.bucket = bucket
+        # None: the caller's account's default bucket, asked of the server when first needed.
+        self._bucket = bucket
         self.client = client or Client()
         self.latest_training_job: str | None = None
         self.source_uri: str | None = None
         self._job: DescribeTrainingJobResponse | None = None
+
+    @property
+    def bucket(self) -> str:
+        """Where the source and (with no output_path) the model go: the one given, else the
+        caller's account's default bucket."""
+        if self._bucket is None:
+            self._bucket = self.client.default_bucket()
+        return self._bucket
 
     def training_job_spec(
         self, job_name: str, inputs: Mapping[str, str], source_uri: str | None
@@ -192,6 +206,11 @@ class Estimator:
         }
         if self.output_path:
             spec["OutputDataConfig"] = {"S3OutputPath": self.output_path}
+        if self.output_kms_key:
+            out = spec.setdefault(
+                "OutputDataConfig", {"S3OutputPath": f"s3://{self.bucket}/training-jobs"}
+            )
+            out["KmsKeyId"] = self.output_kms_key
         if self.checkpoint_s3_uri:
             spec["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri}
         if self.max_retry_attempts:
@@ -270,6 +289,51 @@ class Estimator:
         if wait:
             self.client.wait_for_endpoint(name)
         return Predictor(name, client=self.client)
+
+    def transformer(  # noqa: PLR0917 - the SageMaker SDK's positional order
+        self,
+        instance_count: int = 1,
+        instance_type: str = "local",
+        strategy: str | None = None,
+        assemble_with: str | None = None,
+        output_path: str | None = None,
+        output_kms_key: str | None = None,
+        accept: str | None = None,
+        env: Mapping[str, str] | None = None,
+        max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None,
+        tags: Sequence[Mapping[str, str]] | Mapping[str, str] | None = None,
+        *,
+        volume_kms_key: str | None = None,
+        model_name: str | None = None,
+    ) -> Transformer:
+        """A ``Transformer`` for the trained model: a Model named ``model_name`` (default:
+        the training job's name) is made from the job's artifact, as ``deploy`` makes one."""
+        from orchestrator.client.transformer import Transformer  # it imports this module
+
+        model_data = self.model_data  # raises unless a training job ended with an artifact
+        name = model_name or self.latest_training_job
+        assert name is not None  # model_data has checked there is a job
+        self.client.create_model_from_artifact(
+            name, model_data, program=self.entry_point, source=self.source_uri
+        )
+        return Transformer(
+            name,
+            instance_count,
+            instance_type,
+            strategy=strategy,
+            assemble_with=assemble_with,
+            output_path=output_path,
+            output_kms_key=output_kms_key,
+            accept=accept,
+            max_concurrent_transforms=max_concurrent_transforms,
+            max_payload=max_payload,
+            tags=tags,
+            env=env,
+            base_transform_job_name=self.base_job_name,
+            client=self.client,
+            volume_kms_key=volume_kms_key,
+        )
 
 
 class Predictor:

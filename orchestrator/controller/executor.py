@@ -7,30 +7,48 @@ state lives in. What a backend can do decides how an endpoint's replicas are car
 variants (``VariantFleets``: ``ScaleFleets``, plus the removal of dead replicas, which such a
 backend replaces). A replica named twice in one plan (dead and over the count) is removed once.
 Actions on other records of the source (a tuning job's trials: ``CreateRecord``,
-``RequestStop``) go to the source, as a user's create or stop would.
+``RequestStop``) go to the source, as a user's create or stop would. Transform jobs' actions
+need a backend with ``TransformBackend``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from typing import Protocol
 
-from orchestrator.backends.base import Backend, LaunchesReplicas, VariantFleets
+from orchestrator import tenancy
+from orchestrator.backends.base import Backend, LaunchesReplicas, TransformBackend, VariantFleets
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.types import (
     Action,
     CleanupJob,
+    CleanupTransform,
     CreateRecord,
     DeleteRecord,
+    JobLaunch,
     LaunchJob,
     LaunchReplica,
+    LaunchTransformInstance,
     RemoveReplica,
     RequestStop,
     ScaleFleets,
     StopJob,
     StopReplica,
+    StopTransform,
 )
 from orchestrator.errors import ValidationError
 from orchestrator.store.source import DesiredState, Record
+
+
+class JobCredentialIssuer(Protocol):
+    """Mints a job's own credential at its launch and revokes it (``api.jobcreds``)."""
+
+    def issue(self, launch: JobLaunch, account: str = "") -> dict[str, str]: ...
+
+    def revoke(self, kind: str, name: str) -> None: ...
+
+    def sweep(self, active: Collection[str], kind: str = "training") -> list[str]: ...
 
 
 class Executor:
@@ -53,6 +71,8 @@ class Executor:
                 "must implement LaunchesReplicas or VariantFleets (orchestrator.backends.base)"
             )
         self.fleets = fleets
+        # Each launched job's own credential (None: the user's code gets none).
+        self.credentials: JobCredentialIssuer | None = None
 
     def run(self, record: Record, actions: tuple[Action, ...]) -> None:
         """Carry out ``actions`` for ``record`` in order; the first error stops the rest."""
@@ -68,11 +88,17 @@ class Executor:
     def _act(self, record: Record, action: Action) -> None:
         b = self.backend
         if isinstance(action, LaunchJob):
-            b.launch_job(action.launch)
+            launch = action.launch
+            if self.credentials is not None:
+                env = self.credentials.issue(launch, record.account)
+                launch = replace(launch, credentials=env)
+            b.launch_job(launch)
         elif isinstance(action, StopJob):
             b.stop_job(action.name, force=action.force)
         elif isinstance(action, CleanupJob):
             b.cleanup_job(action.name)
+        elif isinstance(action, LaunchTransformInstance | StopTransform | CleanupTransform):
+            self._transform(action)
         elif isinstance(action, LaunchReplica):
             if isinstance(b, LaunchesReplicas) and not self.fleets:
                 b.launch_replica(action.launch)
@@ -84,15 +110,17 @@ class Executor:
                 b.apply_fleets(action.endpoint, action.fleets)
             # else: the plan's launches and removals carried it out, replica by replica
         elif isinstance(action, CreateRecord):
-            self.source.create(
-                action.kind,
-                action.name,
-                action.spec,
-                action.status,
-                phase=action.phase,
-                active=True,
-                now=action.at,
-            )
+            # What a resource makes (a tuning job's trials) is its account's.
+            with tenancy.acting_as(record.account):
+                self.source.create(
+                    action.kind,
+                    action.name,
+                    action.spec,
+                    action.status,
+                    phase=action.phase,
+                    active=True,
+                    now=action.at,
+                )
         elif isinstance(action, RequestStop):
             self.source.set_flag(action.kind, action.name, "stop_requested", self.clock.now())
         elif isinstance(action, DeleteRecord):
@@ -101,3 +129,24 @@ class Executor:
                 self.on_released(record)
         else:  # pragma: no cover - exhaustiveness
             raise TypeError(action)
+
+    def _transform(
+        self, action: LaunchTransformInstance | StopTransform | CleanupTransform
+    ) -> None:
+        b = self.backend
+        if not isinstance(b, TransformBackend):
+            raise ValidationError(transform_refusal(b.name))
+        if isinstance(action, LaunchTransformInstance):
+            b.launch_transform_instance(action.launch)
+        elif isinstance(action, StopTransform):
+            b.stop_transform(action.name, force=action.force)
+        else:
+            b.cleanup_transform(action.name)
+
+
+def transform_refusal(backend: str) -> str:
+    """What a transform job on a backend that cannot run one is told."""
+    return (
+        f"TransformJob: backend {backend!r} cannot run transform jobs (it does not implement "
+        "TransformBackend); run them on the process, docker or kubernetes backend"
+    )

@@ -23,10 +23,10 @@ from typing import Any, Protocol, TypeVar
 
 import pydantic
 
-from orchestrator import metrics
-from orchestrator.backends.base import Backend, Configurable, PassSnapshot
+from orchestrator import metrics, tenancy
+from orchestrator.backends.base import Backend, Configurable, PassSnapshot, TransformBackend
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.controller.executor import Executor
+from orchestrator.controller.executor import Executor, transform_refusal
 from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.plan.admission import (
     Candidate,
@@ -52,6 +52,7 @@ from orchestrator.controller.plan.training import (
     fail_training_job,
     plan_training_job,
 )
+from orchestrator.controller.plan.transform import fail_transform_job, plan_transform_job
 from orchestrator.controller.plan.tuning import (
     DesiredTuningJob,
     needs_series,
@@ -61,6 +62,7 @@ from orchestrator.controller.plan.tuning import (
 from orchestrator.controller.plan.types import (
     Action,
     Admission,
+    CleanupTransform,
     DeleteRecord,
     FleetHealth,
     ObservedReplica,
@@ -78,6 +80,7 @@ from orchestrator.resources.common import Condition, ConditionsState, ConditionT
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
+    DeploymentConfig,
     EndpointState,
     EndpointStatus,
 )
@@ -89,6 +92,7 @@ from orchestrator.resources.kinds import (
     KINDS,
     MODEL,
     TRAINING_JOB,
+    TRANSFORM_JOB,
 )
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import (
@@ -96,6 +100,12 @@ from orchestrator.resources.training import (
     SecondaryStatus,
     TrainingJobState,
     TrainingJobStatus,
+)
+from orchestrator.resources.transform import (
+    TERMINAL_TRANSFORM_STATUSES,
+    CreateTransformJobRequest,
+    TransformJobState,
+    TransformJobStatus,
 )
 from orchestrator.resources.tuning import (
     CreateHyperParameterTuningJobRequest,
@@ -179,6 +189,8 @@ class Policies:
     training_slots: int | None = None
     host_vcpus: int | None = None
     host_memory_mib: int | None = None
+    # A transform instance whose runner died without a result is launched again this often.
+    transform_max_restarts: int = 3
 
 
 class Reconciler:
@@ -210,6 +222,9 @@ class Reconciler:
         self.demand = demand
         self.routes = routes
         self.watcher = watcher
+        # The states of metric alarms by name (``api.alarms``), for the rollback alarms an
+        # endpoint update names by AlarmName alone; None: no alarms here (they never fire).
+        self.alarm_states: Callable[[list[str]], dict[str, str]] | None = None
         self.executor = Executor(backend, source, on_released=self._released, clock=self.clock)
         # Running trials' metric series, for early stopping and Hyperband (from the job logs).
         self.trial_series = TrialSeries(metric_series or JobMetrics(backend, clock=self.clock))
@@ -238,13 +253,17 @@ class Reconciler:
         self._first_pass = True
         # A training job ended in this pass (its slot may let a tuning job launch the next).
         self._job_ended = False
+        # Requests held per (endpoint, variant) as this pass read them (orch_held_requests).
+        self._held: dict[tuple[str, str], int] = {}
 
     # --- passes ------------------------------------------------------------------------------
     def run_pass(self) -> float:
         """Reconcile every active resource once; seconds until the next pass is due."""
         p = self.policies
+        started = time.perf_counter()
         next_due = p.resync_seconds
         self._refs = {}
+        self._held = {}
         self._job_ended = False
         tuning = False
         if isinstance(self.backend, PassSnapshot):
@@ -255,9 +274,12 @@ class Reconciler:
             # Before training jobs: the trials a tuning job creates start in the same pass.
             (HYPER_PARAMETER_TUNING_JOB.name, self.reconcile_tuning_job),
             (TRAINING_JOB.name, self.reconcile_training_job),
+            (TRANSFORM_JOB.name, self.reconcile_transform_job),
             (ENDPOINT.name, self.reconcile_endpoint),
         ]
         seen_endpoints: set[str] = set()
+        sweep = self._first_pass
+        active_jobs: set[str] = set()
         for kind, reconcile in kinds:
             records = self.source.list_active(kind)
             tuning = tuning or (kind == HYPER_PARAMETER_TUNING_JOB.name and bool(records))
@@ -265,6 +287,7 @@ class Reconciler:
                 # What endpoints refer to, as this listing has it: no read per endpoint.
                 self._refs.update(((kind, r.name), r) for r in records)
             if kind == TRAINING_JOB.name:
+                active_jobs = {r.name for r in records}
                 records = self._admit(records)
             for record in records:
                 if kind == ENDPOINT.name:
@@ -281,6 +304,9 @@ class Reconciler:
                     next_due = min(next_due, requeue)
         self._remove_orphans(seen_endpoints)
         self._first_pass = False
+        if (sweep or self._job_ended) and self.executor.credentials is not None:
+            # Level-triggered revoke: every job that no longer runs loses its credential.
+            self.executor.credentials.sweep(active_jobs)
         if tuning and self._job_ended:
             # Tuning jobs are reconciled before training jobs, so a trial that ended in this
             # pass is only seen by its tuning job in the next one: run it now, not after the
@@ -290,6 +316,10 @@ class Reconciler:
             self.watcher.pass_done()
         if self.demand is not None and self.demand.any_waiting():
             next_due = min(next_due, p.held_request_poll_seconds)
+        metrics.record_held_requests(self._held)
+        # After this pass's launches: the jobs still waiting for capacity.
+        metrics.record_training_queue_length(sum(not c.holds for c in self._queue.values()))
+        metrics.record_controller_pass(time.perf_counter() - started, time.time())
         return max(0.0, next_due)
 
     def _one(
@@ -362,19 +392,28 @@ class Reconciler:
             log.warning("unreadable status of %s %s; afresh", record.kind, record.name)
             return model()
 
-    def _write(self, record: Record, plan: Plan[M], *, active: bool | None = None) -> Result:
-        """Persist the plan's status (when it changed); a lost race plans again at once."""
+    def _write(
+        self,
+        record: Record,
+        plan: Plan[M],
+        *,
+        active: bool | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> Result:
+        """Persist the plan's status (when it changed); a lost race plans again at once.
+        ``then``: what to do once the status is stored (not after a lost race)."""
         doc = plan.status.model_dump(mode="json")
         live = plan.active if active is None else active
         same = _pruned(doc) == _pruned(record.status)
-        if same and plan.phase == record.phase and live == record.active:
-            return Result(plan.requeue_after)
-        try:
-            self.source.update_status(
-                record, doc, phase=plan.phase, active=live, now=self.clock.now()
-            )
-        except ConflictError:
-            return Result(0.0)  # the desired state changed under us: plan again at once
+        if not (same and plan.phase == record.phase and live == record.active):
+            try:
+                self.source.update_status(
+                    record, doc, phase=plan.phase, active=live, now=self.clock.now()
+                )
+            except ConflictError:
+                return Result(0.0)  # the desired state changed under us: plan again at once
+        if then is not None:
+            then()
         return Result(plan.requeue_after)
 
     def _invalid(
@@ -463,6 +502,8 @@ class Reconciler:
                 desired.status, FailureReason(kind="ClientError", message=e.message), now
             )
         if _deletes(plan):
+            if self.executor.credentials is not None:
+                self.executor.credentials.revoke("training", record.name)
             return Result()
         if record.active and not plan.active:
             self._job_ended = True
@@ -477,13 +518,110 @@ class Reconciler:
             self._waited[record.name] = record.spec
         else:
             self._waited.pop(record.name, None)
-        result = self._write(record, plan)
+        ended = plan.status
+        result = self._write(record, plan, then=lambda: _count_training(status, ended))
+        if record.active and not plan.active and self.executor.credentials is not None:
+            # Stored as ended: its credential goes (a crash before this: the next sweep).
+            self.executor.credentials.revoke("training", record.name)
         if record.preempt_requested and plan.active and not holds:
             # Carried out: the job is back in the queue (or never left it).
             self.source.set_flag(
                 TRAINING_JOB.name, record.name, "preempt_requested", now, value=False
             )
         return result
+
+    # --- transform jobs --------------------------------------------------------------------------
+    def reconcile_transform_job(self, record: Record) -> Result:
+        """Plan the job over what the backend runs of it; its scratch is removed only once the
+        status that ends the job is stored (a crash before that plans the end again)."""
+        now = self.clock.now()
+        status = self._status(TransformJobState, record)
+        backend = self.backend
+        try:
+            spec = self._spec(CreateTransformJobRequest, record)
+            if not isinstance(backend, TransformBackend):
+                raise ValidationError(transform_refusal(backend.name))
+        except ValidationError as e:
+            metrics.remove_transform_job(record.name)
+            if record.delete_requested:
+                if isinstance(backend, TransformBackend):
+                    backend.cleanup_transform(record.name)
+                self.source.release(record)
+                return Result()
+            failed = status.model_copy(
+                update={
+                    "TransformJobStatus": TransformJobStatus.FAILED,
+                    "FailureReason": f"ValidationException: {e.message}"[:1024],
+                    "TransformEndTime": status.TransformEndTime or now,
+                }
+            )
+            return self._invalid(record, e, failed)
+        ended = status.TransformJobStatus in TERMINAL_TRANSFORM_STATUSES
+        if not record.delete_requested and not ended:
+            record = self.source.claim(record)
+        model, model_error = self._transform_model(spec.ModelName)
+        observed = backend.observe_transform(record.name)
+        current = self._valid(status)
+        plan = plan_transform_job(
+            spec,
+            current,
+            observed,
+            model,
+            now=now,
+            stop_requested=record.stop_requested,
+            delete_requested=record.delete_requested,
+            max_restarts=self.policies.transform_max_restarts,
+            stop_grace_seconds=self.policies.training.stop_grace_seconds,
+            model_error=model_error,
+        )
+        try:
+            self.executor.run(record, _before_write(plan.actions))
+        except OrchestratorError as e:
+            if not is_terminal(e):
+                raise
+            # The backend refused an instance for good: the job fails, and the instances it
+            # runs (some may have been launched just now: observed again) stop.
+            reason = FailureReason(kind="ClientError", message=e.message)
+            plan = fail_transform_job(
+                spec,
+                current,
+                backend.observe_transform(record.name),
+                reason,
+                now=now,
+                delete_requested=record.delete_requested,
+            )
+            self.executor.run(record, _before_write(plan.actions))
+        after = tuple(a for a in plan.actions if isinstance(a, CleanupTransform | DeleteRecord))
+        if _deletes(plan):
+            self.executor.run(record, after)
+            metrics.remove_transform_job(record.name)
+            return Result()
+        result = self._write(
+            record, plan, then=(lambda: self.executor.run(record, after)) if after else None
+        )
+        if plan.status.TransformJobStatus in TERMINAL_TRANSFORM_STATUSES:
+            metrics.remove_transform_job(record.name)
+        else:
+            progress = plan.status.Progress
+            latency = progress.ModelLatencyMicroseconds
+            metrics.record_transform_progress(
+                record.name,
+                records=progress.RecordsProcessed,
+                records_per_second=progress.RecordsPerSecond,
+                model_latency_seconds=None if latency is None else latency / 1e6,
+            )
+        return result
+
+    def _transform_model(self, name: str) -> tuple[CreateModelRequest | None, str | None]:
+        """A transform job's Model (read once per pass), or why it cannot be used (None:
+        there is none)."""
+        rec = self._ref(MODEL.name, name)
+        if rec is None:
+            return None, None
+        try:
+            return self._spec(CreateModelRequest, rec), None
+        except ValidationError as e:
+            return None, e.message
 
     # --- the admission queue ---------------------------------------------------------------------
     def _admit(self, records: list[Record]) -> list[Record]:
@@ -709,6 +847,7 @@ class Reconciler:
             current_config=current,
             load=self._load(record.name, serving or spec.EndpointConfigName, current or config),
             target_health=self._target_health(record.name, status),
+            alarm_states=self._alarm_states(spec, status, record.account),
         )
         observed = self.backend.observe_replicas(record.name)
         if self.watcher is not None:
@@ -782,9 +921,10 @@ class Reconciler:
                 if self.telemetry is not None
                 else VariantLoad()
             )
+            waiting = self.demand.waiting(endpoint, v.VariantName) if self.demand else 0
+            self._held[(endpoint, v.VariantName)] = waiting
             if load is None:
                 continue  # unknown: the autoscaler holds this variant's count
-            waiting = self.demand.waiting(endpoint, v.VariantName) if self.demand else 0
             out[v.VariantName] = VariantLoad(
                 invocations_per_minute=load.invocations_per_minute,
                 concurrency=load.concurrency,
@@ -792,6 +932,24 @@ class Reconciler:
                 waiting=waiting,
             )
         return out
+
+    def _alarm_states(
+        self, spec: CreateEndpointRequest, status: EndpointState, account: str
+    ) -> dict[str, str]:
+        """The rollback alarms' states, read as the endpoint's own account: another account's
+        alarm of the same name is none of its business."""
+        if status.Deployment is None or self.alarm_states is None:
+            return {}
+        config = spec.DeploymentConfig or DeploymentConfig()
+        names = [a.AlarmName for a in config.alarms if a.MetricName is None]
+        if not names:
+            return {}
+        try:
+            with tenancy.acting_as(account):
+                return self.alarm_states(names)
+        except Exception:  # the alarm store unreachable: this pass sees no alarm fire
+            log.exception("metric alarms' states not read for endpoint updates")
+            return {}
 
     def _target_health(self, endpoint: str, status: EndpointState) -> FleetHealth | None:
         d = status.Deployment
@@ -809,7 +967,10 @@ class Reconciler:
         live = plan.phase not in {"Failed", "Deleting"}
         if plan.routes is not None and live and not record.delete_requested:
             public = spec.AuthMode == "None"
-            self.routes.publish(EndpointRoute(record.name, public, plan.routes))
+            tags = tuple((t.Key, t.Value) for t in spec.Tags)
+            self.routes.publish(
+                EndpointRoute(record.name, public, plan.routes, tags, account=record.account)
+            )
         else:
             self.routes.withdraw(record.name)
 
@@ -818,11 +979,23 @@ class Reconciler:
             self.routes.withdraw(endpoint)
 
 
-# Kinds endpoints refer to (an EndpointConfig, its Models): listed early in every pass.
+# Kinds endpoints and transform jobs refer to (an EndpointConfig, Models): listed early in
+# every pass.
 _REFERENCED = frozenset({MODEL.name, ENDPOINT_CONFIG.name})
 _TERMINAL = frozenset(
     {TrainingJobStatus.COMPLETED, TrainingJobStatus.FAILED, TrainingJobStatus.STOPPED}
 )
+
+
+def _count_training(before: TrainingJobState, after: TrainingJobState) -> None:
+    """What a stored status adds to the training metrics: the attempts that ended since the
+    last stored one, and the job's end (run after the write: a lost race counts nothing)."""
+    for attempt in after.Attempts[len(before.Attempts) :]:
+        metrics.record_training_attempt_ended(attempt.Outcome.value, retried=attempt.Retried)
+    if before.TrainingJobStatus not in _TERMINAL and after.TrainingJobStatus in _TERMINAL:
+        metrics.record_training_job_ended(
+            after.TrainingJobStatus.value, after.TrainingTimeInSeconds
+        )
 
 
 def _conditions_of(status: pydantic.BaseModel) -> list[Condition]:
@@ -841,6 +1014,12 @@ def _pruned(doc: Any) -> Any:
 
 def _deletes(plan: Plan[M]) -> bool:
     return any(isinstance(a, DeleteRecord) for a in plan.actions)
+
+
+def _before_write(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    """A transform job's actions that come before its status is written: all but its cleanup
+    and its record's release, which come once the status that ends it is stored."""
+    return tuple(a for a in actions if not isinstance(a, CleanupTransform | DeleteRecord))
 
 
 def _teardown(endpoint: str, observed: list[ObservedReplica]) -> tuple[Action, ...]:

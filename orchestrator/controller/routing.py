@@ -11,6 +11,10 @@ read is atomic. Each change (a route published that differs from the one before,
 bumps ``version`` and calls the listeners, which is how router workers in other processes get
 a copy (``orchestrator.dataplane.workers``); the controller republishing the same route every
 pass changes nothing.
+
+Each route carries its endpoint's account (``orchestrator.tenancy``: ``ROOT`` for the server's
+own), so the data plane tells another account's endpoint from an absent one without a store
+read, and answers both alike.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ class EndpointRoute:
     endpoint: str
     public: bool
     variants: tuple[VariantRoute, ...]
+    # The endpoint's tags, for policies' tag conditions on InvokeEndpoint (no store read on
+    # the invocation path).
+    tags: tuple[tuple[str, str], ...] = ()
+    # The endpoint's account (``orchestrator.tenancy``; "" for the server's own): a keyed
+    # caller of another account is answered as for an absent endpoint, unless it is public.
+    account: str = ""
 
     @property
     def ready(self) -> bool:

@@ -58,6 +58,7 @@ def policies_from(settings: Settings) -> Policies:
         # unless set; on Kubernetes the scheduler places CPU and memory).
         host_vcpus=c.training_vcpus or (os.cpu_count() if on_host else None),
         host_memory_mib=c.training_memory_mib or (host_memory_mib() if on_host else None),
+        transform_max_restarts=settings.transform.max_instance_restarts,
     )
 
 

@@ -32,6 +32,7 @@ from orchestrator.dataplane.plane import DataPlane, DataPlaneSettings, EndpointS
 from orchestrator.dataplane.recorder import LocalSink
 from orchestrator.monitoring.series import SeriesStore
 from orchestrator.settings import Settings
+from orchestrator.tls import replica_ca
 
 __all__ = [
     "DataPlane",
@@ -96,7 +97,20 @@ def settings_of(settings: Settings) -> DataPlaneSettings:
         fast_path=settings.server.invocation_fast_path,
         region=settings.region,
         account_id=settings.account_id,
+        invocations_per_second=settings.rate_limits.invocations_per_second,
+        invocation_burst=settings.rate_limits.invocation_burst,
+        replica_ca_file=_replica_ca_file(settings),
     )
+
+
+def _replica_ca_file(settings: Settings) -> str:
+    """The CA replicas are verified against: the one named (on a cluster, the operator's,
+    mounted from its Secret), else the control plane's own (made on first use)."""
+    if not settings.serving.replica_tls:
+        return ""
+    if settings.serving.replica_ca_file is not None:
+        return str(settings.serving.replica_ca_file)
+    return str(replica_ca(settings.replica_ca_dir).cert)
 
 
 def _epoch_seconds(clock: Clock) -> Any:

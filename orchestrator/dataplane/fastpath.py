@@ -147,8 +147,9 @@ def protocol_for(front: DataPlaneFront) -> type[HttpToolsProtocol]:
 
             try:
                 reply = await front.answer(
-                    name, replica_path, headers, read_body, started, raw_target=raw_target
-                )
+                    name, replica_path, headers, read_body, started, raw_target=raw_target,
+                    client=self.client[0] if self.client else "",
+                )  # fmt: skip
             except ClientGone:
                 reply = None
             self._respond(cycle, reply)

@@ -28,6 +28,21 @@ before the body is read; then the limit, the body, and the signature over it; th
 a bad API key. The answer carries SageMaker's headers, a replica's non-2xx becomes ModelError,
 and every refusal is SageMaker Runtime's error; what is recorded is the same either way.
 
+Tenancy (``orchestrator.tenancy``): each route carries its endpoint's account. A keyed caller
+of another account (its ``Principal.account`` differs) is answered exactly as for an absent
+endpoint: the route is dropped once the key is verified (one string compare, no lock, no
+I/O) and the request goes on as one without a route, so the authorization (on an ARN in the
+caller's own account), the rate limit, the status lookup (``endpoint_status``, asked as the
+caller's account) and the 404 (SageMaker Runtime's names the caller's account) are an absent
+endpoint's. A public endpoint (AuthMode None) serves any caller, as before; another
+account's key is not authorized against it (its policies speak of its own account). A
+served invocation is authorized on the endpoint's ARN in the endpoint's own account.
+
+Besides 401 and 403, ``plane.on_denied`` (the audit trail) is told of every keyed caller's
+invocation answered as for an absent endpoint, and of a SigV4 caller's AccessDenied (a 400
+in SageMaker Runtime's shapes), with the caller's account: the same record whether the
+endpoint is another account's or absent.
+
 The front also runs the ASGI lifespan of the wrapped app, starting the data plane before it and
 stopping it (flushing the last metrics) before the wrapped app shuts down.
 """
@@ -44,7 +59,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from orchestrator import sigv4
+from orchestrator import sigv4, tenancy
 from orchestrator.access import Principal, authorize
 from orchestrator.controller.routing import EndpointRoute
 from orchestrator.dataplane import runtime
@@ -57,6 +72,7 @@ from orchestrator.errors import (
     NotFoundError,
     OrchestratorError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     UnavailableError,
     ValidationError,
     http_answer,
@@ -71,6 +87,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 INVOKED_VARIANT_HEADER = "X-Invoked-Production-Variant"
+INVOKE = "sagemaker:InvokeEndpoint"
 _PREFIX = "/endpoints/"
 _V2 = "v2/models/"
 _INVOKED = INVOKED_VARIANT_HEADER.lower().encode()
@@ -82,6 +99,18 @@ _FORWARDED = {b"content-type", b"accept", b"x-custom-attributes"}
 
 class ClientGone(Exception):
     """The caller disconnected while its body was being read."""
+
+
+class _Caller:
+    """Who one invocation's caller turned out to be, for the audit trail: its principal once
+    its key is verified, and whether it was refused in a way a 401/403 status does not show
+    (an endpoint absent to it; SigV4's AccessDenied, a 400)."""
+
+    __slots__ = ("principal", "refused")
+
+    def __init__(self) -> None:
+        self.principal: Principal | None = None
+        self.refused = False
 
 
 def match_invocation(path: str) -> tuple[str, bytes] | None:
@@ -157,7 +186,7 @@ class DataPlaneFront:
             try:
                 reply = await self.answer(
                     name, replica_path, scope["headers"], lambda limit: _read_body(receive, limit),
-                    started, raw_target=raw_target,
+                    started, raw_target=raw_target, client=_client(scope),
                 )  # fmt: skip
             except ClientGone:
                 return
@@ -176,21 +205,32 @@ class DataPlaneFront:
         started: float,
         *,
         raw_target: bytes = b"",
+        client: str = "",
     ) -> Reply:
         """The answer to one invocation, whichever server carries it (``read_body(limit)``
         reads the body, refusing one over ``limit``; ``raw_target``: the request target as
-        sent, which a signature covers). Raises only ``ClientGone``."""
+        sent, which a signature covers; ``client``: the caller's address, for the refusals
+        told to ``plane.on_denied``). Raises only ``ClientGone``."""
+        caller = _Caller()
         try:
-            return await self._serve(
-                name, replica_path, headers, read_body, started=started, raw_target=raw_target
-            )
+            reply = await self._serve(
+                name, replica_path, headers, read_body, caller, started=started,
+                raw_target=raw_target,
+            )  # fmt: skip
         except OrchestratorError as e:
-            return error_reply(e)
+            reply = error_reply(e)
         except ClientGone:
             raise
         except Exception as e:  # a bug here must answer 500, not drop the connection
             log.exception("invocation of %s failed", name, exc_info=e)
-            return error_reply(OrchestratorError(f"internal error: {type(e).__name__}"))
+            reply = error_reply(OrchestratorError(f"internal error: {type(e).__name__}"))
+        on_denied = self.plane.on_denied
+        if on_denied is not None and (caller.refused or reply.status in {401, 403}):
+            who = caller.principal
+            server = self.plane.settings.account_id
+            account = "" if who is None else tenancy.arn_account(who.account, server)
+            on_denied(name, headers, reply.status, reply.body, client, account=account)
+        return reply
 
     async def _serve(
         self,
@@ -198,6 +238,7 @@ class DataPlaneFront:
         replica_path: bytes,
         headers: list[tuple[bytes, bytes]],
         read_body: Callable[[int], Awaitable[bytes]],
+        caller: _Caller,
         *,
         started: float,
         raw_target: bytes,
@@ -225,13 +266,14 @@ class DataPlaneFront:
         if authorization is not None and authorization.startswith(sigv4.ALGORITHM):
             request = _Signed(name, replica_path, headers, raw_target, authorization, declared)
             return await self._serve_signed(
-                request, read_body, forwarded=forwarded, target=target, amzn=amzn,
+                request, read_body, caller, forwarded=forwarded, target=target, amzn=amzn,
                 started=started,
             )  # fmt: skip
-        route = plane.routes.get(name)
-        await self._authenticate(route, presented_key(authorization, api_key))
+        route = await self._authenticate(
+            plane.routes.get(name), presented_key(authorization, api_key), name, caller
+        )
         if route is None:
-            raise await self._not_routed(name)
+            raise await self._not_routed(name, caller)
         if amzn is not None:
             target = runtime.sagemaker_headers(amzn, forwarded, target, name)
         limit = plane.max_payload_bytes
@@ -257,6 +299,7 @@ class DataPlaneFront:
         self,
         request: _Signed,
         read_body: Callable[[int], Awaitable[bytes]],
+        caller: _Caller,
         *,
         forwarded: list[bytes],
         target: str | None,
@@ -268,13 +311,15 @@ class DataPlaneFront:
         plane = self.plane
         settings = plane.settings
         request_id = _request_id()
+        route = plane.routes.get(request.name)
+        principal: Principal | None = None
         try:
-            route = plane.routes.get(request.name)
             principal = await self._check_signature(route, request, read_body)
             if principal is not None:
-                authorize(principal, "endpoint:invoke")
+                caller.principal = principal
+                route = self._admit(principal, request.name, route)
             if route is None:
-                raise await self._not_routed(request.name)
+                raise await self._not_routed(request.name, caller)
             if amzn is not None:
                 target = runtime.sagemaker_headers(amzn, forwarded, target, request.name)
             served = await plane.router.invoke(
@@ -286,9 +331,17 @@ class DataPlaneFront:
         except Exception as e:
             if not isinstance(e, (OrchestratorError, sigv4.SignatureError)):
                 log.exception("invocation of %s failed", request.name, exc_info=e)
+            if isinstance(e, PermissionDeniedError):
+                caller.refused = True  # AccessDeniedException is a 400: told all the same
+            # What the answer names: the endpoint's account, or (none the caller may see) the
+            # caller's own, as SageMaker names it for an endpoint that is not there.
+            if route is not None:
+                owner = route.account
+            else:
+                owner = principal.account if principal is not None else tenancy.ROOT
             status, headers, body = runtime.error_answer(
-                e, endpoint=request.name, region=settings.region, account=settings.account_id,
-                request_id=request_id,
+                e, endpoint=request.name, region=settings.region,
+                account=tenancy.arn_account(owner, settings.account_id), request_id=request_id,
             )  # fmt: skip
             return Reply(status, headers, body)
         answer = served.answer
@@ -298,7 +351,7 @@ class DataPlaneFront:
             return Reply(answer.status, out, answer.body, route, served)
         status, out, body = runtime.model_error(
             answer, variant=variant, endpoint=request.name, region=settings.region,
-            account=settings.account_id, request_id=request_id,
+            account=tenancy.arn_account(route.account, settings.account_id), request_id=request_id,
         )  # fmt: skip
         return Reply(status, out, body, route, served)
 
@@ -343,9 +396,13 @@ class DataPlaneFront:
             return None
         return found[1]
 
-    async def _authenticate(self, route: EndpointRoute | None, key: str | None) -> None:
+    async def _authenticate(
+        self, route: EndpointRoute | None, key: str | None, name: str, caller: _Caller
+    ) -> EndpointRoute | None:
+        """Check the key, then ``_admit``: the route the caller is served by, None when it
+        has none (absent, or another account's)."""
         if route is not None and route.public and not key:
-            return
+            return route
         plane = self.plane
         try:
             principal = plane.keys.get(key) if key else None
@@ -356,18 +413,61 @@ class DataPlaneFront:
             # exists; a public endpoint ignores a bad key.
             if route is None or not route.public:
                 raise
-            return
-        authorize(principal, "endpoint:invoke")
+            return route
+        caller.principal = principal
+        return self._admit(principal, name, route)
 
-    async def _not_routed(self, name: str) -> OrchestratorError:
-        status = await asyncio.to_thread(self.plane.endpoint_status, name)
+    def _admit(
+        self, principal: Principal, name: str, route: EndpointRoute | None
+    ) -> EndpointRoute | None:
+        """Authorize a verified caller and count it against its key's limit (before the body
+        is read); the route it is served by. Another account's endpoint is absent to it
+        (None, from here on answered as an absent endpoint), unless the endpoint is public:
+        then anyone may invoke it, without authorization by another account's policies."""
+        foreign = route is not None and route.account != principal.account
+        if foreign and route is not None and not route.public:
+            route, foreign = None, False
+        if not foreign:
+            self._authorize(principal, name, route)
+        if self.plane.invocation_limits is not None:  # per key, before the body is read
+            self.plane.invocation_limits.check(principal.key_id)
+        return route
+
+    def _authorize(self, principal: Principal, name: str, route: EndpointRoute | None) -> None:
+        """``sagemaker:InvokeEndpoint`` on the endpoint's ARN (in the endpoint's account;
+        without a route, in the caller's, where the endpoint would be), its tags from the
+        route."""
+        s = self.plane.settings
+        account = route.account if route is not None else principal.account
+        arn = (
+            f"arn:aws:sagemaker:{s.region}:{tenancy.arn_account(account, s.account_id)}:"
+            f"endpoint/{name.lower()}"
+        )
+        tags = route.tags if route is not None else ()
+        authorize(principal, INVOKE, arn, (lambda: dict(tags)) if tags else None)
+
+    async def _not_routed(self, name: str, caller: _Caller) -> OrchestratorError:
+        """The answer for an endpoint with no route the caller may use, from its status as
+        the caller's account sees it (another account's endpoint is absent)."""
+        who = caller.principal
+        account = who.account if who is not None else None
+        status = await asyncio.to_thread(_status_as, self.plane.endpoint_status, name, account)
         if status is None:
+            caller.refused = who is not None  # a keyed caller's unknown endpoint: audited
             return NotFoundError(f"Endpoint {name!r} does not exist")
         if status[0] == "Failed":
             return ConflictError(f"endpoint {name!r} is Failed: {status[1]}")
         return UnavailableError(
             f"endpoint {name!r} is {status[0]}, not in service yet", retry_after=1
         )
+
+
+def _status_as(
+    endpoint_status: Callable[[str], tuple[str, str] | None], name: str, account: str | None
+) -> tuple[str, str] | None:
+    """``endpoint_status(name)`` asked as ``account`` (the stores show it only its own)."""
+    with tenancy.acting_as(account):
+        return endpoint_status(name)
 
 
 @dataclass(slots=True)
@@ -381,6 +481,11 @@ class _Signed:
     authorization: str
     declared: bytes | None
     body: bytes = b""
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def _request_id() -> bytes:

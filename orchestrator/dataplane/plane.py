@@ -19,11 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.dataplane.keys import KeyCache, KeyChecker, SigningKeyCache, SigningKeySource
 from orchestrator.dataplane.recorder import FLUSH_SECONDS, InvocationLog, Sink
 from orchestrator.dataplane.router import Demand, Router
+from orchestrator.ratelimit import buckets_of
 
 log = logging.getLogger("orchestrator.dataplane")
 
@@ -41,6 +44,28 @@ class DataPlaneSettings:
     # What SigV4 requests are signed for, and what SageMaker Runtime's answers name.
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    # Per-key invocation rate limit in this process (0: none) and its burst.
+    invocations_per_second: float = 0.0
+    invocation_burst: int = 1000
+    # The replica CA's certificate (PEM path) that ``https://`` replicas are verified against
+    # (ORCH_SERVING__REPLICA_TLS); empty: replicas speak plain HTTP and HTTPS ones are refused.
+    replica_ca_file: str = ""
+
+
+class DeniedHook(Protocol):
+    """Told of a refused invocation: (endpoint, request headers, status, answer body, client
+    address) and the caller's ``account`` id (12 digits; "" when no key was verified)."""
+
+    def __call__(
+        self,
+        name: str,
+        headers: list[tuple[bytes, bytes]],
+        status: int,
+        body: bytes,
+        client: str,
+        *,
+        account: str = "",
+    ) -> None: ...
 
 
 class DataPlane:
@@ -69,6 +94,15 @@ class DataPlane:
         self.sink = sink
         self.settings = settings
         self.max_payload_bytes = settings.max_payload_bytes
+        # Per-key invocation buckets (None: no limit; orchestrator.ratelimit).
+        self.invocation_limits = buckets_of(
+            settings.invocations_per_second,
+            settings.invocation_burst,
+            "ORCH_RATE_LIMITS__INVOCATIONS_PER_SECOND and __INVOCATION_BURST",
+        )
+        # Told of every invocation refused (401, 403, or answered as for an absent endpoint
+        # to a keyed caller; the audit trail, set by whoever builds the front).
+        self.on_denied: DeniedHook | None = None
         self.log = InvocationLog()
         self.router = Router(
             routes,
@@ -78,6 +112,10 @@ class DataPlane:
             shadow_max_in_flight=settings.shadow_max_in_flight,
             clock=clock,
         )
+        if settings.replica_ca_file:
+            from orchestrator.tls import replica_client_context
+
+            self.router.pools.ssl_context = replica_client_context(Path(settings.replica_ca_file))
         self.revocation_listeners: list[Callable[[str], None]] = []
         self.started_hooks: list[Callable[[], object]] = []
         self.stopping_hooks: list[Callable[[], object]] = []

@@ -23,6 +23,12 @@ path needs and no more:
   not by a timer per request (arming and cancelling a loop timer per request cost about
   15 us of the ~125 us a request cost this client, measured alone against a replica).
 
+``https://`` replica URLs (``ORCH_SERVING__REPLICA_TLS``) are connected with TLS, verified
+against the ``ssl_context`` the pools were given (the replica CA only); a handshake that fails
+(a certificate from another CA, or a replica that speaks plain HTTP) raises
+``NoResponseError`` naming the replica and the reason, and no request byte is sent. Without a
+context an ``https://`` URL is refused, never sent in the clear.
+
 An idle connection is dropped after ``IDLE_SECONDS``, below uvicorn's 5 s keep-alive timeout
 on the replica's side, so a request is rarely written into a connection the replica is closing;
 when it is (no byte back), the request is sent again once on a fresh connection.
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -178,25 +185,37 @@ Resolve = Callable[[str, int], tuple[str, int]]
 
 
 class Replica:
-    """The connections to one replica URL (``http://host:port`` with an optional base path).
+    """The connections to one replica URL (``http://host:port`` or ``https://``, with an
+    optional base path).
     ``waiting`` holds every request in flight, by its future: (deadline, connection). By the
     future, not the connection: an answer puts the connection back before the caller runs
     again, and the next request may already be on it."""
 
     def __init__(
-        self, url: str, waiting: Waiting | None = None, resolve: Resolve | None = None
+        self,
+        url: str,
+        waiting: Waiting | None = None,
+        resolve: Resolve | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             # A route the control plane built wrong: not the caller's fault, and not theirs to fix.
             raise UnavailableError(
-                f"replica URL {url!r}: the router speaks plain HTTP to replicas on a private "
-                "network (http://HOST:PORT)",
+                f"replica URL {url!r}: the router speaks HTTP or HTTPS to replicas "
+                "(http://HOST:PORT, https://HOST:PORT)",
+                retry_after=5,
+            )
+        if parts.scheme == "https" and ssl_context is None:
+            raise UnavailableError(
+                f"replica URL {url!r} is HTTPS but this data plane has no replica CA; set "
+                "ORCH_SERVING__REPLICA_TLS=true on the control plane too",
                 retry_after=5,
             )
         self.url = url
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl = ssl_context if parts.scheme == "https" else None
         self.base_path = parts.path.rstrip("/").encode()
         host_header = parts.netloc.encode("idna")
         self._host_line = b" HTTP/1.1\r\nhost: " + host_header + b"\r\ncontent-length: "
@@ -239,10 +258,23 @@ class Replica:
             self._resolve(self.host, self.port) if self._resolve else (self.host, self.port)
         )
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self, loop), host, port),
-                CONNECT_TIMEOUT_SECONDS,
-            )
+            if self._ssl is None:
+                connecting = loop.create_connection(lambda: _Connection(self, loop), host, port)
+            else:  # verified against the URL's name, wherever ``resolve`` sends the socket
+                connecting = loop.create_connection(
+                    lambda: _Connection(self, loop),
+                    host,
+                    port,
+                    ssl=self._ssl,
+                    server_hostname=self.host,
+                    ssl_handshake_timeout=CONNECT_TIMEOUT_SECONDS,
+                )
+            _, conn = await asyncio.wait_for(connecting, CONNECT_TIMEOUT_SECONDS)
+        except ssl.SSLError as e:
+            raise NoResponseError(
+                f"TLS handshake with replica {self.url} failed ({e.reason or e}); its "
+                "certificate must come from the replica CA"
+            ) from e
         except (OSError, TimeoutError) as e:
             raise NoResponseError(f"cannot connect to {self.url}: {e}") from e
         return conn
@@ -292,15 +324,21 @@ class Pools:
     ``retain``. ``resolve``: where a URL's (host, port) is connected to, when not as written
     (a test that plays cluster DNS for Service names; set it before the first request)."""
 
-    def __init__(self, resolve: Resolve | None = None) -> None:
+    def __init__(
+        self, resolve: Resolve | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._replicas: dict[str, Replica] = {}
         self._waiting: Waiting = {}
         self.resolve = resolve
+        # For ``https://`` replicas: verifies them (the replica CA); None refuses them.
+        self.ssl_context = ssl_context
 
     def get(self, url: str) -> Replica:
         replica = self._replicas.get(url)
         if replica is None:
-            replica = self._replicas[url] = Replica(url, self._waiting, self.resolve)
+            replica = self._replicas[url] = Replica(
+                url, self._waiting, self.resolve, self.ssl_context
+            )
         return replica
 
     def expire(self, now: float) -> int:

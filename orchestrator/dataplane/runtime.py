@@ -33,6 +33,7 @@ what differs, as pure functions the front calls:
   the replica did not answer in time      ModelError (SageMaker's words:   424
                                           "Received server error (0)")
   held for a variant at zero, too long    ModelNotReadyException           429
+  the key's invocation rate limit         ThrottlingException (Retry-After) 400
   no ready replica, not in service yet    ServiceUnavailable               503
   bad input, a refused header, a Failed   ValidationError                  400
   endpoint, an unknown endpoint           ("Endpoint X of account Y not found.")
@@ -69,6 +70,7 @@ from orchestrator.errors import (
     PermanentError,
     PermissionDeniedError,
     TemporaryError,
+    ThrottlingError,
     ValidationError,
 )
 
@@ -269,6 +271,8 @@ def error_answer(
             request_id, OriginalMessage=original,
             LogStreamArn=log_group_arn(region, account, endpoint),
         )  # fmt: skip
+    if isinstance(error, ThrottlingError):
+        return render(400, "ThrottlingException", message, request_id, retry_after=error)
     if isinstance(error, ModelNotReadyError):
         return render(429, "ModelNotReadyException", message, request_id, retry_after=error)
     if isinstance(error, TemporaryError):

@@ -3,7 +3,8 @@
 Over a Unix socket in a private (0700) directory. The control plane (the hub) sends:
 
     {"t": "welcome", "settings": {...}}           once, first
-    {"t": "routes", "routes": [...]}               the whole table, after every change
+    {"t": "routes", "routes": [...]}               the whole table, after every change (each
+                                                   route with its endpoint's account)
     {"t": "revoked", "key_id": "..."}              drop this key (API or access key) now
     {"t": "auth", "id": N, "principal": {...}}     the answer to an auth question, or
     {"t": "auth", "id": N, "error": "..."}         its refusal (401; with "kind": a SigV4
@@ -20,6 +21,11 @@ A worker sends:
     {"t": "auth", "id": N, "key": "..."}           a key its cache does not hold
     {"t": "signing_key", "id": N,                  a SigV4 scope its cache does not hold
      "scope": [AKID, DATE, REGION, SERVICE]}
+    {"t": "denied", "endpoint": E, "status": S,    an invocation it refused (401/403, or an
+     "headers": [[K, V]...], "body": B,            endpoint absent to a keyed caller), for
+     "client": ADDR, "account": A}                 the audit trail: only the headers that
+                                                   name the key and the user agent, and the
+                                                   caller's account id ("" without a key)
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from orchestrator import access
 from orchestrator.access import Principal
 from orchestrator.controller.plan.types import VariantRoute
 from orchestrator.controller.routing import EndpointRoute
@@ -64,17 +71,19 @@ def routes_from_wire(routes: list[dict[str, Any]]) -> list[EndpointRoute]:
             endpoint=r["endpoint"],
             public=r["public"],
             variants=tuple(VariantRoute(**{**v, "urls": tuple(v["urls"])}) for v in r["variants"]),
+            tags=tuple((str(k), str(v)) for k, v in r.get("tags", ())),
+            account=str(r.get("account", "")),
         )
         for r in routes
     ]
 
 
-def principal_to_wire(principal: Principal) -> dict[str, str]:
-    return asdict(principal)
+def principal_to_wire(principal: Principal) -> dict[str, Any]:
+    return access.principal_to_wire(principal)
 
 
-def principal_from_wire(data: dict[str, str]) -> Principal:
-    return Principal(key_id=data["key_id"], name=data["name"], role=data["role"])
+def principal_from_wire(data: dict[str, Any]) -> Principal:
+    return access.principal_from_wire(data)
 
 
 def settings_to_wire(settings: DataPlaneSettings) -> dict[str, Any]:

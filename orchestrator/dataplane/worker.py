@@ -18,6 +18,7 @@ import itertools
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,14 @@ from orchestrator.errors import AuthenticationError, UnavailableError, http_answ
 log = logging.getLogger("orchestrator.dataplane")
 AUTH_TIMEOUT_SECONDS = 10.0
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade"}
+# Not passed back from the control plane: the worker's own server adds its own (else an
+# answer passed on would carry two of each, and differ from one the worker gave itself).
+_SERVERS_OWN = _HOP_BY_HOP | {b"date", b"server"}
+
+
+# What a refused invocation's record needs: who it named (the key id, parsed on the hub's
+# side and never kept) and its user agent.
+_DENIED_HEADERS = frozenset({b"authorization", b"x-api-key", b"user-agent"})
 
 
 class HubLink:
@@ -66,6 +75,32 @@ class HubLink:
 
     def release(self, endpoint: str, variant: str) -> None:
         self._send({"t": "release", "endpoint": endpoint, "variant": variant})
+
+    # DataPlane.on_denied: the hub records it (the audit trail lives with the control plane).
+    def denied(
+        self,
+        name: str,
+        headers: list[tuple[bytes, bytes]],
+        status: int,
+        body: bytes,
+        client: str,
+        *,
+        account: str = "",
+    ) -> None:
+        kept = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k in _DENIED_HEADERS
+        ]
+        self._send(
+            {
+                "t": "denied",
+                "endpoint": name,
+                "headers": kept,
+                "status": status,
+                "body": body.decode("utf-8", "replace"),
+                "client": client,
+                "account": account,
+            }
+        )
 
     # KeyChecker: called off the loop (the cache runs checkers in a thread).
     def __call__(self, presented: str | None) -> Principal:
@@ -127,8 +162,9 @@ class HubLink:
 class MainProxy:
     """An ASGI app that passes every request to the control plane over its Unix socket."""
 
-    def __init__(self, api_path: str) -> None:
+    def __init__(self, api_path: str, *, tls: bool = False) -> None:
         self.api_path = api_path
+        self.tls = tls
         self.client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,7 +187,8 @@ class MainProxy:
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        url = httpx.URL("http://control-plane", raw_path=path + (b"?" + query if query else b""))
+        base = "https://control-plane" if self.tls else "http://control-plane"
+        url = httpx.URL(base, raw_path=path + (b"?" + query if query else b""))
         request = self.client.build_request(scope["method"], url, headers=headers, content=body())
         try:
             response = await self.client.send(request, stream=True)
@@ -163,7 +200,7 @@ class MainProxy:
             await send({"type": "http.response.body", "body": payload})
             return
         try:
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
+            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _SERVERS_OWN]
             start = {"type": "http.response.start", "status": response.status_code, "headers": out}
             await send(start)
             async for chunk in response.aiter_raw():
@@ -176,7 +213,7 @@ class MainProxy:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                transport = httpx.AsyncHTTPTransport(uds=self.api_path)
+                transport = httpx.AsyncHTTPTransport(uds=self.api_path, verify=self._verify())
                 # No read limit: a management request may stream for long (logs, downloads).
                 timeout = httpx.Timeout(connect=5.0, read=None, write=None, pool=None)
                 self.client = httpx.AsyncClient(
@@ -188,6 +225,17 @@ class MainProxy:
                     await self.client.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        if not self.tls:
+            return True  # unused: plain HTTP
+        # The control plane serves every socket with its certificate, this private one too.
+        # The peer is the control plane because only it can have made the socket (0600 in a
+        # 0700 directory), not by a name the certificate holds: no verification here.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -216,7 +264,8 @@ async def run(args: argparse.Namespace) -> None:
         settings=wire.settings_from_wire(welcome["settings"]),
         demand=link,
     )
-    proxy = MainProxy(args.api)
+    plane.on_denied = link.denied
+    proxy = MainProxy(args.api, tls=args.tls_cert is not None)
     front = DataPlaneFront(proxy, plane, unrouted=proxy)
     sock = reuse_port_socket(args.host, args.port)
     config = uvicorn.Config(
@@ -227,6 +276,8 @@ async def run(args: argparse.Namespace) -> None:
         proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
     server = uvicorn.Server(config)
     follower = asyncio.create_task(link.run(plane, server))
@@ -247,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--index", type=int, required=True)
+    p.add_argument("--tls-cert")  # with --tls-key: serve HTTPS, as the control plane does
+    p.add_argument("--tls-key")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per management request

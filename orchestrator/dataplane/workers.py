@@ -79,6 +79,7 @@ class RouterWorkers:
         run_dir: Path,
         series: SeriesStore | None,
         clock: Any,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.plane = plane
         self.count = count
@@ -88,6 +89,7 @@ class RouterWorkers:
         self.api_path = run_dir / "api.sock"
         self.series = series
         self.clock = clock
+        self.tls = tls  # (certificate, key): the workers listen with TLS too
         self._links: dict[int, _Link] = {}
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._server: asyncio.AbstractServer | None = None
@@ -142,6 +144,8 @@ class RouterWorkers:
             *("--hub", str(self.hub_path), "--api", str(self.api_path)),
             *("--host", self.host, "--port", str(self.port), "--index", str(index)),
         ]
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self._procs[index] = subprocess.Popen(argv)
 
     async def _supervise(self) -> None:
@@ -189,6 +193,17 @@ class RouterWorkers:
             if link.holds[key] > 0:
                 link.holds[key] -= 1
                 self.plane.routes.release(*key)
+        elif kind == "denied":
+            on_denied = self.plane.on_denied
+            if on_denied is not None:
+                on_denied(
+                    str(message["endpoint"]),
+                    [(k.encode("latin-1"), v.encode("latin-1")) for k, v in message["headers"]],
+                    int(message["status"]),
+                    str(message["body"]).encode(),
+                    str(message["client"]),
+                    account=str(message.get("account", "")),
+                )
         elif kind in {"auth", "signing_key"}:
             answer = self._auth if kind == "auth" else self._signing_key
             task = asyncio.ensure_future(answer(link, message))

@@ -1,4 +1,5 @@
-"""The Kubernetes backend: training attempts as Jobs, endpoint fleets as Deployments.
+"""The Kubernetes backend: training attempts and transform instances as Jobs, endpoint fleets
+as Deployments.
 
 Namespace-scoped, over the official client (``api.call``: errors in the product's tree).
 Creates are idempotent (AlreadyExists is success), deletes tolerate NotFound, and every
@@ -10,6 +11,10 @@ Deployment of the size the planner chose, which replaces dead pods itself) and
 and every observation answers from that listing, so a pass over a thousand resources makes a
 handful of list calls, not a thousand. What Jobs and Pods say is mapped to ``ObservedJob`` and
 ``ObservedReplica`` by the pure functions in ``orchestrator.kube.observe``.
+
+``TransformBackend``: each attempt of each instance of a transform job is a Job
+(``kube.transforms``); what its runner recorded (progress, its result) is read from the object
+store's scratch space (``transformer.scratch``), given a store.
 """
 
 from __future__ import annotations
@@ -22,11 +27,15 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from orchestrator.controller.plan.support import unmet_requirements
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.controller.plan.support import problems_of, unmet_requirements
 from orchestrator.controller.plan.types import (
     JobLaunch,
     ObservedJob,
     ObservedReplica,
+    ObservedTransform,
+    ObservedTransformInstance,
+    TransformLaunch,
     VariantFleet,
 )
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
@@ -34,8 +43,10 @@ from orchestrator.kube import fleets as f
 from orchestrator.kube import jobs as j
 from orchestrator.kube import network as n
 from orchestrator.kube import objects as o
+from orchestrator.kube import transforms as t
 from orchestrator.kube.api import call, wrap_api_error
 from orchestrator.kube.convert import API_GROUP, API_VERSION
+from orchestrator.kube.fleet_tls import FleetCertificates
 from orchestrator.kube.observe import (
     fleet_observations,
     job_observation,
@@ -43,9 +54,13 @@ from orchestrator.kube.observe import (
     metrics_of,
     metrics_pod,
 )
+from orchestrator.kube.replica_logs import KubeReplicaLogs
+from orchestrator.kube.replica_tls import ServingTls
+from orchestrator.objects import ObjectStore
 from orchestrator.resources.kinds import KINDS
-from orchestrator.settings import KubeSettings
+from orchestrator.settings import KubeSettings, TransformSettings
 from orchestrator.training.usage import split_usage
+from orchestrator.transformer.scratch import InstanceResult, TransformScratch, observe_scratch
 
 MANAGED = {o.LABEL_MANAGED: "orchestrator"}
 FLEET_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Deployment")
@@ -60,6 +75,7 @@ class Snapshot:
     jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by job label
     pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by job/fleet key
     deployments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by endpoint
+    transforms: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by job label
 
 
 def _labels(obj: dict[str, Any]) -> dict[str, str]:
@@ -69,21 +85,34 @@ def _labels(obj: dict[str, Any]) -> dict[str, str]:
 def _pod_key(labels: dict[str, str]) -> str | None:
     if o.LABEL_TRAINING_JOB in labels:
         return f"job:{labels[o.LABEL_TRAINING_JOB]}:{labels.get(o.LABEL_ATTEMPT, '')}"
+    if t.LABEL_TRANSFORM_JOB in labels:
+        return f"transform:{labels[t.LABEL_TRANSFORM_JOB]}"
     if o.LABEL_ENDPOINT in labels:
         fleet = labels.get(o.LABEL_FLEET, "")
         return f"fleet:{labels[o.LABEL_ENDPOINT]}:{fleet}:{labels.get(o.LABEL_VARIANT, '')}"
     return None
 
 
-class KubernetesBackend:
+class KubernetesBackend(KubeReplicaLogs):
     name = "kubernetes"
     schedules_gpus = True  # the scheduler places nvidia.com/gpu requests
 
     def __init__(
-        self, api: client.ApiClient, settings: KubeSettings, *, namespace: str | None = None
+        self,
+        api: client.ApiClient,
+        settings: KubeSettings,
+        *,
+        namespace: str | None = None,
+        store: ObjectStore | None = None,
+        transform: TransformSettings | None = None,
+        replica_tls: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self.api = api
         self.settings = settings
+        # Where transform runners record progress and results (None: only what the pods say).
+        self.store = store
+        self.transform = transform or TransformSettings()
         self.namespace = namespace or settings.namespace
         batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
         apps, hpa, policy = (
@@ -94,6 +123,7 @@ class KubernetesBackend:
         networking = client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.core = core
+        self.batch = batch
         # kind -> (list, create, delete, patch)
         self._ops: dict[str, tuple[Any, Any, Any, Any]] = {
             "Job": (
@@ -142,6 +172,12 @@ class KubernetesBackend:
             ),
         }
         self._snapshot: Snapshot | None = None
+        # ORCH_SERVING__REPLICA_TLS: each fleet variant serves HTTPS with its own certificate.
+        self.certificates = (
+            FleetCertificates(core, self.namespace, settings, clock or SystemClock())
+            if replica_tls
+            else None
+        )
 
     # --- plumbing ----------------------------------------------------------------------------
     def watch_targets(self) -> list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]:
@@ -192,7 +228,11 @@ class KubernetesBackend:
     def refresh(self) -> None:
         snap = Snapshot()
         for job in self.list_items("Job", MANAGED):
-            snap.jobs.setdefault(_labels(job).get(o.LABEL_TRAINING_JOB, ""), []).append(job)
+            labels = _labels(job)
+            if t.LABEL_TRANSFORM_JOB in labels:
+                snap.transforms.setdefault(labels[t.LABEL_TRANSFORM_JOB], []).append(job)
+            else:
+                snap.jobs.setdefault(labels.get(o.LABEL_TRAINING_JOB, ""), []).append(job)
         for pod in self.list_items("Pod", MANAGED):
             key = _pod_key(_labels(pod))
             if key is not None:
@@ -200,6 +240,8 @@ class KubernetesBackend:
         for d in self.list_items("Deployment", MANAGED):
             endpoint = _annotation(d, o.ANNOTATION_ENDPOINT_NAME)
             snap.deployments.setdefault(endpoint, []).append(d)
+        if self.certificates is not None:
+            self.certificates.refresh()
         self._snapshot = snap
 
     def _jobs_of(self, name: str) -> list[dict[str, Any]]:
@@ -270,9 +312,19 @@ class KubernetesBackend:
 
     def _algo_log(self, pod: dict[str, Any], what: str) -> bytes:
         """The user's container's log in ``pod`` (empty: not started yet, or gone)."""
+        return self._container_log(pod, o.ALGO, what)
+
+    def _container_log(
+        self, pod: dict[str, Any], container: str, what: str, *, timestamps: bool = False
+    ) -> bytes:
+        """A container's log in ``pod`` (empty: not started yet, or gone)."""
         try:
             resp = self.core.read_namespaced_pod_log(
-                pod["metadata"]["name"], self.namespace, container=o.ALGO, _preload_content=False
+                pod["metadata"]["name"],
+                self.namespace,
+                container=container,
+                timestamps=timestamps,
+                _preload_content=False,
             )
         except ApiException as e:
             if e.status in (400, 404):
@@ -336,6 +388,119 @@ class KubernetesBackend:
         data = log[offset : offset + limit]
         return data, offset + len(data)
 
+    # --- transform jobs: TransformBackend -------------------------------------------------------
+    def _transform_jobs(self, name: str) -> list[dict[str, Any]]:
+        if self._snapshot is not None:
+            return self._snapshot.transforms.get(o.k8s_name(name), [])
+        return self.list_items("Job", t.transform_labels(name))
+
+    def launch_transform_instance(self, launch: TransformLaunch) -> None:
+        """The attempt's Job; a Model this backend cannot serve is refused (terminal) first.
+        A Job of that name that is not this attempt's is a conflict, not adopted."""
+        problems = problems_of("Model", launch.model, self.name, self.configured())
+        if problems:
+            text = "; ".join(f"Model {launch.model_name}: {p.message}" for p in problems)
+            raise ValidationError(text, field="ModelName")
+        body = t.transform_job_manifest(
+            launch,
+            self.namespace,
+            owner=self.owner("TransformJob", launch.name),
+            settings=self.settings,
+            transform=self.transform,
+        )
+        job = body["metadata"]["name"]
+        # At most one attempt of an instance runs: an earlier one still there (its pod stuck,
+        # or going) is stopped.
+        for earlier in self._transform_jobs(launch.name):
+            key = t.instance_attempt(earlier)
+            if key is None or key[0] != launch.instance or key[1] >= launch.attempt:
+                continue
+            if not t.job_finished(earlier) and not (earlier.get("spec") or {}).get("suspend"):
+                self._suspend(earlier["metadata"]["name"])
+        try:
+            call(f"create Job {job}", self._ops["Job"][1], self.namespace, body)
+        except ConflictError:
+            existing = call(f"get Job {job}", self.batch.read_namespaced_job, job, self.namespace)
+            wanted = body["metadata"]["labels"]
+            if any(_labels(existing).get(k) != v for k, v in wanted.items()):
+                raise ConflictError(
+                    f"Job {job} already exists in namespace {self.namespace} and is not "
+                    f"instance {launch.instance} attempt {launch.attempt} of transform job "
+                    f"{launch.name}: delete that Job, or use another TransformJobName"
+                ) from None
+
+    def observe_transform(self, name: str) -> ObservedTransform:
+        pods = self._pods(t.transform_labels(name))
+        instances = t.transform_observations(name, self._transform_jobs(name), pods)
+        if self.store is None:
+            return ObservedTransform(tuple(instances))
+        progress, results = observe_scratch(self.store, name)
+        return ObservedTransform(
+            tuple(_with_result(i, results.get(i.instance)) for i in instances), progress
+        )
+
+    def stop_transform(self, name: str, *, force: bool) -> None:
+        """Suspend each of the job's Jobs still going (their pods get SIGTERM, the Jobs stay to
+        be observed); force: their pods still going are killed too."""
+        pods: list[dict[str, Any]] | None = None
+        for job in self._transform_jobs(name):
+            if t.job_finished(job):
+                continue
+            if not (job.get("spec") or {}).get("suspend"):
+                self._suspend(job["metadata"]["name"])
+            if force:
+                if pods is None:
+                    pods = self.list_items("Pod", t.transform_labels(name))
+                for pod in pods:
+                    if t.instance_attempt(pod) == t.instance_attempt(job) and t.pod_going(pod):
+                        self.delete("Pod", pod["metadata"]["name"], grace=0)
+
+    def _suspend(self, job: str) -> None:
+        """Suspend a Job: the Job controller deletes its pods (SIGTERM, then the grace)."""
+        call(
+            f"stop Job {job}", self._ops["Job"][3], job, self.namespace, {"spec": {"suspend": True}}
+        )
+
+    def cleanup_transform(self, name: str) -> None:
+        """The job's scratch records go. Its ended Jobs, whose pods hold its logs, stay while
+        the TransformJob does (they go with it: owner references); once it is gone or being
+        deleted, they are deleted here, their pods with them (background propagation)."""
+        if self.store is not None:
+            TransformScratch(self.store, name).remove()
+        if self._resource_present("TransformJob", name):
+            return
+        for job in self.list_items("Job", t.transform_labels(name)):
+            self.delete("Job", job["metadata"]["name"])
+
+    def _resource_present(self, kind: str, name: str) -> bool:
+        """The custom resource exists and is not being deleted."""
+        try:
+            cr = call(
+                f"get {kind} {name}",
+                self.custom.get_namespaced_custom_object,
+                API_GROUP,
+                API_VERSION,
+                self.namespace,
+                KINDS[kind].crd_plural,
+                name,
+            )
+        except NotFoundError:
+            return False
+        return not (cr.get("metadata") or {}).get("deletionTimestamp")
+
+    def read_transform_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """Every instance attempt's model step, model server and runner logs, merged by the
+        time the kubelet stamped on each line (so what is appended stays after what was
+        read), tagged with the host on several instances."""
+        sources: list[tuple[bytes, bytes]] = []
+        for pod in sorted(self.list_items("Pod", t.transform_labels(name)), key=t.pod_order):
+            for container in (t.MODEL, t.SERVE, t.RUNNER):
+                log = self._container_log(pod, container, f"logs of {name}", timestamps=True)
+                if log:
+                    sources.append((t.host_tag(pod), log))
+        data = t.merge_logs(sources)[offset : offset + limit]
+        return data, offset + len(data)
+
     # --- endpoints: VariantFleets ----------------------------------------------------------------
     def apply_fleets(self, endpoint: str, fleets: Sequence[VariantFleet]) -> None:
         """Each fleet variant's Deployment at its size (created, scaled, its template rolled
@@ -347,21 +512,37 @@ class KubernetesBackend:
             name = f.fleet_object_name(endpoint, fleet.config, fleet.variant.VariantName)
             wanted.add(name)
             current = existing.get(name)
+            tls = None
+            if self.certificates is not None:
+                labels = f.fleet_labels(endpoint, fleet.config, fleet.variant.VariantName)
+                tls = self.certificates.serving_tls(
+                    name, labels, lambda: self.owner("Endpoint", endpoint)
+                )
             if current is None:
                 owner = owner or self.owner("Endpoint", endpoint)
                 for body in f.fleet_objects(
-                    endpoint, self.namespace, fleet, owner=owner, settings=self.settings
+                    endpoint, self.namespace, fleet, owner=owner, settings=self.settings, tls=tls
                 ):
                     self.create(body)
                 continue
-            self._update_fleet(endpoint, fleet, current)
+            self._update_fleet(endpoint, fleet, current, tls)
         for name, _d in existing.items():
             if name not in wanted:
                 for kind in FLEET_KINDS:
                     self.delete(kind, name)
+                if self.certificates is not None:
+                    self.certificates.remove(name)
 
-    def _update_fleet(self, endpoint: str, fleet: VariantFleet, current: dict[str, Any]) -> None:
-        body = f.fleet_objects(endpoint, self.namespace, fleet, owner=None, settings=self.settings)
+    def _update_fleet(
+        self,
+        endpoint: str,
+        fleet: VariantFleet,
+        current: dict[str, Any],
+        tls: ServingTls | None,
+    ) -> None:
+        body = f.fleet_objects(
+            endpoint, self.namespace, fleet, owner=None, settings=self.settings, tls=tls
+        )
         deployment = body[0]
         patch: dict[str, Any] = {}
         spec = current.get("spec") or {}
@@ -383,7 +564,14 @@ class KubernetesBackend:
             config = _annotation(d, o.ANNOTATION_CONFIG_NAME)
             variant = _annotation(d, o.ANNOTATION_VARIANT_NAME)
             pods = self._pods(f.fleet_labels(endpoint, config, variant))
-            url = f.service_url(endpoint, config, variant, self.namespace, self.settings)
+            url = f.service_url(
+                endpoint,
+                config,
+                variant,
+                self.namespace,
+                self.settings,
+                tls=self.certificates is not None,
+            )
             out.extend(fleet_observations(endpoint, d, pods, url))
         return out
 
@@ -402,6 +590,16 @@ class KubernetesBackend:
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]
+
+
+def _with_result(
+    seen: ObservedTransformInstance, result: InstanceResult | None
+) -> ObservedTransformInstance:
+    """The instance with what its runner recorded for this attempt (an earlier attempt's
+    record says nothing of this one)."""
+    if result is None or result.Attempt != seen.attempt:
+        return seen
+    return replace(seen, outcome=result.Outcome, failure=result.Failure or seen.failure)
 
 
 def _attempt(job: dict[str, Any]) -> int:

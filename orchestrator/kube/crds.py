@@ -125,6 +125,27 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         },
         _AGE,
     ],
+    "TransformJob": [
+        {"name": "Status", "type": "string", "jsonPath": ".status.transformJobStatus"},
+        {"name": "Model", "type": "string", "jsonPath": ".spec.modelName"},
+        {"name": "Files", "type": "integer", "jsonPath": ".status.progress.filesTotal"},
+        {"name": "Done", "type": "integer", "jsonPath": ".status.progress.filesCompleted"},
+        {"name": "Records", "type": "integer", "jsonPath": ".status.progress.recordsProcessed"},
+        _AGE,
+        {
+            "name": "Instances",
+            "type": "integer",
+            "jsonPath": ".spec.transformResources.instanceCount",
+            "priority": 1,
+        },
+        {
+            "name": "Instance",
+            "type": "string",
+            "jsonPath": ".spec.transformResources.instanceType",
+            "priority": 1,
+        },
+        {"name": "Reason", "type": "string", "jsonPath": ".status.failureReason", "priority": 1},
+    ],
 }
 
 # Keywords a structural schema may carry; everything else from JSON Schema is dropped.

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.controller.plan.types import VariantFleet
+from orchestrator.errors import ValidationError
 from orchestrator.kube.objects import (
     ANNOTATION_CONFIG_NAME,
     ANNOTATION_ENDPOINT_NAME,
@@ -36,6 +37,15 @@ from orchestrator.kube.objects import (
     meta,
     pod_security,
     step_container,
+)
+from orchestrator.kube.replica_tls import (
+    ANNOTATION_SERVING_CERT,
+    CERT_FILE,
+    KEY_FILE,
+    TLS_MOUNT,
+    TLS_VOLUME,
+    ServingTls,
+    serving_names,
 )
 from orchestrator.resources.endpoints import INVOCATIONS_PER_INSTANCE, ProductionVariant
 from orchestrator.resources.models import (
@@ -69,9 +79,14 @@ def fleet_labels(
     return labels
 
 
-def service_url(endpoint: str, config: str, variant: str, namespace: str, s: KubeSettings) -> str:
-    host = f"{fleet_object_name(endpoint, config, variant)}.{namespace}.svc.{s.cluster_domain}"
-    return f"http://{host}:{s.serving_port}"
+def service_url(
+    endpoint: str, config: str, variant: str, namespace: str, s: KubeSettings, *, tls: bool = False
+) -> str:
+    """How the data plane reaches a fleet variant's Service: ``https://`` with replica TLS,
+    by the first of its certificate's names (``replica_tls.serving_names``)."""
+    service = fleet_object_name(endpoint, config, variant)
+    host = serving_names(service, namespace, s.cluster_domain)[0]
+    return f"{'https' if tls else 'http'}://{host}:{s.serving_port}"
 
 
 class ScalingPolicy(BaseModel):
@@ -120,12 +135,34 @@ def _batching_args(container: ContainerDefinition) -> list[str]:
     ]
 
 
-def _serve_container(endpoint: str, fleet: VariantFleet, s: KubeSettings) -> dict[str, Any]:
-    variant, model = fleet.variant, fleet.model
+def serve_container(
+    model: CreateModelRequest,
+    s: KubeSettings,
+    *,
+    model_name: str,
+    instance_type: str,
+    startup_timeout_seconds: float,
+    endpoint: str = "",
+    variant: str = "",
+    tls: ServingTls | None = None,
+) -> dict[str, Any]:
+    """The model server container of a pod (an endpoint fleet's, a transform instance's): the
+    Model's own image started with ``serve``, or the project's serving image, on
+    ``serving_port`` with its probes on ``GET /ping`` and the instance type's resources.
+    With ``tls`` (an endpoint fleet under replica TLS) it serves HTTPS with the fleet's
+    certificate, mounted read-only at ``/opt/ml/tls``, and is probed over HTTPS."""
     container = model.serving_containers[0]
     paths = MlPaths(ML_ROOT)
     env = dict(container.Environment)
     out: dict[str, Any] = {"name": "serve", "imagePullPolicy": s.image_pull_policy}
+    if container.own_image and tls is not None:
+        raise ValidationError(
+            f"Model {model_name!r} has its own image ({container.own_image}), which serves "
+            "plain HTTP (the SageMaker hosting contract), and ORCH_SERVING__REPLICA_TLS=true "
+            "makes replicas serve HTTPS: use the project's serving image for this Model "
+            "(no Image, a ModelDataUrl) or unset ORCH_SERVING__REPLICA_TLS",
+            field="PrimaryContainer.Image",
+        )
     if container.own_image:
         # SageMaker's hosting contract: the image is started with "serve" and listens on 8080.
         out.update(image=container.own_image, args=["serve"])
@@ -148,13 +185,28 @@ def _serve_container(endpoint: str, fleet: VariantFleet, s: KubeSettings) -> dic
                 "--endpoint",
                 endpoint,
                 "--variant",
-                variant.VariantName,
+                variant,
                 "--model-name",
-                variant.ModelName,
+                model_name,
                 *_batching_args(container),
+                *(
+                    [
+                        "--tls-cert",
+                        f"{TLS_MOUNT}/{CERT_FILE}",
+                        "--tls-key",
+                        f"{TLS_MOUNT}/{KEY_FILE}",
+                    ]
+                    if tls is not None
+                    else []
+                ),
             ],
         )
-    ping = {"httpGet": {"path": "/ping", "port": "http"}}
+    ping: dict[str, Any] = {"httpGet": {"path": "/ping", "port": "http"}}
+    mounts: list[dict[str, Any]] = [{"name": "ml", "mountPath": str(ML_ROOT)}]
+    if tls is not None:
+        # The kubelet does not verify a probe's certificate; the data plane does (the CA).
+        ping["httpGet"]["scheme"] = "HTTPS"
+        mounts.append({"name": TLS_VOLUME, "mountPath": TLS_MOUNT, "readOnly": True})
     out.update(
         env=[{"name": k, "value": v} for k, v in sorted(env.items())],
         ports=[{"name": "http", "containerPort": s.serving_port}],
@@ -163,16 +215,33 @@ def _serve_container(endpoint: str, fleet: VariantFleet, s: KubeSettings) -> dic
         startupProbe={
             **ping,
             "periodSeconds": 5,
-            "failureThreshold": max(1, math.ceil(fleet.startup_timeout_seconds / 5)),
+            "failureThreshold": max(1, math.ceil(startup_timeout_seconds / 5)),
         },
-        volumeMounts=[{"name": "ml", "mountPath": str(ML_ROOT)}],
-        resources=instance_resources(variant.InstanceType),
+        volumeMounts=mounts,
+        resources=instance_resources(instance_type),
         securityContext=container_security(),
     )
     return out
 
 
-def _fetch_container(model: CreateModelRequest, s: KubeSettings) -> dict[str, Any]:
+def _serve_container(
+    endpoint: str, fleet: VariantFleet, s: KubeSettings, tls: ServingTls | None
+) -> dict[str, Any]:
+    variant = fleet.variant
+    return serve_container(
+        fleet.model,
+        s,
+        model_name=variant.ModelName,
+        instance_type=variant.InstanceType,
+        startup_timeout_seconds=fleet.startup_timeout_seconds,
+        endpoint=endpoint,
+        variant=variant.VariantName,
+        tls=tls,
+    )
+
+
+def fetch_container(model: CreateModelRequest, s: KubeSettings) -> dict[str, Any]:
+    """The init container that unpacks the Model's artifact and source into ``/opt/ml``."""
     container = model.serving_containers[0]
     args = ["--keyring", f"{KEYRING_DIR}/keyring.json", "--ml-root", str(ML_ROOT)]
     args += ["--object-store", s.object_store_url, "--s3-region", s.s3_region]
@@ -245,10 +314,12 @@ def fleet_objects(
     *,
     owner: dict[str, Any] | None,
     settings: KubeSettings,
+    tls: ServingTls | None = None,
 ) -> list[dict[str, Any]]:
     """Deployment, Service and PodDisruptionBudget (and with the HPA autoscaler, its HPA) of
     one variant of one fleet. The Deployment's pod template carries a hash of itself, so a
-    changed template (a Model edited in place) is seen and rolled out."""
+    changed template (a Model edited in place, a re-issued serving certificate: ``tls``) is
+    seen and rolled out."""
     s = settings
     variant = fleet.variant
     name = fleet_object_name(endpoint, fleet.config, variant.VariantName)
@@ -268,8 +339,8 @@ def fleet_objects(
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": s.termination_grace_seconds,
         "securityContext": pod_security(s.run_as_user),
-        "initContainers": [_fetch_container(fleet.model, s)],
-        "containers": [_serve_container(endpoint, fleet, s)],
+        "initContainers": [fetch_container(fleet.model, s)],
+        "containers": [_serve_container(endpoint, fleet, s, tls)],
         "volumes": [
             {"name": "ml", "emptyDir": {}},
             {
@@ -280,7 +351,16 @@ def fleet_objects(
         ],
         **gpu_placement(variant.InstanceType, s),
     }
-    template = {"metadata": {"labels": {**labels, LABEL_MANAGED: "orchestrator"}}, "spec": pod_spec}
+    template: dict[str, Any] = {
+        "metadata": {"labels": {**labels, LABEL_MANAGED: "orchestrator"}},
+        "spec": pod_spec,
+    }
+    if tls is not None:
+        pod_spec["volumes"].append(
+            # 0440 + the pod's fsGroup, as the keyring: the model server's user reads the key.
+            {"name": TLS_VOLUME, "secret": {"secretName": tls.secret, "defaultMode": 0o440}}
+        )
+        template["metadata"]["annotations"] = {ANNOTATION_SERVING_CERT: tls.fingerprint}
     deployment_meta = metadata()
     deployment_meta["annotations"][ANNOTATION_TEMPLATE] = template_hash(template)
     deployment: dict[str, Any] = {

@@ -16,6 +16,11 @@ itself: the planner's routes go into each Endpoint's status, which the API pods 
 Deletion: the finalizer ``orchestrator.dev/cleanup`` is added on first sight; a deleted
 TrainingJob is stopped first, then its Jobs, Pods and ConfigMaps are removed, then the
 finalizer. Stop: the annotation ``orchestrator.dev/stop: "true"``.
+
+Transform jobs' progress and results are what their runners record in the object store
+(``transformer.scratch``): the operator reads them with the installation's keyring
+(``ORCH_HOME/keys/keyring.json``) from the store its pods use. Without a keyring there it
+still runs them, from what their pods say, but shows no progress.
 """
 
 from __future__ import annotations
@@ -24,19 +29,25 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from kubernetes import client, watch
+from prometheus_client import start_http_server
 
+from orchestrator import metrics
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.reconciler import Policies, Reconciler, Telemetry
+from orchestrator.errors import ValidationError
 from orchestrator.kube.api import api_client
 from orchestrator.kube.backend import KubernetesBackend
 from orchestrator.kube.convert import API_GROUP, API_VERSION
 from orchestrator.kube.gc_pause import collector_paused
 from orchestrator.kube.source import CustomResources, camel_error
+from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
 from orchestrator.resources.kinds import KINDS
-from orchestrator.settings import KubeSettings, Settings, get_settings
+from orchestrator.settings import KubeSettings, Settings, TransformSettings, get_settings
 
 log = logging.getLogger("orchestrator.kube.operator")
 
@@ -70,11 +81,23 @@ class Operator:
         policies: Policies | None = None,
         telemetry: Telemetry | None = None,
         hold_seconds: float = 60.0,
+        store: ObjectStore | None = None,
+        transform: TransformSettings | None = None,
+        replica_tls: bool = False,
     ) -> None:
         self.namespace = namespace or settings.namespace
+        self.metrics_port = settings.metrics_port
         self.clock = clock or SystemClock()
         self.source = CustomResources(api, self.namespace)
-        self.backend = KubernetesBackend(api, settings, namespace=self.namespace)
+        self.backend = KubernetesBackend(
+            api,
+            settings,
+            namespace=self.namespace,
+            store=store,
+            transform=transform,
+            replica_tls=replica_tls,
+            clock=self.clock,
+        )
         self.custom = client.CustomObjectsApi(api)
         self.policies = policies or Policies()
         self.reconciler = Reconciler(
@@ -159,6 +182,26 @@ def load_kube_settings(settings: Settings) -> KubeSettings:
     return kube.model_copy(update=fill)
 
 
+def operator_store(settings: Settings, kube: KubeSettings) -> ObjectStore | None:
+    """The object store the pods use, opened with the installation's keyring; None (and said)
+    when there is no keyring: a new one would read nothing the pods wrote."""
+    keyring = Path(settings.keyring_path)
+    if not keyring.is_file():
+        log.warning(
+            "no keyring at %s: transform jobs run, but their progress is not shown "
+            "(mount the keyring Secret there)",
+            keyring,
+        )
+        return None
+    return open_object_store(
+        kube.object_store_url,
+        LocalKeyring(keyring),
+        s3_endpoint_url=kube.s3_endpoint_url,
+        s3_region=kube.s3_region,
+        chunk_size=kube.chunk_size,
+    )
+
+
 def kube_api_client() -> client.ApiClient:
     """In a pod: its service account; elsewhere: ``KUBECONFIG`` (or ``~/.kube/config``).
     Each call is tried once (``api.api_client``): its deadline is ``api.REQUEST_TIMEOUT``."""
@@ -171,6 +214,20 @@ def kube_api_client() -> client.ApiClient:
     return api_client()
 
 
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> WSGIServer:
+    """The controller's collectors (``orchestrator.metrics``) at ``http://ADDR:PORT/metrics``
+    from a daemon thread, for the chart's PodMonitor; ``shutdown()`` the server to stop."""
+    try:
+        server, _thread = start_http_server(port, addr=addr, registry=metrics.REGISTRY)
+    except OSError as e:
+        raise ValidationError(
+            f"cannot serve the operator's metrics on port {port}: {e.strerror or e}; set "
+            "ORCH_KUBE__METRICS_PORT to a free port, or unset it",
+            field="ORCH_KUBE__METRICS_PORT",
+        ) from e
+    return server
+
+
 def operator_from_environment(namespace: str | None = None) -> Operator:
     from orchestrator.controller.runtime import policies_from
     from orchestrator.kube.load import ApiTraffic
@@ -180,14 +237,20 @@ def operator_from_environment(namespace: str | None = None) -> Operator:
     api = kube_api_client()
     ns = namespace or kube.namespace
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    return Operator(
+    op = Operator(
         api,
         kube,
         namespace=ns,
         policies=policies_from(settings),
         telemetry=ApiTraffic(api, kube, namespace=ns, api_key=key),
         hold_seconds=settings.serving.invocation_timeout_seconds,
+        store=operator_store(settings, kube),
+        transform=settings.transform,
+        replica_tls=settings.serving.replica_tls,
     )
+    if op.backend.certificates is not None:
+        op.backend.certificates.ensure_ca()  # the replica CA Secret, made once
+    return op
 
 
 __all__ = [
@@ -196,4 +259,6 @@ __all__ = [
     "kube_api_client",
     "load_kube_settings",
     "operator_from_environment",
+    "operator_store",
+    "serve_metrics",
 ]

@@ -26,7 +26,7 @@ from kubernetes import client, watch
 from orchestrator.controller.plan.types import route_from_state
 from orchestrator.controller.routing import EndpointRoute, RoutingTable
 from orchestrator.kube.convert import API_GROUP, API_VERSION, to_pascal
-from orchestrator.kube.source import CustomResources
+from orchestrator.kube.source import ACCOUNT_LABEL, CustomResources
 from orchestrator.resources.endpoints import EndpointState
 
 log = logging.getLogger("orchestrator.kube.routes")
@@ -49,9 +49,16 @@ def route_of(cr: dict[str, Any]) -> EndpointRoute | None:
     if status.EndpointStatus not in ROUTABLE or not status.Routes:
         return None
     public = (cr.get("spec") or {}).get("authMode") == "None"
-    return EndpointRoute(
-        endpoint=name, public=public, variants=tuple(route_from_state(r) for r in status.Routes)
+    tags = tuple(
+        (str(t.get("key", "")), str(t.get("value", "")))
+        for t in (cr.get("spec") or {}).get("tags") or []
+        if isinstance(t, dict)
     )
+    account = str((meta.get("labels") or {}).get(ACCOUNT_LABEL, ""))
+    return EndpointRoute(
+        endpoint=name, public=public, variants=tuple(route_from_state(r) for r in status.Routes),
+        tags=tags, account=account,
+    )  # fmt: skip
 
 
 class ClusterRoutes:

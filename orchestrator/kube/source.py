@@ -17,6 +17,11 @@ and ``orch ... list`` always show the same things.
   the finalizer ``orchestrator.dev/cleanup`` holds until the reconciler has cleaned up.
 - Held requests for a variant at zero are the annotation ``orchestrator.dev/demand`` (variant
   -> when), written by the API pods and read by the operator (``Demand``).
+- The account a resource belongs to (``orchestrator.tenancy``) is the label
+  ``orchestrator.dev/account`` (none: the server's own). As on the SQL store, a caller sees
+  only its own account's resources: another's answers exactly as an absent one, and a create
+  of a name another account holds as a duplicate of one's own (names are the objects' names,
+  unique in the namespace).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import pydantic
 from kubernetes import client
 
+from orchestrator import tenancy
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
 from orchestrator.kube.api import call
 from orchestrator.kube.convert import (
@@ -49,6 +55,7 @@ STOP_ANNOTATION = "orchestrator.dev/stop"
 # A spot training job asked to give its capacity back (removed once it is requeued).
 PREEMPT_ANNOTATION = "orchestrator.dev/preempt"
 DEMAND_ANNOTATION = "orchestrator.dev/demand"
+ACCOUNT_LABEL = "orchestrator.dev/account"
 
 
 def camel_path(path: str) -> str:
@@ -127,6 +134,7 @@ class CustomResources:
             if t is not None
         ]
         annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
         return Record(
             kind=kind.name,
             name=name,
@@ -134,26 +142,32 @@ class CustomResources:
             spec=spec,
             status=status,
             phase=phase,
-            active=deleting or phase not in kind.terminal_phases,
+            active=deleting or kind.active(phase, status),
             stop_requested=str(annotations.get(STOP_ANNOTATION, "")).lower() == "true",
             delete_requested=deleting,
             created_at=created,
             updated_at=max(stamps, default=created),
             version=str(meta.get("resourceVersion", "")),
             preempt_requested=str(annotations.get(PREEMPT_ANNOTATION, "")).lower() == "true",
+            account=str(labels.get(ACCOUNT_LABEL) or tenancy.ROOT),
         )
 
     def _body(self, kind: Kind, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         doc = {k: v for k, v in spec.items() if k != kind.name_field}
+        meta: dict[str, Any] = {"name": name, "namespace": self.namespace}
+        account = tenancy.stamp()
+        if account != tenancy.ROOT:
+            meta["labels"] = {ACCOUNT_LABEL: account}
         return {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": kind.name,
-            "metadata": {"name": name, "namespace": self.namespace},
+            "metadata": meta,
             "spec": _prune(to_camel(doc)),
         }
 
     # --- calls -----------------------------------------------------------------------------------
     def _list(self, kind: Kind) -> list[dict[str, Any]]:
+        """Every resource of the kind the caller may see (the system: all of them)."""
         found = call(
             f"list {kind.crd_plural}",
             self.custom.list_namespaced_custom_object,
@@ -163,7 +177,9 @@ class CustomResources:
             kind.crd_plural,
         )
         items: list[dict[str, Any]] = list(found.get("items") or [])
-        return items
+        if tenancy.current() is None:
+            return items
+        return [cr for cr in items if tenancy.visible(_account_of(cr))]
 
     def _get(self, kind: Kind, name: str) -> dict[str, Any]:
         cr: dict[str, Any] = call(
@@ -206,9 +222,12 @@ class CustomResources:
     def get(self, kind: str, name: str) -> Record:
         k = KINDS[kind]
         try:
-            return self.record(k, self._get(k, name))
+            cr = self._get(k, name)
         except NotFoundError:
             raise NotFoundError(f"{kind} {name!r} does not exist") from None
+        if not tenancy.visible(_account_of(cr)):  # another account's: as absent
+            raise NotFoundError(f"{kind} {name!r} does not exist")
+        return self.record(k, cr)
 
     def find(self, kind: str, name: str) -> Record | None:
         try:
@@ -258,8 +277,12 @@ class CustomResources:
                 body,
             )
         except ConflictError:
-            existing = self.get(kind, name)
-            if _same_spec(k, existing.spec, spec) and not existing.delete_requested:
+            existing = self.find(kind, name)  # None: another account's, a duplicate all the same
+            if (
+                existing is not None
+                and _same_spec(k, existing.spec, spec)
+                and not existing.delete_requested
+            ):
                 return existing, False
             raise ConflictError(
                 f"{kind} {name!r} already exists with a different spec; pick another name "
@@ -280,6 +303,8 @@ class CustomResources:
         """A merge patch of the spec, then the status if it changed. The phase is read from the
         status itself, and the operator's watch sees every spec change (``reconcile`` has
         nothing to mark here)."""
+        if not tenancy.visible(record.account):
+            raise NotFoundError(f"{record.kind} {record.name!r} does not exist")
         k = KINDS[record.kind]
         old = self._body(k, record.name, record.spec)["spec"]
         new = self._body(k, record.name, spec)["spec"]
@@ -317,6 +342,8 @@ class CustomResources:
         self, kind: str, name: str, flag: Flag, now: datetime, *, value: bool = True
     ) -> Record:
         k = KINDS[kind]
+        if tenancy.current() is not None:
+            self.get(kind, name)  # another account's: NotFoundError, as for an absent one
         if flag == "delete_requested":
             self._delete(k, name)
             return self.get(kind, name) if k.reconciled else self._gone(k, name)
@@ -346,6 +373,8 @@ class CustomResources:
             raise NotFoundError(f"{kind.name} {name!r} does not exist") from None
 
     def delete(self, kind: str, name: str) -> None:
+        if tenancy.current() is not None:
+            self.get(kind, name)  # another account's: NotFoundError, as for an absent one
         self._delete(KINDS[kind], name)
 
     def claim(self, record: Record) -> Record:
@@ -396,6 +425,11 @@ class CustomResources:
         self._patch(
             k, endpoint, {"metadata": {"annotations": {DEMAND_ANNOTATION: json.dumps(doc)}}}
         )
+
+
+def _account_of(cr: dict[str, Any]) -> str:
+    labels = (cr.get("metadata") or {}).get("labels") or {}
+    return str(labels.get(ACCOUNT_LABEL) or tenancy.ROOT)
 
 
 def _same_spec(kind: Kind, a: dict[str, Any], b: dict[str, Any]) -> bool:

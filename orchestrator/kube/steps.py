@@ -50,10 +50,12 @@ from orchestrator.kube.hosts import write_hosts
 from orchestrator.kube.jobs import HOSTS_DIR, HOSTS_FILE, POD_IP_ENV
 from orchestrator.kube.objects import ALGO, CLIENT_ERROR_EXIT, FATAL_EXIT
 from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
+from orchestrator.objects.providers import with_key
 from orchestrator.resources.failures import FailureReason, internal_error
 from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.training.checkpoints import Watcher
 from orchestrator.training.contract import Host, MlPaths
+from orchestrator.training.files import output_kms_key
 from orchestrator.training.transfer import Reader, TrainingFailure, Transfer, unexpected
 
 MESSAGE_LIMIT = 4096  # what Kubernetes keeps of a termination message (bytes)
@@ -79,15 +81,27 @@ class Fatal(TrainingFailure):
 
 
 def open_store(
-    url: str, keyring: Path, *, s3_endpoint_url: str | None, s3_region: str, chunk_size: int
+    url: str,
+    keyring: Path,
+    *,
+    s3_endpoint_url: str | None,
+    s3_region: str,
+    chunk_size: int,
+    write_key: str | None = None,
 ) -> ObjectStore:
+    """``write_key``: the KmsKeyId objects written are wrapped under (a named key of the
+    keyring, kept beside it as ``keyring-named.json`` in the same Secret)."""
     # The mounted Secret is read-only and may be group-readable: use a private copy.
     private = Path(tempfile.mkdtemp(prefix="orch-keys-")) / "keyring.json"
     shutil.copyfile(keyring, private)
     private.chmod(0o600)
+    named = keyring.with_name(f"{keyring.stem}-named.json")
+    if named.is_file():
+        shutil.copyfile(named, private.with_name(named.name))
+        private.with_name(named.name).chmod(0o600)
     return open_object_store(
         url,
-        LocalKeyring(private),
+        with_key(LocalKeyring(private), write_key),
         s3_endpoint_url=s3_endpoint_url,
         s3_region=s3_region,
         chunk_size=chunk_size,
@@ -277,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             s3_endpoint_url=cfg.s3_endpoint_url,
             s3_region=cfg.s3_region,
             chunk_size=cfg.chunk_size,
+            write_key=output_kms_key(cfg.spec),
         )
         if args.command == "download":
             download(

@@ -15,6 +15,11 @@ Queries answer like CloudWatch's ``GetMetricStatistics``; the planners read ``va
 (autoscaling) and ``fleet_health`` (blue/green alarms). Times are epoch seconds on the hot
 path (``at``) and datetimes where the planners and the API use them; both come from the same
 clock as ``time.time()``. One lock guards the store, taken once per batch.
+
+Durable (``archive``, when the control plane has a SQL store): the buckets are copied out
+(``snapshot``) and flushed off the hot path, put back on start (``load``), and a query reads
+the store for what is before the last flush (or older than memory keeps) at the resolution
+the period allows, and memory for the rest.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import math
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.controller.plan.types import FleetHealth, VariantLoad
+from orchestrator.monitoring.rollup import STAT_FIELDS, Point
 from orchestrator.monitoring.shapes import (
     Datapoint,
     MetricInfo,
@@ -139,6 +145,35 @@ class _Series:
 
 
 SeriesKey = tuple[str, str, str]  # endpoint, variant, config
+INVOCATIONS, VARIANTS = "inv", "var"  # the two tables, as the durable store names them
+
+
+class Archive(Protocol):
+    """Older points than memory keeps (``monitoring.archive``: the SQL store's rollups);
+    ``shared``: several processes write, so every query reads it."""
+
+    shared: bool
+    flushed_before: float  # every second before it is in the store (-inf: not known)
+
+    def older(
+        self,
+        kind: str,
+        endpoint: str,
+        variant: str | None,
+        *,
+        period: int,
+        lo: int,
+        hi: int,
+        age: float,
+        columns: Sequence[str],
+        resolution: int | None = None,
+    ) -> tuple[int, list[tuple[int, Point]]]:
+        """(resolution, [(at, point)]) of every series of ``endpoint`` (one variant or all)
+        with lo <= at < hi, at ``resolution`` or the coarsest dividing ``period`` that
+        reaches ``age`` seconds back."""
+        ...
+
+    def instances(self, endpoint: str, since: float) -> dict[str, list[tuple[float, int]]]: ...
 
 
 class SeriesStore:
@@ -160,6 +195,12 @@ class SeriesStore:
         self._variants: dict[SeriesKey, _Series] = {}
         self._instances: dict[tuple[str, str], list[tuple[float, int]]] = {}
         self._next_sweep = 0
+        # Usage: invocations per hour start, per series key, since the last drain; None until a
+        # usage flusher drains them (``count_predictions``): nothing piles up unread.
+        self._usage_counts: dict[int, dict[SeriesKey, int]] | None = None
+        # Set by ``monitoring.archive`` when the series are durable: queries read it for
+        # what is older than memory keeps.
+        self.archive: Archive | None = None
 
     # --- recording (hot path) ------------------------------------------------------------------
     def _get(self, table: dict[SeriesKey, _Series], key: SeriesKey, second: int) -> _Series:
@@ -233,6 +274,12 @@ class SeriesStore:
     ) -> None:
         second = int(at)
         key = (endpoint, variant, config)
+        if self._usage_counts is not None:
+            hour = second - second % 3600
+            per = self._usage_counts.get(hour)
+            if per is None:
+                per = self._usage_counts[hour] = {}
+            per[key] = per.get(key, 0) + 1
         s = self._series.get(key)
         if s is None or second >= self._next_sweep:
             s = self._get(self._series, key, second)
@@ -271,6 +318,25 @@ class SeriesStore:
                 b.peak = total
 
     # --- recording (controller, once per pass) ---------------------------------------------------
+    def count_predictions(self) -> None:
+        """Count invocations per endpoint variant per hour from now on (for the usage
+        flusher, which drains them)."""
+        with self._lock:
+            if self._usage_counts is None:
+                self._usage_counts = {}
+
+    def drain_prediction_counts(self) -> dict[tuple[str, str, float], int]:
+        """The invocations counted since the last drain, per (endpoint, variant, hour start),
+        and start counting afresh (the usage flusher adds them to the store)."""
+        with self._lock:
+            drained, self._usage_counts = self._usage_counts or {}, {}
+        counts: dict[tuple[str, str, float], int] = {}
+        for hour, per in drained.items():
+            for (endpoint, variant, _config), n in per.items():
+                k = (endpoint, variant, float(hour))
+                counts[k] = counts.get(k, 0) + n
+        return counts
+
     def record_instances(self, endpoint: str, variant: str, count: int, at: float) -> None:
         """The variant's ready instances (all fleets); only changes are kept."""
         with self._lock:
@@ -339,6 +405,52 @@ class SeriesStore:
             # Keep the last change before the cutoff: it is the count at the cutoff.
             keep = next((i for i, (t, _) in enumerate(points) if t > cutoff), len(points))
             del points[: max(0, keep - 1)]
+
+    # --- durability (``monitoring.archive``, off the hot path) ------------------------------------
+    def snapshot(self, since: int) -> dict[tuple[str, SeriesKey], dict[int, Point]]:
+        """Copies of every bucket at or after second ``since``, per (kind, series): the full
+        values a flush writes. The in-flight area is advanced to now first."""
+        now = self._now()
+        out: dict[tuple[str, SeriesKey], dict[int, Point]] = {}
+        with self._lock:
+            for kind, table in ((INVOCATIONS, self._series), (VARIANTS, self._variants)):
+                for key, s in table.items():
+                    if kind == INVOCATIONS:
+                        s.advance(now, self.retention)
+                    points = {sec: _point(b) for sec, b in s.buckets.items() if sec >= since}
+                    if points:
+                        out[kind, key] = points
+        return out
+
+    def instance_changes(self) -> dict[tuple[str, str], list[tuple[float, int]]]:
+        with self._lock:
+            return {k: list(v) for k, v in self._instances.items()}
+
+    def load(
+        self,
+        points: Iterable[tuple[str, SeriesKey, int, Point]],
+        instances: dict[tuple[str, str], list[tuple[float, int]]] | None = None,
+    ) -> int:
+        """Puts stored one-second points back (a restart): a bucket already recorded is left
+        as it is. Returns how many were loaded."""
+        n = 0
+        with self._lock:
+            for kind, key, second, p in points:
+                table = self._series if kind == INVOCATIONS else self._variants
+                s = self._get(table, key, second)
+                if second in s.buckets:
+                    continue
+                b = s.bucket(second, self.retention)
+                if b is None:
+                    continue
+                _fill(b, p)
+                n += 1
+            for series in (*self._series.values(), *self._variants.values()):
+                series.buckets = dict(sorted(series.buckets.items()))
+            for ikey, changes in (instances or {}).items():
+                mine = self._instances.setdefault(ikey, [])
+                mine[:0] = [c for c in changes if not mine or c[0] < mine[0][0]]
+        return n
 
     # --- what the planners read ------------------------------------------------------------------
     def _now(self) -> float:
@@ -442,16 +554,52 @@ class SeriesStore:
         first, count = periods(period, start, end)
         lo, hi = start.timestamp(), end.timestamp()
         floor_lo = math.floor(lo)
+        now = self._now()
+        per_variant = info.name in _PER_VARIANT
+        # What memory no longer holds comes from the archive, at a resolution dividing the
+        # period; memory answers from the first whole archived window on, so none is counted
+        # twice.
+        horizon = math.floor(now) - self.retention + 1  # memory holds from here on
+        flushed = -math.inf  # the store holds everything before this
+        if self.archive is not None:
+            flushed = self.archive.flushed_before
+            if self.archive.shared:  # several writers: every point is read from the store
+                horizon = math.ceil(hi)
+        from_memory = -math.inf
+        archived: list[tuple[int, int, Point]] = []  # (at, resolution, point)
+        if self.archive is not None and first < max(horizon, flushed):
+            kind = VARIANTS if per_variant else INVOCATIONS
+            columns = (_STAT_FIELD[info.name],) if info.kind == "samples" else _COLUMNS[info.kind]
+            resolution, older = self.archive.older(
+                kind, endpoint, variant, period=period, lo=first,
+                hi=int(min(math.ceil(hi), max(horizon, flushed) + period)), age=now - first,
+                columns=columns,
+            )  # fmt: skip
+            # Whole windows from the store, the rest from memory: up to the last flush when
+            # memory still holds that far back (fewer buckets to merge), else from the first
+            # whole window memory holds.
+            from_memory = math.ceil(horizon / resolution) * resolution
+            if flushed > -math.inf:
+                from_memory = max(from_memory, math.floor(flushed / resolution) * resolution)
+            archived = [(at, resolution, p) for at, p in older if at < from_memory]
+            tail = math.floor(flushed / 60) * 60 if flushed > -math.inf else -math.inf
+            if resolution > 60 and period % 60 == 0 and tail > from_memory:
+                # the part of the last coarse window that is flushed, by the minute
+                _, minutes = self.archive.older(
+                    kind, endpoint, variant, period=60, lo=int(from_memory), hi=int(tail),
+                    age=now - from_memory, columns=columns, resolution=60,
+                )  # fmt: skip
+                archived += [(at, 60, p) for at, p in minutes if at < tail]
+                from_memory = tail
 
         def index(second: int) -> int | None:
-            if second < floor_lo or second >= hi:  # the second holding StartTime counts
-                return None
+            if second < floor_lo or second >= hi or second < from_memory:
+                return None  # the second holding StartTime counts
             i = (second - first) // period
             return i if 0 <= i < count else None
 
-        now = self._now()
         with self._lock:
-            table = self._variants if info.name in _PER_VARIANT else self._series
+            table = self._variants if per_variant else self._series
             chosen = [
                 s
                 for (ep, v, _cfg), s in table.items()
@@ -461,15 +609,24 @@ class SeriesStore:
                 for s in chosen:
                     s.advance(now, self.retention)
             buckets: list[list[_Bucket]] = [[] for _ in range(count)]
-            # level metrics: per second, [area, peak] summed over the chosen series
+            # level metrics: per second, [area, peak, seconds covered] summed over the series
             seconds: list[dict[int, list[float]]] = [{} for _ in range(count)]
+            for at, width, p in archived:
+                j = (at - first) // period
+                if at + width <= floor_lo or at >= hi or not 0 <= j < count:
+                    continue
+                buckets[j].append(_bucket_of(p))
+                if info.kind == "level":
+                    acc = seconds[j].setdefault(at, [0.0, 0.0, float(width)])
+                    acc[0] += p.area
+                    acc[1] += p.peak
             for s in chosen:
                 for second, b in s.buckets.items():
                     i = index(second)
                     if i is not None:
                         buckets[i].append(b)
                         if info.kind == "level":
-                            acc = seconds[i].setdefault(second, [0.0, 0.0])
+                            acc = seconds[i].setdefault(second, [0.0, 0.0, 1.0])
                             acc[0] += b.area
                             acc[1] += b.peak
             instances = (
@@ -494,7 +651,13 @@ class SeriesStore:
     ) -> list[float | None]:
         """Time-weighted mean instance count of each period (summed over variants)."""
         out: list[float | None] = [None] * count
-        for (ep, v), points in self._instances.items():
+        known = dict(self._instances)
+        if self.archive is not None and first < now - self.retention:
+            for v, stored in self.archive.instances(endpoint, first).items():
+                mine = known.get((endpoint, v), [])
+                older = [c for c in stored if not mine or c[0] < mine[0][0]]
+                known[endpoint, v] = older + mine
+        for (ep, v), points in known.items():
             if ep != endpoint or (variant is not None and v != variant):
                 continue
             for i in range(count):
@@ -507,6 +670,11 @@ class SeriesStore:
 
 
 _PER_VARIANT = {"ModelSetupTime", "CPUUtilization", "MemoryUtilization"}
+_COLUMNS = {
+    "count": ("count", "e4", "e5"),
+    "ratio": ("count",),
+    "level": ("area", "peak"),
+}
 _COUNTED = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")
 _STAT_FIELD = {
     "ModelLatency": "model",
@@ -528,7 +696,7 @@ class _Values:
         minimum: float,
         maximum: float,
         stat: Stat | None = None,
-        levels: list[float] | None = None,
+        levels: list[tuple[float, float]] | None = None,
     ) -> None:
         self.samples, self.total, self.minimum, self.maximum = samples, total, minimum, maximum
         self.stat = stat
@@ -537,16 +705,23 @@ class _Values:
     def percentile(self, q: float) -> float | None:
         if self.stat is not None:
             return self.stat.percentile(q)
-        if self.levels:
+        if self.levels:  # (value, seconds at it)
             ordered = sorted(self.levels)
-            return ordered[max(1, math.ceil(q / 100.0 * len(ordered))) - 1]
+            rank = max(1.0, math.ceil(q / 100.0 * self.samples))
+            seen = 0.0
+            for value, weight in ordered:
+                seen += weight
+                if seen >= rank:
+                    return value
+            return ordered[-1][0]
         return None
 
 
 def _values(info: MetricInfo, buckets: list[_Bucket], instances: float | None) -> _Values | None:
     if info.kind == "samples":
         field = _STAT_FIELD[info.name]
-        stat = merged(getattr(b, field) for b in buckets)
+        kept = [st for b in buckets if (st := getattr(b, field)) is not None and st.count]
+        stat = kept[0] if len(kept) == 1 else merged(kept)  # read only: no copy of one
         if stat.count == 0:
             return None
         return _Values(
@@ -567,16 +742,20 @@ def _values(info: MetricInfo, buckets: list[_Bucket], instances: float | None) -
 
 def _level_values(seconds: dict[int, list[float]], span: int) -> _Values | None:
     """Requests in flight over a period: the samples are the per-second means (seconds without
-    a bucket are 0); Maximum is the most requests in flight at once in any second (summed over
-    the series, so over variants it is an upper bound)."""
-    if not any(area or peak for area, peak in seconds.values()):
+    a bucket are 0; a stored rollup of N seconds counts as N seconds at its mean); Maximum is
+    the most requests in flight at once in any second (summed over the series, so over
+    variants it is an upper bound)."""
+    if not any(area or peak for area, peak, _ in seconds.values()):
         return None
-    levels = [area for area, _ in seconds.values()]
-    levels += [0.0] * max(0, span - len(levels))
-    peak = max(peak for _, peak in seconds.values())
-    return _Values(
-        len(levels), sum(levels), minimum=min(levels), maximum=max(peak, *levels), levels=levels
-    )
+    weighted = [(area / width, width) for area, _, width in seconds.values()]
+    covered = sum(w for _, w in weighted)
+    if span > covered:
+        weighted.append((0.0, span - covered))
+    samples = sum(w for _, w in weighted)
+    total = sum(area for area, _, _ in seconds.values())
+    peak = max(peak for _, peak, _ in seconds.values())
+    levels = [v for v, _ in weighted]
+    return _Values(samples, total, minimum=min(levels), maximum=max(peak, *levels), levels=weighted)
 
 
 def _datapoint(info: MetricInfo, at: int, v: _Values, stats: Iterable[str]) -> Datapoint:
@@ -625,3 +804,24 @@ def _host_memory_bytes() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):  # not POSIX: percentages of 16 GiB
         return 16 << 30
+
+
+def _point(b: _Bucket) -> Point:
+    stats: dict[str, Stat] = {}
+    for name in STAT_FIELDS:
+        stat: Stat | None = getattr(b, name)
+        if stat is not None and stat.count:
+            stats[name] = merged([stat])  # a copy: the bucket may still change
+    return Point(count=b.count, e4=b.e4, e5=b.e5, area=b.area, peak=b.peak, stats=stats)
+
+
+def _fill(b: _Bucket, p: Point) -> None:
+    b.count, b.e4, b.e5, b.area, b.peak = p.count, p.e4, p.e5, p.area, p.peak
+    for name, stat in p.stats.items():
+        setattr(b, name, stat)
+
+
+def _bucket_of(p: Point) -> _Bucket:
+    b = _Bucket()
+    _fill(b, p)
+    return b

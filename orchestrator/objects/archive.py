@@ -2,7 +2,10 @@
 
 ``safe_extract`` checks every member before anything is written (absolute names, ``..``,
 links that leave the target, device and FIFO members) and then extracts with tarfile's
-``data`` filter as a second line of defence.
+``data`` filter as a second line of defence. Links are followed as the filesystem will once
+they are written, through the archive's own symlinks and in whatever order they come
+(``x -> y/..`` before ``y -> .`` leaves the target), so that no member's path and no link's
+target leaves it, and a loop of links is refused.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import NotFoundError, ValidationError
@@ -62,6 +66,44 @@ def _inside(rel: PurePosixPath) -> bool:
     return True
 
 
+_MAX_HOPS = 40  # as the kernel's limit on symlinks followed in one path
+
+
+def _escapes(parts: Sequence[str], links: Mapping[str, str], hops: int = 0) -> bool:
+    """True when ``parts`` (relative to the root), resolved as the filesystem would with the
+    archive's symlinks (``links``: name -> target) in place, leaves the root, or loops."""
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not out:
+                return True
+            out.pop()
+            continue
+        out.append(part)
+        target = links.get("/".join(out))
+        if target is None:
+            continue
+        if hops >= _MAX_HOPS or target.startswith("/"):
+            return True
+        out.pop()
+        return _escapes([*out, *target.split("/"), *parts[i + 1 :]], links, hops + 1)
+    return False
+
+
+def _through_links(archive: Path, member: tarfile.TarInfo, links: Mapping[str, str]) -> None:
+    name = PurePosixPath(member.name)
+    if _escapes(name.parts, links):
+        raise _refuse(archive, member, "leads outside through the archive's symlinks (or loops)")
+    if member.issym():
+        target = PurePosixPath(member.linkname)
+        if _escapes([*name.parent.parts, *target.parts], links):
+            raise _refuse(archive, member, f"is a symlink to {member.linkname!r} outside")
+    if member.islnk() and _escapes(PurePosixPath(member.linkname).parts, links):
+        raise _refuse(archive, member, f"is a hard link to {member.linkname!r} outside")
+
+
 def _check(archive: Path, member: tarfile.TarInfo) -> None:
     name = PurePosixPath(member.name)
     if name.is_absolute() or member.name.startswith(("/", "\\")) or ":" in name.parts[0]:
@@ -91,6 +133,9 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
             members = tar.getmembers()
             for member in members:
                 _check(Path(archive), member)
+            links = {PurePosixPath(m.name).as_posix(): m.linkname for m in members if m.issym()}
+            for member in members:
+                _through_links(Path(archive), member, links)
             tar.extractall(target, members=members, filter="data")
     except FileNotFoundError as e:
         raise NotFoundError(f"archive {archive} does not exist", field="archive") from e

@@ -13,6 +13,13 @@ metadata and checksums) at the end of the trailer, as JSON padded with spaces to
 and the trailer is the one record sealed after that, so they are encrypted and authenticated
 like the rest. Format 1 objects (no attributes) read as before.
 
+Format 3 (what is written now) is format 2 whose records do not bind the key fields of the
+header (``key_id``, ``wrapped_key``): their context hashes the header's other fields only, so a
+master key rotation re-wraps an object by rewriting its header alone (``rewrap_header``), the
+records untouched. The wrapped key stays authenticated on its own: the key provider's AEAD
+binds the key id, the object's name and its version, and every wrapping of one object holds
+the same data key. ``attrs_bytes`` is always in a format 3 header (0: no attributes).
+
 Every object gets a fresh 256-bit data key, wrapped by a ``KeyProvider`` with the object's
 name and version as associated data. Record ``i`` uses nonce ``prefix(8) | i (u32)`` and
 associated data ``context | i (u64) | final (u8)`` where ``context = SHA-256(name | header)``:
@@ -40,13 +47,16 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from orchestrator.errors import IntegrityError, NotFoundError, ValidationError
+from orchestrator import metrics
+from orchestrator.errors import IntegrityError, KeyRetiredError, NotFoundError, ValidationError
 from orchestrator.objects import _pipeline
 from orchestrator.objects.keys import KeyProvider
 
 MAGIC = b"ORCENV"
 FORMAT_VERSION = 1
 FORMAT_ATTRS = 2  # the trailer also holds the object's attributes
+FORMAT_REWRAP = 3  # format 2, the key fields left out of the records' context
+_KEY_FIELDS = ("key_id", "wrapped_key")
 ATTRS_BYTES = 4096  # room for S3's 2 KB of user metadata, an ETag, checksums and more
 _MAX_ATTRS_BYTES = 64 << 10
 ALG = "AES-256-GCM"
@@ -58,6 +68,7 @@ MIN_CHUNK_SIZE = 64 << 10
 MAX_CHUNK_SIZE = 64 << 20
 _PREFIX = struct.Struct(">6sBI")
 _MAX_HEADER_JSON = 64 << 10
+MAX_HEADER_BYTES = _PREFIX.size + _MAX_HEADER_JSON  # a header is never longer
 _MAX_RECORDS = 1 << 32  # the nonce counter is 32 bits
 
 
@@ -89,10 +100,19 @@ class _Header:
     chunk_size: int
     version: str
     attrs_bytes: int = 0  # format 2: the trailer's room for attributes
+    fmt: int = FORMAT_VERSION
+    bound: bytes = b""  # what the records' context hashes: ``raw``, or format 3's fields
 
     @property
     def trailer_bytes(self) -> int:
         return TRAILER_BYTES + self.attrs_bytes
+
+
+def _bound(fmt: int, raw: bytes, doc: dict[str, object]) -> bytes:
+    if fmt != FORMAT_REWRAP:
+        return raw
+    rest = {k: v for k, v in doc.items() if k not in _KEY_FIELDS}
+    return MAGIC + bytes([fmt]) + json.dumps(rest, separators=(",", ":"), sort_keys=True).encode()
 
 
 class Sealer:
@@ -101,7 +121,7 @@ class Sealer:
     def __init__(self, data_key: bytes, header: _Header, name: str) -> None:
         self._aes = AESGCM(data_key)
         self._prefix = header.nonce_prefix
-        self._context = hashlib.sha256(name.encode() + b"\x00" + header.raw).digest()
+        self._context = hashlib.sha256(name.encode() + b"\x00" + header.bound).digest()
 
     def _nonce_aad(self, index: int, final: bool) -> tuple[bytes, bytes]:
         if index >= _MAX_RECORDS:
@@ -134,6 +154,9 @@ def key_aad(name: str, version: str) -> bytes:
 
 
 def integrity_error(name: str, why: str) -> IntegrityError:
+    """The error to raise for an object that failed its check (counted as it is made: every
+    call site raises it)."""
+    metrics.record_object_store_error("integrity")
     return IntegrityError(f"object {name} failed its integrity check: {why}")
 
 
@@ -178,6 +201,7 @@ def _encode_header(  # noqa: PLR0917 - the header's fields, in their order
     chunk_size: int,
     version: str,
     attrs_bytes: int = 0,
+    fmt: int = FORMAT_REWRAP,
 ) -> _Header:
     doc: dict[str, object] = {
         "alg": ALG,
@@ -187,12 +211,14 @@ def _encode_header(  # noqa: PLR0917 - the header's fields, in their order
         "version": version,
         "wrapped_key": base64.b64encode(wrapped).decode(),
     }
-    if attrs_bytes:
+    if fmt != FORMAT_REWRAP:  # the older layouts, still read (and written by tests)
+        fmt = FORMAT_ATTRS if attrs_bytes else FORMAT_VERSION
+    if attrs_bytes or fmt == FORMAT_REWRAP:
         doc["attrs_bytes"] = attrs_bytes
     body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    fmt = FORMAT_ATTRS if attrs_bytes else FORMAT_VERSION
     raw = _PREFIX.pack(MAGIC, fmt, len(body)) + body
-    return _Header(raw, key_id, wrapped, nonce_prefix, chunk_size, version, attrs_bytes)
+    bound = _bound(fmt, raw, doc)
+    return _Header(raw, key_id, wrapped, nonce_prefix, chunk_size, version, attrs_bytes, fmt, bound)
 
 
 def _read_header(src: BinaryIO, name: str) -> _Header:
@@ -202,7 +228,7 @@ def _read_header(src: BinaryIO, name: str) -> _Header:
     magic, fmt, length = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise integrity_error(name, "it does not start with the envelope magic")
-    if fmt not in (FORMAT_VERSION, FORMAT_ATTRS) or length > _MAX_HEADER_JSON:
+    if fmt not in (FORMAT_VERSION, FORMAT_ATTRS, FORMAT_REWRAP) or length > _MAX_HEADER_JSON:
         raise integrity_error(name, f"unknown envelope format {fmt} or header length {length}")
     body = _pipeline.read_full(src, length)
     try:
@@ -214,10 +240,14 @@ def _read_header(src: BinaryIO, name: str) -> _Header:
             nonce_prefix=base64.b64decode(doc["nonce_prefix"], validate=True),
             chunk_size=int(doc["chunk_size"]),
             version=str(doc["version"]),
-            attrs_bytes=int(doc["attrs_bytes"]) if fmt == FORMAT_ATTRS else 0,
+            attrs_bytes=int(doc["attrs_bytes"]) if fmt != FORMAT_VERSION else 0,
+            fmt=fmt,
+            bound=_bound(fmt, prefix + body, doc),
         )
         ok = doc["alg"] == ALG and len(header.nonce_prefix) == 8
         if fmt == FORMAT_ATTRS and not 0 < header.attrs_bytes <= _MAX_ATTRS_BYTES:
+            ok = False
+        if fmt == FORMAT_REWRAP and not 0 <= header.attrs_bytes <= _MAX_ATTRS_BYTES:
             ok = False
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise integrity_error(name, f"its header is unreadable ({e})") from e
@@ -229,6 +259,11 @@ def _read_header(src: BinaryIO, name: str) -> _Header:
 def _open_key(header: _Header, name: str, provider: KeyProvider) -> bytes:
     try:
         return provider.unwrap(header.key_id, header.wrapped_key, key_aad(name, header.version))
+    except KeyRetiredError as e:
+        raise KeyRetiredError(
+            f"object {name} cannot be read: its data key's {e.message}",
+            field="key_id",
+        ) from e
     except IntegrityError as e:
         raise integrity_error(name, f"its data key does not unwrap ({e.message})") from e
     except NotFoundError as e:
@@ -399,3 +434,95 @@ def info_of(
         total,
         attrs,
     )
+
+
+# --- re-wrap ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyHeader:
+    """What a re-wrap needs of an envelope's header: ``raw`` is its bytes (the records follow)."""
+
+    name: str
+    fmt: int
+    key_id: str
+    version: str
+    raw: bytes
+
+    @property
+    def rewrappable(self) -> bool:
+        """Format 3: the header alone can be rewritten; older formats need ``reseal``."""
+        return self.fmt == FORMAT_REWRAP
+
+
+def read_key_header(src: BinaryIO, name: str) -> KeyHeader:
+    """The header at the start of ``src`` (left positioned just after it)."""
+    header = _read_header(src, name)
+    return KeyHeader(name, header.fmt, header.key_id, header.version, header.raw)
+
+
+def rewrap_header(
+    raw: bytes, *, name: str, provider: KeyProvider, key: str | None = None
+) -> tuple[str, bytes]:
+    """A format 3 header with its data key unwrapped and wrapped again under ``key``'s
+    current version: returns (new key id, new header bytes); every other field is unchanged,
+    so the records after the header stay valid."""
+    header = _read_header(io.BytesIO(raw), name)
+    if header.fmt != FORMAT_REWRAP:
+        raise ValidationError(
+            f"object {name} is in envelope format {header.fmt}, whose records bind the key "
+            "fields of its header: reseal it instead",
+            field="format",
+        )
+    aad = key_aad(name, header.version)
+    data_key = _open_key(header, name, provider)
+    key_id, wrapped = provider.wrap(data_key, aad, key=key)
+    new = _encode_header(
+        key_id, wrapped, header.nonce_prefix, header.chunk_size, header.version,
+        header.attrs_bytes,
+    )  # fmt: skip
+    assert new.bound == header.bound
+    return key_id, new.raw
+
+
+def reseal(
+    src: BinaryIO, dst: BinaryIO, *, name: str, provider: KeyProvider, key: str | None = None
+) -> EnvelopeInfo:
+    """Decrypt an older-format envelope and write it again as format 3 under a fresh data key
+    wrapped by ``key``'s current version: same plaintext, same version, same attributes. The
+    plaintext passes through a temporary file (never ``dst`` before it is verified)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as plain:
+        old = decrypt_stream(src, plain, name=name, provider=provider)
+        plain.seek(0)
+        attrs = old.attrs
+        return encrypt_stream(
+            plain,
+            dst,
+            name=name,
+            version=old.version,
+            provider=_Pinned(provider, key),
+            chunk_size=old.chunk_size,
+            finish=(lambda _size, _sha: attrs) if attrs is not None else None,
+        )
+
+
+class _Pinned:
+    """A provider whose wraps go to one logical key (``encrypt_stream`` wraps with the default)."""
+
+    def __init__(self, provider: KeyProvider, key: str | None) -> None:
+        self._provider, self._key = provider, key
+
+    @property
+    def active_key_id(self) -> str:
+        return self._provider.active_key_id
+
+    def wrap(self, data_key: bytes, aad: bytes, *, key: str | None = None) -> tuple[str, bytes]:
+        return self._provider.wrap(data_key, aad, key=self._key if key is None else key)
+
+    def unwrap(self, key_id: str, wrapped: bytes, aad: bytes) -> bytes:
+        return self._provider.unwrap(key_id, wrapped, aad)
+
+    def check_key(self, key: str) -> str:
+        return self._provider.check_key(key)

@@ -7,7 +7,8 @@ only through the same verify-then-release path as the file driver. ``head()`` an
 read the plaintext size, SHA-256, version and key id from object metadata written at upload;
 those are not authenticated, but every GET re-checks the authenticated trailer. An object
 with attributes (format 2) also records its header's size, and ``head()`` reads its header and
-trailer with two ranged GETs to open them. A bucket's marker is ``<prefix>/<bucket>/.orch-bucket``.
+trailer with two ranged GETs to open them. A bucket's marker is ``<prefix>/<bucket>/.orch-bucket``,
+its account in the marker's metadata (``orch-account``; none: the server's own account's).
 ``boto3`` is imported lazily so the package works without the ``s3`` extra.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from orchestrator import metrics
 from orchestrator.errors import (
     BackendError,
     ConflictError,
@@ -50,12 +52,14 @@ from orchestrator.objects.uri import (
     parse_object_uri,
     parse_prefix_uri,
 )
+from orchestrator.tenancy import ROOT
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _META = ("orch-size", "orch-sha256", "orch-version", "orch-key-id")
 _HEADER_SIZE = "orch-header-size"  # format 2 objects: head() opens the trailer's attributes
+_ACCOUNT = "orch-account"  # a bucket marker's: the account the bucket belongs to
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _DENIED = ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch")
 
@@ -116,13 +120,18 @@ class S3ObjectStore(StoreBase):
             if code in _MISSING:
                 raise NotFoundError(f"object {uri} does not exist", field="uri") from e
             if code == "NoSuchBucket":
+                metrics.record_object_store_error("backend")  # the store's own bucket
                 raise NotFoundError(f"backing bucket missing at {where}", field="uri") from e
             if code in _DENIED:
+                metrics.record_object_store_error("permission")
                 raise PermissionDeniedError(f"{where} refused access to {uri}: {e}") from e
+            metrics.record_object_store_error("backend")
             raise BackendError(f"{where} failed on {uri}: {e}") from e
         except (ConnectionError, HTTPClientError) as e:
+            metrics.record_object_store_error("unavailable")
             raise UnavailableError(f"cannot reach {where} for {uri}: {e}") from e
         except S3UploadFailedError as e:
+            metrics.record_object_store_error("backend")
             raise BackendError(f"upload of {uri} to {where} failed: {e}") from e
 
     def put_stream(
@@ -186,6 +195,7 @@ class S3ObjectStore(StoreBase):
             size, sha, version, key_id = (meta[k] for k in _META)
             return ObjectInfo(uri, int(size), version, sha, key_id, modified)
         except (KeyError, ValueError) as e:
+            metrics.record_object_store_error("integrity")
             raise IntegrityError(
                 f"object {uri} failed its integrity check: its envelope metadata is missing"
             ) from e
@@ -210,6 +220,7 @@ class S3ObjectStore(StoreBase):
         trailer = self._range(uri, backing, f"bytes=-{tail}")
         env = envelope.info_of(header, trailer, name=uri, provider=self.provider, total=total)
         if (env.size, env.sha256, env.version) != (info.size, info.sha256, info.version):
+            metrics.record_object_store_error("integrity")
             raise IntegrityError(
                 f"object {uri} failed its integrity check: its metadata does not match it"
             )
@@ -248,19 +259,21 @@ class S3ObjectStore(StoreBase):
             for page in pages:
                 for common in page.get("CommonPrefixes", []):
                     names.append(common["Prefix"][len(base) :].rstrip("/"))
-        return [BucketInfo(n, self._created(n)) for n in sorted(names) if is_bucket_name(n)]
+        return [BucketInfo(n, *self._marker(n)) for n in sorted(names) if is_bucket_name(n)]
 
-    def _created(self, bucket: str) -> Any:
+    def _marker(self, bucket: str) -> tuple[Any, str]:
+        """When ``bucket`` was made and whose it is (``None`` created: it has no objects)."""
         marker = self._key(bucket, BUCKET_MARKER)
         try:
             with self._errors(f"s3://{bucket}"):
-                return self._client.head_object(Bucket=self.bucket, Key=marker)["LastModified"]
-        except NotFoundError:  # made by a put, not created: its first object's time
+                head = self._client.head_object(Bucket=self.bucket, Key=marker)
+            return head["LastModified"], head.get("Metadata", {}).get(_ACCOUNT, ROOT)
+        except NotFoundError:  # made by a put, not created: the server's, since its first object
             with self._errors(f"s3://{bucket}"):
                 page = self._client.list_objects_v2(
                     Bucket=self.bucket, Prefix=self._key(bucket, ""), MaxKeys=1
                 )
-            return page["Contents"][0]["LastModified"] if page.get("Contents") else None
+            return (page["Contents"][0]["LastModified"] if page.get("Contents") else None), ROOT
 
     def _first_keys(self, bucket: str, n: int) -> builtins.list[str]:
         check_bucket(bucket)
@@ -273,12 +286,26 @@ class S3ObjectStore(StoreBase):
     def bucket_exists(self, bucket: str) -> bool:
         return bool(self._first_keys(bucket, 1))
 
-    def create_bucket(self, bucket: str) -> bool:
+    def bucket_owner(self, bucket: str) -> str | None:
+        check_bucket(bucket)
+        try:
+            with self._errors(f"s3://{bucket}"):
+                head = self._client.head_object(
+                    Bucket=self.bucket, Key=self._key(bucket, BUCKET_MARKER)
+                )
+        except NotFoundError:
+            return ROOT if self.bucket_exists(bucket) else None
+        return str(head.get("Metadata", {}).get(_ACCOUNT, ROOT))
+
+    def create_bucket(self, bucket: str, account: str = ROOT) -> bool:
         if self.bucket_exists(bucket):
             return False
         with self._errors(f"s3://{bucket}"):
             self._client.put_object(
-                Bucket=self.bucket, Key=self._key(bucket, BUCKET_MARKER), Body=b""
+                Bucket=self.bucket,
+                Key=self._key(bucket, BUCKET_MARKER),
+                Body=b"",
+                Metadata={_ACCOUNT: account} if account else {},
             )
         return True
 

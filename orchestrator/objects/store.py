@@ -10,26 +10,39 @@ skips and that keys may not use. ``head()`` reads only the header and the traile
 (S3's ETag, content type and user metadata, see ``envelope``), and lets the caller refuse
 the body once it has been read (a checksum that does not match): the object is then never
 visible. Buckets are directories here (``<root>/<bucket>``, a marker file records when one was
-created); a bucket that holds objects exists whether or not it was created.
+created and the account it belongs to, as JSON); a bucket that holds objects exists whether or
+not it was created, and one with no marker (made by a put, or from before accounts) is the
+server's own account's (``tenancy.ROOT``). Who may see a bucket is decided above the store
+(``objects.buckets``): the store records and answers, for everyone.
 ``scratch(name)`` is a store beside this one for the server's own work in progress (S3's
 multipart parts), never listed with it.
+
+Every rename over an object and every delete is made holding a lock (``flock`` on one of
+``LOCK_STRIPES`` files under ``<root>/.orch-locks``, chosen by the object's path; shared by
+every process and by the scratch stores): the master key re-wrap replaces an object only if it
+is still the file it read (a compare-and-swap), so it never brings back what a writer replaced
+or deleted meanwhile.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import fcntl
 import io
+import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from orchestrator import metrics
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
 from orchestrator.objects import envelope
 from orchestrator.objects._pipeline import Digest
@@ -42,9 +55,12 @@ from orchestrator.objects.uri import (
     parse_object_uri,
     parse_prefix_uri,
 )
+from orchestrator.tenancy import ROOT
 
 TEMP_PREFIX = ".orch-tmp-"
-BUCKET_MARKER = ".orch-bucket"  # in a bucket's top directory: when it was created
+BUCKET_MARKER = ".orch-bucket"  # in a bucket's top directory: when it was made, and whose
+LOCK_DIR = ".orch-locks"  # in the store's root: the stripes of the rename lock
+LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,25 @@ class ObjectInfo:
 class BucketInfo:
     name: str
     created: datetime
+    account: str = ROOT  # the account it belongs to (``tenancy.ROOT``: the server's own)
+
+
+def marker_body(created: datetime, account: str) -> bytes:
+    """What a bucket's marker holds (the file driver's; the S3 driver keeps the same)."""
+    return json.dumps({"created": created.isoformat(), "account": account}).encode()
+
+
+def read_marker(body: bytes) -> tuple[datetime | None, str]:
+    """A marker's creation time and account. Before accounts a marker held only the time
+    (ISO 8601), and an S3 driver's marker nothing: both are the server's own account's."""
+    text = body.decode(errors="replace").strip()
+    try:
+        doc = json.loads(text) if text.startswith("{") else {"created": text}
+        created = datetime.fromisoformat(doc["created"]) if doc.get("created") else None
+        account = doc.get("account", ROOT)
+    except (ValueError, TypeError, AttributeError):
+        return None, ROOT
+    return created, account if isinstance(account, str) else ROOT
 
 
 @runtime_checkable
@@ -86,7 +121,9 @@ class ObjectStore(Protocol):
     def get_range(self, uri: str, start: int, length: int, dst: BinaryIO) -> ObjectInfo: ...
     def list_buckets(self) -> builtins.list[BucketInfo]: ...
     def bucket_exists(self, bucket: str) -> bool: ...
-    def create_bucket(self, bucket: str) -> bool: ...  # False: it was there already
+    def bucket_owner(self, bucket: str) -> str | None: ...  # its account; None: no such bucket
+    # False: it was there already (whoever's it is: ``bucket_owner`` says).
+    def create_bucket(self, bucket: str, account: str = ROOT) -> bool: ...
     def delete_bucket(self, bucket: str) -> None: ...  # ConflictError when it holds objects
     def scratch(self, name: str) -> ObjectStore: ...
 
@@ -105,8 +142,11 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Yield a temp file next to ``path``; on success fsync it, rename it over, fsync the dir."""
+def atomic_file(
+    path: Path, lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
+) -> Iterator[BinaryIO]:
+    """Yield a temp file next to ``path``; on success fsync it, rename it over (holding
+    ``lock()`` if given), fsync the dir."""
     tmp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -114,7 +154,8 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with lock() if lock is not None else contextlib.nullcontext():
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -225,11 +266,29 @@ class FileObjectStore(StoreBase):
         provider: KeyProvider,
         *,
         chunk_size: int = envelope.DEFAULT_CHUNK_SIZE,
+        lock_dir: Path | None = None,
     ) -> None:
         envelope.check_chunk_size(chunk_size)
         self.root = Path(root)
         self.provider = provider
         self.chunk_size = chunk_size
+        self.lock_dir = lock_dir if lock_dir is not None else self.root / LOCK_DIR
+
+    @contextlib.contextmanager
+    def path_lock(self, path: Path) -> Iterator[None]:
+        """Held around every rename over ``path`` and its delete, in every process."""
+        stripe = zlib.crc32(os.fsencode(os.path.abspath(path))) % LOCK_STRIPES
+        lock = self.lock_dir / f"{stripe:02x}"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _path(self, uri: str) -> Path:
         bucket, key = parse_object_uri(uri)
@@ -252,6 +311,9 @@ class FileObjectStore(StoreBase):
             return open(path, "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
             raise NotFoundError(f"object {uri} does not exist", field="uri") from e
+        except OSError:  # permissions, a failing disk: the store's fault, not the caller's
+            metrics.record_object_store_error("io")
+            raise
 
     def put_stream(
         self,
@@ -264,7 +326,7 @@ class FileObjectStore(StoreBase):
         path = self._path(uri)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_file(path) as f:
+            with atomic_file(path, lambda: self.path_lock(path)) as f:
                 env = envelope.encrypt_stream(
                     stream,
                     f,
@@ -280,6 +342,9 @@ class FileObjectStore(StoreBase):
                 f"cannot write {uri}: a key on its path is both an object and a prefix here",
                 field="uri",
             ) from e
+        except OSError:  # a full disk, permissions
+            metrics.record_object_store_error("io")
+            raise
         return self._info(uri, env, path.stat().st_mtime)
 
     def get_file(self, uri: str, path: Path) -> ObjectInfo:
@@ -333,9 +398,13 @@ class FileObjectStore(StoreBase):
     def delete(self, uri: str) -> None:
         path = self._path(uri)
         try:
-            path.unlink()
+            with self.path_lock(path):
+                path.unlink()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
             raise NotFoundError(f"object {uri} does not exist", field="uri") from e
+        except OSError:
+            metrics.record_object_store_error("io")
+            raise
         fsync_dir(path.parent)
 
     # --- buckets ---------------------------------------------------------------------------
@@ -349,28 +418,57 @@ class FileObjectStore(StoreBase):
         found = []
         for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
             if entry.is_dir() and is_bucket_name(entry.name):
-                found.append(BucketInfo(entry.name, self._created(Path(entry.path))))
+                created, account = self._marker(Path(entry.path))
+                found.append(BucketInfo(entry.name, created, account))
         return found
 
     @staticmethod
-    def _created(directory: Path) -> datetime:
-        marker = directory / BUCKET_MARKER
+    def _marker(directory: Path) -> tuple[datetime, str]:
         try:
-            return datetime.fromisoformat(marker.read_text().strip())
-        except (OSError, ValueError):  # made by a put, not created: its directory's time
-            return datetime.fromtimestamp(directory.stat().st_mtime, tz=UTC)
+            created, account = read_marker((directory / BUCKET_MARKER).read_bytes())
+        except OSError:  # made by a put, not created: the server's, since its directory's time
+            created, account = None, ROOT
+        if created is None:
+            created = datetime.fromtimestamp(directory.stat().st_mtime, tz=UTC)
+        return created, account
 
     def bucket_exists(self, bucket: str) -> bool:
         return self._bucket_dir(bucket).is_dir()
 
-    def create_bucket(self, bucket: str) -> bool:
+    def bucket_owner(self, bucket: str) -> str | None:
         directory = self._bucket_dir(bucket)
         try:
-            directory.mkdir(parents=True)
-        except FileExistsError:
+            body = (directory / BUCKET_MARKER).read_bytes()
+        except OSError:
+            return ROOT if directory.is_dir() else None
+        return read_marker(body)[1]
+
+    def create_bucket(self, bucket: str, account: str = ROOT) -> bool:
+        directory = self._bucket_dir(bucket)
+        if directory.exists():
             return False
-        with atomic_file(directory / BUCKET_MARKER) as f:
-            f.write(datetime.now(UTC).isoformat().encode())
+        # Made aside with its marker, then renamed into place over the empty directory that
+        # claims the name: the bucket is seen without its owner only while it is empty.
+        self.root.mkdir(parents=True, exist_ok=True)
+        aside = self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        aside.mkdir()
+        try:
+            with atomic_file(aside / BUCKET_MARKER) as f:
+                f.write(marker_body(datetime.now(UTC), account))
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                return False
+            try:
+                os.rename(aside, directory)
+            except OSError:  # a put raced into the empty directory: the bucket is its
+                return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (aside / BUCKET_MARKER).unlink()
+            with contextlib.suppress(FileNotFoundError, OSError):
+                aside.rmdir()
+        fsync_dir(self.root)
         return True
 
     def delete_bucket(self, bucket: str) -> None:
@@ -392,8 +490,9 @@ class FileObjectStore(StoreBase):
     def scratch(self, name: str) -> FileObjectStore:
         # A leading dot is never a bucket name: nothing here is listed as a bucket.
         return FileObjectStore(
-            self.root / f".orch-{name}", self.provider, chunk_size=self.chunk_size
-        )
+            self.root / f".orch-{name}", self.provider, chunk_size=self.chunk_size,
+            lock_dir=self.lock_dir,
+        )  # fmt: skip
 
 
 def open_object_store(

@@ -8,17 +8,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from orchestrator.resources.uris import s3_uri, storage_uri
 
 # SageMaker's pattern for job, model, config and endpoint names.
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 ResourceName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
 
 # Object store URIs (s3://bucket/key, our store whatever its driver) or host paths (file://).
+# The validators refuse other schemes and IP-address buckets naming the fix (resources.uris);
+# the patterns stay for the schemas (CRDs, OpenAPI).
 StorageUri = Annotated[
-    str, StringConstraints(pattern=r"^(s3://[^/]+(/.*)?|file:///.*)$", max_length=1024)
+    str,
+    StringConstraints(pattern=r"^(s3://[^/]+(/.*)?|file:///.*)$", max_length=1024),
+    BeforeValidator(storage_uri),
 ]
-S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[^/]+(/.*)?$", max_length=1024)]
+S3Uri = Annotated[
+    str,
+    StringConstraints(pattern=r"^s3://[^/]+(/.*)?$", max_length=1024),
+    BeforeValidator(s3_uri),
+]
 
 EnvironmentMap = Annotated[
     dict[

@@ -198,7 +198,9 @@ class BlueGreenUpdatePolicy(Spec):
 
 
 class RollbackAlarm(Spec):
-    """An alarm on the new fleet's traffic (an extension: SageMaker names CloudWatch alarms).
+    """An alarm that rolls the update back: a metric alarm by its name alone (as SageMaker's,
+    which name CloudWatch alarms: it fires while that alarm, ``orch alarms``, is in ALARM), or
+    one on the new fleet's own traffic with MetricName and Threshold (an extension).
 
     ``Invocation5XXErrorRate``: the share of its invocations answered 5xx (0..1).
     ``ModelLatency`` / ``OverheadLatency``: the p99, in microseconds. Evaluated over the new
@@ -206,9 +208,19 @@ class RollbackAlarm(Spec):
     """
 
     AlarmName: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    MetricName: Literal["Invocation5XXErrorRate", "ModelLatency", "OverheadLatency"]
-    Threshold: Annotated[float, Field(ge=0.0)]
+    MetricName: Literal["Invocation5XXErrorRate", "ModelLatency", "OverheadLatency"] | None = None
+    Threshold: Annotated[float, Field(ge=0.0)] | None = None
     MinInvocations: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+
+    @model_validator(mode="after")
+    def _metric_and_threshold(self) -> RollbackAlarm:
+        if (self.MetricName is None) != (self.Threshold is None):
+            missing = "Threshold" if self.Threshold is None else "MetricName"
+            raise ValueError(
+                f"{missing}: give MetricName and Threshold together (an alarm on the new "
+                "fleet's traffic), or neither (a metric alarm of that AlarmName)"
+            )
+        return self
 
 
 class AutoRollbackConfig(Spec):

@@ -10,6 +10,7 @@ kind's plural.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,12 @@ from orchestrator.resources.training import (
     CreateTrainingJobRequest,
     TrainingJobState,
     TrainingJobStatus,
+)
+from orchestrator.resources.transform import (
+    TERMINAL_TRANSFORM_STATUSES,
+    CreateTransformJobRequest,
+    TransformJobState,
+    TransformJobStatus,
 )
 from orchestrator.resources.tuning import (
     TERMINAL_TUNING_STATUSES,
@@ -55,6 +62,10 @@ class Kind:
     initial_phase: str = "Ready"
     # Primary statuses after which the resource needs no reconciling (until it is deleted).
     terminal_phases: frozenset[str] = field(default_factory=frozenset)
+    # Whether a status in a terminal phase still has work running (a failed transform job
+    # stopping its other instances), which keeps it reconciled until that ends: for sources
+    # that read activity from the status (the custom resources; the SQL store keeps a flag).
+    running_after_end: Callable[[dict[str, Any]], bool] | None = None
 
     @property
     def collection(self) -> str:
@@ -65,6 +76,12 @@ class Kind:
     def reconciled(self) -> bool:
         """Whether a planner drives the kind (it has a lifecycle), not just validation."""
         return self.status is not None
+
+    def active(self, phase: str, status: dict[str, Any]) -> bool:
+        """Whether a resource in ``phase`` with ``status`` still needs reconciling."""
+        if phase not in self.terminal_phases:
+            return True
+        return self.running_after_end is not None and self.running_after_end(status)
 
     def phase_of(self, status: dict[str, Any]) -> str:
         if self.phase_field is None:
@@ -133,8 +150,33 @@ HYPER_PARAMETER_TUNING_JOB = Kind(
     terminal_phases=frozenset(s.value for s in TERMINAL_TUNING_STATUSES),
 )
 
+TRANSFORM_JOB = Kind(
+    name="TransformJob",
+    plural_path="transform-jobs",
+    arn_slug="transform-job",
+    name_field="TransformJobName",
+    spec=CreateTransformJobRequest,
+    status=TransformJobState,
+    crd_plural="transformjobs",
+    short_names=("otf",),
+    phase_field="TransformJobStatus",
+    initial_phase=TransformJobStatus.IN_PROGRESS.value,
+    terminal_phases=frozenset(s.value for s in TERMINAL_TRANSFORM_STATUSES),
+    running_after_end=lambda status: any(
+        i.get("Status") in ("Starting", "Running") for i in status.get("Instances") or []
+    ),
+)
+
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (TRAINING_JOB, MODEL, ENDPOINT_CONFIG, ENDPOINT, HYPER_PARAMETER_TUNING_JOB)
+    k.name: k
+    for k in (
+        TRAINING_JOB,
+        MODEL,
+        ENDPOINT_CONFIG,
+        ENDPOINT,
+        HYPER_PARAMETER_TUNING_JOB,
+        TRANSFORM_JOB,
+    )
 }
 
 

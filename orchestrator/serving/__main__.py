@@ -8,6 +8,7 @@ is required), run in order.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -40,10 +41,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrency", type=int, default=None, help="model calls at once")
     p.add_argument("--max-queue", type=int, default=None, help="requests waiting, then 429")
     p.add_argument("--timeout-seconds", type=float, default=None, help="per request")
+    p.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate: serve HTTPS")
+    p.add_argument("--tls-key", type=Path, default=None, help="its unencrypted PEM key")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The model's own prints reach the replica's log as they happen (its log stream), as in
+    # SageMaker's containers (PYTHONUNBUFFERED), not when a block buffer fills.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     args = parser().parse_args(argv)
     try:
         settings = _settings(get_settings().serving, args)
@@ -55,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValidationError(
                 "pass --model-dir or --pipeline, not both (a pipeline names each step's dir)",
                 field="--pipeline",
+            )
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise ValidationError(
+                "pass both --tls-cert and --tls-key (or neither, for plain HTTP)",
+                field="--tls-cert",
             )
         serve(
             args.model_dir,
@@ -70,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             model_name=args.model_name,
             batching=batching,
             grace_seconds=args.grace_seconds,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
     except OrchestratorError as e:
         print(f"error: model server failed to start: {e.message}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """The HTTP face of one replica: the SageMaker container contract and the Open Inference
 Protocol (v2) over a :class:`~orchestrator.serving.dispatch.Dispatcher`.
 
-SageMaker: ``GET /ping`` (200, or 503 once draining), ``POST /invocations``. Open Inference
+SageMaker: ``GET /ping`` (200, or 503 once draining), ``POST /invocations``,
+``GET /execution-parameters`` (what batch transform may send: requests at once, payload size).
+Open Inference
 Protocol: ``GET /v2``, ``GET /v2/health/live``, ``GET /v2/health/ready``,
 ``GET /v2/models/{name}``, ``GET /v2/models/{name}/ready``, ``POST /v2/models/{name}/infer``
 (errors as ``{"error": ...}``). ``GET /metrics`` exposes the Prometheus registry.
@@ -10,15 +12,18 @@ A plain ASGI callable rather than a framework router: this is the hot path, and 
 fixed paths needs no more than a string compare. Bodies over ``max_payload_bytes`` are refused
 with 413 before they are read (by Content-Length) or as soon as a chunked body passes the
 limit. Each model answer carries ``X-Orch-Model-Latency-Us`` so the router can tell model time
-from overhead; every request to a model is counted by ``metrics.record_invocation``.
+from overhead; every request to a model is counted by ``metrics.record_invocation`` and, with
+``request_log`` (``ORCH_SERVING__REQUEST_LOG``), written as one line to the replica's output.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 import orjson
 
@@ -46,6 +51,7 @@ Headers = list[tuple[bytes, bytes]]
 _JSON = b"application/json"
 _LATENCY = MODEL_LATENCY_HEADER.lower().encode()
 _MODELS_PREFIX = "/v2/models/"
+MIB = 1024 * 1024
 
 
 class ClientDisconnectedError(Exception):
@@ -62,8 +68,10 @@ class ServingApp:
         max_payload_bytes: int,
         endpoint: str = "",
         variant: str = "",
+        request_log: TextIO | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.request_log = request_log
         self.model_name = dispatcher.model_name
         self.max_payload_bytes = max_payload_bytes
         self.endpoint = endpoint
@@ -71,6 +79,14 @@ class ServingApp:
         self.draining = False
         self._ok_ping = orjson.dumps({"status": "ok"})
         self._draining_ping = orjson.dumps({"status": "draining"})
+        self._execution_parameters = orjson.dumps(
+            {
+                "MaxConcurrentTransforms": dispatcher.max_concurrency,
+                "BatchStrategy": "MULTI_RECORD",
+                # Whole MiB, at least 1: SageMaker reads 0 as "no limit".
+                "MaxPayloadInMB": max(1, max_payload_bytes // MIB),
+            }
+        )
 
     def drain(self) -> None:
         self.draining = True
@@ -94,6 +110,8 @@ class ServingApp:
                 await _respond(send, 200, self._ok_ping)
         elif path.startswith("/v2"):
             await self._v2(scope, receive, send, path, method)
+        elif path == "/execution-parameters" and method == "GET":
+            await _respond(send, 200, self._execution_parameters)
         elif path == "/metrics" and method == "GET":
             body, content_type = metrics.exposition()
             await _respond(send, 200, body, content_type.encode())
@@ -189,6 +207,8 @@ class ServingApp:
         overhead = None
         if model_seconds is not None:
             overhead = max(0.0, time.perf_counter() - started - model_seconds)
+        if self.request_log is not None:
+            self._log_request(scope["path"], status, time.perf_counter() - started)
         metrics.record_invocation(
             self.endpoint,
             self.variant,
@@ -196,6 +216,16 @@ class ServingApp:
             model_seconds=model_seconds,
             overhead_seconds=overhead,
         )
+
+    def _log_request(self, path: str, status: int, seconds: float) -> None:
+        assert self.request_log is not None
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line = f"{now} request {path} status={status} latency_ms={seconds * 1000:.3f}\n"
+        try:
+            self.request_log.write(line)
+            self.request_log.flush()
+        except (OSError, ValueError):  # a closed or full log must not fail the request
+            pass
 
     async def _error(self, send: Any, error: OrchestratorError, *, v2: bool) -> int:
         status = error_status(error)
@@ -244,7 +274,11 @@ def build_app(
         inline_below_seconds=settings.inline_below_ms / 1000.0,
     )
     return ServingApp(
-        dispatcher, max_payload_bytes=settings.max_payload_bytes, endpoint=endpoint, variant=variant
+        dispatcher,
+        max_payload_bytes=settings.max_payload_bytes,
+        endpoint=endpoint,
+        variant=variant,
+        request_log=sys.stderr if settings.request_log else None,
     )
 
 

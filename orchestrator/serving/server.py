@@ -5,7 +5,8 @@ ready. The port is written to ``port_file`` (temp file, then rename) once uvicor
 which lets a supervisor start replicas on ``port=0``. SIGTERM (or SIGINT) turns ``/ping`` and
 ``/v2/health/ready`` to 503, stops accepting, lets in-flight requests finish for up to
 ``grace_seconds``, and returns normally. uvicorn runs on uvloop with the httptools parser
-(the project depends on both; uvicorn's ``auto`` picks them).
+(the project depends on both; uvicorn's ``auto`` picks them). With ``tls_cert``/``tls_key``
+the same socket serves HTTPS only (a certificate from the control plane's replica CA).
 """
 
 from __future__ import annotations
@@ -46,11 +47,19 @@ def serve(
     model_name: str = "model",
     batching: BatchingConfig | None = None,
     grace_seconds: float = 30.0,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> None:
     """Serve the model in ``model_dir`` (or the ``pipeline`` of several) until a shutdown
     signal; raises if a model fails to load."""
     if pipeline and model_dir is not None:
         raise ValueError("pass model_dir or pipeline, not both")
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("pass both tls_cert and tls_key, or neither")
+    if tls_cert is not None and tls_key is not None:
+        from orchestrator.tls import server_context
+
+        server_context(tls_cert, tls_key)  # a bad pair fails here, before the model loads
     sources = list(pipeline) or [ModelSource(model_dir or Path("."), code_dir, program)]
     servable = load_servable(sources)
     app = build_app(
@@ -72,6 +81,8 @@ def serve(
         # Replicas sit behind the control plane's router; no proxy headers to trust.
         proxy_headers=False,
         lifespan="off",
+        ssl_certfile=str(tls_cert) if tls_cert is not None else None,
+        ssl_keyfile=str(tls_key) if tls_key is not None else None,
         timeout_graceful_shutdown=max(0.0, grace_seconds - _SHUTDOWN_SLACK_SECONDS),  # type: ignore[arg-type]
     )
     server = _Server(config, app=app, port_file=port_file)

@@ -2,12 +2,21 @@
 by default, PostgreSQL by URL)."""
 
 from orchestrator.store.source import DesiredState, ListFilter, Record, page_of
-from orchestrator.store.state import AccessKeyRecord, ApiKeyRecord, StateStore, canonical_hash
+from orchestrator.store.state import (
+    AccessKeyRecord,
+    AccountRecord,
+    ApiKeyRecord,
+    IdentityRecord,
+    StateStore,
+    canonical_hash,
+)
 
 __all__ = [
     "AccessKeyRecord",
+    "AccountRecord",
     "ApiKeyRecord",
     "DesiredState",
+    "IdentityRecord",
     "ListFilter",
     "Record",
     "StateStore",

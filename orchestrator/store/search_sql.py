@@ -333,9 +333,10 @@ def _segments(comp: _Compiler, prop: Prop) -> list[_Segment]:
 
 
 def run_search(
-    conn: Connection, query: CompiledSearch, dialect: str
+    conn: Connection, query: CompiledSearch, dialect: str, *, account: str | None = None
 ) -> tuple[list[Any], list[SortKey], str | None]:
-    """One page: the ``resources`` rows, their sort keys, and the next page's token.
+    """One page: the ``resources`` rows, their sort keys, and the next page's token; with
+    ``account``, only that account's rows (``orchestrator.tenancy``: a caller's search).
 
     The ranks are read in turn (the next only while the page is not full), each as one query
     ordered by its own key with the page's keyset, so the database can walk an index of the
@@ -361,6 +362,8 @@ def run_search(
             seg.text.label("sort_text"),
         ).select_from(seg.source)
         q = q.where(resources.c.kind == query.kind, *seg.where)
+        if account is not None:
+            q = q.where(resources.c.account == account)
         if query.condition is not None:
             q = q.where(comp.condition(query.condition))
         if query.after is not None and seg.rank == query.after[0]:

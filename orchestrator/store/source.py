@@ -49,6 +49,8 @@ class Record:
     version: str
     # A spot training job asked to give its capacity back (cleared once it is requeued).
     preempt_requested: bool = False
+    # The account (tenant) it belongs to: ``orchestrator.tenancy.ROOT`` ("") for the server's.
+    account: str = ""
 
 
 @dataclass(frozen=True)

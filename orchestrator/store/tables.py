@@ -37,9 +37,26 @@ resources = Table(
     Column("updated_at", Float, nullable=False),
     # Optimistic concurrency: every write bumps it; a writer states the one it read.
     Column("version", Integer, nullable=False),
+    # The account (tenant) it belongs to: ``orchestrator.tenancy.ROOT`` ("") for the server's
+    # own (every row from before accounts). Names stay unique per kind across accounts.
+    Column("account", String(12), nullable=False, default="", server_default=""),
 )
 Index("ix_resources_active", resources.c.kind, resources.c.active)
 Index("ix_resources_created", resources.c.kind, resources.c.created_at)
+
+
+def _key_identity_columns() -> list[Column[object]]:
+    """Added with identities: whose key it is (NULL: a key from before, which acts as an
+    identity of its own name), when it expires (NULL: never), when it was last used (written
+    at most once a minute per key)."""
+    return [
+        Column("identity", String(128), nullable=True),
+        Column("expires_at", Float, nullable=True),
+        Column("last_used_at", Float, nullable=True),
+        # The account of the key's identity ("": the server's own).
+        Column("account", String(12), nullable=False, default="", server_default=""),
+    ]
+
 
 api_keys = Table(
     "api_keys",
@@ -50,6 +67,7 @@ api_keys = Table(
     Column("role", String(32), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    *_key_identity_columns(),
 )
 
 # SigV4 access keys: the secret is needed to verify a signature, so it is kept sealed (wrapped
@@ -63,6 +81,31 @@ access_keys = Table(
     Column("role", String(32), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    *_key_identity_columns(),
+)
+
+
+# Users and service identities: ``document`` is {"ManagedPolicies": [...], "InlinePolicies":
+# {name: policy document}, "Roles": [roles it may assume]} (``orchestrator.api.identities``).
+identities = Table(
+    "identities",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("document", Text, nullable=False),
+    # The account it belongs to ("": the server's own); names stay unique server-wide.
+    Column("account", String(12), nullable=False, default="", server_default=""),
+)
+
+# Accounts (tenants) other than the server's own (``orchestrator.tenancy``): a 12-digit id and
+# a unique name (``orch accounts create``).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(12), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
 )
 
 
@@ -98,3 +141,32 @@ SEARCH_TABLES = {
     "metrics": search_metrics,
     "tags": search_tags,
 }
+
+
+# --- Usage (``orchestrator.usage``): durable records the usage report is computed from -------
+# An endpoint variant's instance count changed (written with the endpoint's status, in the
+# same transaction, so every change the reconciler stores is here exactly once).
+usage_instance_counts = Table(
+    "usage_instance_counts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    # As the endpoint's configs said when the count changed ("unknown": no config found).
+    Column("instance_type", String(64), nullable=False),
+    # The endpoint's ``tenant`` tag when it changed (None: untagged), for a deleted endpoint.
+    Column("tenant", String(256), nullable=True),
+    Column("count", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("ix_usage_counts_endpoint", usage_instance_counts.c.endpoint, usage_instance_counts.c.at)
+
+# Predictions (invocations) per endpoint variant per hour, added to by each flush.
+usage_predictions = Table(
+    "usage_predictions",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("variant", String(128), primary_key=True),
+    Column("hour", Float, primary_key=True),
+    Column("count", Integer, nullable=False),
+)

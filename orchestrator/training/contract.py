@@ -49,6 +49,18 @@ from orchestrator.resources.training import (
 )
 
 ML_ROOT_ENV = "ORCH_ML_ROOT"
+# The server's AWS credentials in any form boto3 reads them from (besides ``ORCH_*``): never
+# handed to the user's code, which gets its job's own credential instead.
+HOST_SECRET_ENV = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+        "VAULT_TOKEN",
+    }
+)  # fmt: skip
 # Which built-in algorithm ``python -m orchestrator.algorithms.train`` runs.
 ALGORITHM_ENV = "ORCH_ALGORITHM"
 T = TypeVar("T")
@@ -357,20 +369,20 @@ def user_environment(
     *,
     host: Host | None,
     distributed: dict[str, str] | None = None,
+    credentials: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The user process's environment: the host's, minus our secrets, plus the contract.
+    """The user process's environment: the host's, minus our secrets (every ``ORCH_*``
+    variable and the AWS credential variables, ``HOST_SECRET_ENV``), plus the contract.
+    ``credentials``: the job's own credential (``api.jobcreds``), the only one it gets; its
+    ``AWS_*`` part is left out when the job's ``Environment`` names AWS credentials or an
+    endpoint of its own (so a script that talks to AWS itself keeps working).
     ``host`` None: the hosts of the job are named (``SM_HOSTS``) but not which one this is
     (one pod template for every host: the current host is only known in the pod).
     ``distributed``: the framework variables (``distributed_environment``); the job's own
     ``Environment`` still wins over them."""
     count = spec.ResourceConfig.InstanceCount
     paths = paths.for_spec(spec)
-    env = {
-        k: v
-        for k, v in base.items()
-        if not k.startswith("ORCH_")
-        and k not in {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
-    }
+    env = {k: v for k, v in base.items() if not k.startswith("ORCH_") and k not in HOST_SECRET_ENV}
     itype = INSTANCE_TYPES[spec.ResourceConfig.InstanceType]
     channels = [c.ChannelName for c in spec.InputDataConfig]
     hps = user_hyperparameters(spec)
@@ -407,5 +419,10 @@ def user_environment(
         env["SM_USER_ENTRY_POINT"] = program
         env["SM_MODULE_NAME"] = program.removesuffix(".py")
     env.update(distributed or {})
+    own = credentials or {}
+    if HOST_SECRET_ENV & spec.Environment.keys():
+        # The job brings its own AWS credentials or endpoint: ours would only be mixed in.
+        own = {k: v for k, v in own.items() if not k.startswith("AWS_")}
+    env.update(own)
     env.update(spec.Environment)
     return env

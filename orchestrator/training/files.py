@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from orchestrator.objects import LocalKeyring, ObjectStore, open_object_store
+from orchestrator.objects.keys import KeyProvider
+from orchestrator.objects.providers import KeyProviderConfig, open_key_provider, with_key
 from orchestrator.resources.failures import ExitKind, FailureReason
 from orchestrator.resources.training import CreateTrainingJobRequest
 
@@ -35,15 +37,30 @@ class StoreAccess(BaseModel):
     s3_region: str = "us-east-1"
     chunk_size: int = 4 << 20
     keyring_path: str
+    # The key provider the settings chose (None: the local keyring at keyring_path).
+    keys: KeyProviderConfig | None = None
+    # The KmsKeyId every object written through this store is wrapped under (the resource's
+    # OutputDataConfig.KmsKeyId, TransformOutput.KmsKeyId, ...); None: the default key.
+    write_key: str | None = None
+
+    def provider(self) -> KeyProvider:
+        if self.keys is None:
+            return with_key(LocalKeyring(Path(self.keyring_path)), self.write_key)
+        return with_key(open_key_provider(self.keys), self.write_key)
 
     def open(self) -> ObjectStore:
         return open_object_store(
             self.object_store_url,
-            LocalKeyring(Path(self.keyring_path)),
+            self.provider(),
             s3_endpoint_url=self.s3_endpoint_url,
             s3_region=self.s3_region,
             chunk_size=self.chunk_size,
         )
+
+
+def output_kms_key(spec: CreateTrainingJobRequest) -> str | None:
+    """The key a training job's objects are written under (its OutputDataConfig.KmsKeyId)."""
+    return spec.OutputDataConfig.KmsKeyId if spec.OutputDataConfig is not None else None
 
 
 class ContainerRun(BaseModel):
@@ -91,6 +108,9 @@ class JobFile(BaseModel):
     # Resource usage sampled every this many seconds into the usage file beside the job log
     # (``training.usage``); 0: not sampled.
     usage_interval_seconds: float = 5.0
+    # The job's own credential as the variables its code gets (``api.jobcreds``): the only
+    # secret here; the file is the server user's, beside (not inside) the job's /opt/ml.
+    credentials: dict[str, str] = {}
 
 
 class PhaseEntry(BaseModel):

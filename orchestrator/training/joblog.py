@@ -29,6 +29,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -172,3 +173,31 @@ def first_offset_at(marks: Marks, ms: int) -> int | None:
     older). Lines before the first mark are not covered: callers scan those."""
     i: int = bisect.bisect_left(marks, ms, key=lambda m: m[1])
     return marks[i][0] if i < len(marks) else None
+
+
+def split_timestamps(raw: bytes) -> tuple[bytes, list[Mark]]:
+    """A container runtime's timestamped output (Docker's ``timestamps=True``, the Kubernetes
+    pod log's ``timestamps=true``) as (the lines without their stamps, marks)."""
+    out = bytearray()
+    marks: list[Mark] = []
+    for line in raw.splitlines(keepends=True):
+        stamp, sep, rest = line.partition(b" ")
+        t = _stamp_ms(stamp) if sep else None
+        if t is None:
+            out += line
+            continue
+        if not marks or t > marks[-1][1]:
+            marks.append((len(out), t))
+        out += rest
+    return bytes(out), marks
+
+
+def _stamp_ms(stamp: bytes) -> int | None:
+    text = stamp.decode("ascii", "replace")
+    if not text.endswith("Z"):
+        return None
+    try:  # RFC 3339 with nanoseconds: keep the microseconds
+        t = datetime.fromisoformat(text[:26].rstrip("Z").rstrip("."))
+    except ValueError:
+        return None
+    return int(t.replace(tzinfo=UTC).timestamp() * 1000)

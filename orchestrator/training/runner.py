@@ -337,6 +337,7 @@ class Supervisor:
             dict(os.environ),
             host=host,
             distributed=host_distributed_environment(self.spec, host, rendezvous),
+            credentials=self.job.credentials,
         )
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:

@@ -42,6 +42,21 @@ def _tuning_on_the_wire(plane: AwsPlane, sm: Any) -> None:
     sm.delete_hyper_parameter_tuning_job(HyperParameterTuningJobName="t")
 
 
+def _transform_on_the_wire(plane: AwsPlane, sm: Any) -> None:
+    from tests.aws.test_transform_wire import end, transform_request
+
+    source = {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/train/"}}
+    request = transform_request(
+        "tf", TransformInput={"DataSource": source, "ContentType": "text/csv", "SplitType": "Line"}
+    )
+    sm.create_transform_job(**request)
+    sm.describe_transform_job(TransformJobName="tf")
+    sm.list_transform_jobs(SortBy="Status", StatusEquals="InProgress", MaxResults=5)
+    sm.stop_transform_job(TransformJobName="tf")
+    end(plane, "tf", "Stopped")
+    sm.describe_transform_job(TransformJobName="tf")
+
+
 def test_every_operation_of_the_table_on_the_wire(
     aws_plane: AwsPlane, sagemaker: Any, wire: Any
 ) -> None:
@@ -81,6 +96,7 @@ def test_every_operation_of_the_table_on_the_wire(
     )  # fmt: skip
     sm.describe_model(ModelName="m")
     sm.list_models(NameContains="m")
+    _transform_on_the_wire(aws_plane, sm)
     variant = {"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1,
                "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0,
                "ContainerStartupHealthCheckTimeoutInSeconds": 60,

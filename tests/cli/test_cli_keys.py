@@ -15,7 +15,7 @@ def test_create_list_revoke(cli: Cli) -> None:
     assert "ci-bot" in table and made["ApiKey"] not in table
     # An invoke key may not manage keys.
     refused = cli("keys", "list", api_key=made["ApiKey"])
-    assert refused.exit_code == 1 and "may not key:list" in refused.stderr
+    assert refused.exit_code == 1 and "may not orchestrator:ListApiKeys" in refused.stderr
     out = cli.ok("keys", "revoke", made["KeyId"]).stdout
     assert f"revoked key {made['KeyId']} (ci-bot)" in out
     assert cli.json("keys", "list")["ApiKeys"][1]["Revoked"] is True

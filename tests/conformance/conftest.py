@@ -3,8 +3,9 @@ starts: pytest groups the scenarios by the fixture's parameter.
 
 Process and Docker cells start a real ``orch server`` and are ``slow``; the Kubernetes cells
 run in-process against the API emulator and are slow only where a scenario waits for real
-time (``waits=True``). Docker missing is a skip naming what is missing, except in CI
-(``CI=true``), where it is a failure.
+time (``waits=True``) or runs real processes there too (``processes=True``: batch
+transform, whose pods' containers the cluster double runs). Docker missing is a skip naming
+what is missing, except in CI (``CI=true``), where it is a failure.
 """
 
 from __future__ import annotations

@@ -79,6 +79,9 @@ class Scenario:
     cells: dict[str, Cell]
     uses: tuple[str, ...] = ()  # harness parts that may be gaps on a backend
     waits: bool = False  # waits for real time (a timeout, an idle period): slow everywhere
+    # Runs real processes on every backend (the Kubernetes double runs a transform pod's
+    # containers): slow everywhere.
+    processes: bool = False
     run: Callable[[Harness], None] = field(default=lambda h: None, compare=False, repr=False)
 
 
@@ -91,6 +94,7 @@ def scenario(
     *,
     uses: tuple[str, ...] = (),
     waits: bool = False,
+    processes: bool = False,
     **cells: Cell,
 ) -> Callable[[Callable[[Harness], None]], Callable[..., None]]:
     """Declare a scenario and turn it into a test parametrised over the backends (through the
@@ -103,7 +107,7 @@ def scenario(
     def declare(fn: Callable[[Harness], None]) -> Callable[..., None]:
         sid = fn.__name__.removeprefix("test_")
         full = {b: cells.get(b, Runs(EMULATED if b == "kubernetes" else REAL)) for b in BACKENDS}
-        s = Scenario(sid, title, checks, full, uses, waits, fn)
+        s = Scenario(sid, title, checks, full, uses, waits, processes, fn)
         assert sid not in REGISTRY, f"two scenarios named {sid}"
         REGISTRY[sid] = s
 
@@ -117,7 +121,7 @@ def scenario(
         test.__module__ = fn.__module__
         test.__doc__ = fn.__doc__
         marked: Any = test
-        if waits:
+        if waits or processes:
             marked = pytest.mark.slow(marked)
         return pytest.mark.scenario(sid)(marked)  # type: ignore[no-any-return]
 

@@ -25,6 +25,7 @@ error; a scenario asks ``h.checks(part)`` first, and the part shows in the table
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import tarfile
@@ -33,6 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import joblib
+import numpy as np
 import pytest
 
 from orchestrator.client import Client
@@ -42,7 +45,11 @@ from orchestrator.resources.training import (
     TERMINAL_TRAINING_STATUSES,
     DescribeTrainingJobResponse,
 )
-from orchestrator.testing import eventually, tarball
+from orchestrator.resources.transform import (
+    TERMINAL_TRANSFORM_STATUSES,
+    DescribeTransformJobResponse,
+)
+from orchestrator.testing import eventually, tarball, transform_job_spec
 from tests.conformance.declarations import NotRunnable, Refused, Scenario
 
 T = TypeVar("T")
@@ -177,6 +184,10 @@ class ServingModel:
     broken: str = ""
 
     @property
+    def artifact(self) -> bytes:
+        return tarball({"weights.txt": str(self.answer)})
+
+    @property
     def inference(self) -> str:
         if self.broken:
             return f"def model_fn(model_dir):\n    raise RuntimeError({self.broken!r})\n"
@@ -186,6 +197,72 @@ class ServingModel:
             "def predict_fn(data, model):\n"
             f"    return np.full(len(data), {self.answer})\n"
         )
+
+
+@dataclass(frozen=True)
+class BatchModel:
+    """A scikit-learn model for batch transform: a logistic regression on ``FEATURES`` columns
+    (``fitted()``), its artifact ``model.joblib`` served by the default handler. ``sleep``: a
+    script-mode ``predict_fn`` sleeps that long per request first, so that a scenario can
+    catch the job half way."""
+
+    sleep: float = 0.0
+
+    @property
+    def artifact(self) -> bytes:
+        buf = io.BytesIO()
+        joblib.dump(fitted(), buf)
+        return _tar_bytes({"model.joblib": buf.getvalue()})
+
+    @property
+    def inference(self) -> str | None:
+        if not self.sleep:
+            return None
+        return (
+            "import time\n"
+            "def predict_fn(data, model):\n"
+            f"    time.sleep({self.sleep!r})\n"
+            "    return model.predict(data)\n"
+        )
+
+
+FEATURES = 4
+
+
+@functools.cache
+def fitted() -> Any:
+    """The scikit-learn model every ``BatchModel`` serves (trained once, seeded)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, FEATURES))
+    return LogisticRegression().fit(x, (x[:, 0] - x[:, 1] > 0).astype(int))
+
+
+def batch_rows(n: int, seed: int) -> list[list[str]]:
+    """``n`` rows of ``FEATURES`` values, as a CSV file writes them."""
+    x = np.random.default_rng(seed).normal(size=(n, FEATURES))
+    return [[f"{v:.6g}" for v in row] for row in x]
+
+
+def batch_csv(rows: list[list[str]]) -> bytes:
+    return "".join(",".join(row) + "\n" for row in rows).encode()
+
+
+def predicted(rows: list[list[str]]) -> list[str]:
+    """What the model answers for each row, as the CSV answer writes it."""
+    x = np.array([[float(v) for v in row] for row in rows])
+    return [str(p) for p in fitted().predict(x).tolist()]
+
+
+def _tar_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 TUNING = "/api/v1/hyper-parameter-tuning-jobs"
@@ -273,6 +350,7 @@ class Harness:
         self._endpoints: list[str] = []
         self._jobs: list[str] = []
         self._tunings: list[str] = []
+        self._transforms: list[str] = []
 
     # --- gaps ---------------------------------------------------------------------------------
     def checks(self, part: str) -> bool:
@@ -451,20 +529,17 @@ class Harness:
         raise NotImplementedError
 
     # --- endpoints ----------------------------------------------------------------------------
-    def create_model(self, name: str, model: ServingModel) -> None:
+    def create_model(self, name: str, model: ServingModel | BatchModel) -> None:
+        """The model's artifact and (script mode) its ``inference.py`` uploaded, and a Model."""
         artifact = f"s3://orchestrator/{name}/model.tar.gz"
-        source = f"s3://orchestrator/{name}/source.tar.gz"
-        self.client.upload_bytes(tarball({"weights.txt": str(model.answer)}), artifact)
-        self.client.upload_bytes(tarball({"inference.py": model.inference}), source)
+        self.client.upload_bytes(model.artifact, artifact)
+        env: dict[str, str] = {}
+        if model.inference is not None:
+            source = f"s3://orchestrator/{name}/source.tar.gz"
+            self.client.upload_bytes(tarball({"inference.py": model.inference}), source)
+            env = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": source}
         self.client.create_model(
-            ModelName=name,
-            PrimaryContainer={
-                "ModelDataUrl": artifact,
-                "Environment": {
-                    "SAGEMAKER_PROGRAM": "inference.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": source,
-                },
-            },
+            ModelName=name, PrimaryContainer={"ModelDataUrl": artifact, "Environment": env}
         )
 
     def create_endpoint(self, name: str, config: str, **config_fields: Any) -> None:
@@ -544,6 +619,77 @@ class Harness:
 
         self.wait(gone, f"endpoint {name} deleted", timeout)
 
+    # --- batch transform ----------------------------------------------------------------------
+    @staticmethod
+    def transform_input(name: str) -> str:
+        return f"s3://orchestrator/{name}/in/"
+
+    @staticmethod
+    def transform_output(name: str) -> str:
+        return f"s3://orchestrator/{name}/out"
+
+    def create_transform_job(
+        self, name: str, model: str, inputs: dict[str, bytes], *, instances: int = 1, **fields: Any
+    ) -> None:
+        """``inputs`` (key under the job's input prefix -> CSV) uploaded, and a TransformJob
+        scoring them with ``model``: SplitType Line, MultiRecord, AssembleWith Line
+        (``fields`` override top-level fields)."""
+        for key, data in inputs.items():
+            self.client.upload_bytes(data, self.transform_input(name) + key)
+        spec = transform_job_spec(
+            name,
+            model,
+            self.transform_input(name),
+            self.transform_output(name),
+            instances=instances,
+            split_type="Line",
+            content_type="text/csv",
+            **{"BatchStrategy": "MultiRecord", **fields},
+        )
+        spec["TransformOutput"].update({"Accept": "text/csv", "AssembleWith": "Line"})
+        self.client.create_transform_job(spec)
+        self._transforms.append(name)
+
+    def transform_job(self, name: str) -> DescribeTransformJobResponse:
+        return self.client.describe_transform_job(name)
+
+    def wait_transform(
+        self,
+        name: str,
+        until: Callable[[DescribeTransformJobResponse], bool] | None = None,
+        what: str = "end",
+        timeout: float = 90.0,
+    ) -> DescribeTransformJobResponse:
+        """Until the job ends (or ``until`` holds)."""
+
+        def reached() -> DescribeTransformJobResponse | None:
+            job = self.transform_job(name)
+            if until is not None:
+                return job if until(job) else None
+            return job if job.TransformJobStatus in TERMINAL_TRANSFORM_STATUSES else None
+
+        return self.wait(reached, f"transform job {name} to {what}", timeout)
+
+    def transform_outputs(self, name: str) -> dict[str, str]:
+        """The ``.out`` objects under the job's S3OutputPath, by key relative to it (read
+        through the REST API)."""
+        prefix = self.transform_output(name) + "/"
+        out = {}
+        for obj in self.client.list_objects(prefix):
+            uri = obj["Uri"]
+            out[uri.removeprefix(prefix)] = self.client.download_bytes(uri).decode()
+        return out
+
+    def still_running(self, name: str) -> list[str]:
+        """What of transform job ``name`` still runs on this backend (runners, model servers:
+        processes, containers, pods that have not ended)."""
+        raise NotImplementedError
+
+    def kill_instance(self, name: str, instance: int) -> None:
+        """Kill the running attempt of ``instance`` of the job as a machine failure would: no
+        chance to say anything (its runner and model server go at once)."""
+        raise NotImplementedError
+
     # --- after each scenario ------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop the scenario's jobs that still run and delete its endpoints (their replicas
@@ -553,6 +699,11 @@ class Harness:
             with contextlib.suppress(OrchestratorError):
                 if self.tuning_job(name)["HyperParameterTuningJobStatus"] == "InProgress":
                     self.client.request("POST", f"{TUNING}/{name}/stop")
+        transforms, self._transforms = self._transforms, []
+        for name in transforms:
+            with contextlib.suppress(OrchestratorError):
+                if self.transform_job(name).TransformJobStatus not in TERMINAL_TRANSFORM_STATUSES:
+                    self.client.stop_transform_job(name)
         jobs, self._jobs = self._jobs, []
         for job in jobs:
             with contextlib.suppress(OrchestratorError):

@@ -15,10 +15,13 @@
   makes; the product does everything else.
 - Invocations go through the API's data plane as on every backend. The data plane sends what
   it routes to a fleet variant's Service URL
-  (``http://<endpoint>-<variant>-<config>.<ns>.svc.cluster.local:8080``, from the Endpoint's
+  (``https://<endpoint>-<variant>-<config>.<ns>.svc.cluster.local:8080``, from the Endpoint's
   status); the data plane's resolver seam (``dataplane.pool.Resolve``) plays cluster DNS and
   kube-proxy: it connects to the replica the double serves for that Deployment, the serving
-  image's own app (``orchestrator.serving``) with the model's script, in-process.
+  image's own app (``orchestrator.serving``) with the model's script, in-process, over HTTPS
+  with the serving certificate the operator issued into the fleet's Secret, verified by the
+  data plane against the replica CA Secret's certificate (replica TLS on, as the chart's
+  ``replicaTls.enabled``).
 
 The configuration is the chart's with ``ORCH_KUBE__NETWORK_ISOLATION_EGRESS`` set (without it
 an isolated job is a 400 naming the setting: ``plan.support.REQUIREMENTS``, tested in
@@ -27,7 +30,9 @@ an isolated job is a 400 naming the setting: ``plan.support.REQUIREMENTS``, test
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -43,9 +48,12 @@ from orchestrator.api.app import build_control_plane, create_app
 from orchestrator.client import Client
 from orchestrator.controller.runtime import policies_from
 from orchestrator.kube import objects as o
+from orchestrator.kube import replica_tls as rt
+from orchestrator.kube import transforms as t
 from orchestrator.kube.jobs import HOST_INDEX_ENV
 from orchestrator.kube.load import ApiTraffic
-from orchestrator.kube.operator import Operator
+from orchestrator.kube.operator import Operator, operator_store
+from orchestrator.objects import LocalKeyring
 from orchestrator.serving.app import build_app
 from orchestrator.serving.handler import ModelHandler
 from orchestrator.settings import (
@@ -54,17 +62,21 @@ from orchestrator.settings import (
     KubeSettings,
     ServingSettings,
     Settings,
+    TransformSettings,
 )
 from orchestrator.testing import ServerThread
+from orchestrator.tls import new_ca_pem
 from orchestrator.training.usage import ATTEMPT_ENV, INTERVAL_ENV, USAGE_MARK, usage_line
 from tests.conformance.harness import (
     FRAMEWORK_ENV,
     Answer,
+    BatchModel,
     Harness,
     Script,
     ServingModel,
     gap,
 )
+from tests.conformance.kube_pods import FALLBACK_BYTES, FALLBACK_LINES, TransformPods
 from tests.kube_operator.kube_harness import (
     NS,
     Cluster,
@@ -84,8 +96,6 @@ EGRESS = [
         {"to": [{"podSelector": {"matchLabels": {"app": "minio"}}}], "ports": [{"port": 9000}]}
     ),
 ]
-# What the kubelet keeps of a log for FallbackToLogsOnError (80 lines, 2048 bytes).
-FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
 # The held invocation's deadline on this API (and how long the operator counts demand).
 HOLD_SECONDS = 20.0
 
@@ -103,7 +113,7 @@ class ClusterDouble:
     """What the tests play of a Kubernetes cluster, and nothing else. Each ``play()`` moves
     every Job and Deployment on by one step, as these would:
 
-    - **Job controller.** A new Job gets ``startTime`` and ``active``, and one pod per host
+    - **Job controller, training Jobs.** A new Job gets ``startTime`` and ``active``, and one pod per host
       (an Indexed Job: one per completion index, with the index annotation). It completes
       (``Complete``, ``succeeded``, ``completedIndexes``) when every host's containers ended
       well; it fails (``Failed``, reason ``PodFailurePolicy``) when the ``algo`` container of a
@@ -123,18 +133,35 @@ class ClusterDouble:
       Ready at once; a pod of a model that cannot load (``ServingModel.broken``) crash-loops
       with the error its ``model_fn`` raises as its last termination message. A pod the
       product deletes is replaced.
+    - **Job controller and kubelet, transform pods.** A transform Job (one instance attempt)
+      gets one pod whose containers run for real, as processes (``kube_pods.TransformPods``:
+      the model step, then the model server sidecar and the runner, as the pod's spec says,
+      with its volumes, its own localhost and its termination messages mapped to this host).
+      The pod ends with the runner (the sidecar is stopped then), and the Job with the pod
+      (``backoffLimit: 0``: Complete, or Failed with ``BackoffLimitExceeded``). A suspended
+      Job's pod gets SIGTERM, SIGKILL after its grace, and is deleted once its containers
+      have ended; a pod the product deletes at once has its processes killed. The only fault
+      the double makes is the one a scenario asks for: a host lost (``kill``: every container
+      of the pod gets SIGKILL, and the kubelet reports what it sees).
     - **Garbage collector.** The pods of a deleted Job or Deployment are deleted.
     - **The serving container, cluster DNS and kube-proxy.** A Deployment with Ready pods is
       served by one replica: the serving image's app with the model's script (what its pods
-      would run, one process standing for all of them). Its Service's name resolves to it
+      would run, one process standing for all of them), over HTTPS with the certificate and
+      key of the serving-certificate Secret its pod template mounts (as the kubelet projects
+      a Secret volume; replica TLS is on). Its Service's name resolves to it
       (``resolve``) while the Deployment has Ready pods; with none (scaled to zero, a model
       that crash-loops, deleted) the name resolves to a port where nothing listens, as a
       Service without endpoints refuses connections.
     """
 
-    def __init__(self, cluster: Cluster, emulator: Emulator, root: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, emulator: Emulator, root: Path, kube: KubeSettings, keyring: Path
+    ) -> None:
         self.cluster = cluster
         self.logs = emulator.km.logs
+        self.transforms = TransformPods(
+            cluster, self.logs, keyring.parent, root / "transform", kube.serving_port
+        )
         self.scripts: dict[str, Script] = {}  # by training job name
         self.trial_scripts: dict[str, Script] = {}  # by tuning job name: what its trials run
         self.models: dict[str, ServingModel] = {}  # by model name
@@ -159,6 +186,7 @@ class ClusterDouble:
         """Stop every replica (after a scenario: the API server forgets every object)."""
         for name in list(self._servers):
             self._stop_replica(name)
+        self.transforms.close()
         self._jobs.clear()
         self._pods_made.clear()
 
@@ -167,7 +195,11 @@ class ClusterDouble:
         jobs = self.cluster.items("Job")
         deployments = self.cluster.items("Deployment")
         for job in jobs:
-            self._play_job(job, [p for p in pods if _owned_by(p, job)])
+            owned = [p for p in pods if _owned_by(p, job)]
+            if t.LABEL_TRANSFORM_JOB in _labels(job):
+                self.transforms.play(job, owned)
+            else:
+                self._play_job(job, owned)
         for d in deployments:
             self._play_deployment(d, [p for p in pods if _owned_by(p, d)])
         names = {d["metadata"]["name"] for d in deployments}
@@ -288,11 +320,27 @@ class ClusterDouble:
         ready = 0 if model.broken else wanted
         self.cluster.deployment_status(name, {"replicas": wanted, "readyReplicas": ready})
         if ready:
-            self._serve(name, model)
+            self._serve(d, model)
         else:
             self._stop_replica(name)
 
-    def _serve(self, deployment: str, model: ServingModel) -> None:
+    def _serving_certificate(self, d: dict[str, Any], directory: Path) -> tuple[Path, Path] | None:
+        """The serving certificate Secret the pods mount (replica TLS), written where the
+        replica reads it, as the kubelet projects a Secret volume; None: plain HTTP."""
+        volumes = d["spec"]["template"]["spec"].get("volumes") or []
+        names = [v["secret"]["secretName"] for v in volumes if v["name"] == rt.TLS_VOLUME]
+        if not names:
+            return None
+        secret = self.cluster.core.read_namespaced_secret(names[0], NS, _preload_content=False)
+        data = json.loads(secret.data)["data"]
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cert, key = directory / rt.CERT_FILE, directory / rt.KEY_FILE
+        cert.write_bytes(base64.b64decode(data[rt.CERT_FILE]))
+        key.write_bytes(base64.b64decode(data[rt.KEY_FILE]))
+        return cert, key
+
+    def _serve(self, d: dict[str, Any], model: ServingModel) -> None:
+        deployment = d["metadata"]["name"]
         if deployment in self._servers:
             return
         code = self._root / "replicas" / deployment
@@ -300,8 +348,9 @@ class ClusterDouble:
         (code / "inference.py").write_text(model.inference)
         handler = ModelHandler.load(code, code_dir=code, program="inference.py")
         app = build_app(handler, settings=ServingSettings(), endpoint=deployment)
-        server = self._servers[deployment] = ServerThread(app).__enter__()
-        address = server.url.removeprefix("http://").rpartition(":")
+        tls = self._serving_certificate(d, code / "tls")
+        server = self._servers[deployment] = ServerThread(app, tls=tls).__enter__()
+        address = server.url.partition("://")[2].rpartition(":")
         with self._lock:
             self._served[deployment] = (address[0], int(address[2]))
 
@@ -313,6 +362,7 @@ class ClusterDouble:
             server.__exit__(None, None, None)
 
     def _delete_pod(self, name: str) -> None:
+        self.transforms.forget(name)
         self.cluster.core.delete_namespaced_pod(name, NS)
         for key in [k for k in self.logs if k[0] == name]:
             del self.logs[key]
@@ -411,8 +461,14 @@ class KubernetesHarness(Harness):
         self.emulator = emulator
         self.api = emulator_client(emulator.url)  # as the product's: each call tried once
         self.cluster = Cluster(self.api)
-        self.double = ClusterDouble(self.cluster, emulator, root)
-        self.kube = KubeSettings(namespace=NS, network_isolation_egress=EGRESS)
+        home = root / "home"
+        # The pods use the control plane's store (a file store here, as MinIO on a cluster).
+        self.kube = KubeSettings(
+            namespace=NS,
+            network_isolation_egress=EGRESS,
+            object_store_url=(home / "objects").as_uri(),
+            termination_grace_seconds=10,
+        )
         settings = Settings(
             home=root / "home",
             config_dir=root / "config",
@@ -422,9 +478,21 @@ class KubernetesHarness(Harness):
             controller=ControllerSettings(
                 resync_seconds=0.2, stop_grace_seconds=2, retry_backoff_seconds=0.2
             ),
-            serving=ServingSettings(invocation_timeout_seconds=HOLD_SECONDS),
+            # Replica TLS, as the chart's replicaTls.enabled: the API verifies replicas
+            # against the replica CA Secret's certificate (mounted from it on a cluster).
+            serving=ServingSettings(
+                invocation_timeout_seconds=HOLD_SECONDS,
+                replica_tls=True,
+                replica_ca_file=root / "replica-ca" / "ca.crt",
+            ),
+            transform=TransformSettings(progress_interval_seconds=0.2),
         )
+        self._install_replica_ca(root / "replica-ca" / "ca.crt")
+        self.double = ClusterDouble(self.cluster, emulator, root, self.kube, settings.keyring_path)
         self.plane = build_control_plane(settings, kube_api=self.api)
+        # The installation's keyring (the Secret the pods mount), made before the operator
+        # opens the store with it.
+        _ = LocalKeyring(settings.keyring_path).active_key_id
         app = create_app(self.plane)
         app.plane.router.pools.resolve = self.double.resolve
         self.server = ServerThread(app).__enter__()
@@ -438,7 +506,19 @@ class KubernetesHarness(Harness):
             policies=policies_from(settings),
             telemetry=self.traffic,
             hold_seconds=HOLD_SECONDS,
+            store=operator_store(settings, self.kube),
+            transform=settings.transform,
+            replica_tls=True,
         )
+
+    def _install_replica_ca(self, mounted: Path) -> None:
+        """The replica CA Secret as the operator makes it on its first start, and its
+        certificate where the API pods mount it."""
+        ca = new_ca_pem()
+        self._ca_secret = rt.ca_secret(self.kube.replica_ca_secret, NS, ca)
+        mounted.parent.mkdir(parents=True, exist_ok=True)
+        mounted.write_bytes(ca.cert)
+        self.cluster.core.create_namespaced_secret(NS, self._ca_secret)
 
     def close(self) -> None:
         self.client.close()
@@ -455,6 +535,8 @@ class KubernetesHarness(Harness):
         self.double.close()
         self.emulator.km.objects.clear()
         self.emulator.km.logs.clear()
+        # The installation's replica CA outlives the scenarios, as the operator keeps it.
+        self.cluster.core.create_namespaced_secret(NS, copy.deepcopy(self._ca_secret))
 
     @contextlib.contextmanager
     def job_slots(self, slots: int) -> Iterator[None]:
@@ -473,7 +555,8 @@ class KubernetesHarness(Harness):
         self.double.play()
         self.operator.run_once()
         for service in self.plane.services:
-            service.refresh()  # type: ignore[attr-defined]
+            if hasattr(service, "refresh"):  # the routes' watch (not the key re-wrap)
+                service.refresh()
 
     # --- training ---------------------------------------------------------------------------
     def create_script_job(self, name: str, script: Script, **fields: Any) -> None:
@@ -600,9 +683,24 @@ class KubernetesHarness(Harness):
         return out
 
     # --- endpoints --------------------------------------------------------------------------
-    def create_model(self, name: str, model: ServingModel) -> None:
-        self.double.models[name] = model
+    def create_model(self, name: str, model: ServingModel | BatchModel) -> None:
+        if isinstance(model, ServingModel):
+            self.double.models[name] = model
         super().create_model(name, model)
+
+    def still_running(self, name: str) -> list[str]:
+        """The job's pods that have not ended (``kubectl get pods -l
+        orchestrator.dev/transform-job=...``)."""
+        return [
+            f"pod {p['metadata']['name']} ({p.get('status', {}).get('phase')})"
+            for p in self.cluster.items("Pod")
+            if _labels(p).get(t.LABEL_TRANSFORM_JOB) == o.k8s_name(name)
+            and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+
+    def kill_instance(self, name: str, instance: int) -> None:
+        """The host of the instance's running pod lost: the double kills its containers."""
+        self.double.transforms.kill(o.k8s_name(name), instance)
 
     def round_trip(self, endpoint: str, body: bytes, target_variant: str | None) -> Answer:
         """The invocation through this API's ``/endpoints/NAME/invocations`` (as on every

@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator import procs
 from orchestrator.client import Client
 from tests.conformance.harness import Answer, Harness
 from tests.e2e.conftest import RunningServer, _kill_leftovers, server_env
@@ -24,6 +26,8 @@ class LocalHarness(Harness):
         env.setdefault("ORCH_CONTROLLER__CHECKPOINT_SYNC_SECONDS", "0.5")
         # Usage sampled often enough that a job of a few seconds has several samples.
         env.setdefault("ORCH_CONTROLLER__USAGE_INTERVAL_SECONDS", "0.5")
+        # Transform runners say how far they got often enough for a scenario to catch them.
+        env.setdefault("ORCH_TRANSFORM__PROGRESS_INTERVAL_SECONDS", "0.2")
         self.server = RunningServer(root=root, env=server_env(root, **env))
         self.server.start()
         self.client: Client = self.server.client()
@@ -71,6 +75,30 @@ class LocalHarness(Harness):
         found = re.findall(r"^\[(algo-\d+)\] framework-env=(.*)$", log, re.MULTILINE)
         return {host: json.loads(doc) for host, doc in found}
 
+    def still_running(self, name: str) -> list[str]:
+        """Live processes of the job: its runners (their pid files) and any process started
+        under its directory (their model servers)."""
+        root = self.server.root / "home" / "work" / "transform-jobs" / name
+        out = []
+        for pid_file in root.glob("**/*.pid"):
+            pid = procs.ProcessId.from_file(pid_file)
+            if pid is not None and procs.alive(pid):
+                out.append(f"runner {pid.pid} ({pid_file.relative_to(root)})")
+        return out + [f"process {pid} (an argument under {root})" for pid in _under(root)]
+
+    def kill_instance(self, name: str, instance: int) -> None:
+        """SIGKILL to the process group of the instance's latest runner (its pid file): the
+        runner and its model server child (on Docker the server's container is left behind,
+        as a host that loses its runner leaves it)."""
+        root = self.server.root / "home" / "work" / "transform-jobs" / name / f"instance-{instance}"
+        attempts = sorted(
+            root.glob("attempt-*/supervisor.pid"), key=lambda p: int(p.parent.name[8:])
+        )
+        assert attempts, f"{self.backend}: no runner of {name} instance {instance} under {root}"
+        pid = procs.ProcessId.from_file(attempts[-1])
+        assert pid is not None and procs.alive(pid), f"{attempts[-1]}: the runner is not running"
+        procs.signal_group(pid, signal.SIGKILL)
+
 
 class ProcessHarness(LocalHarness):
     """The process backend: jobs and replicas are processes on this host."""
@@ -90,6 +118,7 @@ class ProcessHarness(LocalHarness):
         for pid_file in [
             *work.glob(f"training-jobs/{name}/**/*.pid"),
             *work.glob(f"endpoints/{name}/**/*.pid"),
+            *work.glob(f"transform-jobs/{name}/**/*.pid"),
         ]:
             pid = int(json.loads(pid_file.read_text())["pid"])
             if _alive(pid):
@@ -130,7 +159,7 @@ class DockerHarness(LocalHarness):
     def containers(self, name: str) -> list[Any]:
         return list(
             self.docker.containers.list(
-                all=True, filters={"label": f"orchestrator.resource={name}"}
+                all=True, ignore_removed=True, filters={"label": f"orchestrator.resource={name}"}
             )
         )
 
@@ -138,6 +167,12 @@ class DockerHarness(LocalHarness):
         found = [f"container {c.name} ({c.status})" for c in self.containers(name)]
         networks = self.docker.networks.list(filters={"label": "orchestrator.kind=training-job"})
         return found + [f"network {n.name}" for n in networks if n.name.startswith(f"orch-{name}-")]
+
+    def still_running(self, name: str) -> list[str]:
+        """The host-side runners and any process under the job's directory, and the job's
+        model server containers still running."""
+        running = [c for c in self.containers(name) if c.status in ("created", "running")]
+        return super().still_running(name) + [f"container {c.name} ({c.status})" for c in running]
 
     def replicas(self, endpoint: str) -> int:
         return sum(
@@ -153,6 +188,22 @@ class DockerHarness(LocalHarness):
         assert f"blocked {host}:{port}" in log, log
         assert "blocked 1.1.1.1:53" in log, log
         assert "connected to" not in log, log
+
+
+def _under(root: Path) -> list[int]:
+    """Live processes with a command-line argument under ``root`` (``/proc``)."""
+    prefix = str(root).encode() + b"/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(prefix) for a in argv) and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 def _alive(pid: int) -> bool:

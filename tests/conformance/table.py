@@ -12,8 +12,14 @@ import inspect
 import sys
 from pathlib import Path
 
-from orchestrator.controller.plan.support import BACKENDS, REQUIREMENTS, RULES, rules_table
-from tests.conformance import test_endpoints, test_training, test_tuning
+from orchestrator.controller.plan.support import (
+    BACKENDS,
+    ISOLATION,
+    REQUIREMENTS,
+    RULES,
+    rules_table,
+)
+from tests.conformance import test_endpoints, test_training, test_transform, test_tuning
 from tests.conformance.declarations import REGISTRY, Runs
 from tests.conformance.harness import Harness
 from tests.conformance.kube import ClusterDouble, KubernetesHarness
@@ -25,7 +31,12 @@ HARNESSES: dict[str, type[Harness]] = {
     "docker": DockerHarness,
     "kubernetes": KubernetesHarness,
 }
-SCENARIO_MODULES = (test_training, test_tuning, test_endpoints)  # in the table's order
+SCENARIO_MODULES = (
+    test_training,
+    test_tuning,
+    test_endpoints,
+    test_transform,
+)  # in the table's order
 
 HEAD = """\
 # Conformance: what runs where
@@ -58,7 +69,8 @@ so it says what the suite runs, not what we hope.
 
 In CI every cell runs (`CI=true`: Docker missing is a failure, not a skip). The process and
 Docker cells start a real server and are marked `slow`, as are the scenarios that wait for
-real time; `pytest -m 'not slow' tests/conformance` is the quick loop.
+real time or run real processes on every backend (batch transform: the Kubernetes cells run
+its pods' containers); `pytest -m 'not slow' tests/conformance` is the quick loop.
 """
 
 KUBE = """\
@@ -77,6 +89,10 @@ it runs on a cluster, against the API server emulator of the operator tests
   that API as it reads it from the API pods;
 - it runs with `ORCH_KUBE__NETWORK_ISOLATION_EGRESS` set (without it an isolated job is a 400
   naming the setting; see the requirements below).
+- it runs with replica TLS on (`ORCH_SERVING__REPLICA_TLS=true`, the chart's
+  `replicaTls.enabled`): the operator issues each fleet variant's serving certificate into a
+  Secret from the replica CA Secret, and the data plane reaches the replicas over `https://`,
+  verified against that CA's certificate.
 
 The tests play kubelet and the Job and Deployment controllers (`ClusterDouble` in
 `tests/conformance/kube.py`), and decide only this:
@@ -140,7 +156,7 @@ def render() -> str:
     if notes:
         out += [f"{i}. {note}" for i, note in enumerate(notes, 1)] + [""]
     out.append(KUBE.format(double=_double()))
-    out += [_rules(), TAIL]
+    out += [_rules(), _isolation(), TAIL]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -179,6 +195,27 @@ def _rules() -> str:
         rows.append(
             f"| {req.kind} | `{req.field}` | {req.backend} | `{req.setting}` | {req.reason} |"
         )
+    return "\n".join(rows) + "\n"
+
+
+def _isolation() -> str:
+    rows = [
+        "## What the user's code can reach\n",
+        "A server with its keys in its database (`orch server`, not `ORCH_API_KEYS_FILE`) "
+        "hands a training job's code its own credential (`AWS_ACCESS_KEY_ID`, "
+        "`AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `ORCH_API_KEY`, `ORCH_ENDPOINT_URL`: "
+        "read its channels, write its output and checkpoints, describe itself; expiring after "
+        "its MaxRuntime; revoked when it ends), on the process and Docker backends (a "
+        "container reaches the endpoint only where the server listens on an address its "
+        "network routes to). The operator on Kubernetes mints none yet (its keys are a "
+        "mounted Secret). Whether that credential is all the code can use depends on the "
+        "backend. From `orchestrator/controller/plan/support.py` (`ISOLATION`):\n",
+        "| Backend | Isolates the user's code | How |",
+        "|---|---|---|",
+    ]
+    for item in ISOLATION:
+        mark = "yes" if item.isolated else "**no**"
+        rows.append(f"| {item.backend} | {mark} | {item.how} |")
     return "\n".join(rows) + "\n"
 
 

@@ -34,6 +34,12 @@ ISSUE_SCENARIOS = {
     "queue",
     "managed_spot",
     "managed_spot_killed_after_the_grace",
+    # Batch transform (issue 15).
+    "transform_and_complete",
+    "transform_with_data_processing",
+    "transform_fails_with_reason",
+    "stop_a_transform_job",
+    "transform_resumes_after_an_instance_dies",
 }
 
 

@@ -11,7 +11,12 @@ from typing import Any
 
 from orchestrator.controller.plan.endpoint import DesiredEndpoint
 from orchestrator.controller.plan.training import DesiredJob
-from orchestrator.controller.plan.types import ObservedJob, ObservedReplica
+from orchestrator.controller.plan.types import (
+    ObservedJob,
+    ObservedReplica,
+    ObservedTransform,
+    ObservedTransformInstance,
+)
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -19,10 +24,13 @@ from orchestrator.resources.endpoints import (
 )
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, TrainingJobState
+from orchestrator.resources.transform import CreateTransformJobRequest
+from orchestrator.testing import transform_job_spec
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 JOB = "job-1"
 ENDPOINT = "ep-1"
+TRANSFORM = "batch-1"
 
 
 def at(seconds: float) -> datetime:
@@ -153,3 +161,38 @@ def replica(
         message=message,
         generation=generation,
     )
+
+
+# --- transform jobs ----------------------------------------------------------------------------
+def transform_doc(
+    name: str = TRANSFORM, *, model: str = "model-1", instances: int = 2, **overrides: Any
+) -> dict[str, Any]:
+    return transform_job_spec(
+        name, model, "s3://data/in/", "s3://data/out", instances=instances, **overrides
+    )
+
+
+def transform_spec(
+    name: str = TRANSFORM, *, instances: int = 2, **overrides: Any
+) -> CreateTransformJobRequest:
+    return CreateTransformJobRequest.model_validate(
+        transform_doc(name, instances=instances, **overrides)
+    )
+
+
+def instance(
+    i: int, attempt: int = 1, state: str = "running", **fields: Any
+) -> ObservedTransformInstance:
+    """One transform instance's latest attempt as a backend reports it (started at ``NOW``)."""
+    base = ObservedTransformInstance(
+        name=TRANSFORM,
+        instance=i,
+        attempt=attempt,
+        state=state,  # type: ignore[arg-type]
+        started_at=NOW,
+    )
+    return replace(base, **fields)
+
+
+def transform_seen(*instances: ObservedTransformInstance, **fields: Any) -> ObservedTransform:
+    return ObservedTransform(instances=tuple(instances), **fields)

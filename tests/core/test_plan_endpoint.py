@@ -173,6 +173,14 @@ def test_startup_timeout_counts_as_a_start_failure_with_its_own_message() -> Non
     assert "did not answer GET /ping within 120 s" in st.FailureReason
 
 
+def test_a_startup_timeout_says_why_the_health_check_failed() -> None:
+    status = EndpointState(ReplicaGeneration=2, StartFailures=2)
+    why = "TLS handshake with the replica failed: certificate verify failed"
+    _, st = step(desired_endpoint(status=status), [replica(0, 2, "starting", message=why)], at(121))
+    assert st.FailureReason is not None
+    assert st.FailureReason.endswith(f"within 120 s: {why}")
+
+
 def test_failure_reason_is_truncated() -> None:
     status = EndpointState(ReplicaGeneration=2, StartFailures=2)
     _, st = step(desired_endpoint(status=status), [replica(0, 2, "dead", message="x" * 3000)])

@@ -45,7 +45,7 @@ CASES: list[tuple[str, type[BaseModel], Any, str | None, list[str]]] = [
     ("name too long", CreateTrainingJobRequest, training_doc("a" * 64), "TrainingJobName", ["TrainingJobName"]),
     ("bad channel URI", CreateTrainingJobRequest,
      training_doc(InputDataConfig=[{**CHANNEL, "DataSource": {"S3DataSource": {"S3Uri": "http://x/y"}}}]),
-     "InputDataConfig[0].DataSource.S3DataSource.S3Uri", ["does not match the required pattern"]),
+     "InputDataConfig[0].DataSource.S3DataSource.S3Uri", ["http:// URIs are not fetched", "orch objects put"]),
     ("duplicate channels", CreateTrainingJobRequest, training_doc(InputDataConfig=[CHANNEL, CHANNEL]),
      "InputDataConfig", ["channel names must be unique; repeated: ['train']"]),
     ("nothing to run", CreateTrainingJobRequest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -221,6 +222,24 @@ def test_endpoint_reaches_in_service_and_publishes_routes(env: Env) -> None:
         ("v1", 1.0, (f"http://fake-replica/{ENDPOINT}/v1-0-1", f"http://fake-replica/{ENDPOINT}/v1-1-2"))
     ]  # fmt: skip
     assert route.ready
+
+
+def test_a_route_carries_its_endpoints_account(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store stamps each record's account (orchestrator.tenancy); here one is put on.
+    listed = env.store.list_active
+
+    def of_account(kind: str) -> list[Any]:
+        records = listed(kind)
+        if kind != "Endpoint":
+            return records
+        return [dataclasses.replace(r, account="111111111111") for r in records]
+
+    monkeypatch.setattr(env.store, "list_active", of_account)
+    env.add_endpoint(replicas=1)
+    env.ctl.run_pass()
+    env.ctl.run_pass()
+    route = env.ctl.routes.get(ENDPOINT)
+    assert route is not None and route.ready and route.account == "111111111111"
 
 
 def test_dead_replica_is_replaced_and_drops_out_of_routes(env: Env) -> None:

@@ -16,7 +16,8 @@ from orchestrator.resources.distribution import TORCH_DISTRIBUTED, UNSUPPORTED_D
 from orchestrator.resources.endpoints import CreateEndpointConfigRequest
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
-from orchestrator.testing import LocalControlPlane, local_control_plane
+from orchestrator.resources.transform import CreateTransformJobRequest
+from orchestrator.testing import LocalControlPlane, local_control_plane, transform_job_spec
 
 VARIANT = {"VariantName": "v1", "ModelName": "m"}
 SCRIPT = {"sagemaker_program": "train.py", "sagemaker_submit_directory": "s3://b/src.tar.gz"}
@@ -38,6 +39,13 @@ def job(**fields: Any) -> dict[str, Any]:
 
 
 MODEL = {"ModelName": "m", "PrimaryContainer": {"Image": "example/serve:1"}}
+
+
+def transform(**fields: Any) -> dict[str, Any]:
+    """A transform job that runs on every backend, with ``fields`` on top."""
+    return transform_job_spec("t", "m", "s3://b/in/", "s3://b/out", **fields)
+
+
 ARTIFACT = {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://models/model.tar.gz"}}
 
 # (kind, field path, a spec that uses it, backends that refuse it)
@@ -53,8 +61,6 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
                                     "DataSource": {"S3DataSource": {"S3Uri": "s3://b/t"}}}]), set(BACKENDS)),
     ("TrainingJob", "OutputDataConfig.CompressionType",
      job(OutputDataConfig={"S3OutputPath": "s3://b/o", "CompressionType": "NONE"}), set(BACKENDS)),
-    ("TrainingJob", "OutputDataConfig.KmsKeyId",
-     job(OutputDataConfig={"S3OutputPath": "s3://b/o", "KmsKeyId": "alias/k"}), set(BACKENDS)),
     ("TrainingJob", "ResourceConfig.VolumeKmsKeyId",
      job(ResourceConfig={"VolumeKmsKeyId": "alias/k"}), set(BACKENDS)),
     ("TrainingJob", "ResourceConfig.KeepAlivePeriodInSeconds",
@@ -82,11 +88,21 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
     ("EndpointConfig", "ProductionVariants[0].ModelDataDownloadTimeoutInSeconds",
      {"EndpointConfigName": "c", "ProductionVariants": [{**VARIANT, "ModelDataDownloadTimeoutInSeconds": 60}]},
      set(BACKENDS)),
+    ("TransformJob", "DataCaptureConfig",
+     transform(DataCaptureConfig={"DestinationS3Uri": "s3://b/capture"}), set(BACKENDS)),
+    ("TransformJob", "TransformResources.VolumeKmsKeyId",
+     transform(TransformResources={"InstanceCount": 1, "VolumeKmsKeyId": "alias/k"}), set(BACKENDS)),
+    ("TransformJob", "TransformResources.TransformAmiVersion",
+     transform(TransformResources={"TransformAmiVersion": "al2-ami-sagemaker-batch-gpu-470"}),
+     set(BACKENDS)),
+    ("TransformJob", "ExperimentConfig",
+     transform(ExperimentConfig={"ExperimentName": "e"}), set(BACKENDS)),
 ]  # fmt: skip
 MODELS = {
     "TrainingJob": CreateTrainingJobRequest,
     "Model": CreateModelRequest,
     "EndpointConfig": CreateEndpointConfigRequest,
+    "TransformJob": CreateTransformJobRequest,
 }
 
 
@@ -113,6 +129,17 @@ def test_every_rule_is_covered_and_a_plain_spec_runs_everywhere() -> None:
     }
     plain = CreateTrainingJobRequest.model_validate(job())
     assert all(refusals("TrainingJob", plain, b) == [] for b in (*BACKENDS, "fake"))
+    batch = CreateTransformJobRequest.model_validate(transform())
+    assert all(refusals("TransformJob", batch, b) == [] for b in (*BACKENDS, "fake"))
+    # What no backend does, the test fake refuses too.
+    capture = CreateTransformJobRequest.model_validate(
+        transform(DataCaptureConfig={"DestinationS3Uri": "s3://b/capture"})
+    )
+    (refused,) = refusals("TransformJob", capture, "fake")
+    assert refused.message == (
+        "DataCaptureConfig: batch data capture is not supported on the fake backend; "
+        "remove DataCaptureConfig"
+    )
     # The test fake refuses only what no backend does.
     isolated = CreateTrainingJobRequest.model_validate(job(EnableNetworkIsolation=True))
     assert refusals("TrainingJob", isolated, "fake") == []

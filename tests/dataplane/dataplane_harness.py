@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,8 @@ class RawReplica(asyncio.Protocol):
 
 
 class RawServer:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context  # HTTPS (a replica with ORCH_SERVING__REPLICA_TLS)
         self.behaviour: Behaviour = lambda _request: answer()
         self.requests: list[bytes] = []
         self.connections = 0
@@ -70,11 +72,13 @@ class RawServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: RawReplica(self), "127.0.0.1", 0)
+        self._server = await loop.create_server(
+            lambda: RawReplica(self), "127.0.0.1", 0, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -85,3 +85,53 @@ async def test_a_worker_gets_the_derived_key_never_the_secret() -> None:
         writer.close()
         await hub.stop()
         await plane.stop()
+
+
+@pytest.mark.anyio
+async def test_a_worker_s_refused_invocation_reaches_the_hub_s_audit_hook() -> None:
+    from orchestrator.dataplane.worker import HubLink
+
+    plane = DataPlane(
+        routes=RoutingTable(),
+        key_checker=_refuse,
+        signing_key_source=_signing_key,
+        endpoint_status=lambda _name: None,
+        sink=LocalSink(None),
+        settings=DataPlaneSettings(1024, 1.0, 1),
+    )
+    told: list[tuple[str, list[tuple[bytes, bytes]], int, bytes, str, str]] = []
+    plane.on_denied = lambda *args, account="": told.append((*args, account))
+    await plane.start()
+    run_dir = Path(tempfile.mkdtemp(prefix="orch-t-"))
+    hub = RouterWorkers(
+        plane, count=0, host="127.0.0.1", port=0, run_dir=run_dir, series=None, clock=lambda: 0
+    )
+    await hub.start()
+    reader, writer = await asyncio.open_unix_connection(str(hub.hub_path), limit=wire.LIMIT)
+    try:
+        writer.write(wire.encode({"t": "hello", "worker": 1}))
+        await wire.read(reader)
+        await wire.read(reader)
+        link = HubLink(1, reader, writer)
+        headers = [
+            (b"authorization", b"Bearer orch_k1_s3cret"),
+            (b"user-agent", b"ua/1"),
+            (b"cookie", b"not-sent"),
+        ]
+        link.denied("ep-1", headers, 401, b'{"code":"AuthenticationFailed"}', "10.0.0.9")
+        link.denied("ep-2", headers, 404, b'{"code":"ResourceNotFound"}', "", account="1" * 12)
+        await writer.drain()
+        for _ in range(100):
+            if len(told) == 2:
+                break
+            await asyncio.sleep(0.01)
+        [(name, got, status, body, client, account), second] = told
+        assert (name, status, client, account) == ("ep-1", 401, "10.0.0.9", "")
+        assert got == headers[:2]  # only what the record needs crosses
+        assert body == b'{"code":"AuthenticationFailed"}'
+        # The caller's account crosses too (an endpoint absent to a keyed caller).
+        assert (second[0], second[2], second[5]) == ("ep-2", 404, "1" * 12)
+    finally:
+        writer.close()
+        await hub.stop()
+        await plane.stop()

@@ -23,6 +23,7 @@ from orchestrator.errors import (
     OrchestratorError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    ThrottlingError,
     UnavailableError,
     ValidationError,
 )
@@ -120,6 +121,7 @@ def _decoded(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> tu
         (PermissionDeniedError("no"), 400, "AccessDeniedException"),
         (UnavailableError("not yet"), 503, "ServiceUnavailable"),
         (ModelNotReadyError("at zero"), 429, "ModelNotReadyException"),
+        (ThrottlingError("slow down", retry_after=0.2), 400, "ThrottlingException"),
         (DeadlineExceededError("slow"), 424, "ModelError"),
         (AuthenticationError("who"), 403, "UnrecognizedClientException"),
         (OrchestratorError("broken"), 500, "InternalFailure"),
@@ -239,3 +241,9 @@ def test_a_sent_content_hash_must_be_the_bodys() -> None:
     with pytest.raises(sigv4.SignatureError) as e:  # the right hash, the wrong signature
         runtime.verify(b"k", b"/endpoints/ep/invocations", headers, credential, b"signed")
     assert e.value.kind == "mismatch"
+
+
+def test_a_throttled_caller_is_told_when_to_come_back() -> None:
+    status, headers, _ = runtime.error_answer(ThrottlingError("slow", retry_after=2.1), **KW)
+    assert status == 400  # AWS's ThrottlingException; botocore backs off on the code
+    assert dict(headers)[b"retry-after"] == b"3"

@@ -58,7 +58,9 @@ def images(docker_client: docker.DockerClient) -> dict[str, str]:
 
 def remove_test_containers(client: docker.DockerClient, under: Path) -> None:
     """Containers whose mounts lie under this test's directory, and emptied job networks."""
-    for c in client.containers.list(all=True, filters={"label": "orchestrator.kind"}):
+    for c in client.containers.list(
+        all=True, ignore_removed=True, filters={"label": "orchestrator.kind"}
+    ):
         if any(str(m.get("Source", "")).startswith(str(under)) for m in c.attrs["Mounts"]):
             c.remove(force=True)
     for n in client.networks.list(filters={"label": "orchestrator.kind=training-job"}):

@@ -21,7 +21,7 @@ def replicas(
     labels = {"label": ["orchestrator.kind=replica", f"orchestrator.resource={endpoint}"]}
     for _ in range(10):
         try:
-            return list(client.containers.list(all=True, filters=labels))
+            return list(client.containers.list(all=True, ignore_removed=True, filters=labels))
         except docker.errors.NotFound:
             continue  # removed between the listing and its inspection: list again
     raise AssertionError(f"the replicas of {endpoint} kept vanishing while listed")

@@ -102,6 +102,10 @@ def test_two_workers_count_once_and_revoke_everywhere(two: RunningServer, tmp_pa
     c.revoke_api_key(key.KeyId)
     refused = [fresh_post(url, **auth).status_code for _ in range(30)]
     assert set(refused) == {401}, refused
+    # Each refusal is in the audit trail, whichever worker refused it.
+    denied = c.lookup_audit_events(event_name="InvokeEndpoint", max_results=100)["Events"]
+    assert len(denied) == 30 and {e["statusCode"] for e in denied} == {401}
+    assert {e["userIdentity"]["keyId"] for e in denied} == {key.KeyId}
 
 
 def test_a_request_held_by_either_worker_wakes_a_replica(

@@ -49,3 +49,5 @@ def test_controller_state_lives_in_its_volume(inspect: Callable[[str], dict[str,
     assert "/var/lib/orchestrator" in (config.get("Volumes") or {})
     assert "ORCH_HOME=/var/lib/orchestrator" in config["Env"]
     assert config["Cmd"] == ["orch", "server", "--host", "0.0.0.0"]
+    # Plain HTTP on 0.0.0.0 inside the container is allowed by name (docs/security.md).
+    assert "ORCH_SERVER__ALLOW_INSECURE_HTTP=true" in config["Env"]

@@ -159,6 +159,7 @@ def test_short_names_are_unique_and_clash_with_nothing_known(
         "EndpointConfig": ["oepc"],
         "Endpoint": ["oep"],
         "HyperParameterTuningJob": ["ohpt"],
+        "TransformJob": ["otf"],
     }
 
 

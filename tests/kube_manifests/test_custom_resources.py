@@ -24,6 +24,12 @@ from orchestrator.resources import (
     TrainingJobState,
 )
 from orchestrator.resources.training import MetricData, SecondaryStatusTransition
+from orchestrator.resources.transform import (
+    TransformFileProgress,
+    TransformInstanceState,
+    TransformJobState,
+    TransformProgress,
+)
 from tests.kube_manifests.conftest import (
     MANIFESTS,
     is_our_cr,
@@ -49,6 +55,7 @@ def test_samples_cover_every_kind_and_the_documented_cases() -> None:
     assert "sagemaker_program" in specs["iris-script"]["hyperParameters"]
     assert specs["resnet-gpu"]["resourceConfig"]["instanceType"] == "ml.p3.2xlarge"
     assert specs["housing-linear"]["algorithmSpecification"]["algorithmName"] == "linear-learner"
+    assert specs["iris-batch"]["dataProcessing"]["joinSource"] == "Input"
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
@@ -266,10 +273,42 @@ def test_what_the_operator_writes_to_status_fits_the_schema(crd_schemas: dict[st
         ],
         Conditions=[condition],
     )
+    transform = TransformJobState(
+        TransformJobStatus="InProgress",
+        TransformStartTime=NOW,
+        Progress=TransformProgress(
+            FilesTotal=2,
+            FilesCompleted=1,
+            BytesTotal=300,
+            BytesProcessed=200,
+            RecordsProcessed=12,
+            RecordsPerSecond=40.5,
+            ModelLatencyMicroseconds=850.0,
+            Files=[
+                TransformFileProgress(
+                    Key="b.csv", SizeBytes=100, BytesProcessed=0, Status="InProgress"
+                ),
+                TransformFileProgress(
+                    Key="a.csv", SizeBytes=200, BytesProcessed=200, RecordsProcessed=12,
+                    Status="Completed",
+                ),
+            ],
+        ),
+        Instances=[
+            TransformInstanceState(Instance=0, Attempt=1, Status="Running", StartTime=NOW),
+            TransformInstanceState(
+                Instance=1, Attempt=2, Status="Starting", Message="attempt 1 was killed"
+            ),
+        ],
+        Conditions=[condition],
+        StoppingSince=NOW,
+    )  # fmt: skip
     for kind, state, name in (
         ("TrainingJob", job, "training-job.yaml"),
         ("TrainingJob", TrainingJobState(), "training-job.yaml"),
         ("Endpoint", endpoint, "endpoint.yaml"),
+        ("TransformJob", transform, "transform-job.yaml"),
+        ("TransformJob", TransformJobState(), "transform-job.yaml"),
     ):
         doc = sample(name)
         doc["status"] = {**to_camel(state.model_dump(mode="json")), "observedGeneration": 3}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.resources.kinds import KINDS
 from tests.kube_manifests.conftest import (
     CHART,
     GPU_VALUES,
@@ -80,17 +81,24 @@ def test_default_render_has_the_documented_objects(rendered_default: list[dict[s
         "--host",
         "0.0.0.0",
     ]
+    # The API pod binds 0.0.0.0 behind its Service, TLS terminated in front (an Ingress).
+    api_env = env_of(api["spec"]["template"]["spec"]["containers"][0])
+    assert api_env["ORCH_SERVER__ALLOW_INSECURE_HTTP"] == "true"
     gpu_env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
     assert json.loads(gpu_env["ORCH_KUBE__GPU_NODE_SELECTOR"]) == {}
     assert gpu_env["ORCH_KUBE__GPU_RUNTIME_CLASS_NAME"] == ""
     assert gpu_env["ORCH_KUBE__TRAINING_SERVICE_ACCOUNT"] == "orch-orchestrator-training"
     assert gpu_env["ORCH_KUBE__CREDENTIALS_SECRET"] == "orchestrator-object-store"
     assert gpu_env["ORCH_KUBE__KEYRING_SECRET"] == "orchestrator-keyring"
-    # The operator passes the object store's and keyring's Secrets on by name; the only
-    # Secret value it gets (from kubelet, not through the API) is the key it reads the API
-    # pods' traffic with.
+    # The operator passes the object store's and keyring's Secrets on by name; the Secret
+    # values it gets (from kubelet, not through the API) are the key it reads the API pods'
+    # traffic with and the object store's keys, with the keyring (copied by its init
+    # container), to read transform jobs' progress records.
     from_secrets = {k for k, v in gpu_env.items() if isinstance(v, dict) and "secretKeyRef" in v}
-    assert from_secrets == {"ORCH_API_KEY"}
+    assert from_secrets == {"ORCH_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    operator_pod = operator["spec"]["template"]["spec"]
+    assert [c["name"] for c in operator_pod["initContainers"]] == ["keyring"]
+    assert gpu_env["ORCH_HOME"] == "/var/lib/orchestrator"
 
 
 def test_helm_installs_the_generated_crds(helm: str) -> None:
@@ -99,7 +107,7 @@ def test_helm_installs_the_generated_crds(helm: str) -> None:
     expected = {
         d["metadata"]["name"] for p in (MANIFESTS / "crds").glob("*.yaml") for d in load_docs(p)
     }
-    assert crds == expected and len(crds) == 5
+    assert crds == expected and len(crds) == len(KINDS)
 
 
 def test_gpu_values_reach_the_operator(rendered_gpu: list[dict[str, Any]]) -> None:
@@ -304,7 +312,11 @@ def test_rbac_is_least_privilege(rendered_default: list[dict[str, Any]]) -> None
     # Isolated training attempts: created with the Job, removed with it; nothing more.
     assert operator["networkpolicies"] == ("create", "delete", "list")
     assert _rules(roles["training"]) == [(("",), ("pods",), ("get",))]
-    kinds = ("endpointconfigs", "endpoints", "hyperparametertuningjobs", "models", "trainingjobs")
+    # Every kind's custom resource (KINDS: one source of their plurals), and no other.
+    kinds = tuple(sorted(k.crd_plural for k in KINDS.values()))
+    assert "transformjobs" in kinds
+    for sub in ("status", "finalizers"):
+        assert {f"{k}/{sub}" for k in kinds} <= set(operator), sub
     write = ("create", "delete", "get", "list", "patch", "update", "watch")
     assert _rules(roles["api"]) == sorted(
         [

@@ -43,6 +43,7 @@ RESOURCES = {
     "autoscaling/v2/horizontalpodautoscalers": "HorizontalPodAutoscaler",
     "policy/v1/poddisruptionbudgets": "PodDisruptionBudget",
     "networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
+    "v1/secrets": "Secret",
     **{f"{API_GROUP}/{API_VERSION}/{k.crd_plural}": k.name for k in KINDS.values()},
 }
 PLURAL = {name: kind.crd_plural for name, kind in KINDS.items()}
@@ -308,6 +309,7 @@ class Cluster:
             "HorizontalPodAutoscaler": self.hpa.list_namespaced_horizontal_pod_autoscaler,
             "PodDisruptionBudget": self.policy.list_namespaced_pod_disruption_budget,
             "NetworkPolicy": self.networking.list_namespaced_network_policy,
+            "Secret": self.core.list_namespaced_secret,
         }[kind]
         data = json.loads(fn(NS, _preload_content=False).data)
         return list(data.get("items") or [])

@@ -163,9 +163,11 @@ class Operators:
                 code = self.forks.returncode
                 raise RuntimeError(f"the forking process exited {code}:\n{self.log.read_text()}")
             text = log.read_text() if log.exists() else ""
-            # The line is read once whole: a log read mid-write holds its start only.
-            whole = text.startswith(READY) and text.endswith("\n")
-            return int(text.split()[2]) if whole else None
+            # The line is read once whole: a log read mid-write holds its start only. What
+            # the operator logs while it is made (a warning) may come before it.
+            ready = [line for line in text.splitlines(keepends=True) if line.startswith(READY)]
+            whole = bool(ready) and ready[0].endswith("\n")
+            return int(ready[0].split()[2]) if whole else None
 
         pid: int = eventually(running, timeout=60, what=f"{log.name}: running")
         return pid

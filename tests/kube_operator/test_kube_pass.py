@@ -1,10 +1,11 @@
 """What one operator pass costs: a list per kind, whatever the number of resources, and no
-resource read by name; no garbage collection while it runs (benchmarks/operator_pass.py
-measures the cost)."""
+resource read by name (transform jobs' progress comes from the object store, not the API); no
+garbage collection while it runs (benchmarks/operator_pass.py measures the cost)."""
 
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 from kube_harness import CallCounter, Cluster, make_ready, stamp
@@ -12,6 +13,9 @@ from kubernetes import client
 
 from orchestrator.kube.gc_pause import collector_paused
 from orchestrator.kube.operator import Operator
+from orchestrator.kube.transforms import RUNNER
+from orchestrator.objects import LocalKeyring, open_object_store
+from orchestrator.settings import KubeSettings
 
 JOB = {
     "algorithmSpecification": {"trainingImage": "registry.example/algo:1"},
@@ -26,15 +30,32 @@ def endpoint(cluster: Cluster, i: int) -> None:
     cluster.create("Endpoint", f"e{i}", {"endpointConfigName": f"c{i}"})
 
 
+def transform(cluster: Cluster, i: int) -> None:
+    spec = {
+        "modelName": "m0",
+        "transformInput": {"dataSource": {"s3DataSource": {"s3Uri": "s3://b/in/"}}},
+        "transformOutput": {"s3OutputPath": "s3://b/out/"},
+        "transformResources": {"instanceType": "ml.m5.large", "instanceCount": 2},
+    }
+    cluster.create("TransformJob", f"t{i}", spec)
+
+
 def test_a_steady_pass_lists_each_kind_once_and_reads_nothing_by_name(
-    cluster: Cluster, api: client.ApiClient, operator: Operator
+    cluster: Cluster, api: client.ApiClient, settings: KubeSettings, tmp_path: Path
 ) -> None:
+    store = open_object_store((tmp_path / "s").as_uri(), LocalKeyring(tmp_path / "k.json"))
+    operator = Operator(api, settings, store=store)
     for i in range(3):
         endpoint(cluster, i)
         cluster.create("TrainingJob", f"j{i}", JOB)
+        transform(cluster, i)
     operator.run_once()
     for job in cluster.items("Job"):
         cluster.job_status(job["metadata"]["name"], {"startTime": stamp(-5), "active": 1})
+        if "orchestrator.dev/transform-job" in job["metadata"]["labels"]:
+            runner = {"name": RUNNER, "state": {"running": {"startedAt": stamp(-4)}}}
+            status = {"phase": "Running", "containerStatuses": [runner]}
+            cluster.pod(job, f"{job['metadata']['name']}-p", status)
     for deployment in cluster.items("Deployment"):
         make_ready(cluster, deployment, 1)
     for _ in range(2):
@@ -42,6 +63,8 @@ def test_a_steady_pass_lists_each_kind_once_and_reads_nothing_by_name(
     assert {cluster.status("Endpoint", f"e{i}")["endpointStatus"] for i in range(3)} == {
         "InService"
     }
+    transforms = [cluster.status("TransformJob", f"t{i}") for i in range(3)]
+    assert {i["status"] for t in transforms for i in t["instances"]} == {"Running"}
 
     counter = CallCounter(api)
     operator.run_once()
@@ -52,6 +75,7 @@ def test_a_steady_pass_lists_each_kind_once_and_reads_nothing_by_name(
             "endpointconfigs",
             "hyperparametertuningjobs",
             "trainingjobs",
+            "transformjobs",
             "endpoints",
             "jobs",
             "pods",

@@ -18,7 +18,7 @@ from orchestrator.dataplane.router import pick_variant
 from orchestrator.kube.convert import to_camel
 from orchestrator.kube.operator import Operator
 from orchestrator.kube.routes import ClusterRoutes, route_of
-from orchestrator.kube.source import CustomResources
+from orchestrator.kube.source import ACCOUNT_LABEL, CustomResources
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -188,3 +188,17 @@ def test_cluster_routes_follow_the_operator_and_carry_demand_back(
 def _demand(operator: Operator, endpoint: str) -> dict[str, Any]:
     operator.source.list_active("Endpoint")  # a fresh listing, as each pass makes
     return operator.source.demand_of(endpoint)
+
+
+def test_a_route_carries_its_endpoint_resources_account() -> None:
+    spec = CreateEndpointRequest(EndpointName="web", EndpointConfigName="v1")
+    desired = DesiredEndpoint(
+        name="web", spec=spec, status=EndpointState(), config=V1, models=MODELS
+    )
+    plan = plan_endpoint(desired, [ready("v1", "main", 1)], NOW)
+    doc = as_resource("web", spec, plan.status)
+    own = route_of(doc)
+    assert own is not None and own.account == ""  # no label: the server's own account
+    doc["metadata"] = {**doc["metadata"], "labels": {ACCOUNT_LABEL: "111111111111"}}
+    tenant = route_of(doc)
+    assert tenant is not None and tenant.account == "111111111111"

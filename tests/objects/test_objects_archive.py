@@ -55,6 +55,8 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
     ("member", "why"),
     [
         (_member("/etc/passwd"), "absolute"),
+        (_member("C:/evil"), "absolute"),
+        (_member("\\evil"), "absolute"),
         (_member("../escape"), r"'\.\.'"),
         (_member("a/../../escape"), r"'\.\.'"),
         (_member("link", tarfile.SYMTYPE, "/etc/passwd"), "symlink"),
@@ -94,3 +96,39 @@ def test_unreadable_and_missing(tmp_path: Path) -> None:
         safe_extract(junk, tmp_path / "t")
     with pytest.raises(NotFoundError):
         safe_extract(tmp_path / "absent.tar.gz", tmp_path / "t")
+
+
+@pytest.mark.parametrize(
+    ("members", "culprit", "why"),
+    [
+        # Each link alone stays inside; followed through the other, it leaves the target.
+        ([("a", tarfile.SYMTYPE, "."), ("a/b", tarfile.SYMTYPE, "..")], "a/b", "outside"),
+        # In either order: ``x`` is checked against ``y`` although ``y`` comes after it.
+        ([("x", tarfile.SYMTYPE, "y/.."), ("y", tarfile.SYMTYPE, ".")], "x", "outside"),
+        ([("s", tarfile.SYMTYPE, "."), ("h", tarfile.LNKTYPE, "s/../etc/passwd")], "h", "outside"),
+        # A file written through a link chain that ends outside.
+        ([("d", tarfile.SYMTYPE, "e/.."), ("e", tarfile.SYMTYPE, "."), ("d/f", tarfile.REGTYPE, "")],
+         "d", "outside"),
+        ([("p", tarfile.SYMTYPE, "q"), ("q", tarfile.SYMTYPE, "p")], "p", "loops"),
+    ],
+)  # fmt: skip
+def test_links_are_followed_through_each_other(
+    tmp_path: Path, members: list[tuple[str, bytes, str]], culprit: str, why: str
+) -> None:
+    archive = _archive(tmp_path, _member("ok.txt"), *(_member(*m) for m in members))
+    target = tmp_path / "target"
+    with pytest.raises(ValidationError, match=why) as err:
+        safe_extract(archive, target)
+    assert repr(culprit) in err.value.message
+    assert list(target.iterdir()) == []  # refused before anything is written
+
+
+def test_a_file_through_a_link_inside_is_fine(tmp_path: Path) -> None:
+    archive = _archive(
+        tmp_path,
+        _member("sub", tarfile.DIRTYPE),
+        _member("s", tarfile.SYMTYPE, "sub"),
+        _member("s/f"),
+    )
+    safe_extract(archive, tmp_path / "t")
+    assert (tmp_path / "t" / "sub" / "f").read_bytes() == b"x"

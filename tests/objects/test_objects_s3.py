@@ -27,6 +27,7 @@ import boto3
 from botocore.config import Config
 
 from orchestrator.objects.s3 import S3ObjectStore
+from orchestrator.objects.store import BUCKET_MARKER
 
 pytestmark = pytest.mark.s3
 CHUNK = 64 << 10
@@ -143,6 +144,20 @@ def test_attributes_and_buckets_on_the_s3_driver(s3: S3ObjectStore) -> None:
     assert not s3.bucket_exists("made")
     s3.scratch("uploads").put_bytes("s3://mpu/x", b"part")
     assert [b.name for b in s3.list_buckets()] == ["bucket"]
+
+
+def test_bucket_accounts_on_the_s3_driver(s3: S3ObjectStore) -> None:
+    assert s3.create_bucket("alpha", "111111111111") is True
+    assert s3.create_bucket("alpha", "222222222222") is False  # still the first account's
+    assert s3.bucket_owner("alpha") == "111111111111"
+    s3.put_bytes("s3://implicit/k", b"x")  # made by a put: the server's own account's
+    assert s3.bucket_owner("implicit") == ""
+    # A marker from before accounts: no metadata, the server's.
+    s3._client.put_object(Bucket=s3.bucket, Key=s3._key("legacy", BUCKET_MARKER), Body=b"")
+    assert s3.bucket_owner("legacy") == ""
+    assert s3.bucket_owner("absent") is None
+    listed = {b.name: b.account for b in s3.list_buckets()}
+    assert listed == {"alpha": "111111111111", "implicit": "", "legacy": ""}
 
 
 def test_get_range_on_the_s3_driver(s3: S3ObjectStore) -> None:

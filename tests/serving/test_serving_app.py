@@ -178,3 +178,20 @@ async def test_metrics_count_invocations(model_dir: Path, app_client) -> None:
         in text
     )
     assert f"orch_model_latency_seconds_count{{{labels}}}" in text
+
+
+async def test_execution_parameters_answer_what_batch_transform_may_send(
+    model_dir: Path, app_client
+) -> None:
+    settings = ServingSettings(max_concurrency=4, max_payload_bytes=10 * 1024 * 1024 + 5)
+    async with app_client(ModelHandler.load(model_dir), settings) as client:
+        response = await client.get("/execution-parameters")
+    assert response.status_code == 200
+    assert response.json() == {
+        "MaxConcurrentTransforms": 4,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 10,
+    }
+    small = ServingSettings(max_payload_bytes=1000)  # under 1 MiB: 1, never "no limit"
+    async with app_client(ModelHandler.load(model_dir), small) as client:
+        assert (await client.get("/execution-parameters")).json()["MaxPayloadInMB"] == 1

@@ -102,3 +102,19 @@ def test_a_pipeline_of_different_images_is_refused_naming_them() -> None:
     assert message is not None
     assert "Containers[1].Image='b'" in message
     assert "process backend" in message
+
+
+def test_a_tls_replica_mounts_its_certificate_and_checks_health_over_https(
+    tmp_path: Path, doc: dict[str, Any]
+) -> None:
+    (tmp_path / "model").mkdir()
+    kwargs = replica_create_kwargs({**doc, "tls": True}, tmp_path, [ContainerDefinition()], "m")
+    assert option(kwargs["command"], "--tls-cert") == "/opt/ml/tls/replica.crt"
+    assert option(kwargs["command"], "--tls-key") == "/opt/ml/tls/replica.key"
+    [mount] = [m for m in kwargs["mounts"] if m["Target"] == "/opt/ml/tls"]
+    assert mount["Source"] == str(tmp_path / "tls") and mount["ReadOnly"] is True
+    check = kwargs["healthcheck"]["Test"][-1]
+    assert "https://127.0.0.1:8080/ping" in check and "/opt/ml/tls/ca.crt" in check
+    plain = replica_create_kwargs(doc, tmp_path, [ContainerDefinition()], "m")
+    assert "--tls-cert" not in plain["command"]
+    assert "http://127.0.0.1:8080/ping" in plain["healthcheck"]["Test"][-1]

@@ -20,11 +20,17 @@ resource use in ``/aws/sagemaker/TrainingJobs`` with dimension ``Host`` = ``<job
 CloudWatch, a query for a metric that does not exist (another namespace, name, dimension set
 or unit) answers no datapoints, not an error; a malformed one is ``InvalidParameterValue``,
 ``InvalidParameterCombination`` or ``MissingParameter``, naming the parameter.
+
+Tenancy: a caller sees an endpoint's or a training job's series only when the resource
+(EndpointName; the job of Host) is its own account's (``api.owners``), and the custom
+namespaces' data it put itself; another account's series answers as an unknown one: no
+datapoints, not listed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from collections.abc import Callable
@@ -33,6 +39,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from orchestrator.access import Principal, authorize
+from orchestrator.api.alarms import Alarms, unavailable
 from orchestrator.api.aws.errors import AwsError, aws_error
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
 from orchestrator.api.aws.jobusage import UNIT as JOB_UNIT
@@ -41,8 +48,9 @@ from orchestrator.api.aws.jobusage import job_host
 from orchestrator.api.aws.jsonrpc import JsonService, Operation
 from orchestrator.api.aws.logevents import opaque_token, read_opaque_token
 from orchestrator.api.aws.query import error_xml, to_xml, unflatten
+from orchestrator.api.owners import Owners
 from orchestrator.api.service import ControlPlane
-from orchestrator.errors import ValidationError
+from orchestrator.errors import NotFoundError, ValidationError
 from orchestrator.monitoring.series import SeriesStore
 from orchestrator.monitoring.shapes import (
     BASIC_STATISTICS,
@@ -51,6 +59,8 @@ from orchestrator.monitoring.shapes import (
     Datapoint,
     percentile_of,
 )
+from orchestrator.monitoring.usermetrics import dimensions_key, parse_metric_data, user_datapoints
+from orchestrator.resources.alarms import MetricAlarm
 from orchestrator.resources.kinds import ENDPOINT, TRAINING_JOB
 from orchestrator.training.usage import METRICS as USAGE_METRICS
 
@@ -60,6 +70,7 @@ ENDPOINTS = "/aws/sagemaker/Endpoints"
 NAMESPACE = {m: ENDPOINTS if m in ("CPUUtilization", "MemoryUtilization") else SAGEMAKER
              for m in METRICS}  # fmt: skip
 DIMENSIONS = ("EndpointName", "VariantName")
+NAMESPACES = frozenset({SAGEMAKER, ENDPOINTS, "/aws/sagemaker/TrainingJobs"})
 _XMLNS = "http://monitoring.amazonaws.com/doc/2010-08-01/"
 _QUERY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
 _MAPS = frozenset({"ExtendedStatistics"})  # members the query protocol writes as maps
@@ -100,7 +111,9 @@ SUPPORTED: dict[str, str] = {
         "AWS/SageMaker and /aws/sagemaker/Endpoints endpoint metrics by EndpointName + "
         "VariantName: Statistics SampleCount/Average/Sum/Minimum/Maximum, ExtendedStatistics "
         "pNN (latencies, setup time, concurrency, CPU, memory), Period 1/5/10/30 or n*60 s, "
-        "Unit; kept 3 hours at one-second resolution; and /aws/sagemaker/TrainingJobs "
+        "Unit; kept 3 hours at one-second resolution, then as 1-minute (15 days), 5-minute "
+        "(63 days) and 1-hour (455 days) rollups in the SQL store; user metrics of "
+        "PutMetricData by their dimensions; and /aws/sagemaker/TrainingJobs "
         "CPUUtilization, MemoryUtilization, DiskUtilization, GPUUtilization, "
         "GPUMemoryUtilization by Host (<job>/algo-N) from the job's samples"
     ),
@@ -112,20 +125,32 @@ SUPPORTED: dict[str, str] = {
         "the metrics recorded in the last 3 hours for endpoints that exist; Namespace, "
         "MetricName, Dimensions filters, NextToken"
     ),
+    "PutMetricData": (
+        "user metrics in any namespace but AWS/...: Value, Values + Counts, StatisticValues, "
+        "Dimensions, Timestamp (two weeks back, two hours ahead), Unit; kept durably (the "
+        "1-hour retention) and read by GetMetricStatistics, GetMetricData and ListMetrics"
+    ),
 }
+SUPPORTED.update({
+    "PutMetricAlarm": (
+        "one metric (Namespace, MetricName, Dimensions) with Statistic or ExtendedStatistic "
+        "pNN, Period 10, 30 or n*60, EvaluationPeriods, DatapointsToAlarm, the four "
+        "threshold ComparisonOperators, TreatMissingData; actions: https:// webhooks (signed), "
+        "action/stop-training-job/JOB, action/scale-variant/ENDPOINT/VARIANT/COUNT "
+        "(docs/alarms.md); metric math (Metrics) is refused, naming it"
+    ),
+    "DescribeAlarms": "AlarmNames, AlarmNamePrefix, StateValue, MaxRecords (MetricAlarms only)",
+    "DeleteAlarms": "AlarmNames",
+    "DescribeAlarmHistory": "AlarmName, HistoryItemType, StartDate, EndDate, MaxRecords",
+    "SetAlarmState": "StateValue, StateReason, StateReasonData (the alarm's actions run)",
+})  # fmt: skip
 NOT_SUPPORTED: list[str] = [
-    "DeleteAlarms",
     "DeleteDashboards",
-    "DescribeAlarmHistory",
-    "DescribeAlarms",
     "DescribeAlarmsForMetric",
     "GetDashboard",
     "GetMetricWidgetImage",
     "ListDashboards",
     "PutDashboard",
-    "PutMetricAlarm",
-    "PutMetricData",
-    "SetAlarmState",
 ]
 
 
@@ -236,6 +261,24 @@ class Metrics:
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
+        self._user_dims: dict[str, list[tuple[str, str | None]]] = {}
+
+    def put_metric_data(self, p: Params, _: Principal) -> dict[str, Any]:
+        if self.cp.user_metrics is None:
+            raise AwsError(
+                "ServiceUnavailable", "this control plane keeps no durable metrics", status=503
+            )
+        try:
+            data = parse_metric_data(
+                p.get("Namespace"), p.get("MetricData"),
+                now=self.cp.clock.now().timestamp(), units=UNITS,
+            )  # fmt: skip
+        except ValidationError as e:
+            if "required" in e.message and e.field:
+                raise _missing(e.field) from e
+            raise _invalid(e.message) from e
+        self.cp.user_metrics.put(data)
+        return {}
 
     @property
     def series(self) -> SeriesStore:
@@ -245,8 +288,7 @@ class Metrics:
             )
         return self.cp.series
 
-    @staticmethod
-    def _series_of(namespace: str, metric: str, dims: list[tuple[str, str | None]]) -> (
+    def _series_of(self, namespace: str, metric: str, dims: list[tuple[str, str | None]]) -> (
         tuple[str, str, str] | None
     ):  # fmt: skip
         """("endpoint", endpoint, variant) or ("job", job, host) when the namespace, name and
@@ -254,12 +296,19 @@ class Metrics:
         job = job_host(namespace, metric, dims)
         if job is not None:
             return ("job", *job)
+        if namespace not in NAMESPACES and not namespace.startswith("AWS/"):
+            key = dimensions_key(dims)
+            self._user_dims[key] = dims
+            return "user", namespace, key
         names = {k: v for k, v in dims}
         if metric not in METRICS or NAMESPACE.get(metric) != namespace or len(names) != len(dims):
             return None
         if set(names) != set(DIMENSIONS) or not all(names.values()):
             return None
         return "endpoint", str(names["EndpointName"]), str(names["VariantName"])
+
+    def _owners(self) -> Owners:
+        return Owners(self.cp.store.find)
 
     def _datapoints(
         self,
@@ -271,7 +320,19 @@ class Metrics:
         end: datetime,
         period: int,
         statistics: list[str],
+        owners: Owners | None = None,
     ) -> list[Datapoint]:
+        if which is not None and which[0] in ("endpoint", "job"):
+            kind = ENDPOINT.name if which[0] == "endpoint" else TRAINING_JOB.name
+            if not (owners or self._owners()).visible(kind, which[1]):
+                return []  # another account's: as an unknown series
+        if which is not None and which[0] == "user":
+            if self.cp.user_metrics is None:
+                return []
+            return user_datapoints(
+                self.cp.user_metrics, which[1], metric, self._user_dims[which[2]], unit=unit,
+                start=start, end=end, period=period, statistics=statistics,
+            )  # fmt: skip
         if which is not None and which[0] == "job":
             return self._job_datapoints(
                 which[1], which[2], metric, unit, start=start, end=end, period=period,
@@ -340,7 +401,7 @@ class Metrics:
         if start >= end:
             raise _invalid("The parameter StartTime must be less than the parameter EndTime.")
         unit = _unit(p, "Unit")
-        known = metric in METRICS or metric in USAGE_METRICS
+        known = metric in METRICS or metric in USAGE_METRICS or namespace not in NAMESPACES
         points = self._datapoints(
             self._series_of(namespace, metric, dims) if known else None,
             metric, unit, start=start, end=end, period=period, statistics=basic or extended,
@@ -368,10 +429,11 @@ class Metrics:
         most = _int(p, "MaxDatapoints") or MAX_DATA_POINTS_PER_CALL
         ids: set[str] = set()
         results = []
+        owners = self._owners()
         for i, q in enumerate(queries, 1):
             if not isinstance(q, dict):
                 raise _invalid(f"The parameter MetricDataQueries.member.{i} must be a structure.")
-            result = self._query(q, i, ids, start, end)
+            result = self._query(q, i, ids, start, end, owners=owners)
             if result is not None:
                 results.append(result)
         for r in results:
@@ -401,7 +463,7 @@ class Metrics:
         return answer
 
     def _query(
-        self, q: Params, i: int, ids: set[str], start: datetime, end: datetime
+        self, q: Params, i: int, ids: set[str], start: datetime, end: datetime, *, owners: Owners
     ) -> dict[str, Any] | None:
         where = f"MetricDataQueries.member.{i}"
         qid = _str(q, "Id")
@@ -450,7 +512,7 @@ class Metrics:
         values: list[float] = []
         for lo, hi in _spans(start, end, period):
             for pt in self._datapoints(which, metric, unit, start=lo, end=hi, period=period,
-                                       statistics=[stat]):  # fmt: skip
+                                       statistics=[stat], owners=owners):  # fmt: skip
                 value = getattr(pt, stat, None) if stat in BASIC_STATISTICS else (
                     (pt.ExtendedStatistics or {}).get(stat)
                 )  # fmt: skip
@@ -469,9 +531,12 @@ class Metrics:
             raise _invalid(f"The parameter RecentlyActive must be PT3H (got {recently!r}).")
         exists: dict[str, bool] = {}
         found = []
+        owners = self._owners()
         for endpoint, variant, name in self.series.recorded():
             if endpoint not in exists:
-                exists[endpoint] = self.cp.store.find(ENDPOINT.name, endpoint) is not None
+                exists[endpoint] = owners.owner(ENDPOINT.name, endpoint) is not None and (
+                    owners.visible(ENDPOINT.name, endpoint)
+                )
             dims = {"EndpointName": endpoint, "VariantName": variant}
             if (
                 exists[endpoint]
@@ -480,6 +545,7 @@ class Metrics:
                 and all(k in dims and v in (None, dims[k]) for k, v in filters)
             ):
                 found.append((NAMESPACE[name], name, endpoint, variant))
+        found += self._user_metrics(namespace, metric, filters)
         found.sort()
         token = _str(p, "NextToken")
         if token:
@@ -494,13 +560,33 @@ class Metrics:
                     "Dimensions": [
                         {"Name": "EndpointName", "Value": ep},
                         {"Name": "VariantName", "Value": v},
-                    ],
+                    ]
+                    if ns in NAMESPACES
+                    else [{"Name": k, "Value": val} for k, val in json.loads(ep)],
                 }
                 for ns, name, ep, v in page
             ]
         }
         if len(found) > _LIST_PAGE:
             out["NextToken"] = opaque_token("metrics", list(page[-1]))
+        return out
+
+    def _user_metrics(
+        self, namespace: str | None, metric: str | None, filters: list[tuple[str, str | None]]
+    ) -> list[tuple[str, str, str, str]]:
+        """User metrics with data in the last two weeks, as (namespace, name, dims JSON, "")."""
+        if self.cp.user_metrics is None:
+            return []
+        since = self.cp.clock.now().timestamp() - 14 * 86400
+        out = []
+        for ns, name, dims in self.cp.user_metrics.metrics(since):
+            have = dict(json.loads(dims))
+            if (
+                (namespace is None or ns == namespace)
+                and (metric is None or name == metric)
+                and all(k in have and v in (None, have[k]) for k, v in filters)
+            ):
+                out.append((ns, name, dims, ""))
         return out
 
 
@@ -525,6 +611,120 @@ def _spans(start: datetime, end: datetime, period: int) -> list[tuple[datetime, 
     return out
 
 
+def alarm_fetch(cp: ControlPlane) -> Callable[[MetricAlarm, float, float], dict[float, float]]:
+    """What an alarm's evaluator reads: the statistic per period over [start, end), through
+    the same path as GetMetricStatistics (so an alarm sees what a dashboard sees)."""
+    m = Metrics(cp)
+
+    def fetch(alarm: MetricAlarm, start: float, end: float) -> dict[float, float]:
+        ns, metric, stat = alarm.Namespace or "", alarm.MetricName or "", alarm.stat
+        dims: list[tuple[str, str | None]] = [(d.Name, d.Value) for d in alarm.Dimensions]
+        known = metric in METRICS or metric in USAGE_METRICS or ns not in NAMESPACES
+        points = m._datapoints(
+            m._series_of(ns, metric, dims) if known else None, metric, alarm.Unit,
+            start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(end, UTC),
+            period=alarm.Period or 60, statistics=[stat],
+        )  # fmt: skip
+        out: dict[float, float] = {}
+        for pt in points:
+            value = getattr(pt, stat, None) if stat in BASIC_STATISTICS else (
+                (pt.ExtendedStatistics or {}).get(stat)
+            )  # fmt: skip
+            if value is not None:
+                out[pt.Timestamp.timestamp()] = float(value)
+        return out
+
+    return fetch
+
+
+class AlarmOperations:
+    """PutMetricAlarm, DescribeAlarms, DeleteAlarms, DescribeAlarmHistory, SetAlarmState
+    over the control plane's alarms (``api.alarms``)."""
+
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    @property
+    def alarms(self) -> Alarms:
+        if self.cp.alarms is None:
+            raise AwsError("ServiceUnavailable", unavailable().message, status=503)
+        return self.cp.alarms
+
+    def put_metric_alarm(self, p: Params, _: Principal) -> dict[str, Any]:
+        body = {k: v for k, v in p.items() if v != ""}
+        for name in ("Dimensions", "AlarmActions", "OKActions", "InsufficientDataActions"):
+            if name in body and body[name] is None:
+                body.pop(name)
+        try:
+            self.alarms.put(body)
+        except ValidationError as e:
+            if e.field and "required field is missing" in e.message:
+                raise _missing(e.field) from e
+            raise _invalid(e.message) from e
+        return {}
+
+    def describe_alarms(self, p: Params, _: Principal) -> dict[str, Any]:
+        names = [str(n) for n in _list(p, "AlarmNames")]
+        prefix = _str(p, "AlarmNamePrefix")
+        if names and prefix:
+            raise _combination("AlarmNames and AlarmNamePrefix are mutually exclusive")
+        most = _int(p, "MaxRecords") or 100
+        if most > 100:
+            raise _invalid("The parameter MaxRecords must be at most 100.")
+        types = [str(t) for t in _list(p, "AlarmTypes")]
+        if types and "MetricAlarm" not in types:
+            return {"MetricAlarms": [], "CompositeAlarms": []}
+        try:
+            found = self.alarms.describe(
+                prefix=prefix, state=_str(p, "StateValue"), names=names or None
+            )
+        except ValidationError as e:
+            raise _invalid(e.message) from e
+        return {
+            "MetricAlarms": [a.model_dump(mode="python", exclude_none=True) for a in found[:most]],
+            "CompositeAlarms": [],
+        }
+
+    def delete_alarms(self, p: Params, _: Principal) -> dict[str, Any]:
+        names = [str(n) for n in _list(p, "AlarmNames")]
+        if not names:
+            raise _missing("AlarmNames")
+        missing = [n for n in names if self.alarms.store.get(n) is None]
+        if missing:  # as CloudWatch: nothing is deleted when one name is unknown
+            raise AwsError(
+                "ResourceNotFound", f"alarms not found: {', '.join(missing)}", status=404
+            )
+        self.alarms.delete(names)
+        return {}
+
+    def describe_alarm_history(self, p: Params, _: Principal) -> dict[str, Any]:
+        start = _time(p, "StartDate").timestamp() if p.get("StartDate") else None
+        end = _time(p, "EndDate").timestamp() if p.get("EndDate") else None
+        most = _int(p, "MaxRecords") or 100
+        try:
+            items = self.alarms.history(
+                _str(p, "AlarmName"), type_=_str(p, "HistoryItemType"), start=start, end=end,
+                limit=most,
+            )  # fmt: skip
+        except ValidationError as e:
+            raise _invalid(e.message) from e
+        if _str(p, "ScanBy") == "TimestampAscending":
+            items.reverse()
+        return {"AlarmHistoryItems": [i.model_dump(mode="python") for i in items]}
+
+    def set_alarm_state(self, p: Params, _: Principal) -> dict[str, Any]:
+        name = _str(p, "AlarmName", required=True) or ""
+        state = _str(p, "StateValue", required=True) or ""
+        reason = _str(p, "StateReason", required=True) or ""
+        try:
+            self.alarms.set_state(name, state, reason, _str(p, "StateReasonData"))
+        except NotFoundError as e:
+            raise AwsError("ResourceNotFound", e.message, status=404) from e
+        except ValidationError as e:
+            raise _invalid(e.message) from e
+        return {}
+
+
 class CloudWatchService(JsonService):
     signing_name: ClassVar[str] = "monitoring"
     target_prefix: ClassVar[str] = "GraniteServiceVersion20100801."
@@ -536,9 +736,18 @@ class CloudWatchService(JsonService):
             "GetMetricStatistics": m.get_metric_statistics,
             "GetMetricData": m.get_metric_data,
             "ListMetrics": m.list_metrics,
+            "PutMetricData": m.put_metric_data,
         }
+        alarms = AlarmOperations(cp)
+        handlers.update({
+            "PutMetricAlarm": alarms.put_metric_alarm,
+            "DescribeAlarms": alarms.describe_alarms,
+            "DeleteAlarms": alarms.delete_alarms,
+            "DescribeAlarmHistory": alarms.describe_alarm_history,
+            "SetAlarmState": alarms.set_alarm_state,
+        })  # fmt: skip
         super().__init__(
-            {n: Operation(n, "endpoint:describe", h, SUPPORTED[n]) for n, h in handlers.items()}
+            {n: Operation(n, f"cloudwatch:{n}", h, SUPPORTED[n]) for n, h in handlers.items()}
         )
 
     async def handle(self, request: AwsRequest) -> AwsResponse:
@@ -560,7 +769,8 @@ class CloudWatchService(JsonService):
                 "InvalidAction",
                 f"CloudWatch action {action!r} is not supported here; see docs/sagemaker-compat.md",
             )
-        authorize(request.principal, operation.action)
+        request.authorized = (operation.action, "*")
+        authorize(request.principal, operation.action, "*")
         result = await asyncio.to_thread(operation.handler, params, request.principal)
         body = (
             f'<{action}Response xmlns="{_XMLNS}">'

@@ -56,8 +56,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 # Without botocore, the missing operations SageMaker users reach for most.
 MOST_USED_MISSING = (
-    "CreateTransformJob", "DescribeTransformJob",
-    "ListTransformJobs", "CreateProcessingJob", "DescribeProcessingJob", "ListProcessingJobs",
+    "CreateProcessingJob", "DescribeProcessingJob", "ListProcessingJobs",
     "UpdateTrainingJob", "CreateModelPackage", "CreateModelPackageGroup",
     "CreateCompilationJob", "CreatePipeline", "StartPipelineExecution", "CreateNotebookInstance",
     "CreateInferenceComponent", "CreateExperiment",
@@ -66,13 +65,14 @@ MOST_USED_MISSING = (
 
 DIFFERENCES = """\
 - **Creates are not idempotent on the wire.** As on SageMaker, a create with a name in use is
-  refused whatever its spec: `ResourceInUse` for a training job, a `ValidationException`
-  "Cannot create already existing model/endpoint configuration/endpoint" for the others (the
-  SDK's `create_model` reads that as "use the existing one"). The REST API answers the same
-  spec again with 200 and a different one with 409.
+  refused whatever its spec: `ResourceInUse` for a training or transform job, a
+  `ValidationException` "Cannot create already existing model/endpoint configuration/endpoint"
+  for the others (the SDK's `create_model` reads that as "use the existing one"). The REST API
+  answers the same spec again with 200 and a different one with 409.
 - **A missing resource** is a `ValidationException` in SageMaker's words ("Requested resource
-  not found." for a training job, `Could not find endpoint "<arn>".` for the others), which
-  botocore's waiters and the SDK match on.
+  not found." for a training job, "Could not find requested job with name <name>" for a
+  transform job, `Could not find endpoint "<arn>".` for the others), which botocore's waiters
+  and the SDK match on.
 - **One region and account per server** (`ORCH_REGION`, default `us-east-1`;
   `ORCH_ACCOUNT_ID`, default `000000000000`): they are in every ARN, and a request signed for
   another region is refused. As SageMaker's, ARNs have the name lower-cased; a tag call finds
@@ -95,9 +95,9 @@ DIFFERENCES = """\
   documentation of it says, the others descending. A parameter the server cannot honour
   (`WarmPoolStatusEquals`, `TrainingPlanArnEquals`) is refused by name, never ignored.
 - **Responses carry SageMaker's members only.** The project's own (status conditions,
-  attempts, routes, `AuthMode`, autoscaling state, ...) are in the REST API and on the custom
-  resources. `DescribeTrainingJob` names where the model will be from the start, and a job
-  shorter than a second counts one.
+  attempts, routes, `AuthMode`, autoscaling state, a transform job's `Progress` and
+  `Instances`, ...) are in the REST API and on the custom resources. `DescribeTrainingJob`
+  names where the model will be from the start, and a job shorter than a second counts one.
 - **UpdateEndpointWeightsAndCapacities** keeps what it was asked in the Endpoint's spec
   (`VariantOverrides`, on a cluster `spec.variantOverrides`), merged with earlier requests; the
   EndpointConfig is unchanged and the overrides lapse when `UpdateEndpoint` moves to another
@@ -105,12 +105,15 @@ DIFFERENCES = """\
   `ManagedInstanceScaling` bounds; the autoscaler goes on from it. `ServerlessUpdateConfig`
   is refused by name (there are no serverless variants).
 - **UpdateEndpoint** is always blue/green (all at once, canary or linear); its
-  `AutoRollbackConfiguration` alarms carry their own metric and threshold, where SageMaker's
-  name CloudWatch alarms, so an alarm given by name only is refused naming `MetricName`.
+  `AutoRollbackConfiguration` alarms are, as SageMaker's, metric alarms by `AlarmName`
+  (`PutMetricAlarm`, `orch alarms`: the update rolls back while one is in ALARM; a name with no
+  such alarm is refused), or, an extension, carry their own `MetricName` and `Threshold` over
+  the new fleet's traffic.
   `RetainAllVariantProperties: true` and `ExcludeRetainedVariantProperties` are refused.
 - **Deleting an EndpointConfig an endpoint serves** fails that endpoint at its next pass, where
   SageMaker keeps it serving.
-- **Tags** are kept on training jobs, models, endpoint configs and endpoints, 50 at most;
+- **Tags** are kept on training jobs, transform jobs, models, endpoint configs and endpoints,
+  50 at most;
   keys starting with `aws:` are reserved. `ListTags` answers on one page.
 - **`RoleArn` and `ExecutionRoleArn`** are kept and shown, not assumed: jobs and replicas
   reach the object store with the server's own credentials, and what a caller may do is its

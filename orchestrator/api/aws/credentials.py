@@ -24,14 +24,16 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from orchestrator import tenancy
 from orchestrator.access import ROLES, Principal
+from orchestrator.api.identities import LastUsed, principal_of_key
 from orchestrator.errors import ConflictError, NotFoundError, ValidationError
 from orchestrator.objects.keys import KeyProvider
 from orchestrator.sigv4 import SignatureError, signing_key
-from orchestrator.store import AccessKeyRecord
+from orchestrator.store import AccessKeyRecord, IdentityRecord
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _PLAIN = "plain:"
@@ -64,7 +66,15 @@ class AccessKeyStore(Protocol):
     """What ``AccessKeys`` keeps keys in (the SQL store, or ``FileKeys`` on a cluster)."""
 
     def add_access_key(
-        self, access_key_id: str, sealed_secret: str, *, name: str, role: str, now: datetime
+        self,
+        access_key_id: str,
+        sealed_secret: str,
+        *,
+        name: str,
+        role: str,
+        now: datetime,
+        identity: str | None = None,
+        expires_at: datetime | None = None,
     ) -> None: ...
 
     def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
@@ -72,6 +82,20 @@ class AccessKeyStore(Protocol):
     def list_access_keys(self) -> list[AccessKeyRecord]: ...
 
     def revoke_access_key(self, access_key_id: str) -> AccessKeyRecord: ...
+
+    def get_identity(self, name: str) -> IdentityRecord | None: ...
+
+    def list_identities(self) -> list[IdentityRecord]: ...
+
+    def add_identity(
+        self, name: str, *, kind: str, document: dict[str, Any], now: datetime
+    ) -> IdentityRecord: ...
+
+    def update_identity(self, name: str, document: dict[str, Any]) -> IdentityRecord: ...
+
+    def delete_identity(self, name: str) -> None: ...
+
+    def touch_keys(self, api: dict[str, datetime], access: dict[str, datetime]) -> None: ...
 
 
 class AccessKeys:
@@ -92,10 +116,19 @@ class AccessKeys:
         self._lock = threading.Lock()
         self._derived: dict[tuple[str, str, str, str], tuple[bytes, Principal, float]] = {}
         self.revocation_listeners: list[Callable[[str], None]] = []
+        self.last_used = LastUsed()
 
-    def create(self, *, name: str, role: str, now: datetime) -> tuple[AccessKeyRecord, str]:
+    def create(
+        self,
+        *,
+        name: str,
+        role: str,
+        now: datetime,
+        identity: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple[AccessKeyRecord, str]:
         """A new access key and its secret (shown once: only the sealed form is stored)."""
-        if role not in ROLES:
+        if identity is None and role not in ROLES:
             raise ValidationError(
                 f"Role must be one of {', '.join(ROLES)}, not {role!r}", field="Role"
             )
@@ -105,7 +138,7 @@ class AccessKeys:
         secret = base64.b64encode(secrets.token_bytes(30)).decode()
         self.store.add_access_key(
             access_key_id, seal(self.keyring, access_key_id, secret), name=name, role=role,
-            now=now,
+            now=now, identity=identity, expires_at=expires_at,
         )  # fmt: skip
         record = self.store.get_access_key(access_key_id)
         assert record is not None
@@ -141,13 +174,25 @@ class AccessKeys:
             hit = self._derived.get(scope)
         if hit is not None and hit[2] > self.clock():
             return hit[0], hit[1]
-        record = self.store.get_access_key(access_key_id)
+        with tenancy.acting_as(None):  # any account's key: its account is what this finds out
+            record = self.store.get_access_key(access_key_id)
+        unknown = SignatureError(
+            "unknown_key", "The security token included in the request is invalid."
+        )
+        now = datetime.now(UTC)
         if record is None or record.revoked:
-            raise SignatureError(
-                "unknown_key", "The security token included in the request is invalid."
-            )
+            raise unknown
+        if record.expires_at is not None and record.expires_at <= now:
+            raise unknown  # expired: the same refusal as an unknown key
+        principal = principal_of_key(
+            self.store, record.access_key_id, name=record.name, role=record.role,
+            identity=record.identity, account=record.account,
+        )  # fmt: skip
+        if principal is None:
+            raise unknown
+        if self.last_used.due(record.access_key_id, now):
+            self.store.touch_keys({}, {record.access_key_id: now})
         derived = signing_key(open_secret(self.keyring, record), date, region, service)
-        principal = Principal(record.access_key_id, record.name, record.role)
         with self._lock:
             if len(self._derived) >= 4096:
                 self._derived.clear()

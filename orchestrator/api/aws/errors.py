@@ -21,6 +21,7 @@ from orchestrator.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     TemporaryError,
+    ThrottlingError,
     ValidationError,
 )
 from orchestrator.sigv4 import ERROR_CODES, SignatureError
@@ -75,6 +76,11 @@ def aws_error(e: Exception, service: str) -> AwsError:
         return AwsError("UnrecognizedClientException", message, status=403)
     if isinstance(e, PermissionDeniedError):
         return AwsError("AccessDeniedException", message, status=400)
+    if isinstance(e, ThrottlingError):
+        # AWS's throttling answers, which botocore's retries back off on.
+        if service == "s3":
+            return AwsError("SlowDown", message, status=503)
+        return AwsError("ThrottlingException", message, status=400)
     if isinstance(e, DeadlineExceededError):
         return AwsError("ServiceUnavailable", message, status=503)
     if isinstance(e, TemporaryError):

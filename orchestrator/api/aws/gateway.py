@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
-from orchestrator import sigv4
+from orchestrator import sigv4, tenancy
 from orchestrator.access import Principal
 from orchestrator.api.aws.errors import AwsError, aws_error
+from orchestrator.api.inputs import acting_for
+from orchestrator.errors import ThrottlingError
+from orchestrator.ratelimit import TokenBuckets
 
 log = logging.getLogger("orchestrator.api.aws")
 
@@ -58,8 +62,13 @@ class AwsRequest:
     region: str
     body: bytes = b""  # the whole body, verified (services that do not stream)
     receive: Receive | None = None  # streaming services read the body themselves
+    # What ``authorize`` was asked (action, resource ARN), for the audit trail.
+    authorized: tuple[str, str] | None = None
     payload_hash: str = sigv4.EMPTY_SHA256  # what was signed for the body
     signing_key: bytes = b""  # the day's key the request verified with (S3's signed chunks)
+    # What the audit trail records (a service that knows sets them: S3 names its operation).
+    operation: str | None = None
+    resource: str | None = None
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -105,8 +114,10 @@ class AwsGateway:
         region: str,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_body: int = MAX_BODY,
+        limits: TokenBuckets | None = None,
     ) -> None:
         self.api = api
+        self.limits = limits  # per access key, checked once the signature is
         self.services = {s.signing_name: s for s in services}
         self.signing_keys = signing_keys
         self.region = region
@@ -130,11 +141,15 @@ class AwsGateway:
         query = scope.get("query_string", b"").decode("latin-1")
         if target is None and not sigv4.is_signed(authorization, query):
             if "s3" in self.services and _is_sigv2(authorization, query):
-                await self._serve(scope, receive, send, (authorization, target, query), sigv2=True)
+                with tenancy.acting_as(None):  # whatever the request sets ends with it
+                    await self._serve(
+                        scope, receive, send, (authorization, target, query), sigv2=True
+                    )
                 return
             await self.api(scope, receive, send)
             return
-        await self._serve(scope, receive, send, (authorization, target, query))
+        with tenancy.acting_as(None):  # whatever the request sets ends with it
+            await self._serve(scope, receive, send, (authorization, target, query))
 
     def _service_of(self, authorization: str | None, target: str | None, query: str) -> str:
         try:
@@ -163,6 +178,12 @@ class AwsGateway:
         if service is None:  # a signing name no service has: answer as the JSON services do
             service = self.services["sagemaker"]
         request_id = str(uuid.uuid4())
+        # For the audit trail (orchestrator.api.auditing): the service, the operation, who.
+        noted: dict[str, Any] = scope.setdefault("state", {})
+        noted["audit_source"] = service.signing_name
+        if target is not None:
+            noted["audit_action"] = target.rpartition(".")[2]
+        request: AwsRequest | None = None
         try:
             if sigv2:
                 raise AwsError(
@@ -173,14 +194,29 @@ class AwsGateway:
                 )
             request = await self._verified(scope, receive, service, authorization, query)
             request.request_id = request_id
+            if self.limits is not None:
+                self.limits.check(request.principal.key_id)
+            acting_for(request.principal)
+            # The operation acts for the caller's account (the stores read it), in this task
+            # and every thread it hands work to (asyncio.to_thread, run_in_threadpool copy
+            # the context).
+            tenancy.enter(request.principal.account)
+            noted["principal"] = request.principal
             response = await service.handle(request)
         except Exception as e:
             error = aws_error(e, service.signing_name)
             if error.http_status >= 500:
                 log.exception("%s request failed", service.signing_name, exc_info=e)
             response = service.render_error(error, request_id)
+            if isinstance(e, ThrottlingError):  # when this key's next request goes through
+                wait = str(max(1, math.ceil(e.retry_after)))
+                kept = [(k, v) for k, v in response.headers if k != "retry-after"]
+                response.headers = [*kept, ("retry-after", wait)]
             if service.streams_body:  # its body is still unread: not a connection to reuse
                 response.headers.append(("connection", "close"))
+        if request is not None and request.operation is not None:
+            noted["audit_action"] = request.operation
+            noted["audit_resource"] = request.resource
         headers = [(b"x-amzn-requestid", request_id.encode())]
         if service.signing_name == "s3":
             headers.append((b"x-amz-request-id", request_id.encode()))

@@ -22,8 +22,16 @@ from typing import Any, ClassVar
 from orchestrator.access import Principal, authorize
 from orchestrator.api.aws.errors import AwsError
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
+from orchestrator.iam import TagSource
 
 Handler = Callable[[dict[str, Any], Principal], dict[str, Any]]
+# The resource an operation acts on, from its parameters: its ARN (``*`` for none) and its
+# tags (a mapping, or a function that reads them: called only for a policy's tag condition).
+Target = Callable[[dict[str, Any]], tuple[str, TagSource]]
+
+
+def no_resource(params: dict[str, Any]) -> tuple[str, TagSource]:
+    return "*", None
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Operation:
     action: str
     handler: Handler
     note: str = ""
+    target: Target = no_resource
 
 
 def epoch(value: datetime | None) -> float | None:
@@ -86,9 +95,16 @@ class JsonService:
             raise AwsError("SerializationException", f"the body is not JSON: {e}") from e
         if not isinstance(params, dict):
             raise AwsError("SerializationException", "the body must be a JSON object")
-        authorize(request.principal, operation.action)
-        result = await asyncio.to_thread(operation.handler, params, request.principal)
+        result = await asyncio.to_thread(self._call, operation, params, request)
         return AwsResponse(200, [("content-type", self.content_type)], dumps(result))
+
+    @staticmethod
+    def _call(operation: Operation, params: dict[str, Any], request: AwsRequest) -> dict[str, Any]:
+        """Authorized (off the loop: the resource's tags may be a store read), then run."""
+        arn, tags = operation.target(params)
+        request.authorized = (operation.action, arn)
+        authorize(request.principal, operation.action, arn, tags)
+        return operation.handler(params, request.principal)
 
     def render_error(self, error: AwsError, request_id: str) -> AwsResponse:
         body: dict[str, Any] = {"__type": error.aws_code, "Message": error.message}

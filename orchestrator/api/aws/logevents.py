@@ -57,6 +57,13 @@ class Event:
         return len(self.message.encode()) + EVENT_OVERHEAD
 
 
+@dataclass(frozen=True)
+class StreamInfo:
+    name: str
+    first_ms: int
+    last_ms: int
+
+
 @dataclass
 class Source:
     """One stream's lines: ``host`` keeps only the lines tagged ``[host] `` (tag removed) and,

@@ -11,8 +11,10 @@ Log groups, as SageMaker names them:
   each stream is its host's lines, tag removed, and the supervisor's own lines are algo-1's.
   Kubernetes keeps one pod's log (``read_job_logs``): a job there has one stream, algo-1's.
 - ``/aws/sagemaker/Endpoints/NAME`` per endpoint: a stream ``VARIANT/REPLICA-ID`` per replica
-  log the backend keeps (``ReplicaLogs``: the process backend and the fake; the Docker and
-  Kubernetes backends keep none, so their endpoints' groups have no streams).
+  log the backend keeps (``ReplicaLogs``: the process and Docker backends, the fake; on
+  Kubernetes ``VARIANT/POD``, the pod's log through the API server).
+- ``/aws/sagemaker/TransformJobs`` and ``/orchestrator/control-plane``: ``loggroups``, which
+  also keeps each group's retention (``PutRetentionPolicy``, ``DeleteRetentionPolicy``).
 
 A line's ``timestamp`` is the time its writer put it in the log, from the log's time marks
 (``training.joblog``: the supervisor marks every millisecond in which it writes, on the
@@ -23,6 +25,13 @@ or endpoint, so the stream stays in order and an SDK's position (timestamp, even
 stays exact, and a time window takes all of such a log or none of it. Tokens are byte
 offsets (``logevents``), so polling reads only what is new.
 
+Tenancy: every group and stream is read through the resources store, which shows a caller
+only its own account's jobs and endpoints, so another account's job streams and endpoint
+groups answer exactly as absent ones. The control plane's own log is the server's: another
+account sees no such group. The shared groups' retention (training, transform jobs, the
+control plane) is the server's to set: another account's PutRetentionPolicy or
+DeleteRetentionPolicy on them is refused (an endpoint's group is its own to set).
+
 Errors are CloudWatch's: ``ResourceNotFoundException`` ("The specified log group does not
 exist." / "... log stream ...") and ``InvalidParameterException`` naming the parameter.
 """
@@ -31,18 +40,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Protocol
 
-from orchestrator.access import Principal, authorize
+from orchestrator import tenancy
+from orchestrator.access import Principal
 from orchestrator.api.aws.errors import AwsError
 from orchestrator.api.aws.jsonrpc import JsonService, Operation
 from orchestrator.api.aws.logevents import (
     MAX_EVENTS,
     FilterPattern,
     Source,
+    StreamInfo,
     Window,
     backward,
     end_of,
@@ -56,9 +67,17 @@ from orchestrator.api.aws.logevents import (
     read_stream_token,
     stream_token,
 )
+from orchestrator.api.aws.loggroups import (
+    CONTROL_PLANE_GROUP,
+    TRANSFORM_GROUP,
+    ControlPlaneLog,
+    Retention,
+    TransformJobs,
+)
+from orchestrator.api.owners import own
 from orchestrator.api.service import ControlPlane
 from orchestrator.backends.base import JobLogTimes, ReplicaLogs
-from orchestrator.resources.kinds import ENDPOINT, TRAINING_JOB
+from orchestrator.resources.kinds import ENDPOINT, TRAINING_JOB, TRANSFORM_JOB
 from orchestrator.store import ListFilter, Record
 from orchestrator.training.joblog import ListMarks
 
@@ -73,12 +92,15 @@ SUPPORTED: dict[str, str] = {
     "DescribeLogGroups": (
         "/aws/sagemaker/TrainingJobs (once a training job exists) and "
         "/aws/sagemaker/Endpoints/NAME per endpoint; logGroupNamePrefix, logGroupNamePattern, "
-        "logGroupIdentifiers, limit, nextToken"
+        "logGroupIdentifiers, limit, nextToken; also /aws/sagemaker/TransformJobs and "
+        "/orchestrator/control-plane (the API servers' own log); retentionInDays"
     ),
     "DescribeLogStreams": (
         "JOB/algo-K-EPOCH per host of a job with output (K up to ResourceConfig.InstanceCount; "
         "per-host lines on Docker; one stream, algo-1, on Kubernetes), VARIANT/REPLICA-ID per "
-        "replica log (process backend); logStreamNamePrefix, orderBy, descending, limit, nextToken"
+        "replica log (process and Docker backends; VARIANT/POD on Kubernetes), "
+        "JOB/algo-K-EPOCH per transform instance, a host name per API server; "
+        "logStreamNamePrefix, orderBy, descending, limit, nextToken"
     ),
     "GetLogEvents": (
         "a stream's lines: timestamp = when the line was written (ms, from the log's time "
@@ -91,6 +113,10 @@ SUPPORTED: dict[str, str] = {
         'startTime, endTime, limit, nextToken; filterPattern terms, "phrases", ?alternatives '
         "and -exclusions (not JSON, space-delimited or %regex% patterns)"
     ),
+    "PutRetentionPolicy": (
+        "retentionInDays from CloudWatch's list; older events are no longer returned"
+    ),
+    "DeleteRetentionPolicy": "the group keeps its events again for as long as they are on disk",
 }
 NOT_SUPPORTED: list[str] = [
     "AssociateKmsKey",
@@ -98,7 +124,6 @@ NOT_SUPPORTED: list[str] = [
     "CreateLogStream",
     "DeleteLogGroup",
     "DeleteLogStream",
-    "DeleteRetentionPolicy",
     "DescribeMetricFilters",
     "DescribeQueries",
     "DescribeSubscriptionFilters",
@@ -107,7 +132,6 @@ NOT_SUPPORTED: list[str] = [
     "ListTagsForResource",
     "PutLogEvents",
     "PutMetricFilter",
-    "PutRetentionPolicy",
     "PutSubscriptionFilter",
     "StartLiveTail",
     "StartQuery",
@@ -169,13 +193,6 @@ def _window(p: Params, pattern: FilterPattern | None = None) -> Window:
 
 
 # --- groups and streams --------------------------------------------------------------------
-@dataclass(frozen=True)
-class StreamInfo:
-    name: str
-    first_ms: int
-    last_ms: int
-
-
 class Group(Protocol):
     name: str
     action: str  # the policy action reading it takes
@@ -230,7 +247,7 @@ class TrainingJobs:
     def _records(self, prefix: str) -> Iterator[Record]:
         job, slash, _ = prefix.partition("/")
         if slash:  # one job's streams (the SDK's ``JOB/``)
-            r = self.cp.store.find(TRAINING_JOB.name, job)
+            r = own(self.cp.store.find(TRAINING_JOB.name, job))
             if r is not None:
                 yield r
             return
@@ -239,7 +256,7 @@ class TrainingJobs:
             page, token = self.cp.store.list(
                 TRAINING_JOB.name, ListFilter(limit=_PAGE, next_token=token, name_contains=prefix)
             )
-            yield from (r for r in page if r.name.startswith(prefix))
+            yield from (r for r in page if r.name.startswith(prefix) and own(r))
             if token is None:
                 return
 
@@ -253,7 +270,7 @@ class TrainingJobs:
 
     def open(self, stream: str) -> Source:
         m = _JOB_STREAM.match(stream)
-        r = self.cp.store.find(TRAINING_JOB.name, m["job"]) if m else None
+        r = own(self.cp.store.find(TRAINING_JOB.name, m["job"])) if m else None
         if m is None or r is None or int(m["host"]) > self._hosts(r):
             raise _no_stream()
         k = int(m["host"])
@@ -288,6 +305,8 @@ class EndpointLogs:
 
     @staticmethod
     def stream_name(replica_id: str) -> str:
+        if "/" in replica_id:  # already VARIANT/INSTANCE (Kubernetes: VARIANT/POD)
+            return replica_id
         m = _REPLICA.match(replica_id)
         return f"{m['variant'] if m else replica_id}/{replica_id}"
 
@@ -306,8 +325,8 @@ class EndpointLogs:
         return out
 
     def open(self, stream: str) -> Source:
-        _, _, rid = stream.partition("/")
-        if rid not in self._ids() or self.stream_name(rid) != stream:
+        rid = next((r for r in self._ids() if self.stream_name(r) == stream), None)
+        if rid is None:
             raise _no_stream()
         return self._source(rid)
 
@@ -318,6 +337,7 @@ class Logs:
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
+        self.retention = Retention(cp.settings.logs_dir)
         self.arn_prefix = f"arn:aws:logs:{cp.settings.region}:{cp.settings.account_id}:log-group:"
 
     def _group_name(self, p: Params) -> str:
@@ -337,30 +357,80 @@ class Logs:
         group: Group
         if name == TRAINING_GROUP:
             first, _ = self.cp.store.list(TRAINING_JOB.name, ListFilter(limit=1))
-            if not first:
+            if not [r for r in first if own(r)]:
                 raise _no_group()
             group = TrainingJobs(self.cp)
         elif name.startswith(ENDPOINT_GROUP):
-            record = self.cp.store.find(ENDPOINT.name, name.removeprefix(ENDPOINT_GROUP))
+            record = own(self.cp.store.find(ENDPOINT.name, name.removeprefix(ENDPOINT_GROUP)))
             if record is None:
                 raise _no_group()
             group = EndpointLogs(self.cp, record)
+        elif name == TRANSFORM_GROUP:
+            first, _ = self.cp.store.list(TRANSFORM_JOB.name, ListFilter(limit=1))
+            if not [r for r in first if own(r)]:
+                raise _no_group()
+            group = TransformJobs(self.cp)
+        elif name == CONTROL_PLANE_GROUP:
+            group = ControlPlaneLog(self.cp)
+            if not group.exists() or not tenancy.visible(tenancy.ROOT):
+                raise _no_group()
         else:
             raise _no_group()
-        authorize(principal, group.action)
         return group
+
+    def target(self, p: Params) -> tuple[str, None]:
+        """The log group an operation reads, as its ARN (every group: DescribeLogGroups)."""
+        try:
+            name = self._group_name(p)
+        except AwsError:
+            return f"{self.arn_prefix}*", None
+        return f"{self.arn_prefix}{name}", None
 
     def _groups(self) -> list[tuple[str, int]]:
         oldest, _ = self.cp.store.list(TRAINING_JOB.name, ListFilter(limit=1, ascending=True))
+        oldest = [r for r in oldest if own(r)]
         out = [(TRAINING_GROUP, _ms(oldest[0].created_at))] if oldest else []
+        oldest, _ = self.cp.store.list(TRANSFORM_JOB.name, ListFilter(limit=1, ascending=True))
+        oldest = [r for r in oldest if own(r)]
+        out += [(TRANSFORM_GROUP, _ms(oldest[0].created_at))] if oldest else []
+        server_log = ControlPlaneLog(self.cp)
+        if server_log.exists() and tenancy.visible(tenancy.ROOT):
+            out += [(CONTROL_PLANE_GROUP, server_log.created())]
         token = None
         while True:
             page, token = self.cp.store.list(
                 ENDPOINT.name, ListFilter(limit=_PAGE, next_token=token)
             )
-            out += [(ENDPOINT_GROUP + r.name, _ms(r.created_at)) for r in page]
+            out += [(ENDPOINT_GROUP + r.name, _ms(r.created_at)) for r in page if own(r)]
             if token is None:
                 return sorted(out)
+
+    def retained(self, group: str, window: Window) -> Window:
+        """``window`` less the events older than the group's retention."""
+        kept = self.retention.start_ms(group, self.cp.clock.now())
+        if kept is None or (window.start_ms is not None and window.start_ms >= kept):
+            return window
+        return replace(window, start_ms=kept)
+
+    def _own_retention(self, group: Group) -> None:
+        if not group.name.startswith(ENDPOINT_GROUP) and not tenancy.visible(tenancy.ROOT):
+            raise AwsError(
+                "AccessDeniedException",
+                f"logGroupName: {group.name!r} is shared by every account of this server; its "
+                "retention is set by the server's own account (an endpoint's group is yours)",
+            )
+
+    def put_retention_policy(self, p: Params, principal: Principal) -> dict[str, Any]:
+        group = self.group(p, principal)
+        self._own_retention(group)
+        self.retention.put(group.name, p.get("retentionInDays"))
+        return {}
+
+    def delete_retention_policy(self, p: Params, principal: Principal) -> dict[str, Any]:
+        group = self.group(p, principal)
+        self._own_retention(group)
+        self.retention.delete(group.name)
+        return {}
 
     def describe_log_groups(self, p: Params, _: Principal) -> dict[str, Any]:
         prefix, pattern = _str(p, "logGroupNamePrefix"), _str(p, "logGroupNamePattern")
@@ -389,10 +459,12 @@ class Logs:
         if token:
             after = read_opaque_token(token, "groups", "DescribeLogGroups")
             groups = [g for g in groups if g[0] > str(after)]
+        retention = self.retention.all()
         out: dict[str, Any] = {
             "logGroups": [
                 {
                     "logGroupName": name,
+                    **({"retentionInDays": retention[name]} if name in retention else {}),
                     "creationTime": created,
                     "metricFilterCount": 0,
                     "arn": f"{self.arn_prefix}{name}:*",
@@ -452,7 +524,7 @@ class Logs:
         if not stream:
             raise _invalid("logStreamName: required")
         limit = _int(p, "limit", 1, MAX_EVENTS, MAX_EVENTS) or MAX_EVENTS
-        window = _window(p)
+        window = self.retained(group.name, _window(p))
         head = _bool(p, "startFromHead", False)
         token = _str(p, "nextToken")
         key = f"{group.name}\0{stream}"
@@ -479,6 +551,13 @@ class Logs:
         }
 
     def filter_log_events(self, p: Params, principal: Principal) -> dict[str, Any]:
+        return self.filter_events(p, principal)[0]
+
+    def filter_events(
+        self, p: Params, principal: Principal
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        """FilterLogEvents' answer and the position reached in each stream searched (where a
+        follower reads on from, also when the answer has no ``nextToken``)."""
         group = self.group(p, principal)
         names = p.get("logStreamNames")
         prefix = _str(p, "logStreamNamePrefix")
@@ -495,7 +574,7 @@ class Logs:
         if not _bool(p, "startFromHead", True):
             raise _invalid("startFromHead: only true here (the earliest events first)")
         pattern = FilterPattern(_str(p, "filterPattern") or "")
-        window = _window(p, pattern)
+        window = self.retained(group.name, _window(p, pattern))
         limit = _int(p, "limit", 1, MAX_EVENTS, MAX_EVENTS) or MAX_EVENTS
         token = _str(p, "nextToken")
         positions = read_positions_token(token, group.name) if token else {}
@@ -526,11 +605,10 @@ class Logs:
                 for n, done in zip(chosen, merged.done, strict=True)
             ],
         }
+        reached = dict(zip(chosen, merged.positions, strict=True))
         if merged.more:
-            out["nextToken"] = positions_token(
-                group.name, dict(zip(chosen, merged.positions, strict=True))
-            )
-        return out
+            out["nextToken"] = positions_token(group.name, reached)
+        return out, reached
 
 
 def operations(cp: ControlPlane) -> dict[str, Operation]:
@@ -540,10 +618,11 @@ def operations(cp: ControlPlane) -> dict[str, Operation]:
         "DescribeLogStreams": logs.describe_log_streams,
         "GetLogEvents": logs.get_log_events,
         "FilterLogEvents": logs.filter_log_events,
+        "PutRetentionPolicy": logs.put_retention_policy,
+        "DeleteRetentionPolicy": logs.delete_retention_policy,
     }
-    # Reading a group also takes its own action (training-job:logs, endpoint:logs).
     return {
-        name: Operation(name, "logs:read", handler, SUPPORTED[name])
+        name: Operation(name, f"logs:{name}", handler, SUPPORTED[name], logs.target)
         for name, handler in handlers.items()
     }
 

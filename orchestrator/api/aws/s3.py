@@ -24,8 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
+from orchestrator import tenancy
 from orchestrator.access import authorize
 from orchestrator.api.aws import s3_xml as xml
 from orchestrator.api.aws.errors import AwsError
@@ -48,16 +49,18 @@ from orchestrator.errors import (
     NotFoundError,
     ValidationError,
 )
-from orchestrator.objects import ObjectInfo, join_uri
+from orchestrator.objects import ObjectInfo, buckets, join_uri
 from orchestrator.objects.uri import is_bucket_name
 
 log = logging.getLogger("orchestrator.api.aws")
 
 SUPPORTED: dict[str, str] = {
-    "ListBuckets": "every bucket of the store (one owner: the server's account); no paging",
-    "CreateBucket": "S3's bucket naming rules; creating one you have again is 200 (us-east-1); "
-    "a LocationConstraint other than the server's region is refused",
-    "HeadBucket": "200, or 404 with no body",
+    "ListBuckets": "the buckets of the caller's account; no paging",
+    "CreateBucket": "S3's bucket naming rules; names are server-wide: one another account holds "
+    "is BucketAlreadyExists (409), one you hold 200 in us-east-1 and BucketAlreadyOwnedByYou "
+    "elsewhere, as S3; a LocationConstraint other than the server's region is refused",
+    "HeadBucket": "200, or 404 with no body (every operation answers another account's bucket "
+    "as an absent one: NoSuchBucket)",
     "DeleteBucket": "BucketNotEmpty (409) while it holds objects",
     "GetBucketLocation": "the server's region (empty for us-east-1, as S3)",
     "ListObjectsV2": "prefix, delimiter (CommonPrefixes), max-keys (up to 1000), "
@@ -88,7 +91,8 @@ NOT_SUPPORTED: list[str] = [
     "virtual-host addressing (bucket.HOST): use path style, "
     "Config(s3={'addressing_style': 'path'})",
     "versioning (versionId, ListObjectVersions), object lock, retention",
-    "ACLs, bucket policies, CORS, website hosting, public access block (one account owns all)",
+    "ACLs, bucket policies, CORS, website hosting, public access block (a bucket is its "
+    "account's alone: another account's is answered as absent, NoSuchBucket)",
     "tagging, lifecycle rules, replication, inventory, notifications, analytics",
     "storage classes other than STANDARD, Glacier restore",
     "server-side encryption options (SSE-S3/SSE-KMS/SSE-C headers are accepted and ignored: "
@@ -138,9 +142,23 @@ class _Op:
     handler: Callable[[AwsRequest, str, str, dict[str, str]], Awaitable[AwsResponse]]
 
 
+_WRITES = ("PUT", "POST", "DELETE")
+
+
+def reserved_bucket_error(bucket: str) -> AwsError:
+    return AwsError(
+        "AccessDenied",
+        f"bucket {bucket!r} holds the audit trail: only the server writes there "
+        "(read it with `orch audit lookup`; choose another bucket for your objects)",
+        status=403,
+    )
+
+
 class S3Service(MultipartOps):
     signing_name: ClassVar[str] = "s3"
     streams_body: ClassVar[bool] = True
+    # The audit trail's bucket: no S3 call writes to it or deletes from it.
+    reserved_bucket: str | None = None
 
     # --- dispatch ------------------------------------------------------------------------
     def _route(self, method: str, bucket: str, key: str, q: dict[str, str], r: AwsRequest) -> _Op:
@@ -154,15 +172,19 @@ class S3Service(MultipartOps):
                 )
         if not bucket:
             if method == "GET":
-                return _Op("ListBuckets", "object:list", self.list_buckets)
+                return _Op("ListBuckets", "s3:ListAllMyBuckets", self.list_buckets)
         elif not key:
             table = {
-                ("PUT", None): ("CreateBucket", "object:put", self.create_bucket),
-                ("HEAD", None): ("HeadBucket", "object:list", self.head_bucket),
-                ("DELETE", None): ("DeleteBucket", "object:delete", self.delete_bucket),
-                ("GET", "location"): ("GetBucketLocation", "object:list", self.bucket_location),
-                ("GET", None): ("ListObjects", "object:list", self.list_objects),
-                ("POST", "delete"): ("DeleteObjects", "object:delete", self.delete_objects),
+                ("PUT", None): ("CreateBucket", "s3:CreateBucket", self.create_bucket),
+                ("HEAD", None): ("HeadBucket", "s3:ListBucket", self.head_bucket),
+                ("DELETE", None): ("DeleteBucket", "s3:DeleteBucket", self.delete_bucket),
+                ("GET", "location"): (
+                    "GetBucketLocation",
+                    "s3:GetBucketLocation",
+                    self.bucket_location,
+                ),
+                ("GET", None): ("ListObjects", "s3:ListBucket", self.list_objects),
+                ("POST", "delete"): ("DeleteObjects", "s3:DeleteObject", self.delete_objects),
             }
             sub = next((s for s in ("location", "delete", "uploads") if s in q), None)
             if sub == "uploads":
@@ -177,21 +199,21 @@ class S3Service(MultipartOps):
             copy = r.header("x-amz-copy-source") is not None
             if method == "PUT" and upload and "partNumber" in q:
                 if copy:
-                    return _Op("UploadPartCopy", "object:put", self.upload_part_copy)
-                return _Op("UploadPart", "object:put", self.upload_part)
+                    return _Op("UploadPartCopy", "s3:PutObject", self.upload_part_copy)
+                return _Op("UploadPart", "s3:PutObject", self.upload_part)
             if method == "PUT" and copy:
-                return _Op("CopyObject", "object:put", self.copy_object)
+                return _Op("CopyObject", "s3:PutObject", self.copy_object)
             key_table = {
-                ("PUT", False): ("PutObject", "object:put", self.put_object),
-                ("GET", False): ("GetObject", "object:get", self.get_object),
-                ("HEAD", False): ("HeadObject", "object:get", self.head_object),
-                ("DELETE", False): ("DeleteObject", "object:delete", self.delete_object),
-                ("GET", True): ("ListParts", "object:list", self.list_parts),
-                ("DELETE", True): ("AbortMultipartUpload", "object:delete", self.abort),
-                ("POST", True): ("CompleteMultipartUpload", "object:put", self.complete),
+                ("PUT", False): ("PutObject", "s3:PutObject", self.put_object),
+                ("GET", False): ("GetObject", "s3:GetObject", self.get_object),
+                ("HEAD", False): ("HeadObject", "s3:GetObject", self.head_object),
+                ("DELETE", False): ("DeleteObject", "s3:DeleteObject", self.delete_object),
+                ("GET", True): ("ListParts", "s3:ListMultipartUploadParts", self.list_parts),
+                ("DELETE", True): ("AbortMultipartUpload", "s3:AbortMultipartUpload", self.abort),
+                ("POST", True): ("CompleteMultipartUpload", "s3:PutObject", self.complete),
             }
             if method == "POST" and "uploads" in q:
-                return _Op("CreateMultipartUpload", "object:put", self.create_upload)
+                return _Op("CreateMultipartUpload", "s3:PutObject", self.create_upload)
             found = key_table.get((method, upload))
             if found is not None:
                 return _Op(*found)
@@ -209,9 +231,28 @@ class S3Service(MultipartOps):
         query = dict(parse_qsl(request.query, keep_blank_values=True))
         body = _Tracked(request.receive)
         request.receive = body
+        with tenancy.acting_as(request.principal.account):  # the caller's buckets only
+            return await self._handle(request, bucket, key, query, body)
+
+    async def _handle(
+        self, request: AwsRequest, bucket: str, key: str, query: dict[str, str], body: _Tracked
+    ) -> AwsResponse:
         try:
             op = self._route(request.method, bucket, key, query, request)
-            authorize(request.principal, op.action)
+            request.operation = op.name
+            request.resource = f"{bucket}/{key}" if key else bucket or None
+            arn = f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket or '*'}"
+            request.authorized = (op.action, arn)
+            authorize(request.principal, op.action, arn)
+            source = request.header("x-amz-copy-source")
+            if source is not None and op.name in ("CopyObject", "UploadPartCopy"):
+                # A copy reads its source: the caller must be allowed to read that too.
+                src = unquote(source.lstrip("/").split("?", 1)[0])
+                authorize(request.principal, "s3:GetObject", f"arn:aws:s3:::{src}")
+            reserved = bucket and bucket == self.reserved_bucket
+            # The audit trail's bucket is the server's account's: to another, absent.
+            if reserved and request.method in _WRITES and tenancy.stamp() == tenancy.ROOT:
+                raise reserved_bucket_error(bucket)
             if bucket and op.name != "CreateBucket" and not is_bucket_name(bucket):
                 raise invalid_bucket(bucket, "it breaks the S3 bucket naming rules")
             return await op.handler(request, bucket, key, query)
@@ -239,14 +280,14 @@ class S3Service(MultipartOps):
     async def list_buckets(
         self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
     ) -> AwsResponse:
-        buckets = await self._run(self.objects.list_buckets)
+        found = await self._run(buckets.listed, self.objects)
         items = [
             xml.el(
                 "Bucket",
                 xml.el("Name", b.name),
                 xml.el("CreationDate", xml.iso(b.created or self.now())),
             )
-            for b in buckets
+            for b in found
         ]
         return self._xml("ListAllMyBucketsResult", self._owner(), xml.el("Buckets", *items))
 
@@ -268,7 +309,23 @@ class S3Service(MultipartOps):
                     BucketName=bucket,
                     LocationConstraint=where,
                 )
-        await self._run(self.objects.create_bucket, bucket)  # yours already: 200, as us-east-1
+        made = await self._run(buckets.create, self.objects, bucket)
+        if made is buckets.Created.TAKEN:
+            raise AwsError(
+                "BucketAlreadyExists",
+                "The requested bucket name is not available. The bucket namespace is shared by "
+                "all users of the system. Please select a different name and try again.",
+                status=409,
+                BucketName=bucket,
+            )
+        if made is buckets.Created.YOURS and self.region != "us-east-1":  # there: 200, as S3
+            raise AwsError(
+                "BucketAlreadyOwnedByYou",
+                "Your previous request to create the named bucket succeeded and you already "
+                "own it.",
+                status=409,
+                BucketName=bucket,
+            )
         return AwsResponse(200, [("location", f"/{bucket}")])
 
     async def head_bucket(
@@ -280,6 +337,7 @@ class S3Service(MultipartOps):
     async def delete_bucket(
         self, r: AwsRequest, bucket: str, key: str, q: dict[str, str]
     ) -> AwsResponse:
+        await self._need_bucket(bucket)
         try:
             await self._run(self.objects.delete_bucket, bucket)
         except NotFoundError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 from urllib.parse import unquote
 
+from orchestrator import tenancy
 from orchestrator.api.aws import s3_xml as xml
 from orchestrator.api.aws.errors import AwsError
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
@@ -36,7 +38,7 @@ from orchestrator.errors import (
     NotFoundError,
     OrchestratorError,
 )
-from orchestrator.objects import ObjectInfo, ObjectStore, join_uri
+from orchestrator.objects import ObjectInfo, ObjectStore, buckets, join_uri
 
 T = TypeVar("T")
 
@@ -77,7 +79,9 @@ class S3Base:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+        # In the request's context: the store's callers read the account it acts for.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._pool, partial(context.run, fn, *args, **kwargs))
 
     def _xml(self, root: str, *children: object, status: int = 200) -> AwsResponse:
         return AwsResponse(
@@ -85,13 +89,13 @@ class S3Base:
         )
 
     async def _need_bucket(self, bucket: str) -> None:
-        if not await self._run(self.objects.bucket_exists, bucket):
+        """NoSuchBucket for an absent bucket and, the same, for another account's."""
+        if not await self._run(buckets.visible, self.objects, bucket):
             raise no_bucket(bucket)
 
     def _owner(self) -> str:
-        return xml.el(
-            "Owner", xml.el("ID", self.account_id), xml.el("DisplayName", self.account_id)
-        )
+        account = tenancy.arn_account(tenancy.stamp(), self.account_id)
+        return xml.el("Owner", xml.el("ID", account), xml.el("DisplayName", account))
 
     def _max_keys(self, q: dict[str, str], name: str = "max-keys") -> int:
         raw = q.get(name, str(MAX_KEYS))

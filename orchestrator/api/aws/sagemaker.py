@@ -1,17 +1,19 @@
 """SageMaker's control-plane API (awsJson1_1, ``X-Amz-Target: SageMaker.<Operation>``) as one
 table over ``ControlPlane``.
 
-Each row names the operation, the policy action it needs, the function that turns the
+Each row names the operation (its policy action is SageMaker's, ``sagemaker:<Operation>``, on
+the ARN of the resource its ``<Kind>Name`` member names), the function that turns the
 request's members into a service call and its result into the response's members, and a note
 for docs/sagemaker-compat.md (``python -m orchestrator.api.aws.compat``). Requests and
 responses pass through ``sagemaker_wire`` (SageMaker's members only; the resource models,
 SageMaker's field names, validate the rest with the field named).
 
 SageMaker's words where clients depend on them: a missing resource is a ``ValidationException``
-("Requested resource not found." for a training job, 'Could not find endpoint "<arn>".' for
-the others: botocore's waiters and the SDK match on them); a create with a name in use is
-``ResourceInUse`` for a training job and a ``ValidationException`` "Cannot create already
-existing ..." for the others (the SDK's ``create_model`` reads that as "use the existing one"),
+("Requested resource not found." for a training job, "Could not find requested job with name
+<name>" for a transform job, 'Could not find endpoint "<arn>".' for the others: botocore's
+waiters and the SDK match on them); a create with a name in use is ``ResourceInUse`` for a
+training or transform job and a ``ValidationException`` "Cannot create already existing ..."
+for the others (the SDK's ``create_model`` reads that as "use the existing one"),
 even when the spec is the same: unlike the REST API, SageMaker has no idempotent create.
 """
 
@@ -27,7 +29,7 @@ from pydantic import Field, StringConstraints
 
 from orchestrator.access import Principal
 from orchestrator.api.aws.errors import AwsError
-from orchestrator.api.aws.jsonrpc import JsonService, Operation
+from orchestrator.api.aws.jsonrpc import JsonService, Operation, Target, no_resource
 from orchestrator.api.aws.sagemaker_wire import (
     check_members,
     dump,
@@ -40,6 +42,7 @@ from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.api.tuning import TrialQuery
 from orchestrator.controller.reconciler import training_output_uri
 from orchestrator.errors import ConflictError, LimitExceededError, NotFoundError, ValidationError
+from orchestrator.iam import OWNER_TAG, TagSource
 from orchestrator.resources.common import Spec, Tag, TagList
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
@@ -54,6 +57,7 @@ from orchestrator.resources.kinds import (
     HYPER_PARAMETER_TUNING_JOB,
     MODEL,
     TRAINING_JOB,
+    TRANSFORM_JOB,
 )
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.search import SearchRequest
@@ -62,6 +66,7 @@ from orchestrator.resources.training import (
     CreateTrainingJobRequest,
     parse_exit_codes,
 )
+from orchestrator.resources.transform import CreateTransformJobRequest
 from orchestrator.resources.tuning import TUNING_JOB_TAG, CreateHyperParameterTuningJobRequest
 
 Params = dict[str, Any]
@@ -73,14 +78,20 @@ _WORDS = {
     ENDPOINT_CONFIG.name: "endpoint configuration",
     ENDPOINT.name: "endpoint",
 }
+# Jobs: a name in use is ResourceInUse, in these words.
+_JOB_WORDS = {TRAINING_JOB.name: "training job", TRANSFORM_JOB.name: "transform job"}
 
 
 @dataclass(frozen=True)
 class Row:
     name: str
-    action: str
     handler: Handler
     note: str = ""
+
+    @property
+    def action(self) -> str:
+        """The policy action: SageMaker's own, named for the operation."""
+        return f"sagemaker:{self.name}"
 
 
 @contextmanager
@@ -101,9 +112,15 @@ def _refused_as_validation() -> Iterator[None]:
         raise AwsError("ValidationException", e.message) from e
 
 
+def _transform_missing(name: str) -> str:
+    return f"Could not find requested job with name {name}"
+
+
 def _not_found(cp: ControlPlane, kind: str, name: str) -> str:
     if kind == TRAINING_JOB.name:
         return TRAINING_JOB_MISSING
+    if kind == TRANSFORM_JOB.name:
+        return _transform_missing(name)
     return f'Could not find {_WORDS[kind]} "{cp.arn(kind, name)}".'
 
 
@@ -118,11 +135,11 @@ def _name(p: Params, member: str, operation: str) -> str:
 def _create(cp: ControlPlane, kind: str, name: str, create: Callable[[], tuple[str, bool]]) -> str:
     """Create, refusing a name in use whatever its spec (SageMaker has no idempotent create)."""
     arn = cp.arn(kind, name)
-    if kind == TRAINING_JOB.name:
+    if kind in _JOB_WORDS:
         exists = AwsError(
             "ResourceInUse",
-            "Training job names must be unique within an AWS account and region, and a "
-            f"training job with this name already exists ({arn})",
+            f"{_JOB_WORDS[kind].capitalize()} names must be unique within an AWS account and "
+            f"region, and a {_JOB_WORDS[kind]} with this name already exists ({arn})",
         )
     else:
         exists = AwsError(
@@ -247,6 +264,32 @@ def delete_training_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
     name = _name(p, "TrainingJobName", "DeleteTrainingJob")
     with _missing(TRAINING_JOB_MISSING):
         cp.delete_training_job(name)  # an unfinished job: ResourceInUse
+    return {}
+
+
+# --- transform jobs -------------------------------------------------------------------------
+def create_transform_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    req = parse(CreateTransformJobRequest, p, "CreateTransformJob")
+    arn = _create(cp, TRANSFORM_JOB.name, req.TransformJobName, lambda: cp.transform.create(req))
+    return {"TransformJobArn": arn}
+
+
+def describe_transform_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "TransformJobName", "DescribeTransformJob")
+    with _missing(_transform_missing(name)):
+        job = cp.transform.describe(name)
+    return outgoing(dump(job), "DescribeTransformJobResponse")
+
+
+def list_transform_jobs(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    items, token = cp.transform.list_jobs(_list_query(p, "ListTransformJobs"))
+    return _page("TransformJobSummaries", items, token, "ListTransformJobsResponse")
+
+
+def stop_transform_job(cp: ControlPlane, p: Params) -> dict[str, Any]:
+    name = _name(p, "TransformJobName", "StopTransformJob")
+    with _missing(_transform_missing(name)), _refused_as_validation():
+        cp.transform.stop(name)
     return {}
 
 
@@ -546,81 +589,168 @@ KIND_TUNING = HYPER_PARAMETER_TUNING_JOB.name
 
 
 TABLE: tuple[Row, ...] = (
-    Row("CreateTrainingJob", "training-job:create", create_training_job,
+    Row("CreateTrainingJob", create_training_job,
         "script mode, built-in algorithms (AlgorithmName, or SageMaker's image of one), your "
         "own image on Docker and Kubernetes; fields a backend cannot honour are refused by name"),
-    Row("DescribeTrainingJob", "training-job:describe", describe_training_job,
+    Row("DescribeTrainingJob", describe_training_job,
         "statuses, secondary status transitions, final metrics, model artifact"),
-    Row("ListTrainingJobs", "training-job:list", list_training_jobs,
+    Row("ListTrainingJobs", list_training_jobs,
         "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
-    Row("StopTrainingJob", "training-job:stop", stop_training_job,
+    Row("StopTrainingJob", stop_training_job,
         "SIGTERM, then SIGKILL after the grace"),
-    Row("DeleteTrainingJob", "training-job:delete", delete_training_job,
+    Row("DeleteTrainingJob", delete_training_job,
         "a job that has ended; its record goes once the backend has cleaned up"),
-    Row("CreateModel", "model:create", create_model,
+    Row("CreateModel", create_model,
         "PrimaryContainer or Containers (inference pipelines); SageMaker's scikit-learn and "
         "built-in algorithm images are served by the serving image"),
-    Row("DescribeModel", "model:describe", describe_model),
-    Row("ListModels", "model:list", list_models,
+    Row("DescribeModel", describe_model),
+    Row("ListModels", list_models,
         "NameContains, CreationTime filters, SortBy, SortOrder, paging"),
-    Row("DeleteModel", "model:delete", delete_model),
-    Row("CreateEndpointConfig", "endpoint-config:create", create_endpoint_config,
+    Row("DeleteModel", delete_model),
+    Row("CreateEndpointConfig", create_endpoint_config,
         "production and shadow variants, ManagedInstanceScaling bounds"),
-    Row("DescribeEndpointConfig", "endpoint-config:describe", describe_endpoint_config),
-    Row("ListEndpointConfigs", "endpoint-config:list", list_endpoint_configs,
+    Row("DescribeEndpointConfig", describe_endpoint_config),
+    Row("ListEndpointConfigs", list_endpoint_configs,
         "NameContains, CreationTime filters, SortBy, SortOrder, paging"),
-    Row("DeleteEndpointConfig", "endpoint-config:delete", delete_endpoint_config),
-    Row("CreateEndpoint", "endpoint:create", create_endpoint,
+    Row("DeleteEndpointConfig", delete_endpoint_config),
+    Row("CreateEndpoint", create_endpoint,
         "Creating, then InService once every replica answers /ping"),
-    Row("DescribeEndpoint", "endpoint:describe", describe_endpoint,
+    Row("DescribeEndpoint", describe_endpoint,
         "variants' current and desired weights and counts; a blue/green update in progress as "
         "PendingDeploymentSummary"),
-    Row("ListEndpoints", "endpoint:list", list_endpoints,
+    Row("ListEndpoints", list_endpoints,
         "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
-    Row("DeleteEndpoint", "endpoint:delete", delete_endpoint,
+    Row("DeleteEndpoint", delete_endpoint,
         "Deleting, then gone once its replicas are"),
-    Row("UpdateEndpoint", "endpoint:update", update_endpoint,
+    Row("UpdateEndpoint", update_endpoint,
         "blue/green: all at once, canary or linear, with automatic rollback"),
-    Row("UpdateEndpointWeightsAndCapacities", "endpoint:update",
+    Row("UpdateEndpointWeightsAndCapacities",
         update_endpoint_weights_and_capacities,
         "DesiredWeight and DesiredInstanceCount in place (Updating, then InService); not "
         "ServerlessUpdateConfig"),
-    Row("AddTags", "tag:add", add_tags,
-        "training jobs, models, endpoint configs and endpoints; up to 50 tags each"),
-    Row("ListTags", "tag:list", list_tags, "one page (a resource has 50 tags at most)"),
-    Row("DeleteTags", "tag:delete", delete_tags),
-    Row("Search", "search", search,
+    Row("CreateTransformJob", create_transform_job,
+        "S3Prefix or ManifestFile input, every SplitType (None, Line, RecordIO, TFRecord), "
+        "Gzip, MultiRecord and SingleRecord, DataProcessing (SageMaker's JSONPath subset, "
+        "JoinSource), InstanceCount instances that share even one large file; the Model's "
+        "containers (an inference pipeline too) serve the records"),
+    Row("DescribeTransformJob", describe_transform_job,
+        "status, FailureReason, start and end times; progress per file and instance is in "
+        "the REST API and on the custom resource"),
+    Row("ListTransformJobs", list_transform_jobs,
+        "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
+    Row("StopTransformJob", stop_transform_job,
+        "Stopping, then Stopped; the files already written stay"),
+    Row("AddTags", add_tags,
+        "training jobs, transform jobs, models, endpoint configs and endpoints; up to 50 tags "
+        "each"),
+    Row("ListTags", list_tags, "one page (a resource has 50 tags at most)"),
+    Row("DeleteTags", delete_tags),
+    Row("Search", search,
         "Resource TrainingJob (and HyperParameterTuningJob): Filters, NestedFilters (Tags, "
         "FinalMetricDataList), SubExpressions, And/Or, every Operator; SortBy any property, "
         "paging; not CrossAccountFilterOption, VisibilityConditions, TotalHits"),
-    Row("CreateHyperParameterTuningJob", "tuning-job:create", create_hyper_parameter_tuning_job,
+    Row("CreateHyperParameterTuningJob", create_hyper_parameter_tuning_job,
         "Bayesian (Optuna's TPE), Random, Grid, Hyperband; early stopping Auto (the median "
         "rule); completion criteria; warm start; trials are training jobs on any backend. "
         "HyperParameterTuningResourceConfig (the SDK's) with one instance type, not "
         "InstanceConfigs; not Autotune, AutoParameters, VpcConfig"),
-    Row("DescribeHyperParameterTuningJob", "tuning-job:describe",
+    Row("DescribeHyperParameterTuningJob",
         describe_hyper_parameter_tuning_job,
         "status and objective counters, BestTrainingJob, OverallBestTrainingJob (warm start)"),
-    Row("ListHyperParameterTuningJobs", "tuning-job:list", list_hyper_parameter_tuning_jobs,
+    Row("ListHyperParameterTuningJobs", list_hyper_parameter_tuning_jobs,
         "NameContains, StatusEquals, Creation/LastModifiedTime filters, SortBy, SortOrder, paging"),
-    Row("ListTrainingJobsForHyperParameterTuningJob", "tuning-job:describe",
+    Row("ListTrainingJobsForHyperParameterTuningJob",
         list_training_jobs_for_hyper_parameter_tuning_job,
         "StatusEquals, SortBy (FinalObjectiveMetricValue leaves out trials without one), "
         "SortOrder, paging"),
-    Row("StopHyperParameterTuningJob", "tuning-job:stop", stop_hyper_parameter_tuning_job,
+    Row("StopHyperParameterTuningJob", stop_hyper_parameter_tuning_job,
         "no new trials; every running trial is stopped"),
-    Row("DeleteHyperParameterTuningJob", "tuning-job:delete", delete_hyper_parameter_tuning_job,
+    Row("DeleteHyperParameterTuningJob", delete_hyper_parameter_tuning_job,
         "a tuning job that has ended; its trials stay"),
 )  # fmt: skip
 
 
-def _call(handler: Handler, cp: ControlPlane, params: Params, _: Principal) -> dict[str, Any]:
+def _call(
+    handler: Handler, create: bool, cp: ControlPlane, params: Params, principal: Principal
+) -> dict[str, Any]:
+    if create and OWNER_TAG in principal.policies.tag_keys:
+        params = {**params, "Tags": stamp_owner(params.get("Tags"), principal.name)}
     return handler(cp, params)
+
+
+def stamp_owner(tags: Any, owner: str) -> Any:
+    """A create's tags with ``orchestrator:owner`` set to the caller (whatever was sent: the
+    DataScientist policy's "own resources" rests on it)."""
+    if tags is not None and not isinstance(tags, list):
+        return tags  # the request's own validation names the problem
+    kept = [t for t in tags or [] if not (isinstance(t, dict) and t.get("Key") == OWNER_TAG)]
+    return [*kept, {"Key": OWNER_TAG, "Value": owner}]
+
+
+_KIND_WORDS = {
+    "HyperParameterTuningJob": HYPER_PARAMETER_TUNING_JOB.name,
+    "TrainingJob": TRAINING_JOB.name,
+    "TransformJob": TRANSFORM_JOB.name,
+    "EndpointConfig": ENDPOINT_CONFIG.name,
+    "Endpoint": ENDPOINT.name,
+    "Model": MODEL.name,
+}
+
+
+def _target(cp: ControlPlane, operation: str) -> Target:
+    """The resource ``operation`` acts on: the one its ``<Kind>Name`` member names (ARN and
+    stored tags), the one of ``ResourceArn`` for the tag operations, none for lists."""
+    if operation in ("AddTags", "DeleteTags", "ListTags"):
+
+        def by_arn(p: Params) -> tuple[str, TagSource]:
+            arn = p.get("ResourceArn")
+            if not isinstance(arn, str):
+                return "*", None
+
+            def read() -> dict[str, str]:
+                try:
+                    record = cp.tags.find_by_arn(arn)
+                except (NotFoundError, ValidationError):
+                    return {}
+                return {t.Key: t.Value for t in cp.tags.tags_of(record.kind, record.name)}
+
+            return arn, read
+
+        return by_arn
+    if operation.startswith("List") and operation != "ListTrainingJobsForHyperParameterTuningJob":
+        return no_resource
+    word = next((w for w in _KIND_WORDS if w in operation), None)
+    if word is None:
+        return no_resource
+    kind = _KIND_WORDS[word]
+    create = operation.startswith("Create")
+
+    def named(p: Params) -> tuple[str, TagSource]:
+        name = p.get(f"{word}Name")
+        name = name if isinstance(name, str) else ""
+        if create:
+            return cp.arn(kind, name), None
+
+        def read() -> dict[str, str]:
+            try:
+                return {t.Key: t.Value for t in cp.tags.tags_of(kind, name)}
+            except NotFoundError:
+                return {}
+
+        return cp.arn(kind, name), read
+
+    return named
 
 
 def operations(cp: ControlPlane) -> dict[str, Operation]:
     return {
-        row.name: Operation(row.name, row.action, partial(_call, row.handler, cp), row.note)
+        row.name: Operation(
+            row.name,
+            row.action,
+            partial(_call, row.handler, row.name.startswith("Create"), cp),
+            row.note,
+            _target(cp, row.name),
+        )
         for row in TABLE
     }
 

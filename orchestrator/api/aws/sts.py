@@ -1,6 +1,6 @@
 """STS, as much of it as the SageMaker SDK calls: ``GetCallerIdentity`` (the query protocol:
-a form-encoded ``Action``, an XML answer). The caller is the access key's identity, in the
-server's account."""
+a form-encoded ``Action``, an XML answer). The caller is the access key's identity, in its
+account (``orchestrator.tenancy``: the server's own for ROOT)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import ClassVar
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
+from orchestrator import tenancy
 from orchestrator.api.aws.errors import AwsError
 from orchestrator.api.aws.gateway import AwsRequest, AwsResponse
 
@@ -34,11 +35,12 @@ class StsService:
                 f"STS action {action!r} is not supported here (only GetCallerIdentity)",
             )
         p = request.principal
-        arn = f"arn:aws:iam::{self.account_id}:user/{escape(p.name)}"
+        account = tenancy.arn_account(p.account, self.account_id)
+        arn = f"arn:aws:iam::{account}:user/{escape(p.name)}"
         body = (
             f'<GetCallerIdentityResponse xmlns="{_NS}"><GetCallerIdentityResult>'
             f"<Arn>{arn}</Arn><UserId>{escape(p.key_id)}</UserId>"
-            f"<Account>{self.account_id}</Account></GetCallerIdentityResult>"
+            f"<Account>{account}</Account></GetCallerIdentityResult>"
             f"<ResponseMetadata><RequestId>{request.request_id}</RequestId></ResponseMetadata>"
             "</GetCallerIdentityResponse>"
         )

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, plane
 from orchestrator.api.service import ControlPlane
 from orchestrator.resources.keys import (
     AccessKeySummary,
@@ -41,14 +41,18 @@ def _summary(record: AccessKeyRecord) -> AccessKeySummary:
     "",
     response_model=CreateAccessKeyResponse,
     status_code=201,
-    dependencies=[Depends(allowed("key:create"))],
+    dependencies=[Depends(authorized("orchestrator:CreateAccessKey"))],
 )
 def create_access_key(body: CreateApiKeyRequest, cp: Plane) -> CreateAccessKeyResponse:
     record, secret = cp.access_keys.create(name=body.Name, role=body.Role, now=cp.clock.now())
     return CreateAccessKeyResponse(**_summary(record).model_dump(), SecretAccessKey=secret)
 
 
-@router.get("", response_model=ListAccessKeysResponse, dependencies=[Depends(allowed("key:list"))])
+@router.get(
+    "",
+    response_model=ListAccessKeysResponse,
+    dependencies=[Depends(authorized("orchestrator:ListAccessKeys"))],
+)
 def list_access_keys(cp: Plane) -> ListAccessKeysResponse:
     return ListAccessKeysResponse(AccessKeys=[_summary(r) for r in cp.access_keys.list()])
 
@@ -56,7 +60,7 @@ def list_access_keys(cp: Plane) -> ListAccessKeysResponse:
 @router.delete(
     "/{access_key_id}",
     response_model=AccessKeySummary,
-    dependencies=[Depends(allowed("key:revoke"))],
+    dependencies=[Depends(authorized("orchestrator:RevokeAccessKey"))],
 )
 async def revoke_access_key(access_key_id: str, cp: Plane, request: Request) -> AccessKeySummary:
     record = await run_in_threadpool(cp.access_keys.revoke, access_key_id)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, of_kind, owned, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.resources.endpoints import (
@@ -33,9 +33,12 @@ Plane = Annotated[ControlPlane, Depends(plane)]
     ENDPOINT.collection,
     response_model=CreateEndpointResponse,
     status_code=201,
-    dependencies=[Depends(allowed("endpoint:create"))],
+    dependencies=[
+        Depends(authorized("sagemaker:CreateEndpoint", of_kind(ENDPOINT.name, body="EndpointName")))
+    ],
 )
-def create_endpoint(body: CreateEndpointRequest, cp: Plane) -> JSONResponse:
+def create_endpoint(body: CreateEndpointRequest, cp: Plane, request: Request) -> JSONResponse:
+    body = owned(body, request)
     arn, was_created = cp.create_endpoint(body)
     return created({"EndpointArn": arn}, was_created)
 
@@ -43,7 +46,7 @@ def create_endpoint(body: CreateEndpointRequest, cp: Plane) -> JSONResponse:
 @router.get(
     ENDPOINT.collection,
     response_model=ListEndpointsResponse,
-    dependencies=[Depends(allowed("endpoint:list"))],
+    dependencies=[Depends(authorized("sagemaker:ListEndpoints"))],
 )
 def list_endpoints(
     cp: Plane, q: Annotated[ListQuery, Depends(list_query)]
@@ -55,7 +58,7 @@ def list_endpoints(
 @router.get(
     f"{ENDPOINT.collection}/{{name}}",
     response_model=DescribeEndpointResponse,
-    dependencies=[Depends(allowed("endpoint:describe"))],
+    dependencies=[Depends(authorized("sagemaker:DescribeEndpoint", of_kind(ENDPOINT.name)))],
 )
 def describe_endpoint(name: str, cp: Plane) -> DescribeEndpointResponse:
     return cp.describe_endpoint(name)
@@ -65,7 +68,7 @@ def describe_endpoint(name: str, cp: Plane) -> DescribeEndpointResponse:
     f"{ENDPOINT.collection}/{{name}}",
     response_model=CreateEndpointResponse,
     status_code=202,
-    dependencies=[Depends(allowed("endpoint:update"))],
+    dependencies=[Depends(authorized("sagemaker:UpdateEndpoint", of_kind(ENDPOINT.name)))],
 )
 def update_endpoint(name: str, body: UpdateEndpointRequest, cp: Plane) -> CreateEndpointResponse:
     """UpdateEndpoint: move to another EndpointConfig by a blue/green deployment."""
@@ -76,7 +79,9 @@ def update_endpoint(name: str, body: UpdateEndpointRequest, cp: Plane) -> Create
     f"{ENDPOINT.collection}/{{name}}/weights-and-capacities",
     response_model=CreateEndpointResponse,
     status_code=202,
-    dependencies=[Depends(allowed("endpoint:update"))],
+    dependencies=[
+        Depends(authorized("sagemaker:UpdateEndpointWeightsAndCapacities", of_kind(ENDPOINT.name)))
+    ],
 )
 def update_weights_and_capacities(
     name: str, body: UpdateEndpointWeightsAndCapacitiesRequest, cp: Plane
@@ -88,7 +93,7 @@ def update_weights_and_capacities(
 @router.delete(
     f"{ENDPOINT.collection}/{{name}}",
     status_code=202,
-    dependencies=[Depends(allowed("endpoint:delete"))],
+    dependencies=[Depends(authorized("sagemaker:DeleteEndpoint", of_kind(ENDPOINT.name)))],
 )
 def delete_endpoint(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_endpoint(name)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.auth import new_api_key, revoke_api_key
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, plane
 from orchestrator.api.service import ControlPlane
 from orchestrator.resources.keys import (
     ApiKeySummary,
@@ -41,7 +41,7 @@ def _summary(record: ApiKeyRecord) -> ApiKeySummary:
     "",
     response_model=CreateApiKeyResponse,
     status_code=201,
-    dependencies=[Depends(allowed("key:create"))],
+    dependencies=[Depends(authorized("orchestrator:CreateApiKey"))],
 )
 def create_api_key(body: CreateApiKeyRequest, cp: Plane) -> CreateApiKeyResponse:
     key = new_api_key(cp.keys, name=body.Name, role=body.Role, now=cp.clock.now())
@@ -50,13 +50,19 @@ def create_api_key(body: CreateApiKeyRequest, cp: Plane) -> CreateApiKeyResponse
     return CreateApiKeyResponse(**_summary(record).model_dump(), ApiKey=key)
 
 
-@router.get("", response_model=ListApiKeysResponse, dependencies=[Depends(allowed("key:list"))])
+@router.get(
+    "",
+    response_model=ListApiKeysResponse,
+    dependencies=[Depends(authorized("orchestrator:ListApiKeys"))],
+)
 def list_api_keys(cp: Plane) -> ListApiKeysResponse:
     return ListApiKeysResponse(ApiKeys=[_summary(r) for r in cp.keys.list_api_keys()])
 
 
 @router.delete(
-    "/{key_id}", response_model=ApiKeySummary, dependencies=[Depends(allowed("key:revoke"))]
+    "/{key_id}",
+    response_model=ApiKeySummary,
+    dependencies=[Depends(authorized("orchestrator:RevokeApiKey"))],
 )
 async def revoke(key_id: str, cp: Plane, request: Request) -> ApiKeySummary:
     record = await run_in_threadpool(revoke_api_key, cp.keys, key_id)

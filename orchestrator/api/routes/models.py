@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, of_kind, owned, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.resources.endpoints import (
@@ -33,9 +33,12 @@ Plane = Annotated[ControlPlane, Depends(plane)]
     tags=[MODEL.name],
     response_model=CreateModelResponse,
     status_code=201,
-    dependencies=[Depends(allowed("model:create"))],
+    dependencies=[
+        Depends(authorized("sagemaker:CreateModel", of_kind(MODEL.name, body="ModelName")))
+    ],
 )
-def create_model(body: CreateModelRequest, cp: Plane) -> JSONResponse:
+def create_model(body: CreateModelRequest, cp: Plane, request: Request) -> JSONResponse:
+    body = owned(body, request)
     arn, was_created = cp.create_model(body)
     return created({"ModelArn": arn}, was_created)
 
@@ -44,7 +47,7 @@ def create_model(body: CreateModelRequest, cp: Plane) -> JSONResponse:
     f"/{MODEL.plural_path}",
     tags=[MODEL.name],
     response_model=ListModelsResponse,
-    dependencies=[Depends(allowed("model:list"))],
+    dependencies=[Depends(authorized("sagemaker:ListModels"))],
 )
 def list_models(cp: Plane, q: Annotated[ListQuery, Depends(list_query)]) -> ListModelsResponse:
     items, token = cp.list_models(q)
@@ -55,7 +58,7 @@ def list_models(cp: Plane, q: Annotated[ListQuery, Depends(list_query)]) -> List
     f"/{MODEL.plural_path}/{{name}}",
     tags=[MODEL.name],
     response_model=DescribeModelResponse,
-    dependencies=[Depends(allowed("model:describe"))],
+    dependencies=[Depends(authorized("sagemaker:DescribeModel", of_kind(MODEL.name)))],
 )
 def describe_model(name: str, cp: Plane) -> DescribeModelResponse:
     return cp.describe_model(name)
@@ -64,7 +67,7 @@ def describe_model(name: str, cp: Plane) -> DescribeModelResponse:
 @router.delete(
     f"/{MODEL.plural_path}/{{name}}",
     tags=[MODEL.name],
-    dependencies=[Depends(allowed("model:delete"))],
+    dependencies=[Depends(authorized("sagemaker:DeleteModel", of_kind(MODEL.name)))],
 )
 def delete_model(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_model(name)
@@ -76,9 +79,19 @@ def delete_model(name: str, cp: Plane) -> dict[str, str]:
     tags=[ENDPOINT_CONFIG.name],
     response_model=CreateEndpointConfigResponse,
     status_code=201,
-    dependencies=[Depends(allowed("endpoint-config:create"))],
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:CreateEndpointConfig",
+                of_kind(ENDPOINT_CONFIG.name, body="EndpointConfigName"),
+            )
+        )
+    ],
 )
-def create_endpoint_config(body: CreateEndpointConfigRequest, cp: Plane) -> JSONResponse:
+def create_endpoint_config(
+    body: CreateEndpointConfigRequest, cp: Plane, request: Request
+) -> JSONResponse:
+    body = owned(body, request)
     arn, was_created = cp.create_endpoint_config(body)
     return created({"EndpointConfigArn": arn}, was_created)
 
@@ -87,7 +100,7 @@ def create_endpoint_config(body: CreateEndpointConfigRequest, cp: Plane) -> JSON
     f"/{ENDPOINT_CONFIG.plural_path}",
     tags=[ENDPOINT_CONFIG.name],
     response_model=ListEndpointConfigsResponse,
-    dependencies=[Depends(allowed("endpoint-config:list"))],
+    dependencies=[Depends(authorized("sagemaker:ListEndpointConfigs"))],
 )
 def list_endpoint_configs(
     cp: Plane, q: Annotated[ListQuery, Depends(list_query)]
@@ -100,7 +113,9 @@ def list_endpoint_configs(
     f"/{ENDPOINT_CONFIG.plural_path}/{{name}}",
     tags=[ENDPOINT_CONFIG.name],
     response_model=DescribeEndpointConfigResponse,
-    dependencies=[Depends(allowed("endpoint-config:describe"))],
+    dependencies=[
+        Depends(authorized("sagemaker:DescribeEndpointConfig", of_kind(ENDPOINT_CONFIG.name)))
+    ],
 )
 def describe_endpoint_config(name: str, cp: Plane) -> DescribeEndpointConfigResponse:
     return cp.describe_endpoint_config(name)
@@ -109,7 +124,9 @@ def describe_endpoint_config(name: str, cp: Plane) -> DescribeEndpointConfigResp
 @router.delete(
     f"/{ENDPOINT_CONFIG.plural_path}/{{name}}",
     tags=[ENDPOINT_CONFIG.name],
-    dependencies=[Depends(allowed("endpoint-config:delete"))],
+    dependencies=[
+        Depends(authorized("sagemaker:DeleteEndpointConfig", of_kind(ENDPOINT_CONFIG.name)))
+    ],
 )
 def delete_endpoint_config(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_endpoint_config(name)

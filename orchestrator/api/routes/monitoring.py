@@ -12,15 +12,20 @@ Minimum, Maximum, SampleCount or pNN), ``Period`` (seconds), ``StartTime`` and `
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator import tenancy
+from orchestrator.api.aws.cloudwatch import UNITS
+from orchestrator.api.deps import authorized, of_kind, plane
+from orchestrator.api.owners import Owners
 from orchestrator.api.service import ControlPlane
 from orchestrator.errors import NotFoundError, UnavailableError, ValidationError
 from orchestrator.monitoring.series import SeriesStore
 from orchestrator.monitoring.shapes import METRICS, MetricStatistics
+from orchestrator.monitoring.usermetrics import parse_metric_data
 from orchestrator.resources.kinds import ENDPOINT
 
 router = APIRouter(tags=["Endpoint"])
@@ -33,6 +38,16 @@ def _series(request: Request) -> SeriesStore:
     if not isinstance(store, SeriesStore):
         raise UnavailableError("this control plane does not record endpoint metrics")
     return store
+
+
+def _own(cp: ControlPlane, name: str) -> str:
+    """``name`` when the caller may read the endpoint's traffic; else "", which names no
+    endpoint (a name has at least one character): another account's traffic answers as an
+    absent endpoint's, nothing served. The server's own account reads every endpoint's: the
+    Kubernetes operator's autoscaler and blue/green alarms ask with its key."""
+    if tenancy.current() == tenancy.ROOT:
+        return name
+    return name if Owners(cp.store.find).visible(ENDPOINT.name, name) else ""
 
 
 def _time(value: str | None, field: str) -> datetime | None:
@@ -71,7 +86,9 @@ def _period(value: str | None) -> int:
     f"{ENDPOINT.collection}/{{name}}/metrics",
     response_model=MetricStatistics,
     response_model_exclude_none=True,
-    dependencies=[Depends(allowed("endpoint:describe"))],
+    dependencies=[
+        Depends(authorized("orchestrator:GetEndpointMonitoring", of_kind(ENDPOINT.name)))
+    ],
 )
 def endpoint_metrics(
     name: str,
@@ -91,7 +108,7 @@ def endpoint_metrics(
             f"MetricName: required; use one of {', '.join(METRICS)}", field="MetricName"
         )
     series = _series(request)
-    if cp.endpoint_status(name) is None:
+    if cp.endpoint_status(name) is None or not Owners(cp.store.find).visible(ENDPOINT.name, name):
         raise NotFoundError(f"Endpoint {name!r} does not exist")
     end = _time(end_time, "EndTime") or series.clock.now()
     start = _time(start_time, "StartTime") or end - DEFAULT_SPAN
@@ -108,11 +125,14 @@ def endpoint_metrics(
 
 @router.get(
     f"{ENDPOINT.collection}/{{name}}/traffic",
-    dependencies=[Depends(allowed("endpoint:describe"))],
+    dependencies=[
+        Depends(authorized("orchestrator:GetEndpointMonitoring", of_kind(ENDPOINT.name)))
+    ],
 )
 def endpoint_traffic(
     name: str,
     request: Request,
+    cp: Plane,
     *,
     variant_name: Annotated[str, Query(alias="VariantName", min_length=1)],
     config_name: Annotated[str, Query(alias="EndpointConfigName", min_length=1)],
@@ -120,6 +140,7 @@ def endpoint_traffic(
 ) -> dict[str, object]:
     """One fleet variant's traffic over the last ``Window`` seconds, as this process saw it."""
     series = _series(request)
+    name = _own(cp, name)
     load = series.variant_load(name, variant_name, config_name, window, series.clock.now())
     last = load.last_invocation_at
     return {
@@ -131,11 +152,14 @@ def endpoint_traffic(
 
 @router.get(
     f"{ENDPOINT.collection}/{{name}}/fleet-health",
-    dependencies=[Depends(allowed("endpoint:describe"))],
+    dependencies=[
+        Depends(authorized("orchestrator:GetEndpointMonitoring", of_kind(ENDPOINT.name)))
+    ],
 )
 def endpoint_fleet_health(
     name: str,
     request: Request,
+    cp: Plane,
     *,
     config_name: Annotated[str, Query(alias="EndpointConfigName", min_length=1)],
     since: Annotated[str, Query(alias="Since")],
@@ -145,10 +169,39 @@ def endpoint_fleet_health(
     start = _time(since, "Since")
     if start is None:
         raise ValidationError("Since: required; a time (ISO 8601 or epoch seconds)", field="Since")
-    h = series.fleet_health(name, config_name, start, series.clock.now())
+    h = series.fleet_health(_own(cp, name), config_name, start, series.clock.now())
     return {
         "Invocations": h.invocations,
         "Errors5xx": h.errors_5xx,
         "ModelLatencyP99": h.model_latency_p99_us,
         "OverheadLatencyP99": h.overhead_latency_p99_us,
     }
+
+
+class PutMetricDataBody(BaseModel):
+    """PutMetricData's members; each datum is checked member by member
+    (``monitoring.usermetrics.parse_metric_data``), naming the member."""
+
+    Namespace: str = Field(min_length=1, max_length=255)
+    MetricData: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+@router.post(
+    "/api/v1/metrics/data",
+    dependencies=[Depends(authorized("cloudwatch:PutMetricData"))],
+    tags=["Metrics"],
+)
+def put_metric_data(cp: Plane, body: PutMetricDataBody) -> dict[str, Any]:
+    """PutMetricData: ``{"Namespace": "MyApp", "MetricData": [{"MetricName", "Value" |
+    "Values" + "Counts" | "StatisticValues", "Dimensions", "Timestamp", "Unit"}]}``; read
+    back with GetMetricStatistics, GetMetricData and ListMetrics (CloudWatch protocol)."""
+    if cp.user_metrics is None:
+        raise UnavailableError(
+            "this control plane keeps no durable metrics (ORCH_METRICS__DURABLE=false, or a "
+            "cluster without a PostgreSQL ORCH_DATABASE_URL)"
+        )
+    data = parse_metric_data(
+        body.Namespace, body.MetricData, now=cp.clock.now().timestamp(), units=UNITS
+    )
+    cp.user_metrics.put(data)
+    return {"Stored": len(data)}

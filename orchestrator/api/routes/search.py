@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Response
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, plane
 from orchestrator.api.service import ControlPlane
 from orchestrator.resources.kinds import REST_PREFIX
 from orchestrator.resources.search import SearchRequest
@@ -23,7 +23,7 @@ Plane = Annotated[ControlPlane, Depends(plane)]
 _JSON = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
-@router.post("/search", dependencies=[Depends(allowed("search"))])
+@router.post("/search", dependencies=[Depends(authorized("sagemaker:Search"))])
 def search(body: SearchRequest, cp: Plane) -> Response:
     """``{"Results": [{"TrainingJob": {...}}], "NextToken": ...}``; a filter on a name the
     resource does not have, or a value of the wrong type, is a 400 naming it."""

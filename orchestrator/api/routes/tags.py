@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, plane, tagged_resource
 from orchestrator.api.service import ControlPlane
 from orchestrator.resources.kinds import REST_PREFIX
 from orchestrator.resources.tags import (
@@ -24,7 +24,7 @@ Plane = Annotated[ControlPlane, Depends(plane)]
 @router.post(
     "",
     response_model=AddTagsResponse,
-    dependencies=[Depends(allowed("tag:add"))],
+    dependencies=[Depends(authorized("sagemaker:AddTags", tagged_resource))],
     responses={404: {"description": "No resource has that ARN"}},
 )
 def add_tags(body: AddTagsRequest, cp: Plane) -> AddTagsResponse:
@@ -35,7 +35,7 @@ def add_tags(body: AddTagsRequest, cp: Plane) -> AddTagsResponse:
 @router.get(
     "",
     response_model=ListTagsResponse,
-    dependencies=[Depends(allowed("tag:list"))],
+    dependencies=[Depends(authorized("sagemaker:ListTags", tagged_resource))],
     responses={404: {"description": "No resource has that ARN"}},
 )
 def list_tags(
@@ -50,7 +50,7 @@ def list_tags(
 
 @router.post(
     "/delete",
-    dependencies=[Depends(allowed("tag:delete"))],
+    dependencies=[Depends(authorized("sagemaker:DeleteTags", tagged_resource))],
     responses={404: {"description": "No resource has that ARN"}},
 )
 def delete_tags(body: DeleteTagsRequest, cp: Plane) -> dict[str, str]:

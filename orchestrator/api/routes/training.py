@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, of_kind, owned, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.resources.jobmetrics import TrainingJobMetricsResponse
@@ -28,10 +28,19 @@ Plane = Annotated[ControlPlane, Depends(plane)]
     "",
     response_model=CreateTrainingJobResponse,
     status_code=201,
-    dependencies=[Depends(allowed("training-job:create"))],
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:CreateTrainingJob", of_kind(TRAINING_JOB.name, body="TrainingJobName")
+            )
+        )
+    ],
     responses={200: {"description": "Same name and spec: the existing job"}, 409: {}},
 )
-def create_training_job(body: CreateTrainingJobRequest, cp: Plane) -> JSONResponse:
+def create_training_job(
+    body: CreateTrainingJobRequest, cp: Plane, request: Request
+) -> JSONResponse:
+    body = owned(body, request)
     arn, was_created = cp.create_training_job(body)
     return created({"TrainingJobArn": arn}, was_created)
 
@@ -39,7 +48,7 @@ def create_training_job(body: CreateTrainingJobRequest, cp: Plane) -> JSONRespon
 @router.get(
     "",
     response_model=ListTrainingJobsResponse,
-    dependencies=[Depends(allowed("training-job:list"))],
+    dependencies=[Depends(authorized("sagemaker:ListTrainingJobs"))],
 )
 def list_training_jobs(
     cp: Plane, q: Annotated[ListQuery, Depends(list_query)]
@@ -51,27 +60,39 @@ def list_training_jobs(
 @router.get(
     "/{name}",
     response_model=DescribeTrainingJobResponse,
-    dependencies=[Depends(allowed("training-job:describe"))],
+    dependencies=[Depends(authorized("sagemaker:DescribeTrainingJob", of_kind(TRAINING_JOB.name)))],
 )
 def describe_training_job(name: str, cp: Plane) -> DescribeTrainingJobResponse:
     return cp.describe_training_job(name)
 
 
-@router.post("/{name}/stop", status_code=202, dependencies=[Depends(allowed("training-job:stop"))])
+@router.post(
+    "/{name}/stop",
+    status_code=202,
+    dependencies=[Depends(authorized("sagemaker:StopTrainingJob", of_kind(TRAINING_JOB.name)))],
+)
 def stop_training_job(name: str, cp: Plane) -> dict[str, str]:
     cp.stop_training_job(name)
     return {"TrainingJobName": name, "TrainingJobStatus": "Stopping"}
 
 
 @router.post(
-    "/{name}/preempt", status_code=202, dependencies=[Depends(allowed("training-job:preempt"))]
+    "/{name}/preempt",
+    status_code=202,
+    dependencies=[
+        Depends(authorized("orchestrator:PreemptTrainingJob", of_kind(TRAINING_JOB.name)))
+    ],
 )
 def preempt_training_job(name: str, cp: Plane) -> dict[str, str]:
     cp.preempt_training_job(name)
     return {"TrainingJobName": name, "TrainingJobStatus": "InProgress"}
 
 
-@router.delete("/{name}", status_code=202, dependencies=[Depends(allowed("training-job:delete"))])
+@router.delete(
+    "/{name}",
+    status_code=202,
+    dependencies=[Depends(authorized("sagemaker:DeleteTrainingJob", of_kind(TRAINING_JOB.name)))],
+)
 def delete_training_job(name: str, cp: Plane) -> dict[str, str]:
     cp.delete_training_job(name)
     return {"TrainingJobName": name}
@@ -84,7 +105,9 @@ class ExportRequest(BaseModel):
 
 @router.post(
     "/{name}/export",
-    dependencies=[Depends(allowed("training-job:export"))],
+    dependencies=[
+        Depends(authorized("orchestrator:ExportTrainingJobModel", of_kind(TRAINING_JOB.name)))
+    ],
     responses={409: {"description": "The job has not completed"}},
 )
 def export_training_job_model(name: str, body: ExportRequest, cp: Plane) -> dict[str, Any]:
@@ -94,7 +117,7 @@ def export_training_job_model(name: str, body: ExportRequest, cp: Plane) -> dict
 
 @router.get(
     "/{name}/evaluation",
-    dependencies=[Depends(allowed("training-job:describe"))],
+    dependencies=[Depends(authorized("sagemaker:DescribeTrainingJob", of_kind(TRAINING_JOB.name)))],
     responses={404: {"description": "The job wrote no evaluation.json"}},
 )
 def training_job_evaluation(name: str, cp: Plane) -> dict[str, Any]:
@@ -103,7 +126,9 @@ def training_job_evaluation(name: str, cp: Plane) -> dict[str, Any]:
 
 @router.get(
     "/{name}/logs",
-    dependencies=[Depends(allowed("training-job:logs"))],
+    dependencies=[
+        Depends(authorized("orchestrator:GetTrainingJobLogs", of_kind(TRAINING_JOB.name)))
+    ],
     responses={200: {"content": {"text/plain": {}}}},
 )
 def training_job_logs(
@@ -126,7 +151,7 @@ def training_job_logs(
 @router.get(
     "/{name}/metrics",
     response_model=TrainingJobMetricsResponse,
-    dependencies=[Depends(allowed("training-job:describe"))],
+    dependencies=[Depends(authorized("sagemaker:DescribeTrainingJob", of_kind(TRAINING_JOB.name)))],
     responses={400: {"description": "metric names a metric the job does not emit"}},
 )
 def training_job_metrics(

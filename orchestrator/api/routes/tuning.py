@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from orchestrator.api.deps import allowed, plane
+from orchestrator.api.deps import authorized, of_kind, owned, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
 from orchestrator.api.tuning import TrialQuery
@@ -30,10 +30,20 @@ Plane = Annotated[ControlPlane, Depends(plane)]
     "",
     response_model=CreateHyperParameterTuningJobResponse,
     status_code=201,
-    dependencies=[Depends(allowed("tuning-job:create"))],
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:CreateHyperParameterTuningJob",
+                of_kind(HYPER_PARAMETER_TUNING_JOB.name, body="HyperParameterTuningJobName"),
+            )
+        )
+    ],
     responses={200: {"description": "Same name and spec: the existing tuning job"}, 409: {}},
 )
-def create_tuning_job(body: CreateHyperParameterTuningJobRequest, cp: Plane) -> JSONResponse:
+def create_tuning_job(
+    body: CreateHyperParameterTuningJobRequest, cp: Plane, request: Request
+) -> JSONResponse:
+    body = owned(body, request)
     arn, was_created = cp.tuning.create(body)
     return created({"HyperParameterTuningJobArn": arn}, was_created)
 
@@ -41,7 +51,7 @@ def create_tuning_job(body: CreateHyperParameterTuningJobRequest, cp: Plane) -> 
 @router.get(
     "",
     response_model=ListHyperParameterTuningJobsResponse,
-    dependencies=[Depends(allowed("tuning-job:list"))],
+    dependencies=[Depends(authorized("sagemaker:ListHyperParameterTuningJobs"))],
 )
 def list_tuning_jobs(
     cp: Plane, q: Annotated[ListQuery, Depends(list_query)]
@@ -56,7 +66,14 @@ def list_tuning_jobs(
     "/{name}",
     response_model=DescribeHyperParameterTuningJobResponse,
     response_model_exclude_none=True,
-    dependencies=[Depends(allowed("tuning-job:describe"))],
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:DescribeHyperParameterTuningJob",
+                of_kind(HYPER_PARAMETER_TUNING_JOB.name),
+            )
+        )
+    ],
 )
 def describe_tuning_job(name: str, cp: Plane) -> DescribeHyperParameterTuningJobResponse:
     return cp.tuning.describe(name)
@@ -65,7 +82,14 @@ def describe_tuning_job(name: str, cp: Plane) -> DescribeHyperParameterTuningJob
 @router.get(
     "/{name}/training-jobs",
     response_model=ListTrainingJobsForHyperParameterTuningJobResponse,
-    dependencies=[Depends(allowed("tuning-job:describe"))],
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:DescribeHyperParameterTuningJob",
+                of_kind(HYPER_PARAMETER_TUNING_JOB.name),
+            )
+        )
+    ],
 )
 def list_trials(  # noqa: PLR0917 - one parameter per SageMaker filter
     name: str,
@@ -89,13 +113,33 @@ def list_trials(  # noqa: PLR0917 - one parameter per SageMaker filter
     )
 
 
-@router.post("/{name}/stop", status_code=202, dependencies=[Depends(allowed("tuning-job:stop"))])
+@router.post(
+    "/{name}/stop",
+    status_code=202,
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:StopHyperParameterTuningJob", of_kind(HYPER_PARAMETER_TUNING_JOB.name)
+            )
+        )
+    ],
+)
 def stop_tuning_job(name: str, cp: Plane) -> dict[str, str]:
     cp.tuning.stop(name)
     return {"HyperParameterTuningJobName": name, "HyperParameterTuningJobStatus": "Stopping"}
 
 
-@router.delete("/{name}", status_code=202, dependencies=[Depends(allowed("tuning-job:delete"))])
+@router.delete(
+    "/{name}",
+    status_code=202,
+    dependencies=[
+        Depends(
+            authorized(
+                "sagemaker:DeleteHyperParameterTuningJob", of_kind(HYPER_PARAMETER_TUNING_JOB.name)
+            )
+        )
+    ],
+)
 def delete_tuning_job(name: str, cp: Plane) -> dict[str, str]:
     cp.tuning.delete(name)
     return {"HyperParameterTuningJobName": name}

@@ -30,6 +30,7 @@ HOST = "orchestrator.host"
 OWNER = "orchestrator.owner"
 KIND_JOB = "training-job"
 KIND_REPLICA = "replica"
+KIND_TRANSFORM = "transform-instance"  # one transform instance attempt's model server
 TMPFS_SIZE = "1g"
 
 

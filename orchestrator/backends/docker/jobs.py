@@ -84,6 +84,7 @@ class DockerJobs(ProcessJobs):
             return list(
                 self.client.containers.list(
                     all=True,
+                    ignore_removed=True,
                     filters=engine.label_filter(self.owner, engine.KIND_JOB, name, attempt),
                 )
             )

@@ -38,10 +38,19 @@ SPEC_FILE = "container.json"  # ReplicaContainer, beside replica.json
 PIPELINE_FILE = "pipeline.json"  # the steps of an inference pipeline, as the server reads them
 PIPELINE_MOUNT = "/opt/ml/pipeline.json"
 PORT = 8080
+TLS_DIR = "tls"  # under the replica's root; mounted read-only at TLS_MOUNT
+TLS_MOUNT = "/opt/ml/tls"
 _PING = (
     "import sys, urllib.request; "
     f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}/ping', timeout=2).status"
     " == 200 else 1)"
+)
+# HTTPS (ORCH_SERVING__REPLICA_TLS): verified against the replica CA, by the address.
+_PING_TLS = (
+    "import ssl, sys, urllib.request; "
+    f"c = ssl.create_default_context(cafile='{TLS_MOUNT}/ca.crt'); "
+    f"sys.exit(0 if urllib.request.urlopen('https://127.0.0.1:{PORT}/ping', timeout=2, "
+    "context=c).status == 200 else 1)"
 )
 
 
@@ -108,12 +117,20 @@ def replica_create_kwargs(
         "--port",
         str(PORT),
         "--endpoint",
-        doc["labels"][engine.RESOURCE],
+        doc.get("endpoint") or doc["labels"][engine.RESOURCE],
         "--variant",
-        doc["labels"]["orchestrator.variant"],
+        doc.get("variant", doc["labels"].get("orchestrator.variant", "")),
         "--grace-seconds",
         str(doc["grace_seconds"]),
     ]
+    if doc.get("tls"):
+        mounts.append(Mount(TLS_MOUNT, str(root / TLS_DIR), type="bind", read_only=True))
+        command += [
+            "--tls-cert",
+            f"{TLS_MOUNT}/replica.crt",
+            "--tls-key",
+            f"{TLS_MOUNT}/replica.key",
+        ]
     env.setdefault("HOME", "/tmp")
     return {
         "image": doc["image"],
@@ -125,7 +142,7 @@ def replica_create_kwargs(
         "mounts": mounts,
         "ports": {f"{PORT}/tcp": (doc["publish_host"], None)},
         "healthcheck": Healthcheck(
-            test=["CMD", "python", "-c", _PING],
+            test=["CMD", "python", "-c", _PING_TLS if doc.get("tls") else _PING],
             interval=2_000_000_000,
             timeout=3_000_000_000,
             retries=3,

@@ -7,14 +7,20 @@ generation and id, its port 8080 published on ``publish_host``. Observation list
 by label, so a restarted control plane finds every replica again: running and answering
 ``/ping`` from the host is ready; running and not answering yet is starting; exited (or a
 launcher that died without a container) is dead, with the exit code and the last log lines.
+With ``ORCH_SERVING__REPLICA_TLS`` the launch also writes ``tls/`` (the replica's certificate
+from the replica CA for the publish host and ``127.0.0.1``, its key, the CA certificate; 0600,
+owned by the container's user) mounted read-only at ``/opt/ml/tls``: the replica serves HTTPS,
+its container health check and the controller's ``/ping`` verify it against the CA, and its
+URL (from the ``orchestrator.tls`` label) is ``https://``.
 Removal is level-triggered: SIGTERM, SIGKILL once the grace has passed, then the container and
-the scratch are removed.
+the scratch are removed. Each replica's output is its log stream (``replica_logs``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -23,29 +29,30 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
 from orchestrator import procs
 from orchestrator.backends.docker import engine
-from orchestrator.backends.docker.replica_launch import PORT, SPEC_FILE
+from orchestrator.backends.docker.replica_launch import PORT, SPEC_FILE, TLS_DIR
+from orchestrator.backends.docker.replica_logs import DockerReplicaLogs
 from orchestrator.backends.process.jobs import store_access, tail_of
-from orchestrator.backends.process.replicas import REPLICA_FILE, ReplicaFile
+from orchestrator.backends.process.replicas import REPLICA_FILE, Pinger, ReplicaFile
 from orchestrator.controller.plan.types import ObservedReplica, ReplicaLaunch
 from orchestrator.errors import BackendError
 from orchestrator.settings import Settings
+from orchestrator.tls import issue, replica_ca
 from orchestrator.training.files import read_json, write_atomic, write_model
 
 LAUNCHER_PID = "launcher.pid"
 TERMINATING_FILE = "terminating"
-PING_TIMEOUT = 0.5
-VARIANT, SLOT, GENERATION, CONFIG, REPLICA = (
+VARIANT, SLOT, GENERATION, CONFIG, REPLICA, TLS = (
     "orchestrator.variant",
     "orchestrator.slot",
     "orchestrator.generation",
     "orchestrator.config",
     "orchestrator.replica",
+    "orchestrator.tls",
 )
 
 
@@ -56,14 +63,15 @@ def _parse_time(text: str) -> datetime | None:
         return None
 
 
-class DockerReplicas:
+class DockerReplicas(DockerReplicaLogs):
     def __init__(self, settings: Settings, client: docker.DockerClient) -> None:
         self.settings = settings
         self.client = client
         self.owner = engine.owner_of(settings.work_dir)
         self.endpoints_dir = settings.work_dir / "endpoints"
         self.replica_logs_dir = settings.logs_dir / "endpoints"
-        self._http = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
+        self._pinger = Pinger(settings)
+        self._logs_init()
 
     def _root(self, endpoint: str, replica_id: str) -> Path:
         return self.endpoints_dir / endpoint / replica_id
@@ -75,7 +83,9 @@ class DockerReplicas:
         try:
             return list(
                 self.client.containers.list(
-                    all=True, filters=engine.label_filter(self.owner, engine.KIND_REPLICA, endpoint)
+                    all=True,
+                    ignore_removed=True,
+                    filters=engine.label_filter(self.owner, engine.KIND_REPLICA, endpoint),
                 )
             )
         except DockerException as e:
@@ -105,6 +115,9 @@ class DockerReplicas:
             allow_file_uris=s.allow_file_uris,
             grace_seconds=s.controller.stop_grace_seconds,
         )
+        tls = s.serving.replica_tls
+        if tls:
+            self._write_tls(root)
         nano, memory, _ = engine.limits(launch.instance_type)
         spec: dict[str, Any] = {
             "image": container.own_image or s.docker.serving_image,
@@ -124,7 +137,9 @@ class DockerReplicas:
                 GENERATION: str(launch.generation),
                 CONFIG: launch.config,
                 REPLICA: launch.replica_id,
+                TLS: "true" if tls else "false",
             },
+            "tls": tls,
         }
         write_model(root / REPLICA_FILE, doc)
         write_atomic(root / SPEC_FILE, json.dumps(spec))
@@ -141,18 +156,39 @@ class DockerReplicas:
             names |= {d.name for d in self.endpoints_dir.iterdir() if d.is_dir()}
         return sorted(n for n in names if n)
 
-    def _ping(self, url: str) -> bool:
-        try:
-            return self._http.get(f"{url}/ping").status_code == 200
-        except httpx.HTTPError:
-            return False
+    def _write_tls(self, root: Path) -> None:
+        """The replica's certificate, key and the CA certificate under ``root/tls``, readable
+        by the container's user only."""
+        s = self.settings
+        ca = replica_ca(s.replica_ca_dir)
+        host = s.docker.publish_host
+        if host in ("", "0.0.0.0", "::"):
+            # The replica URL names the publish host, and so must the certificate.
+            raise BackendError(
+                f"ORCH_DOCKER__PUBLISH_HOST={host!r} with ORCH_SERVING__REPLICA_TLS: set it to "
+                "the address the control plane reaches replicas at (e.g. 127.0.0.1 or the "
+                "host's private address), which their certificates then name"
+            )
+        names = list(dict.fromkeys((host, "127.0.0.1", "localhost")))
+        directory = root / TLS_DIR
+        issue(ca, names, directory)
+        (directory / "ca.crt").write_bytes(ca.cert.read_bytes())
+        (directory / "ca.crt").chmod(0o600)
+        if os.geteuid() == 0:  # the container runs as the configured user: make them theirs
+            uid, gid = _ids(engine.container_user(s.docker.user))
+            for path in (directory, *directory.iterdir()):
+                os.chown(path, uid, gid)
+
+    def _ping(self, url: str) -> tuple[bool, str]:
+        return self._pinger.ping(url)
 
     def _url(self, c: Container) -> str | None:
         ports = (c.attrs.get("NetworkSettings") or {}).get("Ports") or {}
         bound = ports.get(f"{PORT}/tcp") or []
         if not bound:
             return None
-        return f"http://{self.settings.docker.publish_host}:{bound[0]['HostPort']}"
+        scheme = "https" if c.labels.get(TLS) == "true" else "http"
+        return f"{scheme}://{self.settings.docker.publish_host}:{bound[0]['HostPort']}"
 
     def observe_replicas(self, endpoint: str) -> list[ObservedReplica]:
         out: list[ObservedReplica] = []
@@ -207,8 +243,10 @@ class DockerReplicas:
             return ObservedReplica(state="dead", message=f"launch failed: {tail}", **base)
         if c.status == "running":
             url = self._url(c)
-            ready = url is not None and self._ping(url)
-            return ObservedReplica(state="ready" if ready else "starting", url=url, **base)
+            ready, why = self._ping(url) if url is not None else (False, "")
+            return ObservedReplica(
+                state="ready" if ready else "starting", url=url, message=why, **base
+            )
         if c.status == "created":
             pid = procs.ProcessId.from_file(root / LAUNCHER_PID)
             if pid is not None and procs.alive(pid):
@@ -247,6 +285,7 @@ class DockerReplicas:
             grace = self.settings.controller.stop_grace_seconds
             if c.status == "running" and time.time() - since < grace:
                 return False
+            self.keep_container_log(endpoint, rid, c)  # its output outlives it
             try:
                 c.remove(force=True)  # SIGKILL if it is still running after the grace
             except NotFound:
@@ -260,4 +299,15 @@ class DockerReplicas:
         return True
 
     def close(self) -> None:
-        self._http.close()
+        self._pinger.close()
+
+
+def _ids(user: str) -> tuple[int, int]:
+    """``uid[:gid]`` of ``ORCH_DOCKER__USER`` as numbers (the key is chowned to them)."""
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        raise BackendError(
+            f"ORCH_DOCKER__USER={user!r}: with ORCH_SERVING__REPLICA_TLS the replica's key is "
+            "given to the container's user, so name it by number (uid:gid, e.g. 1000:1000)"
+        )
+    return int(uid), int(gid or uid)

@@ -154,7 +154,14 @@ class DockerSupervisor(Supervisor):
         distributed = host_distributed_environment(
             self.spec, host, Rendezvous.by_name(host.count, self.interface)
         )
-        env = user_environment(MlPaths(ML), self.spec, {}, host=host, distributed=distributed)
+        env = user_environment(
+            MlPaths(ML),
+            self.spec,
+            {},
+            host=host,
+            distributed=distributed,
+            credentials=self.job.credentials,
+        )
         env["HOME"] = "/tmp"
         builtin = builtin_algorithm(self.spec)
         if builtin is not None:

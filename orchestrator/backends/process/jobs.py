@@ -21,6 +21,7 @@ import pydantic
 
 from orchestrator import procs
 from orchestrator.controller.plan.types import JobLaunch, ObservedJob, PhaseMark
+from orchestrator.objects.providers import key_provider_config
 from orchestrator.resources.failures import internal_error
 from orchestrator.resources.training import SecondaryStatus
 from orchestrator.settings import Settings
@@ -34,6 +35,7 @@ from orchestrator.training.files import (
     Progress,
     Result,
     StoreAccess,
+    output_kms_key,
     read_json,
     write_atomic,
     write_model,
@@ -62,6 +64,7 @@ def store_access(s: Settings) -> StoreAccess:
         s3_region=s.objects.s3_region,
         chunk_size=s.objects.chunk_size,
         keyring_path=str(s.keyring_path),
+        keys=key_provider_config(s),
     )
 
 
@@ -142,12 +145,13 @@ class ProcessJobs:
             output_uri=launch.output_uri,
             ml_root=str(root / "ml"),
             log_path=str(self.job_log_path(launch.name)),
-            store=store_access(s),
+            store=store_access(s).model_copy(update={"write_key": output_kms_key(launch.spec)}),
             allow_file_uris=s.allow_file_uris,
             gpus=None if launch.gpus is None else list(launch.gpus),
             checkpoint_sync_seconds=s.controller.checkpoint_sync_seconds,
             checkpoint_upload_mib_per_second=s.controller.checkpoint_upload_mib_per_second,
             usage_interval_seconds=s.controller.usage_interval_seconds,
+            credentials=dict(launch.credentials),
         )
 
     def launch_job(self, launch: JobLaunch) -> None:

@@ -9,20 +9,35 @@ server under the model's name, with the first container's AdaptiveBatching and i
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import MutableMapping
 from pathlib import Path
 
+from orchestrator.backends.process.replica_output import MarkedOutput
 from orchestrator.backends.process.replicas import REPLICA_FILE, ReplicaFile
 from orchestrator.errors import OrchestratorError
 from orchestrator.objects import ObjectStore, safe_extract
 from orchestrator.resources.models import PROGRAM_ENV, SUBMIT_DIR_ENV, ContainerDefinition
-from orchestrator.settings import get_settings
+from orchestrator.settings import ServingSettings, get_settings
+from orchestrator.training.contract import HOST_SECRET_ENV
 
-_SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+def model_environment(
+    environ: MutableMapping[str, str], containers: list[ContainerDefinition]
+) -> None:
+    """The model server's environment, in place: the server's minus its secrets (``ORCH_*``
+    and the AWS credential variables), plus the containers' Environment (one process: a
+    pipeline's steps share one environment)."""
+    for k in list(environ):
+        if k.startswith("ORCH_") or k in HOST_SECRET_ENV:
+            del environ[k]
+    for container in containers:
+        environ.update(container.Environment)
 
 
 def _fetch(uri: str, dest: Path, store: ObjectStore, allow_file: bool) -> None:
@@ -109,10 +124,24 @@ def batching_of(container: ContainerDefinition) -> tuple[int, float] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The model's own prints reach the replica's log as they happen (its log stream), as in
+    # SageMaker's containers (PYTHONUNBUFFERED), not when a block buffer fills.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0])
     settings = get_settings().serving  # read before the environment is scrubbed
     r = ReplicaFile.model_validate_json((root / REPLICA_FILE).read_text())
+    output = MarkedOutput(Path(r.log)) if r.log else None
+    try:
+        return _run(root, r, settings)
+    finally:
+        if output is not None:
+            output.close()
+
+
+def _run(root: Path, r: ReplicaFile, settings: ServingSettings) -> int:
     containers = serving_containers(root, r)
     try:
         fetch_containers(root, r, containers)
@@ -124,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"replica {r.replica_id}: {e}", file=sys.stderr)
         return 1
-    for k in list(os.environ):
-        if k.startswith("ORCH_") or k in _SECRET_ENV:
-            del os.environ[k]
-    for container in containers:  # one process: a pipeline's steps share one environment
-        os.environ.update(container.Environment)
+    model_environment(os.environ, containers)
     from orchestrator.serving import BatchingConfig, ModelSource, serve
 
     sources = []
@@ -149,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             model_name=r.model_name or "model",
             batching=BatchingConfig(*batch) if batch else None,
             grace_seconds=r.grace_seconds,
+            tls_cert=Path(r.tls_cert) if r.tls_cert else None,
+            tls_key=Path(r.tls_key) if r.tls_key else None,
         )
     except OrchestratorError as e:
         print(f"replica {r.replica_id}: model server failed to start: {e.message}", file=sys.stderr)

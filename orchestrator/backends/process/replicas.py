@@ -2,9 +2,11 @@
 
 Layout under ``<work>/endpoints/<endpoint>/<replica-id>/``: ``replica.json``, ``replica.pid``,
 ``port`` (written by the server once it listens), ``terminating`` (when asked to go), and
-``model/`` + ``code/``. Each replica logs to ``<logs>/endpoints/<endpoint>/<replica-id>.log``
-(kept when the replica goes; the inference server writes it directly, so its lines carry no
-time marks).
+``model/`` + ``code/`` (and ``tls/replica.crt``/``.key``, 0600, with
+``ORCH_SERVING__REPLICA_TLS``: a certificate for ``127.0.0.1`` from the replica CA; the replica
+then serves HTTPS and is pinged over it, verified against that CA). Each replica logs to
+``<logs>/endpoints/<endpoint>/<replica-id>.log`` (kept when the replica goes), with the time
+marks of its lines beside it (``.log.times``, written by ``replica_output`` in the replica).
 Removal is level-triggered: SIGTERM now, SIGKILL once the grace has passed, scratch deleted
 once the process is gone; every observation moves that along.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import ssl
 import sys
 import time
 from datetime import UTC, datetime
@@ -26,8 +29,9 @@ from orchestrator.backends.process.jobs import read_log, store_access, tail_of
 from orchestrator.controller.plan.types import ObservedReplica, ReplicaLaunch
 from orchestrator.resources.models import ContainerDefinition
 from orchestrator.settings import Settings
+from orchestrator.tls import issue, replica_ca, replica_client_context
 from orchestrator.training.files import StoreAccess, read_json, write_atomic, write_model
-from orchestrator.training.joblog import ListMarks, Marks
+from orchestrator.training.joblog import FileMarks, ListMarks, Marks, times_path
 
 REPLICA_FILE = "replica.json"
 PID_FILE = "replica.pid"
@@ -51,6 +55,46 @@ class ReplicaFile(BaseModel):
     allow_file_uris: bool = True
     grace_seconds: float = 30.0
     model_name: str = ""
+    # HTTPS (ORCH_SERVING__REPLICA_TLS): the replica's certificate and key; empty: plain HTTP.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Where the replica writes its output with time marks (``replica_output``); empty: its
+    # output goes where it was started with, unmarked (the Docker launcher's).
+    log: str = ""
+
+
+class Pinger:
+    """``GET /ping`` from the control plane's side: plain, or (``https://``) verified against
+    the replica CA only; a failed handshake is reported as why the replica is not ready."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._http = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
+        self._https: httpx.Client | None = None
+        if settings.serving.replica_tls:
+            replica_ca(settings.replica_ca_dir)  # made now, so the data plane finds it
+
+    def ping(self, url: str) -> tuple[bool, str]:
+        """(ready, why not)."""
+        client = self._http
+        if url.startswith("https://"):
+            if self._https is None:
+                ctx = replica_client_context(replica_ca(self.settings.replica_ca_dir).cert)
+                self._https = httpx.Client(timeout=PING_TIMEOUT, trust_env=False, verify=ctx)
+            client = self._https
+        try:
+            return client.get(f"{url}/ping").status_code == 200, ""
+        except httpx.ConnectError as e:
+            if isinstance(e.__cause__, ssl.SSLError) or "CERTIFICATE" in str(e).upper():
+                return False, f"TLS handshake with the replica failed: {e}"
+            return False, ""
+        except httpx.HTTPError:
+            return False, ""
+
+    def close(self) -> None:
+        self._http.close()
+        if self._https is not None:
+            self._https.close()
 
 
 class ProcessReplicas:
@@ -58,7 +102,7 @@ class ProcessReplicas:
         self.settings = settings
         self.endpoints_dir = settings.work_dir / "endpoints"
         self.replica_logs_dir = settings.logs_dir / "endpoints"
-        self._http = httpx.Client(timeout=PING_TIMEOUT, trust_env=False)
+        self._pinger = Pinger(settings)
 
     def _root(self, endpoint: str, replica_id: str) -> Path:
         return self.endpoints_dir / endpoint / replica_id
@@ -76,7 +120,8 @@ class ProcessReplicas:
         return read_log(self.replica_log_path(endpoint, replica_id), offset, limit)
 
     def replica_log_marks(self, endpoint: str, replica_id: str) -> Marks:
-        return ListMarks()
+        times = times_path(self.replica_log_path(endpoint, replica_id))
+        return FileMarks(times) if times.exists() else ListMarks()
 
     def launch_replica(self, launch: ReplicaLaunch) -> None:
         root = self._root(launch.endpoint, launch.replica_id)
@@ -86,6 +131,10 @@ class ProcessReplicas:
             shutil.rmtree(root)
         root.mkdir(parents=True)
         s = self.settings
+        tls_cert = tls_key = ""
+        if s.serving.replica_tls:
+            files = issue(replica_ca(s.replica_ca_dir), ["127.0.0.1", "localhost"], root / "tls")
+            tls_cert, tls_key = str(files.cert), str(files.key)
         doc = ReplicaFile(
             endpoint=launch.endpoint,
             variant=launch.variant,
@@ -100,6 +149,9 @@ class ProcessReplicas:
             allow_file_uris=s.allow_file_uris,
             grace_seconds=s.controller.stop_grace_seconds,
             model_name=launch.model_name,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            log=str(self.replica_log_path(launch.endpoint, launch.replica_id)),
         )
         write_model(root / REPLICA_FILE, doc)
         pid = procs.spawn(
@@ -115,11 +167,8 @@ class ProcessReplicas:
         except FileNotFoundError:
             return []
 
-    def _ping(self, url: str) -> bool:
-        try:
-            return self._http.get(f"{url}/ping").status_code == 200
-        except httpx.HTTPError:
-            return False
+    def _ping(self, url: str) -> tuple[bool, str]:
+        return self._pinger.ping(url)
 
     def _replica_roots(self, endpoint: str) -> list[Path]:
         try:
@@ -161,8 +210,9 @@ class ProcessReplicas:
             port_text = (
                 (root / PORT_FILE).read_text().strip() if (root / PORT_FILE).exists() else ""
             )
-            url = f"http://127.0.0.1:{port_text}" if port_text.isdigit() else None
-            ready = url is not None and self._ping(url)
+            scheme = "https" if r.tls_cert else "http"
+            url = f"{scheme}://127.0.0.1:{port_text}" if port_text.isdigit() else None
+            ready, why = self._ping(url) if url is not None else (False, "")
             # The server writes the port file once the model is loaded and it listens.
             ready_at = (
                 datetime.fromtimestamp((root / PORT_FILE).stat().st_mtime, tz=UTC)
@@ -173,6 +223,7 @@ class ProcessReplicas:
                 ObservedReplica(
                     state="ready" if ready else "starting",
                     url=url,
+                    message=why,
                     ready_at=ready_at,
                     **base,  # type: ignore[arg-type]
                 )
@@ -220,4 +271,4 @@ class ProcessReplicas:
             parent.rmdir()
 
     def close(self) -> None:
-        self._http.close()
+        self._pinger.close()

@@ -16,7 +16,8 @@ planner supplies what it saw of the target fleet as a ``TargetFleet``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.controller.plan.types import FleetHealth
@@ -39,6 +40,8 @@ class TargetFleet:
     present: int = 0  # replicas of it still running or on their way out
     production_instances: int = 1  # its production instance count (INSTANCE_COUNT steps)
     health: FleetHealth | None = None  # its traffic since the current step began
+    # The states of the metric alarms named by AlarmName alone (``orch alarms``).
+    alarm_states: Mapping[str, str] = field(default_factory=dict)
 
 
 def should_start(
@@ -101,11 +104,20 @@ def alarm_value(alarm: RollbackAlarm, health: FleetHealth) -> float | None:
     return health.overhead_latency_p99_us
 
 
-def fired_alarm(alarms: tuple[RollbackAlarm, ...], health: FleetHealth | None) -> str | None:
-    """A message for the first alarm over its threshold, or None."""
-    if health is None:
-        return None
+def fired_alarm(
+    alarms: tuple[RollbackAlarm, ...],
+    health: FleetHealth | None,
+    states: Mapping[str, str] | None = None,
+) -> str | None:
+    """A message for the first alarm that fired, or None: a metric alarm (AlarmName alone) in
+    ALARM, or one on the new fleet's traffic over its threshold."""
     for alarm in alarms:
+        if alarm.MetricName is None or alarm.Threshold is None:
+            if (states or {}).get(alarm.AlarmName) == "ALARM":
+                return f"metric alarm {alarm.AlarmName!r} is in ALARM"
+            continue
+        if health is None:
+            continue
         value = alarm_value(alarm, health)
         enough = health.invocations >= alarm.MinInvocations
         if enough and value is not None and value > alarm.Threshold:
@@ -155,7 +167,7 @@ def advance(
             }
         )
     if d.Phase == "Shifting":
-        alarm = fired_alarm(config.alarms, fleet.health)
+        alarm = fired_alarm(config.alarms, fleet.health, fleet.alarm_states)
         if alarm is not None:
             return roll_back(d, f"{alarm} at {d.TrafficPercent:g}% of traffic", now)
         if _since(d.StepStartTime, now) < routing.WaitIntervalInSeconds:

@@ -71,6 +71,8 @@ class DesiredEndpoint:
     current_config: CreateEndpointConfigRequest | None = None
     load: dict[str, VariantLoad] = field(default_factory=dict)  # serving fleet, by variant
     target_health: FleetHealth | None = None  # the new fleet's traffic since its step began
+    # The states of the metric alarms its update's rollback alarms name (AlarmName alone).
+    alarm_states: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ def _plan_fleet(
                     f"replica {current.replica_id} did not answer GET /ping within "
                     f"{startup_timeout(v, policy):g} s"
                 )
+                if current.message:  # why the health check failed (a TLS handshake, say)
+                    failure += f": {current.message}"
             if current is not None and failure:
                 fleet.actions.extend(_remove([current]))
                 fleet.failures += 1
@@ -442,6 +446,7 @@ def _plan_fleets(
         report = dep.TargetFleet(
             present=len(trial) + sum(mine[r.replica_id] == target for r in leaving),
             health=desired.target_health,
+            alarm_states=desired.alarm_states,
         )
         if d.Phase != "RollingBack" and desired.config is not None:
             cfg = desired.config
@@ -454,6 +459,7 @@ def _plan_fleets(
                 present=report.present,
                 production_instances=sum(v.InitialInstanceCount for v in cfg.ProductionVariants),
                 health=desired.target_health,
+                alarm_states=desired.alarm_states,
             )
         deployment_config = desired.spec.DeploymentConfig or DeploymentConfig()
         moved = dep.advance(d, deployment_config, report, now)

@@ -30,6 +30,7 @@ from orchestrator.resources.distribution import (
 from orchestrator.resources.endpoints import CreateEndpointConfigRequest
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest
+from orchestrator.resources.transform import CreateTransformJobRequest
 
 BACKENDS = ("process", "docker", "kubernetes")
 ALL = frozenset(BACKENDS)
@@ -97,8 +98,14 @@ def _images(spec: CreateModelRequest) -> list[str]:
     return [f"Containers[{i}].Image" for i, c in enumerate(spec.Containers or []) if c.own_image]
 
 
-KMS = "objects are always encrypted with per-object data keys under the store's master keys"
-KMS_INSTEAD = "leave it unset (a KMS key provider per resource is not available yet)"
+# KmsKeyId on what a resource writes to the object store (OutputDataConfig.KmsKeyId,
+# TransformOutput.KmsKeyId) is carried out on every backend: the key provider wraps each
+# object's data key under it (objects/providers.py). What is refused is encryption of
+# instance volumes: nothing here manages the disks.
+KMS_INSTEAD = (
+    "leave it unset; objects the resource writes are encrypted under OutputDataConfig.KmsKeyId "
+    "or TransformOutput.KmsKeyId"
+)
 
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -136,17 +143,6 @@ RULES: tuple[Rule, ...] = (
                 s.OutputDataConfig is not None and s.OutputDataConfig.CompressionType != "GZIP"
             ),
             "OutputDataConfig.CompressionType",
-        ),
-    ),
-    Rule(
-        "TrainingJob",
-        "OutputDataConfig.KmsKeyId",
-        ALL,
-        KMS,
-        KMS_INSTEAD,
-        _flag(
-            lambda s: s.OutputDataConfig is not None and s.OutputDataConfig.KmsKeyId,
-            "OutputDataConfig.KmsKeyId",
         ),
     ),
     Rule(
@@ -259,8 +255,9 @@ RULES: tuple[Rule, ...] = (
         "EndpointConfig",
         "KmsKeyId",
         ALL,
-        KMS,
-        KMS_INSTEAD,
+        "an endpoint writes no objects (no data capture) and its replicas' storage volumes are "
+        "not encrypted with a KMS key",
+        "leave it unset; the model artifact stays encrypted under the key it was written with",
         _flag(lambda s: s.KmsKeyId, "KmsKeyId"),
     ),
     Rule(
@@ -274,12 +271,48 @@ RULES: tuple[Rule, ...] = (
             "ModelDataDownloadTimeoutInSeconds",
         ),
     ),
+    Rule(
+        "TransformJob",
+        "DataCaptureConfig",
+        ALL,
+        "batch data capture is not supported",
+        "remove DataCaptureConfig",
+        _flag(lambda s: s.DataCaptureConfig is not None, "DataCaptureConfig"),
+    ),
+    Rule(
+        "TransformJob",
+        "TransformResources.VolumeKmsKeyId",
+        ALL,
+        "the instances' scratch volume is not encrypted with a KMS key",
+        KMS_INSTEAD,
+        _flag(lambda s: s.TransformResources.VolumeKmsKeyId, "TransformResources.VolumeKmsKeyId"),
+    ),
+    Rule(
+        "TransformJob",
+        "TransformResources.TransformAmiVersion",
+        ALL,
+        "instances run on no SageMaker machine image",
+        "leave it unset",
+        _flag(
+            lambda s: s.TransformResources.TransformAmiVersion,
+            "TransformResources.TransformAmiVersion",
+        ),
+    ),
+    Rule(
+        "TransformJob",
+        "ExperimentConfig",
+        ALL,
+        "there are no SageMaker Experiments to associate the job with",
+        "remove ExperimentConfig (tag the job instead)",
+        _flag(lambda s: s.ExperimentConfig, "ExperimentConfig"),
+    ),
 )
 
 _SPECS: dict[str, type[BaseModel]] = {
     "TrainingJob": CreateTrainingJobRequest,
     "Model": CreateModelRequest,
     "EndpointConfig": CreateEndpointConfigRequest,
+    "TransformJob": CreateTransformJobRequest,
 }
 
 
@@ -355,3 +388,42 @@ def problems_of(
     """Everything ``backend`` cannot carry out of ``spec``: the refusal table, then what needs
     a setting the backend lacks."""
     return refusals(kind, spec, backend) + unmet_requirements(kind, spec, backend, configured)
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What the user's code (a training script, a model server) can reach on a backend."""
+
+    backend: str
+    isolated: bool  # True: it sees none of the control plane's files or secrets
+    how: str
+
+
+# The job's own credential (``controller.plan.credentials``) is handed to the user's code on
+# every backend; only where it is isolated is that credential all it can use.
+ISOLATION = (
+    Isolation(
+        "process",
+        False,
+        "the user's code runs as the server's own OS user, a child of the job's supervisor: "
+        "the server's environment reaches it without ORCH_* and AWS credential variables, "
+        "but it can read the server's files (the keyring, the credentials file, the state "
+        "database, other jobs' directories). For a single user or trusted code only",
+    ),
+    Isolation(
+        "docker",
+        True,
+        "a hardened container (non-root, no capabilities, read-only root) that mounts only "
+        "its job's /opt/ml (a replica: its model and code, read-only); the data is downloaded "
+        "and uploaded on the host, so the object store and the keyring never enter it; its "
+        "environment is the SageMaker contract, the job's Environment and its credential",
+    ),
+    Isolation(
+        "kubernetes",
+        True,
+        "the user's container mounts no Secret and no service-account token (the keyring and "
+        "the object-store credentials are mounted only into the orchestrator's own step "
+        "containers of the pod); its environment is the SageMaker contract and the job's "
+        "Environment",
+    ),
+)

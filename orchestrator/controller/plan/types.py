@@ -16,6 +16,7 @@ from orchestrator.resources.endpoints import ProductionVariant, VariantRouteStat
 from orchestrator.resources.failures import ExitKind, FailureReason
 from orchestrator.resources.models import CreateModelRequest
 from orchestrator.resources.training import CreateTrainingJobRequest, SecondaryStatus
+from orchestrator.resources.transform import CreateTransformJobRequest, TransformProgress
 
 JobOutcome = Literal["completed", "failed", "stopped"]
 
@@ -83,6 +84,51 @@ class JobLaunch:
     output_uri: str  # where model.tar.gz goes
     # Device indexes this attempt may use; None when the backend places GPUs itself.
     gpus: tuple[int, ...] | None = None
+    # The job's own credential as the variables the user's code gets (``api.jobcreds``),
+    # added by the executor at launch; never planned, compared or printed.
+    credentials: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TransformLaunch:
+    """Everything a backend needs to start one attempt of one instance of a transform job:
+    the instance runner (``orchestrator.transformer``) beside a model server for ``model``."""
+
+    name: str  # the TransformJobName
+    instance: int  # 0-based; the host is algo-<instance + 1>
+    attempt: int  # 1-based attempt of this instance
+    spec: CreateTransformJobRequest
+    model_name: str
+    model: CreateModelRequest
+
+
+@dataclass(frozen=True)
+class ObservedTransformInstance:
+    """One instance of a transform job as the backend sees it now (its latest attempt), with
+    what its runner recorded in the job's scratch space (``transformer.scratch``)."""
+
+    name: str
+    instance: int
+    attempt: int
+    # starting: launched, its model server not answering yet; exited: the runner is gone
+    state: Literal["starting", "running", "exited"]
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    # What the runner concluded (its result record); None when it died without saying.
+    outcome: JobOutcome | None = None
+    failure: FailureReason | None = None
+    # What is known of a runner that died without a result (exit code, last log lines).
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedTransform:
+    """A transform job as the backend sees it: its instances' latest attempts and the
+    progress its runners recorded (None: no runner has written any yet)."""
+
+    instances: tuple[ObservedTransformInstance, ...] = ()
+    progress: TransformProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +141,7 @@ class ObservedReplica:
     state: Literal["starting", "ready", "dead", "terminating"]
     url: str | None = None
     started_at: datetime | None = None
-    message: str = ""  # for dead replicas: why (exit code and the last log lines)
+    message: str = ""  # dead: why (exit code, last log lines); starting: why /ping fails
     generation: int = 0
     # The EndpointConfig whose fleet the replica belongs to ("" from a backend that does not
     # record it: taken as the endpoint's current config).
@@ -197,6 +243,27 @@ class CleanupJob:
 
 
 @dataclass(frozen=True)
+class LaunchTransformInstance:
+    launch: TransformLaunch
+
+
+@dataclass(frozen=True)
+class StopTransform:
+    """Stop every running instance of the transform job (SIGTERM, or SIGKILL with force)."""
+
+    name: str
+    force: bool
+
+
+@dataclass(frozen=True)
+class CleanupTransform:
+    """Remove the job's instances' scratch and the job's records in the store's scratch
+    space (its parts, plan, progress); the written ``.out`` objects and logs stay."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class LaunchReplica:
     launch: ReplicaLaunch
 
@@ -274,6 +341,9 @@ Action = (
     LaunchJob
     | StopJob
     | CleanupJob
+    | LaunchTransformInstance
+    | StopTransform
+    | CleanupTransform
     | LaunchReplica
     | StopReplica
     | RemoveReplica

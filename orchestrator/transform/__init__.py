@@ -1,0 +1,1 @@
+"""Batch transform, pure: records, filters, mini-batches and the work plan."""
