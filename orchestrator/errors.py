@@ -6,7 +6,9 @@
     ├── PermanentError                    never retried: the input or the user's code is wrong
     │   ├── ValidationError          400  a field is malformed; names the field and the fix
     │   ├── AuthenticationError      401  missing or wrong API key
+    │   │   └── SessionExpiredError  401  the console's session cookie is too old or ended
     │   ├── PermissionDeniedError    403  authenticated, but not allowed
+    │   │   └── InvalidCsrfTokenError 403 a change through the session cookie, no CSRF token
     │   ├── NotFoundError            404  no such resource
     │   ├── ConflictError            409  same name, different spec; wrong state for the call
     │   ├── PayloadTooLargeError     413  request body over the limit
@@ -100,9 +102,17 @@ class AuthenticationError(PermanentError):
     code = "UnauthorizedException"
 
 
+class SessionExpiredError(AuthenticationError):
+    code = "SessionExpired"
+
+
 class PermissionDeniedError(PermanentError):
     status_code = 403
     code = "AccessDeniedException"
+
+
+class InvalidCsrfTokenError(PermissionDeniedError):
+    code = "InvalidCsrfToken"
 
 
 class NotFoundError(PermanentError):
@@ -213,4 +223,5 @@ _BY_CODE: dict[str, type[OrchestratorError]] = {c.code: c for c in _ALL}
 _BY_STATUS: dict[int, type[OrchestratorError]] = {}
 for _cls in _ALL:
     _BY_STATUS.setdefault(_cls.status_code, _cls)
-_BY_CODE[KeyRetiredError.code] = KeyRetiredError
+for _sub in (KeyRetiredError, SessionExpiredError, InvalidCsrfTokenError):
+    _BY_CODE[_sub.code] = _sub

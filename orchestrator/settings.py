@@ -417,6 +417,17 @@ class AlarmSettings(BaseModel):
     allow_private_webhooks: bool = False
 
 
+class ConsoleSettings(BaseModel):
+    """The web console at ``/console`` (``ORCH_CONSOLE__*``, ``orchestrator.console``)."""
+
+    enabled: bool = True
+    # How long a login lasts (the session cookie's lifetime); a logout ends it before.
+    session_seconds: float = Field(default=8 * 3600, ge=1, le=30 * 86400)
+    # The key sessions are sealed with (default: ``<config_dir>/console-secret``, made on
+    # first use). API replicas behind one address must share it: a mounted Secret.
+    secret_file: Path | None = None
+
+
 class Settings(BaseSettings):
     """Every knob of the product. Build once (``get_settings()``) and pass it down."""
 
@@ -465,6 +476,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -490,6 +502,10 @@ class Settings(BaseSettings):
     @property
     def audit_signing_key_path(self) -> Path:
         return self.audit.signing_key_file or self.config_dir / "audit-signing.key"
+
+    @property
+    def console_secret_path(self) -> Path:
+        return self.console.secret_file or self.config_dir / "console-secret"
 
     @property
     def replica_ca_dir(self) -> Path:

@@ -29,6 +29,7 @@ from orchestrator.api.routes import (
     access_keys,
     accounts,
     audit,
+    console,
     endpoints,
     keys,
     kms,
@@ -51,6 +52,7 @@ from orchestrator.api.usage import UsageFlusher
 from orchestrator.audit import AuditTrail, SigningKey
 from orchestrator.backends.base import Backend
 from orchestrator.clock import Clock, SystemClock
+from orchestrator.console.sessions import session_key_of
 from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.routing import RoutingTable
 from orchestrator.controller.runtime import Controller
@@ -295,11 +297,14 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
         description="Training jobs, models, endpoint configs and endpoints, shaped after "
         "SageMaker's API. Every route but /healthz needs an API key (Bearer).",
         lifespan=lifespan,
+        docs_url=None,  # served from local files: routes.console
+        redoc_url=None,
     )
     app.state.plane = plane
     app.state.series = plane.series
     handlers.install(app)
     install_openapi(app, plane.settings, PROTECTED_PREFIXES)
+    console.install(app, plane.settings)
     for module in (
         training,
         tuning,
@@ -394,6 +399,9 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
         clock=plane.clock,
     )
     plane.access_keys.revocation_listeners.append(front.plane.key_revoked)
+    sessions = getattr(app.state, "console_sessions", None)
+    if sessions is not None:
+        front.plane.session_key = partial(session_key_of, sessions)
     if plane.audit is not None:
         front.plane.on_denied = auditing.denied_recorder(plane.audit)
     return front

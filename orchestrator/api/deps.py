@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator import tenancy
 from orchestrator.api.auth import KeyCache, Principal, authenticate, authorize
 from orchestrator.api.service import ControlPlane
+from orchestrator.console.sessions import CSRF_HEADER, Sessions, session_key_of
 from orchestrator.dataplane.keys import presented_key as _presented
 from orchestrator.errors import NotFoundError, ValidationError
 from orchestrator.iam import ACTIONS, OWNER_TAG
@@ -28,10 +29,25 @@ def presented_key(request: Request) -> str | None:
     return _presented(request.headers.get("authorization"), request.headers.get("x-api-key"))
 
 
+def session_key(request: Request) -> str | None:
+    """The API key of the console's session cookie, when the request has no key of its own
+    (``orchestrator.console.sessions``: expired or ended sessions, and changes without the
+    CSRF token, are refused here)."""
+    sessions: Sessions | None = getattr(request.app.state, "console_sessions", None)
+    if sessions is None:
+        return None
+    headers = request.headers
+    return session_key_of(sessions, headers.get("cookie"), headers.get(CSRF_HEADER), request.method)
+
+
 async def principal_of(request: Request) -> Principal:
-    """The caller, through the key cache the data plane shares (``app.state.key_cache``)."""
+    """The caller, through the key cache the data plane shares (``app.state.key_cache``):
+    the key the request presents, else its console session's."""
     cache: KeyCache = request.app.state.key_cache
-    return await cache.check(partial(authenticate, plane(request).keys), presented_key(request))
+    presented = presented_key(request)
+    if presented is None:
+        presented = session_key(request)
+    return await cache.check(partial(authenticate, plane(request).keys), presented)
 
 
 # --- identities and policies: the resource a route acts on -------------------------------

@@ -244,7 +244,7 @@ class DataPlaneFront:
         raw_target: bytes,
     ) -> Reply:
         plane = self.plane
-        authorization = api_key = target = None
+        authorization = api_key = target = cookie = csrf = None
         declared: bytes | None = None
         forwarded: list[bytes] = []
         amzn: list[tuple[bytes, bytes]] | None = None
@@ -259,6 +259,10 @@ class DataPlaneFront:
                 api_key = value.decode("latin-1")
             elif key == b"x-target-variant":
                 target = value.decode("latin-1")
+            elif key == b"cookie":
+                cookie = value.decode("latin-1")
+            elif key == b"x-csrf-token":
+                csrf = value.decode("latin-1")
             elif key.startswith(_AMZN):
                 if amzn is None:
                     amzn = []
@@ -269,9 +273,10 @@ class DataPlaneFront:
                 request, read_body, caller, forwarded=forwarded, target=target, amzn=amzn,
                 started=started,
             )  # fmt: skip
-        route = await self._authenticate(
-            plane.routes.get(name), presented_key(authorization, api_key), name, caller
-        )
+        presented = presented_key(authorization, api_key)
+        if presented is None and cookie is not None and plane.session_key is not None:
+            presented = plane.session_key(cookie, csrf)  # the console's test requests
+        route = await self._authenticate(plane.routes.get(name), presented, name, caller)
         if route is None:
             raise await self._not_routed(name, caller)
         if amzn is not None:

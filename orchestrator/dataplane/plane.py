@@ -103,6 +103,10 @@ class DataPlane:
         # Told of every invocation refused (401, 403, or answered as for an absent endpoint
         # to a keyed caller; the audit trail, set by whoever builds the front).
         self.on_denied: DeniedHook | None = None
+        # The API key of a console session: (Cookie header, X-CSRF-Token) -> the key, or None
+        # without a session cookie; raises for an expired one or a missing token. Set by the
+        # control plane (api.app); a router worker has none, so there a cookie is no key.
+        self.session_key: Callable[[str, str | None], str | None] | None = None
         self.log = InvocationLog()
         self.router = Router(
             routes,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator import tenancy
+from orchestrator.access import Principal
 from orchestrator.api import accounts
 from orchestrator.api.auth import new_api_key
 from orchestrator.api.deps import authorized, plane
@@ -100,7 +101,11 @@ class CallerIdentity(BaseModel):
 def caller_identity(cp: Plane, request: Request) -> dict[str, Any]:
     """Who the key is (STS GetCallerIdentity's answer over REST): its identity, its account's
     12 digits and that account's default bucket."""
-    principal = request.state.principal
+    return caller_document(cp, request.state.principal)
+
+
+def caller_document(cp: ControlPlane, principal: Principal) -> dict[str, Any]:
+    """``GET /api/v1/caller``'s answer for ``principal``."""
     account_id = tenancy.arn_account(principal.account, cp.settings.account_id)
     return {
         "UserName": principal.name,
