@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 
-.PHONY: demo test lint typecheck contracts unit services torch bench bench-serving bench-kube clean help docker-setup images
+.PHONY: demo test lint typecheck contracts unit services torch browser bench bench-serving bench-kube clean help docker-setup images
 
 help:
 	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
@@ -59,7 +59,11 @@ images: $(VENV)/.stamp-dev docker-setup
 torch: $(VENV)/.stamp-dev
 	@bash .ci/torch.sh $(PY)
 
-unit: $(VENV)/.stamp-dev services kube-tools images torch
+# Debian's Chromium for the web console's browser tests (tests/console; never a downloaded one).
+browser: $(VENV)/.stamp-dev
+	@PYTHON=$(PY) bash .ci/chromium.sh
+
+unit: $(VENV)/.stamp-dev services kube-tools images torch browser
 	$(BIN)/pytest
 
 test: lint typecheck contracts unit

@@ -367,3 +367,21 @@ def test_the_generated_secret_holds_a_working_sigv4_access_key(
     derived, principal = keys.signing_key(akid, "20261202", "us-east-1", "sagemaker")
     assert principal.role == "admin"
     assert derived == sigv4.signing_key(aws_secret, "20261202", "us-east-1", "sagemaker")
+
+
+def test_the_generated_secret_seals_console_sessions_for_every_api_replica(
+    rendered_default: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """console-secret is a sealing key the API pods load (mounted where
+    ORCH_CONSOLE__SECRET_FILE says): a session sealed by one replica opens in another."""
+    from orchestrator.console.sessions import Sessions, load_or_create_secret
+
+    [secret] = by_kind(rendered_default, "Secret")
+    (tmp_path / "console-secret").write_text(secret["stringData"]["console-secret"])
+    key = load_or_create_secret(tmp_path / "console-secret")
+    one, other = Sessions(key, 60), Sessions(key, 60)
+    value, session = one.open_new("orch_k")
+    assert other.open(value) == session
+    [api] = [c for name, spec in pod_specs(rendered_default) for c in spec["containers"]
+             if c["name"] == "api"]  # fmt: skip
+    assert env_of(api)["ORCH_CONSOLE__SECRET_FILE"] == "/etc/orchestrator/api-keys/console-secret"
