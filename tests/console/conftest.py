@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,4 +135,8 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), type="png")
 
 
-Waiter = Callable[[], bool]
+def expect(*args: Any, **kwargs: Any) -> Any:
+    """playwright's ``expect``, imported when first used (the module imports without it)."""
+    from playwright.sync_api import expect as _expect
+
+    return _expect(*args, **kwargs)
