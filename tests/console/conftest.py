@@ -129,9 +129,13 @@ def log_in(page: Any, key: str, where: str = "/console/") -> None:
     page.wait_for_selector("#top:not([hidden])")
 
 
-def shot(page: Any, name: str) -> None:
-    """A small PNG of the viewport for docs/console.md."""
+def shot(page: Any, name: str, at: str | None = None) -> None:
+    """A small PNG of the viewport for docs/console.md: the top of the page, or ``at``."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    if at is None:
+        page.evaluate("window.scrollTo(0, 0)")
+    else:
+        page.locator(at).first.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / f"{name}.png"), type="png")
 
 

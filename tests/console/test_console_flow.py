@@ -123,7 +123,7 @@ def test_the_threshold_slider_matches_the_threshold_route(
     chart.locator("figcaption button").click()
     assert chart.locator("table tbody tr").count() > 0
     chart.locator("figcaption button").click()
-    shot(page, "job")
+    shot(page, "job-evaluation", at="#evaluation")
 
 
 def test_the_job_page_shows_timeline_hyperparameters_metrics_and_log(
@@ -135,8 +135,8 @@ def test_the_job_page_shows_timeline_hyperparameters_metrics_and_log(
     assert "epochs" in page.locator("#hyperparameters").inner_text()
     page.locator("#metrics figure.chart").first.wait_for()
     expect(page.locator("#log")).to_have_text(re.compile(r"\S"))
-    if not page.locator("#threshold").count():
-        shot(page, "job")
+    shot(page, "job")
+    shot(page, "job-metrics", at="#metrics")
 
 
 def test_a_bad_hyperparameter_is_shown_next_to_its_field(

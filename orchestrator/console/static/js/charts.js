@@ -9,7 +9,7 @@ const MAX_DRAWN_POINTS = 4000;
 function width(el) {
   const main = document.getElementById("main");
   const avail = (el && el.clientWidth) || (main ? main.clientWidth - 32 : 600);
-  return Math.max(240, Math.min(avail, 720));
+  return Math.max(200, Math.min(avail, 720));
 }
 
 // Keep the shape of a long series (each bucket's first, min, max, last) in ~n points.
@@ -106,6 +106,17 @@ export function chart(spec) {
     opts.width = width(plotBox);
     result.plot = new uPlot(opts, drawn(state.data), plotBox);
     markRendered();
+    // Follow the box's width (the page's layout decides it; charts share a row or not).
+    if (window.ResizeObserver) {
+      let last = opts.width;
+      new ResizeObserver(() => {
+        const w = width(plotBox);
+        if (Math.abs(w - last) > 2) {
+          last = w;
+          result.plot.setSize({ width: w, height: opts.height });
+        }
+      }).observe(plotBox);
+    }
     return result;
   };
   result.redraw = () => result.plot && result.plot.redraw(false, false);

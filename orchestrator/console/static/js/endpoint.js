@@ -10,6 +10,12 @@ const POLL_MS = 3000;
 const SPAN_S = 900;
 const PERIOD = 10;
 
+// The x axis is always the last SPAN_S seconds, with data or without.
+const lastSpan = () => {
+  const now = Date.now() / 1000;
+  return [now - SPAN_S, now];
+};
+
 const epPath = (name) => `/api/v1/endpoints/${enc(name)}`;
 
 function variants(ep) {
@@ -123,7 +129,7 @@ export async function endpointPage(main, name, page) {
   for (const c of CHARTS) {
     try {
       const { data, labels } = await chartData(name, c);
-      const ch = mountChart(chartsBox, { title: c.title, xLabel: "time", time: true, labels, data, kind: c.metric === "Invocations" ? "bars" : "line" });
+      const ch = mountChart(chartsBox, { title: c.title, xLabel: "time", time: true, labels, data, xRange: lastSpan, kind: c.metric === "Invocations" ? "bars" : "line" });
       ch.el.id = c.id ? `chart-${c.id}` : "";
       if (c.id === "invocations") {
         ch.el.append(h("p", { class: "note" }, "Total: ", h("span", { id: "invocations-total" }, String(data[1].reduce((a, b) => a + (b || 0), 0)))));

@@ -164,7 +164,8 @@ export async function evaluationSection(name) {
     else if (a.kind === "regression") regression(body, a);
   }
   pick.addEventListener("change", draw);
-  box.append(splits.length > 1 ? h("label", { class: "field" }, h("span", {}, "Split"), pick) : null, body);
+  if (splits.length > 1) box.append(h("label", { class: "field" }, h("span", {}, "Split"), pick));
+  box.append(body);
   // Charts measure their box: draw once the section is in the page.
   setTimeout(draw, 0);
   return box;
