@@ -105,7 +105,7 @@ export function chart(spec) {
     }
     opts.width = width(plotBox);
     result.plot = new uPlot(opts, drawn(state.data), plotBox);
-    markRendered();
+    markRendered("chart");
     // Follow the box's width (the page's layout decides it; charts share a row or not).
     if (window.ResizeObserver) {
       let last = opts.width;
@@ -137,6 +137,7 @@ export function mountChart(parent, spec) {
 
 // Series with different xs on one shared x (gaps as null), as uPlot draws them.
 export function align(seriesList) {
+  if (seriesList.length === 1) return [seriesList[0].xs, seriesList[0].ys];
   const xs = [...new Set(seriesList.flatMap((s) => s.xs))].sort((a, b) => a - b);
   const index = new Map(xs.map((x, i) => [x, i]));
   const cols = seriesList.map((s) => {

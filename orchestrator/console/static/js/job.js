@@ -121,7 +121,8 @@ export async function jobPage(main, name, page) {
     for (const other of compared) byJob.push({ name: other, metrics: await metricsOf(other) });
     metricCharts(chartsBox, byJob);
   }
-  document.getElementById("compare-box").append(await comparePicker(name, (c) => { compared = [...c]; drawMetrics(); }));
+  const picker = comparePicker(name, (c) => { compared = [...c]; drawMetrics(); })
+    .then((el) => document.getElementById("compare-box").append(el));
 
   let offset = 0;
   async function pollLog() {
@@ -154,7 +155,7 @@ export async function jobPage(main, name, page) {
     }
   }
 
-  await Promise.all([drawMetrics(), pollLog().catch(() => {}), drawEvaluation()]);
+  await Promise.all([drawMetrics(), pollLog().catch(() => {}), drawEvaluation(), picker]);
   if (ACTIVE.has(job.TrainingJobStatus)) {
     let ticks = 0;
     page.every(POLL_MS, async () => {

@@ -17,11 +17,14 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-let rendered = false;
-export function markRendered() {
-  if (rendered) return;
-  rendered = true;
-  performance.mark("console:first-render");
+const marked = new Set();
+// "console:first-render": the first table or chart; "console:first-chart": the first chart.
+export function markRendered(what = "render") {
+  for (const name of what === "chart" ? ["render", "chart"] : [what]) {
+    if (marked.has(name)) continue;
+    marked.add(name);
+    performance.mark(`console:first-${name}`);
+  }
 }
 
 export function fmt(v) {
