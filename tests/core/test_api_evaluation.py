@@ -4,6 +4,7 @@ catalogue, and metric series thinned to MaxPoints; every bad input named."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -263,3 +264,60 @@ async def test_max_points_thins_each_series(api: Api) -> None:
         assert r.status_code == 400 and r.json()["field"] == "MaxPoints", r.text
     with pytest.raises(Exception, match="MaxPoints"):
         api.plane.training_job_metrics("job-1", None, 1)
+
+
+# --- the client's methods ---------------------------------------------------------------------
+def test_client_methods_over_the_routes(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's testclient warns about httpx at import
+        from fastapi.testclient import TestClient
+
+    from orchestrator.client import Client
+    from orchestrator.errors import NotFoundError, ValidationError
+
+    settings = Settings(home=tmp_path / "home", config_dir=tmp_path / "config", backend="fake")
+    fake = FakeBackend(clock=FakeClock())
+    plane = build_control_plane(settings, backend=fake)
+    key = new_api_key(plane.store, name="t", role="admin", now=datetime.now(tz=UTC))
+    labels, scores = _scores(50)
+    try:
+        with TestClient(create_app(plane, run_controller=False)) as http:
+            c = Client("http://testserver", key, transport=http._transport)
+            c.create_training_job(
+                training_doc(
+                    "bin",
+                    AlgorithmSpecification={
+                        "TrainingImage": "x:1",
+                        "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=(\S+)"}],
+                    },
+                )
+            )
+            plane.controller.run_pass()
+            fake.complete("bin", artifact=OUTPUT.format(name="bin"))
+            plane.controller.run_pass()
+            plane.objects.put_bytes(
+                "s3://orchestrator/bin/output/evaluation_scores.json",
+                json.dumps({"test": {"labels": labels, "scores": scores}}).encode(),
+            )
+            got = c.training_job_scores("bin")
+            assert (got.Split, got.Labels, got.Scores, got.Rows) == ("test", labels, scores, 50)
+            at = c.training_job_threshold_metrics("bin", 0.42)
+            assert (
+                at.confusion_matrix
+                == evaluation.binary_metrics(np.array(labels), np.array(scores), 0.42)[
+                    "confusion_matrix"
+                ]
+            )
+            with pytest.raises(ValidationError) as info:
+                c.training_job_threshold_metrics("bin", 0.5, split="validation")
+            assert info.value.field == "Split"
+            listed = c.list_algorithms()
+            assert [a.Name for a in listed.Algorithms] == ["linear-learner", "mlp"]
+            assert c.describe_algorithm("mlp") == listed.Algorithms[1]
+            with pytest.raises(NotFoundError, match="linear-learner, mlp"):
+                c.describe_algorithm("xgboost")
+            fake.write_log("bin", "".join(f"loss={i}\n" for i in range(100)))
+            thinned = c.training_job_metrics("bin", metric="loss", max_points=10)
+            assert len(thinned.Metrics[0].Points) <= 10
+    finally:
+        plane.store.close()
