@@ -71,7 +71,9 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
 
 def binary_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
     y = np.asarray(y).astype(int)
-    pred = (np.asarray(scores) >= threshold).astype(int)
+    # compared in float64, as choose_threshold counts: float32 scores would round the
+    # threshold to float32 first (NumPy 2), and the API's threshold route reads them as float64
+    pred = (np.asarray(scores, np.float64) >= threshold).astype(int)
     cm = confusion_matrix(y, pred, 2)
     tn, fp, fn, tp = (int(v) for v in cm.ravel())
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)

@@ -7,7 +7,11 @@ train stand in for them). The algorithm is the ``algorithm`` hyperparameter or
 ``$ORCH_ALGORITHM``. Hyperparameters and data are checked before TensorFlow is imported; a
 bad one writes its reason to ``output/failure`` and exits 1. Metrics are printed as
 ``name=value`` lines. ``model/`` receives the SavedModel, ``algorithm.json``,
-``evaluation.json``, ``test_features.npy`` (for the export check) and ``code/inference.py``.
+``evaluation.json`` (each evaluated split's metrics and, under ``analysis``, what a console
+draws: ``algorithms.analysis``), for a binary classifier ``evaluation_scores.json`` (each
+split's labels and scores, a seeded sample of ``analysis.MAX_SCORE_ROWS`` rows past that;
+``scores_file`` in evaluation.json says how many rows each split has and holds),
+``test_features.npy`` (for the export check) and ``code/inference.py``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.algorithms import analysis, evaluation
 from orchestrator.algorithms import data as data_lib
-from orchestrator.algorithms import evaluation
 from orchestrator.algorithms.hyperparameters import (
     ALGORITHMS,
     EVALUATION_METRICS,
@@ -33,11 +37,16 @@ from orchestrator.algorithms.hyperparameters import (
     parse_hyperparameters,
 )
 from orchestrator.errors import ValidationError
-from orchestrator.training.contract import ML_ROOT_ENV, MlPaths
+from orchestrator.training.contract import (
+    EVALUATION_FILE,
+    EVALUATION_SCORES_FILE,
+    ML_ROOT_ENV,
+    MlPaths,
+)
 
 ALGORITHM_ENV = "ORCH_ALGORITHM"
 METADATA_FILE = "algorithm.json"
-EVALUATION_FILE = "evaluation.json"
+SCORES_FILE = EVALUATION_SCORES_FILE
 TEST_FEATURES_FILE = "test_features.npy"
 MAX_SAVED_TEST_ROWS = 10_000
 INFERENCE_SHIM = '''"""Serves a built-in algorithm's model (written by its training job)."""
@@ -129,6 +138,21 @@ def evaluate(
     return evaluation.multiclass_metrics(y, scores)
 
 
+def analyse(
+    hp: Hyperparameters,
+    y: np.ndarray,
+    scores: np.ndarray,
+    metrics: dict[str, Any],
+    train_y: np.ndarray,
+) -> dict[str, Any]:
+    """The split's ``analysis`` (``algorithms.analysis``), beside its metrics."""
+    if hp.predictor_type == "regressor":
+        return analysis.regression_analysis(y, scores, float(np.mean(train_y)), hp.seed)
+    if hp.predictor_type == "binary_classifier":
+        return analysis.binary_analysis(y, scores)
+    return analysis.multiclass_analysis(metrics)
+
+
 def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
     """Train, evaluate and write the model directory; returns the evaluation document."""
     from orchestrator.algorithms import model as model_lib  # TensorFlow: only now
@@ -190,6 +214,7 @@ def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
     if hp.predictor_type == "binary_classifier":
         document["threshold"] = threshold
         document["threshold_criterion"] = hp.binary_classifier_model_selection_criteria
+    scored: dict[str, dict[str, Any]] = {}
     for name, part in (("validation", validation), ("test", test)):
         if part is None:
             continue
@@ -200,13 +225,26 @@ def run(paths: MlPaths, hp: Hyperparameters, splits: Splits) -> dict[str, Any]:
             else model_lib.predict(module.serve, part.x)
         )
         metrics = evaluate(hp, part.y, scores, threshold)
+        metrics["analysis"] = analyse(hp, part.y, scores, metrics, train.y)
         document[name] = metrics
+        if hp.predictor_type == "binary_classifier":
+            scored[name] = analysis.score_rows(part.y, scores, hp.seed)
         document["rows"][name] = len(part)
         for metric in EVALUATION_METRICS[hp.predictor_type]:
             _emit(f"{name}:{metric}", metrics[metric])
+    if scored:
+        document["scores_file"] = {
+            "file": SCORES_FILE,
+            "seed": hp.seed,
+            "rows": {
+                k: {"total": v["rows"], "stored": len(v["labels"])} for k, v in scored.items()
+            },
+        }
     write_model(
         paths.model_dir, hp, splits=splits, module=module, threshold=threshold, document=document
     )
+    if scored:
+        (paths.model_dir / SCORES_FILE).write_text(json.dumps(scored))
     return document
 
 

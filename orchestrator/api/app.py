@@ -28,6 +28,7 @@ from orchestrator.api.openapi import install as install_openapi
 from orchestrator.api.routes import (
     access_keys,
     accounts,
+    algorithms,
     audit,
     console,
     endpoints,
@@ -328,6 +329,7 @@ def create_app(plane: ControlPlane, *, run_controller: bool = True) -> DataPlane
     app.include_router(usage_routes.router)
     app.include_router(logs_routes.router)
     app.include_router(alarms_routes.router)
+    app.include_router(algorithms.router)
 
     # Per-key rate limits of the management API and the AWS protocols (orchestrator.ratelimit).
     api_limits = api_rate_limits(plane.settings)

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from orchestrator import tenancy
+from orchestrator.api import evaluation as job_scores
 from orchestrator.api import search as searching
 from orchestrator.api.alarms import Alarms
 from orchestrator.api.auth import KeyStore
@@ -69,7 +70,10 @@ from orchestrator.resources.endpoints import (
     check_overrides,
     merged_overrides,
 )
+from orchestrator.resources.evaluation import EvaluationScoresResponse, ThresholdMetricsResponse
 from orchestrator.resources.jobmetrics import (
+    MAX_SERIES_POINTS,
+    MIN_SERIES_POINTS,
     MetricPointOut,
     MetricSeriesOut,
     TrainingJobMetricsResponse,
@@ -110,7 +114,7 @@ from orchestrator.training.contract import (
     metric_patterns,
 )
 from orchestrator.training.files import output_kms_key
-from orchestrator.training.metricseries import MetricPoint
+from orchestrator.training.metricseries import MetricPoint, downsample
 from orchestrator.training.usage import METRICS as USAGE_METRICS
 
 R = TypeVar("R", bound=BaseModel)
@@ -584,6 +588,20 @@ class ControlPlane:
             raise ValidationError(f"{uri} is not valid JSON: {e}") from e
         return doc if isinstance(doc, dict) else {"evaluation": doc}
 
+    def training_job_scores(self, name: str, split: str = "test") -> EvaluationScoresResponse:
+        """A built-in binary classifier's labels and scores on ``split``
+        (evaluation_scores.json, beside evaluation.json)."""
+        job = self.describe_training_job(name)
+        doc = job_scores.read_scores(self.objects, name, job.ModelArtifacts.S3ModelArtifacts)
+        return job_scores.split_scores(doc, name, split)
+
+    def training_job_threshold_metrics(
+        self, name: str, split: str, threshold: float
+    ) -> ThresholdMetricsResponse:
+        """The binary metrics of the stored scores at ``threshold`` (positive: score >= it)."""
+        job_scores.check_threshold(threshold)
+        return job_scores.threshold_metrics(self.training_job_scores(name, split), threshold)
+
     def export_training_job_model(self, name: str, fmt: str) -> dict[str, Any]:
         """Convert a built-in algorithm's model for the edge (TFLite), checked against the
         SavedModel on the job's test rows. TensorFlow runs in a child process, never here."""
@@ -928,10 +946,18 @@ class ControlPlane:
         return record.phase, str(record.status.get("FailureReason") or "")
 
     def training_job_metrics(
-        self, name: str, metric: str | None = None
+        self, name: str, metric: str | None = None, max_points: int | None = None
     ) -> TrainingJobMetricsResponse:
         """Every value of each metric the job printed (or of one), read from its log, and
-        its resource use per host (``training.usage``) from the backend's samples."""
+        its resource use per host (``training.usage``) from the backend's samples; with
+        ``max_points``, each series thinned to that many (``metricseries.downsample``: the
+        ends and each bucket's lowest and highest value)."""
+        if max_points is not None and not MIN_SERIES_POINTS <= max_points <= MAX_SERIES_POINTS:
+            raise ValidationError(
+                f"MaxPoints={max_points} must be in {MIN_SERIES_POINTS}..{MAX_SERIES_POINTS} "
+                "(or left out for every point)",
+                field="MaxPoints",
+            )
         spec = CreateTrainingJobRequest.model_validate(self.store.get(TRAINING_JOB.name, name).spec)
         series = self.job_metrics.series(name, spec)
         usage = self.job_metrics.usage(name)
@@ -946,6 +972,9 @@ class ControlPlane:
                 )
             series = {metric: series.get(metric, [])} if metric in algorithm else {}
             usage = {k: v for k, v in usage.items() if k[0] == metric}
+        if max_points is not None:
+            series = {k: downsample(v, max_points) for k, v in series.items()}
+            usage = {k: downsample(v, max_points) for k, v in usage.items()}
         return TrainingJobMetricsResponse(
             TrainingJobName=name,
             Metrics=[

@@ -40,6 +40,12 @@ from orchestrator.resources.endpoints import (
     ListEndpointConfigsResponse,
     ListEndpointsResponse,
 )
+from orchestrator.resources.evaluation import (
+    AlgorithmOut,
+    EvaluationScoresResponse,
+    ListAlgorithmsResponse,
+    ThresholdMetricsResponse,
+)
 from orchestrator.resources.jobmetrics import TrainingJobMetricsResponse
 from orchestrator.resources.keys import (
     AccessKeySummary,
@@ -259,6 +265,32 @@ class Client:
     def training_job_evaluation(self, name: str) -> dict[str, Any]:
         """The job's evaluation.json (metrics, threshold, confusion matrix)."""
         return self._json("GET", f"{TRAINING_JOB.collection}/{quote(name)}/evaluation")
+
+    def training_job_scores(self, name: str, *, split: str = "test") -> EvaluationScoresResponse:
+        """A built-in binary classifier's labels and scores on ``split`` (at most 10,000)."""
+        return self._get(
+            EvaluationScoresResponse,
+            f"{TRAINING_JOB.collection}/{quote(name)}/evaluation/scores",
+            Split=split,
+        )
+
+    def training_job_threshold_metrics(
+        self, name: str, threshold: float, *, split: str = "test"
+    ) -> ThresholdMetricsResponse:
+        """The binary metrics of the job's stored scores, positive where score >= threshold."""
+        return self._get(
+            ThresholdMetricsResponse,
+            f"{TRAINING_JOB.collection}/{quote(name)}/evaluation/threshold",
+            Split=split,
+            Threshold=threshold,
+        )
+
+    def list_algorithms(self) -> ListAlgorithmsResponse:
+        """The built-in algorithms, their problem types and hyperparameters."""
+        return self._get(ListAlgorithmsResponse, f"{API}/algorithms")
+
+    def describe_algorithm(self, name: str) -> AlgorithmOut:
+        return self._get(AlgorithmOut, f"{API}/algorithms/{quote(name)}")
 
     def training_job_logs(
         self, name: str, offset: int = 0, *, attempt: int | None = None
@@ -1028,13 +1060,15 @@ class Client:
 
     # --- training job metrics and tags -------------------------------------------------------
     def training_job_metrics(
-        self, name: str, *, metric: str | None = None
+        self, name: str, *, metric: str | None = None, max_points: int | None = None
     ) -> TrainingJobMetricsResponse:
-        """Every value of each metric the job printed so far (or of one): time, step, epoch."""
+        """Every value of each metric the job printed so far (or of one): time, step, epoch;
+        with ``max_points``, each series thinned to that many (spikes kept)."""
         return self._get(
             TrainingJobMetricsResponse,
             f"{TRAINING_JOB.collection}/{quote(name)}/metrics",
             metric=metric,
+            MaxPoints=max_points,
         )
 
     def add_tags(self, resource_arn: str, tags: dict[str, str] | Sequence[Tag]) -> list[Tag]:

@@ -23,6 +23,7 @@ SAGEMAKER = frozenset(
         "DeleteEndpointConfig",
         "CreateEndpoint", "DescribeEndpoint", "ListEndpoints", "UpdateEndpoint",
         "UpdateEndpointWeightsAndCapacities", "DeleteEndpoint", "InvokeEndpoint",
+        "ListAlgorithms", "DescribeAlgorithm",
     }
 )  # fmt: skip
 

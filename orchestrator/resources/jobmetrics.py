@@ -17,6 +17,10 @@ from datetime import datetime
 
 from orchestrator.resources.common import Output
 
+MIN_SERIES_POINTS = 2
+MAX_SERIES_POINTS = 10_000
+"""The bounds of ``MaxPoints``: each series thinned to at most that many points."""
+
 
 class MetricPointOut(Output):
     Timestamp: datetime

@@ -63,6 +63,10 @@ HOST_SECRET_ENV = frozenset(
 )  # fmt: skip
 # Which built-in algorithm ``python -m orchestrator.algorithms.train`` runs.
 ALGORITHM_ENV = "ORCH_ALGORITHM"
+EVALUATION_FILE = "evaluation.json"
+EVALUATION_SCORES_FILE = "evaluation_scores.json"
+"""Files of ``model/`` uploaded beside model.tar.gz too, so the API reads them as they are:
+any job's evaluation, a built-in binary classifier's scores per split."""
 T = TypeVar("T")
 
 

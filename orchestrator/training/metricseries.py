@@ -176,3 +176,25 @@ class SeriesParser:
     def last(self) -> dict[str, MetricPoint]:
         """Each metric's latest point (SageMaker's final metric value)."""
         return {name: s.last for name, s in self._series.items() if s.last is not None}
+
+
+def downsample(points: Sequence[MetricPoint], max_points: int) -> list[MetricPoint]:
+    """At most ``max_points`` (>= 2) of ``points``, for drawing: the first and the last, and
+    from each of ``(max_points - 2) // 2`` equal buckets of those between, its smallest and
+    its largest value (in their order), so a spike survives. Fewer points come back whole."""
+    if max_points < 2:
+        raise ValueError("max_points must be at least 2")
+    if len(points) <= max_points:
+        return list(points)
+    inner = points[1:-1]
+    buckets = (max_points - 2) // 2
+    kept: list[MetricPoint] = [points[0]]
+    for b in range(buckets):
+        part = inner[b * len(inner) // buckets : (b + 1) * len(inner) // buckets]
+        if not part:
+            continue
+        low = min(range(len(part)), key=lambda i: part[i].value)
+        high = max(range(len(part)), key=lambda i: part[i].value)
+        kept.extend(part[i] for i in sorted({low, high}))
+    kept.append(points[-1])
+    return kept

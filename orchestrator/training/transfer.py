@@ -15,8 +15,9 @@ archives unpacked safely, other files copied) into ``code/``, the checkpoints al
 under ``CheckpointConfig.S3Uri`` into the checkpoint directory, then ``input/config/*.json``.
 
 Upload (``Transfer.upload``): from the host that holds the model (algo-1), ``model/`` packed as
-``model.tar.gz`` at the job's output URI, ``model/evaluation.json`` beside it (so the API can
-show it without unpacking the model) and ``output/data/`` as ``output.tar.gz`` beside it; from
+``model.tar.gz`` at the job's output URI, ``model/evaluation.json`` and
+``model/evaluation_scores.json`` (a built-in binary classifier's scores) beside it (so the API
+can show them without unpacking the model) and ``output/data/`` as ``output.tar.gz`` beside it; from
 every host, the files in its checkpoint directory (``CheckpointConfig.LocalPath``) under
 ``CheckpointConfig.S3Uri``, skipping those uploaded while it ran (``training.checkpoints``).
 
@@ -49,6 +50,8 @@ from orchestrator.resources.failures import (
 from orchestrator.resources.training import Channel, CreateTrainingJobRequest
 from orchestrator.training.checkpoints import CheckpointSync
 from orchestrator.training.contract import (
+    EVALUATION_FILE,
+    EVALUATION_SCORES_FILE,
     Host,
     MlPaths,
     shard,
@@ -58,6 +61,7 @@ from orchestrator.training.contract import (
 )
 
 SOURCE = "source directory (sagemaker_submit_directory)"
+EVALUATION_FILES = (EVALUATION_FILE, EVALUATION_SCORES_FILE)
 
 
 class TrainingFailure(Exception):
@@ -268,9 +272,10 @@ class Transfer:
             archive = Path(tmp) / "model.tar.gz"
             pack_dir(paths.model_dir, archive)
             self.store.put_file(self.output_uri, archive)
-            evaluation = paths.model_dir / "evaluation.json"
-            if evaluation.is_file():
-                self.store.put_file(self.sibling("evaluation.json"), evaluation)
+            for name in EVALUATION_FILES:
+                evaluation = paths.model_dir / name
+                if evaluation.is_file():
+                    self.store.put_file(self.sibling(name), evaluation)
             out = paths.output_data_dir
             if out.exists() and any(out.iterdir()):
                 archive = Path(tmp) / "output.tar.gz"

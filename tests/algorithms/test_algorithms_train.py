@@ -41,9 +41,19 @@ def test_binary_job(binary_job: Job) -> None:
         "saved_model",
         "algorithm.json",
         "evaluation.json",
+        "evaluation_scores.json",
         "test_features.npy",
         "code",
     } <= files
+    scored = json.loads((binary_job.model_dir / "evaluation_scores.json").read_text())
+    assert set(scored) == {"validation", "test"}
+    assert len(scored["test"]["labels"]) == len(scored["test"]["scores"]) == 113
+    assert doc["scores_file"]["rows"]["test"] == {"total": 113, "stored": 113}
+    analysis = test["analysis"]
+    assert analysis["kind"] == "binary" and analysis["auc"] == test["auc"]
+    assert analysis["roc"][0] == [0.0, 0.0] and analysis["roc"][-1] == [1.0, 1.0]
+    assert sum(analysis["histogram"]["positive"]) + sum(analysis["histogram"]["negative"]) == 113
+    assert doc["validation"]["analysis"]["kind"] == "binary"
     shim = (binary_job.model_dir / "code" / "inference.py").read_text()
     assert "from orchestrator.algorithms.inference import" in shim
     meta = json.loads((binary_job.model_dir / "algorithm.json").read_text())
@@ -62,6 +72,10 @@ def test_multiclass_job(multiclass_job: Job) -> None:
     assert test["accuracy"] >= 0.8
     assert len(test["per_class"]) == 3
     assert np.asarray(test["confusion_matrix"]).shape == (3, 3)
+    analysis = test["analysis"]
+    assert analysis["kind"] == "multiclass" and analysis["labels"] == [0, 1, 2]
+    assert analysis["confusion_matrix"] == test["confusion_matrix"]
+    assert analysis["per_class"] == test["per_class"]
     metrics = multiclass_job.metrics()
     assert metrics["test:macro_f1"] == pytest.approx(test["macro_f1"], rel=1e-5)
     assert metrics["validation:weighted_f1"] == pytest.approx(
@@ -78,8 +92,16 @@ def test_regression_job(regression_job: Job) -> None:
     test = doc["test"]
     assert 40 < test["rmse"] < 70  # diabetes targets span 25..346; a linear fit reaches ~55
     assert test["r2"] > 0.3
-    assert set(test) == {"rmse", "mae", "r2"}
+    assert set(test) == {"rmse", "mae", "r2", "analysis"}
     assert regression_job.metrics()["test:rmse"] == pytest.approx(test["rmse"], rel=1e-5)
+    analysis = test["analysis"]
+    assert analysis["kind"] == "regression"
+    assert analysis["rmse"] == pytest.approx(test["rmse"], rel=1e-9)
+    # the baseline predicts the training labels' mean, in the labels' units: worse than the fit
+    assert 60 < analysis["baseline_rmse"] < 100 and analysis["baseline_rmse"] > test["rmse"]
+    assert len(analysis["scatter"]) == doc["rows"]["test"] <= 2000
+    assert sum(analysis["residuals"]["counts"]) == doc["rows"]["test"]
+    assert not (regression_job.model_dir / "evaluation_scores.json").exists()
 
 
 def recover(job: RunJob, seed: int = 0, epochs: str = "40") -> tuple[Job, np.ndarray]:

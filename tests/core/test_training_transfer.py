@@ -114,12 +114,14 @@ def test_upload_puts_model_evaluation_output_and_checkpoints(
     t = transfer(tmp_path, store, CheckpointConfig={"S3Uri": "s3://bkt/ckpt"})
     t.paths.make([])
     (t.paths.model_dir / "evaluation.json").write_text("{}")
+    (t.paths.model_dir / "evaluation_scores.json").write_text('{"test": {}}')
     (t.paths.output_data_dir / "report.txt").write_text("r")
     (t.paths.checkpoint_dir / "last.pt").write_bytes(b"c")
     assert t.upload() == OUTPUT
     assert sorted(o.uri for o in store.list("s3://bkt/")) == [
         "s3://bkt/ckpt/last.pt",
         "s3://bkt/jobs/j/output/evaluation.json",
+        "s3://bkt/jobs/j/output/evaluation_scores.json",
         "s3://bkt/jobs/j/output/model.tar.gz",
         "s3://bkt/jobs/j/output/output.tar.gz",
     ]

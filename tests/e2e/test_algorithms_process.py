@@ -62,6 +62,28 @@ def test_linear_learner_trains_evaluates_serves_and_exports(
     cm = evaluation["test"]["confusion_matrix"]
     assert sum(map(sum, cm)) == len(y_test)
     assert evaluation["test"]["accuracy"] == pytest.approx(metrics["test:accuracy"], abs=1e-4)
+    analysis = evaluation["test"]["analysis"]
+    assert analysis["kind"] == "binary" and analysis["auc"] == evaluation["test"]["auc"]
+    assert analysis["roc"][0] == [0.0, 0.0] and analysis["roc"][-1] == [1.0, 1.0]
+    assert len(analysis["histogram"]["edges"]) == 51
+    # the scores travelled beside evaluation.json; the threshold route at the job's own
+    # threshold gives the evaluation's test metrics
+    scored = c.training_job_scores("ll-binary", split="test")
+    assert len(scored.Labels) == len(scored.Scores) == scored.Rows == len(y_test)
+    assert sorted(scored.Labels) == sorted(int(v) for v in y_test)
+    at = c.training_job_threshold_metrics("ll-binary", evaluation["threshold"], split="test")
+    for key in (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "true_positives",
+        "false_positives",
+        "true_negatives",
+        "false_negatives",
+        "confusion_matrix",
+    ):
+        assert getattr(at, key) == evaluation["test"][key], key
 
     predictor = est.deploy(initial_instance_count=1, endpoint_name="ll-binary")
     answer = predictor.predict(x_test[:20])

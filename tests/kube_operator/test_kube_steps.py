@@ -279,6 +279,7 @@ def test_upload_packs_the_model_after_success_only(tmp_path: Path, store: Object
     paths.model_dir.mkdir(parents=True)
     (paths.model_dir / "weights.bin").write_bytes(b"w")
     (paths.model_dir / "evaluation.json").write_text('{"accuracy": 0.9}')
+    (paths.model_dir / "evaluation_scores.json").write_text('{"test": {"labels": [1]}}')
     steps.upload(cfg, store, paths, exit_code=1, stopping=False)
     assert not store.exists(OUTPUT)
     steps.upload(cfg, store, paths, exit_code=0, stopping=False)
@@ -288,6 +289,8 @@ def test_upload_packs_the_model_after_success_only(tmp_path: Path, store: Object
     # The same contract as the other backends: the evaluation beside the model.
     evaluation = OUTPUT.rsplit("/", 1)[0] + "/evaluation.json"
     assert json.loads(store.get_bytes(evaluation)) == {"accuracy": 0.9}
+    scores = OUTPUT.rsplit("/", 1)[0] + "/evaluation_scores.json"
+    assert json.loads(store.get_bytes(scores)) == {"test": {"labels": [1]}}
 
 
 def test_only_algo_1_uploads_the_model_and_every_host_its_checkpoints(

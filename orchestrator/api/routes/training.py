@@ -1,4 +1,5 @@
-"""``/api/v1/training-jobs``: CreateTrainingJob, Describe, List, Stop, Delete, logs, metrics."""
+"""``/api/v1/training-jobs``: CreateTrainingJob, Describe, List, Stop, Delete, logs, metrics,
+the evaluation (its stored scores, metrics at a threshold)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.api.deps import authorized, of_kind, owned, plane
 from orchestrator.api.routes.common import created, list_query
 from orchestrator.api.service import ControlPlane, ListQuery
-from orchestrator.resources.jobmetrics import TrainingJobMetricsResponse
+from orchestrator.resources.evaluation import (
+    EvaluationScoresResponse,
+    Split,
+    ThresholdMetricsResponse,
+)
+from orchestrator.resources.jobmetrics import (
+    MAX_SERIES_POINTS,
+    MIN_SERIES_POINTS,
+    TrainingJobMetricsResponse,
+)
 from orchestrator.resources.kinds import TRAINING_JOB
 from orchestrator.resources.training import (
     CreateTrainingJobRequest,
@@ -124,6 +134,50 @@ def training_job_evaluation(name: str, cp: Plane) -> dict[str, Any]:
     return cp.training_job_evaluation(name)
 
 
+SplitQuery = Annotated[
+    Split, Query(alias="Split", description="The evaluated split: validation or test")
+]
+
+
+@router.get(
+    "/{name}/evaluation/scores",
+    response_model=EvaluationScoresResponse,
+    dependencies=[Depends(authorized("sagemaker:DescribeTrainingJob", of_kind(TRAINING_JOB.name)))],
+    responses={
+        400: {"description": "The job has no scores for Split"},
+        404: {"description": "The job stored no scores (not a built-in binary classifier)"},
+    },
+)
+def training_job_scores(
+    name: str, cp: Plane, split: SplitQuery = "test"
+) -> EvaluationScoresResponse:
+    """A built-in binary classifier's labels and scores on a split (at most 10,000 rows, a
+    seeded sample past that; ``Rows`` is the split's size)."""
+    return cp.training_job_scores(name, split)
+
+
+@router.get(
+    "/{name}/evaluation/threshold",
+    response_model=ThresholdMetricsResponse,
+    dependencies=[Depends(authorized("sagemaker:DescribeTrainingJob", of_kind(TRAINING_JOB.name)))],
+    responses={
+        400: {"description": "The job has no scores for Split"},
+        404: {"description": "The job stored no scores (not a built-in binary classifier)"},
+    },
+)
+def training_job_threshold_metrics(
+    name: str,
+    cp: Plane,
+    threshold: Annotated[
+        float,
+        Query(alias="Threshold", ge=0.0, le=1.0, description="Positive when score >= it"),
+    ],
+    split: SplitQuery = "test",
+) -> ThresholdMetricsResponse:
+    """The binary metrics of the stored scores at ``Threshold``."""
+    return cp.training_job_threshold_metrics(name, split, threshold)
+
+
 @router.get(
     "/{name}/logs",
     dependencies=[
@@ -155,7 +209,19 @@ def training_job_logs(
     responses={400: {"description": "metric names a metric the job does not emit"}},
 )
 def training_job_metrics(
-    name: str, cp: Plane, metric: str | None = None
+    name: str,
+    cp: Plane,
+    metric: str | None = None,
+    max_points: Annotated[
+        int | None,
+        Query(
+            alias="MaxPoints",
+            ge=MIN_SERIES_POINTS,
+            le=MAX_SERIES_POINTS,
+            description="Thin each series to at most this many points (the first and last, "
+            "and each bucket's lowest and highest value)",
+        ),
+    ] = None,
 ) -> TrainingJobMetricsResponse:
     """Every value of each metric the job printed, with its time, step and epoch."""
-    return cp.training_job_metrics(name, metric)
+    return cp.training_job_metrics(name, metric, max_points)
