@@ -185,6 +185,11 @@ def test_deploy_invoke_and_see_the_invocation_counted(
     log_in(page, server.key, f"/console/#/jobs/{job}")
     page.click("a.button:has-text('Deploy')")
     page.fill("#endpoint-name", "console-ep")
+    # The API's error lands beside the field it names (ProductionVariants[0].InitialInstanceCount).
+    page.fill("#instance-count", "0")
+    page.click("#deploy")
+    page.locator(".field-error[data-error-for=InitialInstanceCount]").wait_for()
+    page.fill("#instance-count", "1")
     page.click("#deploy")
     page.wait_for_url(re.compile(r"#/endpoints/console-ep$"))
     page.locator("#endpoint-status [data-status=InService]").wait_for(timeout=90_000)
@@ -198,6 +203,44 @@ def test_deploy_invoke_and_see_the_invocation_counted(
     # The page polls the monitoring route (CSP forbids eval, so no wait_for_function).
     expect(page.locator("#invocations-total")).not_to_have_text("0", timeout=30_000)
     shot(page, "endpoint")
+
+
+def test_the_update_wizard_starts_a_canary(pages: Pages, server: RunningServer) -> None:
+    variant = {"VariantName": "AllTraffic", "ModelName": "console-ep", "InitialInstanceCount": 1}
+    made = httpx.post(
+        f"{server.url}/api/v1/endpoint-configs",
+        json={"EndpointConfigName": "console-ep-2", "ProductionVariants": [variant]},
+        headers={"Authorization": f"Bearer {server.key}"},
+        timeout=30,
+    )
+    assert made.status_code in {200, 201}, made.text
+    page = pages.new()
+    log_in(page, server.key, "/console/#/endpoints/console-ep/update")
+    page.select_option("#config", "console-ep-2")
+    page.select_option("#routing", "CANARY")
+    page.fill("#step-size", "50")
+    page.fill("#bake", "1")
+    shot(page, "update")
+    page.click("#update-form button[type=submit]")
+    page.wait_for_url(re.compile(r"#/endpoints/console-ep$"))
+    ep = api(server, "/api/v1/endpoints/console-ep").json()
+    moving = ep.get("Deployment") or ep.get("LastDeployment") or {}
+    assert (
+        moving.get("TargetEndpointConfigName") == "console-ep-2"
+        or ep["EndpointConfigName"] == "console-ep-2"
+    )
+
+
+def test_every_list_page_loads(pages: Pages, server: RunningServer) -> None:
+    page = pages.new()
+    log_in(page, server.key)
+    for section in ("tuning", "transform", "models", "endpoints", "jobs"):
+        page.click(f"#top nav a[href='#/{section}']")
+        page.locator("#list table, #list .empty").first.wait_for()
+    page.select_option("select[name=Sort]", "Name:Ascending")
+    page.locator("#list table").wait_for()
+    names = page.locator("#list tbody tr td:first-child").all_inner_texts()
+    assert names == sorted(names)
 
 
 def test_logout_returns_to_the_login_form(pages: Pages, server: RunningServer) -> None:

@@ -24,8 +24,8 @@ def test_vendored_files_match_their_digests() -> None:
 
 def test_every_vendored_file_is_named() -> None:
     manifest = json.loads((VENDOR / "VENDOR.json").read_text())
-    on_disk = {
-        p.relative_to(VENDOR).as_posix() for p in VENDOR.rglob("*") if p.is_file()
-    } - {"VENDOR.json"}
+    on_disk = {p.relative_to(VENDOR).as_posix() for p in VENDOR.rglob("*") if p.is_file()} - {
+        "VENDOR.json"
+    }
     named = {f"{n}/{f}" for n, e in manifest.items() for f in e["files"]}
     assert on_disk == named

@@ -102,6 +102,8 @@ function entered() {
 
 whenLoggedOut((e) => {
   const had = Boolean(session.csrf);
+  // A request already in flight when the session ended keeps the first message.
+  if (!had && document.getElementById("login-form")) return;
   session.csrf = null;
   // The browser drops the cookie when it expires, so an ended session may answer as no key.
   if (e.code === "SessionExpired") showLogin(`Your session has expired: ${e.message}`);

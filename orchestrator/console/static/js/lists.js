@@ -65,11 +65,21 @@ export async function listPage(main, kind, page) {
     { label: "Created", value: (r) => when(r.CreationTime) },
   ];
 
+  let shown = null; // the names in the table, to refresh badges in place (focus stays put)
   async function load() {
     const doc = await get(kind.path, { ...q, MaxResults: PAGE, NextToken: tokens[at] });
     const rows = doc[kind.items] || [];
     next = doc.NextToken || null;
-    body.replaceChildren(rows.length ? table(columns, rows, { "data-kind": kind.items }) : h("p", { class: "empty" }, "Nothing here yet."));
+    const names = rows.map((r) => r[kind.name]).join("\n");
+    if (names === shown && rows.length && kind.status) {
+      body.querySelectorAll("tbody tr").forEach((tr, i) => {
+        const old = tr.querySelector("[data-status]");
+        if (old && old.dataset.status !== rows[i][kind.status]) old.replaceWith(badge(rows[i][kind.status]));
+      });
+    } else {
+      shown = names;
+      body.replaceChildren(rows.length ? table(columns, rows, { "data-kind": kind.items }) : h("p", { class: "empty" }, "Nothing here yet."));
+    }
     prev.disabled = at === 0;
     more.disabled = !next;
     where.textContent = `page ${at + 1}`;
