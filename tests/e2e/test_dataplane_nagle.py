@@ -118,7 +118,11 @@ def test_no_request_through_the_router_waits_for_a_delayed_ack(
                 times.append(took)
         finally:
             client.close()
-        assert max(times) < STALL_MS, f"{size}-byte body: {[round(t, 1) for t in times]} ms"
+        # A stall holds back every request of a kind (each waits for the delayed ACK), so the
+        # median is over 40 ms; a single slow one is the machine being busy (CI measured one
+        # 1 MB request at 69 ms among nine of 6-35 ms while other tests ran).
+        median = statistics.median(times)
+        assert median < STALL_MS, f"{size}-byte body: {[round(t, 1) for t in times]} ms"
 
     # The control: a Nagle-prone sender, straight to the replica, stalls on this machine.
     nagle = KeepAlive(replica_port, nagle=True)
