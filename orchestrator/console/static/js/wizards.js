@@ -67,6 +67,7 @@ function hpControl(hp) {
 }
 
 function hpHint(hp) {
+  if (hp.Description) return hp.Required ? `${hp.Description} (required)` : hp.Description;
   const parts = [];
   if (hp.MinValue !== undefined && hp.MinValue !== null) parts.push(`${hp.Type === "Integer" ? "integer" : "number"} in [${hp.MinValue}, ${hp.MaxValue}]`);
   if (hp.Description) parts.push(hp.Description);
