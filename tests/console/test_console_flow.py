@@ -175,6 +175,12 @@ def test_the_train_wizard_runs_a_job_to_completion(
     page.wait_for_url(re.compile(rf"#/jobs/{re.escape(name)}$"))
     page.locator("#job-status [data-status=Completed]").wait_for(timeout=TRAIN_TIMEOUT_MS)
     state["job"] = name
+    expect(page.locator("#log")).to_contain_text("epoch")  # followed while it ran
+    # Another job's metrics overlaid on this one's.
+    page.select_option("select[name=compare]", JOB)
+    loss = page.locator("#metrics figure.chart", has_text="train:loss").first
+    expect(loss.locator(".u-legend")).to_contain_text(JOB)
+    expect(loss.locator(".u-legend")).to_contain_text(name)
 
 
 def test_deploy_invoke_and_see_the_invocation_counted(
