@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.console.conftest import Pages, expect, log_in, shot
+from tests.console.conftest import PHONE, Pages, expect, log_in, shot
 from tests.e2e.conftest import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -130,6 +130,14 @@ def test_the_binary_slider_computes_the_counts_in_the_browser(
     page.keyboard.press("ArrowRight")
     expect(page.locator("#threshold-value")).to_have_text("0.43")
     shot(page, "evaluation-binary", at="#evaluation")
+
+    # At a phone's width nothing spills sideways: charts shrink, tables scroll in their box.
+    phone = pages.new(PHONE)
+    serve(phone, "fake-binary", evaluation, scores)
+    log_in(phone, server.key, "/console/#/jobs/fake-binary")
+    phone.locator("#threshold").wait_for()
+    phone.locator("figure.chart canvas").first.wait_for()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
 
 
 def test_multiclass_and_regression_views(pages: Pages, server: RunningServer) -> None:
