@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PY      = $(BIN)/python
 
-.PHONY: demo test lint typecheck contracts unit services torch browser bench bench-serving bench-kube clean help docker-setup images
+.PHONY: demo test lint typecheck contracts unit services torch browser console-screenshots bench bench-serving bench-kube clean help docker-setup images
 
 help:
 	@echo "make demo   - set up, start a control plane, train, deploy, predict, clean up"
@@ -62,6 +62,10 @@ torch: $(VENV)/.stamp-dev
 # Debian's Chromium for the web console's browser tests (tests/console; never a downloaded one).
 browser: $(VENV)/.stamp-dev
 	@PYTHON=$(PY) bash .ci/chromium.sh
+
+# The console's screenshots in docs/console/ (docs/console.md), taken by its browser tests.
+console-screenshots: $(VENV)/.stamp-dev browser
+	CONSOLE_SCREENSHOTS_DIR=docs/console $(BIN)/pytest tests/console -q
 
 unit: $(VENV)/.stamp-dev services kube-tools images torch browser
 	$(BIN)/pytest

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# Screenshots go to a temporary folder, or to docs/console/ (what docs/console.md shows) with
+# `make console-screenshots` (CONSOLE_SCREENSHOTS_DIR): a test run leaves the checkout alone.
+DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+SHOTS = Path(
+    os.environ.get("CONSOLE_SCREENSHOTS_DIR")
+    or Path(tempfile.gettempdir()) / f"orchestrator-console-shots-{os.getpid()}"
+)
 
 
 def _need_browser() -> None:

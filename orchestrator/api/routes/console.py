@@ -80,10 +80,11 @@ async def log_in(body: LoginRequest, request: Request) -> Response:
     principal = authenticate(cp.keys, body.ApiKey)
     value, session = _sessions(request).open_new(body.ApiKey)
     response = JSONResponse(_answer(request, session, principal))
+    # No Max-Age: the browser keeps the cookie until it closes, so that an expired session
+    # is answered as one (SessionExpired) and not as a caller without a key.
     response.set_cookie(
         COOKIE,
         value,
-        max_age=int(cp.settings.console.session_seconds),
         path="/",
         httponly=True,
         samesite="strict",
