@@ -79,3 +79,15 @@ def test_logout_ends_the_session_on_the_server(pages: Pages, server: RunningServ
         f"{server.url}/console/session", cookies={"orch_session": cookie["value"]}, timeout=10
     )
     assert old.status_code == 401
+
+
+def test_the_api_reference_pages_render_with_nothing_from_elsewhere(pages: Pages) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) draw the API from the package's own files: the
+    guard fails the test on any request to another address (a CDN, fonts, a validator)."""
+    page = pages.new()
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    assert page.locator(".swagger-ui .opblock").count() > 50
+    page.goto("/redoc")
+    page.wait_for_selector("redoc [role=navigation], .api-content", timeout=30_000)
+    assert "Orchestrator" in page.title()

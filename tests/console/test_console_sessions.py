@@ -181,6 +181,7 @@ async def test_reference_pages_and_the_console_load_only_local_files(
     for page in ("/docs", "/redoc"):
         r = await c.get(page)
         assert r.status_code == 200
+        assert "img-src 'self' data:" in r.headers["content-security-policy"]
         urls = re.findall(r"""(?:src|href)=["']([^"']+)""", r.text)
         assert urls and all(u.startswith("/") for u in urls), urls
         for u in urls:
