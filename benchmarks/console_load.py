@@ -1,19 +1,26 @@
 """How fast the console's pages first draw, measured by the browser (Chromium, playwright).
 
-A control plane (fake backend) holding ``--jobs`` training jobs, and one job whose metric
-series has ``--points`` points. Each run opens a fresh page and reads the mark the page sets
-when it has drawn (``performance.mark("console:first-render")``: the first table or chart;
-``"console:first-chart"``: the first chart), in milliseconds from the navigation's start:
+Every request goes to a real control plane, on the path a user calls; nothing is answered
+from memory by the benchmark:
 
-- the job list: the first page of the server-paged list (25 rows of ``--jobs``);
-- the job page, its metric as the server answers ``MaxPoints=2000`` (downsampled there);
-- the job page, the server ignoring MaxPoints: all ``--points`` points sent to the browser,
-  which keeps ~4,000 of them (min/max per bucket) to draw.
+- the job list: a control plane on the fake backend holding ``--jobs`` training jobs (the
+  process backend would run them all); the first page of the server-paged list (25 rows);
+- the job page: a second control plane on the process backend, where a script-mode training
+  job printed ``--points`` lines ``step=N loss=...`` (a ``MetricDefinitions`` regex for
+  ``loss``) and Completed. The page asks ``GET /api/v1/training-jobs/NAME/metrics`` with
+  ``MaxPoints=2000``; the server parses the job's log (keeping at most 10,000 points per
+  metric, ``orchestrator.training.metricseries``) and downsamples to 2,000. The page also
+  opens the job's log (the log viewer reads it from offset 0 in 1 MiB pieces: ~24 bytes a
+  line here), on the same browser thread as the chart.
 
-For the job page the browser talks to a small proxy in front of the control plane that answers the big job's
-``GET /api/v1/training-jobs/NAME/metrics`` itself, from memory, in that route's shape (the fake
-backend writes no logs to read metrics from); everything else is passed to the control plane.
-Needs Debian's chromium (``.ci/chromium.sh``). Goal: each first draw within 1 s.
+Each run opens a fresh browser context, logs in through the login form, then opens the page
+in a new tab and reads the mark the page sets when it has drawn
+(``performance.mark("console:first-render")``: the first table or chart;
+``"console:first-chart"``: the first chart), in milliseconds from the navigation's start.
+The first open is reported apart from the median of the following ones: for the job page it
+includes the server's first parse of the whole log (a cold server-side cache). The metrics
+request alone is also timed with httpx, first (on a twin job whose log no one has read yet)
+and warm. Needs Debian's chromium (``.ci/chromium.sh``). Goal: each first draw within 1 s.
 
     python benchmarks/console_load.py [--jobs 10000] [--points 1000000] [--runs 5]
 """
@@ -21,15 +28,10 @@ Needs Debian's chromium (``.ci/chromium.sh``). Goal: each first draw within 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from http.cookiejar import CookieJar
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +40,41 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import control_plane
 
+from orchestrator.client import Client
+from orchestrator.testing import tarball as source_tarball
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 BIG = "big-metrics"
+TWIN = "big-metrics-api"  # the same job again: its first metrics request is timed with httpx
 GOAL_MS = 1000.0
+LIMITS = {
+    "ORCH_RATE_LIMITS__API_REQUESTS_PER_SECOND": "100000",
+    "ORCH_RATE_LIMITS__API_BURST": "100000",
+}
+PROCESS = {
+    "ORCH_BACKEND": "process",
+    "ORCH_CONTROLLER__RESYNC_SECONDS": "0.2",
+    "ORCH_CONTROLLER__STOP_GRACE_SECONDS": "2",
+    "ORCH_CONTROLLER__RETRY_BACKOFF_SECONDS": "0.2",
+}
+METRICS_SCRIPT = """
+import sys
+n, chunk = {points}, 50_000
+for start in range(0, n, chunk):
+    sys.stdout.write("".join(
+        "step=%d loss=%.6f\\n" % (i, 1.0 / (1 + i * 1e-4) + (i % 7) * 1e-3)
+        for i in range(start, min(n, start + chunk))
+    ))
+sys.stdout.flush()
+"""
 
 
 def create_jobs(url: str, key: str, n: int) -> float:
     def one(i: int) -> None:
         spec = {
-            "TrainingJobName": f"job-{i:05d}" if i else BIG,
+            "TrainingJobName": f"job-{i:05d}",
             "AlgorithmSpecification": {"TrainingImage": "example/train:1"},
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         }
@@ -79,76 +105,53 @@ def list_latency(url: str, key: str, runs: int = 5) -> float:
     return statistics.median(took)
 
 
-def series(points: int) -> bytes:
-    t0 = datetime(2026, 12, 1, tzinfo=UTC)
-    step = timedelta(milliseconds=10)
-    pts = [
-        {"Timestamp": (t0 + i * step).isoformat(), "Value": 1.0 / (1 + i * 1e-4) + (i % 7) * 1e-3,
-         "Step": i, "Epoch": i // 1000}
-        for i in range(points)
-    ]  # fmt: skip
-    doc = {"TrainingJobName": BIG, "Metrics": [{"MetricName": "train:loss", "Points": pts}]}
-    return json.dumps(doc, separators=(",", ":")).encode()
+def metric_jobs(url: str, key: str, points: int) -> float:
+    """Two script-mode jobs (BIG, TWIN) printing ``points`` loss lines each; until Completed."""
+    script = METRICS_SCRIPT.format(points=points)
+    start = time.perf_counter()
+    with Client(url, key) as c:
+        for name in (BIG, TWIN):
+            uri = f"s3://orchestrator/{name}/source/sourcedir.tar.gz"
+            c.upload_bytes(source_tarball({"train.py": script}), uri)
+            c.create_training_job({
+                "TrainingJobName": name,
+                "AlgorithmSpecification": {
+                    "TrainingInputMode": "File",
+                    "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=(\S+)"}],
+                },
+                "HyperParameters": {
+                    "sagemaker_program": "train.py",
+                    "sagemaker_submit_directory": uri,
+                },
+                "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            })  # fmt: skip
+        for name in (BIG, TWIN):
+            job = c.wait_for_training_job(name, timeout=600, poll=0.2)
+            if job.TrainingJobStatus != "Completed":
+                raise SystemExit(f"{name}: {job.TrainingJobStatus} {job.FailureReason}")
+    return time.perf_counter() - start
 
 
-class _NoCookies(CookieJar):
-    def extract_cookies(self, *_: Any) -> None:
-        return
-
-
-class Proxy:
-    """HTTP on 127.0.0.1 in front of ``upstream``; ``answers[path]`` is served from memory."""
-
-    SKIP = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive"})
-
-    def __init__(self, upstream: str) -> None:
-        self.answers: dict[str, bytes] = {}
-        # The browser keeps the cookies: the proxy must not (httpx would send them on).
-        self.http = httpx.Client(base_url=upstream, timeout=60, cookies=_NoCookies())
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_: Any) -> None:
-                return
-
-            def _any(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if self.command == "GET" and path in proxy.answers:
-                    self._send(200, [("Content-Type", "application/json")], proxy.answers[path])
-                    return
-                size = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(size) if size else None
-                headers = [(k, v) for k, v in self.headers.items() if k.lower() not in Proxy.SKIP]
-                r = proxy.http.request(self.command, self.path, headers=headers, content=body)
-                out = [(k, v) for k, v in r.headers.multi_items() if k.lower() not in Proxy.SKIP]
-                self._send(r.status_code, out, r.content)
-
-            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers:
-                    if k.lower() != "content-encoding":
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.http.close()
+def metrics_latency(url: str, key: str, name: str, runs: int) -> tuple[float, float, int]:
+    """The metrics request alone (httpx): first, median of ``runs`` warm, points answered."""
+    query = {"metric": "loss", "MaxPoints": 2000}
+    took = []
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as client:
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            r = client.get(f"/api/v1/training-jobs/{name}/metrics", params=query)
+            took.append((time.perf_counter() - start) * 1000)
+            r.raise_for_status()
+    got = sum(len(m["Points"]) for m in r.json()["Metrics"])
+    return took[0], statistics.median(took[1:]), got
 
 
 def first_mark(page: Any, url: str, mark: str) -> tuple[float, float]:
     page.goto(url)
     page.wait_for_selector(
-        "figure.chart" if mark.endswith("chart") else "#list table", timeout=60_000
+        "figure.chart" if mark.endswith("chart") else "#list table", timeout=120_000
     )
     value = page.evaluate(
         f"performance.getEntriesByName('console:first-{mark}').map(e => e.startTime)[0] ?? null"
@@ -171,6 +174,7 @@ def measure(
     out = []
     for _ in range(runs):
         ctx = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=url)
+        ctx.set_default_timeout(120_000)
         page = ctx.new_page()
         page.goto("/console/")
         page.fill("#api-key", key)
@@ -187,56 +191,55 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--points", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="opens per page (the first, then more)")
     args = ap.parse_args()
+    if args.runs < 2:
+        raise SystemExit("--runs must be at least 2: the first open, and the following ones")
     from playwright.sync_api import sync_playwright
 
-    limits = {
-        "ORCH_RATE_LIMITS__API_REQUESTS_PER_SECOND": "100000",
-        "ORCH_RATE_LIMITS__API_BURST": "100000",
-    }
-    with control_plane(ORCH_BACKEND="fake", **limits) as (url, key, _root):
-        took = create_jobs(url, key, args.jobs)
-        print(f"{args.jobs} training jobs created in {took:.1f} s")
-        api_ms = list_latency(url, key)
-        print(f"the list API itself (httpx, the page's query, 5 runs): median {api_ms:.0f} ms")
-        small = series(2000)
-        full = series(args.points)
-        print(f"metric answers: 2,000 points = {len(small) / 1e6:.2f} MB, "
-              f"{args.points:,} points = {len(full) / 1e6:.1f} MB")  # fmt: skip
-        proxy = Proxy(url)
-        metrics = f"/api/v1/training-jobs/{BIG}/metrics"
-        cases = [
-            (f"job list ({args.jobs:,} jobs, page of 25)", None, "/console/#/jobs", "render"),
-            ("job page, metric downsampled by the server (2,000 points)", small, f"/console/#/jobs/{BIG}", "chart"),
-            (f"job page, metric in full ({args.points:,} points)", full, f"/console/#/jobs/{BIG}", "chart"),
-        ]  # fmt: skip
-        rows = []
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                for label, body, target, mark in cases:
-                    base = url  # the list: straight to the control plane
-                    if body is not None:
-                        proxy.answers[metrics] = body
-                        base = proxy.url
-                    print(f"measuring: {label}", flush=True)
-                    rows.append((label, measure(browser, base, key, args.runs, target, mark)))
-                browser.close()
-        finally:
-            proxy.close()
-    print(
-        f"\nfirst draw (ms from navigation start), {args.runs} runs each; goal <= {GOAL_MS:.0f} ms"
-    )
-    print("data: when the answer it draws from had arrived; draw: from then to the mark (medians)")
-    print(f"{'page':<62} {'median':>7} {'min':>7} {'max':>7} {'data':>7} {'draw':>7}  goal")
-    for label, ms in rows:
-        drawn = [d for d, _ in ms]
-        med = statistics.median(drawn)
-        data = statistics.median(a for _, a in ms)
-        draw = statistics.median(d - a for d, a in ms)
-        print(f"{label:<62} {med:>7.0f} {min(drawn):>7.0f} {max(drawn):>7.0f} {data:>7.0f} {draw:>7.0f}  "
-              f"{'met' if med <= GOAL_MS else 'MISSED'}")  # fmt: skip
+    rows: list[tuple[str, list[tuple[float, float]]]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        with control_plane(ORCH_BACKEND="fake", **LIMITS) as (url, key, _root):
+            took = create_jobs(url, key, args.jobs)
+            print(f"list server (fake backend): {args.jobs} training jobs created in {took:.1f} s")
+            api_ms = list_latency(url, key)
+            print(f"the list API itself (httpx, the page's query, 5 runs): median {api_ms:.0f} ms")
+            label = f"job list ({args.jobs:,} jobs, page of 25)"
+            print(f"measuring: {label}", flush=True)
+            rows.append((label, measure(browser, url, key, args.runs, "/console/#/jobs", "render")))
+        with control_plane(**PROCESS, **LIMITS) as (url, key, _root):
+            took = metric_jobs(url, key, args.points)
+            print(f"metric server (process backend): 2 script jobs of {args.points:,} loss lines "
+                  f"each, Completed in {took:.1f} s")  # fmt: skip
+            first, warm, got = metrics_latency(url, key, TWIN, args.runs)
+            print(f"the metrics API itself (httpx, metric=loss&MaxPoints=2000, {TWIN}): "
+                  f"first {first:.0f} ms (parses the log), warm median of {args.runs} "
+                  f"{warm:.0f} ms; {got:,} points answered")  # fmt: skip
+            label = f"job page ({args.points:,} loss lines, MaxPoints=2000)"
+            print(f"measuring: {label}", flush=True)
+            target = f"/console/#/jobs/{BIG}"
+            rows.append((label, measure(browser, url, key, args.runs, target, "chart")))
+            first, warm, got = metrics_latency(url, key, BIG, args.runs)
+            print(f"the metrics API after the page's opens ({BIG}): {first:.0f} ms, "
+                  f"warm median {warm:.0f} ms; {got:,} points")  # fmt: skip
+        browser.close()
+    print(f"\nfirst draw (ms from navigation start); first open apart, median of the following "
+          f"{args.runs - 1}; the job page's first open includes the server's first parse of "
+          f"the job log")  # fmt: skip
+    print(f"{'page':<50} {'runs':>4} {'first ms':>9} {'median ms':>10} {'goal ms':>8}  met?")
+    for label, runs in rows:
+        ms = [d for d, _ in runs]
+        med = statistics.median(ms[1:])
+        met = "yes" if med <= GOAL_MS else "NO"
+        if ms[0] > GOAL_MS:
+            met += " (first open: NO)"
+        print(f"{label:<50} {len(ms):>4} {ms[0]:>9.0f} {med:>10.0f} {GOAL_MS:>8.0f}  {met}")
+    print("\nwhen the answer each page draws from had arrived (ms from navigation start):")
+    for label, runs in rows:
+        arrived = [a for _, a in runs]
+        print(f"  {label}: first {arrived[0]:.0f}, median of the following "
+              f"{statistics.median(arrived[1:]):.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":
