@@ -137,13 +137,13 @@ class SeriesParser:
         if len(raw) > MAX_LINE:
             return
         line = raw.decode("utf-8", "replace").removesuffix("\r")
-        tag = HOST_TAG.match(line)
+        tag = HOST_TAG.match(line) if line[:1] == "[" else None
         if tag is not None:
             if tag.group(1) != FIRST_HOST:
                 return
             line = line[tag.end() :]
         when: datetime | None = None
-        epoch = epoch_of(line)
+        epoch: int | None = -1  # not read yet: only lines with a metric are searched for it
         for name, pattern in self._patterns:
             m = pattern.search(line)
             if m is None:
@@ -161,6 +161,7 @@ class SeriesParser:
                 series = self._series[name] = _Series(self._max_points)
             if when is None:
                 when = time_at(offset)
+                epoch = epoch_of(line)
             step = series.count
             if epoch is None and name in self._per_epoch:
                 point_epoch: int | None = step + 1

@@ -165,3 +165,27 @@ def test_a_backend_without_usage_has_none() -> None:
 
     jm = JobMetrics(NoUsage())  # type: ignore[arg-type]
     assert jm.usage("job-1") == {} and jm.latest_usage("job-1") == {}
+
+
+def test_the_mark_cursor_answers_as_a_search_per_line_would() -> None:
+    """Offsets in order (a feed), far jumps, ones behind the cursor and before the first
+    mark: the cursor's time is the binary search's every time."""
+    import random
+    from datetime import UTC, datetime
+
+    from orchestrator.controller.jobmetrics import _MarkCursor
+    from orchestrator.training.joblog import ListMarks, mark_at
+
+    rng = random.Random(7)
+    offsets = sorted(rng.sample(range(100, 1_000_000), 3000))
+    marks = ListMarks([(o, 1_700_000_000_000 + i * 10) for i, o in enumerate(offsets)])
+    fallback = datetime(2026, 1, 1, tzinfo=UTC)
+    cursor = _MarkCursor(marks, fallback)
+    asked = sorted(rng.sample(range(0, 1_000_100), 20_000))
+    asked += [rng.randrange(0, 1_000_100) for _ in range(2000)]  # out of order too
+    asked += [0, 50, 999_999, 5]
+    for offset in asked:
+        k = mark_at(marks, offset)
+        want = fallback if k < 0 else datetime.fromtimestamp(marks[k][1] / 1000, tz=UTC)
+        assert cursor.time_at(offset) == want, offset
+    assert _MarkCursor(ListMarks(), fallback).time_at(10) == fallback
