@@ -114,6 +114,7 @@ def test_https_with_a_self_signed_certificate_end_to_end(https: ServerWith, tmp_
     )  # fmt: skip
     out = runtime.invoke_endpoint(EndpointName="sec", Body=ROW, ContentType="application/json")
     assert json.loads(out["Body"].read())["predictions"] == [7]
+    runtime.close()  # its keep-alive connection would hold the server's graceful stop back
 
     # Every connection is TLS, whichever process the kernel gives it to: invocations and a
     # management call on fresh connections until both the control plane (worker 0) and the
