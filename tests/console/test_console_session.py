@@ -42,15 +42,15 @@ def test_an_expired_session_shows_the_login_page(pages: Pages, server: RunningSe
     log_in(page, server.key)
     page.wait_for_selector("table[data-kind=TrainingJobSummaries], #list .empty")
     time.sleep(3.5)
-    page.goto("/console/#/models")
-    page.wait_for_selector("#login-form")
+    page.goto("/console/?fresh=1#/models")  # a new document: it asks for its session first
+    page.wait_for_selector("#login-form", timeout=30_000)
     assert page.locator("#top").is_hidden()
     # The list page polls; an expiry seen mid-page also lands on the login form.
     log_in(page, server.key)
     page.goto("/console/#/endpoints")
     page.wait_for_selector("#list")
     time.sleep(3.5)
-    page.wait_for_selector("#login-form", timeout=10_000)
+    page.wait_for_selector("#login-form", timeout=30_000)
     assert "session" in page.locator("#login-error").inner_text().lower()
 
 
