@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from orchestrator.errors import AuthenticationError, InvalidCsrfTokenError, SessionExpiredError
+from orchestrator.errors import InvalidCsrfTokenError, SessionExpiredError, ValidationError
 
 COOKIE = "orch_session"
 CSRF_HEADER = "x-csrf-token"
@@ -58,7 +58,7 @@ def load_or_create_secret(path: Path) -> bytes:
         if len(base64.urlsafe_b64decode(raw)) != 32:
             raise ValueError
     except ValueError:
-        raise AuthenticationError(
+        raise ValidationError(
             f"ORCH_CONSOLE__SECRET_FILE: {path} is not a console sealing key (32 bytes in "
             "urlsafe base64, as `python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'` prints); fix or remove it",

@@ -23,7 +23,7 @@ from orchestrator.console.sessions import (
     load_or_create_secret,
     session_key_of,
 )
-from orchestrator.errors import AuthenticationError, InvalidCsrfTokenError, SessionExpiredError
+from orchestrator.errors import InvalidCsrfTokenError, SessionExpiredError, ValidationError
 from orchestrator.settings import ConsoleSettings, Settings
 
 pytestmark = pytest.mark.anyio
@@ -163,7 +163,7 @@ def test_sessions_expire_and_end(tmp_path: Path) -> None:
 
 def test_a_malformed_secret_file_names_the_setting(tmp_path: Path) -> None:
     (tmp_path / "s").write_text("not a key")
-    with pytest.raises(AuthenticationError) as e:
+    with pytest.raises(ValidationError) as e:
         load_or_create_secret(tmp_path / "s")
     assert e.value.field == "ORCH_CONSOLE__SECRET_FILE"
 
