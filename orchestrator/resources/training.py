@@ -24,6 +24,7 @@ from orchestrator.resources.common import (
     StorageUri,
     TagList,
 )
+from orchestrator.resources.datasources import AttributeName, AttributeType, DataRearrangement
 from orchestrator.resources.images import own_image, stand_in
 from orchestrator.resources.instances import InstanceTypeName
 
@@ -111,8 +112,29 @@ class S3DataSource(Spec):
     S3DataDistributionType: Literal["FullyReplicated", "ShardedByS3Key"] = "FullyReplicated"
 
 
+_DataRearrangement = DataRearrangement
+
+
+class DataSourceReference(Spec):
+    """A channel read from a data source's snapshot (``resources/datasources.py``). The API
+    pins what the job reads when it is created: ``Version`` (the latest completed, unless
+    named), ``S3DataSource.S3Uri`` (that version's snapshot), and the data source's
+    ``AttributeTypes`` and ``TargetAttributeName``; the download step keeps the rows the
+    ``DataRearrangement`` selects and writes the schema beside them."""
+
+    DataSourceName: ResourceName
+    Version: Annotated[int, Field(ge=1)] | None = None
+    DataRearrangement: _DataRearrangement | None = None
+    AttributeTypes: dict[AttributeName, AttributeType] = {}
+    TargetAttributeName: AttributeName | None = None
+
+
+_DataSourceReference = DataSourceReference
+
+
 class DataSource(Spec):
     S3DataSource: S3DataSource
+    DataSourceReference: _DataSourceReference | None = None
 
 
 class ShuffleConfig(Spec):
