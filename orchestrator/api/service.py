@@ -27,6 +27,7 @@ from orchestrator.api import search as searching
 from orchestrator.api.alarms import Alarms
 from orchestrator.api.auth import KeyStore
 from orchestrator.api.aws.credentials import AccessKeys, open_secret, seal
+from orchestrator.api.datasources import DataSources
 from orchestrator.api.inputs import check_file_uri, check_source_uri, current_caller
 from orchestrator.api.kms import KmsKeys
 from orchestrator.api.queue import TrainingQueue
@@ -212,6 +213,8 @@ class ControlPlane:
         self.tuning = TuningJobs(self)
         # Batch transform jobs (their instances are the backend's, their logs too).
         self.transform = TransformJobs(self)
+        # Data sources (their snapshots are training jobs in the same store).
+        self.data_sources = DataSources(self)
         # Training jobs' metric series, read from their logs (pod logs on a cluster).
         # (the same reader as the local reconciler's tuner, where there is one: one cache)
         self.job_metrics = job_metrics or JobMetrics(backend, clock=clock)
@@ -398,7 +401,7 @@ class ControlPlane:
 
     # --- training jobs -----------------------------------------------------------------------
     def create_training_job(self, req: CreateTrainingJobRequest) -> tuple[str, bool]:
-        req = self.with_own_output(req)
+        req = self.data_sources.resolve_channels(self.with_own_output(req))
         existing = self.store.find(TRAINING_JOB.name, req.TrainingJobName)
         if existing is None:
             self._check_supported(TRAINING_JOB.name, req)

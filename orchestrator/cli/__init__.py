@@ -14,6 +14,7 @@ from orchestrator.cli import accounts as accounts_commands
 from orchestrator.cli import alarms as alarms_commands
 from orchestrator.cli import audit as audit_commands
 from orchestrator.cli import (
+    datasources,
     endpoints,
     jobs,
     keys,
@@ -82,6 +83,7 @@ def _global_options(
 app.command(rich_help_panel="Control plane")(server)
 app.command(rich_help_panel="Control plane")(operator.operator)
 app.command(rich_help_panel="Training")(train)
+app.add_typer(datasources.app, name="datasources", rich_help_panel="Training")
 app.add_typer(jobs.app, name="jobs", rich_help_panel="Training")
 app.add_typer(tune.app, name="tune", rich_help_panel="Training")
 app.add_typer(models.models, name="models", rich_help_panel="Hosting")

@@ -34,6 +34,11 @@ from orchestrator.monitoring.shapes import MetricStatistics
 from orchestrator.objects.uri import parse_object_uri
 from orchestrator.resources.alarms import AlarmHistory, AlarmList, AlarmOut
 from orchestrator.resources.common import Tag
+from orchestrator.resources.datasources import (
+    TERMINAL_DATA_SOURCE_STATUSES,
+    DescribeDataSourceResponse,
+    ListDataSourcesResponse,
+)
 from orchestrator.resources.endpoints import (
     DescribeEndpointConfigResponse,
     DescribeEndpointResponse,
@@ -56,6 +61,7 @@ from orchestrator.resources.keys import (
     ListApiKeysResponse,
 )
 from orchestrator.resources.kinds import (
+    DATA_SOURCE,
     ENDPOINT,
     ENDPOINT_CONFIG,
     HYPER_PARAMETER_TUNING_JOB,
@@ -501,6 +507,82 @@ class Client:
             on_status=on_progress,
             fetch_log=lambda at: self.transform_job_logs(name, at),
             on_log=on_log,
+        )
+
+    # --- data sources ------------------------------------------------------------------------
+    def create_data_source(
+        self, spec: BaseModel | dict[str, Any] | None = None, **fields: Any
+    ) -> str:
+        """Create a data source (``DataSpec.S3`` or ``DataSpec.Sql``); returns the ARN. The
+        same spec again is a no-op; another spec for the same name takes a new version."""
+        body = self._body(spec, fields)
+        return str(self._json("POST", DATA_SOURCE.collection, json=body)["DataSourceArn"])
+
+    def describe_data_source(
+        self, name: str, version: int | None = None
+    ) -> DescribeDataSourceResponse:
+        """The data source, its versions, and the schema of ``version`` (default: the latest
+        completed one) with the edits applied."""
+        return self._get(
+            DescribeDataSourceResponse, f"{DATA_SOURCE.collection}/{quote(name)}", version=version
+        )
+
+    def data_source_insights(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Amazon ML's data insights of a completed snapshot."""
+        params = {"version": version} if version is not None else {}
+        return self._json("GET", f"{DATA_SOURCE.collection}/{quote(name)}/insights", params=params)
+
+    def list_data_sources(self, **params: Any) -> ListDataSourcesResponse:
+        return self._get(ListDataSourcesResponse, DATA_SOURCE.collection, **params)
+
+    def update_data_source(
+        self,
+        name: str,
+        *,
+        attribute_types: dict[str, str] | None = None,
+        target: str | None = None,
+    ) -> None:
+        """Edit the schema: types over the inferred ones, the target (no new snapshot)."""
+        body: dict[str, Any] = {}
+        if attribute_types is not None:
+            body["AttributeTypes"] = attribute_types
+        if target is not None:
+            body["TargetAttributeName"] = target
+        self.request("PATCH", f"{DATA_SOURCE.collection}/{quote(name)}", json=body)
+
+    def refresh_data_source(self, name: str) -> int:
+        """Take a new snapshot of the unchanged spec; returns the version it will be."""
+        out = self._json("POST", f"{DATA_SOURCE.collection}/{quote(name)}/refresh")
+        return int(out["Version"])
+
+    def delete_data_source(self, name: str) -> None:
+        """Delete the data source (a running snapshot is stopped; snapshots stay)."""
+        self.request("DELETE", f"{DATA_SOURCE.collection}/{quote(name)}")
+
+    def wait_for_data_source(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        poll: float = 0.5,
+        timeout: float | None = None,
+        on_status: Callable[[DescribeDataSourceResponse], None] | None = None,
+    ) -> DescribeDataSourceResponse:
+        """Poll until the latest version (at least ``version``) is COMPLETED or FAILED."""
+
+        def status(ds: DescribeDataSourceResponse) -> str:
+            if version is not None and ds.Version < version:
+                return "PENDING"
+            return ds.Status.value
+
+        return _wait_until_ended(
+            f"data source {name!r}",
+            lambda: self.describe_data_source(name),
+            status,
+            {s.value for s in TERMINAL_DATA_SOURCE_STATUSES},
+            poll=poll,
+            timeout=timeout,
+            on_status=on_status,
         )
 
     # --- models and endpoint configs ---------------------------------------------------------

@@ -36,6 +36,11 @@ from orchestrator.controller.plan.admission import (
     plan_admissions,
     queue_order,
 )
+from orchestrator.controller.plan.datasource import (
+    DesiredDataSource,
+    ObservedSnapshot,
+    plan_data_source,
+)
 from orchestrator.controller.plan.endpoint import (
     DesiredEndpoint,
     EndpointPolicy,
@@ -77,6 +82,11 @@ from orchestrator.controller.trials import MetricSeries, TrialSeries, observe_tr
 from orchestrator.errors import ConflictError, OrchestratorError, TemporaryError, ValidationError
 from orchestrator.gpus import GpuInventory
 from orchestrator.resources.common import Condition, ConditionsState, ConditionType, set_condition
+from orchestrator.resources.datasources import (
+    CreateDataSourceRequest,
+    DataSourceState,
+    DataSourceStatus,
+)
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -86,6 +96,7 @@ from orchestrator.resources.endpoints import (
 )
 from orchestrator.resources.failures import FailureReason
 from orchestrator.resources.kinds import (
+    DATA_SOURCE,
     ENDPOINT,
     ENDPOINT_CONFIG,
     HYPER_PARAMETER_TUNING_JOB,
@@ -271,8 +282,10 @@ class Reconciler:
         kinds: list[tuple[str, Callable[[Record], Result]]] = [
             (MODEL.name, self.validate_only),
             (ENDPOINT_CONFIG.name, self.validate_only),
-            # Before training jobs: the trials a tuning job creates start in the same pass.
+            # Before training jobs: the trials a tuning job creates start in the same pass,
+            # as do data sources' snapshot jobs.
             (HYPER_PARAMETER_TUNING_JOB.name, self.reconcile_tuning_job),
+            (DATA_SOURCE.name, self.reconcile_data_source),
             (TRAINING_JOB.name, self.reconcile_training_job),
             (TRANSFORM_JOB.name, self.reconcile_transform_job),
             (ENDPOINT.name, self.reconcile_endpoint),
@@ -787,6 +800,40 @@ class Reconciler:
                     text = "; ".join(f"{where}: {p.message}" for p in problems)
                     raise ValidationError(text, field=where)
 
+    # --- data sources ---------------------------------------------------------------------------
+    def reconcile_data_source(self, record: Record) -> Result:
+        status = self._status(DataSourceState, record)
+        try:
+            spec = self._spec(CreateDataSourceRequest, record)
+        except ValidationError as e:
+            if record.delete_requested:
+                self.source.release(record)
+                return Result()
+            failed = status.model_copy(
+                update={"Status": DataSourceStatus.FAILED, "Message": e.message[:1024]}
+            )
+            return self._invalid(record, e, failed)
+        if not record.delete_requested:
+            record = self.source.claim(record)
+        latest = status.Versions[-1] if status.Versions else None
+        observed = None
+        if latest is not None:
+            job = self.source.find(TRAINING_JOB.name, latest.SnapshotJobName)
+            observed = observe_snapshot(latest.SnapshotJobName, job)
+        desired = DesiredDataSource(
+            name=record.name,
+            uid=record.uid,
+            spec=spec,
+            status=self._valid(status),
+            delete_requested=record.delete_requested,
+            default_output=f"s3://{self.policies.default_bucket}/datasources",
+        )
+        plan = plan_data_source(desired, observed, self.clock.now())
+        self.executor.run(record, plan.actions)
+        if _deletes(plan):
+            return Result()
+        return self._write(record, plan)
+
     def _arn_prefix(self, slug: str) -> str:
         return f"arn:aws:sagemaker:{self.policies.region}:{self.policies.account_id}:{slug}/"
 
@@ -985,6 +1032,23 @@ _REFERENCED = frozenset({MODEL.name, ENDPOINT_CONFIG.name})
 _TERMINAL = frozenset(
     {TrainingJobStatus.COMPLETED, TrainingJobStatus.FAILED, TrainingJobStatus.STOPPED}
 )
+
+
+def observe_snapshot(name: str, record: Record | None) -> ObservedSnapshot:
+    """A data source version's snapshot job as its planner sees it."""
+    if record is None:
+        return ObservedSnapshot(name, None)
+    try:
+        st = TrainingJobState.model_validate(record.status)
+    except pydantic.ValidationError:
+        return ObservedSnapshot(name, None)
+    return ObservedSnapshot(
+        name,
+        st.TrainingJobStatus,
+        failure_reason=st.FailureReason,
+        metrics={m.MetricName: m.Value for m in st.FinalMetricDataList},
+        end_time=st.TrainingEndTime,
+    )
 
 
 def _count_training(before: TrainingJobState, after: TrainingJobState) -> None:

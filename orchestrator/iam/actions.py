@@ -47,6 +47,14 @@ ORCHESTRATOR = frozenset(
     }
 )  # fmt: skip
 
+# Amazon ML's data sources (``/api/v1/data-sources``).
+MACHINELEARNING = frozenset(
+    {
+        "CreateDataSourceFromS3", "CreateDataSourceFromRDS", "GetDataSource",
+        "DescribeDataSources", "UpdateDataSource", "DeleteDataSource",
+    }
+)  # fmt: skip
+
 S3 = frozenset(
     {
         "ListAllMyBuckets", "CreateBucket", "DeleteBucket", "ListBucket", "GetBucketLocation",
@@ -74,6 +82,7 @@ CLOUDTRAIL = frozenset({"LookupEvents"})
 SERVICES: dict[str, frozenset[str]] = {
     "sagemaker": SAGEMAKER,
     "orchestrator": ORCHESTRATOR,
+    "machinelearning": MACHINELEARNING,
     "s3": S3,
     "logs": LOGS,
     "cloudwatch": CLOUDWATCH,

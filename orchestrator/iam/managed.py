@@ -3,7 +3,8 @@
 Managed policies (attach them by name to an identity or a role):
 
 - ``AdministratorAccess``: everything.
-- ``DataScientist``: train, tune, transform, deploy and invoke; create anything, and act on
+- ``DataScientist``: train, tune, transform, deploy and invoke, make data sources; create
+  anything, and act on
   (describe, stop, update, delete, tag, invoke, read logs of) only the resources it owns: those
   whose ``orchestrator:owner`` tag is the identity's name (the API sets that tag at create
   time, from the caller, whatever the request said). Lists and Search are open (names and
@@ -45,6 +46,8 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
                     "sagemaker:List*",
                     "sagemaker:Search",
                     "orchestrator:GetMetrics",
+                    "machinelearning:CreateDataSource*",
+                    "machinelearning:DescribeDataSources",
                 ],
                 "Resource": "*",
             },
@@ -63,6 +66,9 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
                     "orchestrator:ExportTrainingJobModel",
                     "orchestrator:Get*Logs",
                     "orchestrator:GetEndpointMonitoring",
+                    "machinelearning:GetDataSource",
+                    "machinelearning:UpdateDataSource",
+                    "machinelearning:DeleteDataSource",
                 ],
                 "Resource": "arn:aws:sagemaker:*:*:*",
                 "Condition": _OWN,
@@ -108,6 +114,8 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
                     "orchestrator:Describe*",
                     "orchestrator:List*",
                     "orchestrator:Get*",
+                    "machinelearning:Get*",
+                    "machinelearning:Describe*",
                     "s3:Get*",
                     "s3:List*",
                     "logs:*",

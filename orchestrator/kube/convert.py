@@ -11,8 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 # Fields whose values are maps with user-chosen keys.
+# Maps whose keys are the user's names (never camel-cased): hyperparameters, environment
+# variables, a data source's attribute names.
 FREE_FORM_MAPS = frozenset(
-    {"HyperParameters", "Environment", "StaticHyperParameters", "TunedHyperParameters"}
+    {
+        "HyperParameters",
+        "Environment",
+        "StaticHyperParameters",
+        "TunedHyperParameters",
+        "AttributeTypes",
+    }
 )
 
 API_GROUP = "orchestrator.dev"

@@ -125,6 +125,14 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         },
         _AGE,
     ],
+    "DataSource": [
+        {"name": "Status", "type": "string", "jsonPath": ".status.status"},
+        {"name": "Version", "type": "integer", "jsonPath": ".status.version"},
+        {"name": "Completed", "type": "integer", "jsonPath": ".status.completedVersion"},
+        {"name": "Rows", "type": "integer", "jsonPath": ".status.versions[-1:].rowCount"},
+        _AGE,
+        {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+    ],
     "TransformJob": [
         {"name": "Status", "type": "string", "jsonPath": ".status.transformJobStatus"},
         {"name": "Model", "type": "string", "jsonPath": ".spec.modelName"},
@@ -351,8 +359,8 @@ def _map_values(node: Schema) -> Schema | None:
     """The schema of a map's values: ``additionalProperties``, or the one pattern's schema
     (the key pattern itself cannot be said in a structural schema)."""
     values = node.get("additionalProperties")
-    if isinstance(values, dict) and values.get("type"):
-        return values
+    if isinstance(values, dict) and (values.get("type") or values.get("$ref")):
+        return values  # a ``$ref``: an enum's (AttributeTypes' values)
     patterns: dict[str, Schema] = node.get("patternProperties", {})
     if len(patterns) == 1:
         return next(iter(patterns.values()))

@@ -296,3 +296,43 @@ __all__ = [
     "DataSpec",
     "Splitting",
 ]
+
+
+def effective_schema(
+    doc: dict[str, object],
+    attribute_types: dict[str, AttributeType] | dict[str, str],
+    target: str | None,
+    *,
+    field: str = "AttributeTypes",
+) -> DataSourceSchema:
+    """A snapshot's ``schema.json`` with a spec's edits applied: ``attribute_types`` over the
+    inferred types (``InferredType`` kept), ``target`` over the snapshot's target. A name that
+    is not an attribute is a ``ValueError`` naming ``field.<name>`` and the attributes."""
+    schema = DataSourceSchema.model_validate(doc)
+    names = [a.AttributeName for a in schema.Attributes]
+    for key in attribute_types:
+        if key not in names:
+            raise ValueError(
+                f"{field}.{key}: no attribute {key!r} in the snapshot; its attributes: "
+                f"{', '.join(names) or 'none'}"
+            )
+    if target is not None and target not in names:
+        raise ValueError(
+            f"TargetAttributeName: no attribute {target!r} in the snapshot; its attributes: "
+            f"{', '.join(names) or 'none'}"
+        )
+    attributes = [
+        a.model_copy(
+            update={
+                "InferredType": a.InferredType or a.AttributeType,
+                "AttributeType": AttributeType(attribute_types[a.AttributeName]),
+            }
+        )
+        if a.AttributeName in attribute_types
+        else a
+        for a in schema.Attributes
+    ]
+    update: dict[str, object] = {"Attributes": attributes}
+    if target is not None:
+        update["TargetAttributeName"] = target
+    return schema.model_copy(update=update)

@@ -16,6 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestrator.resources.datasources import (
+    CreateDataSourceRequest,
+    DataSourceState,
+    DataSourceStatus,
+)
 from orchestrator.resources.endpoints import (
     CreateEndpointConfigRequest,
     CreateEndpointRequest,
@@ -167,6 +172,21 @@ TRANSFORM_JOB = Kind(
     ),
 )
 
+# No terminal phases: a completed data source takes a new snapshot when its spec changes (a
+# custom resource's source reads activity from the status alone).
+DATA_SOURCE = Kind(
+    name="DataSource",
+    plural_path="data-sources",
+    arn_slug="datasource",
+    name_field="DataSourceName",
+    spec=CreateDataSourceRequest,
+    status=DataSourceState,
+    crd_plural="datasources",
+    short_names=("ods",),
+    phase_field="Status",
+    initial_phase=DataSourceStatus.PENDING.value,
+)
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -176,6 +196,7 @@ KINDS: dict[str, Kind] = {
         ENDPOINT,
         HYPER_PARAMETER_TUNING_JOB,
         TRANSFORM_JOB,
+        DATA_SOURCE,
     )
 }
 

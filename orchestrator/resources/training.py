@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
@@ -132,9 +132,28 @@ class DataSourceReference(Spec):
 _DataSourceReference = DataSourceReference
 
 
+# What S3DataSource holds until the API pins a data-source channel to its snapshot.
+UNRESOLVED_DATA_SOURCE = "s3://unresolved-data-source/"
+
+
 class DataSource(Spec):
     S3DataSource: S3DataSource
     DataSourceReference: _DataSourceReference | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_alone(cls, data: Any) -> Any:
+        """A channel may name a data source alone: its snapshot's URI is filled in when the
+        job is created (``api/datasources.py``)."""
+        if (
+            isinstance(data, dict)
+            and data.get("DataSourceReference")
+            and not data.get("S3DataSource")
+        ):
+            ref = data["DataSourceReference"]
+            name = ref.get("DataSourceName", "") if isinstance(ref, dict) else ""
+            return {**data, "S3DataSource": {"S3Uri": f"{UNRESOLVED_DATA_SOURCE}{name}/"}}
+        return data
 
 
 class ShuffleConfig(Spec):

@@ -38,6 +38,7 @@ from orchestrator.algorithms.hyperparameters import (
     parse_hyperparameters,
 )
 from orchestrator.errors import ValidationError
+from orchestrator.resources.datasources import SNAPSHOT_ALGORITHM
 from orchestrator.resources.distribution import distribution_of
 from orchestrator.resources.images import stand_in
 from orchestrator.resources.instances import INSTANCE_TYPES
@@ -199,6 +200,8 @@ def builtin_algorithm(spec: CreateTrainingJobRequest) -> str | None:
     if algo.TrainingImage:
         image = stand_in(algo.TrainingImage)
         return image.name if image is not None and image.kind == "builtin" else None
+    if algo.AlgorithmName == SNAPSHOT_ALGORITHM:
+        return SNAPSHOT_ALGORITHM  # a data source's snapshot (orchestrator.datasources)
     return algo.AlgorithmName if algo.AlgorithmName in ALGORITHMS else None
 
 
@@ -207,7 +210,7 @@ def metric_patterns(spec: CreateTrainingJobRequest) -> list[tuple[str, re.Patter
     built-in algorithm, the algorithm's own (captured without the user naming them)."""
     definitions = [(m.Name, m.Regex) for m in spec.AlgorithmSpecification.MetricDefinitions]
     builtin = builtin_algorithm(spec)
-    if builtin is not None:
+    if builtin is not None and builtin != SNAPSHOT_ALGORITHM:
         named = {name for name, _ in definitions}
         predictor = decode_hyperparameter(spec.HyperParameters.get("predictor_type", ""))
         definitions += [
@@ -234,6 +237,8 @@ def check_builtin_algorithm(spec: CreateTrainingJobRequest) -> None:
     """Fail fast (before any job exists) on an unknown built-in or a bad hyperparameter."""
     algo = spec.AlgorithmSpecification
     builtin = builtin_algorithm(spec)
+    if builtin == SNAPSHOT_ALGORITHM:
+        return  # made by the data source's planner; the snapshot step checks its own
     if builtin is not None:
         parse_hyperparameters(builtin, dict(spec.HyperParameters))
         return

@@ -39,6 +39,7 @@ from pathlib import Path
 from orchestrator.errors import NotFoundError, OrchestratorError, PermanentError
 from orchestrator.objects import ObjectStore, pack_dir, safe_extract
 from orchestrator.objects.store import prefix_objects
+from orchestrator.resources.datasources import DATASET_DIR, SNAPSHOT_ALGORITHM
 from orchestrator.resources.failures import (
     OUT_OF_MEMORY,
     REASON_LIMIT,
@@ -276,12 +277,27 @@ class Transfer:
                 evaluation = paths.model_dir / name
                 if evaluation.is_file():
                     self.store.put_file(self.sibling(name), evaluation)
+            self._upload_dataset()
             out = paths.output_data_dir
             if out.exists() and any(out.iterdir()):
                 archive = Path(tmp) / "output.tar.gz"
                 pack_dir(out, archive)
                 self.store.put_file(self.sibling("output.tar.gz"), archive)
         return self.output_uri
+
+    def _upload_dataset(self) -> None:
+        """A data source's snapshot job (the internal ``datasource-snapshot`` algorithm): its
+        ``/opt/ml/output/dataset/`` files (Parquet parts, schema.json, insights.json) are
+        uploaded one by one as they are, under ``.../output/dataset/``, so training reads the
+        Parquet itself, not an archive of it (``controller/plan/datasource.py``)."""
+        if self.spec.AlgorithmSpecification.AlgorithmName != SNAPSHOT_ALGORITHM:
+            return
+        dataset = self.paths.root / "output" / DATASET_DIR
+        if not dataset.is_dir():
+            return
+        for f in sorted(dataset.iterdir()):
+            if f.is_file():
+                self.store.put_file(self.sibling(f"{DATASET_DIR}/{f.name}"), f)
 
     @property
     def checkpoints(self) -> CheckpointSync | None:

@@ -160,6 +160,7 @@ def test_short_names_are_unique_and_clash_with_nothing_known(
         "Endpoint": ["oep"],
         "HyperParameterTuningJob": ["ohpt"],
         "TransformJob": ["otf"],
+        "DataSource": ["ods"],
     }
 
 

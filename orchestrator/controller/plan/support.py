@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestrator.resources.datasources import CreateDataSourceRequest
 from orchestrator.resources.distribution import (
     DISTRIBUTION_INSTEAD,
     UNSUPPORTED_DISTRIBUTIONS,
@@ -107,7 +108,27 @@ KMS_INSTEAD = (
     "or TransformOutput.KmsKeyId"
 )
 
+
+def _loopback_database(spec: CreateDataSourceRequest) -> list[str]:
+    sql = spec.DataSpec.Sql
+    if sql is None:
+        return []
+    host = sql.DatabaseInformation.Host.strip("[]").lower()
+    loopback = host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
+    return ["DataSpec.Sql.DatabaseInformation.Host"] if loopback else []
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(
+        "DataSource",
+        "DataSpec.Sql.DatabaseInformation.Host",
+        frozenset({"docker", "kubernetes"}),
+        "a loopback host (127.0.0.1, localhost, ::1) is the snapshot job's own container, "
+        "not the server's machine,",
+        "name the database by an address the job's containers reach (the host's address on "
+        "the Docker network, or a Service's DNS name on Kubernetes)",
+        _loopback_database,
+    ),
     Rule(
         "TrainingJob",
         "InputDataConfig[].ShuffleConfig",
