@@ -5,6 +5,10 @@ folders included), all with the same columns. A CSV file whose first row is not 
 has a header. The label column is a header name or a 0-based index (default ``0``); every
 other column is a feature. Every value must be a finite number: an error names the file, the
 line (CSV, counting the header) or row (Parquet, from 1) and the column.
+
+A channel read from a data source (``schema.json`` beside ``part-*.parquet`` files, typed
+columns) goes through a recipe instead (``algorithms.recipes``): fitted on the train channel,
+applied to the others; the label is the schema's ``TargetAttributeName``, not ``label``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from orchestrator.errors import ValidationError
+
+if TYPE_CHECKING:
+    from orchestrator.algorithms.recipes import Recipe
 
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 
@@ -101,6 +108,34 @@ def load_channel(directory: Path, label: str) -> Dataset:
         first.label_name,
         tuple(o for p in parts for o in p.origins),
     )
+
+
+def is_datasource_channel(directory: Path) -> bool:
+    """A channel a data source was downloaded into: ``schema.json`` and ``part-*.parquet``."""
+    if not (directory / "schema.json").is_file():
+        return False  # a plain channel: pyarrow is not imported for it
+    from orchestrator.algorithms import recipes
+
+    return recipes.is_datasource_channel(directory)
+
+
+def fit_recipe(directory: Path, predictor_type: str, num_classes: int | None) -> Recipe:
+    """The recipe of the train channel of a data source (its schema and rows)."""
+    from orchestrator.algorithms import recipes
+
+    return recipes.fit(directory, predictor_type, num_classes, channel=directory.name)
+
+
+def load_datasource_channel(directory: Path, recipe: Recipe) -> Dataset:
+    """A data-source channel through ``recipe``; rows without a target are skipped."""
+    from orchestrator.algorithms import recipes
+
+    x, y, origins = recipes.transform_channel(directory, recipe)
+    if len(y) == 0:
+        raise DataError(
+            f"channel {directory.name!r} has no row with a target value ({recipe.target.name!r})"
+        )
+    return Dataset(x, y, recipe.feature_names, recipe.target.name, tuple(origins))
 
 
 def label_index(label: str, columns: tuple[str, ...] | None, count: int, name: str) -> int:

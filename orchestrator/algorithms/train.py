@@ -11,7 +11,10 @@ bad one writes its reason to ``output/failure`` and exits 1. Metrics are printed
 draws: ``algorithms.analysis``), for a binary classifier ``evaluation_scores.json`` (each
 split's labels and scores, a seeded sample of ``analysis.MAX_SCORE_ROWS`` rows past that;
 ``scores_file`` in evaluation.json says how many rows each split has and holds),
-``test_features.npy`` (for the export check) and ``code/inference.py``.
+``test_features.npy`` (for the export check) and ``code/inference.py``. A train channel read
+from a data source (``schema.json`` and ``part-*.parquet``) is turned into features by a recipe
+(``algorithms.recipes``) fitted on it and applied to the other channels; ``recipe.json`` is
+saved with the model, which then serves raw attribute values.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +47,9 @@ from orchestrator.training.contract import (
     MlPaths,
 )
 
+if TYPE_CHECKING:
+    from orchestrator.algorithms.recipes import Recipe
+
 ALGORITHM_ENV = "ORCH_ALGORITHM"
 METADATA_FILE = "algorithm.json"
 SCORES_FILE = EVALUATION_SCORES_FILE
@@ -56,6 +62,15 @@ from orchestrator.algorithms.inference import input_fn, model_fn, output_fn, pre
 __all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]
 '''
 
+# A model trained through a recipe reads raw attribute values (``inference.recipe_input_fn``).
+RECIPE_INFERENCE_SHIM = '''"""A built-in algorithm's model on raw values (through its recipe)."""
+
+from orchestrator.algorithms.inference import model_fn, output_fn, predict_fn
+from orchestrator.algorithms.inference import recipe_input_fn as input_fn
+
+__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]
+'''
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -64,6 +79,7 @@ class Splits:
     test: data_lib.Dataset | None
     num_classes: int  # 0 for a regressor
     validation_given: bool = False  # from a validation channel, not split off train
+    recipe: Recipe | None = None  # a data source's channels: the features' recipe
 
 
 def read_hyperparameters(paths: MlPaths, env: Mapping[str, str]) -> Hyperparameters:
@@ -85,12 +101,15 @@ def load_splits(paths: MlPaths, hp: Hyperparameters) -> Splits:
     """Load the channels, check them, then split train for what no channel gives."""
     if not paths.channel_dir("train").is_dir():
         raise data_lib.DataError("the train channel is required and was not given")
-    train = data_lib.load_channel(paths.channel_dir("train"), hp.label)
+    recipe = None
+    if data_lib.is_datasource_channel(paths.channel_dir("train")):
+        recipe = data_lib.fit_recipe(paths.channel_dir("train"), hp.predictor_type, hp.num_classes)
+    train = _load(paths, "train", hp, recipe)
     counts = [data_lib.check_labels(train, "train", hp.predictor_type, hp.num_classes)]
     sets: dict[str, data_lib.Dataset | None] = {}
     for name in ("test", "validation"):
         directory = paths.channel_dir(name)
-        part = data_lib.load_channel(directory, hp.label) if directory.is_dir() else None
+        part = _load(paths, name, hp, recipe) if directory.is_dir() else None
         sets[name] = part
         if part is None:
             continue
@@ -116,7 +135,27 @@ def load_splits(paths: MlPaths, hp: Hyperparameters) -> Splits:
     if len(train) < 2:
         raise data_lib.DataError(f"too few rows to train on: {len(train)} (at least 2 needed)")
     given = paths.channel_dir("validation").is_dir()
-    return Splits(train, sets["validation"], sets["test"], max(counts), given)
+    return Splits(train, sets["validation"], sets["test"], max(counts), given, recipe)
+
+
+def _load(
+    paths: MlPaths, name: str, hp: Hyperparameters, recipe: Recipe | None
+) -> data_lib.Dataset:
+    """A channel: through the train channel's recipe when train reads a data source."""
+    directory = paths.channel_dir(name)
+    if recipe is not None:
+        if not data_lib.is_datasource_channel(directory):
+            raise data_lib.DataError(
+                f"the train channel reads a data source but the {name} channel does not "
+                "(no schema.json and part-*.parquet files); give both from data sources"
+            )
+        return data_lib.load_datasource_channel(directory, recipe)
+    if name != "train" and data_lib.is_datasource_channel(directory):
+        raise data_lib.DataError(
+            f"the {name} channel reads a data source but the train channel does not; "
+            "give both from data sources, or both as files"
+        )
+    return data_lib.load_channel(directory, hp.label)
 
 
 def _emit(name: str, value: float) -> None:
@@ -275,6 +314,10 @@ def write_model(
         "signature": model_lib.SIGNATURE,
         "hyperparameters": asdict(hp),
     }
+    if splits.recipe is not None:
+        metadata["recipe"] = splits.recipe.save(model_dir).name
+        metadata["attributes"] = list(splits.recipe.attribute_names)
+        metadata["class_values"] = list(splits.recipe.target.classes)
     chosen = document.get("model_selection")
     if chosen is not None:
         keys = ("num_models", "winner", "learning_rate", "l2", "epochs", "criterion", "refit")
@@ -284,7 +327,8 @@ def write_model(
     check = next(p for p in (splits.test, splits.validation, splits.train) if p is not None)
     np.save(model_dir / TEST_FEATURES_FILE, check.x[:MAX_SAVED_TEST_ROWS].astype(np.float32))
     (model_dir / "code").mkdir(exist_ok=True)
-    (model_dir / "code" / "inference.py").write_text(INFERENCE_SHIM)
+    shim = INFERENCE_SHIM if splits.recipe is None else RECIPE_INFERENCE_SHIM
+    (model_dir / "code" / "inference.py").write_text(shim)
 
 
 def fail(paths: MlPaths, message: str) -> int:
