@@ -19,3 +19,21 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "services: PostgreSQL not reachable on 127.0.0.1:5432; its tests will skip"
 fi
+
+# MariaDB (the MySQL data sources' tests): root with an empty password on 127.0.0.1:3306.
+my_up() { mysqladmin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; }
+if command -v mysqladmin >/dev/null 2>&1 && my_up; then
+  echo "services: MariaDB is up on 127.0.0.1:3306"
+elif [ "${CI:-}" = "true" ]; then
+  echo "services: starting MariaDB"
+  if ! command -v mariadbd >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq mariadb-server >/dev/null
+  fi
+  (service mariadb start || /etc/init.d/mariadb start) >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do my_up && break; sleep 1; done
+  my_up || { echo "services: MariaDB did not start" >&2; exit 1; }
+  # root over TCP with no password, as the tests connect (a fresh install uses unix_socket).
+  mariadb -u root -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;" >/dev/null 2>&1 || true
+else
+  echo "services: MariaDB not reachable on 127.0.0.1:3306; its tests will skip"
+fi

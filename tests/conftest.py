@@ -14,9 +14,14 @@ Every other test may run on any worker; module and session fixtures are made onc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The CLI's tables are as wide as the terminal; a worker has none (its streams are pipes), so
+# every worker renders at one width, wide enough for the tests' lines.
+os.environ["COLUMNS"] = "200"
 
 _HERE = Path(__file__).parent
 

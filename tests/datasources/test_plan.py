@@ -84,7 +84,10 @@ def test_a_new_data_source_makes_version_1_as_a_snapshot_job() -> None:
     st = plan.status
     assert st.Status == DataSourceStatus.PENDING and st.Version == 1
     (v,) = st.Versions
-    assert v.SnapshotUri == f"s3://orchestrator/datasources/churn/{job.TrainingJobName}/output/dataset/"
+    assert (
+        v.SnapshotUri
+        == f"s3://orchestrator/datasources/churn/{job.TrainingJobName}/output/dataset/"
+    )
     assert v.SelectSqlQuery == "SELECT * FROM customers"
     assert plan.active and plan.requeue_after is not None
 
@@ -134,7 +137,9 @@ def test_the_snapshot_job_s_progress_and_end_become_the_version_s() -> None:
     assert st.Versions[0].FinishedAt == end
     assert not done.active and "1000000 rows" in (st.Message or "")
     # Nothing more to do until the spec changes.
-    again = plan_data_source(desired(spec, st), ObservedSnapshot(job, TrainingJobStatus.COMPLETED), NOW)
+    again = plan_data_source(
+        desired(spec, st), ObservedSnapshot(job, TrainingJobStatus.COMPLETED), NOW
+    )
     assert again.actions == () and again.status == st and not again.active
 
 
@@ -142,7 +147,7 @@ def test_a_failed_snapshot_fails_the_version_with_the_job_s_reason() -> None:
     spec = sql_spec()
     st = first(spec)
     job = st.Versions[0].SnapshotJobName
-    reason = "AlgorithmError: data source churn: relation \"customers\" does not exist"
+    reason = 'AlgorithmError: data source churn: relation "customers" does not exist'
     plan = plan_data_source(
         desired(spec, st), ObservedSnapshot(job, TrainingJobStatus.FAILED, reason), NOW
     )
@@ -201,9 +206,12 @@ def test_a_changed_query_or_a_refresh_is_a_new_version_and_supersedes_a_running_
     assert plan.status.CompletedVersion == 1  # version 1 stays readable while 2 runs
     # Schema edits are not a new snapshot.
     edited = sql_spec(AttributeTypes={"plan": "CATEGORICAL"})
-    assert plan_data_source(
-        desired(edited, done), ObservedSnapshot(v1, TrainingJobStatus.COMPLETED), NOW
-    ).actions == ()
+    assert (
+        plan_data_source(
+            desired(edited, done), ObservedSnapshot(v1, TrainingJobStatus.COMPLETED), NOW
+        ).actions
+        == ()
+    )
 
 
 def test_a_lost_snapshot_job_is_created_again() -> None:
