@@ -244,6 +244,17 @@ class Transfer:
             items = share
         dest.mkdir(parents=True, exist_ok=True)
         self.reader.copy(items, dest, what)
+        reference = channel.DataSource.DataSourceReference
+        if reference is not None:
+            # A data source's snapshot: keep the rows its DataRearrangement selects and write
+            # the effective schema.json (per host: a ShardedByS3Key channel is rearranged on
+            # each host's share). pyarrow is needed only here, so imported here.
+            from orchestrator.datasources.rearrange import rearrange_channel
+
+            try:
+                rearrange_channel(dest, reference, channel=channel.ChannelName)
+            except PermanentError as e:
+                raise TrainingFailure(client_error(f"{what}: {e.message}")) from e
         return len(items)
 
     def fetch_source(self, uri: str) -> None:
