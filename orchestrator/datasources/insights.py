@@ -46,8 +46,9 @@ Distinct values are counted exactly up to ``DISTINCT_CAP``; past it the count is
 counts are lower bounds. The median is that of a uniform sample of ``SAMPLE_SIZE`` values
 (exact below it). Every value of the documents is JSON-serializable (no NaN: null).
 
-Memory: the batches are read one row group at a time, so the largest row group is decoded
-at once (write the parts with row groups of ``BATCH_ROWS`` rows); beyond it, a few batch-sized
+Memory: the batches are read one row group at a time and ``COLUMN_GROUP`` columns at a time
+(with the target in pass 2), so at most that many columns of the largest row group are
+decoded at once (best: parts with row groups of ``BATCH_ROWS`` rows); beyond it, a few batch-sized
 arrays per column, ``DISTINCT_CAP`` counted values, a ``SAMPLE_SIZE`` sample and a
 ``SKETCH_K`` sketch per column. Columns of other Arrow types (binary, lists, structs) get
 their missing count only and CATEGORICAL, with a reason saying they are not profiled.
@@ -73,6 +74,7 @@ from orchestrator.errors import ValidationError
 from orchestrator.resources.datasources import AttributeType
 
 BATCH_ROWS = 65536
+COLUMN_GROUP = 8
 DISTINCT_CAP = 10_000
 CATEGORICAL_MIN_LIMIT = 10
 CATEGORICAL_SHARE = 0.05
@@ -499,6 +501,13 @@ class Pass2:
     table: _I64 | None = None
 
 
+def _groups(columns: list[Column]) -> Iterator[list[Column]]:
+    """The columns ``COLUMN_GROUP`` at a time: each group is read on its own (Parquet decodes
+    only the columns asked for), so a large row group is never decoded whole."""
+    for start in range(0, len(columns), COLUMN_GROUP):
+        yield columns[start : start + COLUMN_GROUP]
+
+
 def _batches(files: list[pathlib.Path], columns: list[str]) -> Iterator[Any]:
     """The files' record batches, one row group at a time: ``iter_batches`` over a whole file
     reads ahead (every row group decoded at once, the whole table in memory), so memory is
@@ -600,11 +609,11 @@ def profile(
         Column(n, schema.field(n).type, _kind(schema.field(n).type), compute_statistics, i)
         for i, n in enumerate(names)
     ]
-    rows = 0
-    for batch in _batches(files, names):
-        rows += batch.num_rows
-        for i, col in enumerate(columns):
-            col.add(batch.column(i))
+    rows = sum(int(pq.read_metadata(f).num_rows) for f in files)
+    for group in _groups(columns):
+        for batch in _batches(files, [c.name for c in group]):
+            for i, col in enumerate(group):
+                col.add(batch.column(i))
     for col in columns:
         col.infer(rows, target=col.name == target)
     by_name = {c.name: c for c in columns}
@@ -646,20 +655,37 @@ def profile(
 def _pass2(
     files: list[pathlib.Path], columns: list[Column], tcol: Column | None, rows: int
 ) -> dict[str, Pass2]:
-    names = [c.name for c in columns]
     state = {c.name: Pass2() for c in columns}
     numeric_target = tcol is not None and tcol.type is AttributeType.NUMERIC
     tcats = tcol.categories() if tcol is not None and not numeric_target else []
-    for batch in _batches(files, names):
+    for group in _groups(columns):
+        read = [c.name for c in group]
+        if tcol is not None and tcol.name not in read:
+            read.append(tcol.name)
+        _pass2_group(files, group, read, state, target=(tcol, tcats))
+    return state
+
+
+def _pass2_group(
+    files: list[pathlib.Path],
+    group: list[Column],
+    read: list[str],
+    state: dict[str, Pass2],
+    *,
+    target: tuple[Column | None, list[Any]],
+) -> None:
+    tcol, tcats = target
+    numeric_target = tcol is not None and tcol.type is AttributeType.NUMERIC
+    for batch in _batches(files, read):
         y: _F64 | None = None
         ycodes: _I64 | None = None
         if tcol is not None:
-            tv, tn, tm = tcol.prepare(batch.column(names.index(tcol.name)))
+            tv, tn, tm = tcol.prepare(batch.column(read.index(tcol.name)))
             if numeric_target:
                 y = tn - tcol.moments.mean
             else:
                 ycodes = _codes(tcol, tv, tm, tcats)
-        for i, col in enumerate(columns):
+        for i, col in enumerate(group):
             st = state[col.name]
             if col.kind == "other":
                 continue
@@ -703,7 +729,6 @@ def _pass2(
                 flat = np.bincount(xcodes[ok] * k2 + ycodes[ok], minlength=k1 * k2)
                 table = flat.reshape(k1, k2).astype(np.int64)
                 st.table = table if st.table is None else st.table + table
-    return state
 
 
 def _dot(a: _F64, b: _F64) -> float:
