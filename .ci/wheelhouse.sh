@@ -51,7 +51,7 @@ if [[ "$WITH_TF" == 1 && "$(cat "$OUT/tensorflow/.stamp" 2>/dev/null)" != "$hash
     echo "wheelhouse: building the TensorFlow wheels (pyproject.toml changed or first run)"
     rm -rf "$OUT/tensorflow"
     mkdir -p "$OUT/tensorflow/deps" "$OUT/tensorflow/requirements"
-    requirements tensorflow > "$OUT/tensorflow/requirements/algorithms.txt"
+    requirements tensorflow datasources > "$OUT/tensorflow/requirements/algorithms.txt"
     # Resolve against the Python wheels too, then keep only what the training image lacks.
     "$PY" -m pip wheel --quiet --wheel-dir "$OUT/tensorflow/deps" \
         --find-links "$OUT/python/deps" \

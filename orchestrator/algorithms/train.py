@@ -40,6 +40,7 @@ from orchestrator.algorithms.hyperparameters import (
     parse_hyperparameters,
 )
 from orchestrator.errors import ValidationError
+from orchestrator.resources.datasources import SNAPSHOT_ALGORITHM
 from orchestrator.training.contract import (
     EVALUATION_FILE,
     EVALUATION_SCORES_FILE,
@@ -338,9 +339,23 @@ def fail(paths: MlPaths, message: str) -> int:
     return 1
 
 
+def _requested_algorithm(paths: MlPaths, env: Mapping[str, str]) -> str:
+    """The algorithm asked for, read leniently (``read_hyperparameters`` reports bad files)."""
+    try:
+        raw = json.loads((paths.config_dir / "hyperparameters.json").read_text())
+    except (OSError, ValueError):
+        raw = {}
+    value = raw.get("algorithm", "") if isinstance(raw, dict) else ""
+    return str(value).strip('"') or env.get(ALGORITHM_ENV, "")
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     paths = MlPaths(Path(env.get(ML_ROOT_ENV, "/opt/ml")))
+    if _requested_algorithm(paths, env) == SNAPSHOT_ALGORITHM:
+        from orchestrator.datasources import snapshot  # a DataSource's snapshot job
+
+        return snapshot.main(env)
     try:
         hp = read_hyperparameters(paths, env)
         splits = load_splits(paths, hp)

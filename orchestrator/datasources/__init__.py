@@ -1,4 +1,5 @@
-"""Data sources' data work: a snapshot's schema and insights (``insights``), and a training
-channel's rows selected from a snapshot (``rearrange``). Both need pyarrow and numpy (the
-algorithms and data-source images have them; the core install does not), so import them only
-where a snapshot is profiled or a data-source channel is read."""
+"""Data sources' data work, run by a snapshot job or a training job's download step: the
+snapshot (``snapshot``: rows read from SQL (``sql``) or objects (``files``) into Parquet parts),
+its schema and insights (``insights``), and a training channel's rows selected from a snapshot
+(``rearrange``). All but ``hyperparameters`` need pyarrow and numpy (the algorithms image has
+them; the core install does not), so import them only where that work runs."""

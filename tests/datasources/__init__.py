@@ -1,0 +1,1 @@
+"""Tests of the DataSource snapshot step (orchestrator/datasources)."""
