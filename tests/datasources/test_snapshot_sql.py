@@ -99,7 +99,14 @@ INSERT INTO mixed VALUES
 """
 
 
-def test_mixed_columns_postgresql(pg_database: str, job: Job) -> None:
+@pytest.mark.parametrize("path", ["copy", "cursor"])
+def test_mixed_columns_postgresql(
+    pg_database: str, job: Job, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of reading: COPY's CSV parsed by pyarrow, and the server-side cursor."""
+    from orchestrator.datasources import sql
+
+    monkeypatch.setattr(sql, "COPY_FAST_PATH", path == "copy")
     pg_execute(pg_database, "DROP TABLE IF EXISTS mixed", MIXED_PG)
     job.configure(
         hyperparameters("postgresql", pg_database, "SELECT * FROM mixed ORDER BY id"),
@@ -144,6 +151,54 @@ def test_mixed_columns_postgresql(pg_database: str, job: Job) -> None:
     sources = {a["AttributeName"]: a["SourceType"] for a in schema["Attributes"]}
     assert sources["amount"] == "numeric (read as float64)" and sources["id"] == "integer"
     assert json.loads((job.dataset / "insights.json").read_text())["RowCount"] == 3
+
+
+@pytest.mark.parametrize("path", ["copy", "cursor"])
+def test_awkward_values_postgresql(
+    pg_database: str, job: Job, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quotes, commas, newlines, empty strings against NULLs, non-finite floats, time zones;
+    through the binary cursor too (only binary-safe types)."""
+    from orchestrator.datasources import sql
+
+    monkeypatch.setattr(sql, "COPY_FAST_PATH", path == "copy")
+    query = (
+        "SELECT * FROM (VALUES "
+        "(1, 'a,\"b\"' || chr(10) || 'c', 'Infinity'::float8, 'NaN'::numeric, "
+        "TIMESTAMPTZ '2024-01-02 03:04:05.5+02'), "
+        "(2, '', '-Infinity'::float8, 1.5, NULL), "
+        "(3, NULL, NULL, NULL, NULL)) AS t(id, s, f, n, at) ORDER BY id"
+    )
+    job.configure(hyperparameters("postgresql", pg_database, query), credentials("postgresql"))
+    assert job.run() == 0
+    table = read(job)
+    assert table.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    rows = table.to_pylist()
+    assert rows[0]["s"] == 'a,"b"\nc' and rows[0]["f"] == float("inf")
+    assert rows[0]["n"] != rows[0]["n"]  # NaN
+    assert rows[0]["at"] == dt.datetime(2024, 1, 2, 1, 4, 5, 500000, tzinfo=dt.UTC)
+    assert rows[1]["s"] == "" and rows[1]["f"] == float("-inf") and rows[1]["n"] == 1.5
+    assert rows[2] == {"id": 3, "s": None, "f": None, "n": None, "at": None}
+
+
+def test_a_time_column_goes_through_the_cursor(pg_database: str, job: Job) -> None:
+    job.configure(
+        hyperparameters("postgresql", pg_database, "SELECT TIME '03:04:05' AS t, 1 AS one"),
+        credentials("postgresql"),
+    )
+    assert job.run() == 0
+    assert read(job).to_pylist() == [{"t": dt.time(3, 4, 5), "one": 1}]
+
+
+def test_a_value_that_does_not_convert_names_its_column(
+    pg_database: str, job: Job, capfd: pytest.CaptureFixture[str]
+) -> None:
+    job.configure(
+        hyperparameters("postgresql", pg_database, "SELECT 'infinity'::date AS day"),
+        credentials("postgresql"),
+    )
+    failure, _ = run_failing(job, capfd)
+    assert "'day'" in failure and "CAST(day AS text)" in failure
 
 
 def test_mixed_columns_mysql(mysql_database: str, job: Job) -> None:
