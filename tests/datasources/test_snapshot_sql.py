@@ -450,6 +450,21 @@ def test_an_unmappable_column_mysql(
     )
 
 
+@pytest.mark.parametrize("path", ["copy", "cursor"])
+def test_a_trailing_semicolon(
+    pg_database: str, job: Job, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.datasources import sql
+
+    monkeypatch.setattr(sql, "COPY_FAST_PATH", path == "copy")
+    job.configure(
+        hyperparameters("postgresql", pg_database, "SELECT 1 AS one;  "),
+        credentials("postgresql"),
+    )
+    assert job.run() == 0
+    assert read(job).to_pylist() == [{"one": 1}]
+
+
 def test_the_credentials_file_is_deleted_after_reading(
     engine: str, database: str, job: Job
 ) -> None:
