@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from orchestrator.errors import ValidationError
@@ -118,28 +118,30 @@ def parse_snapshot_hyperparameters(raw: Mapping[str, str]) -> SnapshotParams:
     stats_text = _unwrap(raw.get("compute_statistics", "true")).strip().lower()
     if stats_text not in ("true", "false"):
         raise _bad("compute_statistics", f"{stats_text!r} is not true or false")
-    common = {
-        "data_source": data_source,
-        "version": version,
-        "target": target or None,
-        "compute_statistics": stats_text == "true",
-    }
+    common = SnapshotParams(
+        source="s3",
+        data_source=data_source,
+        version=version,
+        target=target or None,
+        compute_statistics=stats_text == "true",
+    )
     if source == "s3":
-        fmt = _choice(raw, "format", FORMATS)
-        return SnapshotParams(source="s3", format=fmt, **common)  # type: ignore[arg-type]
+        return replace(
+            common, format="CSV" if _choice(raw, "format", FORMATS) == "CSV" else "Parquet"
+        )
     engine = _choice(raw, "engine", ENGINES)
     port = _int(raw, "port", low=1)
     if port > 65535:
         raise _bad("port", f"{port} is above 65535")
-    return SnapshotParams(
+    return replace(
+        common,
         source="sql",
-        engine=engine,  # type: ignore[arg-type]
+        engine="postgresql" if engine == "postgresql" else "mysql",
         host=_required(raw, "host"),
         port=port,
         database=_required(raw, "database"),
         connect_timeout=_int(raw, "connect_timeout", default=10, low=1),
         query=_query(raw),
-        **common,  # type: ignore[arg-type]
     )
 
 
