@@ -37,7 +37,7 @@ DATA_CHANNEL = "data"
 CREDENTIALS_FIELD = "DataSpec.Sql.DatabaseCredentials.SecretUri"
 PART_ROWS = 1_000_000
 PART_BYTES = 256 << 20  # of Arrow memory written to a part (its file is smaller)
-ROW_GROUP_ROWS = 100_000
+ROW_GROUP_ROWS = 65_536  # the profiler decodes one row group at a time (insights.py)
 # Measured on 100k-row groups (1M rows x 30 columns, this machine): random float64 took
 # 0.64 s with snappy and no dictionary (232 MB), 1.24 s with zstd (219 MB), and 2.7-3.3 s
 # with either when dictionary-encoded (which fails on high-cardinality floats and falls back);

@@ -61,6 +61,7 @@ def _customers(n: int, seed: int = 7) -> list[tuple[Any, ...]]:
         notes = rnd.choice(
             ["asked about invoices", "wanted a new router", "moved house", "liked the app"]
         )
+        notes = f"ticket {rnd.randint(1000, 99999)} customer {notes}"
         if angry:
             notes += " and said cancel immediately"
         churned = angry or (plan == "basic" and rnd.random() < 0.1)
