@@ -17,6 +17,7 @@ the target, so the job reads the same rows however the data source changes later
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -168,11 +169,10 @@ class DataSources:
         if version.Status != DataSourceStatus.COMPLETED or not version.SnapshotUri:
             return None
         doc = self._read_json(version.SnapshotUri + SCHEMA_FILE)
-        try:
-            return effective_schema(doc, dict(spec.AttributeTypes), spec.TargetAttributeName)
-        except ValueError:
-            # Edits made for another version's attributes: this version's own types.
-            return DataSourceSchema.model_validate(doc)
+        # Edits made for another version's attributes: this version's own types.
+        with contextlib.suppress(ValidationError):
+            doc = effective_schema(doc, dict(spec.AttributeTypes), spec.TargetAttributeName)
+        return DataSourceSchema.model_validate(doc)
 
     def insights(self, name: str, version: int | None = None) -> dict[str, Any]:
         r = self.cp.store.get(KIND.name, name)
@@ -241,10 +241,7 @@ class DataSources:
         done = status.version(status.CompletedVersion) if status.CompletedVersion else None
         if done is not None and done.SnapshotUri:
             doc = self._read_json(done.SnapshotUri + SCHEMA_FILE)
-            try:
-                effective_schema(doc, types, new_target)
-            except ValueError as e:
-                raise ValidationError(str(e), field=str(e).split(":", 1)[0]) from None
+            effective_schema(doc, types, new_target)
         try:
             new = CreateDataSourceRequest.model_validate(
                 {**r.spec, "AttributeTypes": types, "TargetAttributeName": new_target}

@@ -29,12 +29,10 @@ whole snapshot.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import pathlib
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,8 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.datasources.insights import BATCH_ROWS, splitmix64
-from orchestrator.errors import ValidationError
-from orchestrator.resources.datasources import SCHEMA_FILE, Splitting
+from orchestrator.resources.datasources import SCHEMA_FILE, Splitting, effective_schema
 from orchestrator.resources.training import DataSourceReference
 
 PARTS = "part-*.parquet"
@@ -72,45 +69,6 @@ def keep_mask(
         inside = (b >= np.uint64(splitting.percentBegin)) & (b < np.uint64(splitting.percentEnd))
     out: npt.NDArray[np.bool_] = ~inside if splitting.complement else inside
     return out
-
-
-def effective_schema(
-    schema_doc: dict[str, Any],
-    attribute_types: Mapping[str, str],
-    target: str | None,
-    *,
-    prefix: str = "",
-) -> dict[str, Any]:
-    """The snapshot's schema with ``attribute_types`` over the inferred types (``InferredType``
-    kept) and ``target`` as ``TargetAttributeName`` when given. Pure. ``prefix``: where the
-    types and target came from, for the error's field (``InputDataConfig.<channel>.DataSource
-    .DataSourceReference.``; empty: the data source's own ``AttributeTypes``)."""
-    doc = copy.deepcopy(schema_doc)
-    attributes: list[dict[str, Any]] = doc.setdefault("Attributes", [])
-    names = [a["AttributeName"] for a in attributes]
-    listed = ", ".join(names) or "(none)"
-    for key in attribute_types:
-        if key not in names:
-            field = f"{prefix}AttributeTypes.{key}"
-            raise ValidationError(
-                f"{field}: {key!r} is not an attribute of the data source; the attributes are "
-                f"{listed}",
-                field=field,
-            )
-    if target is not None and target not in names:
-        field = f"{prefix}TargetAttributeName"
-        raise ValidationError(
-            f"{field}: {target!r} is not an attribute of the data source; the attributes are "
-            f"{listed}",
-            field=field,
-        )
-    for a in attributes:
-        a.setdefault("InferredType", a.get("AttributeType"))
-        if a["AttributeName"] in attribute_types:
-            a["AttributeType"] = str(attribute_types[a["AttributeName"]])
-    if target is not None:
-        doc["TargetAttributeName"] = target
-    return doc
 
 
 def _kept_rows(splitting: Splitting, total: int, start: int, rows: int) -> int:
@@ -206,4 +164,4 @@ def rearrange_channel(
     return kept_total
 
 
-__all__ = ["bucket", "effective_schema", "keep_mask", "rearrange_channel"]
+__all__ = ["bucket", "keep_mask", "rearrange_channel"]

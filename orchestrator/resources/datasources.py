@@ -18,12 +18,15 @@ once read).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
+from orchestrator.errors import ValidationError
 from orchestrator.resources.common import (
     Condition,
     Output,
@@ -299,40 +302,41 @@ __all__ = [
 
 
 def effective_schema(
-    doc: dict[str, object],
-    attribute_types: dict[str, AttributeType] | dict[str, str],
+    schema_doc: dict[str, Any],
+    attribute_types: Mapping[str, str],
     target: str | None,
     *,
-    field: str = "AttributeTypes",
-) -> DataSourceSchema:
-    """A snapshot's ``schema.json`` with a spec's edits applied: ``attribute_types`` over the
-    inferred types (``InferredType`` kept), ``target`` over the snapshot's target. A name that
-    is not an attribute is a ``ValueError`` naming ``field.<name>`` and the attributes."""
-    schema = DataSourceSchema.model_validate(doc)
-    names = [a.AttributeName for a in schema.Attributes]
+    prefix: str = "",
+) -> dict[str, Any]:
+    """A snapshot's ``schema.json`` with edits applied: ``attribute_types`` over the inferred
+    types (``InferredType`` kept) and ``target`` as ``TargetAttributeName`` when given. A name
+    that is not an attribute is a ``ValidationError`` naming ``<prefix>AttributeTypes.<name>``
+    (or ``<prefix>TargetAttributeName``) and listing the attributes. ``prefix``: where the
+    edits came from (``InputDataConfig.<channel>.DataSource.DataSourceReference.``; empty:
+    the data source's own fields). The API's Describe and the training download share it."""
+    doc = copy.deepcopy(schema_doc)
+    attributes: list[dict[str, Any]] = doc.setdefault("Attributes", [])
+    names = [a["AttributeName"] for a in attributes]
+    listed = ", ".join(names) or "(none)"
     for key in attribute_types:
         if key not in names:
-            raise ValueError(
-                f"{field}.{key}: no attribute {key!r} in the snapshot; its attributes: "
-                f"{', '.join(names) or 'none'}"
+            field = f"{prefix}AttributeTypes.{key}"
+            raise ValidationError(
+                f"{field}: {key!r} is not an attribute of the data source; the attributes are "
+                f"{listed}",
+                field=field,
             )
     if target is not None and target not in names:
-        raise ValueError(
-            f"TargetAttributeName: no attribute {target!r} in the snapshot; its attributes: "
-            f"{', '.join(names) or 'none'}"
+        field = f"{prefix}TargetAttributeName"
+        raise ValidationError(
+            f"{field}: {target!r} is not an attribute of the data source; the attributes are "
+            f"{listed}",
+            field=field,
         )
-    attributes = [
-        a.model_copy(
-            update={
-                "InferredType": a.InferredType or a.AttributeType,
-                "AttributeType": AttributeType(attribute_types[a.AttributeName]),
-            }
-        )
-        if a.AttributeName in attribute_types
-        else a
-        for a in schema.Attributes
-    ]
-    update: dict[str, object] = {"Attributes": attributes}
+    for a in attributes:
+        a.setdefault("InferredType", a.get("AttributeType"))
+        if a["AttributeName"] in attribute_types:
+            a["AttributeType"] = str(attribute_types[a["AttributeName"]])
     if target is not None:
-        update["TargetAttributeName"] = target
-    return schema.model_copy(update=update)
+        doc["TargetAttributeName"] = target
+    return doc

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.datasources.rearrange import effective_schema, rearrange_channel
+from orchestrator.datasources.rearrange import rearrange_channel
 from orchestrator.errors import ValidationError
 from orchestrator.objects import ObjectStore
-from orchestrator.resources.datasources import DataSourceSchema
+from orchestrator.resources.datasources import DataSourceSchema, effective_schema
 from orchestrator.resources.training import CreateTrainingJobRequest, DataSourceReference
 from orchestrator.training.contract import MlPaths
 from orchestrator.training.transfer import TrainingFailure, Transfer
