@@ -67,12 +67,12 @@ browser: $(VENV)/.stamp-dev
 console-screenshots: $(VENV)/.stamp-dev browser
 	CONSOLE_SCREENSHOTS_DIR=docs/console $(BIN)/pytest tests/console -q
 
-# Parallel workers (pytest-xdist; tests/conftest.py keeps the Docker and browser tests each
-# on one worker). PYTEST_WORKERS=0 runs the suite in this process.
+# Parallel workers (pytest-xdist; tests/conftest.py): a file's tests run in order on one worker,
+# files spread over the workers. PYTEST_WORKERS=0 runs the suite in this process.
 PYTEST_WORKERS ?= 2
 
 unit: $(VENV)/.stamp-dev services kube-tools images torch browser
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck contracts unit
 
