@@ -5,6 +5,7 @@ import { h, errorBox } from "./js/ui.js";
 import { listPage, KINDS } from "./js/lists.js";
 import { jobPage } from "./js/job.js";
 import { endpointPage } from "./js/endpoint.js";
+import { dataSourcePage } from "./js/datasource.js";
 import { trainWizard, deployWizard, updateWizard } from "./js/wizards.js";
 
 const main = document.getElementById("main");
@@ -28,11 +29,12 @@ export const page = {
 };
 
 const ROUTES = [
-  [/^#\/(jobs|tuning|transform|models|endpoints)$/, (m) => listPage(main, KINDS[m[1]], page)],
+  [/^#\/(jobs|tuning|transform|models|endpoints|data-sources)$/, (m) => listPage(main, KINDS[m[1]], page)],
   [/^#\/jobs\/([^/]+)$/, (m) => jobPage(main, decodeURIComponent(m[1]), page)],
   [/^#\/jobs\/([^/]+)\/deploy$/, (m) => deployWizard(main, decodeURIComponent(m[1]), page)],
   [/^#\/endpoints\/([^/]+)$/, (m) => endpointPage(main, decodeURIComponent(m[1]), page)],
   [/^#\/endpoints\/([^/]+)\/update$/, (m) => updateWizard(main, decodeURIComponent(m[1]), page)],
+  [/^#\/data-sources\/([^/]+)$/, (m) => dataSourcePage(main, decodeURIComponent(m[1]), page)],
   [/^#\/train$/, () => trainWizard(main, page)],
 ];
 

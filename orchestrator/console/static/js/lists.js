@@ -35,6 +35,12 @@ export const KINDS = {
     statuses: ["Creating", "InService", "Updating", "RollingBack", "Failed", "Deleting", "SystemUpdating"],
     extra: [],
   },
+  "data-sources": {
+    title: "Data sources", path: "/api/v1/data-sources", items: "DataSources", name: "DataSourceName",
+    status: "Status", link: (n) => `#/data-sources/${encodeURIComponent(n)}`,
+    statuses: ["PENDING", "INPROGRESS", "COMPLETED", "FAILED", "DELETED"],
+    extra: [{ label: "Version", value: (r) => r.Version }, { label: "Rows", value: (r) => r.RowCount }],
+  },
 };
 
 export async function listPage(main, kind, page) {
