@@ -2,7 +2,7 @@
 ``Transformer`` (batch transform) and ``HyperparameterTuner`` with its parameter ranges."""
 
 from orchestrator.client.client import Client, InvokeResult, LogChunk
-from orchestrator.client.estimator import Estimator, Predictor
+from orchestrator.client.estimator import DataSourceInput, Estimator, Predictor
 from orchestrator.client.transformer import Transformer
 from orchestrator.client.tuner import (
     CategoricalParameter,
@@ -15,6 +15,7 @@ __all__ = [
     "CategoricalParameter",
     "Client",
     "ContinuousParameter",
+    "DataSourceInput",
     "Estimator",
     "HyperparameterTuner",
     "IntegerParameter",

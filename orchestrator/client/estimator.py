@@ -18,6 +18,7 @@ import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.client.client import Client
@@ -49,6 +50,44 @@ def _channel_uri(value: str) -> str:
     if not path.exists():
         raise ValidationError(f"input {value!r}: no such file or directory", field="inputs")
     return path.as_uri()
+
+
+@dataclass(frozen=True)
+class DataSourceInput:
+    """A channel read from a data source's snapshot (``docs/datasources.md``), for ``fit``:
+    ``DataSourceInput("churn", begin=0, end=70, strategy="random", seed="s1")`` takes 70% of
+    its rows, as Amazon ML's ``DataRearrangement`` does; ``version`` pins a snapshot (default:
+    the latest completed one, pinned when the job is created)."""
+
+    name: str
+    begin: int = 0
+    end: int = 100
+    strategy: str = "sequential"
+    seed: str = ""
+    complement: bool = False
+    version: int | None = None
+
+    def channel(self, channel: str) -> dict[str, Any]:
+        ref: dict[str, Any] = {"DataSourceName": self.name}
+        if self.version is not None:
+            ref["Version"] = self.version
+        if (self.begin, self.end, self.complement) != (0, 100, False) or self.seed:
+            ref["DataRearrangement"] = {
+                "splitting": {
+                    "percentBegin": self.begin,
+                    "percentEnd": self.end,
+                    "strategy": self.strategy,
+                    "randomSeed": self.seed,
+                    "complement": self.complement,
+                }
+            }
+        return {"ChannelName": channel, "DataSource": {"DataSourceReference": ref}}
+
+
+def _input_channel(name: str, value: str | DataSourceInput) -> dict[str, Any]:
+    if isinstance(value, DataSourceInput):
+        return value.channel(name)
+    return {"ChannelName": name, "DataSource": {"S3DataSource": {"S3Uri": _channel_uri(value)}}}
 
 
 def pack_source(source_dir: Path) -> bytes:
@@ -171,7 +210,7 @@ class Estimator:
         return self._bucket
 
     def training_job_spec(
-        self, job_name: str, inputs: Mapping[str, str], source_uri: str | None
+        self, job_name: str, inputs: Mapping[str, str | DataSourceInput], source_uri: str | None
     ) -> dict[str, Any]:
         hps = {
             k: v if isinstance(v, str) else json.dumps(v) for k, v in self.hyperparameters.items()
@@ -190,13 +229,7 @@ class Estimator:
             "TrainingJobName": job_name,
             "AlgorithmSpecification": algorithm,
             "HyperParameters": hps,
-            "InputDataConfig": [
-                {
-                    "ChannelName": name,
-                    "DataSource": {"S3DataSource": {"S3Uri": _channel_uri(uri)}},
-                }
-                for name, uri in inputs.items()
-            ],
+            "InputDataConfig": [_input_channel(name, value) for name, value in inputs.items()],
             "ResourceConfig": {
                 "InstanceType": self.instance_type,
                 "InstanceCount": self.instance_count,
@@ -217,11 +250,17 @@ class Estimator:
             spec["RetryStrategy"] = {"MaximumRetryAttempts": self.max_retry_attempts}
         return spec
 
-    def prepare(self, name: str, inputs: str | Mapping[str, str] | None) -> dict[str, Any]:
+    def prepare(
+        self, name: str, inputs: str | DataSourceInput | Mapping[str, str | DataSourceInput] | None
+    ) -> dict[str, Any]:
         """The CreateTrainingJob request of job ``name``, with the script's directory packed
         and uploaded under ``s3://<bucket>/<name>/source/`` (what ``fit`` and a tuner's trials
         run)."""
-        channels = {"training": inputs} if isinstance(inputs, str) else dict(inputs or {})
+        channels: dict[str, str | DataSourceInput] = (
+            {"training": inputs}
+            if isinstance(inputs, str | DataSourceInput)
+            else dict(inputs or {})
+        )
         source_uri = None
         if self.source_dir is not None:
             source_uri = f"s3://{self.bucket}/{name}/source/sourcedir.tar.gz"
@@ -233,7 +272,7 @@ class Estimator:
 
     def fit(
         self,
-        inputs: str | Mapping[str, str] | None = None,
+        inputs: str | DataSourceInput | Mapping[str, str | DataSourceInput] | None = None,
         *,
         wait: bool = True,
         logs: bool = True,

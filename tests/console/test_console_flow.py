@@ -240,7 +240,7 @@ def test_the_update_wizard_starts_a_canary(pages: Pages, server: RunningServer) 
 def test_every_list_page_loads(pages: Pages, server: RunningServer) -> None:
     page = pages.new()
     log_in(page, server.key)
-    for section in ("tuning", "transform", "models", "endpoints", "jobs"):
+    for section in ("tuning", "transform", "models", "endpoints", "data-sources", "jobs"):
         page.click(f"#top nav a[href='#/{section}']")
         page.locator("#list table, #list .empty").first.wait_for()
     page.select_option("select[name=Sort]", "Name:Ascending")

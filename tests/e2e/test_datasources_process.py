@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.client import Client
+from orchestrator.client import Client, DataSourceInput, Estimator
 from orchestrator.errors import ValidationError
 from tests.e2e.conftest import RunningServer
 
@@ -156,16 +156,20 @@ def test_a_query_snapshot_trains_a_built_in_algorithm_and_a_refresh_is_a_new_ver
     assert by_name["tenure_months"]["Numeric"]["Min"] >= 1
 
     # Train from the snapshot: 70% to train, the other 30% to validate (Amazon ML's split).
-    c.create_training_job(
-        {
-            "TrainingJobName": "churn-ll",
-            "AlgorithmSpecification": {"AlgorithmName": "linear-learner"},
-            "HyperParameters": {"predictor_type": "binary_classifier", "epochs": "10"},
-            "InputDataConfig": [_channel("train", 0, 70), _channel("validation", 70, 100)],
-        }
+    est = Estimator(
+        algorithm="linear-learner",
+        hyperparameters={"predictor_type": "binary_classifier", "epochs": 10},
+        client=c,
     )
-    trained = c.wait_for_training_job("churn-ll", timeout=300)
-    assert trained.TrainingJobStatus == "Completed", trained.FailureReason
+    trained = est.fit(
+        {
+            "train": DataSourceInput("churn", end=70, strategy="random", seed="s1"),
+            "validation": DataSourceInput("churn", begin=70, strategy="random", seed="s1"),
+        },
+        job_name="churn-ll",
+        log_sink=lambda _: None,
+    )
+    assert trained is not None
     ref = trained.InputDataConfig[0].DataSource.DataSourceReference
     assert ref is not None and ref.Version == 1 and ref.TargetAttributeName == "churned"
     assert trained.InputDataConfig[0].DataSource.S3DataSource.S3Uri == v1.SnapshotUri
