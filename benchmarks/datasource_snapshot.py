@@ -107,7 +107,6 @@ def _through_control_plane(work: Path, conn: dict[str, Any], query: str) -> tupl
         ORCH_HOME=str(home / "home"),
         ORCH_CONFIG_DIR=str(home / "config"),
         ORCH_SERVER__PORT="0",
-        ORCH_CONTROLLER__RESYNC_SECONDS="0.2",
         PYTHONPATH=str(ROOT),
     )
     home.mkdir()
@@ -153,6 +152,11 @@ def _through_control_plane(work: Path, conn: dict[str, Any], query: str) -> tupl
             seconds = time.perf_counter() - started
             if ds.Status != "COMPLETED":
                 raise SystemExit(f"the data source failed: {ds.Versions[-1].FailureReason}")
+            job = c.describe_training_job(ds.Versions[-1].SnapshotJobName)
+            print("the snapshot job's steps through the API:")
+            for t in job.SecondaryStatusTransitions:
+                end = t.EndTime or t.StartTime
+                print(f"  {t.Status:12} {(end - t.StartTime).total_seconds():6.2f} s  {t.StatusMessage}")
             return seconds, ds.Versions[-1].DataSizeInBytes or 0
     finally:
         server.terminate()

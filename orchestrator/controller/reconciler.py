@@ -295,7 +295,9 @@ class Reconciler:
         active_jobs: set[str] = set()
         for kind, reconcile in kinds:
             records = self.source.list_active(kind)
-            tuning = tuning or (kind == HYPER_PARAMETER_TUNING_JOB.name and bool(records))
+            if kind in (HYPER_PARAMETER_TUNING_JOB.name, DATA_SOURCE.name):
+                # Kinds made of training jobs (trials, snapshots): see their end at once.
+                tuning = tuning or bool(records)
             if kind in _REFERENCED:
                 # What endpoints refer to, as this listing has it: no read per endpoint.
                 self._refs.update(((kind, r.name), r) for r in records)
@@ -321,9 +323,10 @@ class Reconciler:
             # Level-triggered revoke: every job that no longer runs loses its credential.
             self.executor.credentials.sweep(active_jobs)
         if tuning and self._job_ended:
-            # Tuning jobs are reconciled before training jobs, so a trial that ended in this
-            # pass is only seen by its tuning job in the next one: run it now, not after the
-            # tuning job's RUNNING_RESYNC (docs/benchmarks.md, "Hyperparameter tuning").
+            # Tuning jobs and data sources are reconciled before training jobs, so a trial or
+            # snapshot that ended in this pass is only seen by its owner in the next one: run
+            # it now, not after the owner's resync (docs/benchmarks.md, "Hyperparameter
+            # tuning").
             next_due = 0.0
         if self.watcher is not None:
             self.watcher.pass_done()
