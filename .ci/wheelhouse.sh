@@ -39,11 +39,14 @@ if [[ "$(cat "$OUT/python/.stamp" 2>/dev/null)" != "$hash" ]]; then
     echo "wheelhouse: building the Python wheels (pyproject.toml changed or first run)"
     rm -rf "$OUT/python"
     mkdir -p "$OUT/python/deps" "$OUT/python/requirements"
-    requirements core sklearn > "$OUT/python/requirements/training.txt"
+    requirements core sklearn datasources > "$OUT/python/requirements/training.txt"
     requirements core sklearn > "$OUT/python/requirements/serving.txt"
     requirements core sklearn docker s3 postgres > "$OUT/python/requirements/controller.txt"
+    # The training image's download step splits data-source channels (pyarrow), and scripts
+    # read the Parquet snapshots there.
     "$PY" -m pip wheel --quiet --wheel-dir "$OUT/python/deps" \
-        -r "$OUT/python/requirements/controller.txt"
+        -r "$OUT/python/requirements/controller.txt" \
+        -r "$OUT/python/requirements/training.txt"
     echo "$hash" > "$OUT/python/.stamp"
 fi
 
@@ -70,7 +73,7 @@ fi
 
 # The product itself: rebuilt whenever its source changes, so images carry the current code
 # (and an unchanged wheel keeps Docker's layer cache).
-source_hash=$( (sha256sum pyproject.toml; find orchestrator -type f \( -name "*.py" -o -name py.typed \) -print0 \
+source_hash=$( (sha256sum pyproject.toml; find orchestrator -type f \( -name "*.py" -o -name py.typed -o -path "*/console/static/*" \) -print0 \
     | sort -z | xargs -0 sha256sum) \
     | sha256sum | cut -d' ' -f1)
 if [[ "$(cat "$OUT/python/orchestrator/.stamp" 2>/dev/null)" != "$source_hash" ]]; then
