@@ -156,7 +156,9 @@ def _through_control_plane(work: Path, conn: dict[str, Any], query: str) -> tupl
             print("the snapshot job's steps through the API:")
             for t in job.SecondaryStatusTransitions:
                 end = t.EndTime or t.StartTime
-                print(f"  {t.Status:12} {(end - t.StartTime).total_seconds():6.2f} s  {t.StatusMessage}")
+                print(
+                    f"  {t.Status:12} {(end - t.StartTime).total_seconds():6.2f} s  {t.StatusMessage}"
+                )
             return seconds, ds.Versions[-1].DataSizeInBytes or 0
     finally:
         server.terminate()
