@@ -35,7 +35,7 @@ from orchestrator.api.tags import ResourceTags
 from orchestrator.api.transform import TransformJobs
 from orchestrator.api.tuning import TuningJobs
 from orchestrator.audit import AuditTrail
-from orchestrator.backends.base import AttemptLogs, Backend, Configurable
+from orchestrator.backends.base import AttemptLogs, Backend, Configurable, JobLogSize
 from orchestrator.clock import Clock
 from orchestrator.controller.jobmetrics import JobMetrics
 from orchestrator.controller.plan.admission import holds_capacity
@@ -545,13 +545,38 @@ class ControlPlane:
         self.wake()
 
     def training_job_logs(
-        self, name: str, offset: int, limit: int, attempt: int | None = None
+        self,
+        name: str,
+        offset: int,
+        limit: int,
+        attempt: int | None = None,
+        tail: int | None = None,
     ) -> tuple[bytes, int, bool]:
         """The job's log (every attempt, each starting with a line that names it), or one
-        attempt's part of it (offsets counted from the attempt's start)."""
+        attempt's part of it (offsets counted from the attempt's start). ``tail``: instead of
+        from ``offset``, the log's last ``tail`` bytes at most, from the first whole line."""
         r = self.store.get(TRAINING_JOB.name, name)
         if offset < 0 or not 1 <= limit <= 4 << 20:
             raise ValidationError("offset must be >= 0 and limit in 1..4194304", field="offset")
+        if tail is not None:
+            if attempt is not None:
+                raise ValidationError(
+                    "tail: give tail or attempt, not both (tail reads the whole log's end)",
+                    field="tail",
+                )
+            if not isinstance(self.backend, JobLogSize):
+                raise ValidationError(
+                    f"tail: the {self.settings.backend} backend cannot read a log from its "
+                    "end; read it from an offset",
+                    field="tail",
+                )
+            size = self.backend.job_log_size(name)
+            start = max(0, size - tail)
+            data, nxt = self.backend.read_job_logs(name, start, min(limit, size - start) or 1)
+            if start > 0:
+                cut = data.find(b"\n")
+                data = data[cut + 1 :] if cut >= 0 else b""
+            return data, nxt, r.active
         if attempt is None:
             data, nxt = self.backend.read_job_logs(name, offset, limit)
             return data, nxt, r.active

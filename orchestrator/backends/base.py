@@ -128,6 +128,15 @@ class AttemptLogs(Protocol):
 
 
 @runtime_checkable
+class JobLogSize(Protocol):
+    """Optional: backends that tell a job log's length without reading it (a reader that
+    starts at the log's tail: the console's live log of a long job)."""
+
+    def job_log_size(self, name: str) -> int:
+        """Bytes in the job's log now (0 when there is none)."""
+
+
+@runtime_checkable
 class JobLogTimes(Protocol):
     """Optional: backends whose job logs are in the supervisor's format (``training.joblog``):
     time marks beside the log and, on several hosts, each host's lines tagged."""

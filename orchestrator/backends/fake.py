@@ -111,6 +111,10 @@ class FakeBackend:
             self.log_reads[name] = max(self.log_reads.get(name, 0), offset + len(data))
         return data, offset + len(data)
 
+    def job_log_size(self, name: str) -> int:
+        with self._lock:
+            return len(self.logs.get(name, b""))
+
     def job_log_marks(self, name: str) -> Marks:
         with self._lock:
             return ListMarks(self.log_marks.get(name, ()))

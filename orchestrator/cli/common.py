@@ -94,10 +94,21 @@ class ErrorHandlingGroup(TyperGroup):
 
 
 # --- output ----------------------------------------------------------------------------------
-def print_log(read: Callable[[int], LogChunk], *, follow: bool, poll: float = 0.5) -> None:
-    """Print a job's log from the start (``read(offset)`` is the client's log call); with
-    ``follow``, keep printing until the server says no more will come (the job ended)."""
+def print_log(
+    read: Callable[[int], LogChunk],
+    *,
+    follow: bool,
+    poll: float = 0.5,
+    first: LogChunk | None = None,
+) -> None:
+    """Print a job's log from the start (``read(offset)`` is the client's log call), or from
+    ``first`` (a tail read) on; with ``follow``, keep printing until the server says no more
+    will come (the job ended)."""
     offset = 0
+    if first is not None:
+        if first.text:
+            typer.echo(first.text, nl=False)
+        offset = first.next_offset
     while True:
         chunk = read(offset)
         if chunk.text:

@@ -196,10 +196,19 @@ def logs(
         int | None,
         typer.Option("--attempt", min=1, help="Only this attempt's log (default: every attempt)."),
     ] = None,
+    tail: Annotated[
+        int | None,
+        typer.Option(
+            "--tail", min=1, max=4 << 20, help="Start at the log's last BYTES (a whole line)."
+        ),
+    ] = None,
 ) -> None:
     """Print a training job's log: every attempt, each starting with a line naming it."""
     api = client(ctx)
-    print_log(lambda at: api.training_job_logs(name, at, attempt=attempt), follow=follow)
+    first = api.training_job_logs(name, tail=tail) if tail is not None else None
+    print_log(
+        lambda at: api.training_job_logs(name, at, attempt=attempt), follow=follow, first=first
+    )
 
 
 @app.command()

@@ -299,12 +299,20 @@ class Client:
         return self._get(AlgorithmOut, f"{API}/algorithms/{quote(name)}")
 
     def training_job_logs(
-        self, name: str, offset: int = 0, *, attempt: int | None = None
+        self,
+        name: str,
+        offset: int = 0,
+        *,
+        attempt: int | None = None,
+        tail: int | None = None,
     ) -> LogChunk:
-        """The job's log from ``offset``: every attempt, or ``attempt``'s part only."""
+        """The job's log from ``offset``: every attempt, or ``attempt``'s part only; ``tail``:
+        instead, its last ``tail`` bytes at most, from the first whole line."""
         params: dict[str, int] = {"offset": offset}
         if attempt is not None:
             params["attempt"] = attempt
+        if tail is not None:
+            params["tail"] = tail
         resp = self.request("GET", f"{TRAINING_JOB.collection}/{quote(name)}/logs", params=params)
         return _log_chunk(resp, offset)
 

@@ -361,6 +361,10 @@ class KubernetesBackend(KubeReplicaLogs):
         data = log[offset : offset + limit]
         return data, offset + len(data)
 
+    def job_log_size(self, name: str) -> int:
+        log, _ = split_usage(self._latest_log(name))
+        return len(log)
+
     def read_job_usage(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
         """The usage samples ``kube.hostenv`` wrote into the pod's log (``JobUsage``)."""
         _, usage = split_usage(self._latest_log(name))

@@ -188,13 +188,16 @@ def training_job_threshold_metrics(
 def training_job_logs(
     name: str,
     cp: Plane,
+    *,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=4 << 20)] = 1 << 20,
     attempt: Annotated[int | None, Query(ge=1)] = None,
+    tail: Annotated[int | None, Query(ge=1, le=4 << 20)] = None,
 ) -> Response:
     """The job's log: every attempt (each starts with ``[orchestrator] === attempt N ===``),
-    or ``attempt``'s part only (offsets from its start)."""
-    data, nxt, active = cp.training_job_logs(name, offset, limit, attempt)
+    or ``attempt``'s part only (offsets from its start); ``tail``: the log's last ``tail``
+    bytes at most, from the first whole line (``X-Next-Offset`` then follows from there)."""
+    data, nxt, active = cp.training_job_logs(name, offset, limit, attempt, tail=tail)
     return Response(
         content=data,
         media_type="text/plain; charset=utf-8",

@@ -281,6 +281,12 @@ class ProcessJobs:
     def read_job_logs(self, name: str, offset: int, limit: int) -> tuple[bytes, int]:
         return read_log(self.job_log_path(name), offset, limit)
 
+    def job_log_size(self, name: str) -> int:
+        try:
+            return self.job_log_path(name).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def _log_start(self, name: str, attempt: int) -> int | None:
         try:
             return int((self._job_dir(name) / f"attempt-{attempt}" / LOG_START_FILE).read_text())

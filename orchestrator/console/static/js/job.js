@@ -124,12 +124,24 @@ export async function jobPage(main, name, page) {
   const picker = comparePicker(name, (c) => { compared = [...c]; drawMetrics(); })
     .then((el) => document.getElementById("compare-box").append(el));
 
-  let offset = 0;
+  // The log is followed from its last LOG_TAIL bytes: a job that printed a million lines
+  // opens at its end, not after reading all of it (the API's ``tail``).
+  const LOG_TAIL = 256 * 1024;
+  let offset = null;
   async function pollLog() {
     for (let i = 0; i < 20; i++) {
-      const r = await request("GET", `${jobPath(name)}/logs`, { query: { offset } });
+      const query = offset === null ? { tail: LOG_TAIL } : { offset };
+      const r = await request("GET", `${jobPath(name)}/logs`, { query });
       const text = await r.text();
       const nxt = Number(r.headers.get("X-Next-Offset"));
+      if (offset === null) {
+        const skipped = Number.isFinite(nxt) ? nxt - new TextEncoder().encode(text).length : 0;
+        if (skipped > 0) {
+          logBox.append(h("span", { class: "log-skipped" },
+            `… the log's first ${skipped.toLocaleString()} bytes are not shown (orch jobs logs ${name} prints them all)\n`));
+        }
+        offset = 0;
+      }
       if (text) {
         const stick = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
         logBox.append(text);
