@@ -286,3 +286,65 @@ def test_wrong_credentials_and_an_unreachable_host_fail_in_seconds(
     log = c.training_job_logs(wrong.Versions[0].SnapshotJobName).text
     assert "hunter2" not in log
     assert "127.0.0.1:1" in (gone.Versions[0].FailureReason or ""), gone.Versions[0]
+
+
+@pytest.fixture
+def mysql_database() -> Iterator[str]:
+    pymysql = pytest.importorskip("pymysql")
+    name = f"orch_e2e_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                                connect_timeout=5, autocommit=True)  # fmt: skip
+    except pymysql.err.OperationalError as e:
+        _unavailable("MariaDB on 127.0.0.1:3306", e)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(
+            f"CREATE TABLE `{name}`.orders (id INT PRIMARY KEY, amount DECIMAL(10,2), "
+            "channel VARCHAR(16), returned BOOLEAN, placed DATETIME)"
+        )
+        cur.executemany(
+            f"INSERT INTO `{name}`.orders VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    i,
+                    10 + i * 1.5,
+                    ("web", "store", "phone")[i % 3],
+                    i % 7 == 0,
+                    f"2026-0{1 + i % 9}-1{i % 10} 12:00:00",
+                )
+                for i in range(300)
+            ],  # fmt: skip
+        )
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def test_a_mariadb_query_is_snapshotted_with_its_types(
+    server: RunningServer, mysql_database: str
+) -> None:
+    c = server.client()
+    _secret(c, "s3://orchestrator/secrets/maria.json", user="root")
+    spec = _sql_spec(
+        "orders", mysql_database, "SELECT amount, channel, returned, placed FROM orders"
+    )
+    spec["DataSpec"]["Sql"]["DatabaseInformation"]["Engine"] = "mysql"
+    spec["DataSpec"]["Sql"]["DatabaseCredentials"]["SecretUri"] = (
+        "s3://orchestrator/secrets/maria.json"
+    )
+    spec["TargetAttributeName"] = "returned"
+    c.create_data_source(spec)
+    ds = c.wait_for_data_source("orders", timeout=120)
+    assert ds.Status == "COMPLETED", ds.Versions
+    assert ds.Versions[0].RowCount == 300
+    assert ds.DataSchema is not None
+    types = {a.AttributeName: a.AttributeType.value for a in ds.DataSchema.Attributes}
+    assert types["amount"] == "NUMERIC" and types["channel"] == "CATEGORICAL", types
+    assert types["placed"] == "NUMERIC", types  # a time: seconds since the epoch
+    insights = c.data_source_insights("orders")
+    channel = next(a for a in insights["Attributes"] if a["AttributeName"] == "channel")
+    assert {t["Value"] for t in channel["Categories"]["Top"]} == {"web", "store", "phone"}
