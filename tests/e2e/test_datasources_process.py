@@ -314,7 +314,7 @@ def mysql_database() -> Iterator[str]:
                     f"2026-0{1 + i % 9}-1{i % 10} 12:00:00",
                 )
                 for i in range(300)
-            ],  # fmt: skip
+            ],
         )
     try:
         yield name
