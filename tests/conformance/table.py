@@ -19,7 +19,13 @@ from orchestrator.controller.plan.support import (
     RULES,
     rules_table,
 )
-from tests.conformance import test_endpoints, test_training, test_transform, test_tuning
+from tests.conformance import (
+    test_datasources,
+    test_endpoints,
+    test_training,
+    test_transform,
+    test_tuning,
+)
 from tests.conformance.declarations import REGISTRY, Runs
 from tests.conformance.harness import Harness
 from tests.conformance.kube import ClusterDouble, KubernetesHarness
@@ -36,6 +42,7 @@ SCENARIO_MODULES = (
     test_tuning,
     test_endpoints,
     test_transform,
+    test_datasources,
 )  # in the table's order
 
 HEAD = """\

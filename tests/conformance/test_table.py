@@ -40,6 +40,9 @@ ISSUE_SCENARIOS = {
     "transform_fails_with_reason",
     "stop_a_transform_job",
     "transform_resumes_after_an_instance_dies",
+    # Data sources (issue 19): snapshots are training jobs of each backend.
+    "data_source_from_objects",
+    "data_source_from_a_loopback_database",
 }
 
 

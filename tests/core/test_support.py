@@ -12,6 +12,7 @@ from core_builders import training_doc
 
 from orchestrator.controller.plan.support import BACKENDS, RULES, refusals, rules_table
 from orchestrator.errors import NotFoundError, ValidationError
+from orchestrator.resources.datasources import CreateDataSourceRequest
 from orchestrator.resources.distribution import TORCH_DISTRIBUTED, UNSUPPORTED_DISTRIBUTIONS
 from orchestrator.resources.endpoints import CreateEndpointConfigRequest
 from orchestrator.resources.models import CreateModelRequest
@@ -97,12 +98,18 @@ CASES: list[tuple[str, str, dict[str, Any], set[str]]] = [
      set(BACKENDS)),
     ("TransformJob", "ExperimentConfig",
      transform(ExperimentConfig={"ExperimentName": "e"}), set(BACKENDS)),
+    ("DataSource", "DataSpec.Sql.DatabaseInformation.Host",
+     {"DataSourceName": "d", "DataSpec": {"Sql": {
+         "DatabaseInformation": {"Engine": "postgresql", "Host": "127.0.0.1", "DatabaseName": "db"},
+         "SelectSqlQuery": "SELECT 1", "DatabaseCredentials": {"SecretUri": "s3://b/c.json"}}}},
+     {"docker", "kubernetes"}),
 ]  # fmt: skip
 MODELS = {
     "TrainingJob": CreateTrainingJobRequest,
     "Model": CreateModelRequest,
     "EndpointConfig": CreateEndpointConfigRequest,
     "TransformJob": CreateTransformJobRequest,
+    "DataSource": CreateDataSourceRequest,
 }
 
 
