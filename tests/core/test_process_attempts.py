@@ -4,6 +4,7 @@ kind read back from result.json, and the cgroup OOM counter (no processes starte
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,13 @@ def test_a_launch_whose_pid_was_never_written_adopts_its_running_supervisor(
         start_new_session=True,
     )
     try:
+        # Until the child has exec'd: before, its command line is still its parent's (a busy
+        # machine, two test workers, takes a while), as no supervisor's ever is.
+        cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while str(root).encode() not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, "the sleeper never started"
+            time.sleep(0.01)
         jobs.launch_job(JobLaunch("j", 1, training_spec("j"), "s3://b/o"))
         recorded = procs.ProcessId.from_file(root / PID_FILE)
         assert recorded is not None and recorded.pid == sleeper.pid
