@@ -68,11 +68,14 @@ console-screenshots: $(VENV)/.stamp-dev browser
 	CONSOLE_SCREENSHOTS_DIR=docs/console $(BIN)/pytest tests/console -q
 
 # Parallel workers (pytest-xdist; tests/conftest.py): a file's tests run in order on one worker,
-# files spread over the workers. PYTEST_WORKERS=0 runs the suite in this process.
+# files spread over the workers. PYTEST_WORKERS=0 runs the suite in this process. The fault
+# tests (killed control planes and operators, their timing) run after, with the machine to
+# themselves.
 PYTEST_WORKERS ?= 2
 
 unit: $(VENV)/.stamp-dev services kube-tools images torch browser
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not faults"
+	$(BIN)/pytest -m faults
 
 test: lint typecheck contracts unit
 

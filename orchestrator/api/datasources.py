@@ -206,6 +206,10 @@ class DataSources:
         return doc
 
     def list(self, q: ListQuery) -> tuple[list[DataSourceSummary], str | None]:
+        statuses = [s.value for s in DataSourceStatus]
+        if q.StatusEquals is not None and q.StatusEquals not in statuses:
+            raise ValidationError(f"StatusEquals must be one of {statuses}", field="StatusEquals")
+
         def summarize(r: Record) -> DataSourceSummary:
             st = DataSourceState.model_validate(r.status)
             done = st.version(st.CompletedVersion) if st.CompletedVersion else None

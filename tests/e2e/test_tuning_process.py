@@ -90,6 +90,7 @@ def test_early_stopping_auto_stops_the_trial_behind_the_median(server: RunningSe
     assert [p.Epoch for p in series.Metrics[0].Points] == list(range(1, 13))
 
 
+@pytest.mark.faults
 def test_a_killed_control_plane_carries_on_from_the_stored_trials(server: RunningServer) -> None:
     c = server.client()
     uri = "s3://orchestrator/quick/sourcedir.tar.gz"

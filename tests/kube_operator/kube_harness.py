@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import kmock
+import kmock._internal.dns as _kmock_dns
 from aiohttp import web
 from kmock._internal.k8s import KubernetesError, KubernetesObjectConflictError
 from kubernetes import client
@@ -195,6 +196,23 @@ class ApiServer(kmock.KubernetesEmulator):
             body = {"kind": "Status", "status": "Failure", "message": message, "code": 400}
             return web.json_response(body, status=400)
         return web.Response(text=text, content_type="text/plain")
+
+
+async def _no_interception_enter(self: Any) -> Any:
+    return self
+
+
+async def _no_interception_exit(self: Any, *_exc: object) -> None:
+    return None
+
+
+# Each kmock server patches aiohttp's resolver for the whole process while it runs and insists
+# that servers stop in the reverse order they started. These emulators are reached through
+# the kubernetes client (urllib3), never through aiohttp, and two of them may live in one
+# process with interleaved lives (the conformance suite's session emulator and a test module's
+# on one xdist worker), which made the last stop raise. So the interception is switched off.
+_kmock_dns.AiohttpInterceptor.__aenter__ = _no_interception_enter  # type: ignore[method-assign]
+_kmock_dns.AiohttpInterceptor.__aexit__ = _no_interception_exit  # type: ignore[method-assign]
 
 
 class Emulator:

@@ -74,6 +74,7 @@ def test_a_steady_pass_lists_each_kind_once_and_reads_nothing_by_name(
             "models",
             "endpointconfigs",
             "hyperparametertuningjobs",
+            "datasources",
             "trainingjobs",
             "transformjobs",
             "endpoints",
