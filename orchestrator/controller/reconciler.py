@@ -480,6 +480,10 @@ class Reconciler:
         status = self._status(TrainingJobState, record)
         try:
             spec = self._spec(CreateTrainingJobRequest, record)
+            try:
+                _check_pinned(spec)
+            except ValidationError as e:
+                raise self.spec_errors(e) from None
         except ValidationError as e:
             if record.delete_requested:
                 self.backend.cleanup_job(record.name)
@@ -1035,6 +1039,22 @@ _REFERENCED = frozenset({MODEL.name, ENDPOINT_CONFIG.name})
 _TERMINAL = frozenset(
     {TrainingJobStatus.COMPLETED, TrainingJobStatus.FAILED, TrainingJobStatus.STOPPED}
 )
+
+
+def _check_pinned(spec: CreateTrainingJobRequest) -> None:
+    """A channel naming a data source must carry its snapshot's URI: the API pins it when it
+    creates the job; a custom resource applied as written has none to read."""
+    for i, c in enumerate(spec.InputDataConfig):
+        ref = c.DataSource.DataSourceReference
+        if ref is not None and c.DataSource.unresolved:
+            field = f"InputDataConfig[{i}].DataSource.S3DataSource.S3Uri"
+            raise ValidationError(
+                f"{field}: the channel names DataSource {ref.DataSourceName!r} without its "
+                "snapshot; create the job through the API or the client (they pin the latest "
+                "completed version), or set S3Uri to a version's SnapshotUri and Version to "
+                f"its number (orch datasources describe {ref.DataSourceName})",
+                field=field,
+            )
 
 
 def observe_snapshot(name: str, record: Record | None) -> ObservedSnapshot:

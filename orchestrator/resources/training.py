@@ -140,6 +140,11 @@ class DataSource(Spec):
     S3DataSource: S3DataSource
     DataSourceReference: _DataSourceReference | None = None
 
+    @property
+    def unresolved(self) -> bool:
+        """A data source named without its snapshot (a custom resource applied as written)."""
+        return self.S3DataSource.S3Uri.startswith(UNRESOLVED_DATA_SOURCE)
+
     @model_validator(mode="before")
     @classmethod
     def _reference_alone(cls, data: Any) -> Any:

@@ -87,3 +87,29 @@ def test_a_data_source_resource_is_snapshotted_by_a_training_job_resource(
     assert st["version"] == 2 and st["completedVersion"] == 1, st
     assert [v["version"] for v in st["versions"]] == [1, 2]
     assert cluster.get("TrainingJob", st["versions"][1]["snapshotJobName"]) is not None
+
+
+def test_a_training_job_resource_naming_a_data_source_alone_is_refused_by_name(
+    cluster: Cluster, operator: Operator
+) -> None:
+    cluster.create(
+        "TrainingJob",
+        "from-churn",
+        {
+            "algorithmSpecification": {"algorithmName": "linear-learner"},
+            "hyperParameters": {"predictor_type": "binary_classifier"},
+            "inputDataConfig": [
+                {
+                    "channelName": "train",
+                    "dataSource": {"dataSourceReference": {"dataSourceName": "churn"}},
+                }
+            ],
+        },
+    )
+    operator.run_once()
+    st = cluster.status("TrainingJob", "from-churn")
+    valid = next(c for c in st["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False"
+    assert "inputDataConfig[0].dataSource.s3DataSource.s3Uri" in valid["message"], valid
+    assert "without its snapshot" in valid["message"]
+    assert cluster.items("Job") == []
