@@ -95,74 +95,48 @@ def _snapshot(
     return seconds, peak, size
 
 
-def _through_control_plane(work: Path, conn: dict[str, Any], query: str) -> tuple[float, int]:
-    """The user's path: ``orch server`` (process backend) started here, the credentials put in
-    its store, ``create_data_source`` to COMPLETED (the snapshot job's launch, the snapshot,
-    the upload of its parts and the status) timed from the create."""
+def _through_control_plane(conn: dict[str, Any], query: str) -> tuple[float, int]:
+    """The user's path: ``orch server`` (process backend, default settings, its admin key)
+    started here, the credentials put in its store, ``create_data_source`` to COMPLETED (the
+    snapshot job's launch, the snapshot, the upload of its parts and the status) timed from
+    the create."""
+    from _server import control_plane
+
     from orchestrator.client import Client
 
-    home = work / "server"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update(
-        ORCH_HOME=str(home / "home"),
-        ORCH_CONFIG_DIR=str(home / "config"),
-        ORCH_SERVER__PORT="0",
-        PYTHONPATH=str(ROOT),
-    )
-    home.mkdir()
-    ready = home / "url"
-    with open(home / "server.log", "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "server", "--ready-file", str(ready)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((home / "server.log").read_text()[-2000:])
-            time.sleep(0.05)
-        key = json.loads((home / "config" / "credentials.json").read_text())["api_key"]
-        with Client(ready.read_text().strip(), key) as c:
-            secret = json.dumps({"Username": conn["user"], "Password": ""}).encode()
-            c.upload_bytes(secret, "s3://orchestrator/secrets/bench.json")
-            spec = {
-                "DataSourceName": "bench",
-                "ComputeStatistics": True,
-                "DataSpec": {
-                    "Sql": {
-                        "DatabaseInformation": {
-                            "Engine": "postgresql",
-                            "Host": conn["host"],
-                            "Port": conn["port"],
-                            "DatabaseName": conn["dbname"],
-                        },
-                        "SelectSqlQuery": query,
-                        "DatabaseCredentials": {
-                            "SecretUri": "s3://orchestrator/secrets/bench.json"
-                        },
-                    }
-                },
-            }
-            started = time.perf_counter()
-            c.create_data_source(spec)
-            ds = c.wait_for_data_source("bench", poll=0.2, timeout=1800)
-            seconds = time.perf_counter() - started
-            if ds.Status != "COMPLETED":
-                raise SystemExit(f"the data source failed: {ds.Versions[-1].FailureReason}")
-            job = c.describe_training_job(ds.Versions[-1].SnapshotJobName)
-            print("the snapshot job's steps through the API:")
-            for t in job.SecondaryStatusTransitions:
-                end = t.EndTime or t.StartTime
-                print(
-                    f"  {t.Status:12} {(end - t.StartTime).total_seconds():6.2f} s  {t.StatusMessage}"
-                )
-            return seconds, ds.Versions[-1].DataSizeInBytes or 0
-    finally:
-        server.terminate()
-        server.wait(30)
+    with control_plane() as (url, key, _root), Client(url, key) as c:
+        secret = json.dumps({"Username": conn["user"], "Password": ""}).encode()
+        c.upload_bytes(secret, "s3://orchestrator/secrets/bench.json")
+        spec = {
+            "DataSourceName": "bench",
+            "ComputeStatistics": True,
+            "DataSpec": {
+                "Sql": {
+                    "DatabaseInformation": {
+                        "Engine": "postgresql",
+                        "Host": conn["host"],
+                        "Port": conn["port"],
+                        "DatabaseName": conn["dbname"],
+                    },
+                    "SelectSqlQuery": query,
+                    "DatabaseCredentials": {"SecretUri": "s3://orchestrator/secrets/bench.json"},
+                }
+            },
+        }
+        started = time.perf_counter()
+        c.create_data_source(spec)
+        ds = c.wait_for_data_source("bench", poll=0.2, timeout=1800)
+        seconds = time.perf_counter() - started
+        if ds.Status != "COMPLETED":
+            raise SystemExit(f"the data source failed: {ds.Versions[-1].FailureReason}")
+        job = c.describe_training_job(ds.Versions[-1].SnapshotJobName)
+        print("the snapshot job's steps through the API:")
+        for t in job.SecondaryStatusTransitions:
+            end = t.EndTime or t.StartTime
+            print(
+                f"  {t.Status:12} {(end - t.StartTime).total_seconds():6.2f} s  {t.StatusMessage}"
+            )
+        return seconds, ds.Versions[-1].DataSizeInBytes or 0
 
 
 def main() -> None:
@@ -203,7 +177,7 @@ def main() -> None:
                 seconds, peak, size = _snapshot(work, conn, query, statistics)
                 label = f"snapshot, compute_statistics={str(statistics).lower()}"
                 results.append((label, seconds, peak, size))
-            seconds, size = _through_control_plane(work, conn, query)
+            seconds, size = _through_control_plane(conn, query)
             results.append(("create_data_source to COMPLETED (the API)", seconds, 0.0, size))
     finally:
         with psycopg.connect(**admin_args, dbname="postgres", autocommit=True) as admin:

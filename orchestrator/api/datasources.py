@@ -38,7 +38,7 @@ from orchestrator.resources.datasources import (
     SnapshotOutputConfig,
     effective_schema,
 )
-from orchestrator.resources.kinds import DATA_SOURCE, TRAINING_JOB
+from orchestrator.resources.kinds import DATA_SOURCE
 from orchestrator.resources.training import CreateTrainingJobRequest
 from orchestrator.store import Record
 
@@ -342,6 +342,3 @@ class DataSources:
                 "InputDataConfig": [c.model_dump(mode="json") for c in channels],
             }
         )
-
-
-__all__ = ["TRAINING_JOB", "DataSources"]

@@ -83,6 +83,7 @@ from orchestrator.errors import ConflictError, OrchestratorError, TemporaryError
 from orchestrator.gpus import GpuInventory
 from orchestrator.resources.common import Condition, ConditionsState, ConditionType, set_condition
 from orchestrator.resources.datasources import (
+    TERMINAL_DATA_SOURCE_STATUSES,
     CreateDataSourceRequest,
     DataSourceState,
     DataSourceStatus,
@@ -824,7 +825,9 @@ class Reconciler:
             record = self.source.claim(record)
         latest = status.Versions[-1] if status.Versions else None
         observed = None
-        if latest is not None:
+        if latest is not None and latest.Status not in TERMINAL_DATA_SOURCE_STATUSES:
+            # Only a version still taking its snapshot needs its job (a custom resource's
+            # source would read it by name on every pass).
             job = self.source.find(TRAINING_JOB.name, latest.SnapshotJobName)
             observed = observe_snapshot(latest.SnapshotJobName, job)
         desired = DesiredDataSource(

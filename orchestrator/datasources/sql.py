@@ -259,43 +259,58 @@ def _pg_user_types(cursor: Any, oids: Sequence[int]) -> dict[int, tuple[str, str
     return {int(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in cursor.fetchall()}
 
 
-def _pg_error(params: SnapshotParams, user: str, e: Exception) -> DataSourceError:
-    text = str(e).strip()
+def _connect_error(
+    params: SnapshotParams, user: str, kind: str, detail: str, engine: str
+) -> DataSourceError:
+    """One engine's connection failure (``kind``: auth, database, unreachable) in the words
+    both engines share; ``detail`` is the driver's own, never holding the password."""
     name, where = params.data_source, _where(params)
-    if re.search(
-        r"password authentication failed|role .* does not exist|no password supplied|"
-        r"authentication failed|SASL",
-        text,
-    ):
+    if kind == "auth":
         return DataSourceError(
             f"data source {name}: authentication failed for user {user!r} on {where} "
-            f"({text.splitlines()[-1] if text else type(e).__name__}); check the Username and "
-            "Password of DataSpec.Sql.DatabaseCredentials.SecretUri",
+            f"({detail}); check the Username and Password of "
+            "DataSpec.Sql.DatabaseCredentials.SecretUri",
             field="DataSpec.Sql.DatabaseCredentials.SecretUri",
         )
-    if re.search(r"database .* does not exist", text):
+    if kind == "database":
         return DataSourceError(
             f"data source {name}: the database {params.database!r} does not exist on {where}; "
             "check DataSpec.Sql.DatabaseInformation.DatabaseName",
             field="DataSpec.Sql.DatabaseInformation.DatabaseName",
         )
     return DataSourceError(
-        f"data source {name}: {where} is unreachable: cannot connect to PostgreSQL within "
-        f"{params.connect_timeout} s ({text.splitlines()[-1] if text else type(e).__name__}); "
-        "check DataSpec.Sql.DatabaseInformation (Host, Port) and that the database accepts "
-        "connections from the snapshot job",
+        f"data source {name}: {where} is unreachable: cannot connect to {engine} within "
+        f"{params.connect_timeout} s ({detail}); check DataSpec.Sql.DatabaseInformation "
+        "(Host, Port) and that the database accepts connections from the snapshot job",
         field="DataSpec.Sql.DatabaseInformation",
     )
 
 
-def _query_error(params: SnapshotParams, e: Exception) -> DataSourceError:
-    diag = getattr(e, "diag", None)
-    text = (getattr(diag, "message_primary", None) or str(e)).strip()
+def _query_failed(params: SnapshotParams, detail: str) -> DataSourceError:
     return DataSourceError(
         f"data source {params.data_source}: the query failed on {params.engine} "
-        f"{_where(params)}/{params.database}: {text}; fix DataSpec.Sql.SelectSqlQuery",
+        f"{_where(params)}/{params.database}: {detail}; fix DataSpec.Sql.SelectSqlQuery",
         field="DataSpec.Sql.SelectSqlQuery",
     )
+
+
+def _pg_error(params: SnapshotParams, user: str, e: Exception) -> DataSourceError:
+    text = str(e).strip()
+    detail = text.splitlines()[-1] if text else type(e).__name__
+    if re.search(
+        r"password authentication failed|role .* does not exist|no password supplied|"
+        r"authentication failed|SASL",
+        text,
+    ):
+        return _connect_error(params, user, "auth", detail, "PostgreSQL")
+    if re.search(r"database .* does not exist", text):
+        return _connect_error(params, user, "database", detail, "PostgreSQL")
+    return _connect_error(params, user, "unreachable", detail, "PostgreSQL")
+
+
+def _query_error(params: SnapshotParams, e: Exception) -> DataSourceError:
+    diag = getattr(e, "diag", None)
+    return _query_failed(params, (getattr(diag, "message_primary", None) or str(e)).strip())
 
 
 def _read_postgresql(
@@ -459,37 +474,15 @@ def _mysql_column(params: SnapshotParams, field: Any) -> Column:
 def _mysql_error(params: SnapshotParams, user: str, e: Exception) -> DataSourceError:
     code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
     text = str(e.args[1]) if len(e.args) > 1 else str(e)
-    name, where = params.data_source, _where(params)
-    if code in (1044, 1045, 1698):
-        return DataSourceError(
-            f"data source {name}: authentication failed for user {user!r} on {where} "
-            f"(MySQL {code}); check the Username and Password of "
-            "DataSpec.Sql.DatabaseCredentials.SecretUri",
-            field="DataSpec.Sql.DatabaseCredentials.SecretUri",
-        )
-    if code == 1049:
-        return DataSourceError(
-            f"data source {name}: the database {params.database!r} does not exist on {where}; "
-            "check DataSpec.Sql.DatabaseInformation.DatabaseName",
-            field="DataSpec.Sql.DatabaseInformation.DatabaseName",
-        )
-    return DataSourceError(
-        f"data source {name}: {where} is unreachable: cannot connect to MySQL within "
-        f"{params.connect_timeout} s (MySQL {code}: {text}); check "
-        "DataSpec.Sql.DatabaseInformation (Host, Port) and that the database accepts "
-        "connections from the snapshot job",
-        field="DataSpec.Sql.DatabaseInformation",
-    )
+    kind = "auth" if code in (1044, 1045, 1698) else "database" if code == 1049 else "unreachable"
+    detail = f"MySQL {code}" if kind == "auth" else f"MySQL {code}: {text}"
+    return _connect_error(params, user, kind, detail, "MySQL")
 
 
 def _mysql_query_error(params: SnapshotParams, e: Exception) -> DataSourceError:
     code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
     text = str(e.args[1]) if len(e.args) > 1 else str(e)
-    return DataSourceError(
-        f"data source {params.data_source}: the query failed on mysql "
-        f"{_where(params)}/{params.database}: ({code}) {text}; fix DataSpec.Sql.SelectSqlQuery",
-        field="DataSpec.Sql.SelectSqlQuery",
-    )
+    return _query_failed(params, f"({code}) {text}")
 
 
 def _read_mysql(

@@ -287,20 +287,6 @@ class DataRearrangement(Spec):
     splitting: Splitting = Field(default_factory=Splitting)
 
 
-__all__ = [
-    "AttributeSchema",
-    "AttributeType",
-    "CreateDataSourceRequest",
-    "DataRearrangement",
-    "DataSourceSchema",
-    "DataSourceState",
-    "DataSourceStatus",
-    "DataSourceVersion",
-    "DataSpec",
-    "Splitting",
-]
-
-
 def effective_schema(
     schema_doc: dict[str, Any],
     attribute_types: Mapping[str, str],

@@ -71,6 +71,10 @@ def test_create_describe_insights_update_refresh_delete(cli: Cli) -> None:
     }  # fmt: skip
     assert sql["SelectSqlQuery"] == "SELECT plan, tenure, churned FROM customers"
     assert spec["AttributeTypes"] == {"tenure": "NUMERIC"}
+    early = cli("datasources", "insights", "churn")
+    assert early.exit_code == 1 and "no completed snapshot yet" in early.output
+    early = cli("datasources", "describe", "churn", "--version", "3")
+    assert early.exit_code == 1 and "has no version 3" in early.output
     job = snapshot_done(cli)
     assert cli.plane.store.get(TRAINING_JOB.name, job).phase == "Completed"
     out = cli.ok("datasources", "describe", "churn").stdout

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kube_harness import API_GROUP, API_VERSION, NS, PLURAL, Cluster, stamp
+from kube_harness import API_GROUP, API_VERSION, NS, PLURAL, CallCounter, Cluster, stamp
+from kubernetes import client
 
 from orchestrator.kube.operator import Operator
 
@@ -45,7 +46,7 @@ def _finish(cluster: Cluster, job: str, rows: int) -> None:
 
 
 def test_a_data_source_resource_is_snapshotted_by_a_training_job_resource(
-    cluster: Cluster, operator: Operator
+    cluster: Cluster, operator: Operator, api: client.ApiClient
 ) -> None:
     cluster.create("DataSource", "churn", SPEC)
     operator.run_once()
@@ -77,6 +78,10 @@ def test_a_data_source_resource_is_snapshotted_by_a_training_job_resource(
     assert cluster.get("DataSource", "churn")["spec"]["attributeTypes"] == {
         "tenure_months": "CATEGORICAL"
     }
+    # A completed data source costs a pass nothing by name (its snapshot job is not read).
+    counter = CallCounter(api)
+    operator.run_once()
+    assert not [c for c in counter.calls if c.startswith("GET get")], dict(counter.calls)
 
     # kubectl patch ... refreshCount: the next version, version 1 still the completed one.
     cluster.custom.patch_namespaced_custom_object(

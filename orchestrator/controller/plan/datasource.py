@@ -180,7 +180,8 @@ def plan_data_source(
     desired: DesiredDataSource, observed: ObservedSnapshot | None, now: datetime
 ) -> Plan[DataSourceState]:
     """The next step: a new version's job, the running version's progress, or the delete.
-    ``observed``: the latest version's snapshot job (None: there is no version yet)."""
+    ``observed``: the latest version's snapshot job (None: there is no version yet, or the
+    latest has ended and its job is not needed)."""
     status = desired.status
     latest = status.Versions[-1] if status.Versions else None
     running = (
